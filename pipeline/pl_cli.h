@@ -1,0 +1,41 @@
+// The command table and exit-status conventions of the `protloc` executable.
+//
+// A command is a plain function `int run(int argc, char **argv)` where argv[0] is the command name
+// (e.g. "embed" or "model inspect") and the rest are its options. It returns one of PL_EXIT_*.
+// To add a command: write pipeline/cmd_<name>.c with its run and usage functions and add one row to
+// the table in pl_commands.c. Register only commands that work.
+#ifndef PL_CLI_H
+#define PL_CLI_H
+
+#include <stdio.h>
+
+enum {
+    PL_EXIT_OK = 0,       // everything succeeded
+    PL_EXIT_FAIL = 1,     // failed; pl_error_message() says why (main prints it)
+    PL_EXIT_USAGE = 2,    // bad command line (the command printed a short usage)
+    PL_EXIT_PARTIAL = 3,  // finished, but some items failed and were recorded
+    PL_EXIT_ABORT = 4     // under MPI: this rank cannot continue; main calls MPI_Abort
+};
+
+typedef struct PlCommand {
+    const char *name;       // "embed", "model inspect", ...
+    const char *summary;    // one line for `protloc --help`
+    int needs_mpi;          // main initialises MPI before run()
+    int (*run)(int argc, char **argv);
+    void (*usage)(FILE *out);   // full help for `protloc <name> --help`
+} PlCommand;
+
+extern const PlCommand pl_commands[];
+extern const int pl_command_count;
+
+// Print the dependency versions (for --version and store provenance) to `out`.
+void pl_print_versions(FILE *out);
+// One-line version string "protloc X.Y.Z (git REV)".
+const char *pl_version_string(void);
+
+// Helper for commands: returns 1 when argv contains -h/--help (the command then prints usage, exits 0).
+int pl_cli_wants_help(int argc, char **argv);
+// Helper: print "protloc <cmd>: <msg>\nTry 'protloc <cmd> --help'." and return PL_EXIT_USAGE.
+int pl_cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -1,0 +1,10 @@
+// Declarations of every command's run/usage functions (implemented in pipeline/cmd_*.c).
+#ifndef PL_CMDS_H
+#define PL_CMDS_H
+
+#include <stdio.h>
+
+int cmd_version_run(int argc, char **argv);
+void cmd_version_usage(FILE *out);
+
+#endif

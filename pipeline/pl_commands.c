@@ -1,0 +1,10 @@
+// The table of protloc commands: one row each, in the order `protloc --help` lists them.
+#include "pl_cli.h"
+
+#include "pl_cmds.h"
+
+const PlCommand pl_commands[] = {
+    // name, summary, needs_mpi, run, usage
+    {"version", "print version, git revision and dependency versions", 0, cmd_version_run, cmd_version_usage},
+};
+const int pl_command_count = (int)(sizeof pl_commands / sizeof pl_commands[0]);

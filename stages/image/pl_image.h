@@ -1,0 +1,23 @@
+// A decoded single- or multi-channel image as planar float32, the common currency of the image stages.
+// Ownership: a PlImage owns `data`; pl_image_free releases it. Data layout (C, H, W), row-major.
+#ifndef PL_IMAGE_H
+#define PL_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "pl_error.h"
+
+typedef struct PlImage {
+    int channels;
+    int height;
+    int width;
+    int bits;          // source bit depth per sample: 8, 16, 32; for float sources 32 with is_float = 1
+    int is_float;      // source samples were floating point
+    float *data;       // (channels, height, width) raw sample values (not rescaled)
+} PlImage;
+
+// Allocate a zeroed image. Returns PL_ERR_NOMEM / PL_ERR_LIMIT on failure.
+PlStatus pl_image_alloc(PlImage *img, int channels, int height, int width);
+void pl_image_free(PlImage *img);
+
+#endif

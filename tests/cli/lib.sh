@@ -1,0 +1,34 @@
+# Helpers sourced by tests/cli/test_*.sh: failure reporting, status checks, shared-sample lookup, temp dirs.
+# shellcheck shell=bash
+: "${PROTLOC:?PROTLOC must point at the protloc binary (ctest sets it)}"
+: "${PROTLOC_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${PROTLOC_SHARED_DIR:=$PROTLOC_SOURCE_DIR/../shared}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+PY=/usr/bin/python3
+failures=0
+TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/protloc-cli-XXXXXX")
+trap 'rm -rf "$TEST_TMP"' EXIT
+
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+pass() { echo "ok: $*"; }
+# expect_status CODE cmd args...: run and compare the exit status
+expect_status() {
+  local want=$1; shift
+  "$@" >"$TEST_TMP/last.out" 2>"$TEST_TMP/last.err"
+  local got=$?
+  if [ "$got" -ne "$want" ]; then
+    fail "expected exit $want, got $got: $*"; sed 's/^/  | /' "$TEST_TMP/last.err" >&2
+  else
+    pass "exit $want: $*"
+  fi
+}
+# require_shared REL: exit 77 (ctest: skipped) with a visible message when a shared file is absent
+require_shared() {
+  if [ ! -e "$PROTLOC_SHARED_DIR/$1" ]; then
+    echo "SKIP: $PROTLOC_SHARED_DIR/$1 not found" >&2; exit 77
+  fi
+}
+finish() {
+  if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed" >&2; exit 1; fi
+  echo "all checks passed"; exit 0
+}
