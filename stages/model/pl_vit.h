@@ -1,0 +1,56 @@
+// DINO Vision Transformer forward pass (facebookresearch/dino vision_transformer.py) on flat float32 buffers.
+//
+// Ownership: a PlVit borrows the PlWeights it was created from (they must outlive it) and owns one
+// activation slab sized at create time for (max_batch, height, width), its interpolated position
+// embedding and its thread pool; pl_vit_destroy releases all of them. pl_vit_forward never allocates.
+// A PlVit is not re-entrant: one forward at a time per PlVit.
+#ifndef PL_VIT_H
+#define PL_VIT_H
+
+#include "pl_error.h"
+#include "pl_weights.h"
+
+typedef struct PlVitConfig {
+    int in_chans;      // input channels (3 ImageNet, 4 HPA)
+    int patch;         // patch size in pixels (8 or 16)
+    int dim;           // embedding dim D
+    int depth;         // number of blocks
+    int heads;         // attention heads (dim % heads == 0)
+    int mlp_hidden;    // fc1 output size (4 D for DINO)
+    int pos_grid;      // sqrt(N) of the stored position embedding (14 for 224 px at patch 16)
+    float ln_eps;      // LayerNorm eps (1e-6 for DINO's vit_* constructors)
+} PlVitConfig;
+
+// Infer the architecture from the tensors and validate every expected tensor (missing, extra,
+// mis-shaped, NaN/Inf -> error naming the tensor). heads: > 0 = use it; 0 = from the weights' stored
+// args/metadata when the loader found them, else dim / 64.
+PlStatus pl_vit_config_infer(const PlWeights *w, int heads, PlVitConfig *cfg);
+
+typedef struct PlVitOptions {
+    int max_batch;     // largest batch passed to pl_vit_forward (>= 1)
+    int height, width; // input size in pixels (fixed for this PlVit; remainder pixels are cropped)
+    int threads;       // worker threads; 0 = cores available to this process (sched_getaffinity)
+    int last_n;        // 0 or 1 = CLS of the final block; n > 1 = CLS of the last n blocks concatenated
+                       // (each after the final LayerNorm, as DINO's get_intermediate_layers)
+    int avgpool;       // 1 = DINO eval_linear --avgpool features: (B, 2D) laid out exactly as DINO does,
+                       // i.e. CLS and mean patch token interleaved per feature [c0, a0, c1, a1, ...];
+                       // DINO defines it only with last_n <= 1 (other combinations are refused)
+} PlVitOptions;
+
+typedef struct PlVit PlVit;
+
+PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOptions *opt, PlVit **out);
+// x: (batch, in_chans, height, width) float32; out: (batch, pl_vit_output_dim) float32. 1 <= batch <= max_batch.
+PlStatus pl_vit_forward(PlVit *vit, const float *x, int batch, float *out);
+int pl_vit_output_dim(const PlVit *vit);
+// Tokens per image including CLS (1 + gh * gw) and the patch grid used for this input size.
+int pl_vit_tokens(const PlVit *vit);
+// Bytes of the activation slab (for memory accounting).
+size_t pl_vit_activation_bytes(const PlVit *vit);
+int pl_vit_threads(const PlVit *vit);
+void pl_vit_destroy(PlVit *vit);
+
+// Multiply-add count of one image's forward pass (x2 for FLOPs), for benchmarks.
+double pl_vit_flops_per_image(const PlVitConfig *cfg, int height, int width);
+
+#endif
