@@ -14,10 +14,16 @@ typedef struct PlImage {
     int bits;          // source bit depth per sample: 8, 16, 32; for float sources 32 with is_float = 1
     int is_float;      // source samples were floating point
     float *data;       // (channels, height, width) raw sample values (not rescaled)
+    size_t capacity;   // floats allocated at `data` (>= channels*height*width); lets readers reuse buffers
 } PlImage;
 
 // Allocate a zeroed image. Returns PL_ERR_NOMEM / PL_ERR_LIMIT on failure.
 PlStatus pl_image_alloc(PlImage *img, int channels, int height, int width);
 void pl_image_free(PlImage *img);
+// Make `img` (zeroed, or previously allocated) hold (channels, height, width), reusing its buffer when
+// `capacity` suffices; contents are NOT cleared. Returns PL_ERR_NOMEM / PL_ERR_LIMIT / PL_ERR_ARG.
+PlStatus pl_image_reshape(PlImage *img, int channels, int height, int width);
+// Pointer to channel c: data + c*height*width.
+float *pl_image_channel(const PlImage *img, int c);
 
 #endif
