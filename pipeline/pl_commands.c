@@ -6,5 +6,6 @@
 const PlCommand pl_commands[] = {
     // name, summary, needs_mpi, run, usage
     {"version", "print version, git revision and dependency versions", 0, cmd_version_run, cmd_version_usage},
+    {"manifest check", "validate a manifest TSV (errors as file:line:column)", 0, cmd_manifest_check_run, cmd_manifest_check_usage},
 };
 const int pl_command_count = (int)(sizeof pl_commands / sizeof pl_commands[0]);

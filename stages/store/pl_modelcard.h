@@ -1,0 +1,48 @@
+// Model cards (JSON, docs/manifests.md "Model cards"): which weights, how to load them, and how to feed them.
+//
+// {"name": "...", "weights": "file relative to the card", "sha256": "64 hex" (optional but checked when given),
+//  "checkpoint_key": "teacher", "heads": 6 (0/absent = infer), "input_slots": ["protein","nucleus",...]
+//  (model input channel k is fed from the manifest role input_slots[k]; "" or null = a zero channel),
+//  "normalisation": {"mode":"self"} | {"mode":"fixed","mean":[...],"std":[...]} (per input slot),
+//  "pixel_size_um": 0.08, "patch": 16 (optional, checked against the weights), "input_mode": "natural" |
+//  "replicate", "output": "cls" | "avgpool", "last_n": 1, "description": "..."}
+//
+// Ownership: a PlModelCard owns every string; pl_modelcard_free releases them.
+#ifndef PL_MODELCARD_H
+#define PL_MODELCARD_H
+
+#include "pl_error.h"
+
+#define PL_CARD_MAX_SLOTS 16
+
+typedef enum PlNormMode { PL_NORM_SELF = 0, PL_NORM_FIXED = 1 } PlNormMode;
+typedef enum PlInputMode { PL_INPUT_NATURAL = 0, PL_INPUT_REPLICATE = 1 } PlInputMode;
+
+typedef struct PlModelCard {
+    char *path;            // the card file
+    char *name;
+    char *weights;         // resolved against the card's folder
+    char *sha256;          // expected hex digest of the weights file, or NULL
+    char *checkpoint_key;  // NULL = loader default ("teacher")
+    int heads;             // 0 = infer
+    int patch;             // 0 = not stated
+    int n_slots;
+    char *slots[PL_CARD_MAX_SLOTS];   // role feeding each input channel; "" = zeros
+    PlNormMode norm_mode;
+    float mean[PL_CARD_MAX_SLOTS], std[PL_CARD_MAX_SLOTS];   // PL_NORM_FIXED only, per slot
+    double pixel_size_um;  // native pixel size of the training data, 0 = unknown
+    PlInputMode input_mode;
+    int avgpool;           // "output": "avgpool"
+    int last_n;            // CLS of the last n blocks (default 1)
+    char *json;            // the card's canonical JSON text (stored in the HDF5 root attributes)
+} PlModelCard;
+
+// Parse and validate a card; errors name the card file and the offending key.
+PlStatus pl_modelcard_load(const char *path, PlModelCard *out);
+// SHA-256 of a whole file as 64 lowercase hex chars + NUL (OpenSSL EVP, streamed).
+PlStatus pl_sha256_file(const char *path, char hex[65]);
+// Check the weights' sha256 when the card states one (error names both digests).
+PlStatus pl_modelcard_verify_weights(const PlModelCard *card, char actual_hex[65]);
+void pl_modelcard_free(PlModelCard *card);
+
+#endif
