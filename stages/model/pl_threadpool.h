@@ -1,0 +1,25 @@
+// A small persistent pthread pool that runs "task i of n" callbacks; the calling thread takes part.
+//
+// Ownership: the pool owns its worker threads; pl_threadpool_destroy joins them. One run at a time
+// (pl_threadpool_run is not re-entrant). Workers spin briefly after a run, then sleep on a condition
+// variable, so an idle pool costs no CPU. Tasks are handed out dynamically (atomic counter).
+#ifndef PL_THREADPOOL_H
+#define PL_THREADPOOL_H
+
+#include "pl_error.h"
+
+// fn(ctx, task, thread): task in [0, ntasks), thread in [0, pl_threadpool_size).
+typedef void (*PlPoolFn)(void *ctx, int task, int thread);
+
+typedef struct PlThreadPool PlThreadPool;
+
+// threads >= 1 (1 = no worker threads: everything runs on the caller).
+PlStatus pl_threadpool_create(int threads, PlThreadPool **out);
+int pl_threadpool_size(const PlThreadPool *pool);
+// Run fn for every task and return when all have finished.
+void pl_threadpool_run(PlThreadPool *pool, PlPoolFn fn, void *ctx, int ntasks);
+void pl_threadpool_destroy(PlThreadPool *pool);
+// Cores this process may run on (sched_getaffinity), at least 1.
+int pl_threadpool_cores_available(void);
+
+#endif

@@ -1,0 +1,348 @@
+// DINO ViT forward pass: patch GEMM, CLS + position embeddings, pre-norm blocks, final LayerNorm.
+//
+// Work is split into two kinds of parallel phases over one thread pool (OpenBLAS runs single-threaded
+// inside each task):
+//   - row phases: contiguous chunks of the (B*T) token rows; everything that is row-independent is
+//     fused into one phase (proj + residual + LN2 + fc1 + GELU + fc2 + residual + next block's LN1 + qkv);
+//   - attention phases: one task per (image, head), softmax(q k^T / sqrt(hd)) v in query chunks.
+// So a block costs two dispatches. All activations live in one slab allocated (and touched) at create.
+#include "pl_vit.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pl_threadpool.h"
+#include "pl_vit_kernels.h"
+
+// OpenBLAS's own thread control (declared in its cblas.h; repeated so other BLAS headers also work).
+void openblas_set_num_threads(int num_threads);
+
+#define PL_VIT_QCHUNK 128     // attention query rows per inner step (bounds the score scratch)
+#define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
+
+typedef struct PlVitBlockW {
+    const float *n1w, *n1b, *qkvw, *qkvb, *projw, *projb, *n2w, *n2b, *fc1w, *fc1b, *fc2w, *fc2b;
+} PlVitBlockW;
+
+struct PlVit {
+    PlVitConfig cfg;
+    PlVitOptions opt;
+    int gh, gw, T, K, out_dim, last_n, threads;
+    const float *patch_w, *patch_b, *cls, *norm_w, *norm_b;
+    PlVitBlockW *blocks;
+    float *pos;             // (T, D) position embedding for this input size
+    float *slab;            // every activation below
+    size_t slab_bytes;
+    float *x;               // (B, T, D) residual stream
+    float *xn;              // (B, T, D) LayerNorm output
+    float *qkv;             // (B, T, 3D)
+    float *att;             // (B, T, D) attention output (heads concatenated)
+    float *hid;             // (B, T, max(hidden, K)) MLP hidden / unfolded patches
+    float *scores;          // (threads, QCHUNK, T) attention scratch
+    int hid_ld;
+    PlThreadPool *pool;
+    // per-forward state read by the tasks
+    const float *in;
+    int batch, rows, chunk_rows, nchunks, layer;
+};
+
+static const float *pl_vit_tensor(const PlWeights *w, const char *name) {
+    for (size_t i = 0; i < w->count; i++)
+        if (w->tensors[i].name && strcmp(w->tensors[i].name, name) == 0) return w->tensors[i].data;
+    return NULL;
+}
+
+int pl_vit_output_dim(const PlVit *vit) { return vit->out_dim; }
+int pl_vit_tokens(const PlVit *vit) { return vit->T; }
+size_t pl_vit_activation_bytes(const PlVit *vit) { return vit->slab_bytes; }
+int pl_vit_threads(const PlVit *vit) { return vit->threads; }
+
+double pl_vit_flops_per_image(const PlVitConfig *c, int height, int width) {
+    double gh = height / c->patch, gw = width / c->patch, T = 1 + gh * gw, D = c->dim;
+    double K = (double)c->in_chans * c->patch * c->patch;
+    double per_block = T * D * 3 * D + 2 * T * T * D + T * D * D + 2 * T * D * c->mlp_hidden;
+    return 2.0 * (gh * gw * K * D + c->depth * per_block);
+}
+
+void pl_vit_destroy(PlVit *vit) {
+    if (!vit) return;
+    pl_threadpool_destroy(vit->pool);
+    free(vit->blocks);
+    free(vit->pos);
+    free(vit->slab);
+    free(vit);
+}
+
+PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOptions *opt, PlVit **out) {
+    *out = NULL;
+    const PlVitConfig *c = cfg;
+    if (c->dim < 1 || c->heads < 1 || c->dim % c->heads || c->patch < 1 || c->depth < 1 || c->in_chans < 1 ||
+        c->mlp_hidden < 1 || c->pos_grid < 1)
+        return PL_FAIL(PL_ERR_ARG, "invalid ViT config (dim %d, heads %d, patch %d, depth %d)", c->dim, c->heads, c->patch,
+                       c->depth);
+    if (opt->max_batch < 1 || opt->max_batch > 65536) return PL_FAIL(PL_ERR_ARG, "batch size %d out of range 1..65536", opt->max_batch);
+    if (opt->height < c->patch || opt->width < c->patch)
+        return PL_FAIL(PL_ERR_ARG, "input %dx%d is smaller than one %dx%d patch", opt->height, opt->width, c->patch, c->patch);
+    if (opt->height > 65536 || opt->width > 65536) return PL_FAIL(PL_ERR_LIMIT, "input %dx%d too large", opt->height, opt->width);
+    if (opt->avgpool && opt->last_n > 1)
+        return PL_FAIL(PL_ERR_ARG, "--avgpool with last-n %d: DINO's eval_linear defines average pooling only with n_last_blocks = 1",
+                       opt->last_n);
+    if (opt->last_n < 0 || opt->last_n > c->depth)
+        return PL_FAIL(PL_ERR_ARG, "last-n %d out of range 1..%d (the model has %d blocks)", opt->last_n, c->depth, c->depth);
+    if (opt->threads < 0 || opt->threads > 1024) return PL_FAIL(PL_ERR_ARG, "thread count %d out of range", opt->threads);
+
+    PlVit *v = pl_calloc(1, sizeof *v);
+    if (!v) return PL_ERR_NOMEM;
+    v->cfg = *c;
+    v->opt = *opt;
+    v->gh = opt->height / c->patch;
+    v->gw = opt->width / c->patch;
+    v->T = 1 + v->gh * v->gw;
+    v->K = c->in_chans * c->patch * c->patch;
+    v->last_n = opt->last_n > 1 ? opt->last_n : 1;
+    v->out_dim = opt->avgpool ? 2 * c->dim : v->last_n * c->dim;
+    v->threads = opt->threads > 0 ? opt->threads : pl_threadpool_cores_available();
+    const int D = c->dim;
+
+    PlStatus st = PL_OK;
+    v->patch_w = pl_vit_tensor(w, "patch_embed.proj.weight");
+    v->patch_b = pl_vit_tensor(w, "patch_embed.proj.bias");
+    v->cls = pl_vit_tensor(w, "cls_token");
+    v->norm_w = pl_vit_tensor(w, "norm.weight");
+    v->norm_b = pl_vit_tensor(w, "norm.bias");
+    const float *pos_src = pl_vit_tensor(w, "pos_embed");
+    v->blocks = pl_calloc((size_t)c->depth, sizeof *v->blocks);
+    if (!v->blocks) goto nomem;
+    int missing = !v->patch_w || !v->patch_b || !v->cls || !v->norm_w || !v->norm_b || !pos_src;
+    for (int i = 0; i < c->depth && !missing; i++) {
+        PlVitBlockW *b = &v->blocks[i];
+        char n[96];
+#define PL_W(field, suffix) (snprintf(n, sizeof n, "blocks.%d." suffix, i), b->field = pl_vit_tensor(w, n), missing |= !b->field)
+        PL_W(n1w, "norm1.weight");
+        PL_W(n1b, "norm1.bias");
+        PL_W(qkvw, "attn.qkv.weight");
+        PL_W(qkvb, "attn.qkv.bias");
+        PL_W(projw, "attn.proj.weight");
+        PL_W(projb, "attn.proj.bias");
+        PL_W(n2w, "norm2.weight");
+        PL_W(n2b, "norm2.bias");
+        PL_W(fc1w, "mlp.fc1.weight");
+        PL_W(fc1b, "mlp.fc1.bias");
+        PL_W(fc2w, "mlp.fc2.weight");
+        PL_W(fc2b, "mlp.fc2.bias");
+#undef PL_W
+    }
+    if (missing) {
+        pl_vit_destroy(v);
+        return PL_FAIL(PL_ERR_ARG, "weights do not match the config (validate them with pl_vit_config_infer first)");
+    }
+
+    // Position embedding for this input size (DINO: untouched when the grid matches and H == W).
+    v->pos = pl_malloc((size_t)v->T * D * sizeof(float));
+    if (!v->pos) goto nomem;
+    memcpy(v->pos, pos_src, (size_t)D * sizeof(float));
+    int npatch = v->gh * v->gw, grid = c->pos_grid;
+    if (npatch == grid * grid && opt->height == opt->width)
+        memcpy(v->pos + D, pos_src + D, (size_t)npatch * D * sizeof(float));
+    else
+        pl_vit_pos_resize(pos_src + D, grid, D, v->gh, v->gw, v->pos + D);
+
+    // One slab for every activation.
+    size_t B = (size_t)opt->max_batch, T = (size_t)v->T;
+    v->hid_ld = c->mlp_hidden > v->K ? c->mlp_hidden : v->K;
+    size_t qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
+    size_t sizes[6] = {B * T * D, B * T * D, B * T * 3 * D, B * T * D, B * T * (size_t)v->hid_ld,
+                       (size_t)v->threads * qrows * T};
+    size_t total = 0;
+    for (int i = 0; i < 6; i++) total += (sizes[i] + 15) & ~(size_t)15;   // 64-byte aligned carving
+    if (total > ((size_t)1 << 40) / sizeof(float)) {
+        pl_vit_destroy(v);
+        return PL_FAIL(PL_ERR_LIMIT, "activations for batch %zu at %dx%d would need %zu GiB", B, opt->height, opt->width,
+                       total * sizeof(float) >> 30);
+    }
+    v->slab_bytes = total * sizeof(float);
+    if (posix_memalign((void **)&v->slab, 64, v->slab_bytes) != 0) {
+        v->slab = NULL;
+        pl_vit_destroy(v);
+        return PL_FAIL(PL_ERR_NOMEM, "cannot allocate %zu MiB of activations", v->slab_bytes >> 20);
+    }
+    memset(v->slab, 0, v->slab_bytes);   // touch every page now, not in the first forward
+    float *p = v->slab;
+    float **dst[6] = {&v->x, &v->xn, &v->qkv, &v->att, &v->hid, &v->scores};
+    for (int i = 0; i < 6; i++) {
+        *dst[i] = p;
+        p += (sizes[i] + 15) & ~(size_t)15;
+    }
+
+    st = pl_threadpool_create(v->threads, &v->pool);
+    if (st != PL_OK) {
+        pl_vit_destroy(v);
+        return st;
+    }
+    // One pool: BLAS calls run single-threaded inside our tasks.
+    openblas_set_num_threads(1);
+    *out = v;
+    return PL_OK;
+nomem:
+    pl_vit_destroy(v);
+    return PL_ERR_NOMEM;
+}
+
+// ---- row phases ----
+
+// xn = LN1(x); qkv = xn Wqkv^T + b, for rows [r0, r0 + n).
+static void pl_vit_rows_qkv(PlVit *v, const PlVitBlockW *b, int r0, int n) {
+    const int D = v->cfg.dim;
+    float *x = v->x + (size_t)r0 * D, *xn = v->xn + (size_t)r0 * D, *qkv = v->qkv + (size_t)r0 * 3 * D;
+    pl_vit_layernorm(x, D, xn, D, n, D, b->n1w, b->n1b, v->cfg.ln_eps);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 3 * D, D, 1.0f, xn, D, b->qkvw, D, 0.0f, qkv, 3 * D);
+    pl_vit_add_bias(qkv, 3 * D, n, 3 * D, b->qkvb);
+}
+
+// x += proj(att); x += fc2(gelu(fc1(LN2(x)))), for rows [r0, r0 + n).
+static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n) {
+    const int D = v->cfg.dim, H = v->cfg.mlp_hidden;
+    float *x = v->x + (size_t)r0 * D, *xn = v->xn + (size_t)r0 * D, *att = v->att + (size_t)r0 * D;
+    float *hid = v->hid + (size_t)r0 * H;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, att, D, b->projw, D, 1.0f, x, D);
+    pl_vit_add_bias(x, D, n, D, b->projb);
+    pl_vit_layernorm(x, D, xn, D, n, D, b->n2w, b->n2b, v->cfg.ln_eps);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, H, D, 1.0f, xn, D, b->fc1w, D, 0.0f, hid, H);
+    pl_vit_bias_gelu(hid, n, H, b->fc1b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, H, 1.0f, hid, H, b->fc2w, H, 1.0f, x, D);
+    pl_vit_add_bias(x, D, n, D, b->fc2b);
+}
+
+// Patch embedding for rows [r0, r0 + n): unfold each patch (C, p, p) into a row, one GEMM with the
+// conv weight (D, C*p*p), then bias + position; CLS rows get cls_token + pos[0].
+static void pl_vit_rows_embed(PlVit *v, int r0, int n) {
+    const int D = v->cfg.dim, C = v->cfg.in_chans, P = v->cfg.patch, K = v->K, T = v->T;
+    const int H = v->opt.height, W = v->opt.width;
+    float *u = v->hid + (size_t)r0 * K;
+    for (int r = r0; r < r0 + n; r++) {
+        int b = r / T, t = r % T;
+        float *row = u + (size_t)(r - r0) * K;
+        if (t == 0) {
+            memset(row, 0, (size_t)K * sizeof(float));
+            continue;
+        }
+        int py = (t - 1) / v->gw, px = (t - 1) % v->gw;
+        for (int ch = 0; ch < C; ch++) {
+            const float *img = v->in + ((size_t)b * C + ch) * H * W;
+            for (int ky = 0; ky < P; ky++)
+                memcpy(row + ((size_t)ch * P + ky) * P, img + (size_t)(py * P + ky) * W + (size_t)px * P, (size_t)P * sizeof(float));
+        }
+    }
+    float *x = v->x + (size_t)r0 * D;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, K, 1.0f, u, K, v->patch_w, K, 0.0f, x, D);
+    for (int r = r0; r < r0 + n; r++) {
+        int t = r % T;
+        float *xr = v->x + (size_t)r * D;
+        const float *pos = v->pos + (size_t)t * D;
+        if (t == 0)
+            for (int i = 0; i < D; i++) xr[i] = v->cls[i] + pos[i];
+        else
+            for (int i = 0; i < D; i++) xr[i] += v->patch_b[i] + pos[i];
+    }
+}
+
+static void pl_vit_chunk(const PlVit *v, int task, int *r0, int *n) {
+    *r0 = task * v->chunk_rows;
+    int end = *r0 + v->chunk_rows;
+    if (end > v->rows) end = v->rows;
+    *n = end - *r0;
+}
+
+// layer < 0: patch embedding then block 0's qkv. layer = i: block i's MLP half, then block i+1's qkv
+// (or, after the last block with avgpool, the final LayerNorm of every row into xn).
+static void pl_vit_task_rows(void *ctx, int task, int thread) {
+    PlVit *v = ctx;
+    int r0, n;
+    pl_vit_chunk(v, task, &r0, &n);
+    if (n <= 0) return;
+    int next = v->layer + 1;
+    if (v->layer < 0)
+        pl_vit_rows_embed(v, r0, n);
+    else
+        pl_vit_rows_mlp(v, &v->blocks[v->layer], r0, n);
+    if (next < v->cfg.depth)
+        pl_vit_rows_qkv(v, &v->blocks[next], r0, n);
+    else if (v->opt.avgpool)
+        pl_vit_layernorm(v->x + (size_t)r0 * v->cfg.dim, v->cfg.dim, v->xn + (size_t)r0 * v->cfg.dim, v->cfg.dim, n,
+                         v->cfg.dim, v->norm_w, v->norm_b, v->cfg.ln_eps);
+}
+
+// ---- attention: task = (image, head) ----
+static void pl_vit_task_attention(void *ctx, int task, int thread) {
+    PlVit *v = ctx;
+    const int D = v->cfg.dim, T = v->T, nh = v->cfg.heads, hd = D / nh;
+    int b = task / nh, h = task % nh;
+    const float *q = v->qkv + (size_t)b * T * 3 * D + (size_t)h * hd;
+    const float *k = q + D, *val = q + 2 * D;
+    float *o = v->att + (size_t)b * T * D + (size_t)h * hd;
+    int qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
+    float *s = v->scores + (size_t)thread * qrows * T;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int i0 = 0; i0 < T; i0 += qrows) {
+        int m = T - i0 < qrows ? T - i0 : qrows;
+        // s = q k^T * scale: (m, T)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, T, hd, scale, q + (size_t)i0 * 3 * D, 3 * D, k, 3 * D,
+                    0.0f, s, T);
+        pl_vit_softmax_rows(s, T, m, T);
+        // o = s v: (m, hd)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, T, 1.0f, s, T, val, 3 * D, 0.0f,
+                    o + (size_t)i0 * D, D);
+    }
+}
+
+// out[b, slot*D ...] = final LayerNorm of image b's CLS row.
+static void pl_vit_emit_cls(PlVit *v, float *out, int slot) {
+    const int D = v->cfg.dim;
+    for (int b = 0; b < v->batch; b++)
+        pl_vit_layernorm(v->x + (size_t)b * v->T * D, D, out + (size_t)b * v->out_dim + (size_t)slot * D, D, 1, D,
+                         v->norm_w, v->norm_b, v->cfg.ln_eps);
+}
+
+PlStatus pl_vit_forward(PlVit *v, const float *x, int batch, float *out) {
+    if (!v || !x || !out) return PL_FAIL(PL_ERR_ARG, "pl_vit_forward: NULL argument");
+    if (batch < 1 || batch > v->opt.max_batch)
+        return PL_FAIL(PL_ERR_ARG, "batch %d out of range 1..%d (the max batch given at create)", batch, v->opt.max_batch);
+    const int D = v->cfg.dim, depth = v->cfg.depth;
+    v->in = x;
+    v->batch = batch;
+    v->rows = batch * v->T;
+    // Row chunks: enough for load balance (2 per thread), each at least PL_VIT_MIN_ROWS, multiples of 8.
+    int want = v->threads * 2;
+    if (v->threads == 1) want = 1;
+    int cr = (v->rows + want - 1) / want;
+    if (cr < PL_VIT_MIN_ROWS) cr = PL_VIT_MIN_ROWS;
+    cr = (cr + 7) & ~7;
+    v->chunk_rows = cr;
+    v->nchunks = (v->rows + cr - 1) / cr;
+
+    v->layer = -1;
+    pl_threadpool_run(v->pool, pl_vit_task_rows, v, v->nchunks);
+    for (int i = 0; i < depth; i++) {
+        pl_threadpool_run(v->pool, pl_vit_task_attention, v, batch * v->cfg.heads);
+        v->layer = i;
+        pl_threadpool_run(v->pool, pl_vit_task_rows, v, v->nchunks);
+        int slot = i - (depth - v->last_n);
+        if (slot >= 0 && !v->opt.avgpool) pl_vit_emit_cls(v, out, slot);
+    }
+    if (v->opt.avgpool) {
+        // DINO eval_linear: cat((cls.unsqueeze(-1), mean(patch tokens).unsqueeze(-1)), -1).reshape(B, -1)
+        const int T = v->T;
+        for (int b = 0; b < batch; b++) {
+            const float *xb = v->xn + (size_t)b * T * D;
+            float *o = out + (size_t)b * v->out_dim;
+            for (int i = 0; i < D; i++) o[2 * i] = xb[i];
+            for (int i = 0; i < D; i++) o[2 * i + 1] = 0.0f;
+            for (int t = 1; t < T; t++)
+                for (int i = 0; i < D; i++) o[2 * i + 1] += xb[(size_t)t * D + i];
+            for (int i = 0; i < D; i++) o[2 * i + 1] /= (float)(T - 1);
+        }
+    }
+    return PL_OK;
+}

@@ -1,0 +1,27 @@
+// Elementwise and row kernels of the ViT forward pass (LayerNorm, exact GELU, softmax, bicubic position
+// embedding resize) on flat float32 buffers. No allocation; callers own every buffer.
+#ifndef PL_VIT_KERNELS_H
+#define PL_VIT_KERNELS_H
+
+#include <stddef.h>
+
+// out[r] = (x[r] - mean) / sqrt(var + eps) * w + b for each of `rows` rows of length n.
+// x: (rows, n) with row stride ldx; out: (rows, n) with row stride ldo (out may equal x).
+void pl_vit_layernorm(const float *x, int ldx, float *out, int ldo, int rows, int n, const float *w,
+                      const float *b, float eps);
+// In place: x = gelu(x + bias) with the exact erf form 0.5 x (1 + erf(x / sqrt 2)). x: (rows, n).
+void pl_vit_bias_gelu(float *x, int rows, int n, const float *bias);
+// In place: x += bias for each row. x: (rows, n), row stride ldx.
+void pl_vit_add_bias(float *x, int ldx, int rows, int n, const float *bias);
+// In place, row-wise softmax of x: (rows, n) with row stride ldx.
+void pl_vit_softmax_rows(float *x, int ldx, int rows, int n);
+// Vectorisable float erf and exp (max error ~2 ulp over the float range that matters here).
+float pl_vit_erf(float x);
+float pl_vit_exp(float x);
+
+// DINO's interpolate_pos_encoding for the patch part of a position embedding:
+// src (grid*grid, dim) -> dst (gh*gw, dim), bicubic (A = -0.75, align_corners=False, border clamp) with
+// PyTorch's scale_factor semantics scale = ((gh + 0.1) / grid, (gw + 0.1) / grid). Computed in double.
+void pl_vit_pos_resize(const float *src, int grid, int dim, int gh, int gw, float *dst);
+
+#endif
