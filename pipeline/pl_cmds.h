@@ -8,5 +8,9 @@ int cmd_version_run(int argc, char **argv);
 void cmd_version_usage(FILE *out);
 int cmd_manifest_check_run(int argc, char **argv);
 void cmd_manifest_check_usage(FILE *out);
+int cmd_manifest_scan_run(int argc, char **argv);
+void cmd_manifest_scan_usage(FILE *out);
+int cmd_manifest_diff_run(int argc, char **argv);
+void cmd_manifest_diff_usage(FILE *out);
 
 #endif

@@ -7,5 +7,7 @@ const PlCommand pl_commands[] = {
     // name, summary, needs_mpi, run, usage
     {"version", "print version, git revision and dependency versions", 0, cmd_version_run, cmd_version_usage},
     {"manifest check", "validate a manifest TSV (errors as file:line:column)", 0, cmd_manifest_check_run, cmd_manifest_check_usage},
+    {"manifest scan", "write a manifest for a folder of OpenCell or HPA images", 0, cmd_manifest_scan_run, cmd_manifest_scan_usage},
+    {"manifest diff", "list item ids added, changed and removed between two manifests", 0, cmd_manifest_diff_run, cmd_manifest_diff_usage},
 };
 const int pl_command_count = (int)(sizeof pl_commands / sizeof pl_commands[0]);
