@@ -1,0 +1,340 @@
+// HDF5 store: collective parallel writers (MPI-IO) and serial readers for the protloc layout (pl_store.h).
+#include "pl_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "pl_h5.h"
+#include "pl_mpi.h"
+
+PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
+    memset(w, 0, sizeof *w);
+    w->file = H5I_INVALID_HID;
+    w->dxpl = H5I_INVALID_HID;
+    w->comm = comm;
+    pl_h5_quiet();
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return PL_H5_FAIL("%s: H5Pcreate", path);
+    if (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0) {
+        H5Pclose(fapl);
+        return PL_H5_FAIL("%s: H5Pset_fapl_mpio", path);
+    }
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST);
+    w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (w->file < 0) return PL_H5_FAIL("cannot create store %s", path);
+    w->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (w->dxpl < 0 || H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
+        PlStatus st = PL_H5_FAIL("%s: collective transfer property", path);
+        pl_store_close(w);
+        return st;
+    }
+    w->path = pl_strdup(path);
+    return w->path ? PL_OK : PL_ERR_NOMEM;
+}
+
+// Create dataset `name` (intermediate groups too) of `type` and shape (total[, cols]) and write this rank's rows.
+static PlStatus store_write(PlStoreWriter *w, const char *name, hid_t file_type, hid_t mem_type, int64_t total,
+                           int64_t cols, int64_t row0, int64_t n, const void *data) {
+    PlStatus st = PL_OK;
+    int rank = cols > 0 ? 2 : 1;
+    hsize_t dims[2] = {(hsize_t)total, (hsize_t)(cols > 0 ? cols : 1)};
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    hid_t space = H5Screate_simple(rank, dims, NULL);
+    hid_t dset = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    if (lcpl < 0 || space < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
+        st = PL_H5_FAIL("%s: dataspace for %s", w->path, name);
+        goto done;
+    }
+    dset = H5Dcreate2(w->file, name, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (dset < 0) {
+        st = PL_H5_FAIL("%s: cannot create dataset %s", w->path, name);
+        goto done;
+    }
+    if (total > 0) {
+        hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, dims[1]};
+        hsize_t mdims[2] = {(hsize_t)(n > 0 ? n : 1), dims[1]};
+        mspace = H5Screate_simple(rank, mdims, NULL);
+        if (mspace < 0) { st = PL_H5_FAIL("%s: memory dataspace for %s", w->path, name); goto done; }
+        herr_t e1, e2;
+        if (n > 0) {
+            e1 = H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
+            e2 = 0;
+        } else {
+            e1 = H5Sselect_none(space);
+            e2 = H5Sselect_none(mspace);
+        }
+        if (e1 < 0 || e2 < 0) { st = PL_H5_FAIL("%s: selecting rows of %s", w->path, name); goto done; }
+        if (H5Dwrite(dset, mem_type, mspace, space, w->dxpl, n > 0 ? data : NULL) < 0)
+            st = PL_H5_FAIL("%s: cannot write %s rows %lld..%lld", w->path, name, (long long)row0,
+                            (long long)(row0 + n));
+    }
+done:
+    if (mspace >= 0) H5Sclose(mspace);
+    if (dset >= 0) H5Dclose(dset);
+    if (space >= 0) H5Sclose(space);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    return st;
+}
+
+PlStatus pl_store_write_strings(PlStoreWriter *w, const char *name, int64_t total, int64_t row0, int64_t n,
+                                const char *const *values) {
+    long width = 1, global = 1;
+    for (int64_t i = 0; i < n; i++) {
+        long l = (long)strlen(values[i]);
+        if (l > width) width = l;
+    }
+    PL_MPI_TRY(MPI_Allreduce(&width, &global, 1, MPI_LONG, MPI_MAX, w->comm));
+    size_t bytes = 0;
+    if (pl_mul_overflows((size_t)(n > 0 ? n : 1), (size_t)global, &bytes)) return PL_ERR_LIMIT;
+    char *buf = pl_calloc(bytes, 1);
+    if (!buf) return PL_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) memcpy(buf + (size_t)i * (size_t)global, values[i], strlen(values[i]));
+    hid_t type = H5Tcopy(H5T_C_S1);
+    PlStatus st = PL_OK;
+    if (type < 0 || H5Tset_size(type, (size_t)global) < 0 || H5Tset_strpad(type, H5T_STR_NULLPAD) < 0 ||
+        H5Tset_cset(type, H5T_CSET_UTF8) < 0)
+        st = PL_H5_FAIL("%s: string type for %s", w->path, name);
+    if (st == PL_OK) st = store_write(w, name, type, type, total, 0, row0, n, buf);
+    if (type >= 0) H5Tclose(type);
+    free(buf);
+    return st;
+}
+
+PlStatus pl_store_write_f32(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
+                            const float *data) {
+    return store_write(w, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, total, cols, row0, n, data);
+}
+
+PlStatus pl_store_write_i64(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
+                            const int64_t *data) {
+    return store_write(w, name, H5T_STD_I64LE, H5T_NATIVE_INT64, total, cols, row0, n, data);
+}
+
+PlStatus pl_store_write_i32(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
+                            const int32_t *data) {
+    return store_write(w, name, H5T_STD_I32LE, H5T_NATIVE_INT32, total, cols, row0, n, data);
+}
+
+static PlStatus store_attr(PlStoreWriter *w, const char *name, hid_t type, const void *value) {
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = space >= 0 ? H5Acreate2(w->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT) : H5I_INVALID_HID;
+    PlStatus st = PL_OK;
+    if (attr < 0 || H5Awrite(attr, type, value) < 0) st = PL_H5_FAIL("%s: cannot write attribute %s", w->path, name);
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    return st;
+}
+
+PlStatus pl_store_attr_string(PlStoreWriter *w, const char *name, const char *value) {
+    hid_t type = H5Tcopy(H5T_C_S1);
+    size_t len = strlen(value);
+    if (type < 0 || H5Tset_size(type, len ? len : 1) < 0 || H5Tset_strpad(type, H5T_STR_NULLPAD) < 0 ||
+        H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
+        if (type >= 0) H5Tclose(type);
+        return PL_H5_FAIL("%s: string type for attribute %s", w->path, name);
+    }
+    PlStatus st;
+    if (len) {
+        st = store_attr(w, name, type, value);
+    } else {
+        char zero = '\0';
+        st = store_attr(w, name, type, &zero);
+    }
+    H5Tclose(type);
+    return st;
+}
+
+PlStatus pl_store_attr_i64(PlStoreWriter *w, const char *name, int64_t value) {
+    return store_attr(w, name, H5T_NATIVE_INT64, &value);
+}
+
+PlStatus pl_store_close(PlStoreWriter *w) {
+    PlStatus st = PL_OK;
+    if (w->dxpl > 0) H5Pclose(w->dxpl);
+    if (w->file > 0 && H5Fclose(w->file) < 0) st = PL_H5_FAIL("cannot close store %s", w->path ? w->path : "?");
+    free(w->path);
+    memset(w, 0, sizeof *w);
+    return st;
+}
+
+// ---- serial readers ----
+
+PlStatus pl_store_open_read(const char *path, hid_t *file) {
+    pl_h5_quiet();
+    *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (*file < 0) return PL_H5_FAIL("cannot open store %s", path);
+    return PL_OK;
+}
+
+void pl_store_close_read(hid_t file) {
+    if (file > 0) H5Fclose(file);
+}
+
+int pl_store_has(hid_t file, const char *name) {
+    // check each path component so that missing groups do not raise errors
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", name);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (H5Lexists(file, buf, H5P_DEFAULT) <= 0) return 0;
+            if (c == '\0') return 1;
+            *p = c;
+        }
+    }
+}
+
+PlStatus pl_store_shape(hid_t file, const char *name, int64_t *rows, int64_t *cols) {
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0) return PL_H5_FAIL("cannot open dataset %s", name);
+    hid_t s = H5Dget_space(d);
+    int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    hsize_t dims[2] = {0, 0};
+    PlStatus st = PL_OK;
+    if (nd < 1 || nd > 2 || H5Sget_simple_extent_dims(s, dims, NULL) < 0)
+        st = nd > 2 ? PL_FAIL(PL_ERR_FORMAT, "dataset %s has %d dimensions (want 1 or 2)", name, nd)
+                    : PL_H5_FAIL("cannot read the shape of %s", name);
+    *rows = (int64_t)dims[0];
+    *cols = nd == 2 ? (int64_t)dims[1] : 0;
+    if (s >= 0) H5Sclose(s);
+    H5Dclose(d);
+    return st;
+}
+
+static PlStatus store_read_rows(hid_t file, const char *name, hid_t mem_type, int64_t row0, int64_t n, void *out) {
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0) return PL_H5_FAIL("cannot open dataset %s", name);
+    hid_t s = H5Dget_space(d);
+    int nd = s >= 0 ? H5Sget_simple_extent_ndims(s) : -1;
+    hsize_t dims[2] = {0, 1};
+    PlStatus st = PL_OK;
+    hid_t ms = H5I_INVALID_HID;
+    if (nd < 1 || nd > 2 || H5Sget_simple_extent_dims(s, dims, NULL) < 0) {
+        st = PL_FAIL(PL_ERR_FORMAT, "dataset %s: want 1 or 2 dimensions", name);
+    } else if (row0 < 0 || n < 0 || (hsize_t)(row0 + n) > dims[0]) {
+        st = PL_FAIL(PL_ERR_FORMAT, "dataset %s: rows %lld..%lld outside its %llu rows", name, (long long)row0,
+                     (long long)(row0 + n), (unsigned long long)dims[0]);
+    } else if (n > 0) {
+        hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, nd == 2 ? dims[1] : 1};
+        ms = H5Screate_simple(nd, count, NULL);
+        if (ms < 0 || H5Sselect_hyperslab(s, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+            H5Dread(d, mem_type, ms, s, H5P_DEFAULT, out) < 0)
+            st = PL_H5_FAIL("cannot read rows %lld..%lld of %s", (long long)row0, (long long)(row0 + n), name);
+    }
+    if (ms >= 0) H5Sclose(ms);
+    if (s >= 0) H5Sclose(s);
+    H5Dclose(d);
+    return st;
+}
+
+PlStatus pl_store_read_f32(hid_t file, const char *name, int64_t row0, int64_t n, float *out) {
+    return store_read_rows(file, name, H5T_NATIVE_FLOAT, row0, n, out);
+}
+PlStatus pl_store_read_i64(hid_t file, const char *name, int64_t row0, int64_t n, int64_t *out) {
+    return store_read_rows(file, name, H5T_NATIVE_INT64, row0, n, out);
+}
+PlStatus pl_store_read_i32(hid_t file, const char *name, int64_t row0, int64_t n, int32_t *out) {
+    return store_read_rows(file, name, H5T_NATIVE_INT32, row0, n, out);
+}
+
+void pl_store_free_strings(char **values, int64_t n) {
+    if (!values) return;
+    for (int64_t i = 0; i < n; i++) free(values[i]);
+    free(values);
+}
+
+PlStatus pl_store_read_strings(hid_t file, const char *name, int64_t *n, char ***values) {
+    *n = 0;
+    *values = NULL;
+    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
+    if (d < 0) return PL_H5_FAIL("cannot open dataset %s", name);
+    hid_t ft = H5Dget_type(d), s = H5Dget_space(d);
+    PlStatus st = PL_OK;
+    hid_t mt = H5I_INVALID_HID;
+    char **out = NULL;
+    hssize_t count = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
+    if (ft < 0 || count < 0 || H5Tget_class(ft) != H5T_STRING) {
+        st = PL_FAIL(PL_ERR_FORMAT, "dataset %s is not a string dataset", name);
+        goto done;
+    }
+    out = pl_calloc((size_t)count + 1, sizeof *out);
+    if (!out) { st = PL_ERR_NOMEM; goto done; }
+    mt = H5Tcopy(H5T_C_S1);
+    if (H5Tis_variable_str(ft) > 0) {
+        char **tmp = pl_calloc((size_t)count + 1, sizeof *tmp);
+        if (!tmp) { st = PL_ERR_NOMEM; goto done; }
+        if (H5Tset_size(mt, H5T_VARIABLE) < 0 || (count > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) < 0)) {
+            st = PL_H5_FAIL("cannot read strings of %s", name);
+            free(tmp);
+            goto done;
+        }
+        for (hssize_t i = 0; i < count && st == PL_OK; i++)
+            if (!(out[i] = pl_strdup(tmp[i] ? tmp[i] : ""))) st = PL_ERR_NOMEM;
+        if (count > 0) H5Dvlen_reclaim(mt, s, H5P_DEFAULT, tmp);
+        free(tmp);
+    } else {
+        size_t width = H5Tget_size(ft);
+        char *buf = pl_malloc((size_t)count * width + 1);
+        if (!buf) { st = PL_ERR_NOMEM; goto done; }
+        if (H5Tset_size(mt, width) < 0 || H5Tset_strpad(mt, H5T_STR_NULLPAD) < 0 ||
+            (count > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)) {
+            st = PL_H5_FAIL("cannot read strings of %s", name);
+            free(buf);
+            goto done;
+        }
+        for (hssize_t i = 0; i < count && st == PL_OK; i++)
+            if (!(out[i] = strndup(buf + (size_t)i * width, width))) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
+        free(buf);
+    }
+done:
+    if (mt >= 0) H5Tclose(mt);
+    if (ft >= 0) H5Tclose(ft);
+    if (s >= 0) H5Sclose(s);
+    H5Dclose(d);
+    if (st != PL_OK) {
+        pl_store_free_strings(out, count > 0 ? count : 0);
+        return st;
+    }
+    *n = (int64_t)count;
+    *values = out;
+    return PL_OK;
+}
+
+PlStatus pl_store_read_attr_string(hid_t file, const char *name, char **value, int *present) {
+    *value = NULL;
+    *present = 0;
+    if (H5Aexists(file, name) <= 0) return PL_OK;
+    hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+    if (a < 0) return PL_H5_FAIL("cannot open attribute %s", name);
+    hid_t ft = H5Aget_type(a);
+    PlStatus st = PL_OK;
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
+        st = PL_FAIL(PL_ERR_FORMAT, "attribute %s is not a string", name);
+    } else if (H5Tis_variable_str(ft) > 0) {
+        char *tmp = NULL;
+        if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &tmp) < 0) st = PL_H5_FAIL("cannot read attribute %s", name);
+        else {
+            *value = pl_strdup(tmp ? tmp : "");
+            H5free_memory(tmp);
+        }
+    } else {
+        size_t width = H5Tget_size(ft);
+        char *buf = pl_calloc(width + 1, 1);
+        if (!buf) st = PL_ERR_NOMEM;
+        else if (H5Tset_size(mt, width) < 0 || H5Tset_strpad(mt, H5T_STR_NULLPAD) < 0 || H5Aread(a, mt, buf) < 0) {
+            st = PL_H5_FAIL("cannot read attribute %s", name);
+            free(buf);
+        } else {
+            *value = buf;
+        }
+    }
+    if (st == PL_OK && !*value) st = PL_ERR_NOMEM;
+    if (st == PL_OK) *present = 1;
+    if (mt >= 0) H5Tclose(mt);
+    if (ft >= 0) H5Tclose(ft);
+    H5Aclose(a);
+    return st;
+}
