@@ -12,5 +12,7 @@ int cmd_manifest_scan_run(int argc, char **argv);
 void cmd_manifest_scan_usage(FILE *out);
 int cmd_manifest_diff_run(int argc, char **argv);
 void cmd_manifest_diff_usage(FILE *out);
+int cmd_embed_run(int argc, char **argv);
+void cmd_embed_usage(FILE *out);
 
 #endif
