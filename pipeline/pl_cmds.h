@@ -14,5 +14,7 @@ int cmd_manifest_diff_run(int argc, char **argv);
 void cmd_manifest_diff_usage(FILE *out);
 int cmd_embed_run(int argc, char **argv);
 void cmd_embed_usage(FILE *out);
+int cmd_segment_run(int argc, char **argv);
+void cmd_segment_usage(FILE *out);
 
 #endif
