@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Nightly refresh: scan the data folders → new manifest → diff against the last one → incremental `protloc run`
+# → knn + probe reduce → dated report folder and a `latest` link. Runs from cron (see slurm/crontab.example).
+#
+# Usage: nightly.sh --data DIR [--data DIR2 ...] --layout opencell|hpa --model CARD.json --work WORKDIR
+#                   [--labels CSV] [--level fov|tiles|cells] [--launcher slurm|mpirun] [--ranks N] [--force]
+#                   [--scan-arg ARG]... [--run-arg ARG]... [--sbatch-arg ARG]...
+#
+# WORKDIR holds everything this script owns:
+#   nightly.lock            flock: a second nightly.sh while one runs exits 75 at once, touching nothing
+#   manifest.tsv            the manifest the current store was built from (replaced only after a full success)
+#   store.h5                the current store (protloc run reuses unchanged items and replaces it atomically,
+#                           so the previous store stays in place until the new one is complete)
+#   manifests/manifest-STAMP.tsv   every scanned manifest
+#   reports/STAMP/          diff.txt, embed.log, reduce.log, knn/, probe/, summary.txt  (STAMP = UTC date-time)
+#   reports/latest          symlink to the newest complete report
+#   logs/nightly-STAMP.log  the full log of the run
+# Exit status: 0 = done (or nothing changed: no new report), 1 = a step failed (the log names it; a partial
+# report is left as reports/STAMP.failed), 2 = bad arguments, 75 = another run holds the lock.
+# Environment: PROTLOC (protloc binary; default `protloc` on PATH), PROTLOC_SLURM_DIR (folder with the sbatch
+# scripts; default: this script's folder), PROTLOC_KNN_ARGS / PROTLOC_PROBE_ARGS (passed to the reduce).
+set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+PROTLOC=${PROTLOC:-protloc}
+SLURM_DIR=${PROTLOC_SLURM_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
+data=() scan_args=() run_args=() sbatch_args=()
+layout="" labels="" model="" work="" level=fov launcher=slurm ranks=2 force=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --data) data+=("${2:?--data needs a folder}"); shift 2 ;;
+    --layout) layout=${2:?}; shift 2 ;;
+    --labels) labels=${2:?}; shift 2 ;;
+    --model) model=${2:?}; shift 2 ;;
+    --work) work=${2:?}; shift 2 ;;
+    --level) level=${2:?}; shift 2 ;;
+    --launcher) launcher=${2:?}; shift 2 ;;
+    --ranks) ranks=${2:?}; shift 2 ;;
+    --force) force=1; shift ;;
+    --scan-arg) scan_args+=("${2:?}"); shift 2 ;;
+    --run-arg) run_args+=("${2:?}"); shift 2 ;;
+    --sbatch-arg) sbatch_args+=("${2:?}"); shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "nightly.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+if [ ${#data[@]} -eq 0 ] || [ -z "$layout" ] || [ -z "$model" ] || [ -z "$work" ]; then
+  echo "nightly.sh: --data, --layout, --model and --work are required (try --help)" >&2; exit 2
+fi
+case $launcher in slurm|mpirun) ;; *) echo "nightly.sh: --launcher must be slurm or mpirun" >&2; exit 2 ;; esac
+case $ranks in ''|*[!0-9]*|0) echo "nightly.sh: --ranks wants a positive integer" >&2; exit 2 ;; esac
+
+mkdir -p "$work/manifests" "$work/reports" "$work/logs"
+work=$(cd "$work" && pwd)
+
+# ---- one run at a time ----
+exec 9>"$work/nightly.lock"
+if ! flock -n 9; then
+  echo "nightly.sh: another nightly run holds $work/nightly.lock; not starting" >&2
+  exit 75
+fi
+
+stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
+while [ -e "$work/reports/$stamp" ] || [ -e "$work/reports/$stamp.partial" ]; do sleep 1; stamp=$(date -u +%Y-%m-%dT%H%M%SZ); done
+log="$work/logs/nightly-$stamp.log"
+exec > >(tee -a "$log") 2>&1
+report="$work/reports/$stamp.partial"
+mkdir -p "$report"
+step="start"
+say() { echo "$(date -u +%H:%M:%S) nightly: $*"; }
+on_exit() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    say "FAILED during step '$step' (exit $rc); the previous store and manifest are untouched; log: $log"
+    if [ -d "$report" ]; then mv "$report" "$work/reports/$stamp.failed" 2>/dev/null || true; fi
+  fi
+}
+trap on_exit EXIT
+fail() { say "ERROR: $*"; exit 1; }
+
+command -v "$PROTLOC" >/dev/null 2>&1 || fail "protloc binary '$PROTLOC' not found (set PROTLOC)"
+[ -f "$model" ] || fail "model card $model not found"
+say "run $stamp: data ${data[*]}, layout $layout, model $model, level $level, launcher $launcher"
+
+# ---- 1. scan ----
+step="scan"
+new="$work/manifests/manifest-$stamp.tsv"
+label_opt=()
+[ -z "$labels" ] || label_opt=(--labels "$labels")
+part=0
+for d in "${data[@]}"; do
+  [ -d "$d" ] || fail "data folder $d not found"
+  "$PROTLOC" manifest scan "$d" --layout "$layout" "${label_opt[@]}" --absolute "${scan_args[@]}" \
+    --out "$report/scan-$part.tsv" || fail "protloc manifest scan $d failed"
+  part=$((part + 1))
+done
+# Concatenate the parts: the first header, then every data row (all parts must have the same columns).
+header=""
+for f in "$report"/scan-*.tsv; do
+  h=$(grep -v '^#' "$f" | head -n 1)
+  if [ -z "$header" ]; then
+    header=$h
+    printf '%s\n' "$header"
+  elif [ "$h" != "$header" ]; then
+    fail "the data folders give manifests with different columns ($f)"
+  fi
+  grep -v '^#' "$f" | tail -n +2
+done >"$new.tmp"
+mv "$new.tmp" "$new"
+rm -f "$report"/scan-*.tsv
+say "scanned $(($(grep -vc '^#' "$new") - 1)) items -> $new"
+
+# ---- 2. diff ----
+step="diff"
+old="$work/manifest.tsv"
+changed=1
+if [ -f "$old" ] && [ -f "$work/store.h5" ]; then
+  rc=0
+  "$PROTLOC" manifest diff "$old" "$new" >"$report/diff.txt" || rc=$?
+  case $rc in
+    0) changed=0 ;;
+    3) changed=1 ;;
+    *) fail "protloc manifest diff failed (exit $rc)" ;;
+  esac
+  say "diff: $(tail -n 1 "$report/diff.txt")"
+else
+  echo "# first run: no previous manifest/store" >"$report/diff.txt"
+  say "first run: everything is new"
+fi
+if [ "$changed" -eq 0 ] && [ "$force" -eq 0 ]; then
+  say "no changes since the last run: nothing to do"
+  rm -rf "$report"
+  exit 0
+fi
+
+# ---- 3. embed (incremental) and 4. reduce ----
+store="$work/store.h5"
+outside=()
+if "$PROTLOC" run --help 2>/dev/null | grep -q -- '--allow-outside-root'; then outside=(--allow-outside-root); fi
+run_cmd=(--manifest "$new" --model "$model" --out "$store" --level "$level" "${outside[@]}" "${run_args[@]}")
+
+wait_job() {  # wait_job JOBID STATUSFILE WHAT: poll squeue every 0.2 s, then read the status file
+  local id=$1 status_file=$2 what=$3
+  while squeue -h -j "$id" -o %T 2>/dev/null | grep -q .; do sleep 0.2; done
+  local state
+  state=$(scontrol show job "$id" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p' | head -1)
+  if [ ! -f "$status_file" ] || ! grep -q '^ok' "$status_file"; then
+    fail "$what job $id did not succeed (state ${state:-unknown}; status: $(cat "$status_file" 2>/dev/null || echo none))"
+  fi
+  say "$what job $id finished (${state:-COMPLETED})"
+}
+
+if [ "$launcher" = slurm ]; then
+  step="submit"
+  embed_id=$(PROTLOC_STATUS="$report/embed.status" sbatch --parsable --ntasks="$ranks" --output="$report/embed.log" \
+    "${sbatch_args[@]}" "$SLURM_DIR/protloc.sbatch" "${run_cmd[@]}") || fail "sbatch protloc.sbatch failed"
+  embed_id=${embed_id%%;*}
+  reduce_id=$(PROTLOC_STATUS="$report/reduce.status" sbatch --parsable --ntasks="$ranks" --output="$report/reduce.log" \
+    --dependency="afterok:$embed_id" --kill-on-invalid-dep=yes "${sbatch_args[@]}" "$SLURM_DIR/reduce.sbatch" \
+    --store "$store" --report-dir "$report" --level "$level") || fail "sbatch reduce.sbatch failed"
+  reduce_id=${reduce_id%%;*}
+  say "submitted embed job $embed_id and reduce job $reduce_id (afterok:$embed_id)"
+  step="embed (job $embed_id, log $report/embed.log)"
+  wait_job "$embed_id" "$report/embed.status" embed
+  step="reduce (job $reduce_id, log $report/reduce.log)"
+  wait_job "$reduce_id" "$report/reduce.status" reduce
+else
+  step="embed (mpirun, log $report/embed.log)"
+  rc=0
+  mpirun -np "$ranks" "$PROTLOC" run "${run_cmd[@]}" >"$report/embed.log" 2>&1 || rc=$?
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || fail "protloc run failed (exit $rc); see $report/embed.log"
+  step="reduce (log $report/reduce.log)"
+  read -r -a knn_extra <<<"${PROTLOC_KNN_ARGS:-}"
+  read -r -a probe_extra <<<"${PROTLOC_PROBE_ARGS:-}"
+  {
+    mpirun -np "$ranks" "$PROTLOC" knn --store "$store" --level "$level" --report-dir "$report/knn" "${knn_extra[@]}" &&
+    "$PROTLOC" probe --store "$store" --level "$level" --report-dir "$report/probe" "${probe_extra[@]}"
+  } >"$report/reduce.log" 2>&1 || fail "protloc knn/probe failed; see $report/reduce.log"
+fi
+
+# ---- 5. publish ----
+step="publish"
+[ -f "$store" ] || fail "protloc run reported success but $store is missing"
+cp "$new" "$work/manifest.tsv.tmp" && mv "$work/manifest.tsv.tmp" "$work/manifest.tsv"
+{
+  echo "protloc nightly report $stamp"
+  echo "manifest: $new"
+  echo "store: $store"
+  echo "model: $model"
+  echo "diff: $(tail -n 1 "$report/diff.txt")"
+  grep -h -i -E 'added.*changed.*removed' "$report/embed.log" | tail -n 1 | sed 's/^/run: /' || true
+} >"$report/summary.txt"
+mv "$report" "$work/reports/$stamp"
+report="$work/reports/$stamp"
+ln -sfn "$stamp" "$work/reports/latest.tmp"
+mv -T "$work/reports/latest.tmp" "$work/reports/latest"
+say "done: report $report (latest -> $stamp)"
