@@ -16,5 +16,7 @@ int cmd_embed_run(int argc, char **argv);
 void cmd_embed_usage(FILE *out);
 int cmd_segment_run(int argc, char **argv);
 void cmd_segment_usage(FILE *out);
+int cmd_export_run(int argc, char **argv);
+void cmd_export_usage(FILE *out);
 
 #endif

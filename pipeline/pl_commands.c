@@ -11,5 +11,6 @@ const PlCommand pl_commands[] = {
     {"manifest diff", "list item ids added, changed and removed between two manifests", 0, cmd_manifest_diff_run, cmd_manifest_diff_usage},
     {"embed", "DINO ViT embeddings of a float32 (N, C, H, W) .npy into an (N, D) .npy", 0, cmd_embed_run, cmd_embed_usage},
     {"segment", "segment nuclei in a nucleus channel: count, 16-bit label TIFF, JSON", 0, cmd_segment_run, cmd_segment_usage},
+    {"export", "write a store level as AnnData .h5ad, .npy + metadata, or TSV", 0, cmd_export_run, cmd_export_usage},
 };
 const int pl_command_count = (int)(sizeof pl_commands / sizeof pl_commands[0]);
