@@ -1,0 +1,279 @@
+// `protloc knn`: exact distributed kNN evaluation (macro F1 for every k) of store or .npy embeddings, with reports.
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pl_cli.h"
+#include "pl_cmds.h"
+#include "pl_eval_cli.h"
+#include "pl_fs.h"
+#include "pl_knn_eval.h"
+#include "pl_log.h"
+#include "pl_mpi.h"
+#include "pl_npy.h"
+#include "pl_plot.h"
+#include "pl_report.h"
+
+void cmd_knn_usage(FILE *out) {
+    fprintf(out,
+            "Usage: protloc knn (--store S.h5 [--level fov|tiles|cells] | --features F.npy --meta M.tsv) [options]\n"
+            "       mpirun -np N protloc knn ...   (references sharded over ranks; identical results)\n\n"
+            "Exact kNN classification of embeddings, scored for every k = 1..K: macro F1, accuracy, per-class F1.\n\n"
+            "Input:\n"
+            "  --store FILE           HDF5 store from 'protloc embed' (layout: docs/formats.md)\n"
+            "  --level L              fov (default), tiles or cells\n"
+            "  --features F.npy       (N, D) float32 embeddings ...\n"
+            "  --meta M.tsv           ... with a TSV header naming id, label [, split, group]; one line per row\n"
+            "Protocol:\n"
+            "  --protocol P           train-test (default): split column train -> test\n"
+            "                         loo: leave-one-out within one set; kfold: grouped k-fold over seeds\n"
+            "  --train-split S        reference split for train-test (default train)\n"
+            "  --test-split S         query split for train-test (default test)\n"
+            "  --set S                loo/kfold: only rows whose split is S (default: all rows)\n"
+            "  --exclude-same W       none (default), group (same protein/gene) or item (same FOV, tiles/cells)\n"
+            "  --folds N              kfold folds (default 5), grouped by the group column\n"
+            "  --seeds N              kfold repetitions (default 1); figures are mean ± std over folds x seeds\n"
+            "  --seed N               base random seed (default 0)\n"
+            "  --multilabel M         skip (default: drop items with several labels) or first (use the first)\n"
+            "  --unlabelled-refs      keep unlabelled items as references (they occupy neighbour slots, never vote)\n"
+            "Neighbours and vote:\n"
+            "  -k, --k K              largest k (default 200; capped by the reference count)\n"
+            "  --metric M             cosine (default; L2-normalised features) or euclidean\n"
+            "  --vote V               weighted (default; DINO: sum exp(sim/T)) or majority\n"
+            "  --temperature T        weighted-vote temperature (default 0.07)\n"
+            "  --threads N            threads per rank (default: CPUs / ranks)\n"
+            "  --query-block N        queries per sgemm block (default 256)\n"
+            "  --ref-block N          references per sgemm block (default 2048)\n"
+            "Output (written by rank 0; a summary is printed on stdout):\n"
+            "  --json FILE            all figures + configuration + provenance\n"
+            "  --csv FILE             F1 vs k table\n"
+            "  --report-dir DIR       knn.json, knn_f1_vs_k.csv, knn_per_class.csv, PNG+SVG plots\n"
+            "  --neighbours FILE.npy  (train-test/loo) (queries, K) int64 feature rows of each query's neighbours\n"
+            "  --predictions FILE.tsv id, true label, predicted label at the best k\n"
+            "See docs/evaluation.md.\n");
+}
+
+enum { O_STORE = 256, O_LEVEL, O_FEATURES, O_META, O_PROTOCOL, O_TRAIN, O_TEST, O_SET, O_EXCLUDE, O_FOLDS, O_SEEDS,
+       O_SEED, O_MULTI, O_UNLAB, O_METRIC, O_VOTE, O_TEMP, O_THREADS, O_QB, O_RB, O_JSON, O_CSV, O_DIR, O_NB, O_PRED };
+
+static PlStatus knn_write_predictions(const char *path, const PlFeatureSet *fs, const PlKnnResult *r) {
+    PlAtomicFile af;
+    PL_TRY(pl_atomic_open(&af, path));
+    fprintf(af.fp, "id\ttrue\tpredicted\tk\n");
+    for (int64_t q = 0; q < r->n_queries; q++) {
+        int32_t p = r->pred[(size_t)q * r->K + r->best_k - 1];
+        fprintf(af.fp, "%s\t%s\t%s\t%d\n", r->query_rows ? fs->id[r->query_rows[q]] : "", r->classes[r->truth[q]],
+                p >= 0 ? r->classes[p] : "", r->best_k);
+    }
+    if (ferror(af.fp)) {
+        pl_atomic_abort(&af);
+        return PL_FAIL(PL_ERR_IO, "%s: write failed", path);
+    }
+    return pl_atomic_commit(&af);
+}
+
+static PlStatus knn_write_reports(const char *json_path, const char *csv_path, const char *dir, const char *nb_path,
+                                  const char *pred_path, const PlFeatureSet *fs, const PlKnnResult *r, json_t *config) {
+    json_t *root = pl_report_knn_json(r, config);
+    if (!root) return PL_FAIL(PL_ERR_NOMEM, "building the JSON report");
+    PlStatus st = PL_OK;
+    if (json_path) st = pl_report_write_json(json_path, root);
+    if (st == PL_OK && csv_path) st = pl_report_knn_csv(csv_path, r);
+    if (st == PL_OK && nb_path) {
+        int64_t shape[2] = {r->n_queries, r->K};
+        st = pl_npy_write(nb_path, "<i8", 2, shape, r->neighbours);
+    }
+    if (st == PL_OK && pred_path) st = knn_write_predictions(pred_path, fs, r);
+    if (st == PL_OK && dir) {
+        char p[4096];
+        st = pl_mkdir_p(dir);
+        if (st == PL_OK) { snprintf(p, sizeof p, "%s/knn.json", dir); st = pl_report_write_json(p, root); }
+        if (st == PL_OK) { snprintf(p, sizeof p, "%s/knn_f1_vs_k.csv", dir); st = pl_report_knn_csv(p, r); }
+        if (st == PL_OK) { snprintf(p, sizeof p, "%s/knn_per_class.csv", dir); st = pl_report_knn_class_csv(p, r); }
+        if (st == PL_OK && r->pred) { snprintf(p, sizeof p, "%s/knn_predictions.tsv", dir); st = knn_write_predictions(p, fs, r); }
+        char title[256];
+        if (st == PL_OK) {
+            snprintf(p, sizeof p, "%s/knn_f1_vs_k", dir);
+            snprintf(title, sizeof title, "kNN macro F1 vs k (best k = %d: %.3f)", r->best_k, r->f1_mean[r->best_k - 1]);
+            st = pl_plot_f1_vs_k(p, r->f1_mean, r->n_runs > 1 ? r->f1_std : NULL, r->K, r->best_k, title);
+        }
+        if (st == PL_OK) {
+            snprintf(p, sizeof p, "%s/knn_confusion", dir);
+            snprintf(title, sizeof title, "kNN confusion (row-normalised), k = %d", r->best_k);
+            st = pl_plot_confusion(p, r->confusion + (size_t)(r->best_k - 1) * r->n_classes * (r->n_classes + 1),
+                                   r->n_classes, r->classes, title);
+        }
+        if (st == PL_OK) {
+            snprintf(p, sizeof p, "%s/knn_per_class_f1", dir);
+            snprintf(title, sizeof title, "kNN per-class F1, k = %d", r->best_k);
+            st = pl_plot_class_f1(p, r->per_class_f1 + (size_t)(r->best_k - 1) * r->n_classes, r->n_classes,
+                                  r->classes, title);
+        }
+    }
+    json_decref(root);
+    return st;
+}
+
+int cmd_knn_run(int argc, char **argv) {
+    if (pl_cli_wants_help(argc, argv)) {
+        cmd_knn_usage(stdout);
+        return PL_EXIT_OK;
+    }
+    static const struct option longopts[] = {
+        {"store", required_argument, 0, O_STORE}, {"level", required_argument, 0, O_LEVEL},
+        {"features", required_argument, 0, O_FEATURES}, {"meta", required_argument, 0, O_META},
+        {"protocol", required_argument, 0, O_PROTOCOL}, {"train-split", required_argument, 0, O_TRAIN},
+        {"test-split", required_argument, 0, O_TEST}, {"set", required_argument, 0, O_SET},
+        {"exclude-same", required_argument, 0, O_EXCLUDE}, {"folds", required_argument, 0, O_FOLDS},
+        {"seeds", required_argument, 0, O_SEEDS}, {"seed", required_argument, 0, O_SEED},
+        {"multilabel", required_argument, 0, O_MULTI}, {"unlabelled-refs", no_argument, 0, O_UNLAB},
+        {"k", required_argument, 0, 'k'}, {"metric", required_argument, 0, O_METRIC},
+        {"vote", required_argument, 0, O_VOTE}, {"temperature", required_argument, 0, O_TEMP},
+        {"threads", required_argument, 0, O_THREADS}, {"query-block", required_argument, 0, O_QB},
+        {"ref-block", required_argument, 0, O_RB}, {"json", required_argument, 0, O_JSON},
+        {"csv", required_argument, 0, O_CSV}, {"report-dir", required_argument, 0, O_DIR},
+        {"neighbours", required_argument, 0, O_NB}, {"predictions", required_argument, 0, O_PRED}, {0, 0, 0, 0}};
+    const char *cmd = argv[0];
+    PlKnnOptions o;
+    pl_knn_options_default(&o);
+    const char *store = NULL, *level_s = "fov", *features = NULL, *meta = NULL;
+    const char *json_path = NULL, *csv_path = NULL, *dir = NULL, *nb_path = NULL, *pred_path = NULL;
+    const char *protocol_s = "train-test", *exclude_s = "none", *metric_s = "cosine", *vote_s = "weighted",
+               *multi_s = "skip";
+    long threads = 0, v;
+    double d;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":k:", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_STORE: store = optarg; break;
+        case O_LEVEL: level_s = optarg; break;
+        case O_FEATURES: features = optarg; break;
+        case O_META: meta = optarg; break;
+        case O_PROTOCOL: protocol_s = optarg; break;
+        case O_TRAIN: o.train_split = optarg; break;
+        case O_TEST: o.test_split = optarg; break;
+        case O_SET: o.set_split = optarg; break;
+        case O_EXCLUDE: exclude_s = optarg; break;
+        case O_MULTI: multi_s = optarg; break;
+        case O_UNLAB: o.unlabelled_refs = 1; break;
+        case O_METRIC: metric_s = optarg; break;
+        case O_VOTE: vote_s = optarg; break;
+        case O_JSON: json_path = optarg; break;
+        case O_CSV: csv_path = optarg; break;
+        case O_DIR: dir = optarg; break;
+        case O_NB: nb_path = optarg; break;
+        case O_PRED: pred_path = optarg; break;
+        case O_TEMP:
+            if (pl_eval_parse_double(optarg, &d) != 0 || !(d > 0)) return pl_cli_usage_error(cmd, "--temperature wants a positive number");
+            o.temperature = (float)d;
+            break;
+        case 'k': case O_FOLDS: case O_SEEDS: case O_SEED: case O_THREADS: case O_QB: case O_RB:
+            if (pl_eval_parse_long(optarg, &v) != 0 || v < (c == O_SEED ? 0 : 1) || v > 1000000000L)
+                return pl_cli_usage_error(cmd, "%s wants a %s integer", argv[optind - 1], c == O_SEED ? "non-negative" : "positive");
+            if (c == 'k') o.k_max = (int)v;
+            else if (c == O_FOLDS) o.folds = (int)v;
+            else if (c == O_SEEDS) o.seeds = (int)v;
+            else if (c == O_SEED) o.seed = (uint64_t)v;
+            else if (c == O_THREADS) threads = v;
+            else if (c == O_QB) o.query_block = (int)v;
+            else o.ref_block = (int)v;
+            break;
+        case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+        default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!store == !features) return pl_cli_usage_error(cmd, "give either --store or --features (with --meta)");
+    if (features && !meta) return pl_cli_usage_error(cmd, "--features needs --meta M.tsv");
+    if (!features && meta) return pl_cli_usage_error(cmd, "--meta goes with --features");
+    if (strcmp(protocol_s, "train-test") == 0) o.protocol = PL_KNN_TRAIN_TEST;
+    else if (strcmp(protocol_s, "loo") == 0) o.protocol = PL_KNN_LOO;
+    else if (strcmp(protocol_s, "kfold") == 0) o.protocol = PL_KNN_KFOLD;
+    else return pl_cli_usage_error(cmd, "--protocol wants train-test, loo or kfold (got '%s')", protocol_s);
+    if (strcmp(exclude_s, "none") == 0) o.exclude = PL_KNN_EXCLUDE_NONE;
+    else if (strcmp(exclude_s, "group") == 0) o.exclude = PL_KNN_EXCLUDE_GROUP;
+    else if (strcmp(exclude_s, "item") == 0) o.exclude = PL_KNN_EXCLUDE_ITEM;
+    else return pl_cli_usage_error(cmd, "--exclude-same wants none, group or item (got '%s')", exclude_s);
+    if (strcmp(metric_s, "cosine") == 0) o.metric = PL_KNN_COSINE;
+    else if (strcmp(metric_s, "euclidean") == 0) o.metric = PL_KNN_EUCLIDEAN;
+    else return pl_cli_usage_error(cmd, "--metric wants cosine or euclidean (got '%s')", metric_s);
+    if (strcmp(vote_s, "weighted") == 0) o.vote = PL_KNN_VOTE_WEIGHTED;
+    else if (strcmp(vote_s, "majority") == 0) o.vote = PL_KNN_VOTE_MAJORITY;
+    else return pl_cli_usage_error(cmd, "--vote wants weighted or majority (got '%s')", vote_s);
+    if (strcmp(multi_s, "skip") == 0) o.multilabel = PL_MULTILABEL_SKIP;
+    else if (strcmp(multi_s, "first") == 0) o.multilabel = PL_MULTILABEL_FIRST;
+    else return pl_cli_usage_error(cmd, "--multilabel wants skip or first (got '%s')", multi_s);
+    PlFeatureLevel level;
+    if (pl_features_parse_level(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
+    if (nb_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--neighbours is for train-test and loo");
+    if (pred_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--predictions is for train-test and loo");
+
+    int rank = 0, size = 1;
+    if (pl_mpi_active()) {
+        if (PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)) != PL_OK ||
+            PL_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size)) != PL_OK)
+            return PL_EXIT_ABORT;
+        o.comm = MPI_COMM_WORLD;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    o.threads = threads > 0 ? (int)threads : (int)(ncpu / size > 0 ? ncpu / size : 1);
+    o.keep_neighbours = 1;
+
+    PlFeatureSet fs;
+    PlStatus st = store ? pl_features_read_store(store, level, &fs) : pl_features_read_npy_tsv(features, meta, &fs);
+    if (st != PL_OK) return size > 1 ? PL_EXIT_ABORT : PL_EXIT_FAIL;
+    if (fs.n_skipped > 0 && rank == 0)
+        pl_log_warn("%s: skipped %lld rows with non-finite embeddings (failed items)", store, (long long)fs.n_skipped);
+    pl_log_info("knn: %lld rows x %d dims, %d rank(s) x %d thread(s)", (long long)fs.n, fs.dim, size, o.threads);
+    PlKnnResult r;
+    st = pl_knn_evaluate(&fs, &o, &r);
+    if (st != PL_OK) {
+        pl_features_free(&fs);
+        // every rank sees the same data and options, so every rank fails the same way
+        return PL_EXIT_FAIL;
+    }
+    int rc = PL_EXIT_OK;
+    if (rank == 0) {
+        json_t *config = json_object();
+        json_object_set_new(config, "command", json_string("knn"));
+        json_object_set_new(config, "software", json_string(pl_version_string()));
+        json_object_set_new(config, "input", json_string(store ? store : features));
+        if (meta) json_object_set_new(config, "meta", json_string(meta));
+        if (store) json_object_set_new(config, "level", json_string(level_s));
+        json_object_set_new(config, "protocol", json_string(protocol_s));
+        json_object_set_new(config, "train_split", json_string(o.train_split));
+        json_object_set_new(config, "test_split", json_string(o.test_split));
+        json_object_set_new(config, "set", o.set_split ? json_string(o.set_split) : json_null());
+        json_object_set_new(config, "exclude_same", json_string(exclude_s));
+        json_object_set_new(config, "folds", json_integer(o.folds));
+        json_object_set_new(config, "seeds", json_integer(o.seeds));
+        json_object_set_new(config, "seed", json_integer((json_int_t)o.seed));
+        json_object_set_new(config, "multilabel", json_string(multi_s));
+        json_object_set_new(config, "unlabelled_refs", json_boolean(o.unlabelled_refs));
+        json_object_set_new(config, "k_max", json_integer(o.k_max));
+        json_object_set_new(config, "metric", json_string(metric_s));
+        json_object_set_new(config, "vote", json_string(vote_s));
+        json_object_set_new(config, "temperature", json_real(o.temperature));
+        json_object_set_new(config, "ranks", json_integer(size));
+        json_object_set_new(config, "threads_per_rank", json_integer(o.threads));
+        json_object_set_new(config, "rows", json_integer(fs.n));
+        json_object_set_new(config, "dim", json_integer(fs.dim));
+        json_object_set_new(config, "rows_skipped", json_integer(fs.n_skipped));
+        pl_eval_add_provenance(config, store ? store : features);
+        st = knn_write_reports(json_path, csv_path, dir, nb_path, pred_path, &fs, &r, config);
+        json_decref(config);
+        if (st == PL_OK) pl_report_knn_summary(stdout, &r);
+        else rc = PL_EXIT_FAIL;
+    }
+    pl_knn_result_free(&r);
+    pl_features_free(&fs);
+    if (size > 1 && pl_mpi_active()) {
+        int bad = rc != PL_EXIT_OK, any = 0;
+        if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) == MPI_SUCCESS && any && rank != 0) rc = PL_EXIT_FAIL;
+    }
+    return rc;
+}

@@ -1,0 +1,409 @@
+// kNN protocols: select query/reference rows, shard references over ranks, search, merge, vote, score every k.
+#include "pl_knn_eval.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pl_metrics.h"
+#include "pl_mpi.h"
+#include "pl_rng.h"
+
+void pl_knn_options_default(PlKnnOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->metric = PL_KNN_COSINE;
+    o->vote = PL_KNN_VOTE_WEIGHTED;
+    o->temperature = 0.07f;
+    o->k_max = 200;
+    o->protocol = PL_KNN_TRAIN_TEST;
+    o->train_split = "train";
+    o->test_split = "test";
+    o->exclude = PL_KNN_EXCLUDE_NONE;
+    o->folds = 5;
+    o->seeds = 1;
+    o->seed = 0;
+    o->multilabel = PL_MULTILABEL_SKIP;
+    o->threads = 1;
+    o->comm = MPI_COMM_NULL;
+}
+
+void pl_knn_result_free(PlKnnResult *r) {
+    if (r->classes)
+        for (int c = 0; c < r->n_classes; c++) free(r->classes[c]);
+    free(r->classes);
+    free(r->macro_f1);
+    free(r->accuracy);
+    free(r->f1_mean);
+    free(r->f1_std);
+    free(r->acc_mean);
+    free(r->acc_std);
+    free(r->per_class_f1);
+    free(r->class_present);
+    free(r->confusion);
+    free(r->support);
+    free(r->query_rows);
+    free(r->neighbours);
+    free(r->neighbour_scores);
+    free(r->pred);
+    free(r->truth);
+    memset(r, 0, sizeof *r);
+}
+
+static double knn_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int knn_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+// The usable label of a row copied into buf: "" unlabelled; NULL when dropped (multi-label with SKIP).
+static const char *knn_row_label(const char *label, PlMultilabel ml, char *buf, size_t size) {
+    const char *semi = strchr(label, ';');
+    if (!semi) return label;
+    if (ml == PL_MULTILABEL_SKIP) return NULL;
+    size_t n = (size_t)(semi - label);
+    if (n >= size) n = size - 1;
+    memcpy(buf, label, n);
+    buf[n] = 0;
+    return buf;
+}
+
+// Class index per row: >= 0 class, -1 unlabelled, -2 dropped. Fills r->classes.
+static PlStatus knn_encode_labels(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnResult *r, int32_t *cls) {
+    char **names = pl_malloc(((size_t)fs->n + 1) * sizeof(char *));
+    if (!names) return PL_ERR_NOMEM;
+    int64_t m = 0;
+    char buf[1024];
+    for (int64_t i = 0; i < fs->n; i++) {
+        const char *l = knn_row_label(fs->label[i], o->multilabel, buf, sizeof buf);
+        if (l && l[0]) names[m++] = fs->label[i];   // sorted below; first-label cut applied at lookup
+    }
+    // distinct usable labels, sorted (copy cut labels so that "a;b" contributes "a")
+    char **uniq = pl_malloc(((size_t)m + 1) * sizeof(char *));
+    if (!uniq) { free(names); return PL_ERR_NOMEM; }
+    PlStatus st = PL_OK;
+    for (int64_t i = 0; i < m && st == PL_OK; i++) {
+        const char *l = knn_row_label(names[i], o->multilabel, buf, sizeof buf);
+        uniq[i] = pl_strdup(l);
+        if (!uniq[i]) st = PL_ERR_NOMEM;
+    }
+    if (st != PL_OK) {
+        for (int64_t i = 0; i < m; i++) free(uniq[i]);
+        free(uniq); free(names);
+        return st;
+    }
+    qsort(uniq, (size_t)m, sizeof(char *), knn_cmp_str);
+    int64_t u = 0;
+    for (int64_t i = 0; i < m; i++) {
+        if (u > 0 && strcmp(uniq[u - 1], uniq[i]) == 0) { free(uniq[i]); continue; }
+        uniq[u++] = uniq[i];
+    }
+    if (u > 100000) st = PL_FAIL(PL_ERR_LIMIT, "%lld distinct labels: is the label column right?", (long long)u);
+    r->classes = uniq;
+    r->n_classes = (int)u;
+    for (int64_t i = 0; i < fs->n && st == PL_OK; i++) {
+        const char *l = knn_row_label(fs->label[i], o->multilabel, buf, sizeof buf);
+        if (!l) { cls[i] = -2; r->n_multilabel_skipped++; continue; }
+        if (!l[0]) { cls[i] = -1; r->n_unlabelled++; continue; }
+        char *key = (char *)l;
+        char **hit = bsearch(&key, uniq, (size_t)u, sizeof(char *), knn_cmp_str);
+        cls[i] = (int32_t)(hit - uniq);
+    }
+    free(names);
+    return st;
+}
+
+// Group id per row for exclusion: equal ids = same group; rows with an empty group get unique ids.
+static PlStatus knn_group_ids(const PlFeatureSet *fs, PlKnnExclude ex, int32_t *gid) {
+    if (fs->n > INT32_MAX / 2) return PL_FAIL(PL_ERR_LIMIT, "too many rows for group exclusion");
+    if (ex == PL_KNN_EXCLUDE_ITEM) {
+        for (int64_t i = 0; i < fs->n; i++) gid[i] = (int32_t)fs->item[i];
+        return PL_OK;
+    }
+    int64_t *order = pl_malloc(((size_t)fs->n + 1) * sizeof(int64_t));
+    if (!order) return PL_ERR_NOMEM;
+    // sort row indices by group string (insertion via qsort on pointers)
+    char **keys = pl_malloc(((size_t)fs->n + 1) * sizeof(char *));
+    if (!keys) { free(order); return PL_ERR_NOMEM; }
+    for (int64_t i = 0; i < fs->n; i++) keys[i] = fs->group[i];
+    qsort(keys, (size_t)fs->n, sizeof(char *), knn_cmp_str);
+    int64_t u = 0;
+    for (int64_t i = 0; i < fs->n; i++)
+        if (keys[i][0] && (u == 0 || strcmp(keys[u - 1], keys[i]) != 0)) keys[u++] = keys[i];
+    for (int64_t i = 0; i < fs->n; i++) {
+        if (!fs->group[i][0]) { gid[i] = (int32_t)(u + i); continue; }
+        char **hit = bsearch(&fs->group[i], keys, (size_t)u, sizeof(char *), knn_cmp_str);
+        gid[i] = (int32_t)(hit - keys);
+    }
+    free(keys);
+    free(order);
+    return PL_OK;
+}
+
+typedef struct KnnRun {
+    int64_t *qrows, nq;    // feature rows of scored queries
+    int64_t *rrows, nr;    // feature rows of references
+} KnnRun;
+
+// Search + merge for one run; returns the merged lists in t (global index = position in run->rrows).
+static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, const KnnRun *run, const int32_t *gid,
+                               int self_in_refs, PlTopK *t) {
+    int rank = 0, size = 1;
+    if (o->comm != MPI_COMM_NULL) {
+        PL_MPI_TRY(MPI_Comm_rank(o->comm, &rank));
+        PL_MPI_TRY(MPI_Comm_size(o->comm, &size));
+    }
+    int64_t r0 = run->nr * rank / size, r1 = run->nr * (rank + 1) / size;
+    int64_t nrl = r1 - r0;
+    int D = fs->dim;
+    // one slab: queries (nq, D) | refs (nrl, D) | ref norms (nrl) | qgroup (nq) | rgroup (nrl) | qself (nq)
+    size_t bytes = ((size_t)run->nq + (size_t)nrl) * D * sizeof(float) + (size_t)nrl * sizeof(float) +
+                   ((size_t)run->nq + nrl) * sizeof(int32_t) + (size_t)run->nq * sizeof(int64_t) + 64;
+    char *slab = pl_malloc(bytes);
+    if (!slab) return pl_error_wrap("kNN working set (%lld queries, %lld references)", (long long)run->nq, (long long)nrl);
+    int64_t *qself = (int64_t *)slab;
+    float *Q = (float *)(qself + run->nq);
+    float *R = Q + (size_t)run->nq * D;
+    float *rn = R + (size_t)nrl * D;
+    int32_t *qg = (int32_t *)(rn + nrl);
+    int32_t *rg = qg + run->nq;
+    for (int64_t i = 0; i < run->nq; i++) {
+        memcpy(Q + (size_t)i * D, fs->x + (size_t)run->qrows[i] * D, (size_t)D * sizeof(float));
+        if (gid) qg[i] = gid[run->qrows[i]];
+        qself[i] = -1;
+    }
+    for (int64_t j = 0; j < nrl; j++) {
+        memcpy(R + (size_t)j * D, fs->x + (size_t)run->rrows[r0 + j] * D, (size_t)D * sizeof(float));
+        if (gid) rg[j] = gid[run->rrows[r0 + j]];
+    }
+    if (self_in_refs) {
+        // queries are a subsequence of refs (both ascending rows): find each query's position
+        int64_t j = 0;
+        for (int64_t i = 0; i < run->nq; i++) {
+            while (j < run->nr && run->rrows[j] < run->qrows[i]) j++;
+            qself[i] = (j < run->nr && run->rrows[j] == run->qrows[i]) ? j : -1;
+        }
+    }
+    if (o->metric == PL_KNN_COSINE) {
+        pl_knn_normalise_rows(Q, run->nq, D);
+        pl_knn_normalise_rows(R, nrl, D);
+    } else {
+        for (int64_t j = 0; j < nrl; j++) {
+            float a = 0;
+            for (int d = 0; d < D; d++) a += R[(size_t)j * D + d] * R[(size_t)j * D + d];
+            rn[j] = a;
+        }
+    }
+    PlKnnSearch s = {.queries = Q, .n_queries = run->nq, .refs = R, .n_refs = nrl, .dim = D, .ref_offset = r0,
+                     .metric = o->metric, .ref_sqnorm = o->metric == PL_KNN_EUCLIDEAN ? rn : NULL,
+                     .query_group = gid ? qg : NULL, .ref_group = gid ? rg : NULL,
+                     .query_self = self_in_refs ? qself : NULL, .threads = o->threads,
+                     .query_block = o->query_block, .ref_block = o->ref_block};
+    PlStatus st = pl_knn_search(&s, t);
+    free(slab);
+    if (st == PL_OK && o->comm != MPI_COMM_NULL) st = pl_knn_mpi_merge(t, o->comm);
+    return st;
+}
+
+static int knn_in_split(const char *split, const char *want) { return want == NULL || strcmp(split, want) == 0; }
+
+PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnResult *r) {
+    memset(r, 0, sizeof *r);
+    if (o->k_max < 1 || o->k_max > 1024) return PL_FAIL(PL_ERR_ARG, "k must be in 1..1024 (got %d)", o->k_max);
+    if (!(o->temperature > 0)) return PL_FAIL(PL_ERR_ARG, "temperature must be > 0");
+    if (o->protocol == PL_KNN_KFOLD && (o->folds < 2 || o->seeds < 1))
+        return PL_FAIL(PL_ERR_ARG, "k-fold needs >= 2 folds and >= 1 seed (got %d, %d)", o->folds, o->seeds);
+    PlStatus st = PL_OK;
+    size_t n = (size_t)fs->n + 1;
+    int32_t *cls = pl_malloc(n * sizeof(int32_t));
+    int32_t *gid = o->exclude != PL_KNN_EXCLUDE_NONE ? pl_malloc(n * sizeof(int32_t)) : NULL;
+    int64_t *rows = pl_malloc(2 * n * sizeof(int64_t));
+    int64_t *fold = pl_malloc(n * sizeof(int64_t));
+    if (!cls || !rows || !fold || (o->exclude != PL_KNN_EXCLUDE_NONE && !gid)) { st = PL_ERR_NOMEM; goto done; }
+    st = knn_encode_labels(fs, o, r, cls);
+    if (st == PL_OK && gid) st = knn_group_ids(fs, o->exclude, gid);
+    if (st != PL_OK) goto done;
+    if (r->n_classes < 1) { st = PL_FAIL(PL_ERR_EMPTY, "no usable labels in the feature set"); goto done; }
+
+    // ---- define runs
+    int n_runs = o->protocol == PL_KNN_KFOLD ? o->folds * o->seeds : 1;
+    r->n_runs = n_runs;
+    int C = r->n_classes;
+    // the member set (loo/kfold) or train/test sets
+    int64_t *qrows = rows, *rrows = rows + n;
+    // first pass: find K = min(k_max, smallest reference count over runs)
+    int64_t min_refs = INT64_MAX;
+    int64_t n_set = 0;
+    if (o->protocol == PL_KNN_TRAIN_TEST) {
+        int64_t nr = 0;
+        for (int64_t i = 0; i < fs->n; i++)
+            if (knn_in_split(fs->split[i], o->train_split) && (cls[i] >= 0 || (cls[i] == -1 && o->unlabelled_refs))) nr++;
+        min_refs = nr;
+    } else {
+        for (int64_t i = 0; i < fs->n; i++)
+            if (knn_in_split(fs->split[i], o->set_split) && (cls[i] >= 0 || (cls[i] == -1 && o->unlabelled_refs))) n_set++;
+        min_refs = n_set - 1;   // kfold folds vary in size: a query with fewer references votes with all it has
+    }
+    if (min_refs < 1) { st = PL_FAIL(PL_ERR_EMPTY, "no reference items for the kNN protocol (check --train-split/--set)"); goto done; }
+    int K = o->k_max < min_refs ? o->k_max : (int)min_refs;
+    r->K = K;
+    size_t RK = (size_t)n_runs * K;
+    r->macro_f1 = pl_calloc(RK, sizeof(double));
+    r->accuracy = pl_calloc(RK, sizeof(double));
+    r->f1_mean = pl_calloc((size_t)K, sizeof(double));
+    r->f1_std = pl_calloc((size_t)K, sizeof(double));
+    r->acc_mean = pl_calloc((size_t)K, sizeof(double));
+    r->acc_std = pl_calloc((size_t)K, sizeof(double));
+    r->per_class_f1 = pl_calloc((size_t)K * C, sizeof(double));
+    r->class_present = pl_calloc((size_t)K * C, sizeof(int));
+    r->confusion = pl_calloc((size_t)K * C * (C + 1), sizeof(int64_t));
+    r->support = pl_calloc((size_t)C, sizeof(int64_t));
+    if (!r->macro_f1 || !r->accuracy || !r->f1_mean || !r->f1_std || !r->acc_mean || !r->acc_std ||
+        !r->per_class_f1 || !r->class_present || !r->confusion || !r->support) { st = PL_ERR_NOMEM; goto done; }
+
+    int64_t *group_order = NULL;
+    int run_index = 0;
+    for (int seed_i = 0; seed_i < (o->protocol == PL_KNN_KFOLD ? o->seeds : 1) && st == PL_OK; seed_i++) {
+        if (o->protocol == PL_KNN_KFOLD) {
+            // grouped folds: shuffle distinct groups (or rows without a group) with this seed
+            int32_t *g = pl_malloc(n * sizeof(int32_t));
+            group_order = pl_malloc(n * sizeof(int64_t));
+            if (!g || !group_order) { free(g); free(group_order); st = PL_ERR_NOMEM; break; }
+            st = knn_group_ids(fs, PL_KNN_EXCLUDE_GROUP, g);
+            if (st != PL_OK) { free(g); free(group_order); break; }
+            // group ids are < n; permutation of ids → fold = position % folds
+            int64_t ng = 0;
+            for (int64_t i = 0; i < fs->n; i++) if (g[i] + 1 > ng) ng = g[i] + 1;
+            for (int64_t i = 0; i < ng; i++) group_order[i] = i;
+            PlRng rng;
+            pl_rng_seed(&rng, o->seed + (uint64_t)seed_i * 0x9e3779b97f4a7c15ULL);
+            pl_rng_shuffle_i64(&rng, group_order, ng);
+            int64_t *pos = pl_malloc(((size_t)ng + 1) * sizeof(int64_t));
+            if (!pos) { free(g); free(group_order); st = PL_ERR_NOMEM; break; }
+            for (int64_t i = 0; i < ng; i++) pos[group_order[i]] = i % o->folds;
+            for (int64_t i = 0; i < fs->n; i++) fold[i] = pos[g[i]];
+            free(pos);
+            free(g);
+            free(group_order);
+            group_order = NULL;
+        }
+        for (int f = 0; f < (o->protocol == PL_KNN_KFOLD ? o->folds : 1) && st == PL_OK; f++, run_index++) {
+            KnnRun run = {qrows, 0, rrows, 0};
+            for (int64_t i = 0; i < fs->n; i++) {
+                int usable_ref = cls[i] >= 0 || (cls[i] == -1 && o->unlabelled_refs);
+                if (o->protocol == PL_KNN_TRAIN_TEST) {
+                    if (cls[i] >= 0 && knn_in_split(fs->split[i], o->test_split)) qrows[run.nq++] = i;
+                    if (usable_ref && knn_in_split(fs->split[i], o->train_split)) rrows[run.nr++] = i;
+                } else if (knn_in_split(fs->split[i], o->set_split)) {
+                    int in_fold = o->protocol == PL_KNN_LOO || fold[i] == f;
+                    if (cls[i] >= 0 && in_fold) qrows[run.nq++] = i;
+                    if (usable_ref && (o->protocol == PL_KNN_LOO || !in_fold)) rrows[run.nr++] = i;
+                }
+            }
+            if (run.nq == 0) {
+                st = PL_FAIL(PL_ERR_EMPTY, "no labelled query items (split '%s')",
+                             o->protocol == PL_KNN_TRAIN_TEST ? o->test_split : (o->set_split ? o->set_split : "any"));
+                break;
+            }
+            if (run_index == 0) { r->n_queries = run.nq; r->n_refs = run.nr; }
+            else if (o->protocol == PL_KNN_KFOLD && seed_i == 0) { r->n_queries += run.nq; }
+            PlTopK t;
+            double t0 = knn_now();
+            st = pl_topk_init(&t, run.nq, K);
+            if (st != PL_OK) break;
+            st = knn_run_search(fs, o, &run, gid, o->protocol == PL_KNN_LOO, &t);
+            double t1 = knn_now();
+            r->seconds_search += t1 - t0;
+            int32_t *nb_label = NULL, *pred = NULL, *truth = NULL;
+            float *nb_score = NULL;
+            double *scratch = NULL;
+            if (st == PL_OK) {
+                nb_label = pl_malloc((size_t)run.nq * K * sizeof(int32_t));
+                nb_score = pl_malloc((size_t)run.nq * K * sizeof(float));
+                pred = pl_malloc((size_t)run.nq * K * sizeof(int32_t));
+                truth = pl_malloc((size_t)run.nq * sizeof(int32_t));
+                scratch = pl_malloc((size_t)(C + 1) * sizeof(double));
+                if (!nb_label || !nb_score || !pred || !truth || !scratch) st = PL_ERR_NOMEM;
+            }
+            if (st == PL_OK) {
+                for (int64_t q = 0; q < run.nq; q++) {
+                    truth[q] = cls[run.qrows[q]];
+                    for (int k = 0; k < K; k++) {
+                        const PlNeighbour *nb = &t.items[(size_t)q * K + k];
+                        nb_label[(size_t)q * K + k] = k < t.count[q] ? cls[run.rrows[nb->index]] : -1;
+                        nb_score[(size_t)q * K + k] = nb->score;
+                    }
+                }
+                pl_knn_vote_all_k(nb_label, nb_score, t.count, run.nq, K, C, o->vote, o->temperature, scratch, pred);
+                int64_t tp[C], fp[C], fn[C];
+                PlClassCounts cc = {C, tp, fp, fn};
+                for (int k = 0; k < K; k++) {
+                    pl_metrics_count(truth, pred + k, run.nq, K, &cc);
+                    r->macro_f1[(size_t)run_index * K + k] = pl_metrics_macro_f1(&cc, NULL, NULL);
+                    r->accuracy[(size_t)run_index * K + k] = pl_metrics_accuracy(&cc, run.nq);
+                    int64_t *conf = r->confusion + (size_t)k * C * (C + 1);
+                    for (int64_t q = 0; q < run.nq; q++) {
+                        int32_t p = pred[(size_t)q * K + k];
+                        conf[(size_t)truth[q] * (C + 1) + (p >= 0 ? p : C)]++;
+                    }
+                }
+                for (int64_t q = 0; q < run.nq; q++) r->support[truth[q]]++;
+                if (n_runs == 1) {
+                    r->pred = pred; pred = NULL;
+                    r->truth = truth; truth = NULL;
+                    if (o->keep_neighbours) {
+                        r->query_rows = pl_malloc((size_t)run.nq * sizeof(int64_t));
+                        r->neighbours = pl_malloc((size_t)run.nq * K * sizeof(int64_t));
+                        r->neighbour_scores = nb_score;
+                        nb_score = NULL;
+                        if (!r->query_rows || !r->neighbours) st = PL_ERR_NOMEM;
+                        for (int64_t q = 0; st == PL_OK && q < run.nq; q++) {
+                            r->query_rows[q] = run.qrows[q];
+                            for (int k = 0; k < K; k++)
+                                r->neighbours[(size_t)q * K + k] =
+                                    k < t.count[q] ? run.rrows[t.items[(size_t)q * K + k].index] : -1;
+                        }
+                    }
+                }
+            }
+            r->seconds_score += knn_now() - t1;
+            free(nb_label); free(nb_score); free(pred); free(truth); free(scratch);
+            pl_topk_free(&t);
+        }
+    }
+    if (st != PL_OK) goto done;
+    // ---- summaries: mean/std over runs, pooled per-class F1, best k
+    {
+        double *col = pl_malloc((size_t)n_runs * sizeof(double));
+        if (!col) { st = PL_ERR_NOMEM; goto done; }
+        r->best_k = 1;
+        for (int k = 0; k < K; k++) {
+            for (int i = 0; i < n_runs; i++) col[i] = r->macro_f1[(size_t)i * K + k];
+            pl_metrics_mean_std(col, n_runs, &r->f1_mean[k], &r->f1_std[k]);
+            for (int i = 0; i < n_runs; i++) col[i] = r->accuracy[(size_t)i * K + k];
+            pl_metrics_mean_std(col, n_runs, &r->acc_mean[k], &r->acc_std[k]);
+            if (r->f1_mean[k] > r->f1_mean[r->best_k - 1]) r->best_k = k + 1;
+            int64_t tp[C], fp[C], fn[C];
+            const int64_t *conf = r->confusion + (size_t)k * C * (C + 1);
+            for (int c = 0; c < C; c++) tp[c] = fp[c] = fn[c] = 0;
+            for (int a = 0; a < C; a++)
+                for (int b = 0; b <= C; b++) {
+                    int64_t v = conf[(size_t)a * (C + 1) + b];
+                    if (a == b) tp[a] += v;
+                    else { fn[a] += v; if (b < C) fp[b] += v; }
+                }
+            PlClassCounts cc = {C, tp, fp, fn};
+            pl_metrics_macro_f1(&cc, r->per_class_f1 + (size_t)k * C, r->class_present + (size_t)k * C);
+        }
+        free(col);
+    }
+done:
+    free(cls);
+    free(gid);
+    free(rows);
+    free(fold);
+    if (st != PL_OK) pl_knn_result_free(r);
+    return st;
+}

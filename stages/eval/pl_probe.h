@@ -1,0 +1,69 @@
+// Classifier heads on frozen embeddings: multinomial logistic regression (L-BFGS, L2) and the DINO4Cells MLP,
+// trained on stratified, seeded fractions of the training split, scored by macro F1 on the test split.
+//
+// Ownership: PlProbeResult owns its arrays (pl_probe_result_free). Deterministic for a given seed and
+// thread count (threads only split independent work; reductions are in a fixed order).
+#ifndef PL_PROBE_H
+#define PL_PROBE_H
+
+#include <stdint.h>
+#include "pl_error.h"
+#include "pl_features.h"
+
+typedef enum PlProbeHead { PL_PROBE_LOGREG = 0, PL_PROBE_MLP = 1 } PlProbeHead;
+
+typedef struct PlProbeOptions {
+    int use_logreg, use_mlp;
+    const double *fractions;     // e.g. {0.01, 0.1, 0.25, 0.5, 1}
+    int n_fractions;
+    int seeds;                   // repetitions per fraction (subset + initialisation seeds)
+    uint64_t seed;
+    const char *train_split, *val_split, *test_split;   // "train", "val", "test"
+    double val_fraction;         // MLP: when no row has val_split, this share of train (stratified) validates
+    int multilabel_first;        // 0: drop multi-label rows; 1: use their first label
+    // logistic regression: minimise sum_i CE_i + 0.5/C ||W||^2 (bias unpenalised) on standardised features
+    double C;                    // 1.0 (sklearn's default)
+    int max_iter;                // 1000
+    double tol;                  // 1e-6 (gradient inf-norm relative)
+    // MLP (DINO4Cells head)
+    int hidden1, hidden2;        // 512, 256
+    double dropout;              // 0.5
+    int epochs;                  // 100
+    int batch;                   // 128
+    double lr, lr_min;           // 1e-4 -> 1e-6 cosine
+    double wd_start, wd_end;     // 0.04 -> 0.4 cosine
+    int patience;                // early stopping: epochs without validation macro-F1 gain (10)
+} PlProbeOptions;
+
+void pl_probe_options_default(PlProbeOptions *o);
+
+typedef struct PlProbeResult {
+    int n_classes;
+    char **classes;
+    int n_heads;
+    PlProbeHead heads[2];
+    int n_fractions;
+    double *fractions;           // (F)
+    int seeds;
+    double *macro_f1, *accuracy; // (H, F, S)
+    int64_t *n_train;            // (H, F, S) training rows used
+    int *epochs_run;             // (H, F, S) MLP epochs (best epoch); L-BFGS iterations for logreg
+    double *f1_mean, *f1_std, *acc_mean, *acc_std;   // (H, F)
+    double *per_class_f1;        // (H, C) at the last fraction, seed 0
+    int64_t *confusion;          // (H, C, C+1) at the last fraction, seed 0
+    int64_t *support;            // (C) test rows per class
+    int64_t n_train_total, n_val, n_test, n_skipped;
+} PlProbeResult;
+
+PlStatus pl_probe_evaluate(const PlFeatureSet *fs, const PlProbeOptions *o, PlProbeResult *r);
+void pl_probe_result_free(PlProbeResult *r);
+const char *pl_probe_head_name(PlProbeHead h);   // "logreg", "mlp"
+
+// ---- building blocks (exposed for tests)
+// Fit multinomial logistic regression on x (n, d) standardised, y in [0, C): W (d, C) and b (C) out.
+PlStatus pl_probe_logreg_fit(const float *x, const int32_t *y, int64_t n, int d, int C, double Creg, int max_iter,
+                             double tol, float *W, float *b, int *iters);
+// Predict argmax(x W + b) for n rows.
+void pl_probe_linear_predict(const float *x, int64_t n, int d, int C, const float *W, const float *b, int32_t *pred);
+
+#endif
