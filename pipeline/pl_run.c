@@ -1,0 +1,376 @@
+// `protloc run` orchestration: validate and plan (rank 0), digests, resume / reuse, embed, write the store.
+#define _GNU_SOURCE
+#include "pl_run.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pl_fs.h"
+#include "pl_log.h"
+#include "pl_mpi.h"
+#include "pl_run_priv.h"
+
+void pl_run_options_default(PlRunOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->levels = PL_LEVEL_FOV;
+    o->align = PL_ALIGN_STRICT;
+    o->tile = 224;
+    o->cell_border = "shift";
+    o->min_cell_area = 50;
+    o->batch = 16;
+    o->prefetch = 2;
+}
+
+PlStatus pl_run_parse_levels(const char *text, int *levels) {
+    *levels = 0;
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", text);
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(t, "fov")) *levels |= PL_LEVEL_FOV;
+        else if (!strcmp(t, "tiles")) *levels |= PL_LEVEL_TILES;
+        else if (!strcmp(t, "cells")) *levels |= PL_LEVEL_CELLS;
+        else return PL_FAIL(PL_ERR_ARG, "unknown level '%s' (fov, tiles, cells)", t);
+    }
+    if (!*levels) return PL_FAIL(PL_ERR_ARG, "no level given (fov, tiles, cells)");
+    return PL_OK;
+}
+
+// Every rank reaches the same verdict: returns PL_OK only when `st` is PL_OK on all ranks. A rank whose own
+// status was fine reports that another rank failed (rank 0's message is the one printed).
+static PlStatus run_agree(PlStatus st, const char *what) {
+    int mine = st == PL_OK, all = 0;
+    PlStatus m = PL_MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (m != PL_OK) return m;
+    if (all) return PL_OK;
+    if (st != PL_OK) return st;
+    return PL_FAIL(PL_ERR_INTERNAL, "%s failed on another rank", what);
+}
+
+static PlStatus run_bcast_string(char *buf, int cap) {
+    return PL_MPI_CHECK(MPI_Bcast(buf, cap, MPI_CHAR, 0, MPI_COMM_WORLD));
+}
+
+// Threads per rank: cores this process may use, shared among the ranks on this node.
+static int run_default_threads(void) {
+    MPI_Comm local;
+    int local_size = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
+        MPI_Comm_size(local, &local_size);
+        MPI_Comm_free(&local);
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int per_rank = (int)(online > 0 ? online : 1) / (local_size > 0 ? local_size : 1);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < per_rank) per_rank = CPU_COUNT(&set);
+    return per_rank > 0 ? per_rank : 1;
+}
+
+// Load the card, manifest (rank 0 also checks files) and weights; set up the slot → plane mapping.
+static PlStatus run_load(RunContext *ctx) {
+    const PlRunOptions *o = ctx->opt;
+    PL_TRY(pl_modelcard_load(o->model, &ctx->card));
+    const PlModelCard *card = &ctx->card;
+    const char *roles[PL_MANIFEST_MAX_ROLES + PL_CARD_MAX_SLOTS];
+    int n_default = 0, n = 0;
+    const char *const *def = pl_manifest_default_roles(&n_default);
+    for (int i = 0; i < n_default; i++) roles[n++] = def[i];
+    for (int k = 0; k < card->n_slots; k++) {
+        int dup = !card->slots[k][0];
+        for (int i = 0; i < n; i++)
+            if (!strcmp(roles[i], card->slots[k])) dup = 1;
+        if (!dup) roles[n++] = card->slots[k];
+    }
+    PlManifestOptions mo = {.root = o->root, .roles = roles, .n_roles = n, .allow_outside_root = o->allow_outside_root,
+                            .check_files = 0, .max_errors = 20};
+    PL_TRY(pl_manifest_load(o->manifest, &mo, &ctx->manifest));
+    if (ctx->manifest.count == 0) return PL_FAIL(PL_ERR_EMPTY, "%s: the manifest lists no items", o->manifest);
+    PlWeightsOptions wo = {.checkpoint_key = card->checkpoint_key};
+    if (pl_weights_load(card->weights, &wo, &ctx->weights) != PL_OK)
+        return pl_error_wrap("model card %s: weights", card->path);
+    if (pl_vit_config_infer(&ctx->weights, card->heads, &ctx->vit_cfg) != PL_OK)
+        return pl_error_wrap("model card %s: weights %s", card->path, card->weights);
+    if (ctx->vit_cfg.in_chans != card->n_slots)
+        return PL_FAIL(PL_ERR_FORMAT, "%s: the card lists %d input slots but the weights take %d channels", card->path,
+                       card->n_slots, ctx->vit_cfg.in_chans);
+    if (card->patch && card->patch != ctx->vit_cfg.patch)
+        return PL_FAIL(PL_ERR_FORMAT, "%s: the card says patch %d but the weights have patch %d", card->path,
+                       card->patch, ctx->vit_cfg.patch);
+    ctx->C = card->n_slots;
+    ctx->nucleus_role = pl_manifest_role_index(&ctx->manifest, "nucleus");
+    // planes: one per distinct non-empty slot role present in the manifest
+    int slot_plane[PL_CARD_MAX_SLOTS];
+    ctx->n_planes = 0;
+    for (int k = 0; k < ctx->C; k++) {
+        slot_plane[k] = -1;
+        if (!card->slots[k][0]) continue;
+        int role = pl_manifest_role_index(&ctx->manifest, card->slots[k]);
+        if (role < 0) continue;   // the manifest has no such column: a zero channel
+        for (int q = 0; q < ctx->n_planes; q++)
+            if (ctx->plane_role[q] == role) slot_plane[k] = q;
+        if (slot_plane[k] < 0) {
+            ctx->plane_role[ctx->n_planes] = role;
+            slot_plane[k] = ctx->n_planes++;
+        }
+    }
+    if (ctx->n_planes == 0)
+        return PL_FAIL(PL_ERR_FORMAT, "%s: none of the model's input slots (%s...) is a column of %s", card->path,
+                       card->slots[0], o->manifest);
+    if (card->input_mode == PL_INPUT_REPLICATE) {   // each source plane copied to every input channel
+        ctx->R = ctx->n_planes;
+        for (int v = 0; v < ctx->R; v++)
+            for (int k = 0; k < ctx->C; k++) ctx->map[v][k] = v;
+    } else {
+        ctx->R = 1;
+        for (int k = 0; k < ctx->C; k++) ctx->map[0][k] = slot_plane[k];
+    }
+    ctx->vit_dim = ctx->vit_cfg.dim * (card->last_n > 1 ? card->last_n : 1) * (card->avgpool ? 2 : 1);
+    ctx->dim = ctx->vit_dim * ctx->R;
+    return PL_OK;
+}
+
+// Digests: rank r computes items r, r + size, ...; then everybody gathers all of them.
+static PlStatus run_digests(RunContext *ctx) {
+    const PlManifest *m = &ctx->manifest;
+    size_t N = m->count;
+    ctx->digests = calloc(N, sizeof *ctx->digests);
+    ctx->digest_error = calloc(N, sizeof *ctx->digest_error);
+    ctx->cost = calloc(N, sizeof *ctx->cost);
+    char (*mine)[PL_DIGEST_LEN] = calloc(N, sizeof *mine);
+    double *mycost = calloc(N, sizeof *mycost);
+    if (!ctx->digests || !ctx->digest_error || !ctx->cost || !mine || !mycost) {
+        free(mine); free(mycost);
+        return PL_FAIL(PL_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = (size_t)ctx->rank; i < N; i += (size_t)ctx->size) {
+        const PlManifestItem *it = &m->items[i];
+        if (pl_digest_item(m, it, ctx->opt->verify, mine[i]) != PL_OK) {
+            snprintf(mine[i], PL_DIGEST_LEN, "!unreadable");   // recorded as a failure by the item's worker
+        }
+        for (int r = 0; r < m->n_roles; r++) {
+            struct stat sb;
+            if (it->channels[r].path && stat(it->channels[r].path, &sb) == 0) mycost[i] += (double)sb.st_size;
+        }
+    }
+    PlStatus st = PL_MPI_CHECK(MPI_Allreduce(mycost, ctx->cost, (int)N, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    // each digest slot is written by exactly one rank, the others are zero bytes: a bytewise max merges them
+    if (st == PL_OK)
+        st = PL_MPI_CHECK(MPI_Allreduce(mine, ctx->digests, (int)(N * PL_DIGEST_LEN), MPI_UNSIGNED_CHAR, MPI_MAX,
+                                        MPI_COMM_WORLD));
+    free(mine);
+    free(mycost);
+    for (size_t i = 0; i < N && st == PL_OK; i++) {
+        if (ctx->digests[i][0] != '!') continue;
+        // recompute the reason locally (cheap: a stat or a read that fails)
+        char tmp[PL_DIGEST_LEN];
+        if (pl_digest_item(m, &m->items[i], ctx->opt->verify, tmp) != PL_OK)
+            ctx->digest_error[i] = pl_strdup(pl_error_message());
+        else
+            ctx->digest_error[i] = pl_strdup("input files changed while the run started");
+    }
+    return st;
+}
+
+static PlStatus run_settings(RunContext *ctx) {
+    const PlRunOptions *o = ctx->opt;
+    char buf[1024];
+    const char *align = o->align == PL_ALIGN_CROP ? "crop" : "strict";
+    snprintf(buf, sizeof buf,
+             "{\"levels\":%d,\"align\":\"%s\",\"tile\":%d,\"tile_stride\":%d,\"crop\":%d,\"crop_um\":%g,"
+             "\"cell_border\":\"%s\",\"min_cell_area\":%d,\"pixel_size_um\":%g,\"fov_size\":%d,\"digest\":\"%s\"}",
+             o->levels, align, o->tile, o->tile_stride > 0 ? o->tile_stride : o->tile, o->crop, o->crop_um,
+             o->cell_border ? o->cell_border : "shift", o->min_cell_area, o->pixel_size_um, o->fov_size,
+             o->verify ? "content" : "stat");
+    ctx->options_json = pl_strdup(buf);
+    if (!ctx->options_json) return PL_ERR_NOMEM;
+    size_t n = strlen(ctx->weights_sha) + strlen(ctx->card.json) + strlen(buf) + 4;
+    char *all = pl_malloc(n);
+    if (!all) return PL_ERR_NOMEM;
+    snprintf(all, n, "%s\n%s\n%s", ctx->weights_sha, ctx->card.json, buf);
+    pl_digest_text(all, ctx->settings_key);
+    free(all);
+    return PL_OK;
+}
+
+static void run_context_free(RunContext *ctx) {
+    if (ctx->digest_error)
+        for (size_t i = 0; i < ctx->manifest.count; i++) free(ctx->digest_error[i]);
+    free(ctx->digest_error);
+    pl_manifest_free(&ctx->manifest);
+    pl_modelcard_free(&ctx->card);
+    pl_weights_free(&ctx->weights);
+    free(ctx->digests);
+    free(ctx->cost);
+    free(ctx->options_json);
+    free(ctx->journal_dir);
+}
+
+static const double *run_sort_cost;
+static int run_cmp_cost(const void *a, const void *b) {
+    long x = *(const long *)a, y = *(const long *)b;
+    if (run_sort_cost[x] != run_sort_cost[y]) return run_sort_cost[x] < run_sort_cost[y] ? 1 : -1;
+    return x < y ? -1 : x > y;
+}
+
+// Rank 0: resume from the journal, reuse the old store, list the items still to compute.
+static PlStatus run_plan(RunContext *ctx, PlJournalWriter *jw, long *tasks, long *n_tasks, int64_t *valid,
+                         PlRunSummary *sum) {
+    const PlManifest *m = &ctx->manifest;
+    char key[128];
+    int present = 0;
+    PL_TRY(pl_journal_settings_read(ctx->journal_dir, key, &present));
+    if (present && strcmp(key, ctx->settings_key) != 0) {
+        pl_log_info("journal %s belongs to other settings: discarding it", ctx->journal_dir);
+        PL_TRY(pl_journal_remove(ctx->journal_dir));
+    } else if (!present) {
+        PL_TRY(pl_journal_remove(ctx->journal_dir));   // leftovers without settings: never trusted
+    }
+    PL_TRY(pl_journal_settings_write(ctx->journal_dir, ctx->settings_key));
+    PlJournalIndex idx;
+    PL_TRY(pl_journal_scan(ctx->journal_dir, &idx));
+    if (idx.torn) pl_log_info("journal: discarded the torn tail of %zu file%s", idx.torn, idx.torn > 1 ? "s" : "");
+    for (int r = 0; r < ctx->size; r++) valid[r] = pl_journal_valid_length(&idx, r);
+    unsigned char *done = calloc(m->count, 1), *reused = calloc(m->count, 1);
+    PlStatus st = done && reused ? PL_OK : PL_FAIL(PL_ERR_NOMEM, "out of memory");
+    if (st == PL_OK && idx.count) {
+        // id → item for the journal entries (sorted lookup by linear probe)
+        size_t cap = 16;
+        while (cap < m->count * 2 + 1) cap *= 2;
+        long *slot = malloc(cap * sizeof *slot);
+        if (!slot) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
+        for (size_t i = 0; slot && i < cap; i++) slot[i] = -1;
+        for (size_t i = 0; slot && i < m->count; i++) {
+            unsigned long h = 1469598103934665603UL;
+            for (const char *s = m->items[i].id; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211UL;
+            size_t k = h & (cap - 1);
+            while (slot[k] >= 0) k = (k + 1) & (cap - 1);
+            slot[k] = (long)i;
+        }
+        for (size_t e = 0; slot && e < idx.count; e++) {
+            unsigned long h = 1469598103934665603UL;
+            for (const char *s = idx.entries[e].id; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211UL;
+            for (size_t k = h & (cap - 1); slot[k] >= 0; k = (k + 1) & (cap - 1)) {
+                long i = slot[k];
+                if (strcmp(m->items[i].id, idx.entries[e].id) != 0) continue;
+                if (!strcmp(idx.entries[e].digest, ctx->digests[i]) &&
+                    (idx.entries[e].failed || idx.entries[e].dim == ctx->dim))
+                    done[i] = 1;
+                break;
+            }
+        }
+        free(slot);
+    }
+    pl_journal_index_free(&idx);
+    if (st == PL_OK) st = pl_journal_open(jw, ctx->journal_dir, 0, valid[0]);
+    if (st == PL_OK) st = run_reuse_old_store(ctx, done, reused, jw, sum);
+    if (st == PL_OK) st = pl_journal_sync(jw);
+    *n_tasks = 0;
+    for (size_t i = 0; i < m->count && st == PL_OK; i++) {
+        if (done[i]) sum->resumed++;
+        else if (!reused[i]) tasks[(*n_tasks)++] = (long)i;
+    }
+    run_sort_cost = ctx->cost;   // largest first: the last items handed out are the small ones
+    if (st == PL_OK) qsort(tasks, (size_t)*n_tasks, sizeof *tasks, run_cmp_cost);
+    free(done);
+    free(reused);
+    return st;
+}
+
+PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
+    memset(sum, 0, sizeof *sum);
+    double t0 = run_now();
+    RunContext ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.opt = o;
+    PL_MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &ctx.rank));
+    PL_MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &ctx.size));
+    PlStatus st = run_load(&ctx);
+    if (st == PL_OK && ctx.rank == 0 && pl_modelcard_verify_weights(&ctx.card, ctx.weights_sha) != PL_OK) st = PL_ERR_FORMAT;
+    st = run_agree(st, "loading the manifest and model");
+    if (st == PL_OK) st = run_bcast_string(ctx.weights_sha, sizeof ctx.weights_sha);
+    if (st == PL_OK) st = run_digests(&ctx);
+    if (st == PL_OK) st = run_settings(&ctx);
+    size_t N = ctx.manifest.count;
+    sum->items = (long)N;
+    sum->dim = ctx.dim;
+    ctx.threads = o->threads > 0 ? o->threads : run_default_threads();
+    size_t jl = strlen(o->out) + 16;
+    ctx.journal_dir = malloc(jl);
+    if (ctx.journal_dir) snprintf(ctx.journal_dir, jl, "%s.journal", o->out);
+    long *tasks = calloc(N ? N : 1, sizeof *tasks);
+    int64_t *valid = calloc((size_t)ctx.size, sizeof *valid);
+    if (st == PL_OK && (!tasks || !valid || !ctx.journal_dir)) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
+    st = run_agree(st, "planning");
+    long n_tasks = 0;
+    PlJournalWriter jw;
+    memset(&jw, 0, sizeof jw);
+    jw.fd = -1;
+    if (st == PL_OK && ctx.rank == 0) {
+        st = run_plan(&ctx, &jw, tasks, &n_tasks, valid, sum);
+        pl_log_info("run: %zu items, %ld to compute, %ld resumed from the journal, %ld reused from %s; %d rank%s x %d "
+                    "thread%s, embedding dim %d", N, n_tasks, sum->resumed, sum->reused, o->out, ctx.size,
+                    ctx.size > 1 ? "s" : "", ctx.threads, ctx.threads > 1 ? "s" : "", ctx.dim);
+    }
+    st = run_agree(st, "planning on rank 0");
+    if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(&n_tasks, 1, MPI_LONG, 0, MPI_COMM_WORLD));
+    if (st == PL_OK && n_tasks > 0) st = PL_MPI_CHECK(MPI_Bcast(tasks, (int)n_tasks, MPI_LONG, 0, MPI_COMM_WORLD));
+    if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(valid, ctx.size, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    if (st == PL_OK && ctx.rank != 0) st = pl_journal_open(&jw, ctx.journal_dir, ctx.rank, valid[ctx.rank]);
+    st = run_agree(st, "opening the journals");
+    RunWorkerStats ws;
+    memset(&ws, 0, sizeof ws);
+    if (st == PL_OK) st = run_worker(&ctx, tasks, n_tasks, &jw, &ws);
+    PlStatus cs = pl_journal_close(&jw);
+    if (st == PL_OK) st = cs;
+    st = run_agree(st, "embedding");
+    if (st == PL_OK) {
+        double mine[6] = {ws.t_prep, ws.t_embed, ws.t_journal, ws.t_wait, (double)ws.computed, (double)ws.failed};
+        double tot[6];
+        double busy_min = 0, busy_max = 0;
+        st = PL_MPI_CHECK(MPI_Allreduce(mine, tot, 6, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+        if (st == PL_OK) st = PL_MPI_CHECK(MPI_Allreduce(&ws.t_busy, &busy_min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD));
+        if (st == PL_OK) st = PL_MPI_CHECK(MPI_Allreduce(&ws.t_busy, &busy_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+        double busy_sum = 0;
+        if (st == PL_OK) st = PL_MPI_CHECK(MPI_Allreduce(&ws.t_busy, &busy_sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+        sum->t_prep = tot[0]; sum->t_embed = tot[1]; sum->t_journal = tot[2]; sum->t_wait = tot[3];
+        sum->computed = (long)tot[4];
+        sum->rank_busy_min = busy_min;
+        sum->rank_busy_max = busy_max;
+        sum->rank_busy_mean = busy_sum / ctx.size;
+    }
+    // the store: a temporary name agreed by all ranks, renamed by rank 0
+    char temp[4096] = "";
+    if (st == PL_OK && ctx.rank == 0) {
+        char *t = pl_temp_path_for(o->out);
+        if (t) snprintf(temp, sizeof temp, "%s", t);
+        free(t);
+    }
+    if (st == PL_OK) st = run_bcast_string(temp, sizeof temp);
+    double ts = run_now();
+    if (st == PL_OK) {
+        st = run_write_store(&ctx, temp, sum);
+        st = run_agree(st, "writing the store");
+    }
+    if (st == PL_OK && o->strict && sum->failed > 0)
+        st = PL_FAIL(PL_ERR_FORMAT, "%ld item%s failed and --strict is set: the store was not replaced (the journal "
+                     "%s keeps the finished items)", sum->failed, sum->failed > 1 ? "s" : "", ctx.journal_dir);
+    if (ctx.rank == 0) {
+        if (st == PL_OK) {
+            st = pl_file_commit_rename(temp, o->out);
+            if (st == PL_OK) st = pl_journal_remove(ctx.journal_dir);
+        } else if (temp[0]) {
+            unlink(temp);
+        }
+    }
+    st = run_agree(st, "committing the store");
+    sum->t_store = run_now() - ts;
+    sum->seconds = run_now() - t0;
+    free(tasks);
+    free(valid);
+    run_context_free(&ctx);
+    return st;
+}

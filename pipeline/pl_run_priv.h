@@ -1,0 +1,127 @@
+// Internal structures shared by the files of `protloc run` (pl_run.c, pl_run_prep.c, pl_run_worker.c,
+// pl_run_reuse.c, pl_run_store.c, pl_schedule.c, pl_progress.c). Not a public API.
+// Ownership: RunContext owns the manifest, card, weights and digests; RunPrepared owns its buffers.
+#ifndef PL_RUN_PRIV_H
+#define PL_RUN_PRIV_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "pl_cells.h"
+#include "pl_digest.h"
+#include "pl_image.h"
+#include "pl_journal.h"
+#include "pl_manifest.h"
+#include "pl_modelcard.h"
+#include "pl_run.h"
+#include "pl_vit.h"
+#include "pl_weights.h"
+
+#define RUN_MAX_VARIANTS PL_CARD_MAX_SLOTS
+
+// Read-only state every rank holds after planning.
+typedef struct RunContext {
+    const PlRunOptions *opt;
+    int rank, size;
+    PlManifest manifest;
+    PlModelCard card;
+    PlWeights weights;
+    PlVitConfig vit_cfg;
+    char weights_sha[65];
+    char settings_key[65];
+    char *options_json;         // preprocessing/run options that decide reuse (stored in the store)
+    char (*digests)[PL_DIGEST_LEN];   // (items) input digests ("" = digest failed: see digest_error)
+    char **digest_error;        // (items) NULL or the reason the item's files could not be read
+    double *cost;               // (items) bytes of input files (scheduling weight)
+    // model input mapping
+    int C;                      // model input channels
+    int R;                      // variants per embedding row (1 natural; #sources replicate)
+    int n_planes;               // distinct source planes read per item
+    int plane_role[RUN_MAX_VARIANTS];            // manifest role index of each plane
+    int map[RUN_MAX_VARIANTS][PL_CARD_MAX_SLOTS]; // (variant, channel) → plane or -1 (zeros)
+    int nucleus_role;           // manifest role index of "nucleus" or -1
+    int vit_dim;                // output dim of one forward
+    int dim;                    // embedding row length = R * vit_dim
+    int threads;                // ViT threads on this rank
+    char *journal_dir;
+} RunContext;
+
+// One level's ViT inputs for an item: x (rows * R, C, h, w); row r's embedding = the R outputs concatenated.
+typedef struct RunBatch {
+    float *x;
+    size_t cap;                 // floats
+    int rows, h, w;
+} RunBatch;
+
+// An item prepared by the reader thread.
+typedef struct RunPrepared {
+    long item;                  // manifest index
+    int failed;
+    char stage[32];
+    char message[1024];
+    RunBatch fov, tiles, cells;
+    int32_t *tile_yx;           // (tiles.rows, 2)
+    size_t tile_cap;
+    float *cell_cyx;            // (cells.rows, 2)
+    int64_t *cell_area;         // (cells.rows)
+    size_t cell_cap;
+    // scratch reused across items
+    PlImage plane_img[RUN_MAX_VARIANTS];
+    float *planes;              // (n_planes, H, W) aligned raw planes
+    size_t planes_cap;
+    int H, W;
+    float plane_scale[RUN_MAX_VARIANTS];   // 1 / (2^bits - 1) for integer sources, 1 for float
+    int32_t *labels;
+    size_t labels_cap;
+    PlCellSet cellset;
+    PlImage mask_img;
+    double seconds;
+} RunPrepared;
+
+// pl_run_prep.c
+void run_prepare_item(const RunContext *ctx, long item, RunPrepared *p);
+void run_prepared_free(RunPrepared *p);
+
+// pl_schedule.c: dynamic self-scheduling through a one-sided counter hosted on rank 0.
+typedef struct RunScheduler {
+    MPI_Win win;
+    int64_t *base;              // window memory (rank 0: [next, done])
+    int64_t total;
+    int active;
+} RunScheduler;
+PlStatus run_scheduler_create(RunScheduler *s, int64_t total, MPI_Comm comm);
+// Next task index, or -1 when every task has been handed out.
+PlStatus run_scheduler_next(RunScheduler *s, int64_t *task);
+PlStatus run_scheduler_done(RunScheduler *s, int64_t n);
+PlStatus run_scheduler_progress(RunScheduler *s, int64_t *handed, int64_t *done);
+PlStatus run_scheduler_free(RunScheduler *s);   // collective
+
+// pl_progress.c: rank 0's progress display.
+typedef struct RunProgress {
+    long total;
+    double start, last_draw;
+    int tty;
+    int enabled;
+} RunProgress;
+void run_progress_start(RunProgress *p, long total, int enabled);
+void run_progress_update(RunProgress *p, long done, int force);
+void run_progress_finish(RunProgress *p, long done);
+double run_now(void);
+
+// pl_run_worker.c: embed this rank's share of `tasks` (manifest indices), appending to `journal`.
+typedef struct RunWorkerStats {
+    long computed, failed;
+    double t_prep, t_embed, t_journal, t_wait, t_busy;
+} RunWorkerStats;
+PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJournalWriter *journal,
+                    RunWorkerStats *stats);
+
+// pl_run_reuse.c: rank 0 copies unchanged items of the existing store into its journal (marks reused[i]).
+// done[i] = the journal already holds item i. Adds added/changed/removed/reused counts to sum.
+PlStatus run_reuse_old_store(const RunContext *ctx, const unsigned char *done, unsigned char *reused,
+                             PlJournalWriter *journal, PlRunSummary *sum);
+
+// pl_run_store.c: collective store writing from the journal (after every rank closed its journal).
+PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSummary *summary);
+
+#endif
