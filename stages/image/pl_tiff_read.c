@@ -194,6 +194,7 @@ PlStatus pl_tiff_probe(const char *path, const PlDecodeLimits *lim, PlImageInfo 
     info->uniform = 1;
     PlStatus st = PL_OK;
     TiffPage first, p;
+    memset(&first, 0, sizeof first);
     uint64_t channels = 0;
     int page = 0;
     do {
@@ -226,11 +227,21 @@ PlStatus pl_tiff_probe(const char *path, const PlDecodeLimits *lim, PlImageInfo 
 }
 
 PlStatus pl_tiff_decode(const char *path, const PlDecodeLimits *lim, int channel, PlImage *io) {
+    PlImageInfo info;
+    if (channel < 0) {
+        // all channels: size the buffer once from the header walk (every page must match page 0)
+        PL_TRY(pl_tiff_probe(path, lim, &info));
+        if (!info.uniform)
+            return PL_FAIL(PL_ERR_FORMAT, "%s: pages differ in size, depth or samples; read channels one by one (file#k)", path);
+        PL_TRY(pl_image_reshape(io, info.channels, info.height, info.width));
+        io->bits = info.bits;
+        io->is_float = info.is_float;
+    }
     TiffMsg msg;
     TIFF *tif = NULL;
     PL_TRY(tiff_open(path, &msg, &tif));
     PlStatus st = PL_OK;
-    TiffPage p, first;
+    TiffPage p;
     int page = 0, base = 0, done = 0;
     do {
         st = tiff_page_info(tif, path, page, lim, &p);
@@ -247,23 +258,10 @@ PlStatus pl_tiff_decode(const char *path, const PlDecodeLimits *lim, int channel
                 break;
             }
         } else {
-            if (page == 0) {
-                first = p;
-                // Count channels first so the buffer is sized once (all pages must match page 0).
-                PlImageInfo info;
-                TIFFClose(tif);
-                tif = NULL;
-                st = pl_tiff_probe(path, lim, &info);
-                if (st != PL_OK) return st;
-                if (!info.uniform)
-                    return PL_FAIL(PL_ERR_FORMAT, "%s: pages differ in size, depth or samples; read channels one by one (file#k)", path);
-                st = pl_image_reshape(io, info.channels, (int)p.height, (int)p.width);
-                if (st != PL_OK) return st;
-                io->bits = p.bps;
-                io->is_float = p.format == SAMPLEFORMAT_IEEEFP;
-                PL_TRY(tiff_open(path, &msg, &tif));
+            if (base + p.spp > info.channels || (int)p.width != info.width || (int)p.height != info.height) {
+                st = PL_FAIL(PL_ERR_FORMAT, "%s: page %d changed while reading", path, page);
+                break;
             }
-            (void)first;
             size_t plane = (size_t)p.width * p.height;
             st = tiff_decode_page(tif, path, page, &p, 0, p.spp, &msg, io->data + (size_t)base * plane);
             if (st != PL_OK) break;
@@ -274,6 +272,6 @@ PlStatus pl_tiff_decode(const char *path, const PlDecodeLimits *lim, int channel
     if (st == PL_OK && channel >= 0 && !done)
         st = PL_FAIL(PL_ERR_ARG, "%s: channel #%d requested but the file has %d channel%s (pages × samples)", path,
                      channel, base, base == 1 ? "" : "s");
-    if (tif) TIFFClose(tif);
+    TIFFClose(tif);
     return st;
 }
