@@ -23,4 +23,8 @@ void cmd_knn_usage(FILE *out);
 int cmd_probe_run(int argc, char **argv);
 void cmd_probe_usage(FILE *out);
 
+int cmd_model_init_run(int argc, char **argv);
+void cmd_model_init_usage(FILE *out);
+int cmd_model_inspect_run(int argc, char **argv);
+void cmd_model_inspect_usage(FILE *out);
 #endif

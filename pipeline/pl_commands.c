@@ -10,6 +10,8 @@ const PlCommand pl_commands[] = {
     {"manifest scan", "write a manifest for a folder of OpenCell or HPA images", 0, cmd_manifest_scan_run, cmd_manifest_scan_usage},
     {"manifest diff", "list item ids added, changed and removed between two manifests", 0, cmd_manifest_diff_run, cmd_manifest_diff_usage},
     {"embed", "DINO ViT embeddings of a float32 (N, C, H, W) .npy into an (N, D) .npy", 0, cmd_embed_run, cmd_embed_usage},
+    {"model init", "write deterministic random DINO ViT weights (safetensors)", 0, cmd_model_init_run, cmd_model_init_usage},
+    {"model inspect", "print a checkpoint's format, ViT architecture, stored args and tensors", 0, cmd_model_inspect_run, cmd_model_inspect_usage},
     {"segment", "segment nuclei in a nucleus channel: count, 16-bit label TIFF, JSON", 0, cmd_segment_run, cmd_segment_usage},
     {"export", "write a store level as AnnData .h5ad, .npy + metadata, or TSV", 0, cmd_export_run, cmd_export_usage},
     {"knn", "exact kNN evaluation (macro F1 for every k; MPI-distributed) with reports and plots", 1, cmd_knn_run, cmd_knn_usage},
