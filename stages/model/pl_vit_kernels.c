@@ -9,8 +9,10 @@
 // building the exponent bits. Branch-free so loops over it vectorise. Inputs below -87.3 return
 // ~1e-38 instead of a denormal (softmax inputs are <= 0, so the difference is far below float ulp of 1).
 float pl_vit_exp(float x) {
-    x = fminf(fmaxf(x, -87.3f), 88.3f);
-    float fn = floorf(x * 1.44269504088896341f + 0.5f);
+    x = x < -87.3f ? -87.3f : x;   // ternaries, not fminf/fmaxf: they vectorise without -ffast-math
+    x = x > 88.3f ? 88.3f : x;
+    // n = round(x / ln2) with the 1.5 * 2^23 trick (floorf would block vectorisation without -fno-trapping-math)
+    float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - fn * 0.693359375f;
     r = r + fn * 2.12194440e-4f;
     float y = 1.9875691500e-4f;
@@ -20,8 +22,7 @@ float pl_vit_exp(float x) {
     y = y * r + 1.6666665459e-1f;
     y = y * r + 5.0000001201e-1f;
     y = y * r * r + r + 1.0f;
-    int32_t n = (int32_t)fn;
-    int32_t bits = (n + 127) << 23;
+    int32_t bits = ((int32_t)fn + 127) << 23;   // 2^n from its exponent bits
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return y * scale;
@@ -30,7 +31,8 @@ float pl_vit_exp(float x) {
 // erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (|erf| rounds to 1 in float beyond), the rational form
 // used by XLA/Eigen for float.
 float pl_vit_erf(float x) {
-    x = fminf(fmaxf(x, -4.0f), 4.0f);
+    x = x < -4.0f ? -4.0f : x;
+    x = x > 4.0f ? 4.0f : x;
     float x2 = x * x;
     float p = -2.72614225801306e-10f;
     p = p * x2 + 2.77068142495902e-08f;
@@ -47,19 +49,53 @@ float pl_vit_erf(float x) {
     return x * p / q;
 }
 
+// Sum and max with 16 independent partials: the compiler vectorises these (a plain float reduction
+// loop stays scalar without -ffast-math because it may not reorder additions).
+#define PL_LANES 16
+static float pl_sum(const float *x, int n) {
+    float acc[PL_LANES] = {0};
+    int i = 0;
+    for (; i + PL_LANES <= n; i += PL_LANES)
+        for (int j = 0; j < PL_LANES; j++) acc[j] += x[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < PL_LANES; j++) s += acc[j];
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static float pl_sum_sq_dev(const float *x, int n, float mean) {
+    float acc[PL_LANES] = {0};
+    int i = 0;
+    for (; i + PL_LANES <= n; i += PL_LANES)
+        for (int j = 0; j < PL_LANES; j++) {
+            float d = x[i + j] - mean;
+            acc[j] += d * d;
+        }
+    float s = 0.0f;
+    for (int j = 0; j < PL_LANES; j++) s += acc[j];
+    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
+    return s;
+}
+
+static float pl_max(const float *x, int n) {
+    float acc[PL_LANES];
+    for (int j = 0; j < PL_LANES; j++) acc[j] = x[0];
+    int i = 0;
+    for (; i + PL_LANES <= n; i += PL_LANES)
+        for (int j = 0; j < PL_LANES; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+    float m = acc[0];
+    for (int j = 1; j < PL_LANES; j++) m = acc[j] > m ? acc[j] : m;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
 void pl_vit_layernorm(const float *x, int ldx, float *out, int ldo, int rows, int n, const float *w,
                       const float *b, float eps) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * ldx;
         float *o = out + (size_t)r * ldo;
-        float s = 0.0f;
-        for (int i = 0; i < n; i++) s += xr[i];
-        float mean = s / (float)n;
-        float v = 0.0f;
-        for (int i = 0; i < n; i++) {
-            float d = xr[i] - mean;
-            v += d * d;
-        }
+        float mean = pl_sum(xr, n) / (float)n;
+        float v = pl_sum_sq_dev(xr, n, mean);
         float inv = 1.0f / sqrtf(v / (float)n + eps);
         for (int i = 0; i < n; i++) o[i] = (xr[i] - mean) * inv * w[i] + b[i];
     }
@@ -84,16 +120,10 @@ void pl_vit_add_bias(float *x, int ldx, int rows, int n, const float *bias) {
 
 void pl_vit_softmax_rows(float *x, int ldx, int rows, int n) {
     for (int r = 0; r < rows; r++) {
-        float *xr = x + (size_t)r * ldx;
-        float m = xr[0];
-        for (int i = 1; i < n; i++) m = fmaxf(m, xr[i]);
-        float s = 0.0f;
-        for (int i = 0; i < n; i++) {
-            float e = pl_vit_exp(xr[i] - m);
-            xr[i] = e;
-            s += e;
-        }
-        float inv = 1.0f / s;
+        float *restrict xr = x + (size_t)r * ldx;   // restrict: lets the exp loop vectorise
+        float m = pl_max(xr, n);
+        for (int i = 0; i < n; i++) xr[i] = pl_vit_exp(xr[i] - m);
+        float inv = 1.0f / pl_sum(xr, n);
         for (int i = 0; i < n; i++) xr[i] *= inv;
     }
 }
