@@ -27,4 +27,6 @@ int cmd_model_init_run(int argc, char **argv);
 void cmd_model_init_usage(FILE *out);
 int cmd_model_inspect_run(int argc, char **argv);
 void cmd_model_inspect_usage(FILE *out);
+int cmd_synth_run(int argc, char **argv);
+void cmd_synth_usage(FILE *out);
 #endif

@@ -16,5 +16,6 @@ const PlCommand pl_commands[] = {
     {"export", "write a store level as AnnData .h5ad, .npy + metadata, or TSV", 0, cmd_export_run, cmd_export_usage},
     {"knn", "exact kNN evaluation (macro F1 for every k; MPI-distributed) with reports and plots", 1, cmd_knn_run, cmd_knn_usage},
     {"probe", "logistic-regression / MLP heads on frozen embeddings, macro F1 per data fraction", 0, cmd_probe_run, cmd_probe_usage},
+    {"synth", "write a synthetic OpenCell/HPA dataset (images, masks, manifest.tsv)", 0, cmd_synth_run, cmd_synth_usage},
 };
 const int pl_command_count = (int)(sizeof pl_commands / sizeof pl_commands[0]);
