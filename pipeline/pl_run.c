@@ -289,6 +289,9 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     PL_MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &ctx.rank));
     PL_MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &ctx.size));
     PlStatus st = run_load(&ctx);
+    if (st != PL_OK && ctx.rank == 0 && ctx.manifest.n_errors > 1) {   // every manifest problem, then the summary
+        for (size_t i = 0; i < ctx.manifest.n_errors; i++) pl_log_error("%s", ctx.manifest.errors[i]);
+    }
     if (st == PL_OK && ctx.rank == 0 && pl_modelcard_verify_weights(&ctx.card, ctx.weights_sha) != PL_OK) st = PL_ERR_FORMAT;
     st = run_agree(st, "loading the manifest and model");
     if (st == PL_OK) st = run_bcast_string(ctx.weights_sha, sizeof ctx.weights_sha);

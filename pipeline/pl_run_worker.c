@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pl_log.h"
 #include "pl_run_priv.h"
@@ -146,6 +147,9 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
     size_t c_fov = 0, c_tiles = 0, c_cells = 0;
     RunProgress progress;
     if (ctx->rank == 0) run_progress_start(&progress, n_tasks, !o->no_progress);
+    // testing hook (tests/cli/test_run_resume.sh): slow every item down so a test can kill a rank mid-run
+    const char *delay_env = getenv("PROTLOC_TEST_ITEM_DELAY_MS");
+    long delay_ms = delay_env ? strtol(delay_env, NULL, 10) : 0;
     int exhausted = 0, inflight = 0;
     long seq = 0, tick = 0;
     double t_start = run_now();
@@ -230,6 +234,10 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
         double tj = run_now();
         st = pl_journal_append(journal, &rec);
         stats->t_journal += run_now() - tj;
+        if (st == PL_OK && delay_ms > 0) {
+            struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         if (st == PL_OK) st = run_scheduler_done(&sched, 1);
         if (st == PL_OK && ctx->rank == 0) {
             int64_t handed = 0, done = 0;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# protloc run end to end: identical stores for 1, 2 and 3 ranks (fov + tiles + cells), bad items recorded in
+# /failures with exit 3, --strict fails without replacing the store, manifest errors name file:line:column,
+# FOV embeddings equal `protloc embed` on the same normalised input (numpy) — i.e. preprocessing is as documented.
+source "$(dirname "$0")/lib.sh"
+FIX="$PROTLOC_SOURCE_DIR/tests/fixtures/runner"
+N=10
+[ "${PROTLOC_SANITIZE:-0}" = 1 ] && N=5
+D="$TEST_TMP/ds"
+$PY "$FIX/make_dataset.py" "$D" "$N" --corrupt || { fail "dataset generation"; finish; }
+expect_status 0 "$PROTLOC" -q model init --dim 64 --depth 2 --heads 2 --patch 16 --in-chans 2 --jitter 0.1 \
+  --out "$D/model.safetensors"
+cat >"$D/card.json" <<'JSON'
+{"name": "test-vit2-d64", "weights": "model.safetensors", "input_slots": ["protein", "nucleus"],
+ "normalisation": {"mode": "self"}, "pixel_size_um": 0.206, "patch": 16}
+JSON
+OPTS=(--manifest "$D/manifest.tsv" --model "$D/card.json" --level fov,tiles,cells --tile 64 --crop 48 --no-progress)
+
+expect_status 3 "$PROTLOC" run "${OPTS[@]}" --out "$D/np1.h5"
+grep -q "summary: items=$((N + 4)) added=$((N + 4)) .* computed=$N failed=4" "$TEST_TMP/last.out" \
+  && pass "summary counts (np 1)" || fail "summary line: $(cat "$TEST_TMP/last.out")"
+expect_status 3 mpirun --oversubscribe -np 2 "$PROTLOC" run "${OPTS[@]}" --out "$D/np2.h5"
+expect_status 3 mpirun --oversubscribe -np 3 "$PROTLOC" run "${OPTS[@]}" --out "$D/np3.h5"
+$PY "$FIX/compare_stores.py" "$D/np1.h5" "$D/np2.h5" "$D/np3.h5" && pass "stores identical for 1, 2, 3 ranks" \
+  || fail "stores differ between rank counts"
+[ ! -e "$D/np1.h5.journal" ] && pass "journal removed after success" || fail "journal left behind"
+
+# layout, failures, attributes, and the FOV embedding recomputed independently
+$PY - "$D" "$N" "$PROTLOC" <<'PYEOF' && pass "store layout, failures, attributes, FOV = protloc embed" || fail "store content"
+import json, os, subprocess, sys
+import h5py, numpy as np, tifffile
+d, n, protloc = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+f = h5py.File(f"{d}/np1.h5", "r")
+ids = [x.decode() for x in f["items/id"][()]]
+assert ids == [f"item{i:04d}" for i in range(n)], ids
+assert f["fov/embedding"].shape == (n, 64) and f["fov/embedding"].dtype == np.float32
+fails = {i.decode(): s.decode() for i, s in zip(f["failures/id"][()], f["failures/stage"][()])}
+assert fails == {"bad_truncated": "decode", "bad_page": "decode", "bad_empty": "decode", "bad_missing": "input"}, fails
+msgs = [m.decode() for m in f["failures/message"][()]]
+assert any("#7" in m for m in msgs) and any("empty" in m for m in msgs), msgs
+ti, ci = f["tiles/item"][()], f["cells/item"][()]
+assert len(ti) == n * 4 and (np.diff(ti) >= 0).all() and set(ti) == set(range(n))   # 160 px -> 2 x 2 tiles of 64
+assert (np.diff(ci) >= 0).all() and set(ci) == set(range(n)) and (f["cells/area"][()] > 400).all()
+assert set(f["tiles/y"][()]) == {0, 64}
+a = f.attrs
+assert a["format"].decode() == "protloc-store/1" and len(a["model_sha256"].decode()) == 64
+assert json.loads(a["model_card"].decode())["name"] == "test-vit2-d64" and json.loads(a["run_options"].decode())["tile"] == 64
+assert f["items/label"][0].decode() == "nucleoplasm" and f["items/split"][2].decode() == "val"
+# FOV input as docs/manifests.md says: slot 0 protein, slot 1 nucleus; per channel (x - mean) / (std + 1e-7)
+x = []
+for i in range(n):
+    img = tifffile.imread(f"{d}/img/item{i:04d}_proj.tif").astype(np.float64) / 65535.0
+    ch = [img[1], img[0]]
+    ch = [(c - c.mean()) / (c.std() + 1e-7) for c in ch]
+    x.append(np.stack(ch)[:, :160, :160])
+np.save(f"{d}/x.npy", np.array(x, np.float32))
+subprocess.run([protloc, "-q", "embed", "--model", f"{d}/model.safetensors", "--input", f"{d}/x.npy", "--output",
+                f"{d}/y.npy"], check=True)
+y = np.load(f"{d}/y.npy")
+err = np.abs(y - f["fov/embedding"][()]).max()
+assert err < 1e-4, err
+PYEOF
+
+# --strict: failures are fatal, the store is not written, the journal keeps the finished items
+expect_status 1 "$PROTLOC" run "${OPTS[@]}" --out "$D/strict.h5" --strict
+[ ! -e "$D/strict.h5" ] && [ -d "$D/strict.h5.journal" ] && pass "--strict: no store, journal kept" \
+  || fail "--strict left a store or lost the journal"
+grep -q "strict" "$TEST_TMP/last.err" && pass "--strict explains itself" || fail "--strict message"
+
+# manifest errors: file:line:column, exit 1, nothing written
+printf 'id\tdataset\tlabel\tsplit\tgroup\tprotein\nx\td\t\tbogus\tg\timg/item0000_proj.tif\n' >"$D/bad.tsv"
+expect_status 1 "$PROTLOC" run --manifest "$D/bad.tsv" --model "$D/card.json" --out "$D/bad.h5"
+grep -q "bad.tsv:2:6: bad split 'bogus'" "$TEST_TMP/last.err" && pass "manifest error with line:column" \
+  || fail "manifest error message: $(cat "$TEST_TMP/last.err")"
+[ ! -e "$D/bad.h5" ] && pass "no store on manifest errors" || fail "store written despite manifest errors"
+expect_status 2 "$PROTLOC" run --manifest "$D/manifest.tsv" --out x.h5
+expect_status 2 "$PROTLOC" run "${OPTS[@]}" --out "$D/x.h5" --level nope
+expect_status 0 "$PROTLOC" run --help
+finish
