@@ -21,6 +21,7 @@ void openblas_set_num_threads(int num_threads);
 
 #define PL_VIT_QCHUNK 128     // attention query rows per inner step (bounds the score scratch)
 #define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
+#define PL_VIT_MAX_ROWS 256   // largest row chunk (bounds the per-thread MLP buffer)
 
 typedef struct PlVitBlockW {
     const float *n1w, *n1b, *qkvw, *qkvb, *projw, *projb, *n2w, *n2b, *fc1w, *fc1b, *fc2w, *fc2b;
@@ -36,10 +37,10 @@ struct PlVit {
     float *slab;            // every activation below
     size_t slab_bytes;
     float *x;               // (B, T, D) residual stream
-    float *xn;              // (B, T, D) LayerNorm output
+    float *xn;              // (B, T, D) LayerNorm output: shares att's memory (see pl_vit_rows_mlp)
     float *qkv;             // (B, T, 3D)
     float *att;             // (B, T, D) attention output (heads concatenated)
-    float *hid;             // (B, T, max(hidden, K)) MLP hidden / unfolded patches
+    float *hid;             // (threads, MAX_ROWS, max(hidden, K)) per-thread MLP hidden / unfolded patches
     float *scores;          // (threads, QCHUNK, T) attention scratch
     int hid_ld;
     PlThreadPool *pool;
@@ -153,10 +154,10 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     size_t B = (size_t)opt->max_batch, T = (size_t)v->T;
     v->hid_ld = c->mlp_hidden > v->K ? c->mlp_hidden : v->K;
     size_t qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
-    size_t sizes[6] = {B * T * D, B * T * D, B * T * 3 * D, B * T * D, B * T * (size_t)v->hid_ld,
+    size_t sizes[5] = {B * T * D, B * T * 3 * D, B * T * D, (size_t)v->threads * PL_VIT_MAX_ROWS * (size_t)v->hid_ld,
                        (size_t)v->threads * qrows * T};
     size_t total = 0;
-    for (int i = 0; i < 6; i++) total += (sizes[i] + 15) & ~(size_t)15;   // 64-byte aligned carving
+    for (int i = 0; i < 5; i++) total += (sizes[i] + 15) & ~(size_t)15;   // 64-byte aligned carving
     if (total > ((size_t)1 << 40) / sizeof(float)) {
         pl_vit_destroy(v);
         return PL_FAIL(PL_ERR_LIMIT, "activations for batch %zu at %dx%d would need %zu GiB", B, opt->height, opt->width,
@@ -170,11 +171,14 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     }
     memset(v->slab, 0, v->slab_bytes);   // touch every page now, not in the first forward
     float *p = v->slab;
-    float **dst[6] = {&v->x, &v->xn, &v->qkv, &v->att, &v->hid, &v->scores};
-    for (int i = 0; i < 6; i++) {
+    float **dst[5] = {&v->x, &v->qkv, &v->att, &v->hid, &v->scores};
+    for (int i = 0; i < 5; i++) {
         *dst[i] = p;
         p += (sizes[i] + 15) & ~(size_t)15;
     }
+    // LayerNorm outputs reuse att: within a row chunk, att is dead once proj has read it, and the
+    // LN1 output is dead once the qkv GEMM of the same chunk has read it, before attention writes att.
+    v->xn = v->att;
 
     st = pl_threadpool_create(v->threads, &v->pool);
     if (st != PL_OK) {
@@ -202,10 +206,10 @@ static void pl_vit_rows_qkv(PlVit *v, const PlVitBlockW *b, int r0, int n) {
 }
 
 // x += proj(att); x += fc2(gelu(fc1(LN2(x)))), for rows [r0, r0 + n).
-static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n) {
+static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n, int thread) {
     const int D = v->cfg.dim, H = v->cfg.mlp_hidden;
     float *x = v->x + (size_t)r0 * D, *xn = v->xn + (size_t)r0 * D, *att = v->att + (size_t)r0 * D;
-    float *hid = v->hid + (size_t)r0 * H;
+    float *hid = v->hid + (size_t)thread * PL_VIT_MAX_ROWS * v->hid_ld;   // (n, H)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, att, D, b->projw, D, 1.0f, x, D);
     pl_vit_add_bias(x, D, n, D, b->projb);
     pl_vit_layernorm(x, D, xn, D, n, D, b->n2w, b->n2b, v->cfg.ln_eps);
@@ -217,10 +221,10 @@ static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n) {
 
 // Patch embedding for rows [r0, r0 + n): unfold each patch (C, p, p) into a row, one GEMM with the
 // conv weight (D, C*p*p), then bias + position; CLS rows get cls_token + pos[0].
-static void pl_vit_rows_embed(PlVit *v, int r0, int n) {
+static void pl_vit_rows_embed(PlVit *v, int r0, int n, int thread) {
     const int D = v->cfg.dim, C = v->cfg.in_chans, P = v->cfg.patch, K = v->K, T = v->T;
     const int H = v->opt.height, W = v->opt.width;
-    float *u = v->hid + (size_t)r0 * K;
+    float *u = v->hid + (size_t)thread * PL_VIT_MAX_ROWS * v->hid_ld;   // (n, K)
     for (int r = r0; r < r0 + n; r++) {
         int b = r / T, t = r % T;
         float *row = u + (size_t)(r - r0) * K;
@@ -264,9 +268,9 @@ static void pl_vit_task_rows(void *ctx, int task, int thread) {
     if (n <= 0) return;
     int next = v->layer + 1;
     if (v->layer < 0)
-        pl_vit_rows_embed(v, r0, n);
+        pl_vit_rows_embed(v, r0, n, thread);
     else
-        pl_vit_rows_mlp(v, &v->blocks[v->layer], r0, n);
+        pl_vit_rows_mlp(v, &v->blocks[v->layer], r0, n, thread);
     if (next < v->cfg.depth)
         pl_vit_rows_qkv(v, &v->blocks[next], r0, n);
     else if (v->opt.avgpool)
@@ -313,12 +317,16 @@ PlStatus pl_vit_forward(PlVit *v, const float *x, int batch, float *out) {
     v->in = x;
     v->batch = batch;
     v->rows = batch * v->T;
-    // Row chunks: enough for load balance (2 per thread), each at least PL_VIT_MIN_ROWS, multiples of 8.
-    int want = v->threads * 2;
-    if (v->threads == 1) want = 1;
-    int cr = (v->rows + want - 1) / want;
-    if (cr < PL_VIT_MIN_ROWS) cr = PL_VIT_MIN_ROWS;
-    cr = (cr + 7) & ~7;
+    // Row chunks: at most PL_VIT_MAX_ROWS rows, a multiple of the thread count when there are enough
+    // rows (equal shares), at least PL_VIT_MIN_ROWS rows each (GEMM efficiency), multiples of 8.
+    int nchunks = (v->rows + PL_VIT_MAX_ROWS - 1) / PL_VIT_MAX_ROWS;
+    nchunks = (nchunks + v->threads - 1) / v->threads * v->threads;
+    if (v->rows / nchunks < PL_VIT_MIN_ROWS) {
+        nchunks = v->rows / PL_VIT_MIN_ROWS;
+        if (nchunks < 1) nchunks = 1;
+    }
+    int cr = ((v->rows + nchunks - 1) / nchunks + 7) & ~7;
+    if (cr > PL_VIT_MAX_ROWS) cr = PL_VIT_MAX_ROWS;
     v->chunk_rows = cr;
     v->nchunks = (v->rows + cr - 1) / cr;
 
