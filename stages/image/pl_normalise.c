@@ -103,7 +103,7 @@ static float select_kth(float *a, size_t n, size_t k) {
     return a[k];
 }
 
-float pl_percentile(const float *x, size_t n, double p, float *scratch) {
+double pl_percentile(const float *x, size_t n, double p, float *scratch) {
     if (n == 0) return 0.0f;
     memcpy(scratch, x, n * sizeof(float));
     double pos = p / 100.0 * (double)(n - 1);
@@ -114,7 +114,7 @@ float pl_percentile(const float *x, size_t n, double p, float *scratch) {
     // after selection, everything right of k is >= a: the (k+1)-th smallest is their minimum
     float b = scratch[k + 1];
     for (size_t i = k + 2; i < n; i++) b = scratch[i] < b ? scratch[i] : b;
-    return (float)((double)a + ((double)b - (double)a) * frac);
+    return (double)a + ((double)b - (double)a) * frac;
 }
 
 PlStatus pl_norm_stats(const PlNormSpec *spec, const float *x, size_t n, int bits, int is_float, void *scratch,
@@ -130,16 +130,16 @@ PlStatus pl_norm_stats(const PlNormSpec *spec, const float *x, size_t n, int bit
         st->hi = spec->clip_high < 100.0f ? pl_percentile(x, n, spec->clip_high, scratch) : INFINITY;
     }
     if (spec->mode != PL_NORM_SELF) return PL_OK;
-    const float lo = st->lo, hi = st->hi;
+    const double lo = st->lo, hi = st->hi;
     double sum = 0.0;
     for (size_t i = 0; i < n; i++) {
-        float v = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
+        double v = x[i] < lo ? lo : x[i] > hi ? hi : (double)x[i];
         sum += v;
     }
     double mean = sum / (double)n, ss = 0.0;
     for (size_t i = 0; i < n; i++) {
-        float v = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
-        double d = (double)v - mean;
+        double v = x[i] < lo ? lo : x[i] > hi ? hi : (double)x[i];
+        double d = v - mean;
         ss += d * d;
     }
     st->mean = mean;
@@ -170,14 +170,14 @@ void pl_norm_affine(const PlNormSpec *spec, const PlChannelStats *st, int slot, 
     }
 }
 
-void pl_norm_apply(const float *x, size_t n, float lo, float hi, double shift, double scale, float *y) {
+void pl_norm_apply(const float *x, size_t n, double lo, double hi, double shift, double scale, float *y) {
     // double arithmetic, one rounding to float at the end (matches a float64 NumPy reference to ~0.5 ulp)
     if (isinf(lo) && isinf(hi)) {
         for (size_t i = 0; i < n; i++) y[i] = (float)(((double)x[i] - shift) * scale);
     } else {
         for (size_t i = 0; i < n; i++) {
-            float v = x[i] < lo ? lo : x[i] > hi ? hi : x[i];
-            y[i] = (float)(((double)v - shift) * scale);
+            double v = x[i] < lo ? lo : x[i] > hi ? hi : (double)x[i];
+            y[i] = (float)((v - shift) * scale);
         }
     }
 }

@@ -26,13 +26,13 @@ typedef struct PlNormSpec {
     int n_stats;                      // fixed: number of mean/std entries (0 = ImageNet defaults)
     float mean[PL_NORM_MAX_SLOTS];    // fixed: per slot, in [0,1] units
     float std[PL_NORM_MAX_SLOTS];
-    float clip_low, clip_high;        // percentiles (0 and 100 = no clipping)
+    double clip_low, clip_high;       // percentiles (0 and 100 = no clipping)
     double eps;                       // self: added to the std (1e-7)
 } PlNormSpec;
 
 // Per-channel statistics of one plane (the part of normalisation that depends on the image).
 typedef struct PlChannelStats {
-    float lo, hi;        // clip bounds (-inf/+inf when not clipping)
+    double lo, hi;       // clip bounds (-inf/+inf when not clipping), kept in double like NumPy
     double mean, std;    // of the clipped values (population std)
     double max_value;    // value that maps to 1.0 in fixed mode (255, 65535, 2^32-1, or 1 for floats)
 } PlChannelStats;
@@ -55,9 +55,9 @@ PlStatus pl_norm_stats(const PlNormSpec *spec, const float *x, size_t n, int bit
 // The affine map (shift, scale) for a channel with stats `st` placed in model slot `slot`.
 void pl_norm_affine(const PlNormSpec *spec, const PlChannelStats *st, int slot, double *shift, double *scale);
 // y[i] = (clamp(x[i], lo, hi) - shift) * scale; x and y may alias.
-void pl_norm_apply(const float *x, size_t n, float lo, float hi, double shift, double scale, float *y);
+void pl_norm_apply(const float *x, size_t n, double lo, double hi, double shift, double scale, float *y);
 
 // Percentile p in [0,100] of x (NumPy "linear"); `scratch` holds n floats (x is not modified).
-float pl_percentile(const float *x, size_t n, double p, float *scratch);
+double pl_percentile(const float *x, size_t n, double p, float *scratch);
 
 #endif

@@ -167,7 +167,7 @@ static void test_normalise_vs_numpy(void **state) {
     expect_close(y, ref.data, n, 1e-6, "self");
     pl_npy_free(&ref);
     // self with percentile clipping 1 .. 99.5
-    spec.clip_low = 1.0f, spec.clip_high = 99.5f;
+    spec.clip_low = 1.0, spec.clip_high = 99.5;
     assert_int_equal(pl_norm_spec_validate(&spec, 4), PL_OK);
     assert_true(pl_norm_scratch_bytes(&spec, n) >= n * sizeof(float));
     assert_int_equal(pl_norm_stats(&spec, x, n, 16, 0, scratch, &st), PL_OK);
@@ -181,9 +181,9 @@ static void test_normalise_vs_numpy(void **state) {
     const double *pr = ref.data;
     const double ps[6] = {1.0, 99.5, 50.0, 0.0, 100.0, 33.3};
     for (int i = 0; i < 6; i++) {
-        float p = pl_percentile(x, n, ps[i], scratch);
+        double p = pl_percentile(x, n, ps[i], scratch);
         if (fabs(p - pr[i]) > 1e-6 * fmax(1.0, fabs(pr[i]))) {
-            print_error("percentile %g: %f vs %f\n", ps[i], (double)p, pr[i]);
+            print_error("percentile %g: %f vs %f\n", ps[i], p, pr[i]);
             fail();
         }
     }
