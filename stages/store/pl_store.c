@@ -262,6 +262,7 @@ PlStatus pl_store_read_strings(hid_t file, const char *name, int64_t *n, char **
     out = pl_calloc((size_t)count + 1, sizeof *out);
     if (!out) { st = PL_ERR_NOMEM; goto done; }
     mt = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(mt, H5Tget_cset(ft));   // ASCII ↔ UTF-8 have no conversion path: read as stored
     if (H5Tis_variable_str(ft) > 0) {
         char **tmp = pl_calloc((size_t)count + 1, sizeof *tmp);
         if (!tmp) { st = PL_ERR_NOMEM; goto done; }
@@ -311,6 +312,7 @@ PlStatus pl_store_read_attr_string(hid_t file, const char *name, char **value, i
     hid_t ft = H5Aget_type(a);
     PlStatus st = PL_OK;
     hid_t mt = H5Tcopy(H5T_C_S1);
+    if (ft >= 0) H5Tset_cset(mt, H5Tget_cset(ft));
     if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
         st = PL_FAIL(PL_ERR_FORMAT, "attribute %s is not a string", name);
     } else if (H5Tis_variable_str(ft) > 0) {
