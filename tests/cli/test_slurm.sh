@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# A REAL single-node Slurm (munged + slurmctld + slurmd from tests/slurm/local_slurm.sh) runs slurm/protloc.sbatch
+# (2 MPI ranks via srun --mpi=pmix) and the dependent slurm/reduce.sbatch on synthetic data; then slurm/nightly.sh
+# runs twice with new images added in between and must process only those. Also: a failing job is reported as
+# failed and its dependent reduce is cancelled; the lock refuses an overlapping nightly; a failed nightly leaves the
+# previous store, manifest and latest report untouched. If Slurm cannot start, the test FAILS with the reason.
+set -u
+. "$(dirname "$0")/lib.sh"
+if [ "${PROTLOC_SANITIZE:-0}" = 1 ]; then
+  echo "SKIP: the Slurm daemons are exercised in the normal build; this sanitizer pass covers the same protloc code" \
+       "through the other CLI tests" >&2
+  exit 77
+fi
+SRC=$PROTLOC_SOURCE_DIR
+SL="$TEST_TMP/slurm"
+# Always shut Slurm and munge down (then remove the temp folder, as lib.sh would).
+trap 'bash "$SRC/tests/slurm/local_slurm.sh" stop "$SL" >/dev/null 2>&1; rm -rf "$TEST_TMP"' EXIT
+trap 'exit 130' INT TERM
+cd "$TEST_TMP" || exit 1
+
+if ! bash "$SRC/tests/slurm/local_slurm.sh" start "$SL" >"$TEST_TMP/slurm-start.log" 2>&1; then
+  cat "$TEST_TMP/slurm-start.log" >&2
+  fail "Slurm could not start on this machine: $(tail -n 1 "$TEST_TMP/slurm-start.log")"
+  finish
+fi
+pass "local Slurm up: $(tail -n 1 "$TEST_TMP/slurm-start.log")"
+# shellcheck disable=SC1091
+. "$SL/env.sh"
+export PROTLOC PROTLOC_PROBE_ARGS="--head logreg"
+
+# wait_jobs TIMEOUT ID...: poll squeue every 0.2 s until none of the jobs is queued or running
+wait_jobs() {
+  local limit=$1; shift
+  local end=$((SECONDS + limit)) id busy
+  while [ $SECONDS -lt $end ]; do
+    busy=0
+    for id in "$@"; do squeue -h -j "$id" 2>/dev/null | grep -q . && busy=1; done
+    [ $busy -eq 0 ] && return 0
+    sleep 0.2
+  done
+  fail "jobs $* still queued/running after ${limit}s"; squeue >&2; return 1
+}
+job_state() { scontrol show job "$1" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p' | head -1; }
+
+# ---- synthetic data, demo-sized untrained model and its card ----
+"$PROTLOC" -q synth --kind opencell --classes 3 --per-class 6 --seed 11 --size 128 --out data || fail "synth failed"
+"$PROTLOC" -q model init --dim 64 --depth 2 --heads 2 --patch 16 --in-chans 2 --seed 1 --out model.safetensors \
+  || fail "model init failed"
+cat >card.json <<JSON
+{"name": "test-untrained-vit", "weights": "model.safetensors",
+ "sha256": "$(sha256sum model.safetensors | cut -d' ' -f1)",
+ "input_slots": ["protein", "nucleus"], "normalisation": {"mode": "self"}, "pixel_size_um": 0.206, "patch": 16}
+JSON
+n_items=$(($(grep -vc '^#' data/manifest.tsv) - 1))
+
+# ---- 1. embed (2 ranks over srun) then the dependent reduce ----
+mkdir -p rep
+embed=$(PROTLOC_STATUS="$TEST_TMP/embed.status" sbatch --parsable -n 2 --output="$TEST_TMP/embed.log" \
+  "$SRC/slurm/protloc.sbatch" --manifest data/manifest.tsv --model card.json --out "$TEST_TMP/store.h5") \
+  || fail "sbatch protloc.sbatch refused"
+reduce=$(PROTLOC_STATUS="$TEST_TMP/reduce.status" sbatch --parsable -n 2 --output="$TEST_TMP/reduce.log" \
+  --dependency="afterok:$embed" --kill-on-invalid-dep=yes \
+  "$SRC/slurm/reduce.sbatch" --store "$TEST_TMP/store.h5" --report-dir "$TEST_TMP/rep") || fail "sbatch reduce refused"
+wait_jobs 300 "$embed" "$reduce"
+[ "$(job_state "$embed")" = COMPLETED ] || { fail "embed job $embed: $(job_state "$embed")"; cat "$TEST_TMP/embed.log" >&2; }
+[ "$(job_state "$reduce")" = COMPLETED ] || { fail "reduce job $reduce: $(job_state "$reduce")"; cat "$TEST_TMP/reduce.log" >&2; }
+if ! grep -q '^ok' embed.status || ! grep -q '^ok' reduce.status; then fail "status files: $(cat embed.status reduce.status 2>&1)"; fi
+grep -q "2 rank(s)" embed.log || fail "embed job did not run 2 ranks: $(head -3 embed.log)"
+grep -q "JobId=$embed .*JobState=COMPLETED" "$SL/log/jobcomp.txt" || fail "jobcomp has no COMPLETED record for $embed"
+# The store from Slurm equals a plain 1-rank run, item for item.
+"$PROTLOC" -q run --manifest data/manifest.tsv --model card.json --out "$TEST_TMP/store1.h5" >/dev/null || fail "1-rank run failed"
+$PY - store.h5 store1.h5 data/manifest.tsv "$n_items" <<'PYEOF' || fail "store from the Slurm job is wrong"
+import sys, h5py, numpy as np
+a, b, man, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ids = [l.split("\t")[0] for l in open(man) if not l.startswith("#")][1:]
+with h5py.File(a) as fa, h5py.File(b) as fb:
+    got = [s.decode().rstrip("\0") for s in fa["items/id"][()]]
+    assert got == ids, (got[:3], ids[:3])
+    e = fa["fov/embedding"][()]
+    assert e.shape == (n, 64) and np.isfinite(e).all(), e.shape
+    assert np.array_equal(e, fb["fov/embedding"][()]), "2-rank Slurm store differs from the 1-rank store"
+print("store ok:", e.shape)
+PYEOF
+$PY - rep <<'PYEOF' || fail "reduce report incomplete"
+import sys, json, os
+r = sys.argv[1]
+k = json.load(open(os.path.join(r, "knn", "knn.json")))
+assert len(k["k"]) == len(k["macro_f1"]) > 0
+p = json.load(open(os.path.join(r, "probe", "probe.json")))
+for f in ("knn/knn_f1_vs_k.png", "knn/knn_confusion.png", "probe/probe_f1_vs_fraction.png"):
+    assert os.path.getsize(os.path.join(r, f)) > 1000, f
+print("report ok: best knn macro F1", max(k["macro_f1"]))
+PYEOF
+pass "sbatch embed (2 ranks) + dependent reduce"
+
+# ---- 2. a failing embed job: reported as failed, its dependent reduce never runs ----
+printf 'id\tdataset\tlabel\tsplit\tgroup\tprotein\nx\ty\t\tnot-a-split\tg\tmissing.tif\n' >bad.tsv
+bad=$(PROTLOC_STATUS="$TEST_TMP/bad.status" sbatch --parsable -n 1 --output="$TEST_TMP/bad.log" \
+  "$SRC/slurm/protloc.sbatch" --manifest bad.tsv --model card.json --out "$TEST_TMP/bad.h5")
+badred=$(PROTLOC_STATUS="$TEST_TMP/badred.status" sbatch --parsable -n 1 --output="$TEST_TMP/badred.log" \
+  --dependency="afterok:$bad" --kill-on-invalid-dep=yes "$SRC/slurm/reduce.sbatch" --store bad.h5 --report-dir badrep)
+wait_jobs 120 "$bad" "$badred"
+[ "$(job_state "$bad")" = FAILED ] || fail "bad embed job should be FAILED, is $(job_state "$bad")"
+grep -q '^failed' bad.status || fail "bad job status file: $(cat bad.status 2>&1)"
+grep -q "bad.tsv:2" bad.log || fail "the failed job's log does not say what is wrong: $(cat bad.log)"
+[ "$(job_state "$badred")" = CANCELLED ] || fail "dependent reduce should be CANCELLED, is $(job_state "$badred")"
+if [ -e bad.h5 ] || [ -e badrep ]; then fail "a failed job left outputs behind"; fi
+
+# ---- 3. nightly.sh twice, with new images in between: only those are processed ----
+mkdir -p incoming
+cp data/*_proj.tif incoming/
+awk -F'\t' 'BEGIN { OFS = "," } /^#/ { next } $1 == "id" { print "id,labels,group,split"; next } { print $1, $3, $5, $4 }' \
+  data/manifest.tsv >labels.csv
+NIGHTLY=(bash "$SRC/slurm/nightly.sh" --data incoming --layout opencell --labels labels.csv --model card.json
+         --work work --launcher slurm --ranks 2)
+expect_status 0 "${NIGHTLY[@]}"
+if [ ! -L work/reports/latest ] || [ ! -f work/reports/latest/summary.txt ]; then fail "first nightly: no latest report"; fi
+first=$(readlink work/reports/latest)
+grep -q "added=$n_items .*reused=0" work/reports/latest/embed.log || fail "first nightly summary: $(grep summary: work/reports/latest/embed.log)"
+if [ ! -f work/reports/latest/knn/knn.json ] || [ ! -f work/reports/latest/probe/probe.json ]; then
+  fail "first nightly: reduce reports missing"
+fi
+sum1=$(sha256sum work/store.h5 | cut -d' ' -f1)
+
+expect_status 0 "${NIGHTLY[@]}"
+grep -q "nothing to do" "$TEST_TMP/last.out" || fail "unchanged data should be a no-op: $(tail -2 "$TEST_TMP/last.out")"
+[ "$(readlink work/reports/latest)" = "$first" ] || fail "a no-op nightly must not publish a report"
+
+"$PROTLOC" -q synth --kind opencell --classes 3 --per-class 2 --seed 12 --size 128 --out more || fail "synth (more) failed"
+n_new=0
+for f in more/*_proj.tif; do cp "$f" "incoming/new_$(basename "$f")"; n_new=$((n_new + 1)); done
+awk -F'\t' 'BEGIN { OFS = "," } /^#/ || $1 == "id" { next } { print "new_" $1, $3, "new_" $5, $4 }' more/manifest.tsv >>labels.csv
+expect_status 0 "${NIGHTLY[@]}"
+second=$(readlink work/reports/latest)
+[ "$second" != "$first" ] || fail "second nightly did not publish a new report"
+[ -d "work/reports/$first" ] || fail "the previous report must stay"
+grep -q "added $n_new, changed 0, removed 0, unchanged $n_items" "work/reports/$second/diff.txt" \
+  || fail "second nightly diff: $(tail -1 "work/reports/$second/diff.txt")"
+grep -q "added=$n_new changed=0 removed=0 reused=$n_items .*computed=$n_new " "work/reports/$second/embed.log" \
+  || fail "second nightly must compute only the $n_new new images: $(grep summary: "work/reports/$second/embed.log")"
+$PY - store.h5 work/store.h5 "$n_items" "$n_new" <<'PYEOF' || fail "incremental store wrong"
+import sys, h5py, numpy as np
+old, new, n, m = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with h5py.File(old) as fo, h5py.File(new) as fn:
+    ido = [s.decode().rstrip("\0") for s in fo["items/id"][()]]
+    idn = [s.decode().rstrip("\0") for s in fn["items/id"][()]]
+    assert len(idn) == n + m and sum(i.startswith("new_") for i in idn) == m, idn
+    eo, en = fo["fov/embedding"][()], fn["fov/embedding"][()]
+    for i, name in enumerate(ido):   # same images, same embeddings (reused rows)
+        assert np.array_equal(eo[i], en[idn.index(name)]), name
+print("incremental store ok")
+PYEOF
+
+# ---- 4. the lock: an overlapping run exits 75 at once and changes nothing ----
+(exec 8>work/nightly.lock; flock 8; exec sleep 60) &   # after exec, $! is the sleep that holds the lock
+holder=$!
+for _ in $(seq 50); do flock -n work/nightly.lock true || break; sleep 0.1; done
+expect_status 75 "${NIGHTLY[@]}" --force
+grep -q "holds .*nightly.lock" "$TEST_TMP/last.err" || fail "lock refusal not explained: $(cat "$TEST_TMP/last.err")"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+
+# ---- 5. a failing nightly: non-zero, the log names the step, store/manifest/latest untouched ----
+sum2=$(sha256sum work/store.h5 | cut -d' ' -f1)
+[ "$sum2" != "$sum1" ] || fail "store did not change after adding images"
+# (an unreadable image would only be recorded in /failures: break the model card instead)
+sed 's/"patch": 16/"patch": 8/' card.json >badcard.json
+expect_status 1 bash "$SRC/slurm/nightly.sh" --data incoming --layout opencell --labels labels.csv --model badcard.json \
+  --work work --launcher slurm --ranks 2 --force
+grep -q "FAILED during step 'embed" "$TEST_TMP/last.out" || fail "failed nightly does not name the step: $(tail -3 "$TEST_TMP/last.out")"
+[ "$(sha256sum work/store.h5 | cut -d' ' -f1)" = "$sum2" ] || fail "a failed nightly changed the store"
+[ "$(readlink work/reports/latest)" = "$second" ] || fail "a failed nightly moved the latest link"
+failed_dirs=(work/reports/*.failed)
+[ -d "${failed_dirs[0]}" ] || fail "no .failed report folder kept for inspection"
+expect_status 2 bash "$SRC/slurm/nightly.sh" --data incoming
+finish
