@@ -1,4 +1,13 @@
-// Blocked exact kNN search: a thread pool over query blocks, single-threaded sgemm per block, heap updates.
+// Blocked exact kNN search: a thread pool over query blocks, single-threaded sgemm per block, heap updates,
+// then a deterministic rescoring so that scores (and the tie order) do not depend on block or shard layout.
+//
+// Why rescoring: sgemm may round a dot product differently depending on where the pair falls in a block, so
+// two ranks (or block sizes) could order near-equal neighbours differently. Each query therefore collects the
+// best K + S candidates by sgemm score; the candidates are rescored with a fixed-order dot product and the
+// best K by (rescored value, index) are kept. This is exact when every candidate that could enter the top K
+// was collected: all items within 2 eps of the K-th sgemm score fit in the K + S slots (eps bounds sgemm's
+// rounding error). When they do not (large groups of near-duplicates), that query is rescanned with the
+// fixed-order dot product over the whole shard.
 #include "pl_knn.h"
 
 #include <cblas.h>
@@ -10,23 +19,49 @@
 
 typedef struct KnnShared {
     const PlKnnSearch *s;
-    PlTopK *out;
+    PlTopK *out;              // (Q, K) final lists
+    PlTopK cand;              // (Q, K + S) candidates by sgemm score
     int qb, rb;
     int64_t n_qblocks;
     atomic_llong next;        // next query block to take
     float *scratch;           // threads * qb * rb
     float *qnorm;             // (Q) squared query norms (euclidean)
+    float ref_max_sqnorm;     // for the rounding bound
+    atomic_llong rescans;     // queries that needed a full fixed-order rescan
 } KnnShared;
 
 typedef struct KnnWorker {
     KnnShared *sh;
     int id;
+    PlTopK one;               // (1, K) for rescans
 } KnnWorker;
+
+// Fixed-order score of one pair: identical on every rank and for every block layout.
+static float knn_score_fixed(const float *a, const float *b, int D, PlKnnMetric metric) {
+    float acc[16] = {0};
+    int d = 0;
+    if (metric == PL_KNN_COSINE) {
+        for (; d + 16 <= D; d += 16)
+            for (int l = 0; l < 16; l++) acc[l] += a[d + l] * b[d + l];
+    } else {
+        for (; d + 16 <= D; d += 16)
+            for (int l = 0; l < 16; l++) {
+                float t = a[d + l] - b[d + l];
+                acc[l] += t * t;
+            }
+    }
+    float tail = 0;
+    for (; d < D; d++) tail += metric == PL_KNN_COSINE ? a[d] * b[d] : (a[d] - b[d]) * (a[d] - b[d]);
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
+    float v = acc[0] + tail;
+    return metric == PL_KNN_COSINE ? v : -v;
+}
 
 // Scan one (nq, nr) similarity block row by row: only candidates above the heap threshold are examined.
 static void knn_scan_block(KnnShared *sh, const float *S, int64_t q0, int nq, int64_t r0, int nr) {
     const PlKnnSearch *s = sh->s;
-    PlTopK *t = sh->out;
+    PlTopK *t = &sh->cand;
     int euclid = s->metric == PL_KNN_EUCLIDEAN;
     for (int i = 0; i < nq; i++) {
         int64_t q = q0 + i;
@@ -48,6 +83,42 @@ static void knn_scan_block(KnnShared *sh, const float *S, int64_t q0, int nq, in
     }
 }
 
+// Turn query q's candidates into its exact final top-K (see the file comment).
+static void knn_finalise_query(KnnShared *sh, KnnWorker *w, int64_t q) {
+    const PlKnnSearch *s = sh->s;
+    PlTopK *c = &sh->cand, *out = sh->out;
+    int K = out->k, KS = c->k, D = s->dim;
+    pl_topk_finish_query(c, q);
+    const PlNeighbour *cl = c->items + (size_t)q * KS;
+    int n = c->count[q];
+    const float *qv = s->queries + (size_t)q * D;
+    // rounding bound of sgemm scores (generous: (D + 8) units of 2^-23 times the magnitudes involved)
+    double mag = s->metric == PL_KNN_COSINE ? 1.0 : (double)sh->qnorm[q] + sh->ref_max_sqnorm;
+    if (s->metric == PL_KNN_EUCLIDEAN) mag *= 4;
+    float eps = (float)((D + 8) * 0x1.0p-23 * mag);
+    int safe = n < KS || cl[KS - 1].score < cl[K - 1].score - 2 * eps;
+    PlTopK *dst = &w->one;
+    pl_topk_reset(dst);
+    if (safe) {
+        for (int j = 0; j < n; j++) {
+            int64_t r = cl[j].index - s->ref_offset;
+            pl_topk_push(dst, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), cl[j].index);
+        }
+    } else {
+        atomic_fetch_add(&sh->rescans, 1);
+        int32_t qg = s->query_group ? s->query_group[q] : 0;
+        int64_t self = s->query_self ? s->query_self[q] : -1;
+        for (int64_t r = 0; r < s->n_refs; r++) {
+            int64_t g = s->ref_offset + r;
+            if (g == self || (s->query_group && s->ref_group[r] == qg)) continue;
+            pl_topk_push(dst, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), g);
+        }
+    }
+    pl_topk_finish_query(dst, 0);
+    memcpy(out->items + (size_t)q * K, dst->items, (size_t)K * sizeof(PlNeighbour));
+    out->count[q] = dst->count[0];
+}
+
 static void *knn_worker(void *arg) {
     KnnWorker *w = arg;
     KnnShared *sh = w->sh;
@@ -67,6 +138,7 @@ static void *knn_worker(void *arg) {
                         0.0f, S, nr);
             knn_scan_block(sh, S, q0, nq, r0, nr);
         }
+        for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i);
     }
     return NULL;
 }
@@ -97,45 +169,61 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
     sh.n_qblocks = (s->n_queries + sh.qb - 1) / sh.qb;
     int threads = s->threads;
     if (threads > sh.n_qblocks) threads = (int)sh.n_qblocks;
+    if (threads > 64) threads = 64;
     atomic_init(&sh.next, 0);
+    atomic_init(&sh.rescans, 0);
+    int slack = 16 + out->k / 8;
+    PL_TRY(pl_topk_init(&sh.cand, s->n_queries, out->k + slack));
+    KnnWorker workers[64];
+    memset(workers, 0, sizeof workers);
+    PlStatus st = PL_OK;
+    for (int i = 0; i < threads && st == PL_OK; i++) {
+        workers[i].sh = &sh;
+        workers[i].id = i;
+        st = pl_topk_init(&workers[i].one, 1, out->k);
+    }
     size_t scratch_n = (size_t)threads * sh.qb * sh.rb;
-    sh.scratch = pl_malloc(scratch_n * sizeof(float));
-    if (!sh.scratch) return pl_error_wrap("knn similarity scratch (%d threads x %d x %d)", threads, sh.qb, sh.rb);
-    if (s->metric == PL_KNN_EUCLIDEAN) {
+    if (st == PL_OK) {
+        sh.scratch = pl_malloc(scratch_n * sizeof(float));
+        if (!sh.scratch) st = pl_error_wrap("knn similarity scratch (%d threads x %d x %d)", threads, sh.qb, sh.rb);
+    }
+    if (st == PL_OK && s->metric == PL_KNN_EUCLIDEAN) {
         sh.qnorm = pl_malloc((size_t)s->n_queries * sizeof(float));
-        if (!sh.qnorm) {
-            free(sh.scratch);
-            return PL_ERR_NOMEM;
-        }
-        for (int64_t q = 0; q < s->n_queries; q++) {
+        if (!sh.qnorm) st = PL_ERR_NOMEM;
+        for (int64_t q = 0; st == PL_OK && q < s->n_queries; q++) {
             const float *x = s->queries + (size_t)q * s->dim;
             float a = 0;
             for (int d = 0; d < s->dim; d++) a += x[d] * x[d];
             sh.qnorm[q] = a;
         }
+        for (int64_t r = 0; st == PL_OK && r < s->n_refs; r++)
+            if (s->ref_sqnorm[r] > sh.ref_max_sqnorm) sh.ref_max_sqnorm = s->ref_sqnorm[r];
     }
-    // One pool: our threads each run single-threaded BLAS.
-    int blas_threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    KnnWorker workers[64];
-    pthread_t tids[64];
-    if (threads > 64) threads = 64;
-    int started = 0;   // a thread that cannot start leaves its blocks to the others (results are the same)
-    for (int i = 1; i < threads; i++) {
-        workers[i].sh = &sh;
-        workers[i].id = i;
-        if (pthread_create(&tids[i], NULL, knn_worker, &workers[i]) != 0) break;
-        started = i;
+    if (st == PL_OK) {
+        // One pool: our threads each run single-threaded BLAS.
+        int blas_threads = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+        pthread_t tids[64];
+        int started = 0;   // a thread that cannot start leaves its blocks to the others (results are the same)
+        for (int i = 1; i < threads; i++) {
+            if (pthread_create(&tids[i], NULL, knn_worker, &workers[i]) != 0) break;
+            started = i;
+        }
+        knn_worker(&workers[0]);   // the calling thread works too
+        for (int i = 1; i <= started; i++) pthread_join(tids[i], NULL);
+        openblas_set_num_threads(blas_threads);
+        for (int64_t q = 0; q < s->n_queries; q++)   // pad the empty slots
+            for (int j = out->count[q]; j < out->k; j++) {
+                out->items[(size_t)q * out->k + j].score = -INFINITY;
+                out->items[(size_t)q * out->k + j].pad = 0;
+                out->items[(size_t)q * out->k + j].index = INT64_MAX;
+            }
     }
-    workers[0].sh = &sh;
-    workers[0].id = 0;
-    knn_worker(&workers[0]);   // the calling thread works too (and finishes the blocks if a start failed)
-    for (int i = 1; i <= started; i++) pthread_join(tids[i], NULL);
-    openblas_set_num_threads(blas_threads);
+    for (int i = 0; i < threads; i++) pl_topk_free(&workers[i].one);
+    pl_topk_free(&sh.cand);
     free(sh.scratch);
     free(sh.qnorm);
-    pl_topk_finish(out);
-    return PL_OK;
+    return st;
 }
 
 int64_t pl_knn_normalise_rows(float *x, int64_t n, int dim) {

@@ -84,7 +84,11 @@ void pl_topk_push(PlTopK *t, int64_t q, float score, int64_t index) {
 }
 
 void pl_topk_finish(PlTopK *t) {
-    for (int64_t q = 0; q < t->n_queries; q++) {
+    for (int64_t q = 0; q < t->n_queries; q++) pl_topk_finish_query(t, q);
+}
+
+void pl_topk_finish_query(PlTopK *t, int64_t q) {
+    {
         PlNeighbour *h = t->items + q * t->k;
         int n = t->count[q];
         // heap sort: repeatedly move the worst to the end → best-first order

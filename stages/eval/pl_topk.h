@@ -39,6 +39,8 @@ float pl_topk_threshold(const PlTopK *t, int64_t q);
 void pl_topk_push(PlTopK *t, int64_t q, float score, int64_t index);
 // Sort every heap best-first and pad empty slots with (-INFINITY, INT64_MAX).
 void pl_topk_finish(PlTopK *t);
+// The same for one query.
+void pl_topk_finish_query(PlTopK *t, int64_t q);
 // Merge two best-first lists of length k into `out` (best-first, length k). `out` may alias neither input.
 void pl_topk_merge_lists(const PlNeighbour *a, const PlNeighbour *b, int k, PlNeighbour *out);
 

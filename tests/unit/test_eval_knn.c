@@ -1,0 +1,249 @@
+// Unit tests for evaluation: metrics on hand-made cases, top-K heaps and ties, blocked search vs brute force,
+// the all-k vote, .npy+TSV loading errors, and logistic regression on separable blobs.
+#include "pl_testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pl_features.h"
+#include "pl_knn.h"
+#include "pl_metrics.h"
+#include "pl_npy.h"
+#include "pl_probe.h"
+#include "pl_rng.h"
+#include "pl_topk.h"
+
+static void test_macro_f1_hand_case(void **state) {
+    (void)state;
+    // classes 0..3; class 3 never occurs (excluded from the average); -1 = no vote
+    int32_t t[] = {0, 0, 1, 2}, p[] = {0, 1, 1, -1};
+    int64_t tp[4], fp[4], fn[4];
+    PlClassCounts c = {4, tp, fp, fn};
+    pl_metrics_count(t, p, 4, 1, &c);
+    double per[4];
+    int present[4];
+    double m = pl_metrics_macro_f1(&c, per, present);
+    assert_true(fabs(per[0] - 2.0 / 3) < 1e-12);
+    assert_true(fabs(per[1] - 2.0 / 3) < 1e-12);
+    assert_true(per[2] == 0.0);
+    assert_int_equal(present[3], 0);
+    assert_true(fabs(m - (4.0 / 3) / 3) < 1e-12);
+    assert_true(fabs(pl_metrics_accuracy(&c, 4) - 0.5) < 1e-12);
+    // a class only predicted (never true) enters the average with F1 0 (sklearn's label set)
+    int32_t t2[] = {0, 0}, p2[] = {0, 1};
+    pl_metrics_count(t2, p2, 2, 1, &c);
+    assert_true(fabs(pl_metrics_macro_f1(&c, NULL, NULL) - (2.0 / 3) / 2) < 1e-12);
+    int64_t conf[4 * 5];
+    pl_metrics_confusion(t, p, 4, 1, 4, conf);
+    assert_int_equal(conf[0 * 5 + 0], 1);
+    assert_int_equal(conf[0 * 5 + 1], 1);
+    assert_int_equal(conf[2 * 5 + 4], 1);   // no-vote column
+    double mean, sd, v[] = {1, 2, 3, 4};
+    pl_metrics_mean_std(v, 4, &mean, &sd);
+    assert_true(fabs(mean - 2.5) < 1e-12 && fabs(sd - sqrt(5.0 / 3)) < 1e-12);
+}
+
+static void test_topk_ties_and_merge(void **state) {
+    (void)state;
+    PlTopK t;
+    assert_int_equal(pl_topk_init(&t, 1, 3), PL_OK);
+    // equal scores: smaller index wins, regardless of arrival order
+    pl_topk_push(&t, 0, 0.5f, 9);
+    pl_topk_push(&t, 0, 0.5f, 4);
+    pl_topk_push(&t, 0, 0.5f, 7);
+    pl_topk_push(&t, 0, 0.5f, 1);
+    pl_topk_push(&t, 0, 0.4f, 0);
+    pl_topk_push(&t, 0, 0.9f, 100);
+    pl_topk_finish(&t);
+    assert_int_equal(t.count[0], 3);
+    assert_int_equal(t.items[0].index, 100);
+    assert_int_equal(t.items[1].index, 1);
+    assert_int_equal(t.items[2].index, 4);
+    pl_topk_free(&t);
+    // fewer candidates than k: padding; merge of two padded lists
+    PlTopK a, b;
+    assert_int_equal(pl_topk_init(&a, 1, 4), PL_OK);
+    assert_int_equal(pl_topk_init(&b, 1, 4), PL_OK);
+    pl_topk_push(&a, 0, 0.3f, 2);
+    pl_topk_push(&a, 0, 0.7f, 5);
+    pl_topk_push(&b, 0, 0.7f, 3);
+    pl_topk_finish(&a);
+    pl_topk_finish(&b);
+    assert_int_equal(a.items[2].index, INT64_MAX);
+    PlNeighbour out[4];
+    pl_topk_merge_lists(a.items, b.items, 4, out);
+    assert_int_equal(out[0].index, 3);
+    assert_int_equal(out[1].index, 5);
+    assert_int_equal(out[2].index, 2);
+    assert_int_equal(out[3].index, INT64_MAX);
+    pl_topk_merge_lists(b.items, a.items, 4, out);   // commutative
+    assert_int_equal(out[0].index, 3);
+    assert_int_equal(out[2].index, 2);
+    pl_topk_free(&a);
+    pl_topk_free(&b);
+}
+
+// brute force: all (score, index) pairs sorted by the tie rule
+static int cmp_pair(const void *x, const void *y) {
+    const PlNeighbour *a = x, *b = y;
+    if (pl_topk_better(a->score, a->index, b->score, b->index)) return -1;
+    if (pl_topk_better(b->score, b->index, a->score, a->index)) return 1;
+    return 0;
+}
+
+static void check_search(PlKnnMetric metric, int with_groups, int threads, int qb, int rb) {
+    enum { Q = 37, R = 101, D = 13, K = 12 };
+    static float q[Q * D], r[R * D], rn[R];
+    static int32_t qg[Q], rg[R];
+    static int64_t self[Q];
+    PlRng rng;
+    pl_rng_seed(&rng, 42);
+    // values on a coarse grid: exact float dot products, many exact ties
+    for (int i = 0; i < Q * D; i++) q[i] = (float)(pl_rng_below(&rng, 5) - 2);
+    for (int i = 0; i < R * D; i++) r[i] = (float)(pl_rng_below(&rng, 5) - 2);
+    for (int j = 0; j < R; j++) {
+        float a = 0;
+        for (int d = 0; d < D; d++) a += r[j * D + d] * r[j * D + d];
+        rn[j] = a;
+        rg[j] = j % 7;
+    }
+    for (int i = 0; i < Q; i++) qg[i] = i % 5, self[i] = i * 2;
+    PlKnnSearch s = {.queries = q, .n_queries = Q, .refs = r, .n_refs = R, .dim = D, .ref_offset = 0, .metric = metric,
+                     .ref_sqnorm = metric == PL_KNN_EUCLIDEAN ? rn : NULL, .query_group = with_groups ? qg : NULL,
+                     .ref_group = with_groups ? rg : NULL, .query_self = with_groups ? self : NULL,
+                     .threads = threads, .query_block = qb, .ref_block = rb};
+    PlTopK t;
+    assert_int_equal(pl_topk_init(&t, Q, K), PL_OK);
+    assert_int_equal(pl_knn_search(&s, &t), PL_OK);
+    PlNeighbour all[R];
+    for (int i = 0; i < Q; i++) {
+        int n = 0;
+        for (int j = 0; j < R; j++) {
+            if (with_groups && (rg[j] == qg[i] || j == self[i])) continue;
+            float dot = 0, qq = 0;
+            for (int d = 0; d < D; d++) dot += q[i * D + d] * r[j * D + d], qq += q[i * D + d] * q[i * D + d];
+            all[n].score = metric == PL_KNN_EUCLIDEAN ? 2 * dot - rn[j] - qq : dot;
+            all[n].index = j;
+            n++;
+        }
+        qsort(all, (size_t)n, sizeof all[0], cmp_pair);
+        assert_int_equal(t.count[i], K);
+        for (int k = 0; k < K; k++) {
+            assert_int_equal(t.items[i * K + k].index, all[k].index);
+            assert_true(t.items[i * K + k].score == all[k].score);
+        }
+    }
+    pl_topk_free(&t);
+}
+
+static void test_search_matches_brute_force(void **state) {
+    (void)state;
+    check_search(PL_KNN_COSINE, 0, 1, 0, 0);
+    check_search(PL_KNN_COSINE, 0, 2, 4, 9);
+    check_search(PL_KNN_COSINE, 1, 3, 5, 16);
+    check_search(PL_KNN_EUCLIDEAN, 0, 2, 8, 7);
+    check_search(PL_KNN_EUCLIDEAN, 1, 1, 1, 1);
+}
+
+static void test_vote_all_k(void **state) {
+    (void)state;
+    // one query, neighbours: class 1 (0.9), class 0 (0.5), class 0 (0.5), unlabelled (0.4)
+    int32_t lab[4] = {1, 0, 0, -1};
+    float sc[4] = {0.9f, 0.5f, 0.5f, 0.4f};
+    int cnt[1] = {4};
+    double scratch[2];
+    int32_t pred[4];
+    pl_knn_vote_all_k(lab, sc, cnt, 1, 4, 2, PL_KNN_VOTE_MAJORITY, 0.07f, scratch, pred);
+    assert_int_equal(pred[0], 1);
+    assert_int_equal(pred[1], 0);   // 1 vs 1: tie -> smaller class index
+    assert_int_equal(pred[2], 0);
+    assert_int_equal(pred[3], 0);   // unlabelled neighbour casts no vote
+    pl_knn_vote_all_k(lab, sc, cnt, 1, 4, 2, PL_KNN_VOTE_WEIGHTED, 0.07f, scratch, pred);
+    assert_int_equal(pred[1], 1);   // exp(0) vs exp(-0.4/0.07)
+    assert_int_equal(pred[2], 1);
+    pl_knn_vote_all_k(lab, sc, cnt, 1, 4, 2, PL_KNN_VOTE_WEIGHTED, 10.0f, scratch, pred);
+    assert_int_equal(pred[2], 0);   // high temperature ~ majority
+    // fewer neighbours than K: the prediction stays
+    int cnt1[1] = {1};
+    pl_knn_vote_all_k(lab, sc, cnt1, 1, 4, 2, PL_KNN_VOTE_MAJORITY, 0.07f, scratch, pred);
+    assert_int_equal(pred[3], 1);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_npy_tsv_errors(void **state) {
+    (void)state;
+    char *dir = pl_test_tmpdir();
+    char npy[1024], tsv[1024];
+    snprintf(npy, sizeof npy, "%s/f.npy", dir);
+    snprintf(tsv, sizeof tsv, "%s/m.tsv", dir);
+    float x[6] = {1, 2, 3, 4, 5, 6};
+    int64_t shape[2] = {3, 2};
+    assert_int_equal(pl_npy_write_f32(npy, 2, shape, x), PL_OK);
+    PlFeatureSet fs;
+    write_text(tsv, "# c\nid\tlabel\tsplit\tgroup\na\tx\ttrain\tg1\nb\ty\ttest\tg2\nc\t\ttest\tg2\n");
+    assert_int_equal(pl_features_read_npy_tsv(npy, tsv, &fs), PL_OK);
+    assert_int_equal(fs.n, 3);
+    assert_string_equal(fs.label[2], "");
+    assert_string_equal(fs.group[1], "g2");
+    pl_features_free(&fs);
+    write_text(tsv, "id\tlabel\na\tx\nb\ty\n");
+    assert_int_equal(pl_features_read_npy_tsv(npy, tsv, &fs), PL_ERR_FORMAT);
+    assert_non_null(strstr(pl_error_message(), "2 data lines"));
+    write_text(tsv, "name\tlabel\na\tx\nb\ty\nc\tz\n");
+    assert_int_equal(pl_features_read_npy_tsv(npy, tsv, &fs), PL_ERR_FORMAT);
+    assert_non_null(strstr(pl_error_message(), "'id'"));
+    write_text(tsv, "id\tlabel\na\tx\nb\ty\tEXTRA\nc\tz\n");
+    assert_int_equal(pl_features_read_npy_tsv(npy, tsv, &fs), PL_ERR_FORMAT);
+    assert_non_null(strstr(pl_error_message(), "m.tsv:3"));
+    x[3] = NAN;
+    assert_int_equal(pl_npy_write_f32(npy, 2, shape, x), PL_OK);
+    write_text(tsv, "id\tlabel\na\tx\nb\ty\nc\tz\n");
+    assert_int_equal(pl_features_read_npy_tsv(npy, tsv, &fs), PL_ERR_NUMERIC);
+    assert_non_null(strstr(pl_error_message(), "id b"));
+    pl_test_rmtree(dir);
+    free(dir);
+}
+
+static void test_logreg_blobs(void **state) {
+    (void)state;
+    enum { N = 300, D = 5, C = 3 };
+    static float x[N * D];
+    static int32_t y[N], pred[N];
+    PlRng rng;
+    pl_rng_seed(&rng, 7);
+    for (int i = 0; i < N; i++) {
+        y[i] = i % C;
+        for (int d = 0; d < D; d++) {
+            double u1 = pl_rng_uniform(&rng) + 1e-12, u2 = pl_rng_uniform(&rng);
+            x[i * D + d] = (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2) + (d == y[i] ? 3.0 : 0.0));
+        }
+    }
+    float W[D * C], b[C];
+    int iters = 0;
+    assert_int_equal(pl_probe_logreg_fit(x, y, N, D, C, 1.0, 500, 1e-6, W, b, &iters), PL_OK);
+    assert_true(iters > 0);
+    pl_probe_linear_predict(x, N, D, C, W, b, pred);
+    int ok = 0;
+    for (int i = 0; i < N; i++) ok += pred[i] == y[i];
+    assert_true(ok > 0.9 * N);
+    // the class-d weight on feature d is the largest in its column
+    for (int c = 0; c < C; c++)
+        for (int d = 0; d < D; d++)
+            if (d != c) assert_true(W[c * C + c] > W[d * C + c]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_macro_f1_hand_case), cmocka_unit_test(test_topk_ties_and_merge),
+        cmocka_unit_test(test_search_matches_brute_force), cmocka_unit_test(test_vote_all_k),
+        cmocka_unit_test(test_npy_tsv_errors), cmocka_unit_test(test_logreg_blobs)};
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
