@@ -582,6 +582,10 @@ PlStatus pl_unpickle(const unsigned char *data, size_t size, const char *name, P
     vm.size = size;
     vm.name = name;
     vm.pk = out;
+    // the value stack always exists, so "stack + first" is never arithmetic on NULL
+    vm.stack = pl_malloc(64 * sizeof *vm.stack);
+    if (!vm.stack) return PL_ERR_NOMEM;
+    vm.scap = 64;
     PlStatus st = vm_run(&vm);
     if (st == PL_OK && !out->root) st = VM_FAIL(&vm, PL_ERR_FORMAT, "empty pickle");
     free(vm.stack);
