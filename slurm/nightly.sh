@@ -98,7 +98,7 @@ done
 # Concatenate the parts: the first header, then every data row (all parts must have the same columns).
 header=""
 for f in "$report"/scan-*.tsv; do
-  h=$(grep -v '^#' "$f" | head -n 1)
+  h=$(awk '!/^#/ { print; exit }' "$f")
   if [ -z "$header" ]; then
     header=$h
     printf '%s\n' "$header"
@@ -144,7 +144,7 @@ wait_job() {  # wait_job JOBID STATUSFILE WHAT: poll squeue every 0.2 s, then re
   local id=$1 status_file=$2 what=$3
   while squeue -h -j "$id" -o %T 2>/dev/null | grep -q .; do sleep 0.2; done
   local state
-  state=$(scontrol show job "$id" 2>/dev/null | tr ' ' '\n' | sed -n 's/^JobState=//p' | head -1)
+  state=$(scontrol show job "$id" 2>/dev/null | tr ' ' '\n' | awk -F= '$1 == "JobState" && !n++ { print $2 }')
   if [ ! -f "$status_file" ] || ! grep -q '^ok' "$status_file"; then
     fail "$what job $id did not succeed (state ${state:-unknown}; status: $(cat "$status_file" 2>/dev/null || echo none))"
   fi

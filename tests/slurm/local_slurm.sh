@@ -33,7 +33,7 @@ wait_for() {  # wait_for SECONDS DESCRIPTION CMD...: poll every 0.2 s
   die "timed out after ${limit}s waiting for $what"
 }
 
-node_idle() { [ "$(sinfo -h -o %T 2>/dev/null | head -1)" = "idle" ]; }
+node_idle() { [ "$(sinfo -h -o %T 2>/dev/null | awk 'NR == 1')" = "idle" ]; }
 
 start() {
   local d=$1
@@ -46,7 +46,7 @@ start() {
   mkdir -p "$d/munge" "$d/state" "$d/spool" "$d/log" "$d/tmp"
   chmod 0755 "$d/munge"; chmod 1777 "$d/tmp"
   local node ports
-  node=$(slurmd -C | head -1 | sed 's/^NodeName=[^ ]* //') || die "slurmd -C failed"
+  node=$(slurmd -C | awk 'NR == 1 { sub(/^NodeName=[^ ]* /, ""); print }') || die "slurmd -C failed"
   [ -n "$node" ] || die "slurmd -C printed no node description"
   ports=$(pick_ports) || die "no free TCP port pair found for slurmctld/slurmd"
 
@@ -93,6 +93,7 @@ SlurmdTimeout=30
 NodeName=localhost NodeAddr=127.0.0.1 $node State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 CONF
+  # shellcheck disable=SC2016  # $PATH is meant literally: it expands when env.sh is sourced
   printf 'export SLURM_CONF=%q\nexport PATH="$PATH:/usr/sbin"\n' "$d/slurm.conf" >"$d/env.sh"
   export SLURM_CONF="$d/slurm.conf"
   slurmctld -f "$SLURM_CONF" -i || die "slurmctld failed to start (see $d/log/slurmctld.log)"
