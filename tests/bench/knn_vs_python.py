@@ -1,0 +1,91 @@
+#!/usr/bin/python3
+# Python baselines for tests/bench/knn_vs_python.sh: exact top-K cosine neighbours + macro F1 for every
+# k = 1..K (DINO weighted vote), with numpy, scikit-learn, PyTorch mm+topk (as DINO's eval_knn) and faiss.
+#   /usr/bin/python3 knn_vs_python.py DATA_DIR K THREADS
+import sys
+import time
+
+import numpy as np
+
+data, K, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+R = np.load(f"{data}/refs.npy"); Q = np.load(f"{data}/queries.npy")
+rl = np.load(f"{data}/ref_labels.npy").astype(np.int64); ql = np.load(f"{data}/query_labels.npy").astype(np.int64)
+C = int(max(rl.max(), ql.max())) + 1
+T = 0.07
+
+
+def score_all_k(sim, idx):
+    """Weighted vote for every k (cumulative), macro F1 per k (vectorised, sklearn's definition)."""
+    nq = sim.shape[0]
+    w = np.exp((sim - sim[:, :1]) / T)
+    lab = rl[idx]
+    scores = np.zeros((nq, C))
+    rows = np.arange(nq)
+    f1 = np.empty(K)
+    for k in range(K):
+        scores[rows, lab[:, k]] += w[:, k]
+        pred = scores.argmax(axis=1)
+        tp = np.bincount(ql[pred == ql], minlength=C)
+        fp = np.bincount(pred[pred != ql], minlength=C)
+        fn = np.bincount(ql[pred != ql], minlength=C)
+        den = 2 * tp + fp + fn
+        present = den > 0
+        f1[k] = np.mean(2 * tp[present] / den[present])
+    return f1
+
+
+def run_numpy():
+    sims, idxs = [], []
+    for q0 in range(0, len(Q), 1000):
+        s = Q[q0:q0 + 1000] @ R.T
+        part = np.argpartition(-s, K - 1, axis=1)[:, :K]
+        ps = np.take_along_axis(s, part, axis=1)
+        order = np.argsort(-ps, axis=1, kind="stable")
+        idxs.append(np.take_along_axis(part, order, axis=1)); sims.append(np.take_along_axis(ps, order, axis=1))
+    return np.vstack(sims), np.vstack(idxs)
+
+
+def run_sklearn():
+    from sklearn.neighbors import NearestNeighbors
+    nn = NearestNeighbors(n_neighbors=K, algorithm="brute", metric="cosine", n_jobs=threads).fit(R)
+    d, i = nn.kneighbors(Q)
+    return 1.0 - d, i
+
+
+def run_torch():
+    import torch
+    torch.set_num_threads(threads)
+    tr = torch.from_numpy(R); te = torch.from_numpy(Q)
+    sims, idxs = [], []
+    chunk = max(1, len(Q) // 100)                     # DINO eval_knn: num_chunks = 100
+    with torch.no_grad():
+        for q0 in range(0, len(Q), chunk):
+            s = torch.mm(te[q0:q0 + chunk], tr.T)
+            d, i = s.topk(K, largest=True, sorted=True)
+            sims.append(d); idxs.append(i)
+    return torch.cat(sims).numpy(), torch.cat(idxs).numpy()
+
+
+def run_faiss():
+    import faiss
+    faiss.omp_set_num_threads(threads)
+    index = faiss.IndexFlatIP(R.shape[1])
+    index.add(R)
+    d, i = index.search(Q, K)
+    return d, i
+
+
+results = {}
+for name, fn in (("pytorch_mm_topk", run_torch), ("faiss_IndexFlatIP", run_faiss), ("numpy", run_numpy),
+                 ("sklearn_brute", run_sklearn)):
+    try:
+        t0 = time.perf_counter()
+        sim, idx = fn()
+        t1 = time.perf_counter()
+        f1 = score_all_k(np.asarray(sim, dtype=np.float64), np.asarray(idx))
+        t2 = time.perf_counter()
+        results[name] = (t1 - t0, t2 - t1)
+        print(f"{name:20s} search {t1 - t0:7.3f} s  scoring {t2 - t1:6.3f} s  total {t2 - t0:7.3f} s  "
+              f"macro_f1@1 {f1[0]:.4f} @10 {f1[min(9, K - 1)]:.4f} @{K} {f1[-1]:.4f}", flush=True)
+    except Exception as e:  # a missing package is reported, not fatal
+        print(f"{name:20s} unavailable: {e}", flush=True)
