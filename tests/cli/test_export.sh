@@ -8,7 +8,16 @@ cd "$TEST_TMP" || exit 1
 $PY "$MAKE" fixed.h5 || { fail "make_store.py fixed"; finish; }
 $PY "$MAKE" vlen.h5 --vlen --no-cells || { fail "make_store.py vlen"; finish; }
 
-for store in fixed vlen; do
+# A real store from protloc run (synthetic images, small untrained ViT, all three levels) next to the fixtures.
+"$PROTLOC" -q synth --kind opencell --classes 2 --per-class 2 --seed 4 --size 256 --out synth >/dev/null || fail "synth failed"
+"$PROTLOC" -q model init --dim 32 --depth 1 --heads 1 --patch 16 --in-chans 2 --out m.safetensors || fail "model init failed"
+printf '{"name": "t", "weights": "m.safetensors", "input_slots": ["protein", "nucleus"], "normalisation": {"mode": "self"}}\n' >card.json
+rc=0
+"$PROTLOC" -q run --manifest synth/manifest.tsv --model card.json --out real.h5 --level fov,tiles,cells --tile 128 \
+  --crop 48 >/dev/null || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || fail "protloc run failed (exit $rc)"   # 3: an item without cells is recorded
+
+for store in fixed vlen real; do
   for level in fov tiles cells; do
     [ "$store" = vlen ] && [ "$level" = cells ] && continue
     expect_status 0 "$PROTLOC" export "$store.h5" --format h5ad --level "$level" --out "$store-$level.h5ad"
@@ -40,7 +49,10 @@ for k in ("id", "dataset", "label", "split", "group"):
 for k in extra:
     assert np.array_equal(a.obs[k].to_numpy(np.float32), ex[k]), k
 assert a.uns["protloc_level"] == level
-assert a.uns["protloc_store_attrs"]["model_sha256"] == "0" * 64
+with h5py.File(store, "r") as f:
+    sha = f.attrs["model_sha256"]
+    sha = sha.decode() if isinstance(sha, bytes) else str(sha)
+assert a.uns["protloc_store_attrs"]["model_sha256"] == sha
 npy = np.load(base + ".npy")
 assert npy.dtype == np.float32 and np.array_equal(npy, X), "npy differs"
 rows = list(csv.reader(open(base + ".tsv"), delimiter="\t"))
