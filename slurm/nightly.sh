@@ -65,6 +65,7 @@ stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 while [ -e "$work/reports/$stamp" ] || [ -e "$work/reports/$stamp.partial" ]; do sleep 1; stamp=$(date -u +%Y-%m-%dT%H%M%SZ); done
 log="$work/logs/nightly-$stamp.log"
 exec > >(tee -a "$log") 2>&1
+tee_pid=$!
 report="$work/reports/$stamp.partial"
 mkdir -p "$report"
 step="start"
@@ -75,6 +76,9 @@ on_exit() {
     say "FAILED during step '$step' (exit $rc); the previous store and manifest are untouched; log: $log"
     if [ -d "$report" ]; then mv "$report" "$work/reports/$stamp.failed" 2>/dev/null || true; fi
   fi
+  # let tee write the last lines before this script's exit is seen
+  exec 1>&- 2>&-
+  wait "$tee_pid" 2>/dev/null || true
 }
 trap on_exit EXIT
 fail() { say "ERROR: $*"; exit 1; }
