@@ -26,7 +26,7 @@
 
 typedef enum PlNanPolicy {
     PL_NAN_ERROR = 0,   // a NaN/Inf float sample is an error naming the file, channel, row and column
-    PL_NAN_ZERO = 1     // NaN/Inf replaced by 0 (and counted in PlImageInfo-free silence)
+    PL_NAN_ZERO = 1     // NaN/Inf samples are replaced by 0 silently
 } PlNanPolicy;
 
 typedef struct PlDecodeLimits {
