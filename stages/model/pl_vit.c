@@ -19,7 +19,7 @@
 // OpenBLAS's own thread control (declared in its cblas.h; repeated so other BLAS headers also work).
 void openblas_set_num_threads(int num_threads);
 
-#define PL_VIT_QCHUNK 128     // attention query rows per inner step (bounds the score scratch)
+#define PL_VIT_QCHUNK 256     // attention query rows per inner step (bounds the score scratch)
 #define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
 #define PL_VIT_MAX_ROWS 256   // largest row chunk (bounds the per-thread MLP buffer)
 

@@ -134,6 +134,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--batch")) { if ((nbatches = parse_list(v, batches, 8)) < 1) { fprintf(stderr, "bench_vit: bad --batch\n"); return 2; } }
         else { fprintf(stderr, "bench_vit: unknown option %s\n", a); return 2; }
     }
+    struct rusage ru0;   // process baseline (libraries) before any weights or activations
+    getrusage(RUSAGE_SELF, &ru0);
     PlWeights w;
     if (model) {
         if (pl_weights_load(model, NULL, &w) != PL_OK) { fprintf(stderr, "bench_vit: %s\n", pl_error_message()); return 1; }
@@ -161,8 +163,8 @@ int main(int argc, char **argv) {
     size_t weight_bytes = 0;
     for (size_t i = 0; i < w.count; i++) weight_bytes += (size_t)pl_weight_tensor_numel(&w.tensors[i]) * sizeof(float);
     double flops = pl_vit_flops_per_image(&cfg, size, size);
-    printf("# model dim=%d depth=%d heads=%d patch=%d size=%d  %.2f GFLOP/image  weights %.1f MiB\n", cfg.dim, cfg.depth,
-           cfg.heads, cfg.patch, size, flops / 1e9, weight_bytes / 1048576.0);
+    printf("# model dim=%d depth=%d heads=%d patch=%d size=%d  %.2f GFLOP/image  weights %.1f MiB  baseline RSS %.1f MiB\n",
+           cfg.dim, cfg.depth, cfg.heads, cfg.patch, size, flops / 1e9, weight_bytes / 1048576.0, ru0.ru_maxrss / 1024.0);
     double gemm_gflops[8] = {0};
     if (gemm)
         for (int t = 0; t < nthreads; t++) {
