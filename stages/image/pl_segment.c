@@ -343,19 +343,26 @@ static void edt_1d(PlSegmenter *s, const float *f, float *d, int n) {
 // the outside of the image, into s->dist.
 static void distance_transform(PlSegmenter *s, const int32_t *lab) {
     int H = s->H, W = s->W;
-    // columns: distance along y (virtual background above and below the image)
-    for (int x = 0; x < W; x++) {
-        int last = -1;
-        for (int y = 0; y < H; y++) {
-            size_t i = (size_t)y * W + x;
-            if (!lab[i]) { last = y; s->dist[i] = 0; }
-            else s->dist[i] = (float)(y - last);
+    // columns: distance along y (virtual background above and below the image), swept row by row so memory
+    // is read contiguously; line_v holds the last background row of every column
+    int32_t *last = s->line_v;
+    for (int x = 0; x < W; x++) last[x] = -1;
+    for (int y = 0; y < H; y++) {
+        const int32_t *l = lab + (size_t)y * W;
+        float *d = s->dist + (size_t)y * W;
+        for (int x = 0; x < W; x++) {
+            if (!l[x]) last[x] = y;
+            d[x] = (float)(y - last[x]);
         }
-        last = H;
-        for (int y = H - 1; y >= 0; y--) {
-            size_t i = (size_t)y * W + x;
-            if (!lab[i]) last = y;
-            else if ((float)(last - y) < s->dist[i]) s->dist[i] = (float)(last - y);
+    }
+    for (int x = 0; x < W; x++) last[x] = H;
+    for (int y = H - 1; y >= 0; y--) {
+        const int32_t *l = lab + (size_t)y * W;
+        float *d = s->dist + (size_t)y * W;
+        for (int x = 0; x < W; x++) {
+            if (!l[x]) last[x] = y;
+            float up = (float)(last[x] - y);
+            if (up < d[x]) d[x] = up;
         }
     }
     // rows: squared distances combined with parabolas

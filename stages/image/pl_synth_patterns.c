@@ -156,6 +156,11 @@ void pl_synth_layout(PlSynthField *f, PlSynthRng *rng, double px) {
         c.wob[1] = (float)pl_synth_range(rng, 0.0, 0.04);
         c.wob[2] = (float)pl_synth_range(rng, 0, 2 * PI);
         c.wob[3] = (float)pl_synth_range(rng, 0, 2 * PI);
+        double phases[4] = {c.wob[2], c.wob[3], c.wob[3] + 1.3, c.wob[2] + 2.1};   // nucleus 2θ, 3θ; cell 2θ, 3θ
+        for (int q = 0; q < 4; q++) {
+            c.wob_cs[2 * q] = (float)cos(phases[q]);
+            c.wob_cs[2 * q + 1] = (float)sin(phases[q]);
+        }
         c.R = (float)(rm * pl_synth_range(rng, 1.8, 2.4));
         c.hoechst = (float)exp(0.22 * pl_synth_normal(rng));
         c.expression = (float)exp(0.35 * pl_synth_normal(rng));
@@ -190,9 +195,14 @@ void pl_synth_layout(PlSynthField *f, PlSynthRng *rng, double px) {
             for (int x = x0; x < x1; x++) {
                 size_t p = (size_t)y * S + x;
                 double dy = y + 0.5 - c->cy, dx = x + 0.5 - c->cx;
-                double dist = sqrt(dy * dy + dx * dx), ang = atan2(dy, dx);
-                double wob = 1 + c->wob[0] * sin(2 * ang + c->wob[2]) + c->wob[1] * sin(3 * ang + c->wob[3]);
-                double cwob = 1 + 1.5 * c->wob[0] * sin(2 * ang + c->wob[3] + 1.3) + 2 * c->wob[1] * sin(5 * ang + c->wob[2]);
+                double dist = sqrt(dy * dy + dx * dx);
+                // harmonics of the polar angle without trigonometric calls: cos/sin of θ, 2θ, 3θ
+                double c1 = dist > 0 ? dx / dist : 1, s1 = dist > 0 ? dy / dist : 0;
+                double c2 = c1 * c1 - s1 * s1, s2 = 2 * s1 * c1;
+                double c3 = c1 * (4 * c1 * c1 - 3), s3 = s1 * (3 - 4 * s1 * s1);
+                const float *k = c->wob_cs;   // sin(nθ + φ) = sin nθ cos φ + cos nθ sin φ
+                double wob = 1 + c->wob[0] * (s2 * k[0] + c2 * k[1]) + c->wob[1] * (s3 * k[2] + c3 * k[3]);
+                double cwob = 1 + 1.5 * c->wob[0] * (s2 * k[4] + c2 * k[5]) + 2 * c->wob[1] * (s3 * k[6] + c3 * k[7]);
                 float dc = (float)(dist / (c->R * cwob));
                 if (dc < w->d1[p]) {
                     w->d2[p] = w->d1[p];

@@ -7,7 +7,11 @@
 #include "pl_synth.h"
 
 // xoshiro256** (Blackman & Vigna), seeded through splitmix64: fast, portable, reproducible.
-typedef struct PlSynthRng { uint64_t s[4]; } PlSynthRng;
+typedef struct PlSynthRng {
+    uint64_t s[4];
+    double spare;      // second normal deviate of the last Box-Muller pair
+    int has_spare;
+} PlSynthRng;
 
 static inline uint64_t pl_synth_splitmix(uint64_t *x) {
     uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
@@ -17,6 +21,8 @@ static inline uint64_t pl_synth_splitmix(uint64_t *x) {
 }
 static inline void pl_synth_rng_seed(PlSynthRng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = pl_synth_splitmix(&seed);
+    r->spare = 0;
+    r->has_spare = 0;
 }
 static inline uint64_t pl_synth_rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 static inline uint64_t pl_synth_next(PlSynthRng *r) {
@@ -37,8 +43,15 @@ static inline int pl_synth_int(PlSynthRng *r, int lo, int hi_inclusive) {
     return lo + (int)(pl_synth_uniform(r) * (hi_inclusive - lo + 1));
 }
 static inline double pl_synth_normal(PlSynthRng *r) {
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
     double u = pl_synth_uniform(r), v = pl_synth_uniform(r);
-    return sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v);
+    double m = sqrt(-2.0 * log(u));
+    r->spare = m * sin(6.283185307179586 * v);
+    r->has_spare = 1;
+    return m * cos(6.283185307179586 * v);
 }
 // Mix two 64-bit values into a seed (for per-field / per-protein streams).
 static inline uint64_t pl_synth_mix(uint64_t a, uint64_t b) {
@@ -52,7 +65,8 @@ typedef struct PlSynthCell {
     float cy, cx;            // nucleus centre (px)
     float na, nb;            // nucleus semi-axes (px)
     float ca, sa;            // cos/sin of the nucleus orientation
-    float wob[4];            // outline wobble: amplitude/phase for 2nd and 3rd harmonics
+    float wob[4];            // outline wobble: amplitudes of the 2nd and 3rd harmonics, then their phases
+    float wob_cs[8];         // cos/sin of the nucleus phases (wob[2], wob[3]) and of the cell-outline phases
     float R;                 // cell radius (px), weighted-Voronoi weight
     float hoechst;           // nucleus brightness
     float expression;        // protein expression multiplier
