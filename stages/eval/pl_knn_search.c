@@ -8,6 +8,9 @@
 // was collected: all items within 2 eps of the K-th sgemm score fit in the K + S slots (eps bounds sgemm's
 // rounding error). When they do not (large groups of near-duplicates), that query is rescanned with the
 // fixed-order dot product over the whole shard.
+// Collection: each thread keeps, for the queries of the block in flight only, an append buffer of 2 (K + S)
+// candidates above a running threshold; when it fills, a quickselect keeps the best K + S and raises the
+// threshold (amortised O(1) per candidate, no per-candidate heap operations).
 #include "pl_knn.h"
 
 #include <cblas.h>
@@ -20,11 +23,10 @@
 typedef struct KnnShared {
     const PlKnnSearch *s;
     PlTopK *out;              // (Q, K) final lists
-    PlTopK cand;              // (Q, K + S) candidates by sgemm score
+    int ks, cap;              // K + S kept candidates, buffer capacity 2 (K + S)
     int qb, rb;
     int64_t n_qblocks;
     atomic_llong next;        // next query block to take
-    float *scratch;           // threads * qb * rb
     float *qnorm;             // (Q) squared query norms (euclidean)
     float ref_max_sqnorm;     // for the rounding bound
     atomic_llong rescans;     // queries that needed a full fixed-order rescan
@@ -33,8 +35,48 @@ typedef struct KnnShared {
 typedef struct KnnWorker {
     KnnShared *sh;
     int id;
-    PlTopK one;               // (1, K) for rescans
+    float *S;                 // (qb, rb) similarity block
+    PlNeighbour *buf;         // (qb, cap) candidates of the block's queries
+    int *n;                   // (qb) candidates held
+    float *thr;               // (qb) running threshold
+    PlTopK one;               // (1, K) final selection of one query
 } KnnWorker;
+
+static inline int knn_better(const PlNeighbour *a, const PlNeighbour *b) {
+    return pl_topk_better(a->score, a->index, b->score, b->index);
+}
+
+static inline void knn_swap(PlNeighbour *a, PlNeighbour *b) {
+    PlNeighbour t = *a;
+    *a = *b;
+    *b = t;
+}
+
+// Quickselect: reorder a[0..n) so that a[kth] is the element that sorts there best-first, better ones before it.
+static void knn_nth(PlNeighbour *a, int n, int kth) {
+    int lo = 0, hi = n - 1;
+    while (hi > lo) {
+        int mid = lo + (hi - lo) / 2;
+        if (knn_better(&a[mid], &a[lo])) knn_swap(&a[mid], &a[lo]);   // median of three as pivot
+        if (knn_better(&a[hi], &a[lo])) knn_swap(&a[hi], &a[lo]);
+        if (knn_better(&a[hi], &a[mid])) knn_swap(&a[hi], &a[mid]);
+        PlNeighbour pv = a[mid];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (knn_better(&a[i], &pv)) i++;
+            while (knn_better(&pv, &a[j])) j--;
+            if (i <= j) knn_swap(&a[i++], &a[j--]);
+        }
+        if (kth <= j) hi = j;
+        else if (kth >= i) lo = i;
+        else break;
+    }
+}
+
+static int knn_cmp_best_first(const void *x, const void *y) {
+    const PlNeighbour *a = x, *b = y;
+    return knn_better(a, b) ? -1 : knn_better(b, a) ? 1 : 0;
+}
 
 // Fixed-order score of one pair: identical on every rank and for every block layout.
 static float knn_score_fixed(const float *a, const float *b, int D, PlKnnMetric metric) {
@@ -58,43 +100,54 @@ static float knn_score_fixed(const float *a, const float *b, int D, PlKnnMetric 
     return metric == PL_KNN_COSINE ? v : -v;
 }
 
-// Scan one (nq, nr) similarity block row by row: only candidates above the heap threshold are examined.
-static void knn_scan_block(KnnShared *sh, const float *S, int64_t q0, int nq, int64_t r0, int nr) {
+// Scan one (nq, nr) similarity block row by row: only candidates at or above the threshold are kept.
+static void knn_scan_block(KnnShared *sh, KnnWorker *w, const float *S, int64_t q0, int nq, int64_t r0, int nr) {
     const PlKnnSearch *s = sh->s;
-    PlTopK *t = &sh->cand;
     int euclid = s->metric == PL_KNN_EUCLIDEAN;
+    int ks = sh->ks, cap = sh->cap;
     for (int i = 0; i < nq; i++) {
         int64_t q = q0 + i;
         const float *row = S + (size_t)i * nr;
-        float thr = pl_topk_threshold(t, q);
+        PlNeighbour *buf = w->buf + (size_t)i * cap;
+        int n = w->n[i];
+        float thr = w->thr[i];
         int32_t qg = s->query_group ? s->query_group[q] : 0;
         int64_t self = s->query_self ? s->query_self[q] : -1;
         float qn = euclid ? sh->qnorm[q] : 0.0f;
+        const float *rn = euclid ? s->ref_sqnorm + r0 : NULL;
         for (int j = 0; j < nr; j++) {
-            float v = row[j];
-            if (euclid) v = v - s->ref_sqnorm[r0 + j] - qn;
+            float v = euclid ? row[j] - rn[j] - qn : row[j];
             if (v < thr) continue;
             int64_t g = s->ref_offset + r0 + j;
             if (g == self) continue;
             if (s->query_group && s->ref_group[r0 + j] == qg) continue;
-            pl_topk_push(t, q, v, g);
-            thr = pl_topk_threshold(t, q);
+            buf[n].score = v;
+            buf[n].pad = 0;
+            buf[n].index = g;
+            if (++n == cap) {
+                knn_nth(buf, n, ks - 1);
+                n = ks;
+                thr = buf[ks - 1].score;
+            }
         }
+        w->n[i] = n;
+        w->thr[i] = thr;
     }
 }
 
-// Turn query q's candidates into its exact final top-K (see the file comment).
-static void knn_finalise_query(KnnShared *sh, KnnWorker *w, int64_t q) {
+// Turn query q's candidates (cl, n) into its exact final top-K (see the file comment).
+static void knn_finalise_query(KnnShared *sh, KnnWorker *w, int64_t q, PlNeighbour *cl, int n) {
     const PlKnnSearch *s = sh->s;
-    PlTopK *c = &sh->cand, *out = sh->out;
-    int K = out->k, KS = c->k, D = s->dim;
-    pl_topk_finish_query(c, q);
-    const PlNeighbour *cl = c->items + (size_t)q * KS;
-    int n = c->count[q];
+    PlTopK *out = sh->out;
+    int K = out->k, KS = sh->ks, D = s->dim;
+    if (n > KS) {
+        knn_nth(cl, n, KS - 1);
+        n = KS;
+    }
+    qsort(cl, (size_t)n, sizeof *cl, knn_cmp_best_first);
     const float *qv = s->queries + (size_t)q * D;
     // rounding bound of sgemm scores (generous: (D + 8) units of 2^-23 times the magnitudes involved)
-    double mag = s->metric == PL_KNN_COSINE ? 1.0 : (double)sh->qnorm[q] + sh->ref_max_sqnorm;
-    if (s->metric == PL_KNN_EUCLIDEAN) mag *= 4;
+    double mag = s->metric == PL_KNN_COSINE ? 1.0 : 4.0 * ((double)sh->qnorm[q] + sh->ref_max_sqnorm);
     float eps = (float)((D + 8) * 0x1.0p-23 * mag);
     int safe = n < KS || cl[KS - 1].score < cl[K - 1].score - 2 * eps;
     PlTopK *dst = &w->one;
@@ -123,22 +176,25 @@ static void *knn_worker(void *arg) {
     KnnWorker *w = arg;
     KnnShared *sh = w->sh;
     const PlKnnSearch *s = sh->s;
-    float *S = sh->scratch + (size_t)w->id * sh->qb * sh->rb;   // (qb, rb)
     float alpha = s->metric == PL_KNN_EUCLIDEAN ? 2.0f : 1.0f;
     for (;;) {
         int64_t b = atomic_fetch_add(&sh->next, 1);
         if (b >= sh->n_qblocks) break;
         int64_t q0 = b * sh->qb;
         int nq = (int)(s->n_queries - q0 < sh->qb ? s->n_queries - q0 : sh->qb);
+        for (int i = 0; i < nq; i++) {
+            w->n[i] = 0;
+            w->thr[i] = -INFINITY;
+        }
         for (int64_t r0 = 0; r0 < s->n_refs; r0 += sh->rb) {
             int nr = (int)(s->n_refs - r0 < sh->rb ? s->n_refs - r0 : sh->rb);
             // S (nq, nr) = alpha * Q[q0:q0+nq] (nq, D) . R[r0:r0+nr]^T (D, nr)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nr, s->dim, alpha,
                         s->queries + (size_t)q0 * s->dim, s->dim, s->refs + (size_t)r0 * s->dim, s->dim,
-                        0.0f, S, nr);
-            knn_scan_block(sh, S, q0, nq, r0, nr);
+                        0.0f, w->S, nr);
+            knn_scan_block(sh, w, w->S, q0, nq, r0, nr);
         }
-        for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i);
+        for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i, w->buf + (size_t)i * sh->cap, w->n[i]);
     }
     return NULL;
 }
@@ -172,20 +228,26 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
     if (threads > 64) threads = 64;
     atomic_init(&sh.next, 0);
     atomic_init(&sh.rescans, 0);
-    int slack = 16 + out->k / 8;
-    PL_TRY(pl_topk_init(&sh.cand, s->n_queries, out->k + slack));
+    sh.ks = out->k + 16 + out->k / 8;
+    sh.cap = 2 * sh.ks;
     KnnWorker workers[64];
     memset(workers, 0, sizeof workers);
     PlStatus st = PL_OK;
+    // one slab per thread: candidate buffers | similarity block | thresholds | counts
+    size_t per = (size_t)sh.qb * sh.cap * sizeof(PlNeighbour) + (size_t)sh.qb * sh.rb * sizeof(float) +
+                 (size_t)sh.qb * (sizeof(int) + sizeof(float));
     for (int i = 0; i < threads && st == PL_OK; i++) {
         workers[i].sh = &sh;
         workers[i].id = i;
         st = pl_topk_init(&workers[i].one, 1, out->k);
-    }
-    size_t scratch_n = (size_t)threads * sh.qb * sh.rb;
-    if (st == PL_OK) {
-        sh.scratch = pl_malloc(scratch_n * sizeof(float));
-        if (!sh.scratch) st = pl_error_wrap("knn similarity scratch (%d threads x %d x %d)", threads, sh.qb, sh.rb);
+        char *slab = st == PL_OK ? pl_malloc(per) : NULL;
+        if (st == PL_OK && !slab) st = pl_error_wrap("knn scratch (%d x %d similarities, %d candidates)", sh.qb, sh.rb, sh.cap);
+        if (slab) {
+            workers[i].buf = (PlNeighbour *)slab;
+            workers[i].S = (float *)(workers[i].buf + (size_t)sh.qb * sh.cap);
+            workers[i].thr = workers[i].S + (size_t)sh.qb * sh.rb;
+            workers[i].n = (int *)(workers[i].thr + sh.qb);
+        }
     }
     if (st == PL_OK && s->metric == PL_KNN_EUCLIDEAN) {
         sh.qnorm = pl_malloc((size_t)s->n_queries * sizeof(float));
@@ -219,9 +281,10 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
                 out->items[(size_t)q * out->k + j].index = INT64_MAX;
             }
     }
-    for (int i = 0; i < threads; i++) pl_topk_free(&workers[i].one);
-    pl_topk_free(&sh.cand);
-    free(sh.scratch);
+    for (int i = 0; i < threads; i++) {
+        pl_topk_free(&workers[i].one);
+        free(workers[i].buf);
+    }
     free(sh.qnorm);
     return st;
 }
