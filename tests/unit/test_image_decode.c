@@ -52,6 +52,7 @@ static void test_tifffile_fixtures(void **state) {
         {"tiled_planar_u8.tif", "u8", 2, 8, 0},       {"bigtiff_u16.tif", "u16", 2, 16, 0},
         {"deflate_predictor_u8.tif", "u8", 1, 8, 0},  {"float32.tif", "f32", 1, 32, 1},
         {"uint32.tif", "u32", 1, 32, 0},              {"grey8.png", "u8", 1, 8, 0},
+        {"bigendian_u16.tif", "u16", 2, 16, 0},
         {"grey16.png", "u16", 1, 16, 0},              {"grey_alpha8.png", "u8", 2, 8, 0},
         {"rgb8.png", "u8", 3, 8, 0},                  {"rgb16.png", "u16", 3, 16, 0},
         {"rgba16.png", "u16", 4, 16, 0},
@@ -117,6 +118,8 @@ static void write_libtiff(const char *path, const TiffSpec *s, int pages, int H,
         TIFFSetField(t, TIFFTAG_PHOTOMETRIC, (uint16_t)PHOTOMETRIC_MINISBLACK);
         TIFFSetField(t, TIFFTAG_PLANARCONFIG, (uint16_t)(s->planar_separate ? PLANARCONFIG_SEPARATE : PLANARCONFIG_CONTIG));
         TIFFSetField(t, TIFFTAG_COMPRESSION, s->codec);
+        if (s->codec == COMPRESSION_LZW || s->codec == COMPRESSION_ADOBE_DEFLATE || s->codec == COMPRESSION_ZSTD)
+            TIFFSetField(t, TIFFTAG_PREDICTOR, (uint16_t)(s->is_float ? PREDICTOR_FLOATINGPOINT : PREDICTOR_HORIZONTAL));
         if (s->spp > 1) {
             uint16_t extra[8] = {0};
             TIFFSetField(t, TIFFTAG_EXTRASAMPLES, (uint16_t)(s->spp - 1), extra);
