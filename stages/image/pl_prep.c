@@ -110,6 +110,9 @@ PlStatus pl_prep_planes(const PlPrepConfig *cfg, const char *item_id, double pix
     const int V = res->plan.n_views, S = res->plan.n_slots;
     size_t tile_plane = (size_t)th * (size_t)tw, total;
     if (pl_mul_overflows((size_t)V * (size_t)nt * (size_t)S, tile_plane, &total)) return PL_ERR_LIMIT;
+    if (total > ((size_t)1 << 30))   // 4 GiB of float32 for one item is a configuration mistake, not data
+        return PL_FAIL(PL_ERR_LIMIT, "%s: %d view(s) x %d tile(s) x %d slot(s) of %d x %d = %zu values exceed the limit of 2^30 per item; use a larger stride or fewer views",
+                       id, V, nt, S, th, tw, total);
     if (res->data_capacity < total || !res->data) {
         float *d = pl_malloc(total * sizeof(float));
         if (!d) return PL_ERR_NOMEM;

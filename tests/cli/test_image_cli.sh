@@ -95,6 +95,9 @@ grep -q "role protein" "$TEST_TMP/last.err" && grep -q "truncated.tif" "$TEST_TM
 expect_status 1 "$PROTLOC" image prep --channel protein="$OC1" --channel protein="$OC2" --out "$TEST_TMP/x.npy"
 expect_status 1 "$PROTLOC" image prep --channel nucleus="$OC1" --slots red,green,blue --out "$TEST_TMP/x.npy"
 grep -q "declare a mapping" "$TEST_TMP/last.err" && pass "ImageNet without a mapping explained" || fail "mapping message"
+expect_status 1 "$PROTLOC" image prep --channel nucleus="$OC1" --pixel-size 0.206 --model-pixel-size 0.08 \
+  --fov tiles --tile 224 --stride 8 --out "$TEST_TMP/x.npy"
+grep -q "exceed the limit" "$TEST_TMP/last.err" && pass "absurd tiling refused before allocating" || fail "no tiling limit"
 expect_status 2 "$PROTLOC" image prep --channel nucleus="$OC1" --strategy natural --out "$TEST_TMP/x.npy"
 expect_status 2 "$PROTLOC" image prep --channel nucleus="$OC1" --norm fixed --out "$TEST_TMP/x.npy"
 expect_status 2 "$PROTLOC" image prep --channel "$OC1" --out "$TEST_TMP/x.npy"
