@@ -22,7 +22,10 @@ void cmd_run_usage(FILE *out) {
             "  --root DIR             resolve manifest paths against DIR (default: the manifest's folder)\n"
             "  --allow-outside-root   accept manifest paths outside the root\n"
             "  --level LIST           fov, tiles, cells or a comma list (default fov)\n"
-            "  --align MODE           channels of different sizes: strict (item fails, default) | crop\n"
+            "  --align MODE           channel alignment: map (natural) | replicate | random | duplicate\n"
+            "                         (default: the card's input_mode)\n"
+            "  --fill LIST            duplicate: fills for empty slots, e.g. '*=nucleus' or 'er=nucleus'\n"
+            "  --seed N               random: seed of the per-item slot shuffle (default 0)\n"
             "  --fov-size N           centre-crop / zero-pad each FOV to N x N (default: native size)\n"
             "  --tile N               tile side in pixels (default 224)\n"
             "  --tile-stride N        tile step (default = tile)\n"
@@ -62,7 +65,7 @@ int cmd_run_run(int argc, char **argv) {
         return PL_EXIT_OK;
     }
     enum { O_MANIFEST = 256, O_MODEL, O_OUT, O_ROOT, O_OUTSIDE, O_LEVEL, O_ALIGN, O_FOV, O_TILE, O_STRIDE, O_CROP,
-           O_CROPUM, O_BORDER, O_MINAREA, O_PIXEL, O_BATCH, O_THREADS, O_PREFETCH, O_VERIFY, O_STRICT, O_NOPROG };
+           O_CROPUM, O_BORDER, O_MINAREA, O_PIXEL, O_BATCH, O_THREADS, O_PREFETCH, O_VERIFY, O_STRICT, O_NOPROG, O_FILL, O_SEED };
     static const struct option longopts[] = {
         {"manifest", required_argument, 0, O_MANIFEST}, {"model", required_argument, 0, O_MODEL},
         {"out", required_argument, 0, O_OUT}, {"root", required_argument, 0, O_ROOT},
@@ -74,7 +77,8 @@ int cmd_run_run(int argc, char **argv) {
         {"pixel-size", required_argument, 0, O_PIXEL}, {"batch", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"prefetch", required_argument, 0, O_PREFETCH},
         {"verify", no_argument, 0, O_VERIFY}, {"strict", no_argument, 0, O_STRICT},
-        {"no-progress", no_argument, 0, O_NOPROG}, {0, 0, 0, 0}};
+        {"no-progress", no_argument, 0, O_NOPROG}, {"fill", required_argument, 0, O_FILL},
+        {"seed", required_argument, 0, O_SEED}, {0, 0, 0, 0}};
     PlRunOptions o;
     pl_run_options_default(&o);
     const char *cmd = argv[0];
@@ -91,10 +95,18 @@ int cmd_run_run(int argc, char **argv) {
             if (pl_run_parse_levels(optarg, &o.levels) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
             break;
         case O_ALIGN:
-            if (!strcmp(optarg, "strict")) o.align = PL_ALIGN_STRICT;
-            else if (!strcmp(optarg, "crop")) o.align = PL_ALIGN_CROP;
-            else return pl_cli_usage_error(cmd, "--align wants strict or crop");
+            if (strcmp(optarg, "map") && strcmp(optarg, "natural") && strcmp(optarg, "replicate") &&
+                strcmp(optarg, "random") && strcmp(optarg, "duplicate"))
+                return pl_cli_usage_error(cmd, "--align wants map, replicate, random or duplicate");
+            o.align = optarg;
             break;
+        case O_FILL: o.fill = optarg; break;
+        case O_SEED: {
+            int seed = 0;
+            rc = run_parse_int(cmd, "--seed", optarg, 0, 2147483647, &seed);
+            o.seed = seed;
+            break;
+        }
         case O_FOV: rc = run_parse_int(cmd, "--fov-size", optarg, 1, 65536, &o.fov_size); break;
         case O_TILE: rc = run_parse_int(cmd, "--tile", optarg, 8, 65536, &o.tile); break;
         case O_STRIDE: rc = run_parse_int(cmd, "--tile-stride", optarg, 1, 65536, &o.tile_stride); break;

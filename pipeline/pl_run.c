@@ -17,7 +17,6 @@
 void pl_run_options_default(PlRunOptions *o) {
     memset(o, 0, sizeof *o);
     o->levels = PL_LEVEL_FOV;
-    o->align = PL_ALIGN_STRICT;
     o->tile = 224;
     o->cell_border = "shift";
     o->min_cell_area = 50;
@@ -70,6 +69,78 @@ static int run_default_threads(void) {
     return per_rank > 0 ? per_rank : 1;
 }
 
+// The pl_prep configuration shared by every item: alignment strategy over the card's slots (empty slots are
+// named "emptyK" so that no role feeds them), normalisation, pixel sizes, and the geometry of each level.
+static PlStatus run_prep_config(RunContext *ctx) {
+    const PlRunOptions *o = ctx->opt;
+    const PlModelCard *card = &ctx->card;
+    static const char *const names[] = {"map", "replicate", "random", "duplicate"};
+    const char *strategy_name = o->align ? o->align : names[card->input_mode];
+    PlAlignStrategy strategy;
+    if (pl_align_strategy_parse(!strcmp(strategy_name, "natural") ? "map" : strategy_name, &strategy) != PL_OK)
+        return pl_error_wrap("--align");
+    char slots[PL_CARD_MAX_SLOTS * 40] = "";
+    for (int k = 0; k < ctx->C; k++) {
+        char name[40];
+        if (card->slots[k][0]) snprintf(name, sizeof name, "%s", card->slots[k]);
+        else snprintf(name, sizeof name, "empty%d", k);
+        if (k) strcat(slots, ",");
+        strcat(slots, name);
+    }
+    PlPrepConfig *cfg = &ctx->prep_fov;
+    if (pl_prep_config_default(cfg, slots) != PL_OK) return pl_error_wrap("model card %s: input_slots", card->path);
+    PL_TRY(pl_align_spec_init(&cfg->align, strategy, slots));
+    const char *fill = o->fill ? o->fill : card->fill;
+    if (strategy == PL_ALIGN_DUPLICATE) {
+        if (!fill) return PL_FAIL(PL_ERR_ARG, "alignment 'duplicate' needs fills (--fill '*=nucleus' or the card's \"fill\")");
+        PL_TRY(pl_align_spec_set_fill(&cfg->align, fill));
+    }
+    cfg->align.seed = (uint64_t)o->seed;
+    pl_norm_spec_default(&cfg->norm, card->norm_mode == PL_CARD_NORM_FIXED ? PL_NORM_FIXED : PL_NORM_SELF);
+    if (card->norm_mode == PL_CARD_NORM_FIXED) {
+        cfg->norm.n_stats = card->n_slots;
+        for (int k = 0; k < card->n_slots; k++) {
+            cfg->norm.mean[k] = card->mean[k];
+            cfg->norm.std[k] = card->std[k];
+        }
+    }
+    cfg->model_pixel_um = card->pixel_size_um;
+    cfg->scale = 0;
+    ctx->prep_tiles = *cfg;
+    if (o->fov_size > 0) {
+        cfg->fov.mode = PL_FOV_CENTER;
+        cfg->fov.size = o->fov_size;
+    } else {
+        cfg->fov.mode = PL_FOV_WHOLE;
+    }
+    cfg->fov.patch = ctx->vit_cfg.patch;
+    PlFovSpec *t = &ctx->prep_tiles.fov;
+    t->mode = PL_FOV_TILES;
+    t->size = o->tile;
+    t->stride = o->tile_stride > 0 ? o->tile_stride : o->tile;
+    t->border = PL_BORDER_DROP;
+    t->patch = ctx->vit_cfg.patch;
+    PL_TRY(pl_prep_config_validate(&ctx->prep_fov));
+    PL_TRY(pl_prep_config_validate(&ctx->prep_tiles));
+    // planes read per item: the roles the card's slots name, in slot order (replicate concatenates its views in
+    // this order), then roles only a duplicate fill names; each when the manifest has that column
+    const PlManifest *m = &ctx->manifest;
+    ctx->n_planes = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < (pass == 0 ? ctx->C : m->n_roles); k++) {
+            int r = pass == 0 ? pl_manifest_role_index(m, card->slots[k]) : k;
+            if (r < 0 || (pass == 1 && !(fill && strategy == PL_ALIGN_DUPLICATE && strstr(fill, m->roles[r])))) continue;
+            int dup = 0;
+            for (int q = 0; q < ctx->n_planes; q++) dup |= ctx->plane_role[q] == r;
+            if (!dup && ctx->n_planes < RUN_MAX_VARIANTS) ctx->plane_role[ctx->n_planes++] = r;
+        }
+    if (ctx->n_planes == 0)
+        return PL_FAIL(PL_ERR_FORMAT, "%s: none of the model's input slots (%s) is a column of %s", card->path, slots,
+                       o->manifest);
+    ctx->R = strategy == PL_ALIGN_REPLICATE ? ctx->n_planes : 1;
+    return PL_OK;
+}
+
 // Load the card, manifest (rank 0 also checks files) and weights; set up the slot → plane mapping.
 static PlStatus run_load(RunContext *ctx) {
     const PlRunOptions *o = ctx->opt;
@@ -102,32 +173,7 @@ static PlStatus run_load(RunContext *ctx) {
                        card->patch, ctx->vit_cfg.patch);
     ctx->C = card->n_slots;
     ctx->nucleus_role = pl_manifest_role_index(&ctx->manifest, "nucleus");
-    // planes: one per distinct non-empty slot role present in the manifest
-    int slot_plane[PL_CARD_MAX_SLOTS];
-    ctx->n_planes = 0;
-    for (int k = 0; k < ctx->C; k++) {
-        slot_plane[k] = -1;
-        if (!card->slots[k][0]) continue;
-        int role = pl_manifest_role_index(&ctx->manifest, card->slots[k]);
-        if (role < 0) continue;   // the manifest has no such column: a zero channel
-        for (int q = 0; q < ctx->n_planes; q++)
-            if (ctx->plane_role[q] == role) slot_plane[k] = q;
-        if (slot_plane[k] < 0) {
-            ctx->plane_role[ctx->n_planes] = role;
-            slot_plane[k] = ctx->n_planes++;
-        }
-    }
-    if (ctx->n_planes == 0)
-        return PL_FAIL(PL_ERR_FORMAT, "%s: none of the model's input slots (%s...) is a column of %s", card->path,
-                       card->slots[0], o->manifest);
-    if (card->input_mode == PL_INPUT_REPLICATE) {   // each source plane copied to every input channel
-        ctx->R = ctx->n_planes;
-        for (int v = 0; v < ctx->R; v++)
-            for (int k = 0; k < ctx->C; k++) ctx->map[v][k] = v;
-    } else {
-        ctx->R = 1;
-        for (int k = 0; k < ctx->C; k++) ctx->map[0][k] = slot_plane[k];
-    }
+    PL_TRY(run_prep_config(ctx));
     ctx->vit_dim = ctx->vit_cfg.dim * (card->last_n > 1 ? card->last_n : 1) * (card->avgpool ? 2 : 1);
     ctx->dim = ctx->vit_dim * ctx->R;
     return PL_OK;
@@ -178,11 +224,13 @@ static PlStatus run_digests(RunContext *ctx) {
 static PlStatus run_settings(RunContext *ctx) {
     const PlRunOptions *o = ctx->opt;
     char buf[1024];
-    const char *align = o->align == PL_ALIGN_CROP ? "crop" : "strict";
+    static const char *const names[] = {"map", "replicate", "random", "duplicate"};
+    const char *align = o->align ? o->align : names[ctx->card.input_mode];
+    const char *fill = o->fill ? o->fill : ctx->card.fill ? ctx->card.fill : "";
     snprintf(buf, sizeof buf,
-             "{\"levels\":%d,\"align\":\"%s\",\"tile\":%d,\"tile_stride\":%d,\"crop\":%d,\"crop_um\":%g,"
+             "{\"levels\":%d,\"align\":\"%s\",\"fill\":\"%s\",\"seed\":%ld,\"tile\":%d,\"tile_stride\":%d,\"crop\":%d,\"crop_um\":%g,"
              "\"cell_border\":\"%s\",\"min_cell_area\":%d,\"pixel_size_um\":%g,\"fov_size\":%d,\"digest\":\"%s\"}",
-             o->levels, align, o->tile, o->tile_stride > 0 ? o->tile_stride : o->tile, o->crop, o->crop_um,
+             o->levels, align, fill, o->seed, o->tile, o->tile_stride > 0 ? o->tile_stride : o->tile, o->crop, o->crop_um,
              o->cell_border ? o->cell_border : "shift", o->min_cell_area, o->pixel_size_um, o->fov_size,
              o->verify ? "content" : "stat");
     ctx->options_json = pl_strdup(buf);

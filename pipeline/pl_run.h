@@ -10,7 +10,6 @@
 #include "pl_error.h"
 
 enum { PL_LEVEL_FOV = 1, PL_LEVEL_TILES = 2, PL_LEVEL_CELLS = 4 };
-typedef enum PlAlign { PL_ALIGN_STRICT = 0, PL_ALIGN_CROP = 1 } PlAlign;
 
 typedef struct PlRunOptions {
     const char *manifest;
@@ -19,7 +18,9 @@ typedef struct PlRunOptions {
     const char *root;           // NULL = manifest folder
     int allow_outside_root;
     int levels;                 // PL_LEVEL_* bits (default fov)
-    PlAlign align;              // channels of different sizes: strict = failure, crop = common top-left region
+    const char *align;          // channel alignment: map | replicate | random | duplicate (NULL = the card's input_mode)
+    const char *fill;           // duplicate: "slot=role,..." or "*=role" (NULL = the card's "fill")
+    long seed;                  // random: seed of the per-item slot shuffle
     int tile;                   // tile side in pixels (default 224)
     int tile_stride;            // default = tile
     int crop;                   // cell crop side in pixels (default 0 = crop_um)

@@ -1,4 +1,4 @@
-// `protloc run` preprocessing of one item: decode channels by model slot, align, normalise, cut FOV/tiles/cells.
+// `protloc run` preprocessing of one item: FOV and tiles through pl_prep_fov; cell crops from the decoded planes.
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,7 +36,7 @@ static void prep_make_input(const RunContext *ctx, const RunPrepared *p, int v, 
     size_t hw = (size_t)h * (size_t)w;
     for (int k = 0; k < ctx->C; k++) {
         float *dst = out + (size_t)k * hw;
-        int plane = ctx->map[v][k];
+        int plane = p->map[v][k];
         if (plane < 0) {
             memset(dst, 0, hw * sizeof *dst);
             continue;
@@ -55,7 +55,7 @@ static void prep_make_input(const RunContext *ctx, const RunPrepared *p, int v, 
                 row[x] = (sx >= 0 && sx < p->W) ? src[(size_t)sy * (size_t)p->W + (size_t)sx] * scale : 0.0f;
             }
         }
-        if (card->norm_mode == PL_NORM_FIXED) {
+        if (card->norm_mode == PL_CARD_NORM_FIXED) {
             float m = card->mean[k], inv = 1.0f / card->std[k];
             for (size_t i = 0; i < hw; i++) dst[i] = (dst[i] - m) * inv;
         } else {   // DINO4Cells: x = (x - mean) / (std_population + 1e-7), in double for stability
@@ -98,8 +98,8 @@ static int prep_read_planes(const RunContext *ctx, const PlManifestItem *it, Run
         }
         if (!any || img->height < H) H = img->height;
         if (!any || img->width < W) W = img->width;
-        if (any && ctx->opt->align == PL_ALIGN_STRICT && (img->height != p->H || img->width != p->W)) {
-            prep_fail(p, "align", "%s channel %s is %dx%d but the first channel is %dx%d (use --align crop)",
+        if (any && (img->height != p->H || img->width != p->W)) {
+            prep_fail(p, "align", "%s channel %s is %dx%d but the first channel is %dx%d",
                       m->roles[ctx->plane_role[q]], ref, img->width, img->height, p->W, p->H);
             return 0;
         }
@@ -248,6 +248,99 @@ static int prep_cells(const RunContext *ctx, const PlManifestItem *it, RunPrepar
     return 1;
 }
 
+// The pl_prep sources of an item: every plane role it has a file for ("path#page").
+static int prep_sources(const RunContext *ctx, const PlManifestItem *it, RunPrepared *p, PlChannelSource *src,
+                        char refs[][4200]) {
+    const PlManifest *m = &ctx->manifest;
+    int n = 0;
+    for (int q = 0; q < ctx->n_planes; q++) {
+        const PlManifestChannel *ch = &it->channels[ctx->plane_role[q]];
+        if (!ch->path) {
+            if (ctx->R > 1) {
+                prep_fail(p, "align", "replicate needs every channel, and the %s channel is empty",
+                          m->roles[ctx->plane_role[q]]);
+                return -1;
+            }
+            continue;
+        }
+        snprintf(refs[n], 4200, "%s#%d", ch->path, ch->page);
+        src[n].role = m->roles[ctx->plane_role[q]];
+        src[n].ref = refs[n];
+        n++;
+    }
+    if (n == 0) prep_fail(p, "input", "the item has none of the channels the model reads");
+    return n;
+}
+
+static double prep_pixel_size(const RunContext *ctx, const PlManifestItem *it) {
+    return it->pixel_size_um > 0 ? it->pixel_size_um : ctx->opt->pixel_size_um;
+}
+
+// FOV or tiles through pl_prep_fov; the output is reordered from view-major (v, t) to row-major (t, v) so the
+// R views of a row embed next to each other (their CLS vectors are concatenated).
+static int prep_level(const RunContext *ctx, const PlManifestItem *it, const PlPrepConfig *cfg, const char *stage,
+                      RunPrepared *p, RunBatch *b, int32_t **yx) {
+    PlChannelSource src[RUN_MAX_VARIANTS];
+    static _Thread_local char refs[RUN_MAX_VARIANTS][4200];
+    int n = prep_sources(ctx, it, p, src, refs);
+    if (n <= 0) return 0;
+    PlPrepResult *r = &p->pres;
+    if (pl_prep_fov(cfg, it->id, prep_pixel_size(ctx, it), src, n, r) != PL_OK) {
+        PlStatus code = pl_error_code();
+        prep_fail(p, code == PL_ERR_EMPTY || code == PL_ERR_LIMIT ? stage : "decode", "%s", pl_error_message());
+        return 0;
+    }
+    if (r->n_views != ctx->R || r->n_slots != ctx->C) {
+        prep_fail(p, stage, "preprocessing gave %d views of %d slots, expected %d of %d", r->n_views, r->n_slots,
+                  ctx->R, ctx->C);
+        return 0;
+    }
+    int T = r->n_tiles;
+    if (!prep_batch_reserve(ctx, b, T, r->tile_h, r->tile_w)) {
+        prep_fail(p, stage, "out of memory for %d inputs", T);
+        return 0;
+    }
+    size_t in_size = (size_t)ctx->C * (size_t)r->tile_h * (size_t)r->tile_w;
+    for (int t = 0; t < T; t++)
+        for (int v = 0; v < ctx->R; v++)
+            memcpy(b->x + ((size_t)t * ctx->R + v) * in_size, r->data + ((size_t)v * T + t) * in_size,
+                   in_size * sizeof(float));
+    if (yx) {
+        if (!prep_reserve((void **)yx, &p->tile_cap, (size_t)T * 2, sizeof(int32_t))) {
+            prep_fail(p, stage, "out of memory");
+            return 0;
+        }
+        for (int t = 0; t < T; t++) {
+            (*yx)[2 * t] = r->tiles[t].y;
+            (*yx)[2 * t + 1] = r->tiles[t].x;
+        }
+    }
+    return 1;
+}
+
+// Cells: the item's alignment plan over the decoded planes (random shuffles per item), then the crops.
+static int prep_cell_plan(const RunContext *ctx, const PlManifestItem *it, RunPrepared *p) {
+    const char *roles[RUN_MAX_VARIANTS];
+    int plane_of[RUN_MAX_VARIANTS], n = 0;
+    for (int q = 0; q < ctx->n_planes; q++) {
+        if (!it->channels[ctx->plane_role[q]].path) continue;
+        roles[n] = ctx->manifest.roles[ctx->plane_role[q]];
+        plane_of[n++] = q;
+    }
+    PlAlignPlan plan;
+    if (pl_align_plan(&ctx->prep_fov.align, roles, n, it->id, &plan) != PL_OK) {
+        prep_fail(p, "align", "%s", pl_error_message());
+        return 0;
+    }
+    if (plan.n_views != ctx->R) {
+        prep_fail(p, "align", "alignment gave %d views, expected %d", plan.n_views, ctx->R);
+        return 0;
+    }
+    for (int v = 0; v < plan.n_views; v++)
+        for (int k = 0; k < ctx->C; k++) p->map[v][k] = plan.src[v][k] < 0 ? -1 : plane_of[plan.src[v][k]];
+    return prep_cells(ctx, it, p);
+}
+
 void run_prepare_item(const RunContext *ctx, long item, RunPrepared *p) {
     double t0 = run_now();
     const PlRunOptions *o = ctx->opt;
@@ -260,51 +353,10 @@ void run_prepare_item(const RunContext *ctx, long item, RunPrepared *p) {
         prep_fail(p, "input", "%s", ctx->digest_error[item]);
         goto out;
     }
-    if (!prep_read_planes(ctx, it, p)) goto out;
-    int patch = ctx->vit_cfg.patch;
-    if (o->levels & PL_LEVEL_FOV) {
-        int h = p->H, w = p->W, y0 = 0, x0 = 0;
-        if (o->fov_size > 0) {
-            h = w = o->fov_size;
-            y0 = (p->H - h) / 2;   // centre crop (negative origin = zero padding)
-            x0 = (p->W - w) / 2;
-        }
-        if (h < patch || w < patch) {
-            prep_fail(p, "fov", "image %dx%d is smaller than one %d-pixel patch", p->W, p->H, patch);
-            goto out;
-        }
-        h -= h % patch;   // whole patches only (the ViT would crop the remainder anyway)
-        w -= w % patch;
-        if (!prep_batch_reserve(ctx, &p->fov, 1, h, w)) {
-            prep_fail(p, "fov", "out of memory for a %dx%d input", w, h);
-            goto out;
-        }
-        size_t in_size = (size_t)ctx->C * (size_t)h * (size_t)w;
-        for (int v = 0; v < ctx->R; v++) prep_make_input(ctx, p, v, y0, x0, h, w, p->fov.x + (size_t)v * in_size);
-    }
-    if (o->levels & PL_LEVEL_TILES) {
-        int T = o->tile, S = o->tile_stride > 0 ? o->tile_stride : o->tile;
-        if (p->H < T || p->W < T) {
-            prep_fail(p, "tiles", "image %dx%d is smaller than one %d-pixel tile", p->W, p->H, T);
-            goto out;
-        }
-        int ny = (p->H - T) / S + 1, nx = (p->W - T) / S + 1;
-        int n = ny * nx;
-        if (!prep_batch_reserve(ctx, &p->tiles, n, T, T) ||
-            !prep_reserve((void **)&p->tile_yx, &p->tile_cap, (size_t)n * 2, sizeof(int32_t))) {
-            prep_fail(p, "tiles", "out of memory for %d tiles", n);
-            goto out;
-        }
-        size_t in_size = (size_t)ctx->C * (size_t)T * (size_t)T;
-        for (int ty = 0; ty < ny; ty++)
-            for (int tx = 0; tx < nx; tx++) {
-                int i = ty * nx + tx;
-                p->tile_yx[2 * i] = ty * S;
-                p->tile_yx[2 * i + 1] = tx * S;
-                for (int v = 0; v < ctx->R; v++)
-                    prep_make_input(ctx, p, v, ty * S, tx * S, T, T, p->tiles.x + ((size_t)i * ctx->R + v) * in_size);
-            }
-    }
+    if ((o->levels & PL_LEVEL_FOV) && !prep_level(ctx, it, &ctx->prep_fov, "fov", p, &p->fov, NULL)) goto out;
+    if ((o->levels & PL_LEVEL_TILES) && !prep_level(ctx, it, &ctx->prep_tiles, "tiles", p, &p->tiles, &p->tile_yx))
+        goto out;
+    if ((o->levels & PL_LEVEL_CELLS) && (!prep_read_planes(ctx, it, p) || !prep_cell_plan(ctx, it, p))) goto out;
     if ((o->levels & PL_LEVEL_CELLS) && !prep_cells(ctx, it, p)) goto out;
 out:
     p->seconds = run_now() - t0;
@@ -322,5 +374,6 @@ void run_prepared_free(RunPrepared *p) {
     free(p->labels);
     pl_cell_set_free(&p->cellset);
     pl_image_free(&p->mask_img);
+    pl_prep_result_free(&p->pres);
     memset(p, 0, sizeof *p);
 }

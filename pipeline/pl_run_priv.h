@@ -13,6 +13,7 @@
 #include "pl_journal.h"
 #include "pl_manifest.h"
 #include "pl_modelcard.h"
+#include "pl_prep.h"
 #include "pl_run.h"
 #include "pl_vit.h"
 #include "pl_weights.h"
@@ -36,9 +37,10 @@ typedef struct RunContext {
     // model input mapping
     int C;                      // model input channels
     int R;                      // variants per embedding row (1 natural; #sources replicate)
-    int n_planes;               // distinct source planes read per item
+    int n_planes;               // distinct source roles read per item (slot roles + fill roles in the manifest)
     int plane_role[RUN_MAX_VARIANTS];            // manifest role index of each plane
-    int map[RUN_MAX_VARIANTS][PL_CARD_MAX_SLOTS]; // (variant, channel) → plane or -1 (zeros)
+    PlPrepConfig prep_fov;      // pl_prep_fov configuration of the FOV level (alignment, normalisation, geometry)
+    PlPrepConfig prep_tiles;    // ... of the tiles level
     int nucleus_role;           // manifest role index of "nucleus" or -1
     int vit_dim;                // output dim of one forward
     int dim;                    // embedding row length = R * vit_dim
@@ -71,6 +73,8 @@ typedef struct RunPrepared {
     size_t planes_cap;
     int H, W;
     float plane_scale[RUN_MAX_VARIANTS];   // 1 / (2^bits - 1) for integer sources, 1 for float
+    int map[RUN_MAX_VARIANTS][PL_CARD_MAX_SLOTS];   // cells: (variant, slot) → plane or -1, from pl_align_plan
+    PlPrepResult pres;          // FOV / tiles preprocessing buffers (pl_prep_fov)
     int32_t *labels;
     size_t labels_cap;
     PlCellSet cellset;

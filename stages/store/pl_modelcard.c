@@ -61,7 +61,7 @@ static PlStatus card_int(const char *path, json_t *root, const char *key, int lo
 static PlStatus card_parse(const char *path, json_t *root, PlModelCard *c) {
     static const char *const known[] = {"name", "weights", "sha256", "checkpoint_key", "heads", "patch",
                                         "input_slots", "normalisation", "pixel_size_um", "input_mode", "output",
-                                        "last_n", "description", "source", "license", "arch", "heads_note"};
+                                        "last_n", "description", "source", "license", "arch", "heads_note", "fill"};
     const char *key;
     json_t *val;
     json_object_foreach(root, key, val) {
@@ -118,15 +118,15 @@ static PlStatus card_parse(const char *path, json_t *root, PlModelCard *c) {
     }
     if (!any) return PL_FAIL(PL_ERR_FORMAT, "%s: every input slot is empty", path);
     json_t *norm = json_object_get(root, "normalisation");
-    c->norm_mode = PL_NORM_SELF;
+    c->norm_mode = PL_CARD_NORM_SELF;
     if (norm && !json_is_null(norm)) {
         const char *mode = json_string_value(json_object_get(norm, "mode"));
         if (!json_is_object(norm) || !mode)
             return PL_FAIL(PL_ERR_FORMAT, "%s: \"normalisation\" must be {\"mode\": \"self\"|\"fixed\", ...}", path);
         if (!strcmp(mode, "self")) {
-            c->norm_mode = PL_NORM_SELF;
+            c->norm_mode = PL_CARD_NORM_SELF;
         } else if (!strcmp(mode, "fixed")) {
-            c->norm_mode = PL_NORM_FIXED;
+            c->norm_mode = PL_CARD_NORM_FIXED;
             json_t *mean = json_object_get(norm, "mean"), *std = json_object_get(norm, "std");
             if (!json_is_array(mean) || !json_is_array(std) || (int)json_array_size(mean) != c->n_slots ||
                 (int)json_array_size(std) != c->n_slots)
@@ -153,9 +153,13 @@ static PlStatus card_parse(const char *path, json_t *root, PlModelCard *c) {
     const char *mode = json_string_value(json_object_get(root, "input_mode"));
     if (json_object_get(root, "input_mode") && !mode)
         return PL_FAIL(PL_ERR_FORMAT, "%s: \"input_mode\" must be a string", path);
-    if (mode && !strcmp(mode, "replicate")) c->input_mode = PL_INPUT_REPLICATE;
-    else if (mode && strcmp(mode, "natural") != 0)
-        return PL_FAIL(PL_ERR_FORMAT, "%s: unknown input_mode '%s' (natural, replicate)", path, mode);
+    if (mode && !strcmp(mode, "replicate")) c->input_mode = PL_CARD_INPUT_REPLICATE;
+    else if (mode && !strcmp(mode, "random")) c->input_mode = PL_CARD_INPUT_RANDOM;
+    else if (mode && !strcmp(mode, "duplicate")) c->input_mode = PL_CARD_INPUT_DUPLICATE;
+    else if (mode && strcmp(mode, "natural") != 0 && strcmp(mode, "map") != 0)
+        return PL_FAIL(PL_ERR_FORMAT, "%s: unknown input_mode '%s' (natural, replicate, random, duplicate)", path,
+                       mode);
+    PL_TRY(card_string(path, root, "fill", 0, &c->fill));
     const char *output = json_string_value(json_object_get(root, "output"));
     if (json_object_get(root, "output") && !output)
         return PL_FAIL(PL_ERR_FORMAT, "%s: \"output\" must be a string", path);
@@ -197,7 +201,7 @@ PlStatus pl_modelcard_verify_weights(const PlModelCard *card, char actual_hex[65
 
 void pl_modelcard_free(PlModelCard *c) {
     if (!c) return;
-    free(c->path); free(c->name); free(c->weights); free(c->sha256); free(c->checkpoint_key);
+    free(c->path); free(c->name); free(c->weights); free(c->sha256); free(c->checkpoint_key); free(c->fill);
     for (int k = 0; k < PL_CARD_MAX_SLOTS; k++) free(c->slots[k]);
     free(c->json);
     memset(c, 0, sizeof *c);

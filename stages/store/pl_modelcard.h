@@ -5,7 +5,7 @@
 //  (model input channel k is fed from the manifest role input_slots[k]; "" or null = a zero channel),
 //  "normalisation": {"mode":"self"} | {"mode":"fixed","mean":[...],"std":[...]} (per input slot),
 //  "pixel_size_um": 0.08, "patch": 16 (optional, checked against the weights), "input_mode": "natural" |
-//  "replicate", "output": "cls" | "avgpool", "last_n": 1, "description": "..."}
+//  "replicate" | "random" | "duplicate" (with "fill": "*=nucleus"), "output": "cls" | "avgpool", "last_n": 1, "description": "..."}
 //
 // Ownership: a PlModelCard owns every string; pl_modelcard_free releases them.
 #ifndef PL_MODELCARD_H
@@ -15,8 +15,14 @@
 
 #define PL_CARD_MAX_SLOTS 16
 
-typedef enum PlNormMode { PL_NORM_SELF = 0, PL_NORM_FIXED = 1 } PlNormMode;
-typedef enum PlInputMode { PL_INPUT_NATURAL = 0, PL_INPUT_REPLICATE = 1 } PlInputMode;
+typedef enum PlCardNorm { PL_CARD_NORM_SELF = 0, PL_CARD_NORM_FIXED = 1 } PlCardNorm;
+// Channel alignment strategy (pl_align.h): natural = map, replicate, random (control), duplicate (fills).
+typedef enum PlCardInput {
+    PL_CARD_INPUT_NATURAL = 0,
+    PL_CARD_INPUT_REPLICATE = 1,
+    PL_CARD_INPUT_RANDOM = 2,
+    PL_CARD_INPUT_DUPLICATE = 3
+} PlCardInput;
 
 typedef struct PlModelCard {
     char *path;            // the card file
@@ -28,10 +34,11 @@ typedef struct PlModelCard {
     int patch;             // 0 = not stated
     int n_slots;
     char *slots[PL_CARD_MAX_SLOTS];   // role feeding each input channel; "" = zeros
-    PlNormMode norm_mode;
-    float mean[PL_CARD_MAX_SLOTS], std[PL_CARD_MAX_SLOTS];   // PL_NORM_FIXED only, per slot
+    PlCardNorm norm_mode;
+    float mean[PL_CARD_MAX_SLOTS], std[PL_CARD_MAX_SLOTS];   // PL_CARD_NORM_FIXED only, per slot
     double pixel_size_um;  // native pixel size of the training data, 0 = unknown
-    PlInputMode input_mode;
+    PlCardInput input_mode;
+    char *fill;            // duplicate: "slot=role,..." or "*=role" (NULL = none)
     int avgpool;           // "output": "avgpool"
     int last_n;            // CLS of the last n blocks (default 1)
     char *json;            // the card's canonical JSON text (stored in the HDF5 root attributes)

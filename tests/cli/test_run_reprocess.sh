@@ -13,7 +13,7 @@ $PY "$FIX/make_dataset.py" "$D" $((N + 2)) --size 128 || { fail "dataset generat
 printf '{"name": "t", "weights": "model.safetensors", "input_slots": ["protein", "nucleus"]}\n' >"$D/card.json"
 # v1: the first N items
 head -n $((N + 2)) "$D/manifest.tsv" >"$D/v1.tsv"
-OPTS=(--model "$D/card.json" --level fov,cells --crop 48 --no-progress)
+OPTS=(--model "$D/card.json" --level fov,cells --crop 48 --no-progress --threads 1)
 summary() { grep '^summary:' "$TEST_TMP/last.out"; }
 count() { sed -n "s/.* $1=\([0-9]*\).*/\1/p" <<<"$(summary)"; }
 

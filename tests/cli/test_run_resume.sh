@@ -11,7 +11,7 @@ $PY "$FIX/make_dataset.py" "$D" "$N" --size 128 || { fail "dataset generation"; 
 "$PROTLOC" -q model init --dim 64 --depth 2 --heads 2 --patch 16 --in-chans 2 --out "$D/model.safetensors" \
   || { fail "model init"; finish; }
 printf '{"name": "t", "weights": "model.safetensors", "input_slots": ["protein", "nucleus"]}\n' >"$D/card.json"
-OPTS=(--manifest "$D/manifest.tsv" --model "$D/card.json" --level fov,tiles --tile 64 --no-progress)
+OPTS=(--manifest "$D/manifest.tsv" --model "$D/card.json" --level fov,tiles --tile 64 --no-progress --threads 1)
 
 expect_status 0 mpirun --oversubscribe -np 2 "$PROTLOC" run "${OPTS[@]}" --out "$D/ref.h5"
 

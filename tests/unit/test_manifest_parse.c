@@ -105,9 +105,9 @@ static void test_modelcard(void **state) {
     assert_int_equal(pl_modelcard_load(p, &c), PL_OK);
     assert_int_equal(c.n_slots, 3);
     assert_string_equal(c.slots[1], "");
-    assert_int_equal(c.norm_mode, PL_NORM_FIXED);
+    assert_int_equal(c.norm_mode, PL_CARD_NORM_FIXED);
     assert_true(c.std[2] > 0.2249f && c.std[2] < 0.2251f);
-    assert_int_equal(c.input_mode, PL_INPUT_REPLICATE);
+    assert_int_equal(c.input_mode, PL_CARD_INPUT_REPLICATE);
     assert_int_equal(c.heads, 6);
     char hex[65];
     assert_int_equal(pl_modelcard_verify_weights(&c, hex), PL_OK);   // sha256("abc"), case-insensitive
