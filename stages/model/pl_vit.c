@@ -318,14 +318,14 @@ PlStatus pl_vit_forward(PlVit *v, const float *x, int batch, float *out) {
     v->batch = batch;
     v->rows = batch * v->T;
     // Row chunks: at most PL_VIT_MAX_ROWS rows, a multiple of the thread count when there are enough
-    // rows (equal shares), at least PL_VIT_MIN_ROWS rows each (GEMM efficiency), multiples of 8.
+    // rows (equal shares), at least PL_VIT_MIN_ROWS rows each (GEMM efficiency).
     int nchunks = (v->rows + PL_VIT_MAX_ROWS - 1) / PL_VIT_MAX_ROWS;
     nchunks = (nchunks + v->threads - 1) / v->threads * v->threads;
     if (v->rows / nchunks < PL_VIT_MIN_ROWS) {
         nchunks = v->rows / PL_VIT_MIN_ROWS;
         if (nchunks < 1) nchunks = 1;
     }
-    int cr = ((v->rows + nchunks - 1) / nchunks + 7) & ~7;
+    int cr = (v->rows + nchunks - 1) / nchunks;
     if (cr > PL_VIT_MAX_ROWS) cr = PL_VIT_MAX_ROWS;
     v->chunk_rows = cr;
     v->nchunks = (v->rows + cr - 1) / cr;
