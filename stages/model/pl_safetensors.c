@@ -173,6 +173,11 @@ PlStatus pl_safetensors_load(const PlByteSource *src, PlWeights *out) {
     }
     free(sorted);
     if (st != PL_OK) goto done;
+    size_t total = 0;
+    for (size_t i = 0; i < count; i++)
+        if (pl_weights_canonical_name(entries[i].key))
+            total += pl_weights_slab_floats((size_t)((entries[i].end - entries[i].begin) / pl_dtype_size(entries[i].dtype)));
+    if ((st = pl_weights_reserve(out, total)) != PL_OK) goto done;
     for (size_t i = 0; i < count; i++) {
         const StEntry *e = &entries[i];
         const char *name = pl_weights_canonical_name(e->key);

@@ -17,6 +17,8 @@ typedef struct TorchCtx {
     const char *path;
     PlZip zip;
     char prefix[256];     // archive folder including the trailing '/', or ""
+    unsigned char *scratch;   // storage bytes for converted / strided tensors, reused across tensors
+    size_t scratch_cap;
 } TorchCtx;
 
 static PlStatus torch_find_prefix(TorchCtx *c, const PlZipEntry **pkl) {
@@ -102,8 +104,14 @@ static PlStatus torch_load_tensor(TorchCtx *c, const char *key, const char *name
     }
     if (contiguous && t->offset == 0 && (uint64_t)numel == selems && storage->dtype == PL_DTYPE_F32)
         return pl_zip_read(&c->zip, e, dst);   // straight into place
-    unsigned char *buf = pl_malloc((size_t)e->size);
-    if (!buf) return pl_error_wrap("%s: tensor %s", c->path, key);
+    if (c->scratch_cap < e->size) {
+        free(c->scratch);
+        c->scratch_cap = 0;
+        c->scratch = pl_malloc((size_t)e->size);
+        if (!c->scratch) return pl_error_wrap("%s: tensor %s", c->path, key);
+        c->scratch_cap = (size_t)e->size;
+    }
+    unsigned char *buf = c->scratch;
     st = pl_zip_read(&c->zip, e, buf);
     if (st == PL_OK && contiguous) {
         pl_dtype_convert(storage->dtype, buf + (size_t)t->offset * es, dst, (size_t)numel);
@@ -122,7 +130,6 @@ static PlStatus torch_load_tensor(TorchCtx *c, const char *key, const char *name
             }
         }
     }
-    free(buf);
     return st;
 }
 
@@ -200,6 +207,19 @@ static PlStatus torch_load_pickle(TorchCtx *c, const PlPickle *pk, const PlWeigh
                        "--checkpoint-key)", c->path, key, keys);
     }
     PL_TRY(torch_read_args(c, root, out));
+    size_t total = 0;   // one slab for every tensor that will be kept
+    for (size_t i = 0; i + 1 < sd->n; i += 2) {
+        const PlPyValue *k = sd->items[i], *v = sd->items[i + 1];
+        if (k->kind != PL_PY_STR || v->kind != PL_PY_TENSOR || !pl_weights_canonical_name(k->s)) continue;
+        uint64_t numel = 1;
+        for (int d = 0; d < v->tensor->ndim && numel <= PL_WEIGHTS_MAX_FILE_BYTES; d++)
+            numel = v->tensor->shape[d] > 0 && numel > PL_WEIGHTS_MAX_FILE_BYTES / (uint64_t)v->tensor->shape[d]
+                        ? PL_WEIGHTS_MAX_FILE_BYTES + 1 : numel * (uint64_t)v->tensor->shape[d];
+        if (numel > PL_WEIGHTS_MAX_FILE_BYTES) break;   // torch_load_tensor reports it
+        total += pl_weights_slab_floats((size_t)numel);
+    }
+    // a view may claim more elements than its storage holds: never reserve more than the archive could fill
+    if ((uint64_t)total * sizeof(float) <= 4 * c->zip.src->size + (1 << 20)) PL_TRY(pl_weights_reserve(out, total));
     size_t skipped = 0;
     for (size_t i = 0; i + 1 < sd->n; i += 2) {
         const PlPyValue *k = sd->items[i], *v = sd->items[i + 1];
@@ -245,6 +265,7 @@ PlStatus pl_torch_checkpoint_load(const PlByteSource *src, const PlWeightsOption
     free(data);
     if (st == PL_OK) st = torch_load_pickle(&c, &pk, options, out);
     pl_pickle_free(&pk);
+    free(c.scratch);
     pl_zip_close(&c.zip);
     return st;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "pl_bytesource.h"
 #include "pl_safetensors.h"
@@ -53,7 +54,13 @@ PlStatus pl_weights_add(PlWeights *w, const char *name, int ndim, const int64_t 
     memset(t, 0, sizeof *t);
     t->name = pl_strdup(name);
     if (!t->name) return PL_ERR_NOMEM;
-    t->data = pl_malloc(bytes);
+    size_t need = pl_weights_slab_floats(numel);
+    if (w->slab && w->slab_floats - w->slab_used >= need) {
+        t->data = w->slab + w->slab_used;
+        w->slab_used += need;
+    } else {
+        t->data = pl_malloc(bytes);
+    }
     if (!t->data) {
         free(t->name);
         return pl_error_wrap("tensor %s", name);
@@ -62,6 +69,23 @@ PlStatus pl_weights_add(PlWeights *w, const char *name, int ndim, const int64_t 
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     w->count++;
     *data = t->data;
+    return PL_OK;
+}
+
+size_t pl_weights_slab_floats(size_t numel) { return (numel + 15) & ~(size_t)15; }
+
+PlStatus pl_weights_reserve(PlWeights *w, size_t floats) {
+    if (w->slab || floats == 0) return PL_OK;
+    size_t huge = (size_t)2 << 20, bytes;
+    if (pl_mul_overflows(floats, sizeof(float), &bytes) || bytes > PL_WEIGHTS_MAX_FILE_BYTES)
+        return PL_FAIL(PL_ERR_LIMIT, "weights of %zu floats exceed the checkpoint limit", floats);
+    bytes = (bytes + huge - 1) / huge * huge;
+    float *slab = aligned_alloc(huge, bytes);
+    if (!slab) return PL_FAIL(PL_ERR_NOMEM, "out of memory allocating %zu bytes of weights", bytes);
+    (void)madvise(slab, bytes, MADV_HUGEPAGE);   // advisory: fewer page faults where THP is available
+    w->slab = slab;
+    w->slab_floats = bytes / sizeof(float);
+    w->slab_used = 0;
     return PL_OK;
 }
 
@@ -85,8 +109,10 @@ void pl_weights_free(PlWeights *w) {
     if (!w) return;
     for (size_t i = 0; i < w->count; i++) {
         free(w->tensors[i].name);
-        free(w->tensors[i].data);
+        float *d = w->tensors[i].data;
+        if (!(w->slab && d >= w->slab && d < w->slab + w->slab_floats)) free(d);
     }
+    free(w->slab);
     free(w->tensors);
     free(w->args_text);
     memset(w, 0, sizeof *w);

@@ -29,6 +29,8 @@ typedef struct PlWeights {
     char format[32];                    // "safetensors", "pytorch-zip"
     int args_heads;                     // "heads" from safetensors __metadata__ (or args), 0 when absent
     size_t capacity;                    // allocated slots in `tensors` (internal)
+    float *slab;                        // one allocation holding tensor data (internal; see pl_weights_reserve)
+    size_t slab_floats, slab_used;
 } PlWeights;
 
 typedef struct PlWeightsOptions {
@@ -52,6 +54,12 @@ int64_t pl_weight_tensor_numel(const PlWeightTensor *t);
 // Append a tensor named `name` with the given shape; *data receives its (uninitialised) float32 buffer,
 // owned by `w`. Fails on a duplicate name, a negative dimension or more than PL_WEIGHTS_MAX_DIMS dims.
 PlStatus pl_weights_add(PlWeights *w, const char *name, int ndim, const int64_t *shape, float **data);
+// Pre-allocate one slab for `floats` float32 values (huge-page advised, 64-byte aligned per tensor) that
+// later pl_weights_add calls carve their buffers from; fewer page faults than one malloc per tensor.
+// Optional: without it (or once it is full) pl_weights_add allocates each tensor on its own.
+PlStatus pl_weights_reserve(PlWeights *w, size_t floats);
+// Floats a tensor of `numel` elements takes in the slab (rounded up to 64 bytes).
+size_t pl_weights_slab_floats(size_t numel);
 // Append "name=value\n" to w->args_text.
 PlStatus pl_weights_add_arg(PlWeights *w, const char *name, const char *value);
 // The name a checkpoint key gets in PlWeights: "module." and "backbone." prefixes removed (repeatedly);
