@@ -18,6 +18,7 @@
 
 // OpenBLAS's own thread control (declared in its cblas.h; repeated so other BLAS headers also work).
 void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
 
 #define PL_VIT_QCHUNK 256     // attention query rows per inner step (bounds the score scratch)
 #define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
@@ -44,6 +45,7 @@ struct PlVit {
     float *scores;          // (threads, QCHUNK, T) attention scratch
     int hid_ld;
     PlThreadPool *pool;
+    int blas_threads_before;   // OpenBLAS's thread count before create, restored by destroy (0 = untouched)
     // per-forward state read by the tasks
     const float *in;
     int batch, rows, chunk_rows, nchunks, layer;
@@ -70,6 +72,7 @@ double pl_vit_flops_per_image(const PlVitConfig *c, int height, int width) {
 void pl_vit_destroy(PlVit *vit) {
     if (!vit) return;
     pl_threadpool_destroy(vit->pool);
+    if (vit->blas_threads_before > 0) openblas_set_num_threads(vit->blas_threads_before);
     free(vit->blocks);
     free(vit->pos);
     free(vit->slab);
@@ -185,7 +188,8 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
         pl_vit_destroy(v);
         return st;
     }
-    // One pool: BLAS calls run single-threaded inside our tasks.
+    // One pool: BLAS calls run single-threaded inside our tasks (process-wide setting; destroy restores it).
+    v->blas_threads_before = openblas_get_num_threads();
     openblas_set_num_threads(1);
     *out = v;
     return PL_OK;

@@ -3,7 +3,8 @@
 // Ownership: a PlVit borrows the PlWeights it was created from (they must outlive it) and owns one
 // activation slab sized at create time for (max_batch, height, width), its interpolated position
 // embedding and its thread pool; pl_vit_destroy releases all of them. pl_vit_forward never allocates.
-// A PlVit is not re-entrant: one forward at a time per PlVit.
+// A PlVit is not re-entrant: one forward at a time per PlVit. While a PlVit exists, OpenBLAS is set to
+// one thread (process-wide: protloc's own pool does the threading); pl_vit_destroy restores the previous count.
 #ifndef PL_VIT_H
 #define PL_VIT_H
 
