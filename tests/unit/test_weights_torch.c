@@ -91,7 +91,7 @@ static void test_tiny_formats_match_torch(void **state) {
         {"valid/tiny_state.pth", "valid/tiny_ref.npy"},      {"valid/tiny.safetensors", "valid/tiny_ref.npy"},
         {"valid/tiny_f16.pth", "valid/tiny_f16_ref.npy"},    {"valid/tiny_f16.safetensors", "valid/tiny_f16_ref.npy"},
         {"valid/tiny_bf16.pth", "valid/tiny_bf16_ref.npy"},  {"valid/tiny_bf16.safetensors", "valid/tiny_bf16_ref.npy"},
-        {"valid/views.pth", "valid/views_ref.npy"},
+        {"valid/views.pth", "valid/views_ref.npy"},          {"valid/tiny_zip64.pth", "valid/tiny_ref.npy"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[4096];
