@@ -130,6 +130,18 @@ PlStatus pl_cells_measure(const int32_t *labels, int height, int width, int64_t 
     return PL_OK;
 }
 
+PlStatus pl_cells_rescale(PlCellSet *set, double scale_y, double scale_x) {
+    if (!(scale_y > 0) || !(scale_x > 0) || !isfinite(scale_y) || !isfinite(scale_x))
+        return PL_FAIL(PL_ERR_ARG, "cell rescale: factors %g x %g must be finite and > 0", scale_y, scale_x);
+    for (int i = 0; i < set->count; i++) {
+        PlCell *c = &set->cells[i];
+        c->cy = (float)((c->cy + 0.5) * scale_y - 0.5);
+        c->cx = (float)((c->cx + 0.5) * scale_x - 0.5);
+        c->area = (int64_t)floor((double)c->area * scale_y * scale_x + 0.5);
+    }
+    return PL_OK;
+}
+
 PlStatus pl_cells_place(PlCellSet *set, int height, int width, int side, PlCellBorder border) {
     if (side <= 0) return PL_FAIL(PL_ERR_ARG, "cell crop: side %d must be positive", side);
     if (border == PL_CELL_BORDER_SHIFT && (side > height || side > width))

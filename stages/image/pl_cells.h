@@ -59,6 +59,10 @@ PlStatus pl_cells_read_mask(const char *ref, int height, int width, int32_t *lab
 
 // Measure every label > 0 with at least min_area pixels: centroid, area. Replaces set's contents.
 PlStatus pl_cells_measure(const int32_t *labels, int height, int width, int64_t min_area, PlCellSet *set);
+// Map measured cells into an image resampled by factors (scale_y, scale_x) (e.g. physical rescaling of the FOV
+// after measuring on the native-resolution label image): cy' = (cy + 0.5) * scale_y - 0.5 (pixel-centre convention
+// of pl_geometry's resampling), area' = round(area * scale_y * scale_x). Call before pl_cells_place.
+PlStatus pl_cells_rescale(PlCellSet *set, double scale_y, double scale_x);
 // Compute crop origins for crops of side S in an (H, W) image; with SKIP, cells whose crop would leave
 // the image are removed from the set (order kept). Fails with PL_ERR_ARG when S exceeds the image with SHIFT.
 PlStatus pl_cells_place(PlCellSet *set, int height, int width, int side, PlCellBorder border);

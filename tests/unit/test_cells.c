@@ -74,6 +74,12 @@ static void test_border_policies_exact(void **state) {
     assert_int_equal(set.cells[0].x0, 0);
     assert_int_equal(set.cells[1].y0, 14);
     assert_int_equal(set.cells[1].x0, 14);
+    // rescaling by 2: a 2x2 block at rows/cols 1..2 becomes rows/cols 2..5 (centre 3.5), area 16
+    assert_int_equal(pl_cells_measure(lab, H, W, 1, &set), PL_OK);
+    assert_int_equal(pl_cells_rescale(&set, 2.0, 2.0), PL_OK);
+    assert_true(fabsf(set.cells[0].cy - 3.5f) < 1e-6f && fabsf(set.cells[0].cx - 3.5f) < 1e-6f);
+    assert_int_equal(set.cells[0].area, 16);
+    assert_int_equal(pl_cells_rescale(&set, 0, 1), PL_ERR_ARG);
     // bad ranges and sizes
     assert_int_equal(pl_cells_crop(img, 2, H, W, &set, 2, 2, S, out), PL_ERR_ARG);
     assert_int_equal(pl_cells_place(&set, H, W, 30, PL_CELL_BORDER_SHIFT), PL_ERR_ARG);
