@@ -14,6 +14,10 @@ expect_status 2 "$PROTLOC" segment --nucleus x.tif --bogus
 expect_status 2 "$PROTLOC" segment --nucleus x.tif --pixel-size abc
 expect_status 1 "$PROTLOC" segment --nucleus "$TEST_TMP/missing.tif"
 grep -q "missing.tif" "$TEST_TMP/last.err" || fail "error for a missing file does not name it"
+: >"$TEST_TMP/empty.tif"
+expect_status 1 "$PROTLOC" segment --nucleus "$TEST_TMP/empty.tif" --mask-out "$TEST_TMP/empty_mask.tif"
+grep -q "empty.tif" "$TEST_TMP/last.err" || fail "error for a zero-byte file does not name it"
+[ -e "$TEST_TMP/empty_mask.tif" ] && fail "a failed run wrote a mask"
 
 # count, mask and JSON on a real FOV
 img=$SAMPLES/FOV_00007_RAW.tif
