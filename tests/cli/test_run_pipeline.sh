@@ -92,6 +92,13 @@ for name, half in (("xp", 0), ("xn", 1)):
     assert np.abs(y - rep[:, 64 * half:64 * (half + 1)]).max() < 1e-4
 PYEOF
 
+# the shipped demo card (4 HPA-order slots; microtubules and ER are empty for this 2-channel data)
+cp "$PROTLOC_SOURCE_DIR/manifests/models/demo_vit4.json" "$D/"
+expect_status 0 "$PROTLOC" -q model init --dim 64 --depth 2 --heads 2 --patch 16 --in-chans 4 --seed 0 \
+  --out "$D/demo_vit4.safetensors"
+expect_status 3 "$PROTLOC" run --manifest "$D/manifest.tsv" --model "$D/demo_vit4.json" --out "$D/demo.h5" --no-progress
+grep -q "computed=$N failed=4 .*dim=64" "$TEST_TMP/last.out" && pass "demo card runs" || fail "demo card: $(cat "$TEST_TMP/last.out")"
+
 # --strict: failures are fatal, the store is not written, the journal keeps the finished items
 expect_status 1 "$PROTLOC" run "${OPTS[@]}" --out "$D/strict.h5" --strict
 [ ! -e "$D/strict.h5" ] && [ -d "$D/strict.h5.journal" ] && pass "--strict: no store, journal kept" \

@@ -137,8 +137,33 @@ static void test_modelcard(void **state) {
     free(dir);
 }
 
+// The example cards shipped in manifests/models/ parse and say what docs/manifests.md says.
+static void test_example_cards(void **state) {
+    (void)state;
+    char path[4096];
+    PlModelCard c;
+    assert_int_equal(pl_modelcard_load(pl_test_source_path("manifests/models/dino_vits16_imagenet.json", path,
+                                                           sizeof path), &c), PL_OK);
+    assert_int_equal(c.n_slots, 3);
+    assert_string_equal(c.slots[0], "");
+    assert_string_equal(c.slots[1], "protein");
+    assert_string_equal(c.slots[2], "nucleus");
+    assert_int_equal(c.norm_mode, PL_CARD_NORM_FIXED);
+    pl_modelcard_free(&c);
+    assert_int_equal(pl_modelcard_load(pl_test_source_path("manifests/models/dino4cells_hpa_fov.json", path,
+                                                           sizeof path), &c), PL_OK);
+    assert_int_equal(c.n_slots, 4);
+    assert_string_equal(c.slots[1], "protein");
+    assert_true(c.pixel_size_um == 0.08);
+    pl_modelcard_free(&c);
+    assert_int_equal(pl_modelcard_load(pl_test_source_path("manifests/models/demo_vit4.json", path, sizeof path), &c),
+                     PL_OK);
+    assert_int_equal(c.heads, 2);
+    pl_modelcard_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_errors),
-                                       cmocka_unit_test(test_modelcard)};
+                                       cmocka_unit_test(test_modelcard), cmocka_unit_test(test_example_cards)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
