@@ -88,7 +88,10 @@ int cmd_model_inspect_run(int argc, char **argv) {
     size_t params = 0;
     for (size_t i = 0; i < w.count; i++) params += (size_t)pl_weight_tensor_numel(&w.tensors[i]);
     printf("file: %s\n", file);
-    printf("format: %s\n", w.format);
+    if (w.state_dict_key[0])
+        printf("format: %s (training checkpoint; state dict \"%s\")\n", w.format, w.state_dict_key);
+    else
+        printf("format: %s\n", w.format);
     printf("tensors: %zu (%zu parameters, %.2f MB as float32)\n", w.count, params, (double)params * 4 / 1e6);
     PlVitConfig cfg;
     PlStatus arch = pl_vit_config_infer(&w, heads, &cfg);

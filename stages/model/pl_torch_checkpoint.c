@@ -199,6 +199,7 @@ static PlStatus torch_load_pickle(TorchCtx *c, const PlPickle *pk, const PlWeigh
     char keys[1024];
     if (sd && sd->kind == PL_PY_DICT) {
         pl_log_debug("%s: using the \"%s\" state dict of a training checkpoint", c->path, key);
+        snprintf(out->state_dict_key, sizeof out->state_dict_key, "%s", key);
     } else if (dict_has_tensor(root)) {
         sd = root;   // a flat state dict: the key does not apply
     } else {

@@ -31,6 +31,7 @@ typedef struct PlWeights {
     size_t capacity;                    // allocated slots in `tensors` (internal)
     float *slab;                        // one allocation holding tensor data (internal; see pl_weights_reserve)
     size_t slab_floats, slab_used;
+    char state_dict_key[64];            // training checkpoint key whose state dict was loaded ("" = flat file)
 } PlWeights;
 
 typedef struct PlWeightsOptions {

@@ -91,6 +91,8 @@ if [ -e "$PROTLOC_SHARED_DIR/golden/vit4_d96_L2_p16/model.safetensors" ]; then
     && pass "three golden formats give identical tensor tables" || fail "golden tensor tables differ"
   expect_status 0 "$PROTLOC" model inspect "$G/model_dino_ckpt.pth" --checkpoint-key student --heads 2
   grep -q "^  arch=vit_custom" "$TEST_TMP/last.out" && pass "DINO args printed" || fail "DINO args missing"
+  grep -q '^format: pytorch-zip (training checkpoint; state dict "student")' "$TEST_TMP/last.out" \
+    && pass "inspect names the state dict used" || fail "inspect state dict line: $(head -3 "$TEST_TMP/last.out")"
   expect_status 1 "$PROTLOC" model inspect "$G/model_dino_ckpt.pth" --checkpoint-key nosuch
   grep -q 'no "nosuch" state dict; available keys: student, teacher' "$TEST_TMP/last.err" \
     && pass "missing key lists available keys" || fail "missing key message: $(cat "$TEST_TMP/last.err")"

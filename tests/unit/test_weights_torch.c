@@ -131,6 +131,9 @@ static void test_training_checkpoint_keys(void **state) {
     assert_null(pl_weights_find(&t, "mlp.0.weight"));
     assert_same_weights(&flat, &t, 0.0f);
     assert_same_weights(&flat, &s, 1.0f);   // the fixture's student = teacher + 1
+    assert_string_equal(t.state_dict_key, "teacher");
+    assert_string_equal(s.state_dict_key, "student");
+    assert_string_equal(flat.state_dict_key, "");
     assert_int_equal(t.args_patch_size, 4);
     assert_string_equal(t.args_arch, "vit_tiny");
     assert_non_null(strstr(t.args_text, "data_path=/data/hpa\n"));
