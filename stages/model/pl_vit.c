@@ -22,7 +22,9 @@ int openblas_get_num_threads(void);
 
 #define PL_VIT_QCHUNK 256     // attention query rows per inner step (bounds the score scratch)
 #define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
+#ifndef PL_VIT_MAX_ROWS
 #define PL_VIT_MAX_ROWS 256   // largest row chunk (bounds the per-thread MLP buffer)
+#endif
 
 typedef struct PlVitBlockW {
     const float *n1w, *n1b, *qkvw, *qkvb, *projw, *projb, *n2w, *n2b, *fc1w, *fc1b, *fc2w, *fc2b;
