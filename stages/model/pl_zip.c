@@ -202,8 +202,15 @@ const PlZipEntry *pl_zip_find(const PlZip *z, const char *name) {
 }
 
 PlStatus pl_zip_read(const PlZip *z, const PlZipEntry *e, void *buf) {
-    PL_TRY(pl_bytesource_read(z->src, e->data_offset, buf, (size_t)e->size));
-    uint32_t crc = pl_crc32(0, buf, (size_t)e->size);
+    // read and checksum in cache-sized chunks, so the CRC pass finds the bytes still in cache
+    enum { CHUNK = 256 << 10 };
+    unsigned char *p = buf;
+    uint32_t crc = 0;
+    for (uint64_t off = 0; off < e->size; off += CHUNK) {
+        size_t n = e->size - off < CHUNK ? (size_t)(e->size - off) : CHUNK;
+        PL_TRY(pl_bytesource_read(z->src, e->data_offset + off, p + off, n));
+        crc = pl_crc32(crc, p + off, n);
+    }
     if (crc != e->crc32)
         return PL_FAIL(PL_ERR_FORMAT, "%s: zip entry %s is corrupt (CRC-32 %08x, expected %08x)", z->src->name,
                        e->name, crc, e->crc32);
