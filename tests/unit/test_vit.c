@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pl_npy.h"
+#include "pl_threadpool.h"
 #include "pl_vit.h"
 #include "pl_vit_kernels.h"
 #include "pl_weights.h"
@@ -256,8 +257,45 @@ static void test_pos_resize_constant_and_size(void **state) {
     for (int i = 0; i < 105; i++) assert_float_equal(dst[i], 2.5f, 1e-6f);
 }
 
+// ---- thread pool: every task runs exactly once, on a valid thread index, run after run ----
+typedef struct PoolCheck {
+    int counts[1000];
+    int bad_thread;
+    int threads;
+} PoolCheck;
+
+static void pool_task(void *ctx, int task, int thread) {
+    PoolCheck *c = ctx;
+    __atomic_add_fetch(&c->counts[task], 1, __ATOMIC_RELAXED);
+    if (thread < 0 || thread >= c->threads) __atomic_store_n(&c->bad_thread, 1, __ATOMIC_RELAXED);
+}
+
+static void test_threadpool_runs_every_task_once(void **state) {
+    (void)state;
+    for (int threads = 1; threads <= 4; threads++) {
+        PlThreadPool *pool = NULL;
+        assert_int_equal(pl_threadpool_create(threads, &pool), PL_OK);
+        assert_int_equal(pl_threadpool_size(pool), threads);
+        static PoolCheck c;
+        for (int run = 0; run < 200; run++) {
+            int n = (run * 37) % 1000;   // includes 0 tasks and 1 task
+            memset(&c, 0, sizeof c);
+            c.threads = threads;
+            pl_threadpool_run(pool, pool_task, &c, n);
+            for (int i = 0; i < 1000; i++) assert_int_equal(c.counts[i], i < n ? 1 : 0);
+            assert_int_equal(c.bad_thread, 0);
+        }
+        pl_threadpool_destroy(pool);
+    }
+    PlThreadPool *pool = NULL;
+    assert_int_equal(pl_threadpool_create(0, &pool), PL_ERR_ARG);
+    assert_null(pool);
+    assert_true(pl_threadpool_cores_available() >= 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threadpool_runs_every_task_once),
         cmocka_unit_test(test_erf_exp_accuracy),
         cmocka_unit_test(test_pos_resize_constant_and_size),
         cmocka_unit_test(test_config_infer_and_errors),
