@@ -349,7 +349,7 @@ PlStatus pl_manifest_scan(const char *dir, const PlScanOptions *opt, PlScanResul
     if (opt->labels_csv) PL_TRY(pl_label_table_load(opt->labels_csv, &labels));
     ScanFiles files = {0};
     PlStatus st = scan_walk(abs_dir, "", 0, &files);
-    if (st == PL_OK) qsort(files.rel, files.count, sizeof *files.rel, scan_str_cmp);
+    if (st == PL_OK && files.count > 1) qsort(files.rel, files.count, sizeof *files.rel, scan_str_cmp);
     r->dataset = opt->dataset ? opt->dataset : opt->layout == PL_SCAN_OPENCELL ? "opencell" : "hpa";
     if (opt->layout == PL_SCAN_OPENCELL) {
         r->n_roles = 2;
@@ -367,7 +367,7 @@ PlStatus pl_manifest_scan(const char *dir, const PlScanOptions *opt, PlScanResul
     free(files.rel);
     pl_label_table_free(&labels);
     if (st == PL_OK) {
-        qsort(r->items, r->count, sizeof *r->items, scan_item_cmp);
+        if (r->count > 1) qsort(r->items, r->count, sizeof *r->items, scan_item_cmp);
         for (size_t i = 1; i < r->count; i++)
             if (!strcmp(r->items[i].id, r->items[i - 1].id)) {
                 st = PL_FAIL(PL_ERR_FORMAT, "%s: two files give the same id '%s' (%s and %s)", dir, r->items[i].id,

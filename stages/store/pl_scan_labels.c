@@ -222,7 +222,7 @@ PlStatus pl_label_table_load(const char *path, PlLabelTable *out) {
     free(lines);
     free(data);
     if (st != PL_OK) { pl_label_table_free(out); return st; }
-    qsort(out->entries, out->count, sizeof *out->entries, labels_entry_cmp);
+    if (out->count > 1) qsort(out->entries, out->count, sizeof *out->entries, labels_entry_cmp);
     for (size_t i = 1; i < out->count; i++) {
         if (!strcmp(out->entries[i].key, out->entries[i - 1].key) && out->format == PL_LABELS_ID) {
             st = PL_FAIL(PL_ERR_FORMAT, "%s: id '%s' appears more than once", path, out->entries[i].key);
