@@ -91,6 +91,10 @@ static PlStatus torch_load_tensor(TorchCtx *c, const char *key, const char *name
                            "storage", c->path, key, (long long)t->offset, (long long)last,
                            (unsigned long long)selems);
     }
+    // broadcast (stride-0) views may expand a storage, but not into a memory bomb
+    if ((uint64_t)numel > 4 * selems + ((uint64_t)1 << 24))
+        return PL_FAIL(PL_ERR_LIMIT, "%s: tensor %s: a view expands a %llu-element storage to %lld elements", c->path,
+                       key, (unsigned long long)selems, (long long)numel);
     float *dst;
     PlStatus st = pl_weights_add(out, name, t->ndim, t->shape, &dst);
     if (st != PL_OK) return pl_error_wrap("%s", c->path);

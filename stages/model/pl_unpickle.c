@@ -18,6 +18,7 @@ typedef struct Vm {
     size_t nmarks, mcap;
     PlPyValue **memo;
     size_t memo_len;
+    size_t items_total;   // container slots filled so far (bomb protection)
 } Vm;
 
 #define VM_FAIL(vm, code, ...) vm_fail((vm), (code), __FILE__, __LINE__, __VA_ARGS__)
@@ -50,6 +51,8 @@ static PlPyValue *vm_new(Vm *vm, PlPyKind kind) {
 static PlStatus vm_push(Vm *vm, PlPyValue *v) {
     if (!v) return pl_error_code() ? pl_error_code() : PL_ERR_NOMEM;
     if (vm->sp == vm->scap) {
+        if (vm->scap >= PL_PICKLE_MAX_VALUES)
+            return VM_FAIL(vm, PL_ERR_LIMIT, "pickle stack deeper than %d entries", PL_PICKLE_MAX_VALUES);
         size_t cap = vm->scap ? vm->scap * 2 : 64;
         PlPyValue **s = realloc(vm->stack, cap * sizeof *s);
         if (!s) return PL_FAIL(PL_ERR_NOMEM, "out of memory growing the pickle stack");
@@ -85,6 +88,9 @@ static PlStatus vm_pop_mark(Vm *vm, size_t *first, size_t *count) {
 }
 
 static PlStatus vm_append(Vm *vm, PlPyValue *c, PlPyValue *item) {
+    if (++vm->items_total > 8 * (size_t)PL_PICKLE_MAX_VALUES)
+        return VM_FAIL(vm, PL_ERR_LIMIT, "more than %d container items: refusing to build more",
+                       8 * PL_PICKLE_MAX_VALUES);
     if (c->n == c->cap) {
         size_t cap = c->cap ? c->cap * 2 : 4;
         PlPyValue **it = realloc(c->items, cap * sizeof *it);
@@ -223,8 +229,9 @@ static PlStatus rebuild_tensor(Vm *vm, const PlPyValue *args, PlPyValue **out) {
 
 // REDUCE: callable(*args). Only a few torch/collections callables are interpreted; everything else
 // becomes an inert record.
-static PlStatus vm_reduce(Vm *vm, PlPyValue *fn, PlPyValue *args, PlPyValue **out) {
+static PlStatus vm_reduce(Vm *vm, PlPyValue *fn, PlPyValue *args, PlPyValue **out, int depth) {
     if (args->kind != PL_PY_TUPLE) return VM_FAIL(vm, PL_ERR_FORMAT, "REDUCE arguments are not a tuple");
+    if (depth > 4) return VM_FAIL(vm, PL_ERR_FORMAT, "_rebuild_from_type_v2 nested too deeply");
     if (is_global(fn, "torch._utils._rebuild_tensor_v2") || is_global(fn, "torch._utils._rebuild_tensor"))
         return rebuild_tensor(vm, args, out);
     if (is_global(fn, "torch._utils._rebuild_parameter") ||
@@ -235,7 +242,7 @@ static PlStatus vm_reduce(Vm *vm, PlPyValue *fn, PlPyValue *args, PlPyValue **ou
         return PL_OK;
     }
     if (is_global(fn, "torch._tensor._rebuild_from_type_v2") && args->n >= 3 && args->items[2]->kind == PL_PY_TUPLE)
-        return vm_reduce(vm, args->items[0], args->items[2], out);
+        return vm_reduce(vm, args->items[0], args->items[2], out, depth + 1);
     if (is_global(fn, "collections.OrderedDict") || is_global(fn, "builtins.dict")) {
         PlPyValue *d = vm_new(vm, PL_PY_DICT);
         if (!d) return pl_error_code();
@@ -544,7 +551,7 @@ static PlStatus vm_run(Vm *vm) {
         case 'R':   // REDUCE
             PL_TRY(vm_pop(vm, &w));
             PL_TRY(vm_pop(vm, &v));
-            PL_TRY(vm_reduce(vm, v, w, &x));
+            PL_TRY(vm_reduce(vm, v, w, &x, 0));
             PL_TRY(vm_push(vm, x));
             break;
         case 0x81: case 0x92:   // NEWOBJ, NEWOBJ_EX: cls.__new__(cls, *args) → inert record

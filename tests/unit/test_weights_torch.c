@@ -246,6 +246,18 @@ static void test_unpickler_values(void **state) {
     pl_py_format(p.root, buf, sizeof buf);
     pl_pickle_free(&p);
     assert_int_equal(pl_crc32(0, "123456789", 9), 0xcbf43926u);
+    // bombs: a stack of 5 million DUPs of one value, 5 million Nones
+    size_t n = 5000000;
+    unsigned char *bomb = malloc(n + 4);
+    memcpy(bomb, "\x80\x02N", 3);
+    memset(bomb + 3, '2', n - 4);
+    bomb[n - 1] = '.';
+    assert_int_equal(pl_unpickle(bomb, n, "bomb", &p), PL_ERR_LIMIT);
+    assert_non_null(strstr(pl_error_message(), "pickle stack deeper than"));
+    memset(bomb + 2, 'N', n - 3);
+    assert_int_equal(pl_unpickle(bomb, n, "bomb", &p), PL_ERR_LIMIT);
+    assert_non_null(strstr(pl_error_message(), "values: refusing to build more"));
+    free(bomb);
 }
 
 int main(void) {
