@@ -16,7 +16,7 @@ static uint32_t rd32(const unsigned char *p) {
 }
 static uint64_t rd64(const unsigned char *p) { return (uint64_t)rd32(p) | ((uint64_t)rd32(p + 4) << 32); }
 
-static uint32_t crc_table[8][256];
+static uint32_t crc_table[16][256];
 static int crc_ready;
 
 static void crc_init(void) {
@@ -25,7 +25,7 @@ static void crc_init(void) {
         for (int k = 0; k < 8; k++) c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
         crc_table[0][i] = c;
     }
-    for (int t = 1; t < 8; t++)
+    for (int t = 1; t < 16; t++)
         for (int i = 0; i < 256; i++)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
     crc_ready = 1;   // idempotent: racing initialisers write identical values
@@ -35,13 +35,16 @@ uint32_t pl_crc32(uint32_t crc, const void *data, size_t n) {
     if (!crc_ready) crc_init();
     const unsigned char *p = data;
     uint32_t c = ~crc;
-    while (n >= 8) {   // slicing-by-8
-        uint32_t lo = c ^ rd32(p), hi = rd32(p + 4);
-        c = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^ crc_table[5][(lo >> 16) & 0xff] ^
-            crc_table[4][lo >> 24] ^ crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
-            crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
-        p += 8;
-        n -= 8;
+    while (n >= 16) {   // slicing-by-16
+        uint32_t a = c ^ rd32(p), b = rd32(p + 4), d = rd32(p + 8), e = rd32(p + 12);
+        c = crc_table[15][a & 0xff] ^ crc_table[14][(a >> 8) & 0xff] ^ crc_table[13][(a >> 16) & 0xff] ^
+            crc_table[12][a >> 24] ^ crc_table[11][b & 0xff] ^ crc_table[10][(b >> 8) & 0xff] ^
+            crc_table[9][(b >> 16) & 0xff] ^ crc_table[8][b >> 24] ^ crc_table[7][d & 0xff] ^
+            crc_table[6][(d >> 8) & 0xff] ^ crc_table[5][(d >> 16) & 0xff] ^ crc_table[4][d >> 24] ^
+            crc_table[3][e & 0xff] ^ crc_table[2][(e >> 8) & 0xff] ^ crc_table[1][(e >> 16) & 0xff] ^
+            crc_table[0][e >> 24];
+        p += 16;
+        n -= 16;
     }
     while (n--) c = crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
     return ~c;
