@@ -72,6 +72,17 @@ err = np.abs(y - f["fov/embedding"][()]).max()
 assert err < 1e-4, err
 PYEOF
 
+# the store opens in anndata through protloc export (X = FOV embeddings, obs = manifest columns)
+expect_status 0 "$PROTLOC" export "$D/np1.h5" --format h5ad --out "$D/np1.h5ad"
+$PY - "$D" "$N" <<'PYEOF' && pass "exported .h5ad = store (anndata)" || fail "h5ad export of the run store"
+import sys, anndata, h5py, numpy as np
+d, n = sys.argv[1], int(sys.argv[2])
+a = anndata.read_h5ad(f"{d}/np1.h5ad")
+x = h5py.File(f"{d}/np1.h5")["fov/embedding"][()]
+assert a.n_obs == n and np.array_equal(np.asarray(a.X), x)
+assert list(a.obs["id"]) == [f"item{i:04d}" for i in range(n)] and a.obs["split"].iloc[2] == "val"
+PYEOF
+
 # channel alignment strategies: replicate embeds each channel alone (D doubles), random and duplicate run
 expect_status 3 "$PROTLOC" run "${OPTS[@]}" --level fov --align replicate --out "$D/rep.h5"
 grep -q "dim=128" "$TEST_TMP/last.out" && pass "replicate: two views concatenated (dim 128)" || fail "$(cat "$TEST_TMP/last.out")"
