@@ -254,9 +254,12 @@ static void test_unpickler_values(void **state) {
     bomb[n - 1] = '.';
     assert_int_equal(pl_unpickle(bomb, n, "bomb", &p), PL_ERR_LIMIT);
     assert_non_null(strstr(pl_error_message(), "pickle stack deeper than"));
-    memset(bomb + 2, 'N', n - 3);
-    assert_int_equal(pl_unpickle(bomb, n, "bomb", &p), PL_ERR_LIMIT);
-    assert_non_null(strstr(pl_error_message(), "values: refusing to build more"));
+    const char *san = getenv("PROTLOC_SANITIZE");
+    if (!(san && strcmp(san, "1") == 0)) {   // 4 million live values: too slow with ASan's redzones
+        memset(bomb + 2, 'N', n - 3);
+        assert_int_equal(pl_unpickle(bomb, n, "bomb", &p), PL_ERR_LIMIT);
+        assert_non_null(strstr(pl_error_message(), "values: refusing to build more"));
+    }
     free(bomb);
 }
 
