@@ -78,25 +78,36 @@ static int knn_cmp_best_first(const void *x, const void *y) {
     return knn_better(a, b) ? -1 : knn_better(b, a) ? 1 : 0;
 }
 
-// Fixed-order score of one pair: identical on every rank and for every block layout.
+// Fixed-order score of one pair: identical on every rank and for every block layout (16 lanes accumulated
+// in a fixed order, then a fixed reduction tree; GCC vector extensions keep it vectorised without reordering).
+typedef float KnnV16 __attribute__((vector_size(64)));
+
 static float knn_score_fixed(const float *a, const float *b, int D, PlKnnMetric metric) {
-    float acc[16] = {0};
+    KnnV16 acc = {0};
     int d = 0;
     if (metric == PL_KNN_COSINE) {
-        for (; d + 16 <= D; d += 16)
-            for (int l = 0; l < 16; l++) acc[l] += a[d + l] * b[d + l];
+        for (; d + 16 <= D; d += 16) {
+            KnnV16 x, y;
+            memcpy(&x, a + d, sizeof x);
+            memcpy(&y, b + d, sizeof y);
+            acc += x * y;
+        }
     } else {
-        for (; d + 16 <= D; d += 16)
-            for (int l = 0; l < 16; l++) {
-                float t = a[d + l] - b[d + l];
-                acc[l] += t * t;
-            }
+        for (; d + 16 <= D; d += 16) {
+            KnnV16 x, y;
+            memcpy(&x, a + d, sizeof x);
+            memcpy(&y, b + d, sizeof y);
+            KnnV16 t = x - y;
+            acc += t * t;
+        }
     }
     float tail = 0;
     for (; d < D; d++) tail += metric == PL_KNN_COSINE ? a[d] * b[d] : (a[d] - b[d]) * (a[d] - b[d]);
+    float l[16];
+    memcpy(l, &acc, sizeof l);
     for (int w = 8; w >= 1; w /= 2)
-        for (int l = 0; l < w; l++) acc[l] += acc[l + w];
-    float v = acc[0] + tail;
+        for (int i = 0; i < w; i++) l[i] += l[i + w];
+    float v = l[0] + tail;
     return metric == PL_KNN_COSINE ? v : -v;
 }
 
@@ -116,6 +127,15 @@ static void knn_scan_block(KnnShared *sh, KnnWorker *w, const float *S, int64_t 
         float qn = euclid ? sh->qnorm[q] : 0.0f;
         const float *rn = euclid ? s->ref_sqnorm + r0 : NULL;
         for (int j = 0; j < nr; j++) {
+            if (!euclid && (j & 15) == 0 && j + 16 <= nr) {
+                // cosine fast path: skip 16 scores at once when none reaches the threshold
+                int any = 0;
+                for (int l = 0; l < 16; l++) any |= row[j + l] >= thr;
+                if (!any) {
+                    j += 15;
+                    continue;
+                }
+            }
             float v = euclid ? row[j] - rn[j] - qn : row[j];
             if (v < thr) continue;
             int64_t g = s->ref_offset + r0 + j;
@@ -153,7 +173,16 @@ static void knn_finalise_query(KnnShared *sh, KnnWorker *w, int64_t q, PlNeighbo
     PlTopK *dst = &w->one;
     pl_topk_reset(dst);
     if (safe) {
+        enum { AHEAD = 6 };   // reference rows are scattered in memory: prefetch a few candidates ahead
+        for (int j = 0; j < n && j < AHEAD; j++) {
+            const char *p = (const char *)(s->refs + (size_t)(cl[j].index - s->ref_offset) * D);
+            for (size_t off = 0; off < (size_t)D * sizeof(float); off += 64) __builtin_prefetch(p + off);
+        }
         for (int j = 0; j < n; j++) {
+            if (j + AHEAD < n) {
+                const char *p = (const char *)(s->refs + (size_t)(cl[j + AHEAD].index - s->ref_offset) * D);
+                for (size_t off = 0; off < (size_t)D * sizeof(float); off += 64) __builtin_prefetch(p + off);
+            }
             int64_t r = cl[j].index - s->ref_offset;
             pl_topk_push(dst, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), cl[j].index);
         }
