@@ -33,9 +33,10 @@ for arch in $ARCHS; do
   echo "## $arch/16, 224x224 (protloc vs PyTorch embeddings: max |diff| = $diff)"
   for t in $THREADS; do
     "$BENCH" --model "$W/$arch.safetensors" --threads "$t" --batch "$BATCHES" --seconds "$SECS" >"$W/protloc_$t.tsv"
-    $PY "$SRC/tests/bench/vit_torch_bench.py" "$W/$arch.safetensors" --threads "$t" --batch "$BATCHES" --seconds "$SECS" \
-      --label default >"$W/default_$t.tsv"
-    "${TUNED[@]}" $PY "$SRC/tests/bench/vit_torch_bench.py" "$W/$arch.safetensors" --threads "$t" --batch "$BATCHES" \
+    # torch.set_num_threads does not bound the OpenBLAS inside Debian's PyTorch: pin it to the same count
+    OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t $PY "$SRC/tests/bench/vit_torch_bench.py" "$W/$arch.safetensors" \
+      --threads "$t" --batch "$BATCHES" --seconds "$SECS" --label default >"$W/default_$t.tsv"
+    OPENBLAS_NUM_THREADS=$t OMP_NUM_THREADS=$t "${TUNED[@]}" $PY "$SRC/tests/bench/vit_torch_bench.py" "$W/$arch.safetensors" --threads "$t" --batch "$BATCHES" \
       --seconds "$SECS" --label tuned >"$W/tuned_$t.tsv"
   done
   # peak RSS of one process per batch size (2 threads or the last thread count)
