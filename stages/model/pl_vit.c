@@ -24,6 +24,7 @@ int openblas_get_num_threads(void);
 #define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
 #ifndef PL_VIT_MAX_ROWS
 #define PL_VIT_MAX_ROWS 256   // largest row chunk (bounds the per-thread MLP buffer)
+#define PL_VIT_ROW_ALIGN 48   // chunk starts on multiples of this (OpenBLAS sgemm M tiles: 24 on Haswell/Zen, 16 on others)
 #endif
 
 typedef struct PlVitBlockW {
@@ -258,11 +259,17 @@ static void pl_vit_rows_embed(PlVit *v, int r0, int n, int thread) {
     }
 }
 
+// Chunk boundaries: the balanced split point rounded down to a multiple of PL_VIT_ROW_ALIGN, so every
+// row meets the same GEMM micro-kernel tiling whatever the chunk count (see pl_vit_forward).
+static int pl_vit_chunk_start(const PlVit *v, int task) {
+    if (task >= v->nchunks) return v->rows;
+    long s = (long)task * v->rows / v->nchunks;
+    return (int)(s / PL_VIT_ROW_ALIGN * PL_VIT_ROW_ALIGN);
+}
+
 static void pl_vit_chunk(const PlVit *v, int task, int *r0, int *n) {
-    *r0 = task * v->chunk_rows;
-    int end = *r0 + v->chunk_rows;
-    if (end > v->rows) end = v->rows;
-    *n = end - *r0;
+    *r0 = pl_vit_chunk_start(v, task);
+    *n = pl_vit_chunk_start(v, task + 1) - *r0;
 }
 
 // layer < 0: patch embedding then block 0's qkv. layer = i: block i's MLP half, then block i+1's qkv
@@ -324,17 +331,25 @@ PlStatus pl_vit_forward(PlVit *v, const float *x, int batch, float *out) {
     v->batch = batch;
     v->rows = batch * v->T;
     // Row chunks: at most PL_VIT_MAX_ROWS rows, a multiple of the thread count when there are enough
-    // rows (equal shares), at least PL_VIT_MIN_ROWS rows each (GEMM efficiency).
-    int nchunks = (v->rows + PL_VIT_MAX_ROWS - 1) / PL_VIT_MAX_ROWS;
+    // rows (equal shares), about PL_VIT_MIN_ROWS rows or more each (GEMM efficiency). Chunks start on
+    // multiples of PL_VIT_ROW_ALIGN rows: OpenBLAS rounds a row differently depending on where it falls
+    // in its micro-kernel tiles, and aligned starts make every row's tiling independent of the chunk
+    // count, so embeddings are bit-identical for any thread count (and so for any MPI rank count).
+    int nchunks = (v->rows + (PL_VIT_MAX_ROWS - PL_VIT_ROW_ALIGN) - 1) / (PL_VIT_MAX_ROWS - PL_VIT_ROW_ALIGN);
     nchunks = (nchunks + v->threads - 1) / v->threads * v->threads;
     if (v->rows / nchunks < PL_VIT_MIN_ROWS) {
         nchunks = v->rows / PL_VIT_MIN_ROWS;
         if (nchunks < 1) nchunks = 1;
     }
-    int cr = (v->rows + nchunks - 1) / nchunks;
-    if (cr > PL_VIT_MAX_ROWS) cr = PL_VIT_MAX_ROWS;
-    v->chunk_rows = cr;
-    v->nchunks = (v->rows + cr - 1) / cr;
+    v->nchunks = nchunks;
+    v->chunk_rows = 0;
+    for (int t = 0; t < nchunks; t++) {
+        int r0, n;
+        pl_vit_chunk(v, t, &r0, &n);
+        if (n > v->chunk_rows) v->chunk_rows = n;
+    }
+    if (v->chunk_rows > PL_VIT_MAX_ROWS)
+        return PL_FAIL(PL_ERR_INTERNAL, "row chunk of %d rows exceeds %d", v->chunk_rows, PL_VIT_MAX_ROWS);
 
     v->layer = -1;
     pl_threadpool_run(v->pool, pl_vit_task_rows, v, v->nchunks);
