@@ -29,65 +29,6 @@ const char *pl_export_level_name(PlExportLevel level) {
     return level >= PL_EXPORT_FOV && level <= PL_EXPORT_CELLS ? export_level_names[level] : "?";
 }
 
-// Read a 1-D string dataset, fixed- or variable-length, ASCII or UTF-8 (the memory type copies the file's
-// character set: HDF5 refuses to convert between ASCII and UTF-8).
-static PlStatus export_read_strings(hid_t file, const char *name, int64_t *n, char ***values) {
-    *n = 0;
-    *values = NULL;
-    hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
-    if (d < 0) return PL_H5_FAIL("cannot open dataset %s", name);
-    hid_t ft = H5Dget_type(d), s = H5Dget_space(d), mt = H5I_INVALID_HID;
-    hssize_t count = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
-    char **out = NULL;
-    PlStatus st = PL_OK;
-    if (ft < 0 || count < 0 || H5Tget_class(ft) != H5T_STRING) {
-        st = PL_FAIL(PL_ERR_FORMAT, "dataset %s is not a string dataset", name);
-        goto done;
-    }
-    out = pl_calloc((size_t)count + 1, sizeof *out);
-    mt = H5Tcopy(H5T_C_S1);
-    if (!out || mt < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0) {
-        st = out ? PL_H5_FAIL("cannot make a string type for %s", name) : PL_ERR_NOMEM;
-        goto done;
-    }
-    if (H5Tis_variable_str(ft) > 0) {
-        char **tmp = pl_calloc((size_t)count + 1, sizeof *tmp);
-        if (!tmp) { st = PL_ERR_NOMEM; goto done; }
-        if (H5Tset_size(mt, H5T_VARIABLE) < 0 || (count > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, tmp) < 0)) {
-            st = PL_H5_FAIL("cannot read strings of %s", name);
-        } else {
-            for (hssize_t i = 0; i < count && st == PL_OK; i++)
-                if (!(out[i] = pl_strdup(tmp[i] ? tmp[i] : ""))) st = PL_ERR_NOMEM;
-            if (count > 0) H5Dvlen_reclaim(mt, s, H5P_DEFAULT, tmp);
-        }
-        free(tmp);
-    } else {
-        size_t width = H5Tget_size(ft);
-        char *buf = pl_malloc((size_t)count * width + 1);
-        if (!buf) { st = PL_ERR_NOMEM; goto done; }
-        if (H5Tset_size(mt, width) < 0 || H5Tset_strpad(mt, H5T_STR_NULLPAD) < 0 ||
-            (count > 0 && H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)) {
-            st = PL_H5_FAIL("cannot read strings of %s", name);
-        } else {
-            for (hssize_t i = 0; i < count && st == PL_OK; i++)
-                if (!(out[i] = strndup(buf + (size_t)i * width, width))) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
-        }
-        free(buf);
-    }
-done:
-    if (mt >= 0) H5Tclose(mt);
-    if (ft >= 0) H5Tclose(ft);
-    if (s >= 0) H5Sclose(s);
-    H5Dclose(d);
-    if (st != PL_OK) {
-        pl_store_free_strings(out, count > 0 ? count : 0);
-        return st;
-    }
-    *n = (int64_t)count;
-    *values = out;
-    return PL_OK;
-}
-
 static PlStatus export_load_level(hid_t f, const char *store, PlExportTable *t) {
     const char *lv = pl_export_level_name(t->level);
     char name[64];
@@ -206,7 +147,7 @@ PlStatus pl_export_load(const char *store, PlExportLevel level, PlExportTable *t
             st = PL_FAIL(PL_ERR_FORMAT, "%s: dataset %s missing (not a protloc store?)", store, name);
             break;
         }
-        st = export_read_strings(f, name, &n, &t->meta[k]);
+        st = pl_store_read_strings(f, name, &n, &t->meta[k]);
         if (st == PL_OK && k == 0) t->n_items = n;
         else if (st == PL_OK && n != t->n_items) {
             pl_store_free_strings(t->meta[k], n);
