@@ -40,10 +40,8 @@ void cmd_embed_usage(FILE *out) {
 }
 
 static int parse_int(const char *opt, const char *s, int lo, int hi, int *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
+    long v;
+    if (!pl_cli_parse_long(s, lo, hi, &v))
         return pl_cli_usage_error("embed", "%s expects an integer in %d..%d, got '%s'", opt, lo, hi, s);
     *out = (int)v;
     return PL_EXIT_OK;

@@ -1,4 +1,5 @@
 // `protloc image prep`: run the FOV preprocessing stages on one item and write the model-input tensor (.npy).
+#include <float.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -48,18 +49,11 @@ void cmd_image_prep_usage(FILE *out) {
             "  --tiles-out FILE.tsv     rows: index view tile y x (origins in the rescaled image)\n");
 }
 
-static int parse_pos_double(const char *s, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (!*s || *end || !isfinite(v) || v <= 0) return 0;
-    *out = v;
-    return 1;
-}
+static int parse_pos_double(const char *s, double *out) { return pl_cli_parse_double(s, DBL_MIN, DBL_MAX, out); }
 
 static int parse_pos_int(const char *s, int *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v <= 0 || v > 1 << 20) return 0;
+    long v;
+    if (!pl_cli_parse_long(s, 1, 1 << 20, &v)) return 0;
     *out = (int)v;
     return 1;
 }

@@ -45,12 +45,7 @@ void cmd_manifest_scan_usage(FILE *out) {
 }
 
 static int scan_parse_double(const char *text, double lo, double hi, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (!text[0] || *end || errno || !(v >= lo && v <= hi)) return 0;
-    *out = v;
-    return 1;
+    return pl_cli_parse_double(text, lo, hi, out);
 }
 
 int cmd_manifest_scan_run(int argc, char **argv) {

@@ -42,10 +42,8 @@ void cmd_model_init_usage(FILE *out) {
 }
 
 static int init_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
+    long v;
+    if (!pl_cli_parse_long(s, lo, hi, &v))
         return pl_cli_usage_error("model init", "%s expects an integer in %ld..%ld, got '%s'", opt, lo, hi, s);
     *out = v;
     return PL_EXIT_OK;

@@ -1,4 +1,5 @@
 // `protloc run`: parse options, run the distributed embedding pipeline, print the summary (rank 0) and exit status.
+#include <float.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,17 +45,15 @@ void cmd_run_usage(FILE *out) {
 }
 
 static int run_parse_int(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out) {
-    char *end = NULL;
-    long x = strtol(v, &end, 10);
-    if (!v[0] || *end || x < lo || x > hi) return pl_cli_usage_error(cmd, "%s wants an integer in [%d, %d]", opt, lo, hi);
+    long x;
+    if (!pl_cli_parse_long(v, lo, hi, &x)) return pl_cli_usage_error(cmd, "%s wants an integer in [%d, %d]", opt, lo, hi);
     *out = (int)x;
     return 0;
 }
 
 static int run_parse_double(const char *cmd, const char *opt, const char *v, double *out) {
-    char *end = NULL;
-    double x = strtod(v, &end);
-    if (!v[0] || *end || !(x > 0) || x > 1e6) return pl_cli_usage_error(cmd, "%s wants a positive number", opt);
+    double x;
+    if (!pl_cli_parse_double(v, DBL_MIN, 1e6, &x)) return pl_cli_usage_error(cmd, "%s wants a positive number", opt);
     *out = x;
     return 0;
 }

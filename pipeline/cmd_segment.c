@@ -1,4 +1,5 @@
 // `protloc segment`: built-in nucleus segmentation of one image channel → count, 16-bit label TIFF, JSON.
+#include <float.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
@@ -42,13 +43,7 @@ void cmd_segment_usage(FILE *out) {
             p.min_contrast);
 }
 
-static int segment_parse_double(const char *text, double *out) {
-    char *end = NULL;
-    double v = strtod(text, &end);
-    if (!*text || *end || !isfinite(v) || v < 0) return 0;
-    *out = v;
-    return 1;
-}
+static int segment_parse_double(const char *text, double *out) { return pl_cli_parse_double(text, 0, DBL_MAX, out); }
 
 static PlStatus segment_write_json(const char *path, const char *input, const PlSegmentParams *p, int H, int W,
                                    const PlSegmentStats *st, const PlCellSet *set) {

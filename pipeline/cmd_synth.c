@@ -35,12 +35,7 @@ void cmd_synth_usage(FILE *out) {
 }
 
 static int synth_parse_int(const char *text, long lo, long hi, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(text, &end, 10);
-    if (!*text || *end || errno || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
+    return pl_cli_parse_long(text, lo, hi, out);
 }
 
 int cmd_synth_run(int argc, char **argv) {

@@ -37,5 +37,9 @@ const char *pl_version_string(void);
 int pl_cli_wants_help(int argc, char **argv);
 // Helper: print "protloc <cmd>: <msg>\nTry 'protloc <cmd> --help'." and return PL_EXIT_USAGE.
 int pl_cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+// Strict option parsing (pl_cli_parse.c): the whole text must be a decimal integer / finite number within
+// [lo, hi]. Return 1 on success, 0 otherwise; they print nothing (the command words its own usage error).
+int pl_cli_parse_long(const char *text, long lo, long hi, long *out);
+int pl_cli_parse_double(const char *text, double lo, double hi, double *out);
 
 #endif

@@ -2,6 +2,8 @@
 #include "pl_eval_cli.h"
 
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -10,22 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
-int pl_eval_parse_long(const char *s, long *out) {
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end) return -1;
-    *out = v;
-    return 0;
-}
+#include "pl_cli.h"
+
+int pl_eval_parse_long(const char *s, long *out) { return pl_cli_parse_long(s, LONG_MIN, LONG_MAX, out) ? 0 : -1; }
 
 int pl_eval_parse_double(const char *s, double *out) {
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
+    return pl_cli_parse_double(s, -DBL_MAX, DBL_MAX, out) ? 0 : -1;
 }
 
 int pl_eval_parse_fractions(const char *s, double *out, int max) {
