@@ -44,7 +44,7 @@ struct PlVit {
     float *xn;              // (B, T, D) LayerNorm output: shares att's memory (see pl_vit_rows_mlp)
     float *qkv;             // (B, T, 3D)
     float *att;             // (B, T, D) attention output (heads concatenated)
-    float *hid;             // (threads, MAX_ROWS, max(hidden, K)) per-thread MLP hidden / unfolded patches
+    float *hid;             // (threads, hid_rows, max(hidden, K)) per-thread MLP hidden / unfolded patches
     float *scores;          // (threads, QCHUNK, T) attention scratch
     int hid_ld;
     PlThreadPool *pool;
@@ -52,6 +52,7 @@ struct PlVit {
     // per-forward state read by the tasks
     const float *in;
     int batch, rows, chunk_rows, nchunks, layer;
+    int hid_rows;           // rows of each thread's slice of hid (the largest chunk planned at create)
 };
 
 static const float *pl_vit_tensor(const PlWeights *w, const char *name) {
@@ -81,6 +82,8 @@ void pl_vit_destroy(PlVit *vit) {
     free(vit->slab);
     free(vit);
 }
+
+static void pl_vit_plan_chunks(PlVit *v, int rows);
 
 PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOptions *opt, PlVit **out) {
     *out = NULL;
@@ -160,7 +163,14 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     size_t B = (size_t)opt->max_batch, T = (size_t)v->T;
     v->hid_ld = c->mlp_hidden > v->K ? c->mlp_hidden : v->K;
     size_t qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
-    size_t sizes[5] = {B * T * D, B * T * 3 * D, B * T * D, (size_t)v->threads * PL_VIT_MAX_ROWS * (size_t)v->hid_ld,
+    // Per-thread MLP/unfold buffer: rows of the largest chunk any batch up to max_batch uses (often far fewer
+    // than PL_VIT_MAX_ROWS at small batches).
+    v->hid_rows = 1;
+    for (int b = 1; b <= opt->max_batch; b++) {
+        pl_vit_plan_chunks(v, b * v->T);
+        if (v->chunk_rows > v->hid_rows) v->hid_rows = v->chunk_rows;
+    }
+    size_t sizes[5] = {B * T * D, B * T * 3 * D, B * T * D, (size_t)v->threads * (size_t)v->hid_rows * (size_t)v->hid_ld,
                        (size_t)v->threads * qrows * T};
     size_t total = 0;
     for (int i = 0; i < 5; i++) total += (sizes[i] + 15) & ~(size_t)15;   // 64-byte aligned carving
@@ -216,7 +226,7 @@ static void pl_vit_rows_qkv(PlVit *v, const PlVitBlockW *b, int r0, int n) {
 static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n, int thread) {
     const int D = v->cfg.dim, H = v->cfg.mlp_hidden;
     float *x = v->x + (size_t)r0 * D, *xn = v->xn + (size_t)r0 * D, *att = v->att + (size_t)r0 * D;
-    float *hid = v->hid + (size_t)thread * PL_VIT_MAX_ROWS * v->hid_ld;   // (n, H)
+    float *hid = v->hid + (size_t)thread * v->hid_rows * v->hid_ld;   // (n, H)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, att, D, b->projw, D, 1.0f, x, D);
     pl_vit_add_bias(x, D, n, D, b->projb);
     pl_vit_layernorm(x, D, xn, D, n, D, b->n2w, b->n2b, v->cfg.ln_eps);
@@ -231,7 +241,7 @@ static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n, int t
 static void pl_vit_rows_embed(PlVit *v, int r0, int n, int thread) {
     const int D = v->cfg.dim, C = v->cfg.in_chans, P = v->cfg.patch, K = v->K, T = v->T;
     const int H = v->opt.height, W = v->opt.width;
-    float *u = v->hid + (size_t)thread * PL_VIT_MAX_ROWS * v->hid_ld;   // (n, K)
+    float *u = v->hid + (size_t)thread * v->hid_rows * v->hid_ld;   // (n, K)
     for (int r = r0; r < r0 + n; r++) {
         int b = r / T, t = r % T;
         float *row = u + (size_t)(r - r0) * K;
@@ -270,6 +280,29 @@ static int pl_vit_chunk_start(const PlVit *v, int task) {
 static void pl_vit_chunk(const PlVit *v, int task, int *r0, int *n) {
     *r0 = pl_vit_chunk_start(v, task);
     *n = pl_vit_chunk_start(v, task + 1) - *r0;
+}
+
+// Plan the row chunks of a forward over `rows` token rows: at most PL_VIT_MAX_ROWS rows each, a multiple of
+// the thread count when there are enough rows (equal shares), about PL_VIT_MIN_ROWS rows or more each (GEMM
+// efficiency). Chunks start on multiples of PL_VIT_ROW_ALIGN rows: OpenBLAS rounds a row differently
+// depending on where it falls in its micro-kernel tiles, and aligned starts make every row's tiling
+// independent of the chunk count, so embeddings are bit-identical for any thread count (and so for any MPI
+// rank count). Sets rows, nchunks and chunk_rows (the largest chunk).
+static void pl_vit_plan_chunks(PlVit *v, int rows) {
+    int nchunks = (rows + (PL_VIT_MAX_ROWS - PL_VIT_ROW_ALIGN) - 1) / (PL_VIT_MAX_ROWS - PL_VIT_ROW_ALIGN);
+    nchunks = (nchunks + v->threads - 1) / v->threads * v->threads;
+    if (rows / nchunks < PL_VIT_MIN_ROWS) {
+        nchunks = rows / PL_VIT_MIN_ROWS;
+        if (nchunks < 1) nchunks = 1;
+    }
+    v->rows = rows;
+    v->nchunks = nchunks;
+    v->chunk_rows = 0;
+    for (int t = 0; t < nchunks; t++) {
+        int r0, n;
+        pl_vit_chunk(v, t, &r0, &n);
+        if (n > v->chunk_rows) v->chunk_rows = n;
+    }
 }
 
 // layer < 0: patch embedding then block 0's qkv. layer = i: block i's MLP half, then block i+1's qkv
@@ -329,27 +362,9 @@ PlStatus pl_vit_forward(PlVit *v, const float *x, int batch, float *out) {
     const int D = v->cfg.dim, depth = v->cfg.depth;
     v->in = x;
     v->batch = batch;
-    v->rows = batch * v->T;
-    // Row chunks: at most PL_VIT_MAX_ROWS rows, a multiple of the thread count when there are enough
-    // rows (equal shares), about PL_VIT_MIN_ROWS rows or more each (GEMM efficiency). Chunks start on
-    // multiples of PL_VIT_ROW_ALIGN rows: OpenBLAS rounds a row differently depending on where it falls
-    // in its micro-kernel tiles, and aligned starts make every row's tiling independent of the chunk
-    // count, so embeddings are bit-identical for any thread count (and so for any MPI rank count).
-    int nchunks = (v->rows + (PL_VIT_MAX_ROWS - PL_VIT_ROW_ALIGN) - 1) / (PL_VIT_MAX_ROWS - PL_VIT_ROW_ALIGN);
-    nchunks = (nchunks + v->threads - 1) / v->threads * v->threads;
-    if (v->rows / nchunks < PL_VIT_MIN_ROWS) {
-        nchunks = v->rows / PL_VIT_MIN_ROWS;
-        if (nchunks < 1) nchunks = 1;
-    }
-    v->nchunks = nchunks;
-    v->chunk_rows = 0;
-    for (int t = 0; t < nchunks; t++) {
-        int r0, n;
-        pl_vit_chunk(v, t, &r0, &n);
-        if (n > v->chunk_rows) v->chunk_rows = n;
-    }
-    if (v->chunk_rows > PL_VIT_MAX_ROWS)
-        return PL_FAIL(PL_ERR_INTERNAL, "row chunk of %d rows exceeds %d", v->chunk_rows, PL_VIT_MAX_ROWS);
+    pl_vit_plan_chunks(v, batch * v->T);
+    if (v->chunk_rows > v->hid_rows)
+        return PL_FAIL(PL_ERR_INTERNAL, "row chunk of %d rows exceeds the %d planned at create", v->chunk_rows, v->hid_rows);
 
     v->layer = -1;
     pl_threadpool_run(v->pool, pl_vit_task_rows, v, v->nchunks);
