@@ -49,8 +49,6 @@ void cmd_image_prep_usage(FILE *out) {
             "  --tiles-out FILE.tsv     rows: index view tile y x (origins in the rescaled image)\n");
 }
 
-static int parse_pos_double(const char *s, double *out) { return pl_cli_parse_double(s, DBL_MIN, DBL_MAX, out); }
-
 static int parse_pos_int(const char *s, int *out) {
     long v;
     if (!pl_cli_parse_long(s, 1, 1 << 20, &v)) return 0;
@@ -129,13 +127,13 @@ int cmd_image_prep_run(int argc, char **argv) {
         case 'D': std = optarg; break;
         case 'C': clip = optarg; break;
         case 'x':
-            if (!parse_pos_double(optarg, &scale)) return pl_cli_usage_error("image prep", "--scale needs a number > 0");
+            if (!pl_cli_parse_double(optarg, DBL_MIN, DBL_MAX, &scale)) return pl_cli_usage_error("image prep", "--scale needs a number > 0");
             break;
         case 'p':
-            if (!parse_pos_double(optarg, &pixel)) return pl_cli_usage_error("image prep", "--pixel-size needs a number > 0");
+            if (!pl_cli_parse_double(optarg, DBL_MIN, DBL_MAX, &pixel)) return pl_cli_usage_error("image prep", "--pixel-size needs a number > 0");
             break;
         case 'P':
-            if (!parse_pos_double(optarg, &model_pixel))
+            if (!pl_cli_parse_double(optarg, DBL_MIN, DBL_MAX, &model_pixel))
                 return pl_cli_usage_error("image prep", "--model-pixel-size needs a number > 0");
             break;
         case 'v': fov = optarg; break;

@@ -44,10 +44,6 @@ void cmd_manifest_scan_usage(FILE *out) {
             "  --labelled-only      leave out items whose label is empty\n");
 }
 
-static int scan_parse_double(const char *text, double lo, double hi, double *out) {
-    return pl_cli_parse_double(text, lo, hi, out);
-}
-
 int cmd_manifest_scan_run(int argc, char **argv) {
     const char *cmd = "manifest scan";
     if (pl_cli_wants_help(argc, argv)) {
@@ -84,19 +80,19 @@ int cmd_manifest_scan_run(int argc, char **argv) {
             opt.dataset = optarg;
             break;
         case O_PIXEL:
-            if (!scan_parse_double(optarg, 1e-6, 1e6, &opt.pixel_size_um))
+            if (!pl_cli_parse_double(optarg, 1e-6, 1e6, &opt.pixel_size_um))
                 return pl_cli_usage_error(cmd, "--pixel-size wants a positive number, not '%s'", optarg);
             break;
         case O_TEST:
         case O_VAL:
-            if (!scan_parse_double(optarg, 0, 1, &v))
+            if (!pl_cli_parse_double(optarg, 0, 1, &v))
                 return pl_cli_usage_error(cmd, "--%s wants a number in [0, 1], not '%s'",
                                           c == O_TEST ? "test-fraction" : "val-fraction", optarg);
             if (c == O_TEST) opt.test_fraction = v;
             else opt.val_fraction = v;
             break;
         case O_FOLDS:
-            if (!scan_parse_double(optarg, 2, 1000, &v) || v != (int)v)
+            if (!pl_cli_parse_double(optarg, 2, 1000, &v) || v != (int)v)
                 return pl_cli_usage_error(cmd, "--folds wants an integer 2..1000, not '%s'", optarg);
             opt.folds = (int)v;
             break;

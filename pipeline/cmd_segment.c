@@ -43,8 +43,6 @@ void cmd_segment_usage(FILE *out) {
             p.min_contrast);
 }
 
-static int segment_parse_double(const char *text, double *out) { return pl_cli_parse_double(text, 0, DBL_MAX, out); }
-
 static PlStatus segment_write_json(const char *path, const char *input, const PlSegmentParams *p, int H, int W,
                                    const PlSegmentStats *st, const PlCellSet *set) {
     json_t *root = json_object(), *nuclei = json_array();
@@ -122,7 +120,7 @@ int cmd_segment_run(int argc, char **argv) {
         case ':': return pl_cli_usage_error(argv[0], "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
         }
-        if (target && !segment_parse_double(optarg, target))
+        if (target && !pl_cli_parse_double(optarg, 0, DBL_MAX, target))
             return pl_cli_usage_error(argv[0], "option '%s' wants a non-negative number, got '%s'", argv[optind - 1],
                                       optarg);
     }

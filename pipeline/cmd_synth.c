@@ -34,10 +34,6 @@ void cmd_synth_usage(FILE *out) {
             "  --fovs-per-protein K   fields per synthetic protein / group (default 2)\n");
 }
 
-static int synth_parse_int(const char *text, long lo, long hi, long *out) {
-    return pl_cli_parse_long(text, lo, hi, out);
-}
-
 int cmd_synth_run(int argc, char **argv) {
     if (pl_cli_wants_help(argc, argv)) {
         cmd_synth_usage(stdout);
@@ -62,14 +58,14 @@ int cmd_synth_run(int argc, char **argv) {
         case 'o': out = optarg; break;
         case 'M': p.masks = 1; break;
         case 'c':
-            if (!synth_parse_int(optarg, 1, PL_SYNTH_MAX_CLASSES, &v))
+            if (!pl_cli_parse_long(optarg, 1, PL_SYNTH_MAX_CLASSES, &v))
                 return pl_cli_usage_error(argv[0], "--classes wants an integer in 1..%d, got '%s'", PL_SYNTH_MAX_CLASSES,
                                           optarg);
             p.classes = (int)v;
             have_classes = 1;
             break;
         case 'm':
-            if (!synth_parse_int(optarg, 1, 100000, &v))
+            if (!pl_cli_parse_long(optarg, 1, 100000, &v))
                 return pl_cli_usage_error(argv[0], "--per-class wants an integer in 1..100000, got '%s'", optarg);
             p.per_class = (int)v;
             have_per_class = 1;
@@ -85,12 +81,12 @@ int cmd_synth_run(int argc, char **argv) {
             break;
         }
         case 'z':
-            if (!synth_parse_int(optarg, 16, 8192, &v))
+            if (!pl_cli_parse_long(optarg, 16, 8192, &v))
                 return pl_cli_usage_error(argv[0], "--size wants an integer in 16..8192, got '%s'", optarg);
             p.size = (int)v;
             break;
         case 'f':
-            if (!synth_parse_int(optarg, 1, 100000, &v))
+            if (!pl_cli_parse_long(optarg, 1, 100000, &v))
                 return pl_cli_usage_error(argv[0], "--fovs-per-protein wants a positive integer, got '%s'", optarg);
             p.fovs_per_protein = (int)v;
             break;
