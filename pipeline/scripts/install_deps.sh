@@ -6,7 +6,8 @@ PACKAGES=(
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
   libopenblas-dev libtiff-dev libpng-dev libzstd-dev zstd libcmocka-dev
   libjansson-dev libssl-dev libcairo2-dev
-  python3-torch python3-numpy python3-h5py python3-anndata python3-sklearn python3-tifffile python3-faiss
+  python3-torch python3-numpy python3-scipy python3-h5py python3-anndata python3-sklearn python3-tifffile python3-faiss
+  python3-pil
   shellcheck slurm-wlm munge clang
 )
 missing=()

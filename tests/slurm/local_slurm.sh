@@ -5,7 +5,8 @@
 #        local_slurm.sh stop DIR    # scontrol shutdown, then kills what is left (by pid files only), then munged
 #        local_slurm.sh status DIR  # sinfo of that cluster
 # Works as root without systemd or cgroups (recipe: docs/guide.md "Testing the Slurm scripts"). Ports are picked
-# free at start so that two clusters (or a stale one) never collide. Exit status non-zero with the reason when
+# free at start, below the ephemeral range, so that two clusters (or a stale one) never collide and no
+# outgoing connection can take them. Exit status non-zero with the reason when
 # anything does not come up; the logs are in DIR/log/.
 set -euo pipefail
 
@@ -13,10 +14,15 @@ die() { echo "local_slurm: $*" >&2; exit 1; }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# Slurm's two ports come from below the kernel's ephemeral range (net.ipv4.ip_local_port_range), so that the
+# outgoing connections of other processes (the MPI tests running beside this one under ctest -j) can never take
+# them between the check here and slurmctld's / slurmd's bind.
 pick_ports() {
-  local base tries=0
+  local low=32768 base tries=0
+  if read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null; then :; else low=32768; fi
+  [ "$low" -gt 12000 ] || { echo "ephemeral port range starts at $low: no room below it" >&2; return 1; }
   while [ $tries -lt 50 ]; do
-    base=$((20000 + (RANDOM % 20000)))
+    base=$((10000 + (RANDOM % (low - 10002))))
     if port_free "$base" && port_free $((base + 1)); then echo "$base"; return 0; fi
     tries=$((tries + 1))
   done
