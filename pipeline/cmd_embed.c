@@ -5,13 +5,14 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pl_cli.h"
+#include "pl_clock.h"
 #include "pl_cmds.h"
 #include "pl_error.h"
 #include "pl_log.h"
 #include "pl_npy.h"
+#include "pl_process.h"
 #include "pl_vit.h"
 #include "pl_weights.h"
 
@@ -37,20 +38,6 @@ void cmd_embed_usage(FILE *out) {
             "  -h, --help             this help\n"
             "\n"
             "Default output: the CLS token after the final LayerNorm (DINO's VisionTransformer.forward).\n");
-}
-
-static int parse_int(const char *opt, const char *s, int lo, int hi, int *out) {
-    long v;
-    if (!pl_cli_parse_long(s, lo, hi, &v))
-        return pl_cli_usage_error("embed", "%s expects an integer in %d..%d, got '%s'", opt, lo, hi, s);
-    *out = (int)v;
-    return PL_EXIT_OK;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static PlStatus embed_run(const char *model, const char *key, int heads, const char *input, const char *output, int batch,
@@ -101,7 +88,9 @@ static PlStatus embed_run(const char *model, const char *key, int heads, const c
                 goto done;
             }
     if (n > 0 && batch > n) batch = (int)n;
-    PlVitOptions opt = {.max_batch = batch, .height = (int)h, .width = (int)wd, .threads = threads, .last_n = last_n,
+    PlThreadPool *pool = NULL;
+    if ((st = pl_process_start_pool(threads, &pool)) != PL_OK) goto done;
+    PlVitOptions opt = {.max_batch = batch, .height = (int)h, .width = (int)wd, .pool = pool, .last_n = last_n,
                         .avgpool = avgpool};
     if ((st = pl_vit_create(&w, &cfg, &opt, &vit)) != PL_OK) goto done;
     int dim = pl_vit_output_dim(vit);
@@ -113,12 +102,12 @@ static PlStatus embed_run(const char *model, const char *key, int heads, const c
         st = PL_ERR_NOMEM;
         goto done;
     }
-    double t0 = now_s();
+    double t0 = pl_clock_now();
     for (int64_t b0 = 0; b0 < n; b0 += batch) {
         int nb = n - b0 < batch ? (int)(n - b0) : batch;
         if ((st = pl_vit_forward(vit, xd + (size_t)b0 * per, nb, y + (size_t)b0 * dim)) != PL_OK) goto done;
     }
-    double dt = now_s() - t0;
+    double dt = pl_clock_now() - t0;
     pl_log_info("embedded %lld images of %lldx%lld in %.3f s (%.1f images/s, %d threads, batch %d) -> (%lld, %d)", (long long)n,
                 (long long)h, (long long)wd, dt, dt > 0 ? (double)n / dt : 0.0, pl_vit_threads(vit), batch, (long long)n, dim);
     int64_t shape[2] = {n, dim};
@@ -153,10 +142,10 @@ int cmd_embed_run(int argc, char **argv) {
         case 'k': key = optarg; break;
         case 'i': input = optarg; break;
         case 'o': output = optarg; break;
-        case 'H': if ((rc = parse_int("--heads", optarg, 1, 4096, &heads))) return rc; break;
-        case 'b': if ((rc = parse_int("--batch", optarg, 1, 4096, &batch))) return rc; break;
-        case 't': if ((rc = parse_int("--threads", optarg, 1, 1024, &threads))) return rc; break;
-        case 'n': if ((rc = parse_int("--last-n", optarg, 1, 1024, &last_n))) return rc; break;
+        case 'H': if ((rc = pl_cli_option_int("embed", "--heads", optarg, 1, 4096, &heads))) return rc; break;
+        case 'b': if ((rc = pl_cli_option_int("embed", "--batch", optarg, 1, 4096, &batch))) return rc; break;
+        case 't': if ((rc = pl_cli_option_int("embed", "--threads", optarg, 1, 1024, &threads))) return rc; break;
+        case 'n': if ((rc = pl_cli_option_int("embed", "--last-n", optarg, 1, 1024, &last_n))) return rc; break;
         case 'a': avgpool = 1; break;
         case ':': return pl_cli_usage_error("embed", "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error("embed", "unknown option '%s'", argv[optind - 1]);

@@ -42,7 +42,7 @@ int cmd_export_run(int argc, char **argv) {
                                              {"meta", required_argument, 0, 'm'},
                                              {0, 0, 0, 0}};
     const char *format = NULL, *out_path = NULL, *meta = NULL;
-    PlExportLevel level = PL_EXPORT_FOV;
+    PlStoreLevel level = PL_STORE_FOV;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -51,7 +51,7 @@ int cmd_export_run(int argc, char **argv) {
         case 'o': out_path = optarg; break;
         case 'm': meta = optarg; break;
         case 'l':
-            if (pl_export_level_parse(optarg, &level) != PL_OK)
+            if (pl_store_level_parse(optarg, &level) != PL_OK)
                 return pl_cli_usage_error(cmd, "--level must be fov, tiles or cells, not '%s'", optarg);
             break;
         case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
@@ -70,8 +70,11 @@ int cmd_export_run(int argc, char **argv) {
     if (meta && strcmp(format, "npy")) return pl_cli_usage_error(cmd, "--meta only applies to --format npy");
     const char *store = argv[optind];
 
-    PlExportTable t;
-    if (pl_export_load(store, level, &t) != PL_OK) return PL_EXIT_FAIL;
+    PlStoreTable t;
+    if (pl_store_table_load(store, level, &t) != PL_OK) {
+        pl_error_wrap("exporting %s", store);
+        return PL_EXIT_FAIL;
+    }
     PlStatus st;
     char *meta_buf = NULL;
     if (!strcmp(format, "h5ad")) {
@@ -83,7 +86,7 @@ int cmd_export_run(int argc, char **argv) {
             size_t n = strlen(out_path);
             meta_buf = malloc(n + 8);
             if (!meta_buf) {
-                pl_export_free(&t);
+                pl_store_table_free(&t);
                 return PL_EXIT_FAIL;
             }
             memcpy(meta_buf, out_path, n + 1);
@@ -94,9 +97,9 @@ int cmd_export_run(int argc, char **argv) {
         st = pl_export_write_npy(&t, out_path, meta);
     }
     if (st == PL_OK)
-        pl_log_info("export: %lld %s rows x %lld dims -> %s%s%s", (long long)t.n, pl_export_level_name(level),
+        pl_log_info("export: %lld %s rows x %lld dims -> %s%s%s", (long long)t.n, pl_store_level_name(level),
                     (long long)t.d, out_path, meta ? " + " : "", meta ? meta : "");
     free(meta_buf);
-    pl_export_free(&t);
+    pl_store_table_free(&t);
     return st == PL_OK ? PL_EXIT_OK : PL_EXIT_FAIL;
 }

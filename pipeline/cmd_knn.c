@@ -1,4 +1,5 @@
 // `protloc knn`: exact distributed kNN evaluation (macro F1 for every k) of store or .npy embeddings, with reports.
+#include <float.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "pl_mpi.h"
 #include "pl_npy.h"
 #include "pl_plot.h"
+#include "pl_process.h"
 #include "pl_report.h"
 
 void cmd_knn_usage(FILE *out) {
@@ -44,7 +46,7 @@ void cmd_knn_usage(FILE *out) {
             "  --metric M             cosine (default; L2-normalised features) or euclidean\n"
             "  --vote V               weighted (default; DINO: sum exp(sim/T)) or majority\n"
             "  --temperature T        weighted-vote temperature (default 0.07)\n"
-            "  --threads N            threads per rank (default: CPUs / ranks)\n"
+            "  --threads N            threads per rank (default: the cores of this rank / ranks on the node)\n"
             "  --query-block N        queries per sgemm block (default 256)\n"
             "  --ref-block N          references per sgemm block (default 2048)\n"
             "Output (written by rank 0; a summary is printed on stdout):\n"
@@ -145,7 +147,7 @@ int cmd_knn_run(int argc, char **argv) {
                *multi_s = "skip";
     long threads = 0, v;
     double d;
-    int c;
+    int c, rc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:", longopts, NULL)) != -1) {
         switch (c) {
@@ -168,12 +170,11 @@ int cmd_knn_run(int argc, char **argv) {
         case O_NB: nb_path = optarg; break;
         case O_PRED: pred_path = optarg; break;
         case O_TEMP:
-            if (pl_eval_parse_double(optarg, &d) != 0 || !(d > 0)) return pl_cli_usage_error(cmd, "--temperature wants a positive number");
+            if ((rc = pl_cli_option_double(cmd, "--temperature", optarg, DBL_MIN, 1e6, &d))) return rc;
             o.temperature = (float)d;
             break;
         case 'k': case O_FOLDS: case O_SEEDS: case O_SEED: case O_THREADS: case O_QB: case O_RB:
-            if (pl_eval_parse_long(optarg, &v) != 0 || v < (c == O_SEED ? 0 : 1) || v > 1000000000L)
-                return pl_cli_usage_error(cmd, "%s wants a %s integer", argv[optind - 1], c == O_SEED ? "non-negative" : "positive");
+            if ((rc = pl_cli_option_long(cmd, argv[optind - 1], optarg, c == O_SEED ? 0 : 1, 1000000000L, &v))) return rc;
             if (c == 'k') o.k_max = (int)v;
             else if (c == O_FOLDS) o.folds = (int)v;
             else if (c == O_SEEDS) o.seeds = (int)v;
@@ -207,8 +208,8 @@ int cmd_knn_run(int argc, char **argv) {
     if (strcmp(multi_s, "skip") == 0) o.multilabel = PL_MULTILABEL_SKIP;
     else if (strcmp(multi_s, "first") == 0) o.multilabel = PL_MULTILABEL_FIRST;
     else return pl_cli_usage_error(cmd, "--multilabel wants skip or first (got '%s')", multi_s);
-    PlFeatureLevel level;
-    if (pl_features_parse_level(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
+    PlStoreLevel level;
+    if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
     if (nb_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--neighbours is for train-test and loo");
     if (pred_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--predictions is for train-test and loo");
 
@@ -219,8 +220,8 @@ int cmd_knn_run(int argc, char **argv) {
             return PL_EXIT_ABORT;
         o.comm = MPI_COMM_WORLD;
     }
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    o.threads = threads > 0 ? (int)threads : (int)(ncpu / size > 0 ? ncpu / size : 1);
+    if (pl_process_start_pool((int)threads, &o.pool) != PL_OK) return size > 1 ? PL_EXIT_ABORT : PL_EXIT_FAIL;
+    int n_threads = pl_threadpool_size(o.pool);
     o.keep_neighbours = 1;
 
     PlFeatureSet fs;
@@ -228,7 +229,7 @@ int cmd_knn_run(int argc, char **argv) {
     if (st != PL_OK) return size > 1 ? PL_EXIT_ABORT : PL_EXIT_FAIL;
     if (fs.n_skipped > 0 && rank == 0)
         pl_log_warn("%s: skipped %lld rows with non-finite embeddings (failed items)", store, (long long)fs.n_skipped);
-    pl_log_info("knn: %lld rows x %d dims, %d rank(s) x %d thread(s)", (long long)fs.n, fs.dim, size, o.threads);
+    pl_log_info("knn: %lld rows x %d dims, %d rank(s) x %d thread(s)", (long long)fs.n, fs.dim, size, n_threads);
     PlKnnResult r;
     st = pl_knn_evaluate(&fs, &o, &r);
     if (st != PL_OK) {
@@ -236,7 +237,7 @@ int cmd_knn_run(int argc, char **argv) {
         // every rank sees the same data and options, so every rank fails the same way
         return PL_EXIT_FAIL;
     }
-    int rc = PL_EXIT_OK;
+    rc = PL_EXIT_OK;
     if (rank == 0) {
         json_t *config = json_object();
         json_object_set_new(config, "command", json_string("knn"));
@@ -259,7 +260,7 @@ int cmd_knn_run(int argc, char **argv) {
         json_object_set_new(config, "vote", json_string(vote_s));
         json_object_set_new(config, "temperature", json_real(o.temperature));
         json_object_set_new(config, "ranks", json_integer(size));
-        json_object_set_new(config, "threads_per_rank", json_integer(o.threads));
+        json_object_set_new(config, "threads_per_rank", json_integer(n_threads));
         json_object_set_new(config, "rows", json_integer(fs.n));
         json_object_set_new(config, "dim", json_integer(fs.dim));
         json_object_set_new(config, "rows_skipped", json_integer(fs.n_skipped));

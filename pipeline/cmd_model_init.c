@@ -41,14 +41,6 @@ void cmd_model_init_usage(FILE *out) {
             "  protloc model init --dim 384 --depth 12 --heads 6 --patch 16 --in-chans 4 --out vits16.safetensors\n");
 }
 
-static int init_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    long v;
-    if (!pl_cli_parse_long(s, lo, hi, &v))
-        return pl_cli_usage_error("model init", "%s expects an integer in %ld..%ld, got '%s'", opt, lo, hi, s);
-    *out = v;
-    return PL_EXIT_OK;
-}
-
 int cmd_model_init_run(int argc, char **argv) {
     if (pl_cli_wants_help(argc, argv)) {
         cmd_model_init_usage(stdout);
@@ -69,12 +61,12 @@ int cmd_model_init_run(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         int rc = PL_EXIT_OK;
         switch (c) {
-        case 'd': rc = init_int("--dim", optarg, 1, 8192, &dim); break;
-        case 'l': rc = init_int("--depth", optarg, 1, 128, &depth); break;
-        case 'H': rc = init_int("--heads", optarg, 1, 8192, &heads); break;
-        case 'p': rc = init_int("--patch", optarg, 1, 256, &patch); break;
-        case 'c': rc = init_int("--in-chans", optarg, 1, 64, &chans); break;
-        case 'i': rc = init_int("--img-size", optarg, 1, 8192, &img); break;
+        case 'd': rc = pl_cli_option_long("model init", "--dim", optarg, 1, 8192, &dim); break;
+        case 'l': rc = pl_cli_option_long("model init", "--depth", optarg, 1, 128, &depth); break;
+        case 'H': rc = pl_cli_option_long("model init", "--heads", optarg, 1, 8192, &heads); break;
+        case 'p': rc = pl_cli_option_long("model init", "--patch", optarg, 1, 256, &patch); break;
+        case 'c': rc = pl_cli_option_long("model init", "--in-chans", optarg, 1, 64, &chans); break;
+        case 'i': rc = pl_cli_option_long("model init", "--img-size", optarg, 1, 8192, &img); break;
         case 's': {
             char *end = NULL;
             errno = 0;
@@ -83,13 +75,7 @@ int cmd_model_init_run(int argc, char **argv) {
                 return pl_cli_usage_error("model init", "--seed expects a non-negative integer, got '%s'", optarg);
             break;
         }
-        case 'j': {
-            char *end = NULL;
-            jitter = strtod(optarg, &end);
-            if (end == optarg || *end || !(jitter >= 0 && jitter <= 10))
-                return pl_cli_usage_error("model init", "--jitter expects a number in 0..10, got '%s'", optarg);
-            break;
-        }
+        case 'j': rc = pl_cli_option_double("model init", "--jitter", optarg, 0, 10, &jitter); break;
         case 'o': out = optarg; break;
         default:
             return pl_cli_usage_error("model init", "unknown or incomplete option '%s'", argv[optind - 1]);

@@ -1,6 +1,8 @@
 // `protloc probe`: logistic-regression and DINO4Cells-MLP heads on frozen embeddings, macro F1 per data fraction.
+#include <float.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "pl_log.h"
 #include "pl_plot.h"
 #include "pl_probe.h"
+#include "pl_process.h"
 #include "pl_report.h"
 
 void cmd_probe_usage(FILE *out) {
@@ -112,7 +115,7 @@ int cmd_probe_run(int argc, char **argv) {
     const char *json_path = NULL, *csv_path = NULL, *dir = NULL;
     long v;
     double d;
-    int c;
+    int c, rc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
@@ -133,8 +136,7 @@ int cmd_probe_run(int argc, char **argv) {
             if (o.n_fractions < 1) return pl_cli_usage_error(cmd, "--fraction wants up to 64 comma-separated values in (0, 1]");
             break;
         case O_SEEDS: case O_SEED: case O_MAXIT: case O_EPOCHS: case O_PATIENCE: case O_BATCH:
-            if (pl_eval_parse_long(optarg, &v) != 0 || v < (c == O_SEED ? 0 : 1) || v > 100000000L)
-                return pl_cli_usage_error(cmd, "%s wants a %s integer", argv[optind - 1], c == O_SEED ? "non-negative" : "positive");
+            if ((rc = pl_cli_option_long(cmd, argv[optind - 1], optarg, c == O_SEED ? 0 : 1, 100000000L, &v))) return rc;
             if (c == O_SEEDS) o.seeds = (int)v;
             else if (c == O_SEED) o.seed = (uint64_t)v;
             else if (c == O_MAXIT) o.max_iter = (int)v;
@@ -143,9 +145,10 @@ int cmd_probe_run(int argc, char **argv) {
             else o.batch = (int)v;
             break;
         case O_C: case O_LR: case O_LRMIN: case O_WD: case O_WDEND: case O_DROPOUT: case O_VALFRAC:
-            if (pl_eval_parse_double(optarg, &d) != 0 || d < 0 || (c == O_C && d == 0) || (c == O_LR && d == 0) ||
-                ((c == O_DROPOUT || c == O_VALFRAC) && d >= 1) || (c == O_VALFRAC && d == 0))
-                return pl_cli_usage_error(cmd, "%s: '%s' is out of range", argv[optind - 1], optarg);
+            if ((rc = pl_cli_option_double(cmd, argv[optind - 1], optarg,
+                                           c == O_C || c == O_LR || c == O_VALFRAC ? DBL_MIN : 0,
+                                           c == O_DROPOUT || c == O_VALFRAC ? nextafter(1.0, 0.0) : DBL_MAX, &d)))
+                return rc;
             if (c == O_C) o.C = d;
             else if (c == O_LR) o.lr = d;
             else if (c == O_LRMIN) o.lr_min = d;
@@ -167,12 +170,13 @@ int cmd_probe_run(int argc, char **argv) {
     else if (strcmp(head_s, "logreg") == 0) o.use_logreg = 1, o.use_mlp = 0;
     else if (strcmp(head_s, "mlp") == 0) o.use_logreg = 0, o.use_mlp = 1;
     else return pl_cli_usage_error(cmd, "--head wants logreg, mlp or both (got '%s')", head_s);
-    if (strcmp(multi_s, "skip") == 0) o.multilabel_first = 0;
-    else if (strcmp(multi_s, "first") == 0) o.multilabel_first = 1;
+    if (strcmp(multi_s, "skip") == 0) o.multilabel = PL_MULTILABEL_SKIP;
+    else if (strcmp(multi_s, "first") == 0) o.multilabel = PL_MULTILABEL_FIRST;
     else return pl_cli_usage_error(cmd, "--multilabel wants skip or first (got '%s')", multi_s);
-    PlFeatureLevel level;
-    if (pl_features_parse_level(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
+    PlStoreLevel level;
+    if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
 
+    if (pl_process_start_blas(0) != PL_OK) return PL_EXIT_FAIL;   // the heads' GEMMs use OpenBLAS's own threads
     PlFeatureSet fs;
     PlStatus st = store ? pl_features_read_store(store, level, &fs) : pl_features_read_npy_tsv(features, meta, &fs);
     if (st != PL_OK) return PL_EXIT_FAIL;

@@ -9,6 +9,7 @@
 #include "pl_cmds.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
+#include "pl_process.h"
 #include "pl_run.h"
 
 void cmd_run_usage(FILE *out) {
@@ -33,8 +34,11 @@ void cmd_run_usage(FILE *out) {
             "  --crop N               cell crop side in pixels (default: --crop-um, else 224)\n"
             "  --crop-um X            cell crop side in micrometres\n"
             "  --cell-border MODE     skip | pad | shift (default shift)\n"
-            "  --min-cell-area N      smallest cell kept, pixels (default 50)\n"
-            "  --pixel-size X         default pixel size in um for items without pixel_size_um (default 0.206)\n"
+            "  --min-cell-area N      smallest cell kept, in pixels of its label image (default 50)\n"
+            "  --cell-labels FILE     TSV (id, mask_label, label) of hand-labelled cells: stored per cell row;\n"
+            "                         only these cells score in knn/probe --level cells (docs/manifests.md)\n"
+            "  --pixel-size X         source pixel size in um of items without pixel_size_um (default: the\n"
+            "                         card's pixel_size_um, i.e. no rescaling; docs/stages.md \"Pixel sizes\")\n"
             "  --batch N              ViT batch for tiles and cells (default 16)\n"
             "  --threads N            ViT threads per rank (default: cores of the node / ranks on the node)\n"
             "  --prefetch N           items prepared ahead of the embedding (default 2)\n"
@@ -44,27 +48,14 @@ void cmd_run_usage(FILE *out) {
             "Exit status: 0 all items embedded, 3 some items failed (listed in /failures), 1 error, 2 usage.\n");
 }
 
-static int run_parse_int(const char *cmd, const char *opt, const char *v, int lo, int hi, int *out) {
-    long x;
-    if (!pl_cli_parse_long(v, lo, hi, &x)) return pl_cli_usage_error(cmd, "%s wants an integer in [%d, %d]", opt, lo, hi);
-    *out = (int)x;
-    return 0;
-}
-
-static int run_parse_double(const char *cmd, const char *opt, const char *v, double *out) {
-    double x;
-    if (!pl_cli_parse_double(v, DBL_MIN, 1e6, &x)) return pl_cli_usage_error(cmd, "%s wants a positive number", opt);
-    *out = x;
-    return 0;
-}
-
 int cmd_run_run(int argc, char **argv) {
     if (pl_cli_wants_help(argc, argv)) {
         cmd_run_usage(stdout);
         return PL_EXIT_OK;
     }
     enum { O_MANIFEST = 256, O_MODEL, O_OUT, O_ROOT, O_OUTSIDE, O_LEVEL, O_ALIGN, O_FOV, O_TILE, O_STRIDE, O_CROP,
-           O_CROPUM, O_BORDER, O_MINAREA, O_PIXEL, O_BATCH, O_THREADS, O_PREFETCH, O_VERIFY, O_STRICT, O_NOPROG, O_FILL, O_SEED };
+           O_CROPUM, O_BORDER, O_MINAREA, O_PIXEL, O_BATCH, O_THREADS, O_PREFETCH, O_VERIFY, O_STRICT, O_NOPROG, O_FILL, O_SEED,
+           O_CELL_LABELS };
     static const struct option longopts[] = {
         {"manifest", required_argument, 0, O_MANIFEST}, {"model", required_argument, 0, O_MODEL},
         {"out", required_argument, 0, O_OUT}, {"root", required_argument, 0, O_ROOT},
@@ -77,11 +68,11 @@ int cmd_run_run(int argc, char **argv) {
         {"threads", required_argument, 0, O_THREADS}, {"prefetch", required_argument, 0, O_PREFETCH},
         {"verify", no_argument, 0, O_VERIFY}, {"strict", no_argument, 0, O_STRICT},
         {"no-progress", no_argument, 0, O_NOPROG}, {"fill", required_argument, 0, O_FILL},
-        {"seed", required_argument, 0, O_SEED}, {0, 0, 0, 0}};
+        {"seed", required_argument, 0, O_SEED}, {"cell-labels", required_argument, 0, O_CELL_LABELS}, {0, 0, 0, 0}};
     PlRunOptions o;
     pl_run_options_default(&o);
     const char *cmd = argv[0];
-    int c, rc = 0;
+    int c, rc = 0, threads = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
@@ -100,27 +91,28 @@ int cmd_run_run(int argc, char **argv) {
             o.align = optarg;
             break;
         case O_FILL: o.fill = optarg; break;
+        case O_CELL_LABELS: o.cell_labels = optarg; break;
         case O_SEED: {
             int seed = 0;
-            rc = run_parse_int(cmd, "--seed", optarg, 0, 2147483647, &seed);
+            rc = pl_cli_option_int(cmd, "--seed", optarg, 0, 2147483647, &seed);
             o.seed = seed;
             break;
         }
-        case O_FOV: rc = run_parse_int(cmd, "--fov-size", optarg, 1, 65536, &o.fov_size); break;
-        case O_TILE: rc = run_parse_int(cmd, "--tile", optarg, 8, 65536, &o.tile); break;
-        case O_STRIDE: rc = run_parse_int(cmd, "--tile-stride", optarg, 1, 65536, &o.tile_stride); break;
-        case O_CROP: rc = run_parse_int(cmd, "--crop", optarg, 8, 8192, &o.crop); break;
-        case O_CROPUM: rc = run_parse_double(cmd, "--crop-um", optarg, &o.crop_um); break;
+        case O_FOV: rc = pl_cli_option_int(cmd, "--fov-size", optarg, 1, 65536, &o.fov_size); break;
+        case O_TILE: rc = pl_cli_option_int(cmd, "--tile", optarg, 8, 65536, &o.tile); break;
+        case O_STRIDE: rc = pl_cli_option_int(cmd, "--tile-stride", optarg, 1, 65536, &o.tile_stride); break;
+        case O_CROP: rc = pl_cli_option_int(cmd, "--crop", optarg, 8, 8192, &o.crop); break;
+        case O_CROPUM: rc = pl_cli_option_double(cmd, "--crop-um", optarg, DBL_MIN, 1e6, &o.crop_um); break;
         case O_BORDER:
             if (strcmp(optarg, "skip") && strcmp(optarg, "pad") && strcmp(optarg, "shift"))
                 return pl_cli_usage_error(cmd, "--cell-border wants skip, pad or shift");
             o.cell_border = optarg;
             break;
-        case O_MINAREA: rc = run_parse_int(cmd, "--min-cell-area", optarg, 1, 1 << 30, &o.min_cell_area); break;
-        case O_PIXEL: rc = run_parse_double(cmd, "--pixel-size", optarg, &o.pixel_size_um); break;
-        case O_BATCH: rc = run_parse_int(cmd, "--batch", optarg, 1, 4096, &o.batch); break;
-        case O_THREADS: rc = run_parse_int(cmd, "--threads", optarg, 1, 1024, &o.threads); break;
-        case O_PREFETCH: rc = run_parse_int(cmd, "--prefetch", optarg, 1, 7, &o.prefetch); break;
+        case O_MINAREA: rc = pl_cli_option_int(cmd, "--min-cell-area", optarg, 1, 1 << 30, &o.min_cell_area); break;
+        case O_PIXEL: rc = pl_cli_option_double(cmd, "--pixel-size", optarg, DBL_MIN, 1e6, &o.pixel_size_um); break;
+        case O_BATCH: rc = pl_cli_option_int(cmd, "--batch", optarg, 1, 4096, &o.batch); break;
+        case O_THREADS: rc = pl_cli_option_int(cmd, "--threads", optarg, 1, 1024, &threads); break;
+        case O_PREFETCH: rc = pl_cli_option_int(cmd, "--prefetch", optarg, 1, 7, &o.prefetch); break;
         case O_VERIFY: o.verify = 1; break;
         case O_STRICT: o.strict = 1; break;
         case O_NOPROG: o.no_progress = 1; break;
@@ -131,8 +123,12 @@ int cmd_run_run(int argc, char **argv) {
     }
     if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (!o.manifest || !o.model || !o.out) return pl_cli_usage_error(cmd, "--manifest, --model and --out are required");
+    if (o.cell_labels && !(o.levels & PL_RUN_CELLS)) return pl_cli_usage_error(cmd, "--cell-labels needs --level cells");
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (pl_process_start_pool(threads, &o.pool) != PL_OK) return PL_EXIT_ABORT;
+    o.after_item = pl_cli_test_hooks.after_item;
+    o.after_item_ctx = pl_cli_test_hooks.after_item_ctx;
     PlRunSummary s;
     PlStatus st = pl_run(&o, &s);
     if (st != PL_OK) {

@@ -41,5 +41,22 @@ int pl_cli_usage_error(const char *command, const char *fmt, ...) __attribute__(
 // [lo, hi]. Return 1 on success, 0 otherwise; they print nothing (the command words its own usage error).
 int pl_cli_parse_long(const char *text, long lo, long hi, long *out);
 int pl_cli_parse_double(const char *text, double lo, double hi, double *out);
+// Option values: parse `text` (the value of option `opt` of command `cmd`) strictly within [lo, hi] into *out;
+// a bad value prints the usage error naming the option, the value and the range and returns PL_EXIT_USAGE,
+// else PL_EXIT_OK. Use as: if ((rc = pl_cli_option_int(cmd, "--batch", optarg, 1, 4096, &batch))) return rc;
+int pl_cli_option_int(const char *cmd, const char *opt, const char *text, long lo, long hi, int *out);
+int pl_cli_option_long(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out);
+int pl_cli_option_double(const char *cmd, const char *opt, const char *text, double lo, double hi, double *out);
+
+// Test-only hooks: NULL in the protloc executable; tests/tools programs set them before calling pl_main.
+typedef struct PlCliTestHooks {
+    void (*after_item)(void *ctx, long item);   // `run`: after each item is journaled
+    void *after_item_ctx;
+} PlCliTestHooks;
+extern PlCliTestHooks pl_cli_test_hooks;
+
+// The whole program (pipeline/pl_main.c): global options, command dispatch, MPI start/stop, process resources,
+// exit status. pipeline/main.c is `return pl_main(argc, argv);`.
+int pl_main(int argc, char **argv);
 
 #endif

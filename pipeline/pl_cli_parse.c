@@ -1,6 +1,9 @@
 // Strict number parsing for command-line options, shared by every command.
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "pl_cli.h"
@@ -21,4 +24,27 @@ int pl_cli_parse_double(const char *text, double lo, double hi, double *out) {
     if (!text[0] || end == text || *end || errno || !isfinite(v) || !(v >= lo && v <= hi)) return 0;
     *out = v;
     return 1;
+}
+
+int pl_cli_option_long(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out) {
+    if (pl_cli_parse_long(text, lo, hi, out)) return PL_EXIT_OK;
+    return pl_cli_usage_error(cmd, "%s expects an integer in %ld..%ld, got '%s'", opt, lo, hi, text);
+}
+
+int pl_cli_option_int(const char *cmd, const char *opt, const char *text, long lo, long hi, int *out) {
+    long v = 0;
+    if (lo < INT_MIN || hi > INT_MAX) return pl_cli_usage_error(cmd, "%s: internal range error", opt);
+    int rc = pl_cli_option_long(cmd, opt, text, lo, hi, &v);
+    if (rc == PL_EXIT_OK) *out = (int)v;
+    return rc;
+}
+
+int pl_cli_option_double(const char *cmd, const char *opt, const char *text, double lo, double hi, double *out) {
+    if (pl_cli_parse_double(text, lo, hi, out)) return PL_EXIT_OK;
+    char range[96];   // DBL_MIN as a lower bound means "> 0", DBL_MAX as an upper bound means "no limit"
+    if (lo == DBL_MIN && hi == DBL_MAX) snprintf(range, sizeof range, "> 0");
+    else if (hi == DBL_MAX) snprintf(range, sizeof range, ">= %g", lo);
+    else if (lo == DBL_MIN) snprintf(range, sizeof range, "in (0, %g]", hi);
+    else snprintf(range, sizeof range, "in [%g, %g]", lo, hi);
+    return pl_cli_usage_error(cmd, "%s expects a number %s, got '%s'", opt, range, text);
 }

@@ -1,12 +1,9 @@
-// Helpers shared by the evaluation commands (knn, probe): strict number parsing and report provenance.
+// Helpers shared by the evaluation commands (knn, probe): data fractions and report provenance.
 #ifndef PL_EVAL_CLI_H
 #define PL_EVAL_CLI_H
 
 #include <jansson.h>
 
-// Parse a whole string as a number; 0 on success, -1 otherwise.
-int pl_eval_parse_long(const char *s, long *out);
-int pl_eval_parse_double(const char *s, double *out);
 // Parse "0.01,0.1,1" into at most max values in (0, 1]; returns the count or -1.
 int pl_eval_parse_fractions(const char *s, double *out, int max);
 // Add "created" (UTC), "host" and "input_sha256" (of `input`, when readable) to `config`.

@@ -1,20 +1,13 @@
 // Rank 0's progress display for `protloc run`: a bar on a terminal, periodic log lines otherwise.
 #include <stdio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "pl_log.h"
 #include "pl_run_priv.h"
 
-double run_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 void run_progress_start(RunProgress *p, long total, int enabled) {
     p->total = total;
-    p->start = p->last_draw = run_now();
+    p->start = p->last_draw = pl_clock_now();
     p->tty = isatty(STDERR_FILENO);
     p->enabled = enabled && pl_log_get_level() >= PL_LOG_INFO;
 }
@@ -27,7 +20,7 @@ static void progress_eta(double seconds, char *buf, size_t n) {
 
 void run_progress_update(RunProgress *p, long done, int force) {
     if (!p->enabled) return;
-    double now = run_now();
+    double now = pl_clock_now();
     double every = p->tty ? 0.2 : 10.0;
     if (!force && now - p->last_draw < every) return;
     p->last_draw = now;

@@ -1,8 +1,6 @@
 // `protloc run` orchestration: validate and plan (rank 0), digests, resume / reuse, embed, write the store.
-#define _GNU_SOURCE
 #include "pl_run.h"
 
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +14,7 @@
 
 void pl_run_options_default(PlRunOptions *o) {
     memset(o, 0, sizeof *o);
-    o->levels = PL_LEVEL_FOV;
+    o->levels = PL_RUN_FOV;
     o->tile = 224;
     o->cell_border = "shift";
     o->min_cell_area = 50;
@@ -30,10 +28,9 @@ PlStatus pl_run_parse_levels(const char *text, int *levels) {
     snprintf(buf, sizeof buf, "%s", text);
     char *save = NULL;
     for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(t, "fov")) *levels |= PL_LEVEL_FOV;
-        else if (!strcmp(t, "tiles")) *levels |= PL_LEVEL_TILES;
-        else if (!strcmp(t, "cells")) *levels |= PL_LEVEL_CELLS;
-        else return PL_FAIL(PL_ERR_ARG, "unknown level '%s' (fov, tiles, cells)", t);
+        PlStoreLevel level;
+        PL_TRY(pl_store_level_parse(t, &level));
+        *levels |= 1 << level;
     }
     if (!*levels) return PL_FAIL(PL_ERR_ARG, "no level given (fov, tiles, cells)");
     return PL_OK;
@@ -54,19 +51,14 @@ static PlStatus run_bcast_string(char *buf, int cap) {
     return PL_MPI_CHECK(MPI_Bcast(buf, cap, MPI_CHAR, 0, MPI_COMM_WORLD));
 }
 
-// Threads per rank: cores this process may use, shared among the ranks on this node.
-static int run_default_threads(void) {
-    MPI_Comm local;
-    int local_size = 1;
-    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
-        MPI_Comm_size(local, &local_size);
-        MPI_Comm_free(&local);
-    }
-    long online = sysconf(_SC_NPROCESSORS_ONLN);
-    int per_rank = (int)(online > 0 ? online : 1) / (local_size > 0 ? local_size : 1);
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < per_rank) per_rank = CPU_COUNT(&set);
-    return per_rank > 0 ? per_rank : 1;
+_Static_assert((int)PL_CARD_INPUT_NATURAL == (int)PL_ALIGN_MAP && (int)PL_CARD_INPUT_REPLICATE == (int)PL_ALIGN_REPLICATE &&
+                   (int)PL_CARD_INPUT_RANDOM == (int)PL_ALIGN_RANDOM && (int)PL_CARD_INPUT_DUPLICATE == (int)PL_ALIGN_DUPLICATE,
+               "model card input modes name the alignment strategies");
+
+// The alignment strategy: --align, else the card's input mode ("natural" is map).
+static const char *run_strategy_name(const RunContext *ctx) {
+    const char *name = ctx->opt->align ? ctx->opt->align : pl_align_strategy_name((PlAlignStrategy)ctx->card.input_mode);
+    return strcmp(name, "natural") == 0 ? "map" : name;
 }
 
 // The pl_prep configuration shared by every item: alignment strategy over the card's slots (empty slots are
@@ -74,11 +66,8 @@ static int run_default_threads(void) {
 static PlStatus run_prep_config(RunContext *ctx) {
     const PlRunOptions *o = ctx->opt;
     const PlModelCard *card = &ctx->card;
-    static const char *const names[] = {"map", "replicate", "random", "duplicate"};
-    const char *strategy_name = o->align ? o->align : names[card->input_mode];
     PlAlignStrategy strategy;
-    if (pl_align_strategy_parse(!strcmp(strategy_name, "natural") ? "map" : strategy_name, &strategy) != PL_OK)
-        return pl_error_wrap("--align");
+    if (pl_align_strategy_parse(run_strategy_name(ctx), &strategy) != PL_OK) return pl_error_wrap("--align");
     char slots[PL_CARD_MAX_SLOTS * 40] = "";
     for (int k = 0; k < ctx->C; k++) {
         char name[40];
@@ -120,8 +109,16 @@ static PlStatus run_prep_config(RunContext *ctx) {
     t->stride = o->tile_stride > 0 ? o->tile_stride : o->tile;
     t->border = PL_BORDER_DROP;
     t->patch = ctx->vit_cfg.patch;
+    ctx->prep_cells = ctx->prep_fov;   // cells: the same alignment, normalisation and rescaling
+    PlCellSpec *cells = &ctx->prep_cells.cells;
+    cells->crop_px = o->crop > 0 ? o->crop : o->crop_um > 0 ? 0 : 224;
+    cells->crop_um = o->crop > 0 ? 0 : o->crop_um;
+    if (pl_cell_border_parse(o->cell_border ? o->cell_border : "shift", &cells->border) != PL_OK)
+        return pl_error_wrap("--cell-border");
+    cells->min_area = o->min_cell_area;
     PL_TRY(pl_prep_config_validate(&ctx->prep_fov));
     PL_TRY(pl_prep_config_validate(&ctx->prep_tiles));
+    PL_TRY(pl_prep_config_validate(&ctx->prep_cells));
     // planes read per item: the roles the card's slots name, in slot order (replicate concatenates its views in
     // this order), then roles only a duplicate fill names; each when the manifest has that column
     const PlManifest *m = &ctx->manifest;
@@ -174,6 +171,7 @@ static PlStatus run_load(RunContext *ctx) {
     ctx->C = card->n_slots;
     ctx->nucleus_role = pl_manifest_role_index(&ctx->manifest, "nucleus");
     PL_TRY(run_prep_config(ctx));
+    if (o->cell_labels) PL_TRY(run_cell_labels_load(o->cell_labels, &ctx->manifest, &ctx->cell_labels));
     ctx->vit_dim = ctx->vit_cfg.dim * (card->last_n > 1 ? card->last_n : 1) * (card->avgpool ? 2 : 1);
     ctx->dim = ctx->vit_dim * ctx->R;
     return PL_OK;
@@ -224,8 +222,7 @@ static PlStatus run_digests(RunContext *ctx) {
 static PlStatus run_settings(RunContext *ctx) {
     const PlRunOptions *o = ctx->opt;
     char buf[1024];
-    static const char *const names[] = {"map", "replicate", "random", "duplicate"};
-    const char *align = o->align ? o->align : names[ctx->card.input_mode];
+    const char *align = run_strategy_name(ctx);
     const char *fill = o->fill ? o->fill : ctx->card.fill ? ctx->card.fill : "";
     snprintf(buf, sizeof buf,
              "{\"levels\":%d,\"align\":\"%s\",\"fill\":\"%s\",\"seed\":%ld,\"tile\":%d,\"tile_stride\":%d,\"crop\":%d,\"crop_um\":%g,"
@@ -255,13 +252,19 @@ static void run_context_free(RunContext *ctx) {
     free(ctx->cost);
     free(ctx->options_json);
     free(ctx->journal_dir);
+    run_cell_labels_free(&ctx->cell_labels);
 }
 
-static const double *run_sort_cost;
-static int run_cmp_cost(const void *a, const void *b) {
-    long x = *(const long *)a, y = *(const long *)b;
-    if (run_sort_cost[x] != run_sort_cost[y]) return run_sort_cost[x] < run_sort_cost[y] ? 1 : -1;
-    return x < y ? -1 : x > y;
+// Largest first (the last items handed out are the small ones), ties in manifest order.
+typedef struct RunTask {
+    double cost;
+    long item;
+} RunTask;
+
+static int run_cmp_task(const void *a, const void *b) {
+    const RunTask *x = a, *y = b;
+    if (x->cost != y->cost) return x->cost < y->cost ? 1 : -1;
+    return x->item < y->item ? -1 : x->item > y->item;
 }
 
 // Rank 0: resume from the journal, reuse the old store, list the items still to compute.
@@ -284,45 +287,26 @@ static PlStatus run_plan(RunContext *ctx, PlJournalWriter *jw, long *tasks, long
     for (int r = 0; r < ctx->size; r++) valid[r] = pl_journal_valid_length(&idx, r);
     unsigned char *done = calloc(m->count, 1), *reused = calloc(m->count, 1);
     PlStatus st = done && reused ? PL_OK : PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    if (st == PL_OK && idx.count) {
-        // id → item for the journal entries (sorted lookup by linear probe)
-        size_t cap = 16;
-        while (cap < m->count * 2 + 1) cap *= 2;
-        long *slot = malloc(cap * sizeof *slot);
-        if (!slot) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
-        for (size_t i = 0; slot && i < cap; i++) slot[i] = -1;
-        for (size_t i = 0; slot && i < m->count; i++) {
-            unsigned long h = 1469598103934665603UL;
-            for (const char *s = m->items[i].id; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211UL;
-            size_t k = h & (cap - 1);
-            while (slot[k] >= 0) k = (k + 1) & (cap - 1);
-            slot[k] = (long)i;
-        }
-        for (size_t e = 0; slot && e < idx.count; e++) {
-            unsigned long h = 1469598103934665603UL;
-            for (const char *s = idx.entries[e].id; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211UL;
-            for (size_t k = h & (cap - 1); slot[k] >= 0; k = (k + 1) & (cap - 1)) {
-                long i = slot[k];
-                if (strcmp(m->items[i].id, idx.entries[e].id) != 0) continue;
-                if (!strcmp(idx.entries[e].digest, ctx->digests[i]) &&
-                    (idx.entries[e].failed || idx.entries[e].dim == ctx->dim))
-                    done[i] = 1;
-                break;
-            }
-        }
-        free(slot);
+    for (size_t e = 0; st == PL_OK && e < idx.count; e++) {   // journal records of the current inputs
+        long i = pl_manifest_find(m, idx.entries[e].id);
+        if (i >= 0 && !strcmp(idx.entries[e].digest, ctx->digests[i]) &&
+            (idx.entries[e].failed || idx.entries[e].dim == ctx->dim))
+            done[i] = 1;
     }
     pl_journal_index_free(&idx);
     if (st == PL_OK) st = pl_journal_open(jw, ctx->journal_dir, 0, valid[0]);
     if (st == PL_OK) st = run_reuse_old_store(ctx, done, reused, jw, sum);
     if (st == PL_OK) st = pl_journal_sync(jw);
     *n_tasks = 0;
+    RunTask *order = st == PL_OK ? pl_malloc((m->count ? m->count : 1) * sizeof *order) : NULL;
+    if (st == PL_OK && !order) st = PL_ERR_NOMEM;
     for (size_t i = 0; i < m->count && st == PL_OK; i++) {
         if (done[i]) sum->resumed++;
-        else if (!reused[i]) tasks[(*n_tasks)++] = (long)i;
+        else if (!reused[i]) order[(*n_tasks)++] = (RunTask){ctx->cost[i], (long)i};
     }
-    run_sort_cost = ctx->cost;   // largest first: the last items handed out are the small ones
-    if (st == PL_OK) qsort(tasks, (size_t)*n_tasks, sizeof *tasks, run_cmp_cost);
+    if (st == PL_OK) qsort(order, (size_t)*n_tasks, sizeof *order, run_cmp_task);
+    for (long t = 0; st == PL_OK && t < *n_tasks; t++) tasks[t] = order[t].item;
+    free(order);
     free(done);
     free(reused);
     return st;
@@ -330,7 +314,7 @@ static PlStatus run_plan(RunContext *ctx, PlJournalWriter *jw, long *tasks, long
 
 PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     memset(sum, 0, sizeof *sum);
-    double t0 = run_now();
+    double t0 = pl_clock_now();
     RunContext ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.opt = o;
@@ -348,7 +332,7 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     size_t N = ctx.manifest.count;
     sum->items = (long)N;
     sum->dim = ctx.dim;
-    ctx.threads = o->threads > 0 ? o->threads : run_default_threads();
+    ctx.threads = pl_threadpool_size(o->pool);
     size_t jl = strlen(o->out) + 16;
     ctx.journal_dir = malloc(jl);
     if (ctx.journal_dir) snprintf(ctx.journal_dir, jl, "%s.journal", o->out);
@@ -401,7 +385,7 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
         free(t);
     }
     if (st == PL_OK) st = run_bcast_string(temp, sizeof temp);
-    double ts = run_now();
+    double ts = pl_clock_now();
     if (st == PL_OK) {
         st = run_write_store(&ctx, temp, sum);
         st = run_agree(st, "writing the store");
@@ -418,8 +402,8 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
         }
     }
     st = run_agree(st, "committing the store");
-    sum->t_store = run_now() - ts;
-    sum->seconds = run_now() - t0;
+    sum->t_store = pl_clock_now() - ts;
+    sum->seconds = pl_clock_now() - t0;
     free(tasks);
     free(valid);
     run_context_free(&ctx);

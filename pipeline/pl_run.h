@@ -3,13 +3,19 @@
 // pl_run is collective over MPI_COMM_WORLD (call it on every rank, MPI already started). Rank 0 validates and
 // plans, all ranks embed (dynamic self-scheduling through an MPI one-sided counter), journal their finished
 // items, then write the HDF5 store collectively to a temporary name that rank 0 renames into place.
-// Ownership: PlRunOptions borrows its strings; PlRunSummary is plain data.
+// Ownership: PlRunOptions borrows its strings and the pool; PlRunSummary is plain data.
 #ifndef PL_RUN_H
 #define PL_RUN_H
 
 #include "pl_error.h"
+#include "pl_store_table.h"
+#include "pl_threadpool.h"
 
-enum { PL_LEVEL_FOV = 1, PL_LEVEL_TILES = 2, PL_LEVEL_CELLS = 4 };
+// Level bits of PlRunOptions.levels, one per store level.
+enum { PL_RUN_FOV = 1 << PL_STORE_FOV, PL_RUN_TILES = 1 << PL_STORE_TILES, PL_RUN_CELLS = 1 << PL_STORE_CELLS };
+
+// A callback after each item is journaled (tests use it to slow a run down; production leaves it NULL).
+typedef void (*PlRunItemHook)(void *ctx, long item);
 
 typedef struct PlRunOptions {
     const char *manifest;
@@ -17,7 +23,7 @@ typedef struct PlRunOptions {
     const char *out;            // STORE.h5
     const char *root;           // NULL = manifest folder
     int allow_outside_root;
-    int levels;                 // PL_LEVEL_* bits (default fov)
+    int levels;                 // PL_RUN_* bits (default fov)
     const char *align;          // channel alignment: map | replicate | random | duplicate (NULL = the card's input_mode)
     const char *fill;           // duplicate: "slot=role,..." or "*=role" (NULL = the card's "fill")
     long seed;                  // random: seed of the per-item slot shuffle
@@ -26,15 +32,18 @@ typedef struct PlRunOptions {
     int crop;                   // cell crop side in pixels (default 0 = crop_um)
     double crop_um;             // cell crop side in µm (default 0 = 224 px)
     const char *cell_border;    // "skip" | "pad" | "shift" (default shift)
-    int min_cell_area;          // pixels (default 50)
-    double pixel_size_um;       // default pixel size for items without pixel_size_um (0 = card's or 0.206)
+    int min_cell_area;          // source pixels of the label image (default 50)
+    const char *cell_labels;    // TSV of (id, mask_label, label): the cells that score in knn/probe (NULL = none)
+    double pixel_size_um;       // source pixel size of items without pixel_size_um (0 = the card's, else unknown)
     int fov_size;               // > 0: centre-crop / zero-pad FOVs to this square size (default 0 = native)
     int batch;                  // ViT batch for tiles / cells (default 16)
-    int threads;                // ViT threads per rank (0 = cores of the node / ranks on the node)
+    PlThreadPool *pool;         // borrowed: the process's pool for the ViT (NULL = the calling thread only)
     int verify;                 // content SHA-256 digests instead of size + mtime
     int strict;                 // any item failure makes the run fail (store not written, journal kept)
     int no_progress;            // never draw a bar
     int prefetch;               // items prepared ahead of the embedding (default 2)
+    PlRunItemHook after_item;   // test-only hook (NULL in production)
+    void *after_item_ctx;
 } PlRunOptions;
 
 typedef struct PlRunSummary {
@@ -50,7 +59,7 @@ typedef struct PlRunSummary {
 void pl_run_options_default(PlRunOptions *o);
 // Collective. Returns PL_OK also when items failed (summary->failed > 0); errors abort the whole run.
 PlStatus pl_run(const PlRunOptions *o, PlRunSummary *summary);
-// "fov,tiles" → PL_LEVEL_* bits; PL_ERR_ARG on unknown names.
+// "fov,tiles" → PL_RUN_* bits; PL_ERR_ARG on unknown names.
 PlStatus pl_run_parse_levels(const char *text, int *levels);
 
 #endif

@@ -8,17 +8,35 @@
 #include <stdint.h>
 
 #include "pl_cells.h"
+#include "pl_clock.h"
 #include "pl_digest.h"
 #include "pl_image.h"
 #include "pl_journal.h"
 #include "pl_manifest.h"
 #include "pl_modelcard.h"
+#include "pl_idindex.h"
 #include "pl_prep.h"
 #include "pl_run.h"
+#include "pl_segment.h"
 #include "pl_vit.h"
 #include "pl_weights.h"
 
 #define RUN_MAX_VARIANTS PL_CARD_MAX_SLOTS
+
+// The --cell-labels table: (item id, mask label) → class. Rows are looked up by item (cell_first/cell_count
+// ranges of `rows`, sorted by mask label).
+typedef struct RunCellLabel {
+    int32_t mask_label;
+    const char *label;          // points into `text`
+    int line;
+} RunCellLabel;
+typedef struct RunCellLabels {
+    char *path;
+    char *text;                 // the file, split in place
+    RunCellLabel *rows;         // sorted by (item, mask label)
+    long *item_first, *item_count;   // (manifest items) range of each item's rows
+    size_t n;
+} RunCellLabels;
 
 // Read-only state every rank holds after planning.
 typedef struct RunContext {
@@ -41,11 +59,13 @@ typedef struct RunContext {
     int plane_role[RUN_MAX_VARIANTS];            // manifest role index of each plane
     PlPrepConfig prep_fov;      // pl_prep_fov configuration of the FOV level (alignment, normalisation, geometry)
     PlPrepConfig prep_tiles;    // ... of the tiles level
+    PlPrepConfig prep_cells;    // pl_prep_cells configuration of the cells level
     int nucleus_role;           // manifest role index of "nucleus" or -1
     int vit_dim;                // output dim of one forward
     int dim;                    // embedding row length = R * vit_dim
-    int threads;                // ViT threads on this rank
+    int threads;                // threads of the pool the ViT runs on
     char *journal_dir;
+    RunCellLabels cell_labels;  // --cell-labels table (empty without it)
 } RunContext;
 
 // One level's ViT inputs for an item: x (rows * R, C, h, w); row r's embedding = the R outputs concatenated.
@@ -63,28 +83,29 @@ typedef struct RunPrepared {
     char message[1024];
     RunBatch fov, tiles, cells;
     int32_t *tile_yx;           // (tiles.rows, 2)
-    size_t tile_cap;
+    size_t tile_yx_cap;
     float *cell_cyx;            // (cells.rows, 2)
+    size_t cell_cyx_cap;
     int64_t *cell_area;         // (cells.rows)
-    size_t cell_cap;
-    // scratch reused across items
-    PlImage plane_img[RUN_MAX_VARIANTS];
-    float *planes;              // (n_planes, H, W) aligned raw planes
-    size_t planes_cap;
-    int H, W;
-    float plane_scale[RUN_MAX_VARIANTS];   // 1 / (2^bits - 1) for integer sources, 1 for float
-    int map[RUN_MAX_VARIANTS][PL_CARD_MAX_SLOTS];   // cells: (variant, slot) → plane or -1, from pl_align_plan
-    PlPrepResult pres;          // FOV / tiles preprocessing buffers (pl_prep_fov)
-    int32_t *labels;
-    size_t labels_cap;
-    PlCellSet cellset;
-    PlImage mask_img;
+    size_t cell_area_cap;
+    int32_t *cell_label;        // (cells.rows) label of each cell in the item's label image
+    size_t cell_label_cap;
+    PlPrepResult pres;          // the stage compositions' buffers (reused across items)
     double seconds;
 } RunPrepared;
 
-// pl_run_prep.c
-void run_prepare_item(const RunContext *ctx, long item, RunPrepared *p);
+// pl_run_prep.c: one item through the stage compositions; *segmenter is the calling thread's (reused) segmenter.
+void run_prepare_item(const RunContext *ctx, long item, PlSegmenter **segmenter, RunPrepared *p);
 void run_prepared_free(RunPrepared *p);
+// The source pixel size of an item: its pixel_size_um, else --pixel-size, else the card's (the image is taken to be
+// at the model's resolution), else 0 (unknown: no physical rescaling).
+double run_item_pixel_size(const RunContext *ctx, const PlManifestItem *it);
+
+// pl_run_cells.c: the --cell-labels table.
+PlStatus run_cell_labels_load(const char *path, const PlManifest *m, RunCellLabels *t);
+// Class of cell `mask_label` of item `item` ("" when the table does not list it).
+const char *run_cell_labels_find(const RunCellLabels *t, long item, int32_t mask_label);
+void run_cell_labels_free(RunCellLabels *t);
 
 // pl_schedule.c: dynamic self-scheduling through a one-sided counter hosted on rank 0.
 typedef struct RunScheduler {
@@ -110,7 +131,6 @@ typedef struct RunProgress {
 void run_progress_start(RunProgress *p, long total, int enabled);
 void run_progress_update(RunProgress *p, long done, int force);
 void run_progress_finish(RunProgress *p, long done);
-double run_now(void);
 
 // pl_run_worker.c: embed this rank's share of `tasks` (manifest indices), appending to `journal`.
 typedef struct RunWorkerStats {

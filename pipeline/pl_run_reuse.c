@@ -44,6 +44,69 @@ static void reuse_ranges_free(ReuseRanges *r) {
     free(r->count);
 }
 
+// The rows of one old item, read into grow-only buffers (each with its own capacity) as a journal record.
+typedef struct ReuseBuffers {
+    float *fov, *tile_emb, *cell_emb, *cell_cyx, *tmpf;
+    int32_t *tile_yx, *tmp32, *cell_label;
+    int64_t *cell_area;
+    size_t fov_cap, tile_emb_cap, cell_emb_cap, cell_cyx_cap, tmpf_cap, tile_yx_cap, tmp32_cap, cell_label_cap,
+        cell_area_cap;
+} ReuseBuffers;
+
+static void reuse_buffers_free(ReuseBuffers *b) {
+    free(b->fov); free(b->tile_emb); free(b->cell_emb); free(b->cell_cyx); free(b->tmpf);
+    free(b->tile_yx); free(b->tmp32); free(b->cell_label); free(b->cell_area);
+    memset(b, 0, sizeof *b);
+}
+
+// Interleave two columns of n values into (n, 2) pairs.
+#define REUSE_PAIR(dst, col, n, k) for (int64_t j_ = 0; j_ < (n); j_++) (dst)[2 * j_ + (k)] = (col)[j_]
+
+static PlStatus reuse_item(hid_t f, long old, int want_fov, const ReuseRanges *tiles, const ReuseRanges *cells, size_t D,
+                           ReuseBuffers *b, PlJournalRecord *rec) {
+    int64_t nt = tiles->count ? tiles->count[old] : 0, nc = cells->count ? cells->count[old] : 0;
+    size_t m = (size_t)(nt > nc ? nt : nc);
+    PL_TRY(pl_grow((void **)&b->fov, &b->fov_cap, D, sizeof(float)));
+    PL_TRY(pl_grow((void **)&b->tile_emb, &b->tile_emb_cap, (size_t)nt * D, sizeof(float)));
+    PL_TRY(pl_grow((void **)&b->cell_emb, &b->cell_emb_cap, (size_t)nc * D, sizeof(float)));
+    PL_TRY(pl_grow((void **)&b->tile_yx, &b->tile_yx_cap, (size_t)nt * 2, sizeof(int32_t)));
+    PL_TRY(pl_grow((void **)&b->cell_cyx, &b->cell_cyx_cap, (size_t)nc * 2, sizeof(float)));
+    PL_TRY(pl_grow((void **)&b->cell_area, &b->cell_area_cap, (size_t)nc, sizeof(int64_t)));
+    PL_TRY(pl_grow((void **)&b->cell_label, &b->cell_label_cap, (size_t)nc, sizeof(int32_t)));
+    PL_TRY(pl_grow((void **)&b->tmp32, &b->tmp32_cap, m, sizeof(int32_t)));
+    PL_TRY(pl_grow((void **)&b->tmpf, &b->tmpf_cap, m, sizeof(float)));
+    if (want_fov) {
+        PL_TRY(pl_store_read_f32(f, "/fov/embedding", old, 1, b->fov));
+        rec->has_fov = 1;
+        rec->fov = b->fov;
+    }
+    if (nt > 0) {
+        PL_TRY(pl_store_read_i32(f, "/tiles/y", tiles->start[old], nt, b->tmp32));
+        REUSE_PAIR(b->tile_yx, b->tmp32, nt, 0);
+        PL_TRY(pl_store_read_i32(f, "/tiles/x", tiles->start[old], nt, b->tmp32));
+        REUSE_PAIR(b->tile_yx, b->tmp32, nt, 1);
+        PL_TRY(pl_store_read_f32(f, "/tiles/embedding", tiles->start[old], nt, b->tile_emb));
+    }
+    if (nc > 0) {
+        PL_TRY(pl_store_read_f32(f, "/cells/cy", cells->start[old], nc, b->tmpf));
+        REUSE_PAIR(b->cell_cyx, b->tmpf, nc, 0);
+        PL_TRY(pl_store_read_f32(f, "/cells/cx", cells->start[old], nc, b->tmpf));
+        REUSE_PAIR(b->cell_cyx, b->tmpf, nc, 1);
+        PL_TRY(pl_store_read_i64(f, "/cells/area", cells->start[old], nc, b->cell_area));
+        PL_TRY(pl_store_read_i32(f, "/cells/mask_label", cells->start[old], nc, b->cell_label));
+        PL_TRY(pl_store_read_f32(f, "/cells/embedding", cells->start[old], nc, b->cell_emb));
+    }
+    rec->n_tiles = (int)nt;
+    rec->tile_yx = b->tile_yx;
+    rec->tile_emb = b->tile_emb;
+    rec->n_cells = (int)nc;
+    rec->cell_cyx = b->cell_cyx;
+    rec->cell_area = b->cell_area;
+    rec->cell_label = b->cell_label;
+    rec->cell_emb = b->cell_emb;
+    return PL_OK;
+}
+
 PlStatus run_reuse_old_store(const RunContext *ctx, const unsigned char *done, unsigned char *reused,
                              PlJournalWriter *journal, PlRunSummary *sum) {
     const PlManifest *m = &ctx->manifest;
@@ -81,41 +144,29 @@ PlStatus run_reuse_old_store(const RunContext *ctx, const unsigned char *done, u
     int same_settings = present && !strcmp(key, ctx->settings_key);
     if (!same_settings) pl_log_info("model or preprocessing settings changed since %s was written: recomputing all", o->out);
     free(key);
-    // old id → old row (linear probing over a power-of-two table)
-    size_t cap = 16;
-    while (cap < (size_t)n_old * 2 + 1) cap *= 2;
-    long *slot = malloc(cap * sizeof *slot);
-    unsigned char *seen = calloc((size_t)(n_old > 0 ? n_old : 1), 1);
+    // old row of each manifest item (through the manifest's id index)
+    long *old_row = malloc((m->count ? m->count : 1) * sizeof *old_row);
     ReuseRanges tiles = {0}, cells = {0};
-    if (!slot || !seen) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; slot && i < cap; i++) slot[i] = -1;
-    for (int64_t i = 0; i < n_old && st == PL_OK; i++) {
-        unsigned long h = 1469598103934665603UL;
-        for (const char *s = ids[i]; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211UL;
-        size_t k = h & (cap - 1);
-        while (slot[k] >= 0) k = (k + 1) & (cap - 1);
-        slot[k] = (long)i;
+    if (!old_row) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; old_row && i < m->count; i++) old_row[i] = -1;
+    for (int64_t j = 0; j < n_old && st == PL_OK; j++) {
+        long i = pl_manifest_find(m, ids[j]);
+        if (i >= 0) old_row[i] = (long)j;
+        else sum->removed++;
     }
-    int want_fov = (o->levels & PL_LEVEL_FOV) != 0;
-    if (st == PL_OK && same_settings && (o->levels & PL_LEVEL_TILES)) st = reuse_ranges(f, "/tiles/item", n_old, &tiles);
-    if (st == PL_OK && same_settings && (o->levels & PL_LEVEL_CELLS)) st = reuse_ranges(f, "/cells/item", n_old, &cells);
-    size_t D = (size_t)ctx->dim;
-    float *fov = malloc(D * sizeof *fov);
-    float *emb = NULL;
-    int32_t *yx = NULL, *tmp32 = NULL;
-    float *cyx = NULL, *tmpf = NULL;
-    int64_t *area = NULL;
-    size_t emb_cap = 0, meta_cap = 0;
-    if (!fov) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
+    if (same_settings && (o->levels & PL_RUN_CELLS) && !pl_store_has(f, "/cells/mask_label")) {
+        pl_log_info("%s was written before cells carried their mask label: recomputing all", o->out);
+        same_settings = 0;
+    }
+    int want_fov = (o->levels & PL_RUN_FOV) != 0;
+    if (st == PL_OK && same_settings && (o->levels & PL_RUN_TILES)) st = reuse_ranges(f, "/tiles/item", n_old, &tiles);
+    if (st == PL_OK && same_settings && (o->levels & PL_RUN_CELLS)) st = reuse_ranges(f, "/cells/item", n_old, &cells);
+    ReuseBuffers buf;
+    memset(&buf, 0, sizeof buf);
     for (size_t i = 0; i < m->count && st == PL_OK; i++) {
         const PlManifestItem *it = &m->items[i];
-        unsigned long h = 1469598103934665603UL;
-        for (const char *s = it->id; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211UL;
-        long old = -1;
-        for (size_t k = h & (cap - 1); slot[k] >= 0; k = (k + 1) & (cap - 1))
-            if (!strcmp(ids[slot[k]], it->id)) { old = slot[k]; break; }
+        long old = old_row[i];
         if (old < 0) { sum->added++; continue; }
-        seen[old] = 1;
         if (done[i]) continue;   // the journal already holds it (resumed run)
         if (!same_settings || strcmp(digests[old], ctx->digests[i]) != 0) { sum->changed++; continue; }
         PlJournalRecord rec;
@@ -123,80 +174,18 @@ PlStatus run_reuse_old_store(const RunContext *ctx, const unsigned char *done, u
         rec.id = it->id;
         rec.digest = ctx->digests[i];
         rec.dim = ctx->dim;
-        if (want_fov) {
-            st = pl_store_read_f32(f, "/fov/embedding", old, 1, fov);
-            rec.has_fov = 1;
-            rec.fov = fov;
-        }
-        int64_t nt = tiles.count ? tiles.count[old] : 0, nc = cells.count ? cells.count[old] : 0;
-        size_t need = (size_t)(nt > nc ? nt : nc);
-        if (st == PL_OK && need * D > emb_cap) {
-            float *q = realloc(emb, need * D * sizeof *q);
-            if (!q) { st = PL_FAIL(PL_ERR_NOMEM, "out of memory"); break; }
-            emb = q;
-            emb_cap = need * D;
-        }
-        if (st == PL_OK && need > meta_cap) {
-            int32_t *a = realloc(yx, need * 2 * sizeof *a);
-            if (a) yx = a;
-            int32_t *b = a ? realloc(tmp32, need * sizeof *b) : NULL;
-            if (b) tmp32 = b;
-            float *c = b ? realloc(cyx, need * 2 * sizeof *c) : NULL;
-            if (c) cyx = c;
-            float *d = c ? realloc(tmpf, need * sizeof *d) : NULL;
-            if (d) tmpf = d;
-            int64_t *e = d ? realloc(area, need * sizeof *e) : NULL;
-            if (e) area = e;
-            if (!e) { st = PL_FAIL(PL_ERR_NOMEM, "out of memory"); break; }
-            meta_cap = need;
-        }
-        if (st == PL_OK && nt > 0) {   // tiles first, appended; cells read after the tile record part is built
-            st = pl_store_read_i32(f, "/tiles/y", tiles.start[old], nt, tmp32);
-            for (int64_t j = 0; st == PL_OK && j < nt; j++) yx[2 * j] = tmp32[j];
-            if (st == PL_OK) st = pl_store_read_i32(f, "/tiles/x", tiles.start[old], nt, tmp32);
-            for (int64_t j = 0; st == PL_OK && j < nt; j++) yx[2 * j + 1] = tmp32[j];
-        }
-        // tiles and cells both need embedding buffers; use separate halves when both levels are on
-        float *temb = emb, *cemb = emb;
-        float *both = NULL;
-        if (st == PL_OK && nt > 0 && nc > 0) {
-            both = malloc((size_t)nc * D * sizeof *both);
-            if (!both) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
-            cemb = both;
-        }
-        if (st == PL_OK && nt > 0) st = pl_store_read_f32(f, "/tiles/embedding", tiles.start[old], nt, temb);
-        if (st == PL_OK && nc > 0) {
-            st = pl_store_read_f32(f, "/cells/cy", cells.start[old], nc, tmpf);
-            for (int64_t j = 0; st == PL_OK && j < nc; j++) cyx[2 * j] = tmpf[j];
-            if (st == PL_OK) st = pl_store_read_f32(f, "/cells/cx", cells.start[old], nc, tmpf);
-            for (int64_t j = 0; st == PL_OK && j < nc; j++) cyx[2 * j + 1] = tmpf[j];
-            if (st == PL_OK) st = pl_store_read_i64(f, "/cells/area", cells.start[old], nc, area);
-            if (st == PL_OK) st = pl_store_read_f32(f, "/cells/embedding", cells.start[old], nc, cemb);
-        }
-        if (st == PL_OK) {
-            rec.n_tiles = (int)nt;
-            rec.tile_yx = yx;
-            rec.tile_emb = temb;
-            rec.n_cells = (int)nc;
-            rec.cell_cyx = cyx;
-            rec.cell_area = area;
-            rec.cell_emb = cemb;
-            st = pl_journal_append(journal, &rec);
-        }
-        free(both);
+        st = reuse_item(f, old, want_fov, &tiles, &cells, (size_t)ctx->dim, &buf, &rec);
+        if (st == PL_OK) st = pl_journal_append(journal, &rec);
         if (st == PL_OK) {
             reused[i] = 1;
             sum->reused++;
         }
     }
-    for (int64_t i = 0; i < n_old && st == PL_OK; i++)
-        if (!seen[i]) sum->removed++;
     if (st != PL_OK) pl_error_wrap("reusing rows of %s", o->out);
-    free(fov); free(emb); free(yx); free(tmp32); free(cyx); free(tmpf); free(area);
+    reuse_buffers_free(&buf);
     reuse_ranges_free(&tiles);
     reuse_ranges_free(&cells);
-    free(slot);
-    free(seen);
+    free(old_row);
     pl_store_free_strings(ids, n_old);
     pl_store_free_strings(digests, n_dg);
     pl_store_close_read(f);

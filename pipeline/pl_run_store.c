@@ -7,7 +7,6 @@
 // written by rank 0.
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pl_cli.h"
 #include "pl_log.h"
@@ -17,49 +16,16 @@
 
 enum { F_FILE, F_OFFSET, F_LENGTH, F_TILES, F_CELLS, F_FAILED, F_FOV, F_N };
 
-typedef struct IdMap { long *slot; size_t cap; } IdMap;
-
-static unsigned long store_hash(const char *s) {
-    unsigned long h = 1469598103934665603UL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211UL;
-    return h;
-}
-
-// Map manifest ids → item index (open addressing).
-static PlStatus store_idmap_build(const PlManifest *m, IdMap *map) {
-    map->cap = 16;
-    while (map->cap < m->count * 2 + 1) map->cap *= 2;
-    map->slot = malloc(map->cap * sizeof *map->slot);
-    if (!map->slot) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < map->cap; i++) map->slot[i] = -1;
-    for (size_t i = 0; i < m->count; i++) {
-        size_t h = store_hash(m->items[i].id) & (map->cap - 1);
-        while (map->slot[h] >= 0) h = (h + 1) & (map->cap - 1);
-        map->slot[h] = (long)i;
-    }
-    return PL_OK;
-}
-
-static long store_idmap_find(const PlManifest *m, const IdMap *map, const char *id) {
-    size_t h = store_hash(id) & (map->cap - 1);
-    while (map->slot[h] >= 0) {
-        if (!strcmp(m->items[map->slot[h]].id, id)) return map->slot[h];
-        h = (h + 1) & (map->cap - 1);
-    }
-    return -1;
-}
-
 // Rank 0: table (items, F_N) of the record chosen for each item; file ranks of the journal files.
 static PlStatus store_plan(const RunContext *ctx, int64_t *table, int *n_files, int **file_rank) {
     const PlManifest *m = &ctx->manifest;
     PlJournalIndex idx;
     PL_TRY(pl_journal_scan(ctx->journal_dir, &idx));
-    IdMap map = {0};
-    PlStatus st = store_idmap_build(m, &map);
+    PlStatus st = PL_OK;
     for (size_t i = 0; i < m->count; i++) table[i * F_N + F_FILE] = -1;
     for (size_t e = 0; e < idx.count && st == PL_OK; e++) {   // later records win
         const PlJournalEntry *en = &idx.entries[e];
-        long item = store_idmap_find(m, &map, en->id);
+        long item = pl_manifest_find(m, en->id);
         if (item < 0 || strcmp(en->digest, ctx->digests[item]) != 0) continue;
         if (!en->failed && en->dim != ctx->dim) continue;
         int64_t *t = table + (size_t)item * F_N;
@@ -82,7 +48,6 @@ static PlStatus store_plan(const RunContext *ctx, int64_t *table, int *n_files, 
         if (!*file_rank) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
         else memcpy(*file_rank, idx.file_rank, (size_t)idx.n_files * sizeof **file_rank);
     }
-    free(map.slot);
     pl_journal_index_free(&idx);
     return st;
 }
@@ -106,14 +71,6 @@ static PlStatus store_read_record(const RunContext *ctx, PlJournalIndex *view, c
                                          item->n_cells != t[F_CELLS]))
         st = PL_FAIL(PL_ERR_FORMAT, "journal record for '%s' does not match its index entry", id);
     return st;
-}
-
-static char *store_iso_time(char *buf, size_t n) {
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSummary *summary) {
@@ -167,8 +124,8 @@ PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSumm
         lnc += table[(size_t)ok_items[r] * F_N + F_CELLS];
     }
     size_t D = (size_t)ctx->dim;
-    int want_fov = (o->levels & PL_LEVEL_FOV) != 0, want_tiles = (o->levels & PL_LEVEL_TILES) != 0;
-    int want_cells = (o->levels & PL_LEVEL_CELLS) != 0;
+    int want_fov = (o->levels & PL_RUN_FOV) != 0, want_tiles = (o->levels & PL_RUN_TILES) != 0;
+    int want_cells = (o->levels & PL_RUN_CELLS) != 0;
     float *fov = calloc((size_t)(nr > 0 ? nr : 1) * D, sizeof *fov);
     float *temb = calloc((size_t)(lnt > 0 ? lnt : 1) * D, sizeof *temb);
     int64_t *titem = calloc((size_t)(lnt > 0 ? lnt : 1), sizeof *titem);
@@ -177,11 +134,13 @@ PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSumm
     int64_t *citem = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *citem);
     float *cy = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *cy), *cx = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *cx);
     int64_t *carea = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *carea);
+    int32_t *cmask = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *cmask);
+    const char **clabel = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *clabel);
     const char **s_id = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *)), **s_ds = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *));
     const char **s_lab = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *)), **s_sp = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *));
     const char **s_gr = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *)), **s_dg = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *));
-    if (!fov || !temb || !titem || !ty || !tx || !cemb || !citem || !cy || !cx || !carea || !s_id || !s_ds || !s_lab ||
-        !s_sp || !s_gr || !s_dg)
+    if (!fov || !temb || !titem || !ty || !tx || !cemb || !citem || !cy || !cx || !carea || !cmask || !clabel || !s_id ||
+        !s_ds || !s_lab || !s_sp || !s_gr || !s_dg)
         st = PL_FAIL(PL_ERR_NOMEM, "out of memory for this rank's %ld store rows", nr);
     PlJournalItem rec;
     memset(&rec, 0, sizeof rec);
@@ -210,6 +169,8 @@ PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSumm
             cy[kc] = rec.cell_cyx[2 * j];
             cx[kc] = rec.cell_cyx[2 * j + 1];
             carea[kc] = rec.cell_area[j];
+            cmask[kc] = rec.cell_label[j];
+            clabel[kc] = run_cell_labels_find(&ctx->cell_labels, i, rec.cell_label[j]);
         }
         if (rec.n_cells) memcpy(cemb + (size_t)(kc - rec.n_cells) * D, rec.cell_emb, (size_t)rec.n_cells * D * sizeof(float));
     }
@@ -259,6 +220,9 @@ PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSumm
             if (st == PL_OK) st = pl_store_write_f32(&w, "/cells/cy", n_cells, 0, lc0, lnc, cy);
             if (st == PL_OK) st = pl_store_write_f32(&w, "/cells/cx", n_cells, 0, lc0, lnc, cx);
             if (st == PL_OK) st = pl_store_write_i64(&w, "/cells/area", n_cells, 0, lc0, lnc, carea);
+            if (st == PL_OK) st = pl_store_write_i32(&w, "/cells/mask_label", n_cells, 0, lc0, lnc, cmask);
+            if (st == PL_OK && ctx->cell_labels.path)
+                st = pl_store_write_strings(&w, "/cells/label", n_cells, lc0, lnc, clabel);
         }
         if (st == PL_OK) st = pl_store_write_strings(&w, "/failures/id", n_fail, 0, nf_local, (const char *const *)f_id);
         if (st == PL_OK) st = pl_store_write_strings(&w, "/failures/stage", n_fail, 0, nf_local, (const char *const *)f_stage);
@@ -276,10 +240,11 @@ PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSumm
         if (st == PL_OK) st = pl_store_attr_string(&w, "run_options", ctx->options_json);
         if (st == PL_OK) st = pl_store_attr_string(&w, "settings_key", ctx->settings_key);
         if (st == PL_OK) st = pl_store_attr_string(&w, "software_version", pl_version_string());
-        if (st == PL_OK) st = pl_store_attr_string(&w, "created", store_iso_time(when, sizeof when));
+        if (st == PL_OK) st = pl_store_attr_string(&w, "created", pl_clock_iso_utc(when, sizeof when));
         if (st == PL_OK) st = pl_store_attr_string(&w, "manifest", m->path);
         if (st == PL_OK) st = pl_store_attr_string(&w, "levels", levels);
         if (st == PL_OK) st = pl_store_attr_i64(&w, "embedding_dim", (int64_t)D);
+        if (st == PL_OK && ctx->cell_labels.path) st = pl_store_attr_string(&w, "cell_labels", ctx->cell_labels.path);
         PlStatus cst = pl_store_close(&w);
         if (st == PL_OK) st = cst;
     }
@@ -288,7 +253,7 @@ PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSumm
     summary->failed = n_fail;
     for (long i = 0; i < kf; i++) { free(f_id[i]); free(f_stage[i]); free(f_msg[i]); }
     free(f_id); free(f_stage); free(f_msg);
-    free(fov); free(temb); free(titem); free(ty); free(tx); free(cemb); free(citem); free(cy); free(cx); free(carea);
+    free(fov); free(temb); free(titem); free(ty); free(tx); free(cemb); free(citem); free(cy); free(cx); free(carea); free(cmask); free(clabel);
     free(s_id); free(s_ds); free(s_lab); free(s_sp); free(s_gr); free(s_dg);
     for (int f = 0; f < n_files && view.files; f++) free(view.files[f]);
     free(view.files);

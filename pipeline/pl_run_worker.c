@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "pl_log.h"
 #include "pl_run_priv.h"
@@ -27,6 +26,7 @@ typedef struct Worker {
     WorkerSlot slots[WORKER_MAX_SLOTS];
     int n_slots;
     int quit;
+    PlSegmenter *segmenter;   // the reader thread's, reused for every item (one per rank)
     pthread_mutex_t mu;
     pthread_cond_t cv;
     double t_prep;   // summed by the reader thread (read under mu)
@@ -53,7 +53,7 @@ static void *worker_reader(void *arg) {
         WorkerSlot *s = &wk->slots[pick];
         s->state = SLOT_PREPARING;
         pthread_mutex_unlock(&wk->mu);
-        run_prepare_item(wk->ctx, s->prep.item, &s->prep);
+        run_prepare_item(wk->ctx, s->prep.item, &wk->segmenter, &s->prep);
         pthread_mutex_lock(&wk->mu);
         wk->t_prep += s->prep.seconds;
         s->state = SLOT_READY;
@@ -81,7 +81,7 @@ static PlStatus worker_vit(const RunContext *ctx, VitEntry *cache, long tick, in
     vo.max_batch = batch * ctx->R;
     vo.height = h;
     vo.width = w;
-    vo.threads = ctx->threads;
+    vo.pool = ctx->opt->pool;
     vo.last_n = ctx->card.last_n;
     vo.avgpool = ctx->card.avgpool;
     PL_TRY(pl_vit_create(&ctx->weights, &ctx->vit_cfg, &vo, &cache[lru].vit));
@@ -95,13 +95,7 @@ static PlStatus worker_vit(const RunContext *ctx, VitEntry *cache, long tick, in
 // Embed every input of `b` into out (rows, dim) in chunks of the PlVit's max batch.
 static PlStatus worker_embed(const RunContext *ctx, VitEntry *cache, long tick, const RunBatch *b, float **out,
                              size_t *cap) {
-    size_t need = (size_t)b->rows * (size_t)ctx->dim;
-    if (need > *cap) {
-        float *q = realloc(*out, need * sizeof *q);
-        if (!q) return PL_FAIL(PL_ERR_NOMEM, "cannot allocate %zu embeddings", (size_t)b->rows);
-        *out = q;
-        *cap = need;
-    }
+    PL_TRY(pl_grow((void **)out, cap, (size_t)b->rows * (size_t)ctx->dim, sizeof **out));
     PlVit *vit = NULL;
     PL_TRY(worker_vit(ctx, cache, tick, b->h, b->w, &vit));
     int batch = ctx->opt->batch > 0 ? ctx->opt->batch : 16;
@@ -147,12 +141,9 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
     size_t c_fov = 0, c_tiles = 0, c_cells = 0;
     RunProgress progress;
     if (ctx->rank == 0) run_progress_start(&progress, n_tasks, !o->no_progress);
-    // testing hook (tests/cli/test_run_resume.sh): slow every item down so a test can kill a rank mid-run
-    const char *delay_env = getenv("PROTLOC_TEST_ITEM_DELAY_MS");
-    long delay_ms = delay_env ? strtol(delay_env, NULL, 10) : 0;
     int exhausted = 0, inflight = 0;
     long seq = 0, tick = 0;
-    double t_start = run_now();
+    double t_start = pl_clock_now();
     while (st == PL_OK) {
         // keep every free slot queued with a task (the reader prepares them while we embed)
         pthread_mutex_lock(&wk->mu);
@@ -176,7 +167,7 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
             pthread_mutex_unlock(&wk->mu);
             break;
         }
-        double tw = run_now();
+        double tw = pl_clock_now();
         int pick = -1;
         for (;;) {
             for (int i = 0; i < wk->n_slots; i++)
@@ -187,7 +178,7 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
         WorkerSlot *s = &wk->slots[pick];
         s->state = SLOT_EMBEDDING;
         pthread_mutex_unlock(&wk->mu);
-        stats->t_wait += run_now() - tw;
+        stats->t_wait += pl_clock_now() - tw;
 
         RunPrepared *p = &s->prep;
         const PlManifestItem *it = &ctx->manifest.items[p->item];
@@ -196,7 +187,7 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
         rec.id = it->id;
         rec.digest = ctx->digests[p->item];
         rec.dim = ctx->dim;
-        double te = run_now();
+        double te = pl_clock_now();
         tick++;
         if (!p->failed) {
             PlStatus es = PL_OK;
@@ -211,7 +202,7 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
                 snprintf(p->message, sizeof p->message, "%s", pl_error_message());
             }
         }
-        stats->t_embed += run_now() - te;
+        stats->t_embed += pl_clock_now() - te;
         if (st != PL_OK) break;
         if (p->failed) {
             rec.failed = 1;
@@ -228,16 +219,14 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
             rec.n_cells = p->cells.rows;
             rec.cell_cyx = p->cell_cyx;
             rec.cell_area = p->cell_area;
+            rec.cell_label = p->cell_label;
             rec.cell_emb = e_cells;
             stats->computed++;
         }
-        double tj = run_now();
+        double tj = pl_clock_now();
         st = pl_journal_append(journal, &rec);
-        stats->t_journal += run_now() - tj;
-        if (st == PL_OK && delay_ms > 0) {
-            struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        stats->t_journal += pl_clock_now() - tj;
+        if (st == PL_OK && o->after_item) o->after_item(o->after_item_ctx, p->item);
         if (st == PL_OK) st = run_scheduler_done(&sched, 1);
         if (st == PL_OK && ctx->rank == 0) {
             int64_t handed = 0, done = 0;
@@ -248,7 +237,7 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
         inflight--;
         pthread_mutex_unlock(&wk->mu);
     }
-    stats->t_busy = run_now() - t_start;
+    stats->t_busy = pl_clock_now() - t_start;
     pthread_mutex_lock(&wk->mu);
     wk->quit = 1;
     // drop queued-but-unprepared work (only on errors) so the reader can stop
@@ -269,6 +258,7 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
     if (st == PL_OK) st = fs;
     for (int i = 0; i < WORKER_VIT_CACHE; i++) pl_vit_destroy(cache[i].vit);
     for (int i = 0; i < wk->n_slots; i++) run_prepared_free(&wk->slots[i].prep);
+    pl_segmenter_destroy(wk->segmenter);
     free(e_fov);
     free(e_tiles);
     free(e_cells);

@@ -90,6 +90,17 @@ char *pl_strdup(const char *s) {
     return p;
 }
 
+PlStatus pl_grow(void **buf, size_t *cap, size_t count, size_t elem) {
+    if (*buf && count <= *cap) return PL_OK;
+    size_t bytes;
+    if (pl_mul_overflows(count ? count : 1, elem ? elem : 1, &bytes)) return PL_ERR_LIMIT;
+    void *q = realloc(*buf, bytes);
+    if (!q) return PL_FAIL(PL_ERR_NOMEM, "out of memory growing a buffer to %zu bytes", bytes);
+    *buf = q;
+    *cap = count ? count : 1;
+    return PL_OK;
+}
+
 int pl_mul_overflows(size_t a, size_t b, size_t *out) {
     if (a != 0 && b > SIZE_MAX / a) {
         PL_FAIL(PL_ERR_LIMIT, "size overflow: %zu x %zu", a, b);

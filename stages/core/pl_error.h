@@ -54,6 +54,10 @@ const char *pl_status_name(PlStatus code); // "io", "format", ...
 void *pl_malloc(size_t n);
 void *pl_calloc(size_t count, size_t size);
 char *pl_strdup(const char *s);
+// The one grow-only buffer helper: make *buf hold at least `count` elements of `elem` bytes, keeping its
+// contents (realloc); *cap counts elements and only grows. On failure *buf and *cap are unchanged and
+// PL_ERR_NOMEM / PL_ERR_LIMIT is recorded with the size.
+PlStatus pl_grow(void **buf, size_t *cap, size_t count, size_t elem);
 // Overflow-checked count*size; returns 0 and sets PL_ERR_LIMIT on overflow.
 int pl_mul_overflows(size_t a, size_t b, size_t *out);
 

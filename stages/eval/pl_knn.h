@@ -1,14 +1,16 @@
 // Exact k-nearest-neighbour search (blocked sgemm + bounded heaps) and the kNN vote / per-k scoring.
 //
-// Search: queries (Q, D) against references (R, D) in row blocks; one pool of threads over query blocks,
-// each thread running single-threaded OpenBLAS sgemm on (qb, D) x (D, rb) and feeding its own queries' heaps.
-// Memory beyond inputs and results: threads * qb * rb * 4 bytes of similarity scratch (see docs/evaluation.md).
-// Ownership: the caller owns every array passed in; results go into a caller-initialised PlTopK.
+// Search: queries (Q, D) against references (R, D) in row blocks; the process's thread pool (borrowed) runs one
+// task per query block, each running single-threaded OpenBLAS sgemm on (qb, D) x (D, rb) and feeding its own
+// queries' candidate lists. Memory beyond inputs and results: pool threads * qb * rb * 4 bytes of similarity
+// scratch (see docs/evaluation.md).
+// Ownership: the caller owns every array passed in and the pool; results go into a caller-initialised PlTopK.
 #ifndef PL_KNN_H
 #define PL_KNN_H
 
 #include <stdint.h>
 #include "pl_error.h"
+#include "pl_threadpool.h"
 #include "pl_topk.h"
 
 typedef enum PlKnnMetric { PL_KNN_COSINE = 0, PL_KNN_EUCLIDEAN = 1 } PlKnnMetric;
@@ -26,7 +28,7 @@ typedef struct PlKnnSearch {
     const int32_t *query_group;  // (Q) or NULL: skip references with the same group id ...
     const int32_t *ref_group;    // (R) ... (both given or both NULL)
     const int64_t *query_self;   // (Q) or NULL: global reference index of the query itself (or -1), skipped
-    int threads;                 // >= 1
+    PlThreadPool *pool;          // borrowed; NULL = run on the calling thread
     int query_block;             // 0 = default (256)
     int ref_block;               // 0 = default (2048)
 } PlKnnSearch;
@@ -37,8 +39,6 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out);
 
 // L2-normalise rows in place ((N, D)); rows with zero norm stay zero. Returns the count of zero rows.
 int64_t pl_knn_normalise_rows(float *x, int64_t n, int dim);
-// Fail naming `what` and the row when any value is NaN/Inf.
-PlStatus pl_knn_check_finite(const float *x, int64_t n, int dim, const char *what);
 
 // Predictions for every k = 1..K from best-first neighbour lists.
 //   nb_label: (Q, K) class of each neighbour (-1 = unlabelled reference: occupies a slot, casts no vote)

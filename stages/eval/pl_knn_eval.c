@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "pl_clock.h"
 #include "pl_metrics.h"
 #include "pl_mpi.h"
 #include "pl_rng.h"
@@ -24,7 +24,6 @@ void pl_knn_options_default(PlKnnOptions *o) {
     o->seeds = 1;
     o->seed = 0;
     o->multilabel = PL_MULTILABEL_SKIP;
-    o->threads = 1;
     o->comm = MPI_COMM_NULL;
 }
 
@@ -50,69 +49,21 @@ void pl_knn_result_free(PlKnnResult *r) {
     memset(r, 0, sizeof *r);
 }
 
-static double knn_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int knn_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-// The usable label of a row copied into buf: "" unlabelled; NULL when dropped (multi-label with SKIP).
-static const char *knn_row_label(const char *label, PlMultilabel ml, char *buf, size_t size) {
-    const char *semi = strchr(label, ';');
-    if (!semi) return label;
-    if (ml == PL_MULTILABEL_SKIP) return NULL;
-    size_t n = (size_t)(semi - label);
-    if (n >= size) n = size - 1;
-    memcpy(buf, label, n);
-    buf[n] = 0;
-    return buf;
-}
-
-// Class index per row: >= 0 class, -1 unlabelled, -2 dropped. Fills r->classes.
+// Class index per row (-1 unlabelled, -2 dropped) from the shared label encoder; r takes the class names.
 static PlStatus knn_encode_labels(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnResult *r, int32_t *cls) {
-    char **names = pl_malloc(((size_t)fs->n + 1) * sizeof(char *));
-    if (!names) return PL_ERR_NOMEM;
-    int64_t m = 0;
-    char buf[1024];
-    for (int64_t i = 0; i < fs->n; i++) {
-        const char *l = knn_row_label(fs->label[i], o->multilabel, buf, sizeof buf);
-        if (l && l[0]) names[m++] = fs->label[i];   // sorted below; first-label cut applied at lookup
-    }
-    // distinct usable labels, sorted (copy cut labels so that "a;b" contributes "a")
-    char **uniq = pl_malloc(((size_t)m + 1) * sizeof(char *));
-    if (!uniq) { free(names); return PL_ERR_NOMEM; }
-    PlStatus st = PL_OK;
-    for (int64_t i = 0; i < m && st == PL_OK; i++) {
-        const char *l = knn_row_label(names[i], o->multilabel, buf, sizeof buf);
-        uniq[i] = pl_strdup(l);
-        if (!uniq[i]) st = PL_ERR_NOMEM;
-    }
-    if (st != PL_OK) {
-        for (int64_t i = 0; i < m; i++) free(uniq[i]);
-        free(uniq); free(names);
-        return st;
-    }
-    qsort(uniq, (size_t)m, sizeof(char *), knn_cmp_str);
-    int64_t u = 0;
-    for (int64_t i = 0; i < m; i++) {
-        if (u > 0 && strcmp(uniq[u - 1], uniq[i]) == 0) { free(uniq[i]); continue; }
-        uniq[u++] = uniq[i];
-    }
-    if (u > 100000) st = PL_FAIL(PL_ERR_LIMIT, "%lld distinct labels: is the label column right?", (long long)u);
-    r->classes = uniq;
-    r->n_classes = (int)u;
-    for (int64_t i = 0; i < fs->n && st == PL_OK; i++) {
-        const char *l = knn_row_label(fs->label[i], o->multilabel, buf, sizeof buf);
-        if (!l) { cls[i] = -2; r->n_multilabel_skipped++; continue; }
-        if (!l[0]) { cls[i] = -1; r->n_unlabelled++; continue; }
-        char *key = (char *)l;
-        char **hit = bsearch(&key, uniq, (size_t)u, sizeof(char *), knn_cmp_str);
-        cls[i] = (int32_t)(hit - uniq);
-    }
-    free(names);
-    return st;
+    PlLabelCoding lc;
+    PL_TRY(pl_features_encode_labels(fs, o->multilabel, 100000, &lc));
+    memcpy(cls, lc.cls, (size_t)fs->n * sizeof *cls);
+    r->classes = lc.classes;
+    r->n_classes = lc.n_classes;
+    r->n_unlabelled = lc.n_unlabelled;
+    r->n_multilabel_skipped = lc.n_multilabel_skipped;
+    lc.classes = NULL;
+    lc.n_classes = 0;
+    pl_label_coding_free(&lc);
+    return PL_OK;
 }
 
 // Group id per row for exclusion: equal ids = same group; rows with an empty group get unique ids.
@@ -122,11 +73,9 @@ static PlStatus knn_group_ids(const PlFeatureSet *fs, PlKnnExclude ex, int32_t *
         for (int64_t i = 0; i < fs->n; i++) gid[i] = (int32_t)fs->item[i];
         return PL_OK;
     }
-    int64_t *order = pl_malloc(((size_t)fs->n + 1) * sizeof(int64_t));
-    if (!order) return PL_ERR_NOMEM;
-    // sort row indices by group string (insertion via qsort on pointers)
+    // distinct group strings, sorted; a row's group id is its position
     char **keys = pl_malloc(((size_t)fs->n + 1) * sizeof(char *));
-    if (!keys) { free(order); return PL_ERR_NOMEM; }
+    if (!keys) return PL_ERR_NOMEM;
     for (int64_t i = 0; i < fs->n; i++) keys[i] = fs->group[i];
     qsort(keys, (size_t)fs->n, sizeof(char *), knn_cmp_str);
     int64_t u = 0;
@@ -138,7 +87,6 @@ static PlStatus knn_group_ids(const PlFeatureSet *fs, PlKnnExclude ex, int32_t *
         gid[i] = (int32_t)(hit - keys);
     }
     free(keys);
-    free(order);
     return PL_OK;
 }
 
@@ -199,7 +147,7 @@ static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, co
     PlKnnSearch s = {.queries = Q, .n_queries = run->nq, .refs = R, .n_refs = nrl, .dim = D, .ref_offset = r0,
                      .metric = o->metric, .ref_sqnorm = o->metric == PL_KNN_EUCLIDEAN ? rn : NULL,
                      .query_group = gid ? qg : NULL, .ref_group = gid ? rg : NULL,
-                     .query_self = self_in_refs ? qself : NULL, .threads = o->threads,
+                     .query_self = self_in_refs ? qself : NULL, .pool = o->pool,
                      .query_block = o->query_block, .ref_block = o->ref_block};
     PlStatus st = pl_knn_search(&s, t);
     free(slab);
@@ -310,11 +258,11 @@ PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnRes
             if (run_index == 0) { r->n_queries = run.nq; r->n_refs = run.nr; }
             else if (o->protocol == PL_KNN_KFOLD && seed_i == 0) { r->n_queries += run.nq; }
             PlTopK t;
-            double t0 = knn_now();
+            double t0 = pl_clock_now();
             st = pl_topk_init(&t, run.nq, K);
             if (st != PL_OK) break;
             st = knn_run_search(fs, o, &run, gid, o->protocol == PL_KNN_LOO, &t);
-            double t1 = knn_now();
+            double t1 = pl_clock_now();
             r->seconds_search += t1 - t0;
             int32_t *nb_label = NULL, *pred = NULL, *truth = NULL;
             float *nb_score = NULL;
@@ -368,7 +316,7 @@ PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnRes
                     }
                 }
             }
-            r->seconds_score += knn_now() - t1;
+            r->seconds_score += pl_clock_now() - t1;
             free(nb_label); free(nb_score); free(pred); free(truth); free(scratch);
             pl_topk_free(&t);
         }

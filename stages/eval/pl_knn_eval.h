@@ -1,7 +1,8 @@
 // kNN evaluation protocols (train -> test, leave-one-out, grouped k-fold over seeds) with macro F1 for every k.
 //
-// Classes are the distinct usable labels of the whole feature set, sorted bytewise. Multi-label items
-// ("a;b") are dropped by default or reduced to their first label; unlabelled items are never scored and
+// Classes come from pl_features_encode_labels (the same classes and rows as the probes): the distinct usable
+// labels, sorted bytewise. Multi-label items ("a;b") are dropped by default or reduced to their first label;
+// unlabelled items are never scored and
 // serve as (non-voting) references only with unlabelled_refs. Under MPI every rank passes the same feature
 // set; references are sharded by rank and the per-rank top-K lists are merged exactly (pl_knn_mpi_merge),
 // so every rank ends with the same result. Ownership: a PlKnnResult owns all its arrays.
@@ -17,7 +18,6 @@
 
 typedef enum PlKnnProtocol { PL_KNN_TRAIN_TEST = 0, PL_KNN_LOO = 1, PL_KNN_KFOLD = 2 } PlKnnProtocol;
 typedef enum PlKnnExclude { PL_KNN_EXCLUDE_NONE = 0, PL_KNN_EXCLUDE_GROUP = 1, PL_KNN_EXCLUDE_ITEM = 2 } PlKnnExclude;
-typedef enum PlMultilabel { PL_MULTILABEL_SKIP = 0, PL_MULTILABEL_FIRST = 1 } PlMultilabel;
 
 typedef struct PlKnnOptions {
     PlKnnMetric metric;          // cosine (default) or euclidean
@@ -34,7 +34,8 @@ typedef struct PlKnnOptions {
     uint64_t seed;
     int unlabelled_refs;
     PlMultilabel multilabel;
-    int threads, query_block, ref_block;
+    PlThreadPool *pool;          // borrowed: the process's pool (NULL = the calling thread only)
+    int query_block, ref_block;
     MPI_Comm comm;               // MPI_COMM_NULL or a communicator (references sharded over its ranks)
     int keep_neighbours;         // train_test/loo: keep the neighbour lists (feature rows)
 } PlKnnOptions;

@@ -15,7 +15,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +25,13 @@ typedef struct KnnShared {
     int ks, cap;              // K + S kept candidates, buffer capacity 2 (K + S)
     int qb, rb;
     int64_t n_qblocks;
-    atomic_llong next;        // next query block to take
+    struct KnnWorker *workers;   // (pool threads) one scratch set per thread of the pool
     float *qnorm;             // (Q) squared query norms (euclidean)
     float ref_max_sqnorm;     // for the rounding bound
     atomic_llong rescans;     // queries that needed a full fixed-order rescan
 } KnnShared;
 
 typedef struct KnnWorker {
-    KnnShared *sh;
-    int id;
     float *S;                 // (qb, rb) similarity block
     PlNeighbour *buf;         // (qb, cap) candidates of the block's queries
     int *n;                   // (qb) candidates held
@@ -201,37 +198,32 @@ static void knn_finalise_query(KnnShared *sh, KnnWorker *w, int64_t q, PlNeighbo
     out->count[q] = dst->count[0];
 }
 
-static void *knn_worker(void *arg) {
-    KnnWorker *w = arg;
-    KnnShared *sh = w->sh;
+// Pool task: query block b, on the scratch of the thread that runs it.
+static void knn_task_block(void *ctx, int b, int thread) {
+    KnnShared *sh = ctx;
+    KnnWorker *w = &sh->workers[thread];
     const PlKnnSearch *s = sh->s;
     float alpha = s->metric == PL_KNN_EUCLIDEAN ? 2.0f : 1.0f;
-    for (;;) {
-        int64_t b = atomic_fetch_add(&sh->next, 1);
-        if (b >= sh->n_qblocks) break;
-        int64_t q0 = b * sh->qb;
-        int nq = (int)(s->n_queries - q0 < sh->qb ? s->n_queries - q0 : sh->qb);
-        for (int i = 0; i < nq; i++) {
-            w->n[i] = 0;
-            w->thr[i] = -INFINITY;
-        }
-        for (int64_t r0 = 0; r0 < s->n_refs; r0 += sh->rb) {
-            int nr = (int)(s->n_refs - r0 < sh->rb ? s->n_refs - r0 : sh->rb);
-            // S (nq, nr) = alpha * Q[q0:q0+nq] (nq, D) . R[r0:r0+nr]^T (D, nr)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nr, s->dim, alpha,
-                        s->queries + (size_t)q0 * s->dim, s->dim, s->refs + (size_t)r0 * s->dim, s->dim,
-                        0.0f, w->S, nr);
-            knn_scan_block(sh, w, w->S, q0, nq, r0, nr);
-        }
-        for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i, w->buf + (size_t)i * sh->cap, w->n[i]);
+    int64_t q0 = (int64_t)b * sh->qb;
+    int nq = (int)(s->n_queries - q0 < sh->qb ? s->n_queries - q0 : sh->qb);
+    for (int i = 0; i < nq; i++) {
+        w->n[i] = 0;
+        w->thr[i] = -INFINITY;
     }
-    return NULL;
+    for (int64_t r0 = 0; r0 < s->n_refs; r0 += sh->rb) {
+        int nr = (int)(s->n_refs - r0 < sh->rb ? s->n_refs - r0 : sh->rb);
+        // S (nq, nr) = alpha * Q[q0:q0+nq] (nq, D) . R[r0:r0+nr]^T (D, nr)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nr, s->dim, alpha, s->queries + (size_t)q0 * s->dim,
+                    s->dim, s->refs + (size_t)r0 * s->dim, s->dim, 0.0f, w->S, nr);
+        knn_scan_block(sh, w, w->S, q0, nq, r0, nr);
+    }
+    for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i, w->buf + (size_t)i * sh->cap, w->n[i]);
 }
 
 PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
-    if (s->dim < 1 || s->n_queries < 0 || s->n_refs < 0 || s->threads < 1)
-        return PL_FAIL(PL_ERR_ARG, "knn search: bad sizes (Q %lld, R %lld, D %d, threads %d)",
-                       (long long)s->n_queries, (long long)s->n_refs, s->dim, s->threads);
+    if (s->dim < 1 || s->n_queries < 0 || s->n_refs < 0)
+        return PL_FAIL(PL_ERR_ARG, "knn search: bad sizes (Q %lld, R %lld, D %d)", (long long)s->n_queries,
+                       (long long)s->n_refs, s->dim);
     if (out->n_queries != s->n_queries) return PL_FAIL(PL_ERR_INTERNAL, "knn search: result sized for %lld queries, not %lld",
                                                       (long long)out->n_queries, (long long)s->n_queries);
     if ((s->query_group == NULL) != (s->ref_group == NULL))
@@ -252,30 +244,28 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
     if (sh.qb > s->n_queries) sh.qb = (int)s->n_queries;
     if (sh.rb > s->n_refs) sh.rb = (int)s->n_refs;
     sh.n_qblocks = (s->n_queries + sh.qb - 1) / sh.qb;
-    int threads = s->threads;
-    if (threads > sh.n_qblocks) threads = (int)sh.n_qblocks;
-    if (threads > 64) threads = 64;
-    atomic_init(&sh.next, 0);
+    if (sh.n_qblocks > INT32_MAX) return PL_FAIL(PL_ERR_LIMIT, "knn search: %lld query blocks", (long long)sh.n_qblocks);
     atomic_init(&sh.rescans, 0);
     sh.ks = out->k + 16 + out->k / 8;
     sh.cap = 2 * sh.ks;
-    KnnWorker workers[64];
-    memset(workers, 0, sizeof workers);
+    // every thread of the pool may take a block: one scratch set each
+    int threads = pl_threadpool_size(s->pool);
+    sh.workers = pl_calloc((size_t)threads, sizeof *sh.workers);
+    if (!sh.workers) return pl_error_wrap("knn scratch for %d threads", threads);
     PlStatus st = PL_OK;
     // one slab per thread: candidate buffers | similarity block | thresholds | counts
     size_t per = (size_t)sh.qb * sh.cap * sizeof(PlNeighbour) + (size_t)sh.qb * sh.rb * sizeof(float) +
                  (size_t)sh.qb * (sizeof(int) + sizeof(float));
     for (int i = 0; i < threads && st == PL_OK; i++) {
-        workers[i].sh = &sh;
-        workers[i].id = i;
-        st = pl_topk_init(&workers[i].one, 1, out->k);
+        KnnWorker *w = &sh.workers[i];
+        st = pl_topk_init(&w->one, 1, out->k);
         char *slab = st == PL_OK ? pl_malloc(per) : NULL;
         if (st == PL_OK && !slab) st = pl_error_wrap("knn scratch (%d x %d similarities, %d candidates)", sh.qb, sh.rb, sh.cap);
         if (slab) {
-            workers[i].buf = (PlNeighbour *)slab;
-            workers[i].S = (float *)(workers[i].buf + (size_t)sh.qb * sh.cap);
-            workers[i].thr = workers[i].S + (size_t)sh.qb * sh.rb;
-            workers[i].n = (int *)(workers[i].thr + sh.qb);
+            w->buf = (PlNeighbour *)slab;
+            w->S = (float *)(w->buf + (size_t)sh.qb * sh.cap);
+            w->thr = w->S + (size_t)sh.qb * sh.rb;
+            w->n = (int *)(w->thr + sh.qb);
         }
     }
     if (st == PL_OK && s->metric == PL_KNN_EUCLIDEAN) {
@@ -291,18 +281,8 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
             if (s->ref_sqnorm[r] > sh.ref_max_sqnorm) sh.ref_max_sqnorm = s->ref_sqnorm[r];
     }
     if (st == PL_OK) {
-        // One pool: our threads each run single-threaded BLAS.
-        int blas_threads = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-        pthread_t tids[64];
-        int started = 0;   // a thread that cannot start leaves its blocks to the others (results are the same)
-        for (int i = 1; i < threads; i++) {
-            if (pthread_create(&tids[i], NULL, knn_worker, &workers[i]) != 0) break;
-            started = i;
-        }
-        knn_worker(&workers[0]);   // the calling thread works too
-        for (int i = 1; i <= started; i++) pthread_join(tids[i], NULL);
-        openblas_set_num_threads(blas_threads);
+        // the pool's threads each run single-threaded BLAS (the program set OpenBLAS to one thread)
+        pl_threadpool_run(s->pool, knn_task_block, &sh, (int)sh.n_qblocks);
         for (int64_t q = 0; q < s->n_queries; q++)   // pad the empty slots
             for (int j = out->count[q]; j < out->k; j++) {
                 out->items[(size_t)q * out->k + j].score = -INFINITY;
@@ -311,9 +291,10 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
             }
     }
     for (int i = 0; i < threads; i++) {
-        pl_topk_free(&workers[i].one);
-        free(workers[i].buf);
+        pl_topk_free(&sh.workers[i].one);
+        free(sh.workers[i].buf);
     }
+    free(sh.workers);
     free(sh.qnorm);
     return st;
 }
@@ -332,13 +313,4 @@ int64_t pl_knn_normalise_rows(float *x, int64_t n, int dim) {
         for (int d = 0; d < dim; d++) r[d] *= inv;
     }
     return zero;
-}
-
-PlStatus pl_knn_check_finite(const float *x, int64_t n, int dim, const char *what) {
-    for (int64_t i = 0; i < n; i++)
-        for (int d = 0; d < dim; d++)
-            if (!isfinite(x[(size_t)i * dim + d]))
-                return PL_FAIL(PL_ERR_NUMERIC, "%s: row %lld column %d is %s", what, (long long)i, d,
-                               isnan(x[(size_t)i * dim + d]) ? "NaN" : "infinite");
-    return PL_OK;
 }

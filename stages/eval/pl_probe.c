@@ -57,51 +57,18 @@ void pl_probe_result_free(PlProbeResult *r) {
     memset(r, 0, sizeof *r);
 }
 
-static int probe_cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-// Class per row: >= 0, -1 unlabelled, -2 dropped multi-label. Fills r->classes (sorted distinct labels).
-static PlStatus probe_encode(const PlFeatureSet *fs, int first, PlProbeResult *r, int32_t *cls) {
-    char **u = pl_calloc((size_t)fs->n + 1, sizeof(char *));
-    if (!u) return PL_ERR_NOMEM;
-    int64_t m = 0;
-    PlStatus st = PL_OK;
-    for (int64_t i = 0; i < fs->n && st == PL_OK; i++) {
-        const char *l = fs->label[i];
-        const char *semi = strchr(l, ';');
-        if (!l[0] || (semi && !first)) continue;
-        size_t len = semi ? (size_t)(semi - l) : strlen(l);
-        u[m] = pl_malloc(len + 1);
-        if (!u[m]) { st = PL_ERR_NOMEM; break; }
-        memcpy(u[m], l, len);
-        u[m++][len] = 0;
-    }
-    if (st == PL_OK) {
-        qsort(u, (size_t)m, sizeof(char *), probe_cmp_str);
-        int64_t k = 0;
-        for (int64_t i = 0; i < m; i++) {
-            if (k > 0 && strcmp(u[k - 1], u[i]) == 0) { free(u[i]); continue; }
-            u[k++] = u[i];
-        }
-        m = k;
-        if (m > 4096) st = PL_FAIL(PL_ERR_LIMIT, "%lld classes: the probe heads support at most 4096", (long long)m);
-    }
-    r->classes = u;
-    r->n_classes = (int)m;
-    char buf[1024];
-    for (int64_t i = 0; i < fs->n && st == PL_OK; i++) {
-        const char *l = fs->label[i];
-        const char *semi = strchr(l, ';');
-        if (!l[0]) { cls[i] = -1; continue; }
-        if (semi && !first) { cls[i] = -2; r->n_skipped++; continue; }
-        size_t len = semi ? (size_t)(semi - l) : strlen(l);
-        if (len >= sizeof buf) len = sizeof buf - 1;
-        memcpy(buf, l, len);
-        buf[len] = 0;
-        char *key = buf;
-        char **hit = bsearch(&key, u, (size_t)m, sizeof(char *), probe_cmp_str);
-        cls[i] = (int32_t)(hit - u);
-    }
-    return st;
+// Class per row (-1 unlabelled, -2 dropped multi-label) from the shared label encoder; r takes the class names.
+static PlStatus probe_encode(const PlFeatureSet *fs, PlMultilabel multilabel, PlProbeResult *r, int32_t *cls) {
+    PlLabelCoding lc;
+    PL_TRY(pl_features_encode_labels(fs, multilabel, 4096, &lc));
+    memcpy(cls, lc.cls, (size_t)fs->n * sizeof *cls);
+    r->classes = lc.classes;
+    r->n_classes = lc.n_classes;
+    r->n_skipped = lc.n_multilabel_skipped;
+    lc.classes = NULL;
+    lc.n_classes = 0;
+    pl_label_coding_free(&lc);
+    return PL_OK;
 }
 
 // Stratified seeded subset of `pool` (n rows with classes y): per class max(1, round(f * n_c)) rows,
@@ -175,7 +142,7 @@ PlStatus pl_probe_evaluate(const PlFeatureSet *fs, const PlProbeOptions *o, PlPr
     int32_t *y = NULL;
     if (!cls || !idx || !mean) { st = PL_ERR_NOMEM; goto done; }
     double *sd = mean + d;
-    st = probe_encode(fs, o->multilabel_first, r, cls);
+    st = probe_encode(fs, o->multilabel, r, cls);
     if (st != PL_OK) goto done;
     int C = r->n_classes;
     if (C < 2) { st = PL_FAIL(PL_ERR_EMPTY, "the probe needs at least 2 classes (found %d)", C); goto done; }

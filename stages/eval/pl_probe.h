@@ -20,7 +20,7 @@ typedef struct PlProbeOptions {
     uint64_t seed;
     const char *train_split, *val_split, *test_split;   // "train", "val", "test"
     double val_fraction;         // MLP: when no row has val_split, this share of train (stratified) validates
-    int multilabel_first;        // 0: drop multi-label rows; 1: use their first label
+    PlMultilabel multilabel;     // SKIP: drop multi-label rows; FIRST: use their first label
     // logistic regression: minimise sum_i CE_i + 0.5/C ||W||^2 (bias unpenalised) on standardised features
     double C;                    // 1.0 (sklearn's default)
     int max_iter;                // 1000

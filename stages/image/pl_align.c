@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pl_rng.h"
+
 PlStatus pl_align_strategy_parse(const char *name, PlAlignStrategy *out) {
     static const char *names[] = {"map", "replicate", "random", "duplicate"};
     for (int i = 0; i < 4; i++)
@@ -97,25 +99,16 @@ PlStatus pl_align_spec_set_fill(PlAlignSpec *spec, const char *pairs_csv) {
     return set_pairs(spec, pairs_csv, spec->fill, 1, "duplicate fill");
 }
 
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 uint64_t pl_align_item_seed(uint64_t seed, const char *item_id) {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const unsigned char *p = (const unsigned char *)(item_id ? item_id : ""); *p; p++) h = (h ^ *p) * 0x100000001b3ull;
-    uint64_t x = seed ^ h;
-    return splitmix64(&x);
+    uint64_t x = seed ^ pl_rng_hash_string(item_id);
+    return pl_rng_splitmix(&x);
 }
 
 // Uniform integer in [0, n) (rejection sampling, no modulo bias).
 static int rand_below(uint64_t *state, int n) {
     uint64_t lim = UINT64_MAX - UINT64_MAX % (uint64_t)n;
     uint64_t r;
-    do r = splitmix64(state);
+    do r = pl_rng_splitmix(state);
     while (r >= lim);
     return (int)(r % (uint64_t)n);
 }

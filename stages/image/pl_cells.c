@@ -168,7 +168,7 @@ PlStatus pl_cells_place(PlCellSet *set, int height, int width, int side, PlCellB
     return PL_OK;
 }
 
-PlStatus pl_cells_crop(const float *image, int channels, int height, int width, const PlCellSet *set,
+PlStatus pl_cells_crop(const float *const *planes, int channels, int height, int width, const PlCellSet *set,
                        int first, int n, int side, float *out) {
     if (first < 0 || n < 0 || first + n > set->count)
         return PL_FAIL(PL_ERR_ARG, "cell crop: range [%d, %d) outside the %d cells", first, first + n, set->count);
@@ -177,7 +177,11 @@ PlStatus pl_cells_crop(const float *image, int channels, int height, int width, 
         const PlCell *c = &set->cells[first + i];
         for (int ch = 0; ch < channels; ch++) {
             float *dst = out + ((size_t)i * channels + ch) * plane;   // (S, S)
-            const float *src = image + (size_t)ch * height * width;  // (H, W)
+            const float *src = planes[ch];                            // (H, W) or NULL
+            if (!src) {
+                memset(dst, 0, plane * sizeof(float));
+                continue;
+            }
             for (int y = 0; y < side; y++) {
                 int sy = c->y0 + y;
                 float *drow = dst + (size_t)y * side;

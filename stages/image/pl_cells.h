@@ -9,7 +9,7 @@
 //   pl_cells_measure(labels, H, W, min_area_px, &set);             // objects in label order
 //   pl_cells_place(&set, H, W, S, PL_CELL_BORDER_SHIFT);           // crop origins; SKIP drops cells
 //   for (first = 0; first < set.count; first += B)                 // batches of B crops
-//       pl_cells_crop(image, C, H, W, &set, first, n, S, out);     // out (n, C, S, S)
+//       pl_cells_crop(planes, C, H, W, &set, first, n, S, out);    // out (n, C, S, S), planes[c] (H, W)
 //   pl_cell_set_free(&set);
 //
 // Coordinates: cy/cx are the mean row/column of the object's pixels (pixel centres at integers, as
@@ -66,8 +66,10 @@ PlStatus pl_cells_rescale(PlCellSet *set, double scale_y, double scale_x);
 // Compute crop origins for crops of side S in an (H, W) image; with SKIP, cells whose crop would leave
 // the image are removed from the set (order kept). Fails with PL_ERR_ARG when S exceeds the image with SHIFT.
 PlStatus pl_cells_place(PlCellSet *set, int height, int width, int side, PlCellBorder border);
-// Copy crops of cells [first, first+n) from image (C, H, W) into out (n, C, S, S); outside pixels are 0.
-PlStatus pl_cells_crop(const float *image, int channels, int height, int width, const PlCellSet *set,
+// Copy crops of cells [first, first+n) into out (n, C, S, S); outside pixels are 0. Channel c comes from the
+// plane planes[c] (H, W), or is all 0 when planes[c] is NULL (an empty model slot); for a contiguous image
+// (C, H, W) pass planes[c] = image + c * H * W.
+PlStatus pl_cells_crop(const float *const *planes, int channels, int height, int width, const PlCellSet *set,
                        int first, int n, int side, float *out);
 
 void pl_cell_set_free(PlCellSet *set);

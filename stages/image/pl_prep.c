@@ -1,17 +1,10 @@
 // FOV preprocessing composition: decode, rescale, normalise, align, tile with reusable buffers (see pl_prep.h).
 #include "pl_prep.h"
 
+#include "pl_prep_priv.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-struct PlPrepWork {
-    PlImage decoded[PL_ALIGN_MAX_ROLES];   // one per role (reused)
-    float *scaled;                         // (n_roles, height, width) rescaled planes
-    size_t scaled_cap;
-    void *scratch;                         // normalisation scratch (percentiles)
-    size_t scratch_cap;
-    PlResizeWork resize;
-};
 
 PlStatus pl_prep_config_default(PlPrepConfig *cfg, const char *slots_csv) {
     memset(cfg, 0, sizeof *cfg);
@@ -22,6 +15,10 @@ PlStatus pl_prep_config_default(PlPrepConfig *cfg, const char *slots_csv) {
     cfg->fov.size = 224;
     cfg->fov.stride = 224;
     cfg->fov.border = PL_BORDER_DROP;
+    cfg->cells.crop_px = 224;
+    cfg->cells.border = PL_CELL_BORDER_SHIFT;
+    cfg->cells.min_area = 50;
+    pl_segment_params_default(&cfg->cells.segment);
     return pl_align_spec_init(&cfg->align, PL_ALIGN_MAP, slots_csv);
 }
 
@@ -33,20 +30,45 @@ PlStatus pl_prep_config_validate(const PlPrepConfig *cfg) {
     return PL_OK;
 }
 
-static PlStatus ensure_work(PlPrepResult *res) {
+PlStatus pl_prep_work_ensure(PlPrepResult *res) {
     if (res->work) return PL_OK;
     res->work = pl_calloc(1, sizeof *res->work);
     return res->work ? PL_OK : PL_ERR_NOMEM;
 }
 
-static PlStatus grow_bytes(void **p, size_t *cap, size_t need) {
-    if (*p && *cap >= need) return PL_OK;
-    void *q = pl_malloc(need ? need : 1);
-    if (!q) return PL_ERR_NOMEM;
-    free(*p);
-    *p = q;
-    *cap = need;
+PlStatus pl_prep_rescale(const PlPrepConfig *cfg, const char *id, double pixel_size_um, const PlPrepPlanes *in,
+                         PlPrepResult *res, const float **scaled) {
+    PlPrepWork *w = res->work;
+    double factor = cfg->scale > 0.0 ? cfg->scale : pl_resize_factor_from_pixel_size(pixel_size_um, cfg->model_pixel_um);
+    int H = in->height, W = in->width;
+    if (factor != 1.0 && pl_resize_size(in->height, in->width, factor, cfg->max_side > 0 ? cfg->max_side : 32768, &H,
+                                        &W) != PL_OK)
+        return pl_error_wrap("%s", id);
+    const size_t plane = (size_t)H * (size_t)W;
+    if (H != in->height || W != in->width) {
+        size_t need;
+        if (pl_mul_overflows(plane, (size_t)in->n, &need)) return PL_ERR_LIMIT;
+        PL_TRY(pl_grow((void **)&w->scaled, &w->scaled_cap, need, sizeof(float)));
+        for (int r = 0; r < in->n; r++) {
+            PL_TRY(pl_resize_plane(&w->resize, in->planes[r], in->height, in->width, w->scaled + (size_t)r * plane, H, W));
+            scaled[r] = w->scaled + (size_t)r * plane;
+        }
+    } else {
+        for (int r = 0; r < in->n; r++) scaled[r] = in->planes[r];
+    }
+    res->src_height = in->height, res->src_width = in->width, res->height = H, res->width = W;
+    res->scale = (double)H / (double)in->height;
     return PL_OK;
+}
+
+PlStatus pl_prep_reserve_output(PlPrepResult *res, const char *id, int views, int n, int slots, int h, int w,
+                                const char *what) {
+    size_t total;
+    if (pl_mul_overflows((size_t)views * (size_t)n * (size_t)slots, (size_t)h * (size_t)w, &total)) return PL_ERR_LIMIT;
+    if (total > ((size_t)1 << 30))   // 4 GiB of float32 for one item is a configuration mistake, not data
+        return PL_FAIL(PL_ERR_LIMIT, "%s: %d view(s) x %d %s(s) x %d slot(s) of %d x %d = %zu values exceed the limit of "
+                       "2^30 per item; use a larger stride or fewer views", id, views, n, what, slots, h, w, total);
+    return pl_grow((void **)&res->data, &res->data_capacity, total, sizeof(float));
 }
 
 PlStatus pl_prep_planes(const PlPrepConfig *cfg, const char *item_id, double pixel_size_um,
@@ -54,7 +76,7 @@ PlStatus pl_prep_planes(const PlPrepConfig *cfg, const char *item_id, double pix
                         int n_roles, int height, int width, PlPrepResult *res) {
     const char *id = item_id ? item_id : "(item)";
     res->n_tiles = 0;
-    PL_TRY(ensure_work(res));
+    PL_TRY(pl_prep_work_ensure(res));
     PlPrepWork *w = res->work;
     if (n_roles <= 0 || n_roles > PL_ALIGN_MAX_ROLES)
         return PL_FAIL(PL_ERR_ARG, "%s: %d source channels (1..%d allowed)", id, n_roles, PL_ALIGN_MAX_ROLES);
@@ -62,34 +84,17 @@ PlStatus pl_prep_planes(const PlPrepConfig *cfg, const char *item_id, double pix
     if (st != PL_OK) return pl_error_wrap("%s", id);
 
     // 2. rescale
-    double factor = cfg->scale > 0.0 ? cfg->scale : pl_resize_factor_from_pixel_size(pixel_size_um, cfg->model_pixel_um);
-    int H = height, W = width;
-    if (factor != 1.0) {
-        st = pl_resize_size(height, width, factor, cfg->max_side > 0 ? cfg->max_side : 32768, &H, &W);
-        if (st != PL_OK) return pl_error_wrap("%s", id);
-    }
-    const size_t plane = (size_t)H * (size_t)W;
+    PlPrepPlanes in = {.n = n_roles, .height = height, .width = width};
+    for (int r = 0; r < n_roles; r++) in.planes[r] = planes[r];
     const float *scaled[PL_ALIGN_MAX_ROLES];
-    if (H != height || W != width) {
-        size_t need;
-        if (pl_mul_overflows(plane * sizeof(float), (size_t)n_roles, &need)) return PL_ERR_LIMIT;
-        void *p = w->scaled;
-        PL_TRY(grow_bytes(&p, &w->scaled_cap, need));
-        w->scaled = p;
-        for (int r = 0; r < n_roles; r++) {
-            PL_TRY(pl_resize_plane(&w->resize, planes[r], height, width, w->scaled + (size_t)r * plane, H, W));
-            scaled[r] = w->scaled + (size_t)r * plane;
-        }
-    } else {
-        for (int r = 0; r < n_roles; r++) scaled[r] = planes[r];
-    }
-    res->src_height = height, res->src_width = width, res->height = H, res->width = W;
-    res->scale = (double)H / (double)height;
+    PL_TRY(pl_prep_rescale(cfg, id, pixel_size_um, &in, res, scaled));
+    const int H = res->height, W = res->width;
+    const size_t plane = (size_t)H * (size_t)W;
 
     // 3. per-role statistics
     PlChannelStats stats[PL_ALIGN_MAX_ROLES];
     size_t sbytes = pl_norm_scratch_bytes(&cfg->norm, plane);
-    if (sbytes) PL_TRY(grow_bytes(&w->scratch, &w->scratch_cap, sbytes));
+    if (sbytes) PL_TRY(pl_grow((void **)&w->scratch, &w->scratch_cap, sbytes / sizeof(float), sizeof(float)));
     for (int r = 0; r < n_roles; r++) {
         st = pl_norm_stats(&cfg->norm, scaled[r], plane, bits[r], is_float[r], w->scratch, &stats[r]);
         if (st != PL_OK) return pl_error_wrap("%s: role %s", id, roles[r]);
@@ -108,18 +113,8 @@ PlStatus pl_prep_planes(const PlPrepConfig *cfg, const char *item_id, double pix
     }
     PL_TRY(pl_fov_layout(&cfg->fov, H, W, &th, &tw, res->tiles, res->tiles_capacity, &nt));
     const int V = res->plan.n_views, S = res->plan.n_slots;
-    size_t tile_plane = (size_t)th * (size_t)tw, total;
-    if (pl_mul_overflows((size_t)V * (size_t)nt * (size_t)S, tile_plane, &total)) return PL_ERR_LIMIT;
-    if (total > ((size_t)1 << 30))   // 4 GiB of float32 for one item is a configuration mistake, not data
-        return PL_FAIL(PL_ERR_LIMIT, "%s: %d view(s) x %d tile(s) x %d slot(s) of %d x %d = %zu values exceed the limit of 2^30 per item; use a larger stride or fewer views",
-                       id, V, nt, S, th, tw, total);
-    if (res->data_capacity < total || !res->data) {
-        float *d = pl_malloc(total * sizeof(float));
-        if (!d) return PL_ERR_NOMEM;
-        free(res->data);
-        res->data = d;
-        res->data_capacity = total;
-    }
+    size_t tile_plane = (size_t)th * (size_t)tw;
+    PL_TRY(pl_prep_reserve_output(res, id, V, nt, S, th, tw, "tile"));
 
     // 5. fused normalise + align + tile: every output value written exactly once
     for (int v = 0; v < V; v++)
@@ -153,33 +148,42 @@ PlStatus pl_prep_planes(const PlPrepConfig *cfg, const char *item_id, double pix
     return PL_OK;
 }
 
-PlStatus pl_prep_fov(const PlPrepConfig *cfg, const char *item_id, double pixel_size_um,
-                     const PlChannelSource *sources, int n_sources, PlPrepResult *res) {
-    const char *id = item_id ? item_id : "(item)";
-    res->n_tiles = 0;
+PlStatus pl_prep_decode(const PlPrepConfig *cfg, const char *id, const PlChannelSource *sources, int n_sources,
+                        PlPrepResult *res, PlPrepPlanes *out) {
     if (n_sources <= 0 || n_sources > PL_ALIGN_MAX_ROLES)
         return PL_FAIL(PL_ERR_ARG, "%s: %d source channels (1..%d allowed)", id, n_sources, PL_ALIGN_MAX_ROLES);
-    PL_TRY(ensure_work(res));
+    PL_TRY(pl_prep_work_ensure(res));
     PlPrepWork *w = res->work;
-    const char *roles[PL_ALIGN_MAX_ROLES];
-    const float *planes[PL_ALIGN_MAX_ROLES];
-    int bits[PL_ALIGN_MAX_ROLES], is_float[PL_ALIGN_MAX_ROLES];
-    // 1. decode each role's channel into its reusable buffer
     for (int r = 0; r < n_sources; r++) {
         PlImage *img = &w->decoded[r];
+        res->failed_step = "decode";
         if (pl_image_read_reuse(sources[r].ref, &cfg->limits, img) != PL_OK)
             return pl_error_wrap("%s: role %s", id, sources[r].role);
         if (r > 0 && (img->height != w->decoded[0].height || img->width != w->decoded[0].width))
             return PL_FAIL(PL_ERR_FORMAT, "%s: role %s (%s) is %d x %d but role %s (%s) is %d x %d", id, sources[r].role,
                            sources[r].ref, img->height, img->width, sources[0].role, sources[0].ref,
                            w->decoded[0].height, w->decoded[0].width);
-        roles[r] = sources[r].role;
-        planes[r] = img->data;
-        bits[r] = img->bits;
-        is_float[r] = img->is_float;
+        out->roles[r] = sources[r].role;
+        out->planes[r] = img->data;
+        out->bits[r] = img->bits;
+        out->is_float[r] = img->is_float;
     }
-    return pl_prep_planes(cfg, item_id, pixel_size_um, roles, planes, bits, is_float, n_sources,
-                          w->decoded[0].height, w->decoded[0].width, res);
+    res->failed_step = NULL;
+    out->n = n_sources;
+    out->height = w->decoded[0].height;
+    out->width = w->decoded[0].width;
+    return PL_OK;
+}
+
+PlStatus pl_prep_fov(const PlPrepConfig *cfg, const char *item_id, double pixel_size_um,
+                     const PlChannelSource *sources, int n_sources, PlPrepResult *res) {
+    const char *id = item_id ? item_id : "(item)";
+    res->n_tiles = 0;
+    res->failed_step = NULL;
+    PlPrepPlanes in;
+    PL_TRY(pl_prep_decode(cfg, id, sources, n_sources, res, &in));   // 1. decode each role's channel
+    return pl_prep_planes(cfg, item_id, pixel_size_um, in.roles, in.planes, in.bits, in.is_float, in.n, in.height,
+                          in.width, res);
 }
 
 void pl_prep_result_free(PlPrepResult *res) {
@@ -187,10 +191,13 @@ void pl_prep_result_free(PlPrepResult *res) {
         for (int r = 0; r < PL_ALIGN_MAX_ROLES; r++) pl_image_free(&res->work->decoded[r]);
         free(res->work->scaled);
         free(res->work->scratch);
+        free(res->work->labels);
+        pl_image_free(&res->work->segment_img);
         pl_resize_work_free(&res->work->resize);
         free(res->work);
     }
     free(res->data);
     free(res->tiles);
+    pl_cell_set_free(&res->cells);
     memset(res, 0, sizeof *res);
 }

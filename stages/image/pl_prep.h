@@ -24,11 +24,23 @@
 
 #include <stddef.h>
 #include "pl_align.h"
+#include "pl_cells.h"
 #include "pl_decode.h"
 #include "pl_error.h"
 #include "pl_geometry.h"
 #include "pl_image.h"
 #include "pl_normalise.h"
+#include "pl_segment.h"
+
+// Single-cell crops (pl_prep_cells): crop size and border policy, smallest cell, and the built-in segmentation
+// used for items without a label mask.
+typedef struct PlCellSpec {
+    int crop_px;              // crop side in pixels of the rescaled image; > 0 wins over crop_um
+    double crop_um;           // crop side in µm (needs a known pixel size)
+    PlCellBorder border;      // skip | pad | shift
+    int64_t min_area;         // smallest object kept, in pixels of the source-resolution label image
+    PlSegmentParams segment;  // pixel_size_um is replaced by the item's source pixel size
+} PlCellSpec;
 
 typedef struct PlPrepConfig {
     PlDecodeLimits limits;
@@ -38,6 +50,7 @@ typedef struct PlPrepConfig {
     double model_pixel_um;    // model card pixel_size_um; 0 = no physical rescaling
     PlFovSpec fov;
     int max_side;             // limit on the rescaled image side (default 32768 when 0)
+    PlCellSpec cells;         // pl_prep_cells only
 } PlPrepConfig;
 
 // A channel of the item: the role it plays and the image reference ("path#k").
@@ -58,11 +71,14 @@ typedef struct PlPrepResult {
     int height, width;           // rescaled size
     double scale;                // applied factor (rescaled / source)
     PlAlignPlan plan;
+    PlCellSet cells;             // pl_prep_cells: each cell's label, centroid and area in the rescaled image, crop origin
+    const char *failed_step;     // after a failure: "decode", "mask" or "segment" when that step failed, else NULL
     PlPrepWork *work;
 } PlPrepResult;
 
 // Defaults: limits default, norm self, scale 0, model_pixel_um 0, fov whole with patch 16, align
-// strategy map on `slots_csv` (e.g. "protein,nucleus,microtubules,er").
+// strategy map on `slots_csv` (e.g. "protein,nucleus,microtubules,er"); cells: 224 px crops, border shift,
+// min area 50 px, default segmentation parameters.
 PlStatus pl_prep_config_default(PlPrepConfig *cfg, const char *slots_csv);
 // Validate the whole configuration once (normalisation vs slot count, FOV spec).
 PlStatus pl_prep_config_validate(const PlPrepConfig *cfg);
@@ -78,6 +94,27 @@ PlStatus pl_prep_fov(const PlPrepConfig *cfg, const char *item_id, double pixel_
 PlStatus pl_prep_planes(const PlPrepConfig *cfg, const char *item_id, double pixel_size_um,
                         const char *const *roles, const float *const *planes, const int *bits, const int *is_float,
                         int n_roles, int height, int width, PlPrepResult *res);
+
+// Single-cell crops of one item, every step a stage function (docs/stages.md, "Cells"):
+//   1. decode every source channel (as pl_prep_fov; all the same size);
+//   2. labels at source resolution: the label mask `mask_ref` (pl_cells_read_mask: exactly the channels' size,
+//      integer samples) or, when mask_ref is NULL, the built-in nucleus segmentation (pl_segment.h) of the channel
+//      `segment_from` (one of the sources, or decoded on its own; same size) with *segmenter, which is created on
+//      first use and re-created only when the image size or the parameters change (the caller owns it: one per
+//      worker thread, pl_segmenter_destroy at the end); the segmentation needs the item's pixel size;
+//   3. cells measured on the labels (pl_cells_measure, cfg->cells.min_area);
+//   4. the planes rescaled as pl_prep_fov does (factor or µm/px) and the cells mapped into the rescaled image
+//      (pl_cells_rescale);
+//   5. the crop side from cfg->cells (pixels of the rescaled image, or µm at the rescaled pixel size), the crop
+//      origins by the border policy (pl_cells_place), and each view's slots cut out (pl_cells_crop; pixels
+//      outside the image are 0);
+//   6. each crop normalised on its own, channel by channel (pl_norm_stats / pl_norm_affine / pl_norm_apply over
+//      the S x S crop, as DINO4Cells standardises each single-cell image); empty slots stay 0.
+// Output: data (n_views * n_tiles, n_slots, S, S), view-major, n_tiles = number of cells; tile_h = tile_w = S;
+// res->cells lists the cells in label order. No cell → PL_ERR_EMPTY.
+PlStatus pl_prep_cells(const PlPrepConfig *cfg, const char *item_id, double pixel_size_um,
+                       const PlChannelSource *sources, int n_sources, const char *mask_ref,
+                       const PlChannelSource *segment_from, PlSegmenter **segmenter, PlPrepResult *res);
 
 void pl_prep_result_free(PlPrepResult *res);
 

@@ -55,6 +55,16 @@ static PlStatus validate_params(const PlSegmentParams *p) {
     return PL_OK;
 }
 
+int pl_segmenter_fits(const PlSegmenter *s, int height, int width, const PlSegmentParams *params) {
+    if (!s) return 0;
+    const PlSegmentParams *a = &s->p;
+    return s->H == height && s->W == width && a->pixel_size_um == params->pixel_size_um &&
+           a->sigma_um == params->sigma_um && a->min_area_um2 == params->min_area_um2 &&
+           a->max_area_um2 == params->max_area_um2 && a->max_hole_um2 == params->max_hole_um2 &&
+           a->split_h_um == params->split_h_um && a->min_contrast == params->min_contrast &&
+           a->exclude_border == params->exclude_border;
+}
+
 PlStatus pl_segmenter_create(int height, int width, const PlSegmentParams *params, PlSegmenter **out) {
     *out = NULL;
     if (height < 3 || width < 3 || height > (1 << 15) || width > (1 << 15))

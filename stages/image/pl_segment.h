@@ -57,6 +57,8 @@ PlStatus pl_segmenter_create(int height, int width, const PlSegmentParams *param
 // NaN/Inf in the input → PL_ERR_NUMERIC. `stats` may be NULL.
 PlStatus pl_segmenter_run(PlSegmenter *s, const float *plane, int32_t *labels, PlSegmentStats *stats);
 void pl_segmenter_destroy(PlSegmenter *s);
+// Was s created for (height, width) images with exactly these parameters (so that it can be reused)?
+int pl_segmenter_fits(const PlSegmenter *s, int height, int width, const PlSegmentParams *params);
 
 // One-shot convenience: create, run, destroy.
 PlStatus pl_segment_nuclei(const float *plane, int height, int width, const PlSegmentParams *params,

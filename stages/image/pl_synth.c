@@ -75,27 +75,27 @@ void pl_synth_field_free(PlSynthField *f) {
 }
 
 // Poisson-like counts: exact (inversion) below 30, normal approximation above.
-static double synth_poisson(PlSynthRng *r, double lambda) {
+static double synth_poisson(PlRng *r, double lambda) {
     if (lambda <= 0) return 0;
     if (lambda < 30) {
         double l = exp(-lambda), p = 1.0;
         int k = 0;
         do {
             k++;
-            p *= pl_synth_uniform(r);
+            p *= pl_rng_uniform_open(r);
         } while (p > l && k < 200);
         return k - 1;
     }
-    double v = lambda + sqrt(lambda) * pl_synth_normal(r);
+    double v = lambda + sqrt(lambda) * pl_rng_normal(r);
     return v < 0 ? 0 : v;
 }
 
 // Camera: offset + gain * Poisson(signal / gain) + read noise, rounded and clamped to [0, maxval].
 static void synth_camera(const float *clean, float *out, size_t n, double peak, double offset, double gain,
-                         double read, double maxval, PlSynthRng *rng) {
+                         double read, double maxval, PlRng *rng) {
     for (size_t p = 0; p < n; p++) {
         double s = clean[p] > 0 ? clean[p] * peak : 0;
-        double v = offset + gain * synth_poisson(rng, s / gain) + read * pl_synth_normal(rng);
+        double v = offset + gain * synth_poisson(rng, s / gain) + read * pl_rng_normal(rng);
         v = floor(v + 0.5);
         out[p] = (float)(v < 0 ? 0 : (v > maxval ? maxval : v));
     }
@@ -105,11 +105,11 @@ PlStatus pl_synth_render(PlSynthField *f, int class_id, uint64_t protein_seed, u
     if (class_id < 0 || class_id >= PL_SYNTH_MAX_CLASSES)
         return PL_FAIL(PL_ERR_ARG, "synthetic class %d outside 0..%d", class_id, PL_SYNTH_MAX_CLASSES - 1);
     PlSynthWork *w = f->work;
-    PlSynthRng style, rng;
-    pl_synth_rng_seed(&style, protein_seed);
-    pl_synth_rng_seed(&rng, field_seed);
+    PlRng style, rng;
+    pl_rng_seed(&style, protein_seed);
+    pl_rng_seed(&rng, field_seed);
     double px = pl_synth_pixel_size_um(f->kind);
-    double protein_level = exp(0.4 * pl_synth_normal(&style));
+    double protein_level = exp(0.4 * pl_rng_normal(&style));
     pl_synth_layout(f, &rng, px);
     pl_synth_paint(f, class_id, &style, &rng, px);
     int S = f->size;
@@ -120,8 +120,8 @@ PlStatus pl_synth_render(PlSynthField *f, int class_id, uint64_t protein_seed, u
     // peak / offset per channel drawn one statement at a time (argument evaluation order is unspecified in C)
     double peak[4], offset[4];
     for (int c = 0; c < f->channels; c++) {
-        peak[c] = pl_synth_uniform(&rng);
-        offset[c] = pl_synth_uniform(&rng);
+        peak[c] = pl_rng_uniform_open(&rng);
+        offset[c] = pl_rng_uniform_open(&rng);
     }
     if (f->kind == PL_SYNTH_OPENCELL) {   // page 0 nucleus, page 1 protein; uint16
         synth_camera(w->hoe, f->data, N, 1800 + 1400 * peak[0], 380 + 80 * offset[0], 1.5, 12, 65535, &rng);
@@ -269,14 +269,14 @@ PlStatus pl_synth_write_dataset(const PlSynthParams *p, const char *out_dir, int
         int n_train = proteins - n_test - n_val;
         for (int j = 0; j < proteins && st == PL_OK; j++) {
             const char *split = j < n_train ? "train" : (j < n_train + n_val ? "val" : "test");
-            uint64_t protein_seed = pl_synth_mix(p->seed, ((uint64_t)(k + 1) << 32) | (uint64_t)j);
+            uint64_t protein_seed = pl_rng_mix(p->seed, ((uint64_t)(k + 1) << 32) | (uint64_t)j);
             int fovs = p->per_class - j * p->fovs_per_protein;
             if (fovs > p->fovs_per_protein) fovs = p->fovs_per_protein;
             for (int v = 0; v < fovs && st == PL_OK; v++) {
                 char id[128], group[96];
                 snprintf(group, sizeof group, "%s_prot%02d", synth_classes[k], j);
                 snprintf(id, sizeof id, "%s_f%02d", group, v);
-                st = pl_synth_render(&f, k, protein_seed, pl_synth_mix(protein_seed, (uint64_t)v + 1));
+                st = pl_synth_render(&f, k, protein_seed, pl_rng_mix(protein_seed, (uint64_t)v + 1));
                 if (st == PL_OK) st = synth_write_field(p, &f, out_dir, id, &scratch);
                 if (st != PL_OK) break;
                 if (p->kind == PL_SYNTH_OPENCELL)

@@ -9,7 +9,7 @@
 // ---- primitives -------------------------------------------------------------------------------------------------
 
 // Value noise with smooth interpolation on a lattice of spacing `cell_px`, added as amp * [-1, 1] into buf (S, S).
-static void value_noise(PlSynthWork *w, float *buf, int S, double cell_px, double amp, PlSynthRng *rng) {
+static void value_noise(PlSynthWork *w, float *buf, int S, double cell_px, double amp, PlRng *rng) {
     if (cell_px < 1.0) cell_px = 1.0;
     int G = (int)(S / cell_px) + 3;
     if (G * G > w->lattice_cap) {   // coarser lattice rather than overflow (cell_px >= 1 keeps this rare)
@@ -17,7 +17,7 @@ static void value_noise(PlSynthWork *w, float *buf, int S, double cell_px, doubl
         cell_px = (double)S / (G - 3);
     }
     float *lat = w->lattice;
-    for (int i = 0; i < G * G; i++) lat[i] = (float)(2.0 * pl_synth_uniform(rng) - 1.0);
+    for (int i = 0; i < G * G; i++) lat[i] = (float)(2.0 * pl_rng_uniform_open(rng) - 1.0);
     double inv = 1.0 / cell_px;
     for (int y = 0; y < S; y++) {
         double gy = y * inv;
@@ -64,12 +64,12 @@ static void add_spot(const PlSynthField *f, float *buf, double y, double x, doub
 
 // A curvy filament: spots every sigma/2 along a random walk of direction `ang`.
 static void add_stroke(const PlSynthField *f, float *buf, double y, double x, double ang, double len, double sigma,
-                       double amp, double curl, int id, int region, PlSynthRng *rng) {
+                       double amp, double curl, int id, int region, PlRng *rng) {
     double step = 0.5 * sigma;
     int n = (int)(len / step) + 1;
     for (int i = 0; i < n; i++) {
         add_spot(f, buf, y, x, sigma, amp, id, region);
-        ang += curl * pl_synth_normal(rng);
+        ang += curl * pl_rng_normal(rng);
         y += step * sin(ang);
         x += step * cos(ang);
     }
@@ -79,20 +79,20 @@ static double cell_mean_radius(const PlSynthCell *c) { return sqrt((double)c->na
 
 // A random point in the cytoplasm (or, inside=1, the nucleus) of cell i; returns 0 when none was found.
 static int sample_point(const PlSynthField *f, int i, int inside, double rmin_frac, double rmax_frac,
-                        PlSynthRng *rng, double *py, double *px) {
+                        PlRng *rng, double *py, double *px) {
     const PlSynthWork *w = f->work;
     const PlSynthCell *c = &w->cell[i];
     int S = f->size;
     for (int t = 0; t < 40; t++) {
-        double ang = pl_synth_range(rng, 0, 2 * PI), y, x;
+        double ang = pl_rng_range(rng, 0, 2 * PI), y, x;
         if (inside) {
-            double r = sqrt(pl_synth_uniform(rng)) * rmax_frac;
+            double r = sqrt(pl_rng_uniform_open(rng)) * rmax_frac;
             double u = r * c->na * cos(ang), v = r * c->nb * sin(ang);
             y = c->cy + u * c->sa + v * c->ca;
             x = c->cx + u * c->ca - v * c->sa;
         } else {
             double rm = cell_mean_radius(c);
-            double r = pl_synth_range(rng, rm * rmin_frac, c->R * rmax_frac);
+            double r = pl_rng_range(rng, rm * rmin_frac, c->R * rmax_frac);
             y = c->cy + r * sin(ang);
             x = c->cx + r * cos(ang);
         }
@@ -112,12 +112,12 @@ static int sample_point(const PlSynthField *f, int i, int inside, double rmin_fr
 
 // ---- layout -----------------------------------------------------------------------------------------------------
 
-void pl_synth_layout(PlSynthField *f, PlSynthRng *rng, double px) {
+void pl_synth_layout(PlSynthField *f, PlRng *rng, double px) {
     PlSynthWork *w = f->work;
     int S = f->size;
     size_t N = (size_t)S * S;
     double field_um = S * px;
-    double density = pl_synth_range(rng, 0.3, 0.8);
+    double density = pl_rng_range(rng, 0.3, 0.8);
     int target = (int)(field_um * field_um / 250.0 * density + 0.5);
     if (target < 1) target = 1;
     if (target > w->max_cells) target = w->max_cells;
@@ -125,24 +125,24 @@ void pl_synth_layout(PlSynthField *f, PlSynthRng *rng, double px) {
     for (int attempt = 0; n < target && attempt < target * 60; attempt++) {
         PlSynthCell c;
         memset(&c, 0, sizeof c);
-        double r_um = 5.3 + 0.8 * pl_synth_normal(rng);
+        double r_um = 5.3 + 0.8 * pl_rng_normal(rng);
         r_um = r_um < 3.8 ? 3.8 : (r_um > 7.5 ? 7.5 : r_um);
-        double ar = pl_synth_range(rng, 1.0, 1.5);
+        double ar = pl_rng_range(rng, 1.0, 1.5);
         c.na = (float)(r_um * sqrt(ar) / px);
         c.nb = (float)(r_um / sqrt(ar) / px);
-        double orient = pl_synth_range(rng, 0, PI);
+        double orient = pl_rng_range(rng, 0, PI);
         c.ca = (float)cos(orient);
         c.sa = (float)sin(orient);
         double rm = r_um / px;
-        if (n > 0 && pl_synth_uniform(rng) < 0.7) {   // grow a colony next to an existing cell
-            const PlSynthCell *o = &w->cell[pl_synth_int(rng, 0, n - 1)];
-            double ang = pl_synth_range(rng, 0, 2 * PI);
-            double dist = (cell_mean_radius(o) + rm) * pl_synth_range(rng, 1.0, 1.7);
+        if (n > 0 && pl_rng_uniform_open(rng) < 0.7) {   // grow a colony next to an existing cell
+            const PlSynthCell *o = &w->cell[pl_rng_int(rng, 0, n - 1)];
+            double ang = pl_rng_range(rng, 0, 2 * PI);
+            double dist = (cell_mean_radius(o) + rm) * pl_rng_range(rng, 1.0, 1.7);
             c.cy = (float)(o->cy + dist * sin(ang));
             c.cx = (float)(o->cx + dist * cos(ang));
         } else {
-            c.cy = (float)pl_synth_range(rng, -0.05 * S, 1.05 * S);
-            c.cx = (float)pl_synth_range(rng, -0.05 * S, 1.05 * S);
+            c.cy = (float)pl_rng_range(rng, -0.05 * S, 1.05 * S);
+            c.cx = (float)pl_rng_range(rng, -0.05 * S, 1.05 * S);
         }
         if (c.cy < -0.5 * rm || c.cx < -0.5 * rm || c.cy > S + 0.5 * rm || c.cx > S + 0.5 * rm) continue;
         int clash = 0;
@@ -152,26 +152,26 @@ void pl_synth_layout(PlSynthField *f, PlSynthRng *rng, double px) {
             clash = dy * dy + dx * dx < need * need;
         }
         if (clash) continue;
-        c.wob[0] = (float)pl_synth_range(rng, 0.0, 0.06);
-        c.wob[1] = (float)pl_synth_range(rng, 0.0, 0.04);
-        c.wob[2] = (float)pl_synth_range(rng, 0, 2 * PI);
-        c.wob[3] = (float)pl_synth_range(rng, 0, 2 * PI);
+        c.wob[0] = (float)pl_rng_range(rng, 0.0, 0.06);
+        c.wob[1] = (float)pl_rng_range(rng, 0.0, 0.04);
+        c.wob[2] = (float)pl_rng_range(rng, 0, 2 * PI);
+        c.wob[3] = (float)pl_rng_range(rng, 0, 2 * PI);
         double phases[4] = {c.wob[2], c.wob[3], c.wob[3] + 1.3, c.wob[2] + 2.1};   // nucleus 2θ, 3θ; cell 2θ, 3θ
         for (int q = 0; q < 4; q++) {
             c.wob_cs[2 * q] = (float)cos(phases[q]);
             c.wob_cs[2 * q + 1] = (float)sin(phases[q]);
         }
-        c.R = (float)(rm * pl_synth_range(rng, 1.8, 2.4));
-        c.hoechst = (float)exp(0.22 * pl_synth_normal(rng));
-        c.expression = (float)exp(0.35 * pl_synth_normal(rng));
-        c.theta = (float)pl_synth_range(rng, 0, 2 * PI);
-        c.n_nucleoli = pl_synth_int(rng, 1, PL_SYNTH_MAX_NUCLEOLI);
+        c.R = (float)(rm * pl_rng_range(rng, 1.8, 2.4));
+        c.hoechst = (float)exp(0.22 * pl_rng_normal(rng));
+        c.expression = (float)exp(0.35 * pl_rng_normal(rng));
+        c.theta = (float)pl_rng_range(rng, 0, 2 * PI);
+        c.n_nucleoli = pl_rng_int(rng, 1, PL_SYNTH_MAX_NUCLEOLI);
         for (int k = 0; k < c.n_nucleoli; k++) {
-            double a = pl_synth_range(rng, 0, 2 * PI), r = sqrt(pl_synth_uniform(rng)) * 0.45;
+            double a = pl_rng_range(rng, 0, 2 * PI), r = sqrt(pl_rng_uniform_open(rng)) * 0.45;
             double u = r * c.na * cos(a), v = r * c.nb * sin(a);
             c.nucleoli[k][0] = (float)(c.cy + u * c.sa + v * c.ca);
             c.nucleoli[k][1] = (float)(c.cx + u * c.ca - v * c.sa);
-            c.nucleoli[k][2] = (float)(pl_synth_range(rng, 0.5, 1.0) / px);
+            c.nucleoli[k][2] = (float)(pl_rng_range(rng, 0.5, 1.0) / px);
         }
         w->cell[n++] = c;
     }
@@ -281,7 +281,7 @@ static double protein_base(int k, const PlSynthField *f, size_t p, double rim_px
 
 // Per-cell primitives of class k for cell i (0-based) into buf.
 static void protein_cell(int k, const PlSynthField *f, int i, float *buf, double px, const double *style,
-                         PlSynthRng *rng) {
+                         PlRng *rng) {
     const PlSynthCell *c = &((const PlSynthWork *)f->work)->cell[i];
     int id = i + 1;
     double e = c->expression, sz = style[0], cnt = style[1], y, x;
@@ -294,35 +294,35 @@ static void protein_cell(int k, const PlSynthField *f, int i, float *buf, double
                      REGION_NUCLEUS);
         break;
     case 4: {   // vesicles: many small puncta through the cytoplasm
-        int m = (int)(pl_synth_range(rng, 25, 60) * cnt);
+        int m = (int)(pl_rng_range(rng, 25, 60) * cnt);
         for (int j = 0; j < m; j++)
             if (sample_point(f, i, 0, 1.1, 0.95, rng, &y, &x))
-                add_spot(f, buf, y, x, 0.22 * um * sz, e * pl_synth_range(rng, 0.6, 1.3), id, REGION_CELL);
+                add_spot(f, buf, y, x, 0.22 * um * sz, e * pl_rng_range(rng, 0.6, 1.3), id, REGION_CELL);
         break;
     }
     case 6: {   // golgi: a perinuclear cluster on one side
-        int m = (int)(pl_synth_range(rng, 10, 20) * cnt);
+        int m = (int)(pl_rng_range(rng, 10, 20) * cnt);
         for (int j = 0; j < m; j++) {
-            double a = c->theta + 0.55 * pl_synth_normal(rng);
-            double r = rm * pl_synth_range(rng, 1.05, 1.45);
-            double sigma = pl_synth_range(rng, 0.3, 0.6) * um * sz;   // one RNG draw per statement:
-            double amp = e * pl_synth_range(rng, 0.5, 1.0);           // argument order is unspecified in C
+            double a = c->theta + 0.55 * pl_rng_normal(rng);
+            double r = rm * pl_rng_range(rng, 1.05, 1.45);
+            double sigma = pl_rng_range(rng, 0.3, 0.6) * um * sz;   // one RNG draw per statement:
+            double amp = e * pl_rng_range(rng, 0.5, 1.0);           // argument order is unspecified in C
             add_spot(f, buf, c->cy + r * sin(a), c->cx + r * cos(a), sigma, amp, id, REGION_CYTO);
         }
         break;
     }
     case 7: {   // mitochondria: short curvy filaments
-        int m = (int)(pl_synth_range(rng, 20, 40) * cnt);
+        int m = (int)(pl_rng_range(rng, 20, 40) * cnt);
         for (int j = 0; j < m; j++)
             if (sample_point(f, i, 0, 1.1, 0.9, rng, &y, &x)) {
-                double ang = pl_synth_range(rng, 0, 2 * PI);
-                double len = pl_synth_range(rng, 1.0, 3.0) * um;
+                double ang = pl_rng_range(rng, 0, 2 * PI);
+                double len = pl_rng_range(rng, 1.0, 3.0) * um;
                 add_stroke(f, buf, y, x, ang, len, 0.2 * um * sz, e * 0.55, 0.25, id, REGION_CYTO, rng);
             }
         break;
     }
     case 8: {   // centrosome: one or two bright dots beside the nucleus
-        int m = pl_synth_uniform(rng) < 0.6 ? 1 : 2;
+        int m = pl_rng_uniform_open(rng) < 0.6 ? 1 : 2;
         double r = rm * 1.2;
         for (int j = 0; j < m; j++) {
             double a = c->theta + 0.25 * j;
@@ -331,44 +331,44 @@ static void protein_cell(int k, const PlSynthField *f, int i, float *buf, double
         break;
     }
     case 10: {  // nuclear_punctae: small nuclear speckles
-        int m = (int)(pl_synth_range(rng, 8, 25) * cnt);
+        int m = (int)(pl_rng_range(rng, 8, 25) * cnt);
         for (int j = 0; j < m; j++)
             if (sample_point(f, i, 1, 0, 0.85, rng, &y, &x))
-                add_spot(f, buf, y, x, 0.3 * um * sz, e * pl_synth_range(rng, 0.6, 1.2), id, REGION_NUCLEUS);
+                add_spot(f, buf, y, x, 0.3 * um * sz, e * pl_rng_range(rng, 0.6, 1.2), id, REGION_NUCLEUS);
         break;
     }
     case 11: {  // cytoskeleton: long, nearly straight fibres
-        int m = (int)(pl_synth_range(rng, 8, 16) * cnt);
+        int m = (int)(pl_rng_range(rng, 8, 16) * cnt);
         for (int j = 0; j < m; j++)
             if (sample_point(f, i, 0, 1.0, 0.9, rng, &y, &x)) {
-                double ang = pl_synth_range(rng, 0, 2 * PI);
-                double len = c->R * pl_synth_range(rng, 0.8, 1.6);
+                double ang = pl_rng_range(rng, 0, 2 * PI);
+                double len = c->R * pl_rng_range(rng, 0.8, 1.6);
                 add_stroke(f, buf, y, x, ang, len, 0.18 * um, e * 0.35, 0.03, id, REGION_CYTO, rng);
             }
         break;
     }
     case 12: {  // big_aggregates: one to three large bright blobs
-        int m = pl_synth_int(rng, 1, 3);
+        int m = pl_rng_int(rng, 1, 3);
         for (int j = 0; j < m; j++)
             if (sample_point(f, i, 0, 1.2, 0.8, rng, &y, &x))
-                add_spot(f, buf, y, x, pl_synth_range(rng, 0.9, 1.5) * um * sz, e * 2.0, id, REGION_CELL);
+                add_spot(f, buf, y, x, pl_rng_range(rng, 0.9, 1.5) * um * sz, e * 2.0, id, REGION_CELL);
         break;
     }
     case 14:    // nucleolus_fc_dfc: clusters of tiny foci inside each nucleolus
         for (int j = 0; j < c->n_nucleoli; j++) {
-            int m = pl_synth_int(rng, 4, 8);
+            int m = pl_rng_int(rng, 4, 8);
             for (int q = 0; q < m; q++) {
-                double a = pl_synth_range(rng, 0, 2 * PI), r = c->nucleoli[j][2] * sqrt(pl_synth_uniform(rng));
+                double a = pl_rng_range(rng, 0, 2 * PI), r = c->nucleoli[j][2] * sqrt(pl_rng_uniform_open(rng));
                 add_spot(f, buf, c->nucleoli[j][0] + r * sin(a), c->nucleoli[j][1] + r * cos(a), 0.18 * um, e * 1.6,
                          id, REGION_NUCLEUS);
             }
         }
         break;
     case 15: {  // focal_adhesions: radial streaks near the cell edge
-        int m = (int)(pl_synth_range(rng, 8, 18) * cnt);
+        int m = (int)(pl_rng_range(rng, 8, 18) * cnt);
         for (int j = 0; j < m; j++) {
-            double a = pl_synth_range(rng, 0, 2 * PI), r = c->R * pl_synth_range(rng, 0.72, 0.92);
-            double len = pl_synth_range(rng, 1.0, 2.2) * um;
+            double a = pl_rng_range(rng, 0, 2 * PI), r = c->R * pl_rng_range(rng, 0.72, 0.92);
+            double len = pl_rng_range(rng, 1.0, 2.2) * um;
             add_stroke(f, buf, c->cy + r * sin(a), c->cx + r * cos(a), a, len, 0.22 * um, e, 0.02, id, REGION_CELL,
                        rng);
         }
@@ -378,15 +378,15 @@ static void protein_cell(int k, const PlSynthField *f, int i, float *buf, double
     }
 }
 
-void pl_synth_paint(PlSynthField *f, int class_id, PlSynthRng *style_rng, PlSynthRng *rng, double px) {
+void pl_synth_paint(PlSynthField *f, int class_id, PlRng *style_rng, PlRng *rng, double px) {
     PlSynthWork *w = f->work;
     int S = f->size;
     size_t N = (size_t)S * S;
     double um = 1.0 / px;
     double style[3];   // spot size, count and diffuse-background multipliers of this protein
-    style[0] = pl_synth_range(style_rng, 0.8, 1.25);
-    style[1] = pl_synth_range(style_rng, 0.7, 1.4);
-    style[2] = pl_synth_range(style_rng, 0.5, 1.5);
+    style[0] = pl_rng_range(style_rng, 0.8, 1.25);
+    style[1] = pl_rng_range(style_rng, 0.7, 1.4);
+    style[2] = pl_rng_range(style_rng, 0.5, 1.5);
     memset(w->tex, 0, N * sizeof(float));
     memset(w->net, 0, N * sizeof(float));
     value_noise(w, w->tex, S, 0.9 * um, 0.7, rng);
@@ -419,7 +419,7 @@ void pl_synth_paint(PlSynthField *f, int class_id, PlSynthRng *style_rng, PlSynt
         for (int j = 0; j < c->n_nucleoli; j++)
             add_spot(f, w->hoe, c->nucleoli[j][0], c->nucleoli[j][1], c->nucleoli[j][2], -0.35 * c->hoechst, i + 1,
                      REGION_NUCLEUS);
-        int chromo = pl_synth_int(rng, 2, 8);
+        int chromo = pl_rng_int(rng, 2, 8);
         double y, x;
         for (int j = 0; j < chromo; j++)
             if (sample_point(f, i, 1, 0, 0.8, rng, &y, &x))
@@ -429,10 +429,10 @@ void pl_synth_paint(PlSynthField *f, int class_id, PlSynthRng *style_rng, PlSynt
         if (f->kind == PL_SYNTH_HPA) {   // microtubules radiate from the centrosome
             double cy = c->cy + cell_mean_radius(c) * 1.2 * sin(c->theta);
             double cx = c->cx + cell_mean_radius(c) * 1.2 * cos(c->theta);
-            int m = pl_synth_int(rng, 10, 18);
+            int m = pl_rng_int(rng, 10, 18);
             for (int j = 0; j < m; j++) {
-                double ang = pl_synth_range(rng, 0, 2 * PI);
-                double len = c->R * pl_synth_range(rng, 0.7, 1.4);
+                double ang = pl_rng_range(rng, 0, 2 * PI);
+                double len = c->R * pl_rng_range(rng, 0.7, 1.4);
                 add_stroke(f, w->mt, cy, cx, ang, len, 0.2 * um, 0.5, 0.06, i + 1, REGION_CYTO, rng);
             }
         }

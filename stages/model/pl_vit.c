@@ -16,15 +16,14 @@
 #include "pl_threadpool.h"
 #include "pl_vit_kernels.h"
 
-// OpenBLAS's own thread control (declared in its cblas.h; repeated so other BLAS headers also work).
-void openblas_set_num_threads(int num_threads);
-int openblas_get_num_threads(void);
-
 #define PL_VIT_QCHUNK 256     // attention query rows per inner step (bounds the score scratch)
 #define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
 #ifndef PL_VIT_MAX_ROWS
-#define PL_VIT_MAX_ROWS 256   // largest row chunk (bounds the per-thread MLP buffer)
+#define PL_VIT_MAX_ROWS 256   // largest row chunk (bounds the per-thread MLP buffer); overridable for tuning
+#endif
 #define PL_VIT_ROW_ALIGN 48   // chunk starts on multiples of this (OpenBLAS sgemm M tiles: 24 on Haswell/Zen, 16 on others)
+#if PL_VIT_MAX_ROWS <= PL_VIT_ROW_ALIGN
+#error "PL_VIT_MAX_ROWS must exceed PL_VIT_ROW_ALIGN"
 #endif
 
 typedef struct PlVitBlockW {
@@ -47,8 +46,7 @@ struct PlVit {
     float *hid;             // (threads, hid_rows, max(hidden, K)) per-thread MLP hidden / unfolded patches
     float *scores;          // (threads, QCHUNK, T) attention scratch
     int hid_ld;
-    PlThreadPool *pool;
-    int blas_threads_before;   // OpenBLAS's thread count before create, restored by destroy (0 = untouched)
+    PlThreadPool *pool;     // borrowed
     // per-forward state read by the tasks
     const float *in;
     int batch, rows, chunk_rows, nchunks, layer;
@@ -75,8 +73,6 @@ double pl_vit_flops_per_image(const PlVitConfig *c, int height, int width) {
 
 void pl_vit_destroy(PlVit *vit) {
     if (!vit) return;
-    pl_threadpool_destroy(vit->pool);
-    if (vit->blas_threads_before > 0) openblas_set_num_threads(vit->blas_threads_before);
     free(vit->blocks);
     free(vit->pos);
     free(vit->slab);
@@ -101,7 +97,6 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
                        opt->last_n);
     if (opt->last_n < 0 || opt->last_n > c->depth)
         return PL_FAIL(PL_ERR_ARG, "last-n %d out of range 1..%d (the model has %d blocks)", opt->last_n, c->depth, c->depth);
-    if (opt->threads < 0 || opt->threads > 1024) return PL_FAIL(PL_ERR_ARG, "thread count %d out of range", opt->threads);
 
     PlVit *v = pl_calloc(1, sizeof *v);
     if (!v) return PL_ERR_NOMEM;
@@ -113,10 +108,10 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     v->K = c->in_chans * c->patch * c->patch;
     v->last_n = opt->last_n > 1 ? opt->last_n : 1;
     v->out_dim = opt->avgpool ? 2 * c->dim : v->last_n * c->dim;
-    v->threads = opt->threads > 0 ? opt->threads : pl_threadpool_cores_available();
+    v->pool = opt->pool;
+    v->threads = pl_threadpool_size(opt->pool);
     const int D = c->dim;
 
-    PlStatus st = PL_OK;
     v->patch_w = pl_vit_tensor(w, "patch_embed.proj.weight");
     v->patch_b = pl_vit_tensor(w, "patch_embed.proj.bias");
     v->cls = pl_vit_tensor(w, "cls_token");
@@ -181,9 +176,10 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     }
     v->slab_bytes = total * sizeof(float);
     if (posix_memalign((void **)&v->slab, 64, v->slab_bytes) != 0) {
+        PlStatus st = PL_FAIL(PL_ERR_NOMEM, "cannot allocate %zu MiB of activations", v->slab_bytes >> 20);
         v->slab = NULL;
         pl_vit_destroy(v);
-        return PL_FAIL(PL_ERR_NOMEM, "cannot allocate %zu MiB of activations", v->slab_bytes >> 20);
+        return st;
     }
     memset(v->slab, 0, v->slab_bytes);   // touch every page now, not in the first forward
     float *p = v->slab;
@@ -195,15 +191,6 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     // LayerNorm outputs reuse att: within a row chunk, att is dead once proj has read it, and the
     // LN1 output is dead once the qkv GEMM of the same chunk has read it, before attention writes att.
     v->xn = v->att;
-
-    st = pl_threadpool_create(v->threads, &v->pool);
-    if (st != PL_OK) {
-        pl_vit_destroy(v);
-        return st;
-    }
-    // One pool: BLAS calls run single-threaded inside our tasks (process-wide setting; destroy restores it).
-    v->blas_threads_before = openblas_get_num_threads();
-    openblas_set_num_threads(1);
     *out = v;
     return PL_OK;
 nomem:

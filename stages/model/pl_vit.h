@@ -1,14 +1,16 @@
 // DINO Vision Transformer forward pass (facebookresearch/dino vision_transformer.py) on flat float32 buffers.
 //
-// Ownership: a PlVit borrows the PlWeights it was created from (they must outlive it) and owns one
-// activation slab sized at create time for (max_batch, height, width), its interpolated position
-// embedding and its thread pool; pl_vit_destroy releases all of them. pl_vit_forward never allocates.
-// A PlVit is not re-entrant: one forward at a time per PlVit. While a PlVit exists, OpenBLAS is set to
-// one thread (process-wide: protloc's own pool does the threading); pl_vit_destroy restores the previous count.
+// Ownership: a PlVit borrows the PlWeights it was created from and the thread pool it computes on (both must
+// outlive it) and owns one activation slab sized at create time for (max_batch, height, width) and its
+// interpolated position embedding; pl_vit_destroy releases those. pl_vit_forward never allocates.
+// A PlVit is not re-entrant: one forward at a time per PlVit (and per pool). Its GEMMs run inside the pool's
+// tasks, so the program must have set OpenBLAS to one thread (pipeline/pl_process.h does; tests and
+// benchmarks call openblas_set_num_threads(1)).
 #ifndef PL_VIT_H
 #define PL_VIT_H
 
 #include "pl_error.h"
+#include "pl_threadpool.h"
 #include "pl_weights.h"
 
 typedef struct PlVitConfig {
@@ -30,7 +32,7 @@ PlStatus pl_vit_config_infer(const PlWeights *w, int heads, PlVitConfig *cfg);
 typedef struct PlVitOptions {
     int max_batch;     // largest batch passed to pl_vit_forward (>= 1)
     int height, width; // input size in pixels (fixed for this PlVit; remainder pixels are cropped)
-    int threads;       // worker threads; 0 = cores available to this process (sched_getaffinity)
+    PlThreadPool *pool;   // borrowed: the process's pool (NULL = everything on the calling thread)
     int last_n;        // 0 or 1 = CLS of the final block; n > 1 = CLS of the last n blocks concatenated
                        // (each after the final LayerNorm, as DINO's get_intermediate_layers)
     int avgpool;       // 1 = DINO eval_linear --avgpool features: (B, 2D) laid out exactly as DINO does,

@@ -1,54 +1,29 @@
-// Deterministic random ViT weights with DINO's initialisation (splitmix64 + Box-Muller, no global RNG state).
+// Deterministic random ViT weights with DINO's initialisation (protloc's PlRng: xoshiro256** + Box-Muller).
 #include "pl_weights_init.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-typedef struct InitRng {
-    uint64_t state;
-    int has_spare;
-    double spare;
-} InitRng;
-
-static uint64_t rng_next(InitRng *r) {   // splitmix64
-    uint64_t z = (r->state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(InitRng *r) { return ((double)(rng_next(r) >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-
-static double rng_normal(InitRng *r) {
-    if (r->has_spare) {
-        r->has_spare = 0;
-        return r->spare;
-    }
-    double u = rng_uniform(r), v = rng_uniform(r);
-    double m = sqrt(-2.0 * log(u));
-    r->spare = m * sin(2.0 * M_PI * v);
-    r->has_spare = 1;
-    return m * cos(2.0 * M_PI * v);
-}
+#include "pl_rng.h"
 
 // DINO's trunc_normal_(std=0.02) truncates at the absolute bounds a=-2, b=2.
-static void fill_trunc_normal(InitRng *r, float *x, int64_t n, double std) {
+static void fill_trunc_normal(PlRng *r, float *x, int64_t n, double std) {
     for (int64_t i = 0; i < n; i++) {
         double v;
-        do v = rng_normal(r) * std;
+        do v = pl_rng_normal(r) * std;
         while (v < -2.0 || v > 2.0);
         x[i] = (float)v;
     }
 }
 
-static void fill_const(InitRng *r, float *x, int64_t n, float value, float jitter) {
-    for (int64_t i = 0; i < n; i++) x[i] = value + (jitter > 0 ? (float)(rng_normal(r) * jitter) : 0.0f);
+static void fill_const(PlRng *r, float *x, int64_t n, float value, float jitter) {
+    for (int64_t i = 0; i < n; i++) x[i] = value + (jitter > 0 ? (float)(pl_rng_normal(r) * jitter) : 0.0f);
 }
 
 typedef enum { INIT_TRUNC, INIT_ONE, INIT_ZERO } InitKind;
 
-static PlStatus add(PlWeights *w, InitRng *r, const PlVitInitSpec *s, const char *name, InitKind kind, int ndim,
+static PlStatus add(PlWeights *w, PlRng *r, const PlVitInitSpec *s, const char *name, InitKind kind, int ndim,
                     int64_t d0, int64_t d1, int64_t d2, int64_t d3) {
     int64_t shape[4] = {d0, d1, d2, d3};
     float *x;
@@ -89,7 +64,8 @@ static PlStatus init_validate(const PlVitInitSpec *s) {
 PlStatus pl_weights_init_vit(const PlVitInitSpec *s, PlWeights *w) {
     memset(w, 0, sizeof *w);
     PL_TRY(init_validate(s));
-    InitRng r = {.state = s->seed ^ 0x70726f746c6f63ull};
+    PlRng r;
+    pl_rng_seed(&r, s->seed ^ 0x70726f746c6f63ull);
     int64_t D = s->dim, grid = s->img_size / s->patch, H = (int64_t)s->mlp_ratio * D;
     char name[96];
     PlStatus st = add(w, &r, s, "cls_token", INIT_TRUNC, 3, 1, 1, D, 0);

@@ -7,7 +7,32 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "pl_modelcard.h"
+PlStatus pl_sha256_file(const char *path, char hex[65]) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        fclose(fp);
+        EVP_MD_CTX_free(ctx);
+        return PL_FAIL(PL_ERR_INTERNAL, "OpenSSL SHA-256 initialisation failed");
+    }
+    static _Thread_local unsigned char buf[1 << 16];
+    size_t n;
+    PlStatus st = PL_OK;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0) {
+        if (EVP_DigestUpdate(ctx, buf, n) != 1) { st = PL_FAIL(PL_ERR_INTERNAL, "SHA-256 update failed"); break; }
+    }
+    if (st == PL_OK && ferror(fp)) st = PL_FAIL(PL_ERR_IO, "cannot read %s: %s", path, strerror(errno));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (st == PL_OK && EVP_DigestFinal_ex(ctx, md, &len) != 1) st = PL_FAIL(PL_ERR_INTERNAL, "SHA-256 final failed");
+    EVP_MD_CTX_free(ctx);
+    fclose(fp);
+    if (st != PL_OK) return st;
+    for (unsigned i = 0; i < len && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    hex[64] = '\0';
+    return PL_OK;
+}
 
 static void digest_hex(const unsigned char *md, unsigned len, char *out) {
     for (unsigned i = 0; i < len; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);

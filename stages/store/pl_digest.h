@@ -1,4 +1,4 @@
-// Input digests of manifest items (what decides "changed" on re-runs) and run-settings keys.
+// SHA-256 digests: files, manifest items (what decides "changed" on re-runs) and run-settings keys.
 // Ownership: pure functions over caller buffers.
 #ifndef PL_DIGEST_H
 #define PL_DIGEST_H
@@ -12,6 +12,8 @@
 // (verify = 0, prefix "s:") or the SHA-256 of each file's contents (verify = 1, prefix "c:").
 // A missing or unreadable file is an error naming it.
 PlStatus pl_digest_item(const PlManifest *m, const PlManifestItem *item, int verify, char out[PL_DIGEST_LEN]);
+// SHA-256 of a whole file's contents as 64 hex chars (weights, inputs).
+PlStatus pl_sha256_file(const char *path, char hex[65]);
 // SHA-256 of a text as 64 hex chars (settings keys).
 void pl_digest_text(const char *text, char out[65]);
 

@@ -107,7 +107,7 @@ static PlStatus h5ad_string_scalar(hid_t parent, const char *name, const char *v
     return st;
 }
 
-static PlStatus h5ad_write_obs(hid_t file, const PlExportTable *t) {
+static PlStatus h5ad_write_obs(hid_t file, const PlStoreTable *t) {
     size_t n = (size_t)t->n;
     const char **col = pl_calloc(n ? n : 1, sizeof *col);
     char **names = pl_calloc(n ? n : 1, sizeof *names);
@@ -120,15 +120,15 @@ static PlStatus h5ad_write_obs(hid_t file, const PlExportTable *t) {
     }
     if (st == PL_OK) st = h5ad_group(file, "obs", "dataframe", "0.2.0", &g);
     if (st == PL_OK) st = h5ad_attr_str(g, "_index", "_index");
-    const char *order[PL_EXPORT_N_META + PL_EXPORT_MAX_EXTRA];
+    const char *order[PL_STORE_N_META + PL_STORE_MAX_EXTRA];
     size_t n_order = 0;
-    for (int k = 0; k < PL_EXPORT_N_META; k++) order[n_order++] = pl_export_meta_names[k];
+    for (int k = 0; k < PL_STORE_N_META; k++) order[n_order++] = pl_store_meta_names[k];
     for (int e = 0; e < t->n_extra; e++) order[n_order++] = t->extra_names[e];
     if (st == PL_OK) st = h5ad_attr_str_array(g, "column-order", order, n_order);
     if (st == PL_OK) st = h5ad_string_array(g, "_index", (const char *const *)names, n);
-    for (int k = 0; k < PL_EXPORT_N_META && st == PL_OK; k++) {
-        for (size_t r = 0; r < n; r++) col[r] = t->meta[k][t->item[r]];
-        st = h5ad_string_array(g, pl_export_meta_names[k], col, n);
+    for (int k = 0; k < PL_STORE_N_META && st == PL_OK; k++) {
+        for (size_t r = 0; r < n; r++) col[r] = k == 2 ? pl_store_table_label(t, (int64_t)r) : t->meta[k][t->item[r]];
+        st = h5ad_string_array(g, pl_store_meta_names[k], col, n);
     }
     for (int e = 0; e < t->n_extra && st == PL_OK; e++) {
         hsize_t dims[1] = {n};
@@ -143,7 +143,7 @@ static PlStatus h5ad_write_obs(hid_t file, const PlExportTable *t) {
     return st;
 }
 
-static PlStatus h5ad_write_var(hid_t file, const PlExportTable *t) {
+static PlStatus h5ad_write_var(hid_t file, const PlStoreTable *t) {
     size_t d = (size_t)t->d;
     char **names = pl_calloc(d ? d : 1, sizeof *names);
     PlStatus st = names ? PL_OK : PL_ERR_NOMEM;
@@ -164,7 +164,7 @@ static PlStatus h5ad_write_var(hid_t file, const PlExportTable *t) {
     return st;
 }
 
-static PlStatus h5ad_write_all(hid_t file, const PlExportTable *t) {
+static PlStatus h5ad_write_all(hid_t file, const PlStoreTable *t) {
     PL_TRY(h5ad_encoding(file, "anndata", "0.1.0"));
     hsize_t dims[2] = {(hsize_t)t->n, (hsize_t)t->d};
     PL_TRY(h5ad_f32(file, "X", 2, dims, t->x));
@@ -175,7 +175,7 @@ static PlStatus h5ad_write_all(hid_t file, const PlExportTable *t) {
     hid_t uns = H5I_INVALID_HID;
     PL_TRY(h5ad_group(file, "uns", "dict", "0.1.0", &uns));
     PlStatus st = h5ad_string_scalar(uns, "protloc_store", t->store_path);
-    if (st == PL_OK) st = h5ad_string_scalar(uns, "protloc_level", pl_export_level_name(t->level));
+    if (st == PL_OK) st = h5ad_string_scalar(uns, "protloc_level", pl_store_level_name(t->level));
     hid_t prov = H5I_INVALID_HID;
     if (st == PL_OK && t->n_attrs > 0) st = h5ad_group(uns, "protloc_store_attrs", "dict", "0.1.0", &prov);
     for (int i = 0; i < t->n_attrs && st == PL_OK; i++) st = h5ad_string_scalar(prov, t->attr_names[i], t->attr_values[i]);
@@ -184,7 +184,7 @@ static PlStatus h5ad_write_all(hid_t file, const PlExportTable *t) {
     return st;
 }
 
-PlStatus pl_export_write_h5ad(const PlExportTable *t, const char *path) {
+PlStatus pl_export_write_h5ad(const PlStoreTable *t, const char *path) {
     pl_h5_quiet();
     char *tmp = pl_temp_path_for(path);
     if (!tmp) return PL_ERR_NOMEM;

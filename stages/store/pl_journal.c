@@ -10,17 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
+#include "pl_clock.h"
 #include "pl_fs.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "protloc journals assume a little-endian host"
 #endif
 
-#define JOURNAL_MAGIC "PLJ1"
+#define JOURNAL_MAGIC "PLJ2"   // 2: cell records carry their mask label
 #define JOURNAL_HEADER 64
 #define JOURNAL_MAX_RECORD ((uint64_t)1 << 31)
 
@@ -41,11 +41,6 @@ typedef struct JournalHeader {
 } JournalHeader;
 _Static_assert(sizeof(JournalHeader) == JOURNAL_HEADER, "journal header must be 64 bytes");
 
-static double journal_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void journal_checksum(const unsigned char *rec, size_t len, uint8_t out[16]) {
     // rec's checksum field must be zero while hashing
@@ -55,15 +50,12 @@ static void journal_checksum(const unsigned char *rec, size_t len, uint8_t out[1
     memcpy(out, md, 16);
 }
 
+// Byte buffers that grow by doubling (record assembly, scanning).
 static PlStatus journal_reserve(unsigned char **buf, size_t *cap, size_t need) {
-    if (need <= *cap) return PL_OK;
+    if (need <= *cap && *buf) return PL_OK;
     size_t ncap = *cap ? *cap : 4096;
     while (ncap < need) ncap *= 2;
-    unsigned char *p = realloc(*buf, ncap);
-    if (!p) return PL_FAIL(PL_ERR_NOMEM, "cannot allocate %zu bytes for a journal record", ncap);
-    *buf = p;
-    *cap = ncap;
-    return PL_OK;
+    return pl_grow((void **)buf, cap, ncap, 1);
 }
 
 char *pl_journal_rank_path(const char *dir, int rank) {
@@ -97,7 +89,7 @@ PlStatus pl_journal_open(PlJournalWriter *w, const char *dir, int rank, int64_t 
         pl_journal_close(w);
         return PL_FAIL(PL_ERR_NOMEM, "ZSTD_createCCtx failed");
     }
-    w->last_sync = journal_now();
+    w->last_sync = pl_clock_now();
     return pl_fsync_parent_dir(w->path);
 }
 
@@ -114,12 +106,16 @@ PlStatus pl_journal_append(PlJournalWriter *w, const PlJournalRecord *r) {
     size_t nt = r->failed ? 0 : (size_t)r->n_tiles, nc = r->failed ? 0 : (size_t)r->n_cells;
     size_t stage_len = r->failed && r->fail_stage ? strlen(r->fail_stage) : 0;
     size_t msg_len = r->failed && r->fail_message ? strlen(r->fail_message) : 0;
+    if ((nt && (!r->tile_yx || !r->tile_emb)) || (nc && (!r->cell_cyx || !r->cell_area || !r->cell_label || !r->cell_emb)) ||
+        (!r->failed && r->has_fov && !r->fov))
+        return PL_FAIL(PL_ERR_ARG, "journal record for '%s': an array of its %zu tiles / %zu cells / FOV is missing", r->id,
+                       nt, nc);
     if (stage_len > 63) stage_len = 63;
     if (msg_len > 1023) msg_len = 1023;
     uint64_t raw = 0;
     if (!r->failed) {
         if (r->has_fov) raw += D * 4;
-        raw += nt * (8 + D * 4) + nc * (8 + 8 + D * 4);
+        raw += nt * (8 + D * 4) + nc * (8 + 8 + 4 + D * 4);
     } else {
         raw = 8 + stage_len + msg_len;
     }
@@ -133,6 +129,7 @@ PlStatus pl_journal_append(PlJournalWriter *w, const PlJournalRecord *r) {
         journal_put(&p, r->tile_emb, nt * D * 4);
         journal_put(&p, r->cell_cyx, nc * 8);
         journal_put(&p, r->cell_area, nc * 8);
+        journal_put(&p, r->cell_label, nc * 4);
         journal_put(&p, r->cell_emb, nc * D * 4);
     } else {
         uint32_t a = (uint32_t)stage_len, b = (uint32_t)msg_len;
@@ -173,7 +170,7 @@ PlStatus pl_journal_append(PlJournalWriter *w, const PlJournalRecord *r) {
         done += (size_t)n;
     }
     w->pending++;
-    if (w->pending >= w->sync_every || journal_now() - w->last_sync >= w->sync_seconds) PL_TRY(pl_journal_sync(w));
+    if (w->pending >= w->sync_every || pl_clock_now() - w->last_sync >= w->sync_seconds) PL_TRY(pl_journal_sync(w));
     return PL_OK;
 }
 
@@ -181,7 +178,7 @@ PlStatus pl_journal_sync(PlJournalWriter *w) {
     if (w->fd < 0 || w->pending == 0) return PL_OK;
     if (fsync(w->fd) != 0) return PL_FAIL(PL_ERR_IO, "fsync of journal %s failed: %s", w->path, strerror(errno));
     w->pending = 0;
-    w->last_sync = journal_now();
+    w->last_sync = pl_clock_now();
     return PL_OK;
 }
 
@@ -329,15 +326,6 @@ void pl_journal_index_free(PlJournalIndex *idx) {
     memset(idx, 0, sizeof *idx);
 }
 
-static PlStatus journal_grow(void **p, size_t *cap, size_t need) {
-    if (need <= *cap) return PL_OK;
-    void *q = realloc(*p, need);
-    if (!q) return PL_FAIL(PL_ERR_NOMEM, "cannot allocate %zu bytes", need);
-    *p = q;
-    *cap = need;
-    return PL_OK;
-}
-
 PlStatus pl_journal_read(const PlJournalIndex *idx, size_t e, PlJournalItem *it) {
     const PlJournalEntry *en = &idx->entries[e];
     const char *path = idx->files[en->file];
@@ -382,30 +370,23 @@ PlStatus pl_journal_read(const PlJournalIndex *idx, size_t e, PlJournalItem *it)
         return PL_OK;
     }
     size_t D = (size_t)h.dim, nt = h.n_tiles, nc = h.n_cells;
-    size_t need = (it->has_fov ? D * 4 : 0) + nt * (8 + D * 4) + nc * (16 + D * 4);
+    size_t need = (it->has_fov ? D * 4 : 0) + nt * (8 + D * 4) + nc * (8 + 8 + 4 + D * 4);
     if (need != h.raw_len) goto bad;
-    PL_TRY(journal_grow((void **)&it->fov, &it->fov_cap, D * 4 + 4));
-    if (nt * (8 + D * 4) + 8 > it->tile_cap) {
-        void *a = realloc(it->tile_yx, nt * 8 + 8), *b = a ? realloc(it->tile_emb, nt * D * 4 + 4) : NULL;
-        if (a) it->tile_yx = a;
-        if (b) it->tile_emb = b;
-        if (!a || !b) return PL_FAIL(PL_ERR_NOMEM, "out of memory reading journal");
-        it->tile_cap = nt * (8 + D * 4) + 8;
-    }
-    if (nc * (16 + D * 4) + 8 > it->cell_cap) {
-        void *a = realloc(it->cell_cyx, nc * 8 + 8), *b = a ? realloc(it->cell_area, nc * 8 + 8) : NULL;
-        void *c = b ? realloc(it->cell_emb, nc * D * 4 + 4) : NULL;
-        if (a) it->cell_cyx = a;
-        if (b) it->cell_area = b;
-        if (c) it->cell_emb = c;
-        if (!a || !b || !c) return PL_FAIL(PL_ERR_NOMEM, "out of memory reading journal");
-        it->cell_cap = nc * (16 + D * 4) + 8;
-    }
+    // every array has its own capacity: a record with many small rows after one with few large ones (or the
+    // reverse) grows exactly the arrays that need it
+    PL_TRY(pl_grow((void **)&it->fov, &it->fov_cap, D, sizeof *it->fov));
+    PL_TRY(pl_grow((void **)&it->tile_yx, &it->tile_yx_cap, nt * 2, sizeof *it->tile_yx));
+    PL_TRY(pl_grow((void **)&it->tile_emb, &it->tile_emb_cap, nt * D, sizeof *it->tile_emb));
+    PL_TRY(pl_grow((void **)&it->cell_cyx, &it->cell_cyx_cap, nc * 2, sizeof *it->cell_cyx));
+    PL_TRY(pl_grow((void **)&it->cell_area, &it->cell_area_cap, nc, sizeof *it->cell_area));
+    PL_TRY(pl_grow((void **)&it->cell_label, &it->cell_label_cap, nc, sizeof *it->cell_label));
+    PL_TRY(pl_grow((void **)&it->cell_emb, &it->cell_emb_cap, nc * D, sizeof *it->cell_emb));
     if (it->has_fov) { memcpy(it->fov, p, D * 4); p += D * 4; }
     memcpy(it->tile_yx, p, nt * 8); p += nt * 8;
     memcpy(it->tile_emb, p, nt * D * 4); p += nt * D * 4;
     memcpy(it->cell_cyx, p, nc * 8); p += nc * 8;
     memcpy(it->cell_area, p, nc * 8); p += nc * 8;
+    memcpy(it->cell_label, p, nc * 4); p += nc * 4;
     memcpy(it->cell_emb, p, nc * D * 4);
     return PL_OK;
 bad:
@@ -415,7 +396,7 @@ bad:
 
 void pl_journal_item_free(PlJournalItem *it) {
     free(it->fov); free(it->tile_yx); free(it->tile_emb); free(it->cell_cyx); free(it->cell_area);
-    free(it->cell_emb); free(it->raw); free(it->comp);
+    free(it->cell_label); free(it->cell_emb); free(it->raw); free(it->comp);
     memset(it, 0, sizeof *it);
 }
 

@@ -33,6 +33,7 @@ typedef struct PlJournalRecord {
     int n_cells;
     const float *cell_cyx;      // (n_cells, 2) centroid y, x
     const int64_t *cell_area;   // (n_cells) pixels
+    const int32_t *cell_label;  // (n_cells) label of each cell in the item's label image
     const float *cell_emb;      // (n_cells, D)
 } PlJournalRecord;
 
@@ -87,7 +88,8 @@ PlStatus pl_journal_scan(const char *dir, PlJournalIndex *idx);
 int64_t pl_journal_valid_length(const PlJournalIndex *idx, int rank);
 void pl_journal_index_free(PlJournalIndex *idx);
 
-// A decoded record; arrays are owned and reused across pl_journal_read calls.
+// A decoded record; arrays are owned and reused across pl_journal_read calls, each with its own capacity (in
+// elements).
 typedef struct PlJournalItem {
     char id[PL_JOURNAL_MAX_ID + 1];
     char digest[128];
@@ -100,9 +102,11 @@ typedef struct PlJournalItem {
     float *tile_emb;            // (n_tiles, dim)
     float *cell_cyx;            // (n_cells, 2)
     int64_t *cell_area;         // (n_cells)
+    int32_t *cell_label;        // (n_cells)
     float *cell_emb;            // (n_cells, dim)
+    size_t fov_cap, tile_yx_cap, tile_emb_cap, cell_cyx_cap, cell_area_cap, cell_label_cap, cell_emb_cap;
     unsigned char *raw, *comp;  // scratch
-    size_t raw_cap, comp_cap, fov_cap, tile_cap, cell_cap;
+    size_t raw_cap, comp_cap;
 } PlJournalItem;
 
 // Read and verify entry `e` of `idx`.

@@ -211,13 +211,6 @@ static char *manifest_allowed_list(const PlManifestOptions *opt) {
     return buf;
 }
 
-// Simple open-addressing hash set over item ids for duplicate detection.
-static unsigned long manifest_hash(const char *s) {
-    unsigned long h = 1469598103934665603UL;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211UL;
-    return h;
-}
-
 static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
     PlManifest *m = p->m;
     int col_of[MANIFEST_N_FIXED];
@@ -228,9 +221,6 @@ static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
     char *fields[MANIFEST_MAX_COLS];
     int columns[MANIFEST_MAX_COLS];
     int lineno = 0;
-    // id hash set (grown with the items)
-    size_t set_cap = 0;
-    long *set = NULL;
     char *cursor = text;
     char *end_text = text + size;
     while (cursor < end_text) {
@@ -258,7 +248,6 @@ static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
         if (ncols < 0) {   // header
             if (n > MANIFEST_MAX_COLS) {
                 manifest_error(p, lineno, 0, "header has %d columns (at most %d)", n, MANIFEST_MAX_COLS);
-                free(set);
                 return PL_ERR_FORMAT;
             }
             ncols = n;
@@ -294,14 +283,14 @@ static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
                     continue;
                 }
                 m->roles[m->n_roles] = strdup(name);
-                if (!m->roles[m->n_roles]) { free(set); return PL_FAIL(PL_ERR_NOMEM, "out of memory"); }
+                if (!m->roles[m->n_roles]) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
                 role_of_col[c] = m->n_roles++;
             }
             for (int f = 0; f < MANIFEST_N_REQUIRED; f++)
                 if (col_of[f] < 0)
                     manifest_error(p, lineno, 0, "header lacks the required column '%s'", manifest_fixed_names[f]);
             if (m->n_roles == 0) manifest_error(p, lineno, 0, "header has no channel role column (e.g. protein)");
-            if (m->n_errors_total) { free(set); return PL_ERR_FORMAT; }
+            if (m->n_errors_total) return PL_ERR_FORMAT;
             continue;
         }
         if (n != ncols) {
@@ -311,7 +300,7 @@ static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
         if (m->count == cap) {
             size_t ncap = cap ? cap * 2 : 64;
             PlManifestItem *grown = realloc(m->items, ncap * sizeof *grown);
-            if (!grown) { free(set); return PL_FAIL(PL_ERR_NOMEM, "out of memory reading %s", m->path); }
+            if (!grown) return PL_FAIL(PL_ERR_NOMEM, "out of memory reading %s", m->path);
             m->items = grown;
             cap = ncap;
         }
@@ -324,10 +313,8 @@ static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
         it->label = strdup(fields[col_of[COL_LABEL]]);
         it->split = strdup(fields[col_of[COL_SPLIT]]);
         it->group = strdup(fields[col_of[COL_GROUP]]);
-        if (!it->id || !it->dataset || !it->label || !it->split || !it->group) {
-            free(set);
+        if (!it->id || !it->dataset || !it->label || !it->split || !it->group)
             return PL_FAIL(PL_ERR_NOMEM, "out of memory");
-        }
         if (!it->id[0]) manifest_error(p, lineno, columns[col_of[COL_ID]], "empty id");
         for (const char *c = it->id; *c; c++)
             if (isspace((unsigned char)*c) || (unsigned char)*c < 32) {
@@ -366,39 +353,15 @@ static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
             if (!ok) manifest_error(p, lineno, columns[col_of[COL_SHA]], "bad sha256 '%s' (want 64 hex digits)", s);
             else it->sha256 = strdup(s);
         }
-        // duplicate ids
-        if (it->id[0]) {
-            if ((m->count) * 2 > set_cap) {
-                size_t ncap = set_cap ? set_cap * 2 : 256;
-                while (ncap < m->count * 2) ncap *= 2;
-                long *ns = malloc(ncap * sizeof *ns);
-                if (!ns) { free(set); return PL_FAIL(PL_ERR_NOMEM, "out of memory"); }
-                for (size_t i = 0; i < ncap; i++) ns[i] = -1;
-                for (size_t i = 0; i < set_cap; i++) {
-                    if (set[i] < 0) continue;
-                    size_t h = manifest_hash(m->items[set[i]].id) & (ncap - 1);
-                    while (ns[h] >= 0) h = (h + 1) & (ncap - 1);
-                    ns[h] = set[i];
-                }
-                free(set);
-                set = ns;
-                set_cap = ncap;
-            }
-            size_t h = manifest_hash(it->id) & (set_cap - 1);
-            int dup = 0;
-            while (set[h] >= 0) {
-                if (!strcmp(m->items[set[h]].id, it->id)) {
-                    manifest_error(p, lineno, columns[col_of[COL_ID]], "duplicate id '%s' (first on line %d)",
-                                   it->id, m->items[set[h]].line);
-                    dup = 1;
-                    break;
-                }
-                h = (h + 1) & (set_cap - 1);
-            }
-            if (!dup) set[h] = (long)(m->count - 1);
+        if (it->id[0]) {   // duplicate ids: the index keeps the first
+            int64_t first = -1;
+            if (pl_idindex_add(&m->index, it->id, (int64_t)(m->count - 1), &first) != PL_OK)
+                return pl_error_wrap("reading %s", m->path);
+            if (first >= 0)
+                manifest_error(p, lineno, columns[col_of[COL_ID]], "duplicate id '%s' (first on line %d)", it->id,
+                               m->items[first].line);
         }
     }
-    free(set);
     if (ncols < 0) manifest_error(p, lineno > 0 ? lineno : 1, 0, "no header line (the file is empty)");
     return m->n_errors_total ? PL_ERR_FORMAT : PL_OK;
 }
@@ -443,11 +406,7 @@ int pl_manifest_role_index(const PlManifest *m, const char *role) {
     return -1;
 }
 
-long pl_manifest_find(const PlManifest *m, const char *id) {
-    for (size_t i = 0; i < m->count; i++)
-        if (!strcmp(m->items[i].id, id)) return (long)i;
-    return -1;
-}
+long pl_manifest_find(const PlManifest *m, const char *id) { return (long)pl_idindex_find(&m->index, id); }
 
 static void manifest_free_channel(PlManifestChannel *c) {
     free(c->path);
@@ -468,5 +427,6 @@ void pl_manifest_free(PlManifest *m) {
     free(m->errors);
     free(m->path);
     free(m->root);
+    pl_idindex_free(&m->index);
     memset(m, 0, sizeof *m);
 }

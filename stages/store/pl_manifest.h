@@ -10,12 +10,13 @@
 // options.max_errors); pl_manifest_load then returns PL_ERR_FORMAT with the first error (plus "and N more") as
 // the message. The partially filled PlManifest must still be released with pl_manifest_free.
 //
-// Ownership: a PlManifest owns every string, item and error; pl_manifest_free releases them all.
+// Ownership: a PlManifest owns every string, item, error and its id index; pl_manifest_free releases them all.
 #ifndef PL_MANIFEST_H
 #define PL_MANIFEST_H
 
 #include <stddef.h>
 #include "pl_error.h"
+#include "pl_idindex.h"
 
 #define PL_MANIFEST_MAX_ROLES 16
 #define PL_MANIFEST_MAX_LINE (1 << 16)
@@ -50,6 +51,7 @@ typedef struct PlManifest {
     char **errors;            // (n_errors) "file:line:column: message"
     size_t n_errors;
     size_t n_errors_total;    // including those beyond max_errors
+    PlIdIndex index;          // item id → item index (the first item of each id)
 } PlManifest;
 
 typedef struct PlManifestOptions {
@@ -65,7 +67,7 @@ typedef struct PlManifestOptions {
 PlStatus pl_manifest_load(const char *path, const PlManifestOptions *options, PlManifest *out);
 // Index of a role column, or -1.
 int pl_manifest_role_index(const PlManifest *m, const char *role);
-// Index of the item with this id, or -1 (linear in count; build your own map for repeated lookups).
+// Index of the item with this id, or -1 (O(1): the manifest keeps an id index).
 long pl_manifest_find(const PlManifest *m, const char *id);
 // Is `split` a valid split value ("train", "val", "test", a non-negative integer, or "")?
 int pl_manifest_split_valid(const char *split);

@@ -1,41 +1,15 @@
-// Model card JSON parsing/validation (jansson) and SHA-256 of weight files (OpenSSL EVP). See pl_modelcard.h.
+// Model card JSON parsing/validation (jansson) and the weight file check. See pl_modelcard.h.
 #include "pl_modelcard.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <libgen.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-PlStatus pl_sha256_file(const char *path, char hex[65]) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        fclose(fp);
-        EVP_MD_CTX_free(ctx);
-        return PL_FAIL(PL_ERR_INTERNAL, "OpenSSL SHA-256 initialisation failed");
-    }
-    static _Thread_local unsigned char buf[1 << 16];
-    size_t n;
-    PlStatus st = PL_OK;
-    while ((n = fread(buf, 1, sizeof buf, fp)) > 0) {
-        if (EVP_DigestUpdate(ctx, buf, n) != 1) { st = PL_FAIL(PL_ERR_INTERNAL, "SHA-256 update failed"); break; }
-    }
-    if (st == PL_OK && ferror(fp)) st = PL_FAIL(PL_ERR_IO, "cannot read %s: %s", path, strerror(errno));
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (st == PL_OK && EVP_DigestFinal_ex(ctx, md, &len) != 1) st = PL_FAIL(PL_ERR_INTERNAL, "SHA-256 final failed");
-    EVP_MD_CTX_free(ctx);
-    fclose(fp);
-    if (st != PL_OK) return st;
-    for (unsigned i = 0; i < len && i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    hex[64] = '\0';
-    return PL_OK;
-}
+#include "pl_digest.h"
 
 static PlStatus card_string(const char *path, json_t *root, const char *key, int required, char **out) {
     *out = NULL;

@@ -46,8 +46,6 @@ typedef struct PlModelCard {
 
 // Parse and validate a card; errors name the card file and the offending key.
 PlStatus pl_modelcard_load(const char *path, PlModelCard *out);
-// SHA-256 of a whole file as 64 lowercase hex chars + NUL (OpenSSL EVP, streamed).
-PlStatus pl_sha256_file(const char *path, char hex[65]);
 // Check the weights' sha256 when the card states one (error names both digests).
 PlStatus pl_modelcard_verify_weights(const PlModelCard *card, char actual_hex[65]);
 void pl_modelcard_free(PlModelCard *card);

@@ -309,12 +309,14 @@ PlStatus pl_store_read_attr_string(hid_t file, const char *name, char **value, i
     if (H5Aexists(file, name) <= 0) return PL_OK;
     hid_t a = H5Aopen(file, name, H5P_DEFAULT);
     if (a < 0) return PL_H5_FAIL("cannot open attribute %s", name);
-    hid_t ft = H5Aget_type(a);
+    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
     PlStatus st = PL_OK;
     hid_t mt = H5Tcopy(H5T_C_S1);
     if (ft >= 0) H5Tset_cset(mt, H5Tget_cset(ft));
     if (ft < 0 || H5Tget_class(ft) != H5T_STRING) {
         st = PL_FAIL(PL_ERR_FORMAT, "attribute %s is not a string", name);
+    } else if (sp < 0 || H5Sget_simple_extent_npoints(sp) != 1) {
+        st = PL_FAIL(PL_ERR_FORMAT, "attribute %s is not a single string", name);
     } else if (H5Tis_variable_str(ft) > 0) {
         char *tmp = NULL;
         if (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Aread(a, mt, &tmp) < 0) st = PL_H5_FAIL("cannot read attribute %s", name);
@@ -337,6 +339,7 @@ PlStatus pl_store_read_attr_string(hid_t file, const char *name, char **value, i
     if (st == PL_OK) *present = 1;
     if (mt >= 0) H5Tclose(mt);
     if (ft >= 0) H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
     H5Aclose(a);
     return st;
 }

@@ -10,23 +10,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "pl_clock.h"
 #include "pl_knn.h"
 #include "pl_metrics.h"
 #include "pl_npy.h"
 #include "pl_rng.h"
+#include "pl_threadpool.h"
 #include "pl_topk.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static double gauss(PlRng *r) {
     double u1 = pl_rng_uniform(r) + 1e-300, u2 = pl_rng_uniform(r);
@@ -95,9 +85,9 @@ int main(int argc, char **argv) {
         memset(c, 0, sizeof(float) * n * n);
         double best = 1e30, best_cpu = 1e30;
         for (int r = 0; r < 2; r++) {
-            double t0 = now(), c0 = cpu_now();
+            double t0 = pl_clock_now(), c0 = pl_clock_cpu();
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-            double t = now() - t0, tc = cpu_now() - c0;
+            double t = pl_clock_now() - t0, tc = pl_clock_cpu() - c0;
             if (t < best) best = t;
             if (tc < best_cpu) best_cpu = tc;
         }
@@ -112,7 +102,7 @@ int main(int argc, char **argv) {
         openblas_set_num_threads(1);
         double flops = 2.0 * (double)Q * (double)R * (double)D;
         float *S = malloc(sizeof(float) * qb * rb * threads);
-        double t0 = now();
+        double t0 = pl_clock_now();
         long nqb = (Q + qb - 1) / qb;
         long sample = nqb < 4 ? nqb : 4;   // a few query blocks on one thread: sgemm time per block
         for (long b0 = 0; b0 < sample; b0++) {
@@ -123,14 +113,16 @@ int main(int argc, char **argv) {
                             ref + r0 * D, (int)D, 0.0f, S, (int)nr);
             }
         }
-        double t1 = now() - t0;
+        double t1 = pl_clock_now() - t0;
         double sample_flops = 2.0 * (double)(sample * qb < Q ? sample * qb : Q) * (double)R * (double)D;
         double block_rate_1t = sample_flops / t1 / 1e9;
         printf("blocked_sgemm_1thread  %ldx%ldx%ld blocks  %.1f GFLOP/s per thread (x%ld threads = %.1f, %.0f%% of large GEMM)\n",
                qb, rb, D, block_rate_1t, threads, block_rate_1t * threads, 100.0 * block_rate_1t * threads / gemm_rate);
         free(S);
 
-        // 3. full exact search + per-k scoring
+        // 3. full exact search + per-k scoring, on one pool as protloc knn runs it
+        PlThreadPool *pool = NULL;
+        if (pl_threadpool_create((int)threads, &pool) != PL_OK) { fprintf(stderr, "%s\n", pl_error_message()); return 1; }
         PlTopK t;
         if (pl_topk_init(&t, Q, (int)K) != PL_OK) { fprintf(stderr, "%s\n", pl_error_message()); return 1; }
         int32_t *nbl = malloc(sizeof(int32_t) * Q * K), *pred = malloc(sizeof(int32_t) * Q * K);
@@ -140,10 +132,10 @@ int main(int argc, char **argv) {
         double best_search = 1e30, best_score = 1e30, cpu_search = 0, cpu_score = 0;
         for (long rep = 0; rep < repeat; rep++) {
             PlKnnSearch s = {.queries = qry, .n_queries = Q, .refs = ref, .n_refs = R, .dim = (int)D, .metric = PL_KNN_COSINE,
-                             .threads = (int)threads, .query_block = (int)qb, .ref_block = (int)rb};
-            double a0 = now(), c0 = cpu_now();
+                             .pool = pool, .query_block = (int)qb, .ref_block = (int)rb};
+            double a0 = pl_clock_now(), c0 = pl_clock_cpu();
             if (pl_knn_search(&s, &t) != PL_OK) { fprintf(stderr, "%s\n", pl_error_message()); return 1; }
-            double a1 = now(), c1 = cpu_now();
+            double a1 = pl_clock_now(), c1 = pl_clock_cpu();
             for (long q = 0; q < Q; q++)
                 for (long k = 0; k < K; k++) {
                     nbl[q * K + k] = rl[t.items[q * K + k].index];
@@ -156,7 +148,7 @@ int main(int argc, char **argv) {
                 pl_metrics_count(ql, pred + k, Q, K, &cc);
                 f1[k] = pl_metrics_macro_f1(&cc, NULL, NULL);
             }
-            double a2 = now(), c2 = cpu_now();
+            double a2 = pl_clock_now(), c2 = pl_clock_cpu();
             if (a1 - a0 < best_search) best_search = a1 - a0, cpu_search = c1 - c0;
             if (a2 - a1 < best_score) best_score = a2 - a1, cpu_score = c2 - c1;
         }
@@ -168,6 +160,7 @@ int main(int argc, char **argv) {
         printf("protloc_total  %.3f s wall, %.3f s CPU  macro_f1@k=1 %.4f  @k=10 %.4f  @k=200 %.4f\n", best_search + best_score, cpu_search + cpu_score, f1[0],
                f1[K >= 10 ? 9 : K - 1], f1[K - 1]);
         pl_topk_free(&t);
+        pl_threadpool_destroy(pool);
         free(nbl); free(pred); free(nbs); free(scratch); free(f1);
     }
     free(ref); free(qry); free(cent); free(rl); free(ql);

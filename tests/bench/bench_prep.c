@@ -7,18 +7,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pl_clock.h"
 #include "pl_decode.h"
 #include "pl_error.h"
 #include "pl_fs.h"
 #include "pl_image.h"
 #include "pl_image_write.h"
 #include "pl_prep.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -71,13 +66,13 @@ static void run_case(const Case *c, int repeats) {
     // warm-up (allocates the reusable buffers once)
     if (pl_prep_fov(&cfg, "bench", c->src_um, c->sources, c->n_sources, &res) != PL_OK) die(c->name);
     for (int r = 0; r < repeats; r++) {
-        double t0 = now_s();
+        double t0 = pl_clock_now();
         for (int k = 0; k < c->n_sources; k++)
             if (pl_image_read_reuse(c->sources[k].ref, NULL, &tmp) != PL_OK) die("decode");
-        td[r] = now_s() - t0;
-        t0 = now_s();
+        td[r] = pl_clock_now() - t0;
+        t0 = pl_clock_now();
         if (pl_prep_fov(&cfg, "bench", c->src_um, c->sources, c->n_sources, &res) != PL_OK) die(c->name);
-        t[r] = now_s() - t0;
+        t[r] = pl_clock_now() - t0;
     }
     qsort(t, (size_t)repeats, sizeof(double), cmp_double);
     qsort(td, (size_t)repeats, sizeof(double), cmp_double);

@@ -13,16 +13,12 @@
 #include <time.h>
 
 #include "pl_safetensors.h"
+#include "pl_clock.h"
+#include "pl_threadpool.h"
 #include "pl_vit.h"
 #include "pl_weights.h"
 
 void openblas_set_num_threads(int num_threads);
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static unsigned long long rng_state = 0x9E3779B97F4A7C15ull;
 static float rng_normal(void) {   // cheap approximately normal: sum of 4 uniforms, centred, unit variance
@@ -98,13 +94,13 @@ static double gemm_rate(int threads, int n, double seconds) {
     }
     openblas_set_num_threads(threads);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);   // warm up
-    double best = 0.0, t_end = now_s() + seconds;
+    double best = 0.0, t_end = pl_clock_now() + seconds;
     do {
-        double t0 = now_s();
+        double t0 = pl_clock_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double r = 2.0 * n * (double)n * n / (now_s() - t0) / 1e9;
+        double r = 2.0 * n * (double)n * n / (pl_clock_now() - t0) / 1e9;
         if (r > best) best = r;
-    } while (now_s() < t_end);
+    } while (pl_clock_now() < t_end);
     openblas_set_num_threads(1);
     free(a);
     free(b);
@@ -180,17 +176,19 @@ int main(int argc, char **argv) {
     if (!x || !y) return 1;
     for (size_t i = 0; i < per * maxb; i++) x[i] = rng_normal();
     for (int t = 0; t < nthreads; t++) {
+        PlThreadPool *pool = NULL;   // the process's one pool at this thread count (as protloc's programs have)
+        if (pl_threadpool_create(threads[t], &pool) != PL_OK) { fprintf(stderr, "bench_vit: %s\n", pl_error_message()); return 1; }
         for (int b = 0; b < nbatches; b++) {
-            PlVitOptions opt = {.max_batch = batches[b], .height = size, .width = size, .threads = threads[t]};
+            PlVitOptions opt = {.max_batch = batches[b], .height = size, .width = size, .pool = pool};
             PlVit *vit;
             if (pl_vit_create(&w, &cfg, &opt, &vit) != PL_OK) { fprintf(stderr, "bench_vit: %s\n", pl_error_message()); return 1; }
             if (pl_vit_forward(vit, x, batches[b], y) != PL_OK) return 1;   // warm up
             int iters = 0;
-            double t0 = now_s(), t1;
+            double t0 = pl_clock_now(), t1;
             do {
                 if (pl_vit_forward(vit, x, batches[b], y) != PL_OK) return 1;
                 iters++;
-                t1 = now_s();
+                t1 = pl_clock_now();
             } while (t1 - t0 < seconds || iters < 2);
             double ips = iters * batches[b] / (t1 - t0);
             struct rusage ru;
@@ -201,6 +199,7 @@ int main(int argc, char **argv) {
             fflush(stdout);
             pl_vit_destroy(vit);
         }
+        pl_threadpool_destroy(pool);
     }
     free(x);
     free(y);

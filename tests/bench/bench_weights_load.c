@@ -6,14 +6,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "pl_clock.h"
 #include "pl_error.h"
 #include "pl_weights.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
@@ -36,12 +31,12 @@ int main(int argc, char **argv) {
         size_t count = 0;
         for (int r = 0; r < repeats; r++) {
             PlWeights w;
-            double t0 = now_s();
+            double t0 = pl_clock_now();
             if (pl_weights_load(argv[f], NULL, &w) != PL_OK) {
                 fprintf(stderr, "%s\n", pl_error_message());
                 return 1;
             }
-            double t = now_s() - t0;
+            double t = pl_clock_now() - t0;
             count = w.count;
             pl_weights_free(&w);
             if (t < best) best = t;

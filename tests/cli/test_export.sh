@@ -34,6 +34,8 @@ with h5py.File(store, "r") as f:
     X = f[level + "/embedding"][()]
     item = f[level + "/item"][()] if level != "fov" else np.arange(len(items["id"]))
     extra = {"tiles": ["y", "x"], "cells": ["cy", "cx", "area"]}.get(level, [])
+    if level == "cells" and (store.startswith("real") or "cells/mask_label" in f):   # protloc run stores always have it
+        extra.append("mask_label")
     ex = {k: f[level + "/" + k][()].astype(np.float32) for k in extra}
 ordinal, seen = [], {}
 for i in item:

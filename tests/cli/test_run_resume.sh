@@ -15,8 +15,9 @@ OPTS=(--manifest "$D/manifest.tsv" --model "$D/card.json" --level fov,tiles --ti
 
 expect_status 0 mpirun --oversubscribe -np 2 "$PROTLOC" run "${OPTS[@]}" --out "$D/ref.h5"
 
-# slow run (test hook: each item takes >= 150 ms) killed once both journals hold records
-PROTLOC_TEST_ITEM_DELAY_MS=150 mpirun --oversubscribe -np 2 "$PROTLOC" run "${OPTS[@]}" --out "$D/crash.h5" \
+# slow run (tests/tools/protloc_slow_items: each item takes >= 150 ms) killed once both journals hold records
+SLOW="$PROTLOC_BUILD_DIR/tests/protloc_slow_items"
+mpirun --oversubscribe -np 2 "$SLOW" 150 run "${OPTS[@]}" --out "$D/crash.h5" \
   >"$TEST_TMP/crash.out" 2>"$TEST_TMP/crash.err" &
 MPIRUN_PID=$!
 killed=0
@@ -24,7 +25,7 @@ for _ in $(seq 1 600); do
   s0=$(stat -c %s "$D/crash.h5.journal/rank-00000.jnl" 2>/dev/null || echo 0)
   s1=$(stat -c %s "$D/crash.h5.journal/rank-00001.jnl" 2>/dev/null || echo 0)
   if [ "$s0" -gt 0 ] && [ "$s1" -gt 0 ]; then
-    victim=$(pgrep -P "$MPIRUN_PID" -f "protloc run" | tail -n 1)
+    victim=$(pgrep -P "$MPIRUN_PID" -f "protloc_slow_items 150 run" | tail -n 1)
     [ -n "$victim" ] && kill -9 "$victim" && killed=1
     break
   fi
@@ -54,14 +55,14 @@ sys.exit(0 if len(ids)==len(set(ids))==$N else 1)" "$D/crash.h5" && pass "no dup
 [ ! -e "$D/crash.h5.journal" ] && pass "journal removed" || fail "journal left after success"
 
 # the same resume works with a different rank count (3 ranks read 2 ranks' journals)
-PROTLOC_TEST_ITEM_DELAY_MS=100 mpirun --oversubscribe -np 2 "$PROTLOC" run "${OPTS[@]}" --out "$D/c3.h5" \
+mpirun --oversubscribe -np 2 "$SLOW" 100 run "${OPTS[@]}" --out "$D/c3.h5" \
   >/dev/null 2>&1 &
 P2=$!
 for _ in $(seq 1 400); do
   [ "$(stat -c %s "$D/c3.h5.journal/rank-00000.jnl" 2>/dev/null || echo 0)" -gt 0 ] && break
   sleep 0.05
 done
-victim=$(pgrep -P "$P2" -f "protloc run" | head -n 1)
+victim=$(pgrep -P "$P2" -f "protloc_slow_items 100 run" | head -n 1)
 [ -n "$victim" ] && kill -9 "$victim"
 wait "$P2"
 expect_status 0 mpirun --oversubscribe -np 3 "$PROTLOC" run "${OPTS[@]}" --out "$D/c3.h5"

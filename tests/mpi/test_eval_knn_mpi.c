@@ -2,6 +2,7 @@
 // including exact score ties (duplicate rows), group exclusion, leave-one-out and grouped k-fold.
 #include "pl_testutil.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,12 +85,13 @@ static void test_train_test(void **state) {
     pl_knn_options_default(&o);
     o.k_max = 40;
     o.keep_neighbours = 1;
-    o.threads = 2;
+    assert_int_equal(pl_threadpool_create(2, &o.pool), PL_OK);
     run_both(&o);
     o.vote = PL_KNN_VOTE_MAJORITY;
     o.metric = PL_KNN_EUCLIDEAN;
     o.unlabelled_refs = 1;
     run_both(&o);
+    pl_threadpool_destroy(o.pool);
 }
 
 static void test_loo_exclude_group(void **state) {
@@ -117,6 +119,7 @@ static void test_kfold(void **state) {
 int main(int argc, char **argv) {
     int rank, size;
     if (pl_mpi_start(&argc, &argv, &rank, &size) != PL_OK) return 1;
+    openblas_set_num_threads(1);   // the program's setting: GEMMs run inside the pool's tasks
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_train_test), cmocka_unit_test(test_loo_exclude_group),
                                        cmocka_unit_test(test_kfold)};
     int failed = cmocka_run_group_tests(tests, NULL, NULL);

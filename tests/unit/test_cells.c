@@ -20,6 +20,7 @@ static void test_border_policies_exact(void **state) {
             img[y * W + x] = (float)(y * 100 + x);
             img[H * W + y * W + x] = -(float)(y * 100 + x);
         }
+    const float *planes[2] = {img, img + H * W};
     lab[1 * W + 1] = lab[1 * W + 2] = lab[2 * W + 1] = lab[2 * W + 2] = 1;   // centroid (1.5, 1.5), area 4
     lab[10 * W + 10] = 3;                                                  // (10, 10), area 1
     lab[18 * W + 17] = lab[19 * W + 17] = 2;                               // (18.5, 17), area 2
@@ -44,7 +45,7 @@ static void test_border_policies_exact(void **state) {
     assert_int_equal(set.cells[0].y0, 7);
     assert_int_equal(set.cells[0].x0, 7);
     float out[3 * 2 * S * S];
-    assert_int_equal(pl_cells_crop(img, 2, H, W, &set, 0, 1, S, out), PL_OK);
+    assert_int_equal(pl_cells_crop(planes, 2, H, W, &set, 0, 1, S, out), PL_OK);
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++) {
             assert_true(out[y * S + x] == (float)((7 + y) * 100 + 7 + x));
@@ -57,7 +58,7 @@ static void test_border_policies_exact(void **state) {
     assert_int_equal(set.cells[0].y0, -1);
     assert_int_equal(set.cells[0].x0, -1);
     assert_int_equal(set.cells[1].y0, 16);   // round(18.5) = 19 → 19 - 3; rows 16..21, 20 and 21 outside
-    assert_int_equal(pl_cells_crop(img, 2, H, W, &set, 0, 3, S, out), PL_OK);
+    assert_int_equal(pl_cells_crop(planes, 2, H, W, &set, 0, 3, S, out), PL_OK);
     for (int y = 0; y < S; y++)
         for (int x = 0; x < S; x++) {
             float want = (y == 0 || x == 0) ? 0.0f : (float)((y - 1) * 100 + x - 1);
@@ -81,7 +82,7 @@ static void test_border_policies_exact(void **state) {
     assert_int_equal(set.cells[0].area, 16);
     assert_int_equal(pl_cells_rescale(&set, 0, 1), PL_ERR_ARG);
     // bad ranges and sizes
-    assert_int_equal(pl_cells_crop(img, 2, H, W, &set, 2, 2, S, out), PL_ERR_ARG);
+    assert_int_equal(pl_cells_crop(planes, 2, H, W, &set, 2, 2, S, out), PL_ERR_ARG);
     assert_int_equal(pl_cells_place(&set, H, W, 30, PL_CELL_BORDER_SHIFT), PL_ERR_ARG);
     pl_cell_set_free(&set);
 }
@@ -162,12 +163,13 @@ static void test_hpa_nucleus_mask_matches_numpy(void **state) {
     float *image = malloc((size_t)2 * H * W * sizeof(float));   // (2, H, W)
     memcpy(image, green.data, (size_t)H * W * sizeof(float));
     for (size_t i = 0; i < (size_t)H * W; i++) image[(size_t)H * W + i] = (float)lab[i];
+    const float *image_planes[2] = {image, image + (size_t)H * W};
     assert_int_equal(pl_cells_place(&set, H, W, S, PL_CELL_BORDER_PAD), PL_OK);
     assert_int_equal(set.count, 21);
     float *crops = malloc((size_t)4 * 2 * S * S * sizeof(float));   // batches of 4: (4, 2, S, S)
     for (int first = 0; first < set.count; first += 4) {
         int n = set.count - first < 4 ? set.count - first : 4;
-        assert_int_equal(pl_cells_crop(image, 2, H, W, &set, first, n, S, crops), PL_OK);
+        assert_int_equal(pl_cells_crop(image_planes, 2, H, W, &set, first, n, S, crops), PL_OK);
         for (int i = 0; i < n; i++) {
             const PlCell *c = &set.cells[first + i];
             const float *mask_crop = crops + ((size_t)i * 2 + 1) * S * S;

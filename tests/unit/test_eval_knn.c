@@ -2,6 +2,7 @@
 // the all-k vote, .npy+TSV loading errors, and logistic regression on separable blobs.
 #include "pl_testutil.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,10 +114,12 @@ static void check_search(PlKnnMetric metric, int with_groups, int threads, int q
     PlKnnSearch s = {.queries = q, .n_queries = Q, .refs = r, .n_refs = R, .dim = D, .ref_offset = 0, .metric = metric,
                      .ref_sqnorm = metric == PL_KNN_EUCLIDEAN ? rn : NULL, .query_group = with_groups ? qg : NULL,
                      .ref_group = with_groups ? rg : NULL, .query_self = with_groups ? self : NULL,
-                     .threads = threads, .query_block = qb, .ref_block = rb};
+                     .query_block = qb, .ref_block = rb};
+    assert_int_equal(pl_threadpool_create(threads, &s.pool), PL_OK);
     PlTopK t;
     assert_int_equal(pl_topk_init(&t, Q, K), PL_OK);
     assert_int_equal(pl_knn_search(&s, &t), PL_OK);
+    pl_threadpool_destroy(s.pool);
     PlNeighbour all[R];
     for (int i = 0; i < Q; i++) {
         int n = 0;
@@ -241,6 +244,7 @@ static void test_logreg_blobs(void **state) {
 }
 
 int main(void) {
+    openblas_set_num_threads(1);   // the program's setting: GEMMs run inside the pool's tasks
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_macro_f1_hand_case), cmocka_unit_test(test_topk_ties_and_merge),
         cmocka_unit_test(test_search_matches_brute_force), cmocka_unit_test(test_vote_all_k),

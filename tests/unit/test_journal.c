@@ -16,6 +16,7 @@ static void append_item(PlJournalWriter *w, const char *id, int n_tiles, int n_c
     float fov[D], temb[3 * D], cemb[2 * D], cyx[4];
     int32_t yx[6];
     int64_t area[2];
+    int32_t label[2] = {17, 4242};
     for (int i = 0; i < D; i++) fov[i] = base + (float)i;
     for (int i = 0; i < 3 * D; i++) temb[i] = base * 2 + (float)i;
     for (int i = 0; i < 2 * D; i++) cemb[i] = -base - (float)i;
@@ -25,7 +26,7 @@ static void append_item(PlJournalWriter *w, const char *id, int n_tiles, int n_c
     area[1] = 200;
     PlJournalRecord r = {.id = id, .digest = "s:abc", .dim = D, .has_fov = 1, .fov = fov, .n_tiles = n_tiles,
                          .tile_yx = yx, .tile_emb = temb, .n_cells = n_cells, .cell_cyx = cyx, .cell_area = area,
-                         .cell_emb = cemb};
+                         .cell_label = label, .cell_emb = cemb};
     assert_int_equal(pl_journal_append(w, &r), PL_OK);
 }
 
@@ -65,6 +66,8 @@ static void test_round_trip(void **state) {
     assert_true(it.cell_emb[2 * D - 1] == -1.0f - (2 * D - 1));
     assert_true(it.cell_cyx[3] == 4.5f);
     assert_int_equal(it.cell_area[1], 200);
+    assert_int_equal(it.cell_label[0], 17);
+    assert_int_equal(it.cell_label[1], 4242);
     assert_int_equal(pl_journal_read(&idx, 1, &it), PL_OK);
     assert_true(it.failed);
     assert_string_equal(it.fail_stage, "decode");
@@ -72,6 +75,59 @@ static void test_round_trip(void **state) {
     assert_int_equal(pl_journal_read(&idx, 2, &it), PL_OK);
     assert_true(it.fov[0] == 7.0f);
     assert_int_equal(it.n_tiles, 0);
+    pl_journal_item_free(&it);
+    pl_journal_index_free(&idx);
+    pl_test_rmtree(dir);
+    free(dir);
+}
+
+// One record with many rows of a small dim, then one with few rows of a large dim, then the first again: every
+// array of the reused PlJournalItem has its own capacity, so each read fits (clean under AddressSanitizer).
+static void write_shaped(PlJournalWriter *w, const char *id, int dim, int n_tiles, int n_cells) {
+    size_t nt = (size_t)n_tiles, nc = (size_t)n_cells, d = (size_t)dim;
+    float *fov = calloc(d, sizeof *fov), *temb = calloc(nt * d + 1, sizeof *temb), *cemb = calloc(nc * d + 1, sizeof *cemb);
+    float *cyx = calloc(nc * 2 + 1, sizeof *cyx);
+    int32_t *yx = calloc(nt * 2 + 1, sizeof *yx), *lab = calloc(nc + 1, sizeof *lab);
+    int64_t *area = calloc(nc + 1, sizeof *area);
+    for (size_t i = 0; i < nt * d; i++) temb[i] = (float)i;
+    for (size_t i = 0; i < nc * d; i++) cemb[i] = -(float)i;
+    for (size_t i = 0; i < nc; i++) lab[i] = (int32_t)(i + 1), area[i] = (int64_t)i;
+    PlJournalRecord r = {.id = id, .digest = "s:x", .dim = dim, .has_fov = 1, .fov = fov, .n_tiles = n_tiles,
+                         .tile_yx = yx, .tile_emb = temb, .n_cells = n_cells, .cell_cyx = cyx, .cell_area = area,
+                         .cell_label = lab, .cell_emb = cemb};
+    assert_int_equal(pl_journal_append(w, &r), PL_OK);
+    free(fov); free(temb); free(cemb); free(cyx); free(yx); free(lab); free(area);
+}
+
+static void test_mixed_dims_reuse_item(void **state) {
+    (void)state;
+    char *dir = pl_test_tmpdir();
+    char jdir[4096];
+    snprintf(jdir, sizeof jdir, "%s/j", dir);
+    PlJournalWriter w;
+    assert_int_equal(pl_journal_open(&w, jdir, 0, 0), PL_OK);
+    write_shaped(&w, "many-small", 1, 100, 100);
+    write_shaped(&w, "few-large", 200, 1, 1);
+    write_shaped(&w, "cells-only", 3, 0, 300);
+    write_shaped(&w, "tiles-only", 7, 250, 0);
+    assert_int_equal(pl_journal_close(&w), PL_OK);
+    PlJournalIndex idx;
+    assert_int_equal(pl_journal_scan(jdir, &idx), PL_OK);
+    assert_int_equal(idx.count, 4);
+    PlJournalItem it;
+    memset(&it, 0, sizeof it);
+    static const int dims[4] = {1, 200, 3, 7}, tiles[4] = {100, 1, 0, 250}, cells[4] = {100, 1, 300, 0};
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t e = 0; e < idx.count; e++) {
+            assert_int_equal(pl_journal_read(&idx, e, &it), PL_OK);
+            assert_int_equal(it.dim, dims[e]);
+            assert_int_equal(it.n_tiles, tiles[e]);
+            assert_int_equal(it.n_cells, cells[e]);
+            size_t nt = (size_t)it.n_tiles * (size_t)it.dim, nc = (size_t)it.n_cells * (size_t)it.dim;
+            if (nt) assert_true(it.tile_emb[nt - 1] == (float)(nt - 1));
+            if (nc) assert_true(it.cell_emb[nc - 1] == -(float)(nc - 1));
+            if (it.n_cells) assert_int_equal(it.cell_label[it.n_cells - 1], it.n_cells);
+        }
     pl_journal_item_free(&it);
     pl_journal_index_free(&idx);
     pl_test_rmtree(dir);
@@ -167,7 +223,8 @@ static void test_settings_and_remove(void **state) {
 }
 
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_round_trip), cmocka_unit_test(test_torn_tails),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_round_trip), cmocka_unit_test(test_mixed_dims_reuse_item),
+                                       cmocka_unit_test(test_torn_tails),
                                        cmocka_unit_test(test_settings_and_remove)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,7 @@
 // A small persistent pthread pool that runs "task i of n" callbacks; the calling thread takes part.
 //
+// One pool per process: the program (pipeline/pl_process.h) creates it and every library object that computes in
+// parallel (the ViT, the kNN search) borrows it; a library object never creates threads of its own.
 // Ownership: the pool owns its worker threads; pl_threadpool_destroy joins them. One run at a time
 // (pl_threadpool_run is not re-entrant). Workers spin briefly after a run, then sleep on a condition
 // variable, so an idle pool costs no CPU. Tasks are handed out dynamically (atomic counter).

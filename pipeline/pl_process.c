@@ -1,0 +1,51 @@
+// The program's thread pool and BLAS thread count (see pl_process.h).
+#include "pl_process.h"
+
+#include <cblas.h>
+#include <mpi.h>
+#include <unistd.h>
+
+#include "pl_mpi.h"
+
+static PlThreadPool *process_pool;
+static int process_started;
+
+int pl_process_default_threads(void) {
+    int local_size = 1;
+    if (pl_mpi_active()) {
+        MPI_Comm local;
+        if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
+            if (MPI_Comm_size(local, &local_size) != MPI_SUCCESS || local_size < 1) local_size = 1;
+            MPI_Comm_free(&local);
+        }
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    int per_rank = (int)(online > 0 ? online : 1) / local_size;   // the node's cores shared by its ranks ...
+    int mine = pl_threadpool_cores_available();                  // ... within what this rank may run on
+    if (mine < per_rank) per_rank = mine;
+    return per_rank > 0 ? per_rank : 1;
+}
+
+PlStatus pl_process_start_pool(int threads, PlThreadPool **pool) {
+    *pool = NULL;
+    if (process_started) return PL_FAIL(PL_ERR_INTERNAL, "the process's compute resources were already started");
+    PL_TRY(pl_threadpool_create(threads > 0 ? threads : pl_process_default_threads(), &process_pool));
+    openblas_set_num_threads(1);
+    process_started = 1;
+    *pool = process_pool;
+    return PL_OK;
+}
+
+PlStatus pl_process_start_blas(int threads) {
+    if (process_started) return PL_FAIL(PL_ERR_INTERNAL, "the process's compute resources were already started");
+    openblas_set_num_threads(threads > 0 ? threads : pl_process_default_threads());
+    process_started = 1;
+    return PL_OK;
+}
+
+PlThreadPool *pl_process_pool(void) { return process_pool; }
+
+void pl_process_stop(void) {
+    pl_threadpool_destroy(process_pool);
+    process_pool = NULL;
+}
