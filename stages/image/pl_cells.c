@@ -61,9 +61,10 @@ PlStatus pl_cells_read_mask(const char *ref, int height, int width, int32_t *lab
     PlStatus st = pl_image_read(ref, NULL, &img);
     if (st != PL_OK) return pl_error_wrap("reading label mask");
     if (img.height != height || img.width != width) {
+        st = PL_FAIL(PL_ERR_FORMAT, "%s: label mask is %d x %d but the image is %d x %d", ref, img.height, img.width,
+                     height, width);
         pl_image_free(&img);
-        return PL_FAIL(PL_ERR_FORMAT, "%s: label mask is %d x %d but the image is %d x %d", ref, img.height,
-                       img.width, height, width);
+        return st;
     }
     if (img.is_float) {
         pl_image_free(&img);

@@ -6,11 +6,6 @@
 # previous store, manifest and latest report untouched. If Slurm cannot start, the test FAILS with the reason.
 set -u
 . "$(dirname "$0")/lib.sh"
-if [ "${PROTLOC_SANITIZE:-0}" = 1 ]; then
-  echo "SKIP: the Slurm daemons are exercised in the normal build; this sanitizer pass covers the same protloc code" \
-       "through the other CLI tests" >&2
-  exit 77
-fi
 SRC=$PROTLOC_SOURCE_DIR
 SL="$TEST_TMP/slurm"
 # Always shut Slurm and munge down (then remove the temp folder, as lib.sh would).

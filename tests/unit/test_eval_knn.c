@@ -10,6 +10,7 @@
 
 #include "pl_features.h"
 #include "pl_knn.h"
+#include "pl_knn_eval.h"
 #include "pl_metrics.h"
 #include "pl_npy.h"
 #include "pl_probe.h"
@@ -243,11 +244,75 @@ static void test_logreg_blobs(void **state) {
             if (d != c) assert_true(W[c * C + c] > W[d * C + c]);
 }
 
+// One class whose name is 1,100 bytes long (plus a multi-label row and an unlabelled row): kNN and the probe see
+// the same classes and score the same rows, because both use pl_features_encode_labels.
+static void test_long_label_same_classes_in_knn_and_probe(void **state) {
+    (void)state;
+    enum { N = 60, DIM = 4 };
+    char long_label[1101];
+    memset(long_label, 'x', 1100);
+    long_label[1100] = '\0';
+    PlFeatureSet fs;
+    memset(&fs, 0, sizeof fs);
+    fs.n = N;
+    fs.dim = DIM;
+    fs.x = calloc((size_t)N * DIM, sizeof(float));
+    fs.id = calloc(N, sizeof(char *)), fs.label = calloc(N, sizeof(char *));
+    fs.split = calloc(N, sizeof(char *)), fs.group = calloc(N, sizeof(char *));
+    fs.item = calloc(N, sizeof(int64_t));
+    PlRng rng;
+    pl_rng_seed(&rng, 7);
+    for (int i = 0; i < N; i++) {
+        int c = i % 3;
+        char id[16];
+        snprintf(id, sizeof id, "r%d", i);
+        fs.id[i] = strdup(id);
+        fs.label[i] = strdup(i == 5 ? "a;b" : i == 7 ? "" : c == 0 ? "alpha" : c == 1 ? "beta" : long_label);
+        fs.split[i] = strdup(i % 2 ? "test" : "train");
+        fs.group[i] = strdup(id);
+        fs.item[i] = i;
+        for (int d = 0; d < DIM; d++) fs.x[(size_t)i * DIM + d] = (float)(d == c) * 3.0f + (float)pl_rng_normal(&rng) * 0.3f;
+    }
+    PlKnnOptions ko;
+    pl_knn_options_default(&ko);
+    ko.k_max = 5;
+    PlKnnResult kr;
+    assert_int_equal(pl_knn_evaluate(&fs, &ko, &kr), PL_OK);
+    PlProbeOptions po;
+    pl_probe_options_default(&po);
+    po.use_mlp = 0;
+    PlProbeResult pr;
+    assert_int_equal(pl_probe_evaluate(&fs, &po, &pr), PL_OK);
+    assert_int_equal(kr.n_classes, 3);
+    assert_int_equal(pr.n_classes, 3);
+    for (int c = 0; c < 3; c++) assert_string_equal(kr.classes[c], pr.classes[c]);
+    assert_int_equal((int)strlen(kr.classes[2]), 1100);
+    assert_int_equal(kr.n_queries, pr.n_test);                 // the same scored rows: 30 test rows minus 5, 7
+    assert_int_equal(kr.n_queries, 28);
+    assert_int_equal(kr.n_multilabel_skipped, pr.n_skipped);   // the "a;b" row is dropped by both
+    int64_t support = 0;
+    for (int c = 0; c < 3; c++) support += pr.support[c];
+    assert_int_equal(support, 28);
+    assert_true(pr.f1_mean[0] > 0.9 && kr.f1_mean[0] > 0.9);
+    pl_knn_result_free(&kr);
+    pl_probe_result_free(&pr);
+    // a label over the limit is an error naming the row, for both
+    free(fs.label[3]);
+    fs.label[3] = calloc(PL_FEATURES_MAX_LABEL + 2, 1);
+    memset(fs.label[3], 'y', PL_FEATURES_MAX_LABEL + 1);
+    assert_int_equal(pl_knn_evaluate(&fs, &ko, &kr), PL_ERR_LIMIT);
+    assert_non_null(strstr(pl_error_message(), "row 3 (id r3)"));
+    assert_int_equal(pl_probe_evaluate(&fs, &po, &pr), PL_ERR_LIMIT);
+    assert_non_null(strstr(pl_error_message(), "row 3 (id r3)"));
+    pl_features_free(&fs);
+}
+
 int main(void) {
     openblas_set_num_threads(1);   // the program's setting: GEMMs run inside the pool's tasks
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_macro_f1_hand_case), cmocka_unit_test(test_topk_ties_and_merge),
         cmocka_unit_test(test_search_matches_brute_force), cmocka_unit_test(test_vote_all_k),
-        cmocka_unit_test(test_npy_tsv_errors), cmocka_unit_test(test_logreg_blobs)};
+        cmocka_unit_test(test_npy_tsv_errors), cmocka_unit_test(test_logreg_blobs),
+        cmocka_unit_test(test_long_label_same_classes_in_knn_and_probe)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
