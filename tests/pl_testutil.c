@@ -8,6 +8,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pl_mpi.h"
+
+int pl_test_skipped;
+
+int pl_test_exit(int failed) {
+    if (failed) return 1;
+    return pl_test_skipped ? 77 : 0;
+}
+
+int pl_test_mpi_finish(int failed) {
+    int mine[2] = {failed != 0, pl_test_skipped}, all[2] = {1, 0};
+    if (MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) all[0] = 1;
+    pl_mpi_stop();
+    pl_test_skipped = all[1];
+    return pl_test_exit(all[0]);
+}
+
 const char *pl_test_shared_path(const char *relative, char *buf, size_t size) {
     const char *root = getenv("PROTLOC_SHARED_DIR");
     if (!root || !*root) root = PROTLOC_SHARED_DIR;

@@ -8,16 +8,34 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "pl_error.h"
+
 // Path of a file under the shared folder (../shared next to the source tree, or $PROTLOC_SHARED_DIR):
 // writes it into buf and returns buf, or returns NULL when the file is absent. Thread-unsafe static use is fine.
 const char *pl_test_shared_path(const char *relative, char *buf, size_t size);
-// Like pl_test_shared_path, but when absent prints "SKIP: <relative> not found (...)" and calls cmocka skip().
+// Like pl_test_shared_path, but when absent prints "SKIP: <relative> not found (...)", records the skip and calls
+// cmocka skip(): the program then exits 77 (pl_test_exit), which ctest reports as skipped, never as passed.
 #define PL_TEST_REQUIRE_SHARED(relative, buf)                                                   \
     do {                                                                                        \
         if (!pl_test_shared_path((relative), (buf), sizeof(buf))) {                             \
             print_message("SKIP: shared file %s not found (set PROTLOC_SHARED_DIR)\n", (relative)); \
+            pl_test_skipped = 1;                                                                \
             skip();                                                                             \
         }                                                                                       \
+    } while (0)
+// Set when a test of this program was skipped.
+extern int pl_test_skipped;
+// The program's exit status after cmocka_run_group_tests returned `failed`: 1 on failures, else 77 when a test
+// was skipped (ctest's SKIP_RETURN_CODE), else 0. Use as: return pl_test_exit(cmocka_run_group_tests(...));
+int pl_test_exit(int failed);
+// For MPI test programs: agree on failures and skips over MPI_COMM_WORLD, stop MPI, and return pl_test_exit's status.
+int pl_test_mpi_finish(int failed);
+// Assert that a call returning PlStatus succeeded; otherwise fail the test with the call, its status and message.
+#define PL_ASSERT_OK(expr)                                                                                      \
+    do {                                                                                                        \
+        PlStatus pl_assert_st_ = (expr);                                                                        \
+        if (pl_assert_st_ != PL_OK)                                                                             \
+            fail_msg("%s failed (%s): %s", #expr, pl_status_name(pl_assert_st_), pl_error_message());          \
     } while (0)
 // A fresh temporary directory (malloc'd path; removed with pl_test_rmtree).
 char *pl_test_tmpdir(void);

@@ -10,4 +10,4 @@ ctest --test-dir build --output-on-failure -j"$JOBS"
 echo "== sanitizer build (ASan + UBSan) =="
 cmake -S . -B build-asan -DPROTLOC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$JOBS"
-ctest --test-dir build-asan --output-on-failure -j"$JOBS" -LE nosan
+ctest --test-dir build-asan --output-on-failure -j"$JOBS"

@@ -32,11 +32,6 @@ void pl_topk_reset(PlTopK *t) {
     memset(t->count, 0, (size_t)t->n_queries * sizeof(int));
 }
 
-float pl_topk_threshold(const PlTopK *t, int64_t q) {
-    if (t->count[q] < t->k) return -INFINITY;
-    return t->items[q * t->k].score;   // heap root = worst kept
-}
-
 // Min-heap on "better": the root is the worst element (no other element is worse).
 static inline int topk_worse(const PlNeighbour *a, const PlNeighbour *b) {
     return pl_topk_better(b->score, b->index, a->score, a->index);

@@ -32,9 +32,6 @@ void pl_topk_reset(PlTopK *t);
 static inline int pl_topk_better(float sa, int64_t ia, float sb, int64_t ib) {
     return sa > sb || (sa == sb && ia < ib);
 }
-// Worst score currently kept for query q (-INFINITY while the list is not full): candidates whose score is
-// below it can be skipped without calling pl_topk_push.
-float pl_topk_threshold(const PlTopK *t, int64_t q);
 // Offer a candidate to query q's heap.
 void pl_topk_push(PlTopK *t, int64_t q, float score, int64_t index);
 // Sort every heap best-first and pad empty slots with (-INFINITY, INT64_MAX).

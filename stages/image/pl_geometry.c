@@ -161,10 +161,6 @@ const char *pl_fov_mode_name(PlFovMode m) {
     return m == PL_FOV_WHOLE ? "whole" : m == PL_FOV_TILES ? "tiles" : m == PL_FOV_CENTER ? "center" : "?";
 }
 
-const char *pl_tile_border_name(PlTileBorder b) {
-    return b == PL_BORDER_DROP ? "drop" : b == PL_BORDER_PAD ? "pad" : b == PL_BORDER_SHIFT ? "shift" : "?";
-}
-
 PlStatus pl_fov_spec_validate(const PlFovSpec *spec) {
     switch (spec->mode) {
     case PL_FOV_WHOLE:

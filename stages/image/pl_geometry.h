@@ -59,7 +59,6 @@ typedef struct PlTile {
 PlStatus pl_fov_mode_parse(const char *name, PlFovMode *out);            // whole | tiles | center
 PlStatus pl_tile_border_parse(const char *name, PlTileBorder *out);      // drop | pad | shift
 const char *pl_fov_mode_name(PlFovMode m);
-const char *pl_tile_border_name(PlTileBorder b);
 PlStatus pl_fov_spec_validate(const PlFovSpec *spec);
 
 // Lay out tiles for an image of (height, width): tile size in *tile_h × *tile_w, positions in `tiles`

@@ -25,10 +25,6 @@ PlStatus pl_norm_mode_parse(const char *name, PlNormMode *out) {
     return PL_OK;
 }
 
-const char *pl_norm_mode_name(PlNormMode mode) {
-    return mode == PL_NORM_SELF ? "self" : mode == PL_NORM_FIXED ? "fixed" : mode == PL_NORM_NONE ? "none" : "?";
-}
-
 static PlStatus parse_floats(const char *csv, float *out, int *n, const char *what) {
     *n = 0;
     const char *p = csv;

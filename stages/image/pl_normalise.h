@@ -41,7 +41,6 @@ typedef struct PlChannelStats {
 void pl_norm_spec_default(PlNormSpec *spec, PlNormMode mode);
 // "self" | "fixed" | "none".
 PlStatus pl_norm_mode_parse(const char *name, PlNormMode *out);
-const char *pl_norm_mode_name(PlNormMode mode);
 // Parse comma-separated floats "0.485,0.456,0.406" into mean or std (fixed mode); std must be > 0.
 PlStatus pl_norm_spec_set_fixed(PlNormSpec *spec, const char *mean_csv, const char *std_csv);
 // Check the spec against the model's slot count (fixed needs n_stats == n_slots, or 3 slots for defaults).

@@ -97,7 +97,7 @@ if [ -e "$PROTLOC_SHARED_DIR/golden/vit4_d96_L2_p16/model.safetensors" ]; then
   grep -q 'no "nosuch" state dict; available keys: student, teacher' "$TEST_TMP/last.err" \
     && pass "missing key lists available keys" || fail "missing key message: $(cat "$TEST_TMP/last.err")"
 else
-  echo "SKIP (golden part): $PROTLOC_SHARED_DIR/golden not found" >&2
+  skip_part "golden part: $PROTLOC_SHARED_DIR/golden not found"
 fi
 
 # ---- malformed corpus: exit 1, message names the file and the problem ----

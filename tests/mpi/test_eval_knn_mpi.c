@@ -122,9 +122,5 @@ int main(int argc, char **argv) {
     openblas_set_num_threads(1);   // the program's setting: GEMMs run inside the pool's tasks
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_train_test), cmocka_unit_test(test_loo_exclude_group),
                                        cmocka_unit_test(test_kfold)};
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    pl_mpi_stop();
-    return any ? 1 : 0;
+    return pl_test_mpi_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -25,9 +25,5 @@ int main(int argc, char **argv) {
     int rank, size;
     if (pl_mpi_start(&argc, &argv, &rank, &size) != PL_OK) return 1;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_allreduce_and_error_translation)};
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    int any = 0;
-    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    pl_mpi_stop();
-    return any ? 1 : 0;
+    return pl_test_mpi_finish(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -203,5 +203,5 @@ int main(void) {
         cmocka_unit_test(test_options_and_label_validation),
         cmocka_unit_test(test_hpa_nucleus_mask_matches_numpy),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -39,5 +39,5 @@ static void test_parse_double(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse_long), cmocka_unit_test(test_parse_double)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

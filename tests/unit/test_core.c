@@ -231,5 +231,5 @@ int main(void) {
         cmocka_unit_test(test_rng_reference_values),
         cmocka_unit_test(test_clock),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

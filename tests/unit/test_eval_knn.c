@@ -314,5 +314,5 @@ int main(void) {
         cmocka_unit_test(test_search_matches_brute_force), cmocka_unit_test(test_vote_all_k),
         cmocka_unit_test(test_npy_tsv_errors), cmocka_unit_test(test_logreg_blobs),
         cmocka_unit_test(test_long_label_same_classes_in_knn_and_probe)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1,5 +1,7 @@
-// Replays the checkpoint fuzz corpus (fixtures + tests/fuzz/corpus/*) and deterministic mutations of it through
-// the same entry points the libFuzzer targets use, so every CI run (and the ASan build) exercises them.
+// Replays the checkpoint fuzz corpora (fixtures + tests/fuzz/corpus/{safetensors,pickle,checkpoint}, the minimised
+// corpora of the libFuzzer runs in docs/models.md) and deterministic mutations of the fixtures through the same
+// entry points the libFuzzer targets use, so every CI run (and the ASan build) exercises them. A missing or empty
+// corpus folder fails the test.
 #include "pl_testutil.h"
 
 #include <dirent.h>
@@ -59,7 +61,7 @@ static int replay_dir(const char *rel, int mutations) {
     char dir[4096];
     pl_test_source_path(rel, dir, sizeof dir);
     DIR *d = opendir(dir);
-    if (!d) return 0;
+    if (!d) fail_msg("corpus folder %s cannot be opened: every replayed folder must exist", dir);
     struct dirent *e;
     int files = 0;
     while ((e = readdir(d))) {
@@ -70,6 +72,7 @@ static int replay_dir(const char *rel, int mutations) {
         files++;
     }
     closedir(d);
+    if (files == 0) fail_msg("corpus folder %s holds no input", dir);
     return files;
 }
 
@@ -89,5 +92,5 @@ static void test_replay_corpus(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_replay_corpus)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

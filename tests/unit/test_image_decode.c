@@ -61,13 +61,13 @@ static void test_tifffile_fixtures(void **state) {
         char path[1024], ref[1100];
         fixture(cases[i].file, path, sizeof path);
         PlImageInfo info;
-        if (pl_image_probe(path, NULL, &info) != PL_OK) print_error("%s\n", pl_error_message());
+        PL_ASSERT_OK(pl_image_probe(path, NULL, &info));
         assert_int_equal(info.channels, cases[i].channels);
         assert_int_equal(info.bits, cases[i].bits);
         assert_int_equal(info.height, 40);
         assert_int_equal(info.width, 48);
         PlImage all;
-        if (pl_image_read_all(path, NULL, &all) != PL_OK) print_error("%s\n", pl_error_message());
+        PL_ASSERT_OK(pl_image_read_all(path, NULL, &all));
         assert_int_equal(all.channels, cases[i].channels);
         assert_int_equal(all.bits, cases[i].bits);
         assert_int_equal(all.is_float, cases[i].is_float);
@@ -182,7 +182,7 @@ static void test_libtiff_layouts(void **state) {
             snprintf(path, sizeof path, "%s/l%zu_%d.tif", dir, ci, layout);
             write_libtiff(path, &s, pages, H, W);
             PlImage all;
-            if (pl_image_read_all(path, NULL, &all) != PL_OK) print_error("%s\n", pl_error_message());
+            PL_ASSERT_OK(pl_image_read_all(path, NULL, &all));
             assert_int_equal(all.channels, pages * s.spp);
             assert_int_equal(all.bits, s.bits);
             for (int c = 0; c < all.channels; c++) {
@@ -225,7 +225,7 @@ static void test_writers_round_trip(void **state) {
             assert_int_equal(pl_tiff_compression_parse(names[k], &comp), PL_OK);
             char path[1200];
             snprintf(path, sizeof path, "%s/w_%s_%d.tif", dir, names[k], bits);
-            if (pl_tiff_write(path, &img, bits, comp) != PL_OK) print_error("%s\n", pl_error_message());
+            PL_ASSERT_OK(pl_tiff_write(path, &img, bits, comp));
             PlImage back;
             assert_int_equal(pl_image_read_all(path, NULL, &back), PL_OK);
             assert_int_equal(back.channels, 3);
@@ -327,7 +327,7 @@ static void test_png_interlaced_and_rgba16(void **state) {
     snprintf(path, sizeof path, "%s/adam7.png", dir);
     write_interlaced_png(path, 37, 29);
     PlImage img;
-    if (pl_image_read_all(path, NULL, &img) != PL_OK) print_error("%s\n", pl_error_message());
+    PL_ASSERT_OK(pl_image_read_all(path, NULL, &img));
     assert_int_equal(img.channels, 4);
     assert_int_equal(img.bits, 16);
     for (int c = 0; c < 4; c++) expect_pattern(&img, "u16", c, c, 37, 29);
@@ -360,7 +360,7 @@ static void test_real_samples(void **state) {
         char rel[256];
         snprintf(rel, sizeof rel, "samples/opencell_hoechst_proj/%s", fovs[i]);
         PL_TEST_REQUIRE_SHARED(rel, buf);
-        if (pl_image_read_reuse(buf, NULL, &img) != PL_OK) print_error("%s\n", pl_error_message());
+        PL_ASSERT_OK(pl_image_read_reuse(buf, NULL, &img));
         assert_int_equal(img.channels, 1);
         assert_int_equal(img.height, 1024);
         assert_int_equal(img.width, 1024);
@@ -444,5 +444,5 @@ int main(void) {
         cmocka_unit_test(test_bad_corpus),       cmocka_unit_test(test_real_samples),
         cmocka_unit_test(test_png_interlaced_and_rgba16),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

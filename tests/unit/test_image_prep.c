@@ -118,9 +118,9 @@ static void test_align_random(void **state) {
         char id[32];
         snprintf(id, sizeof id, "item%d", i);
         spec.seed = 42;
-        pl_align_plan(&spec, hpa_roles, 2, id, &a);
+        PL_ASSERT_OK(pl_align_plan(&spec, hpa_roles, 2, id, &a));
         spec.seed = 43;
-        pl_align_plan(&spec, hpa_roles, 2, id, &b);
+        PL_ASSERT_OK(pl_align_plan(&spec, hpa_roles, 2, id, &b));
         changed += memcmp(a.src[0], b.src[0], 4 * sizeof(int)) != 0;
     }
     assert_true(changed > 0);
@@ -332,7 +332,7 @@ static void test_prep_fov_vs_numpy(void **state) {
     cfg.fov = (PlFovSpec){.mode = PL_FOV_TILES, .size = 8, .stride = 8, .border = PL_BORDER_PAD};
     assert_int_equal(pl_prep_config_validate(&cfg), PL_OK);
     PlPrepResult res = {0};
-    if (pl_prep_fov(&cfg, "fov1", 0.0, src, 2, &res) != PL_OK) print_error("%s\n", pl_error_message());
+    PL_ASSERT_OK(pl_prep_fov(&cfg, "fov1", 0.0, src, 2, &res));
     assert_int_equal(res.n_views, 1);
     assert_int_equal(res.n_tiles, 9);
     assert_int_equal(res.n_slots, 4);
@@ -413,5 +413,5 @@ int main(void) {
         cmocka_unit_test(test_tile_layouts),       cmocka_unit_test(test_prep_fov_vs_numpy),
         cmocka_unit_test(test_prep_errors),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

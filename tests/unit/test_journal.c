@@ -226,5 +226,5 @@ int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_round_trip), cmocka_unit_test(test_mixed_dims_reuse_item),
                                        cmocka_unit_test(test_torn_tails),
                                        cmocka_unit_test(test_settings_and_remove)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -165,5 +165,5 @@ static void test_example_cards(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_parse_valid), cmocka_unit_test(test_errors),
                                        cmocka_unit_test(test_modelcard), cmocka_unit_test(test_example_cards)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

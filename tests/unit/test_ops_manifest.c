@@ -242,5 +242,5 @@ int main(void) {
         cmocka_unit_test(test_scan_hpa_rules),        cmocka_unit_test(test_scan_opencell_rules),
         cmocka_unit_test(test_diff_roles_and_fields),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

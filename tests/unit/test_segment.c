@@ -198,5 +198,5 @@ int main(void) {
         cmocka_unit_test(test_bad_input_and_params),
         cmocka_unit_test(test_opencell_samples_plausible),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -165,9 +165,7 @@ static void test_dataset_manifest_and_byte_identical(void **state) {
         memset(&opt, 0, sizeof opt);
         opt.check_files = 1;
         PlManifest m;
-        PlStatus st = pl_manifest_load(path, &opt, &m);
-        if (st != PL_OK) print_message("%s\n", pl_error_message());
-        assert_int_equal(st, PL_OK);
+        PL_ASSERT_OK(pl_manifest_load(path, &opt, &m));
         assert_int_equal(m.count, 21);
         assert_true(pl_manifest_role_index(&m, "nucleus") >= 0 && pl_manifest_role_index(&m, "protein") >= 0);
         if (kinds[kk] == PL_SYNTH_HPA) assert_true(pl_manifest_role_index(&m, "er") >= 0);
@@ -207,5 +205,5 @@ int main(void) {
         cmocka_unit_test(test_segmentation_counts_synthetic_nuclei),
         cmocka_unit_test(test_dataset_manifest_and_byte_identical),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

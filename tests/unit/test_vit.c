@@ -279,5 +279,5 @@ int main(void) {
         cmocka_unit_test(test_golden_state_dict_pth),
         cmocka_unit_test(test_golden_dino_training_checkpoint),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

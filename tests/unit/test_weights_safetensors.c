@@ -209,5 +209,5 @@ int main(void) {
         cmocka_unit_test(test_writer_round_trip),
         cmocka_unit_test(test_malformed_headers),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -271,5 +271,5 @@ int main(void) {
         cmocka_unit_test(test_malformed_corpus),
         cmocka_unit_test(test_unpickler_values),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
