@@ -1,132 +1,91 @@
-// ViT row kernels: LayerNorm, exact-erf GELU, softmax, vectorisable erf/exp, bicubic position resize.
+// ViT row kernels: the per-CPU-level copies of LayerNorm, exact-erf GELU, softmax (pl_vit_kernels_body.h) behind
+// one dispatch table, and the bicubic position-embedding resize.
 #include "pl_vit_kernels.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
-// exp(x): Cephes-style range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n by
-// building the exponent bits. Branch-free so loops over it vectorise. Inputs below -87.3 return
-// ~1e-38 instead of a denormal (softmax inputs are <= 0, so the difference is far below float ulp of 1).
-float pl_vit_exp(float x) {
-    x = x < -87.3f ? -87.3f : x;   // ternaries, not fminf/fmaxf: they vectorise without -ffast-math
-    x = x > 88.3f ? 88.3f : x;
-    // n = round(x / ln2) with the 1.5 * 2^23 trick (floorf would block vectorisation without -fno-trapping-math)
-    float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - fn * 0.693359375f;
-    r = r + fn * 2.12194440e-4f;
-    float y = 1.9875691500e-4f;
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)fn + 127) << 23;   // 2^n from its exponent bits
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+// ---- one copy of the kernels per CPU level (pl_vit_kernels_body.h) ----
+#define PL_K(name) pl_k_##name##_baseline
+#define PL_KATTR
+#include "pl_vit_kernels_body.h"
+#undef PL_K
+#undef PL_KATTR
+#undef PL_LANES
+#if PL_DISPATCH_X86
+#define PL_K(name) pl_k_##name##_avx2
+#define PL_KATTR __attribute__((target("avx2")))
+#include "pl_vit_kernels_body.h"
+#undef PL_K
+#undef PL_KATTR
+#undef PL_LANES
+#define PL_K(name) pl_k_##name##_avx512
+#define PL_KATTR __attribute__((target("avx512f")))
+#include "pl_vit_kernels_body.h"
+#undef PL_K
+#undef PL_KATTR
+#undef PL_LANES
+#endif
+
+typedef struct VitKernelTable {
+    PlCpuLevel level;
+    void (*layernorm)(const float *, int, float *, int, int, int, const float *, const float *, float);
+    void (*bias_gelu)(float *, int, int, const float *);
+    void (*add_bias)(float *, int, int, int, const float *);
+    void (*softmax_rows)(float *, int, int, int);
+} VitKernelTable;
+
+#define PL_KTABLE(suffix, lv)                                                                                     \
+    {lv, pl_k_layernorm_##suffix, pl_k_bias_gelu_##suffix, pl_k_add_bias_##suffix, pl_k_softmax_rows_##suffix}
+static const VitKernelTable vit_tables[] = {
+    PL_KTABLE(baseline, PL_CPU_BASELINE),
+#if PL_DISPATCH_X86
+    PL_KTABLE(avx2, PL_CPU_AVX2),
+    PL_KTABLE(avx512, PL_CPU_AVX512),
+#endif
+};
+static _Atomic(const VitKernelTable *) vit_table;
+
+// The table in use: the best level the CPU has, chosen on first use (a race picks the same table twice).
+static const VitKernelTable *vit_kernels(void) {
+    const VitKernelTable *t = atomic_load_explicit(&vit_table, memory_order_acquire);
+    if (t) return t;
+    PlCpuLevel best = pl_cpu_level();
+    t = &vit_tables[0];
+    for (size_t i = 0; i < sizeof vit_tables / sizeof vit_tables[0]; i++)
+        if (vit_tables[i].level <= best) t = &vit_tables[i];
+    atomic_store_explicit(&vit_table, t, memory_order_release);
+    return t;
 }
 
-// erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (|erf| rounds to 1 in float beyond), the rational form
-// used by XLA/Eigen for float.
-float pl_vit_erf(float x) {
-    x = x < -4.0f ? -4.0f : x;
-    x = x > 4.0f ? 4.0f : x;
-    float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 - 2.10102402082508e-06f;
-    p = p * x2 - 5.69250639462346e-05f;
-    p = p * x2 - 7.34990630326855e-04f;
-    p = p * x2 - 2.95459980854025e-03f;
-    p = p * x2 - 1.60960333262415e-02f;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 - 2.13374055278905e-04f;
-    q = q * x2 - 1.68282697438203e-03f;
-    q = q * x2 - 7.37332916720468e-03f;
-    q = q * x2 - 1.42647390514189e-02f;
-    return x * p / q;
-}
-
-// Sum and max with 16 independent partials: the compiler vectorises these (a plain float reduction
-// loop stays scalar without -ffast-math because it may not reorder additions).
-#define PL_LANES 16
-static float pl_sum(const float *x, int n) {
-    float acc[PL_LANES] = {0};
-    int i = 0;
-    for (; i + PL_LANES <= n; i += PL_LANES)
-        for (int j = 0; j < PL_LANES; j++) acc[j] += x[i + j];
-    float s = 0.0f;
-    for (int j = 0; j < PL_LANES; j++) s += acc[j];
-    for (; i < n; i++) s += x[i];
-    return s;
-}
-
-static float pl_sum_sq_dev(const float *x, int n, float mean) {
-    float acc[PL_LANES] = {0};
-    int i = 0;
-    for (; i + PL_LANES <= n; i += PL_LANES)
-        for (int j = 0; j < PL_LANES; j++) {
-            float d = x[i + j] - mean;
-            acc[j] += d * d;
+PlStatus pl_vit_kernels_use(PlCpuLevel level) {
+    if (level > pl_cpu_level())
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "this CPU has no %s (best: %s)", pl_cpu_level_name(level),
+                       pl_cpu_level_name(pl_cpu_level()));
+    for (size_t i = 0; i < sizeof vit_tables / sizeof vit_tables[0]; i++)
+        if (vit_tables[i].level == level) {
+            atomic_store_explicit(&vit_table, &vit_tables[i], memory_order_release);
+            return PL_OK;
         }
-    float s = 0.0f;
-    for (int j = 0; j < PL_LANES; j++) s += acc[j];
-    for (; i < n; i++) s += (x[i] - mean) * (x[i] - mean);
-    return s;
+    return PL_FAIL(PL_ERR_UNSUPPORTED, "no %s kernels in this build", pl_cpu_level_name(level));
 }
 
-static float pl_max(const float *x, int n) {
-    float acc[PL_LANES];
-    for (int j = 0; j < PL_LANES; j++) acc[j] = x[0];
-    int i = 0;
-    for (; i + PL_LANES <= n; i += PL_LANES)
-        for (int j = 0; j < PL_LANES; j++) acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
-    float m = acc[0];
-    for (int j = 1; j < PL_LANES; j++) m = acc[j] > m ? acc[j] : m;
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
-}
+PlCpuLevel pl_vit_kernels_level(void) { return vit_kernels()->level; }
 
-void pl_vit_layernorm(const float *x, int ldx, float *out, int ldo, int rows, int n, const float *w,
-                      const float *b, float eps) {
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * ldx;
-        float *o = out + (size_t)r * ldo;
-        float mean = pl_sum(xr, n) / (float)n;
-        float v = pl_sum_sq_dev(xr, n, mean);
-        float inv = 1.0f / sqrtf(v / (float)n + eps);
-        for (int i = 0; i < n; i++) o[i] = (xr[i] - mean) * inv * w[i] + b[i];
-    }
-}
+float pl_vit_exp(float x) { return pl_k_exp_baseline(x); }
+float pl_vit_erf(float x) { return pl_k_erf_baseline(x); }
 
-void pl_vit_bias_gelu(float *x, int rows, int n, const float *bias) {
-    for (int r = 0; r < rows; r++) {
-        float *xr = x + (size_t)r * n;
-        for (int i = 0; i < n; i++) {
-            float v = xr[i] + bias[i];
-            xr[i] = 0.5f * v * (1.0f + pl_vit_erf(v * 0.70710678118654752f));
-        }
-    }
+void pl_vit_layernorm(const float *x, int ldx, float *out, int ldo, int rows, int n, const float *w, const float *b,
+                      float eps) {
+    vit_kernels()->layernorm(x, ldx, out, ldo, rows, n, w, b, eps);
 }
-
+void pl_vit_bias_gelu(float *x, int rows, int n, const float *bias) { vit_kernels()->bias_gelu(x, rows, n, bias); }
 void pl_vit_add_bias(float *x, int ldx, int rows, int n, const float *bias) {
-    for (int r = 0; r < rows; r++) {
-        float *xr = x + (size_t)r * ldx;
-        for (int i = 0; i < n; i++) xr[i] += bias[i];
-    }
+    vit_kernels()->add_bias(x, ldx, rows, n, bias);
 }
-
-void pl_vit_softmax_rows(float *x, int ldx, int rows, int n) {
-    for (int r = 0; r < rows; r++) {
-        float *restrict xr = x + (size_t)r * ldx;   // restrict: lets the exp loop vectorise
-        float m = pl_max(xr, n);
-        for (int i = 0; i < n; i++) xr[i] = pl_vit_exp(xr[i] - m);
-        float inv = 1.0f / pl_sum(xr, n);
-        for (int i = 0; i < n; i++) xr[i] *= inv;
-    }
-}
+void pl_vit_softmax_rows(float *x, int ldx, int rows, int n) { vit_kernels()->softmax_rows(x, ldx, rows, n); }
 
 // PyTorch's cubic convolution weights for the 4 taps around a source coordinate with fraction t.
 static void pl_cubic_weights(double t, double w[4]) {

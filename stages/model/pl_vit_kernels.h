@@ -5,6 +5,9 @@
 
 #include <stddef.h>
 
+#include "pl_dispatch.h"
+#include "pl_error.h"
+
 // out[r] = (x[r] - mean) / sqrt(var + eps) * w + b for each of `rows` rows of length n.
 // x: (rows, n) with row stride ldx; out: (rows, n) with row stride ldo (out may equal x).
 void pl_vit_layernorm(const float *x, int ldx, float *out, int ldo, int rows, int n, const float *w,
@@ -15,6 +18,11 @@ void pl_vit_bias_gelu(float *x, int rows, int n, const float *bias);
 void pl_vit_add_bias(float *x, int ldx, int rows, int n, const float *bias);
 // In place, row-wise softmax of x: (rows, n) with row stride ldx.
 void pl_vit_softmax_rows(float *x, int ldx, int rows, int n);
+// The kernels above run the best copy the CPU supports (pl_dispatch.h): baseline x86-64, AVX2 or AVX-512, all
+// bit-identical. pl_vit_kernels_use switches every thread to one level (tests and benchmarks compare them);
+// PL_ERR_UNSUPPORTED when the CPU lacks it.
+PlStatus pl_vit_kernels_use(PlCpuLevel level);
+PlCpuLevel pl_vit_kernels_level(void);
 // Vectorisable float erf and exp (max error ~2 ulp over the float range that matters here).
 float pl_vit_erf(float x);
 float pl_vit_exp(float x);

@@ -3,7 +3,9 @@
 //
 //   build/bench/bench_vit [--arch vit_small|vit_base] [--patch P] [--size S] [--threads 1,2] [--batch 1,8,32]
 //                         [--seconds 3] [--model FILE --heads H] [--save-weights FILE.safetensors] [--no-gemm]
-// One line per (threads, batch) on stdout, tab separated, after a '#' header.
+//                         [--kernels auto|baseline,avx2,avx512]
+// One line per (kernel level, threads, batch) on stdout, tab separated, after a '#' header. --kernels runs the ViT's
+// element-wise kernels at each listed CPU level (pl_dispatch.h) side by side; auto (default) = what protloc picks.
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,10 +14,12 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "fma_peak.h"
 #include "pl_safetensors.h"
 #include "pl_clock.h"
 #include "pl_threadpool.h"
 #include "pl_vit.h"
+#include "pl_vit_kernels.h"
 #include "pl_weights.h"
 
 void openblas_set_num_threads(int num_threads);
@@ -114,6 +118,8 @@ int main(int argc, char **argv) {
     const char *arch = "vit_small", *model = NULL, *save = NULL;
     int patch = 16, size = 224, heads = 0, threads[8] = {1, 2}, nthreads = 2, batches[8] = {1, 8, 32}, nbatches = 3, gemm = 1;
     double seconds = 3.0;
+    PlCpuLevel levels[3];
+    int nlevels = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-gemm")) { gemm = 0; continue; }
@@ -128,6 +134,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--seconds")) seconds = atof(v);
         else if (!strcmp(a, "--threads")) { if ((nthreads = parse_list(v, threads, 8)) < 1) { fprintf(stderr, "bench_vit: bad --threads\n"); return 2; } }
         else if (!strcmp(a, "--batch")) { if ((nbatches = parse_list(v, batches, 8)) < 1) { fprintf(stderr, "bench_vit: bad --batch\n"); return 2; } }
+        else if (!strcmp(a, "--kernels")) {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *t = strtok(buf, ","); t && nlevels < 3; t = strtok(NULL, ",")) {
+                int found = 0;
+                for (int l = PL_CPU_BASELINE; l <= PL_CPU_AVX512; l++)
+                    if (!strcmp(t, pl_cpu_level_name((PlCpuLevel)l))) levels[nlevels++] = (PlCpuLevel)l, found = 1;
+                if (!found && strcmp(t, "auto")) { fprintf(stderr, "bench_vit: --kernels wants auto, baseline, avx2, avx512\n"); return 2; }
+            }
+        }
         else { fprintf(stderr, "bench_vit: unknown option %s\n", a); return 2; }
     }
     struct rusage ru0;   // process baseline (libraries) before any weights or activations
@@ -167,7 +183,14 @@ int main(int argc, char **argv) {
             gemm_gflops[t] = gemm_rate(threads[t], 2048, seconds > 1 ? 1.5 : seconds);
             printf("# openblas sgemm 2048^3 threads=%d: %.1f GFLOP/s\n", threads[t], gemm_gflops[t]);
         }
-    printf("#threads\tbatch\timages_per_s\tms_per_image\tgflops\tpct_of_sgemm\tactivations_MiB\tpeak_rss_MiB\n");
+    if (nlevels == 0) levels[nlevels++] = pl_vit_kernels_level();
+    printf("# cpu level %s\n", pl_cpu_level_name(pl_cpu_level()));
+    double peak[8] = {0};
+    for (int t = 0; t < nthreads; t++) {
+        peak[t] = fma_peak_gflops(threads[t]);
+        printf("# fp32 fma peak threads=%d: %.1f GFLOP/s\n", threads[t], peak[t]);
+    }
+    printf("#kernels\tthreads\tbatch\timages_per_s\tms_per_image\tgflops\tpct_of_sgemm\tactivations_MiB\tpeak_rss_MiB\tpct_of_fma_peak\n");
     fflush(stdout);
     int maxb = 0;
     for (int b = 0; b < nbatches; b++) maxb = batches[b] > maxb ? batches[b] : maxb;
@@ -175,7 +198,9 @@ int main(int argc, char **argv) {
     float *x = malloc(sizeof(float) * per * maxb), *y = malloc(sizeof(float) * (size_t)cfg.dim * maxb * 2);
     if (!x || !y) return 1;
     for (size_t i = 0; i < per * maxb; i++) x[i] = rng_normal();
+    for (int l = 0; l < nlevels; l++)
     for (int t = 0; t < nthreads; t++) {
+        if (pl_vit_kernels_use(levels[l]) != PL_OK) { fprintf(stderr, "bench_vit: %s\n", pl_error_message()); return 1; }
         PlThreadPool *pool = NULL;   // the process's one pool at this thread count (as protloc's programs have)
         if (pl_threadpool_create(threads[t], &pool) != PL_OK) { fprintf(stderr, "bench_vit: %s\n", pl_error_message()); return 1; }
         for (int b = 0; b < nbatches; b++) {
@@ -193,9 +218,9 @@ int main(int argc, char **argv) {
             double ips = iters * batches[b] / (t1 - t0);
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
-            printf("%d\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.1f\t%.1f\n", threads[t], batches[b], ips, 1000.0 / ips, ips * flops / 1e9,
+            printf("%s\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.1f\t%.1f\t%.0f\n", pl_cpu_level_name(levels[l]), threads[t], batches[b], ips, 1000.0 / ips, ips * flops / 1e9,
                    gemm ? 100.0 * ips * flops / 1e9 / gemm_gflops[t] : 0.0, pl_vit_activation_bytes(vit) / 1048576.0,
-                   ru.ru_maxrss / 1024.0);
+                   ru.ru_maxrss / 1024.0, 100.0 * ips * flops / 1e9 / peak[t]);
             fflush(stdout);
             pl_vit_destroy(vit);
         }

@@ -60,13 +60,13 @@ for t in threads:
     gemm = [l for l in open(f"{w}/protloc_{t}.tsv") if l.startswith("# openblas")]
     p, d, tu = rows(f"{w}/protloc_{t}.tsv"), rows(f"{w}/default_{t}.tsv"), rows(f"{w}/tuned_{t}.tsv")
     for pr, dr, tr in zip(p, d, tu):
-        print(f"| {t} | {pr[1]} | {float(pr[2]):.2f} | {float(pr[4]):.1f} | {pr[5]}% | {float(dr[3]):.2f} | {float(tr[3]):.2f} |")
-    best_p = max(p, key=lambda r: float(r[2]))
+        print(f"| {t} | {pr[2]} | {float(pr[3]):.2f} | {float(pr[5]):.1f} | {pr[6]}% | {float(dr[3]):.2f} | {float(tr[3]):.2f} |")
+    best_p = max(p, key=lambda r: float(r[3]))
     best_d = max(d, key=lambda r: float(r[3]))
     best_t = max(tu, key=lambda r: float(r[3]))
-    summary.append(f"- {t} thread(s): protloc best {float(best_p[2]):.2f} img/s (batch {best_p[1]}, {best_p[5]}% of "
-                   f"{gemm[0].split(':')[1].strip()} OpenBLAS SGEMM) = {float(best_p[2]) / float(best_t[3]):.2f}x PyTorch tuned "
-                   f"(best {float(best_t[3]):.2f} img/s at batch {best_t[2]}), {float(best_p[2]) / float(best_d[3]):.2f}x PyTorch "
+    summary.append(f"- {t} thread(s): protloc best {float(best_p[3]):.2f} img/s (batch {best_p[2]}, {best_p[6]}% of "
+                   f"{gemm[0].split(':')[1].strip()} OpenBLAS SGEMM) = {float(best_p[3]) / float(best_t[3]):.2f}x PyTorch tuned "
+                   f"(best {float(best_t[3]):.2f} img/s at batch {best_t[2]}), {float(best_p[3]) / float(best_d[3]):.2f}x PyTorch "
                    f"default (best {float(best_d[3]):.2f} img/s at batch {best_d[2]})")
 print()
 print("\n".join(summary))
@@ -75,7 +75,7 @@ print("the input batch itself is listed apart):\n")
 print("| batch | activation slab MiB | input MiB | peak RSS MiB | RSS - baseline - input | weights + 1.5 x activations | within |")
 print("|---|---|---|---|---|---|---|")
 for r in rows(f"{w}/rss.tsv"):
-    act, rss, b = float(r[6]), float(r[7]), int(r[1])
+    act, rss, b = float(r[7]), float(r[8]), int(r[2])   # protloc rows: kernels, threads, batch, ...
     limit = weights + 1.5 * act
     net = rss - base - in_mib[b]
     print(f"| {b} | {act:.1f} | {in_mib[b]:.1f} | {rss:.1f} | {net:.1f} | {limit:.1f} | {'yes' if net <= limit else 'NO'} |")

@@ -265,11 +265,58 @@ static void test_pos_resize_constant_and_size(void **state) {
     for (int i = 0; i < 105; i++) assert_float_equal(dst[i], 2.5f, 1e-6f);
 }
 
-// ---- thread pool: every task runs exactly once, on a valid thread index, run after run ----
+// Every CPU level this machine supports computes bit-identical kernel outputs and whole forwards (the dispatch
+// promise: embeddings do not depend on which level ran).
+static void run_kernels(float *ln, float *gelu, float *sm, float *bias, const float *x, int rows, int n) {
+    static float w[1000], b[1000];
+    for (int i = 0; i < n; i++) w[i] = 1.0f + 0.001f * (float)i, b[i] = 0.01f * (float)(i % 7) - 0.03f;
+    pl_vit_layernorm(x, n, ln, n, rows, n, w, b, 1e-6f);
+    memcpy(gelu, x, (size_t)rows * n * sizeof(float));
+    pl_vit_bias_gelu(gelu, rows, n, b);
+    memcpy(sm, x, (size_t)rows * n * sizeof(float));
+    pl_vit_softmax_rows(sm, n, rows, n);
+    memcpy(bias, x, (size_t)rows * n * sizeof(float));
+    pl_vit_add_bias(bias, n, rows, n, b);
+}
+
+static void test_kernels_identical_at_every_cpu_level(void **state) {
+    (void)state;
+    enum { ROWS = 7, N = 389 };   // odd sizes: vector bodies and scalar tails
+    static float x[ROWS * N], ref[4][ROWS * N], out[4][ROWS * N];
+    for (int i = 0; i < ROWS * N; i++) x[i] = 4.0f * (float)sin(0.37 * i) + 0.5f * (float)cos(1.7 * i);
+    PlCpuLevel best = pl_cpu_level(), before = pl_vit_kernels_level();
+    assert_int_equal(pl_vit_kernels_use(PL_CPU_BASELINE), PL_OK);
+    run_kernels(ref[0], ref[1], ref[2], ref[3], x, ROWS, N);
+    PlWeights w = {0};
+    PlVitConfig cfg;
+    build_tiny(&w, NULL);
+    assert_int_equal(pl_vit_config_infer(&w, 2, &cfg), PL_OK);
+    PlVitOptions opt = {.max_batch = 2, .height = 9, .width = 10, .last_n = 1};
+    PlVit *vit = NULL;
+    assert_int_equal(pl_vit_create(&w, &cfg, &opt, &vit), PL_OK);
+    float img[2 * 2 * 9 * 10], y_ref[16], y[16];
+    for (size_t i = 0; i < sizeof img / sizeof img[0]; i++) img[i] = (float)sin((double)i);
+    assert_int_equal(pl_vit_forward(vit, img, 2, y_ref), PL_OK);
+    for (int level = PL_CPU_AVX2; level <= (int)best; level++) {
+        assert_int_equal(pl_vit_kernels_use((PlCpuLevel)level), PL_OK);
+        assert_int_equal(pl_vit_kernels_level(), level);
+        run_kernels(out[0], out[1], out[2], out[3], x, ROWS, N);
+        for (int k = 0; k < 4; k++) assert_memory_equal(out[k], ref[k], sizeof out[k]);
+        assert_int_equal(pl_vit_forward(vit, img, 2, y), PL_OK);
+        assert_memory_equal(y, y_ref, sizeof y);
+        print_message("kernels at %s: bit-identical to baseline\n", pl_cpu_level_name((PlCpuLevel)level));
+    }
+    if (best < PL_CPU_AVX512) assert_int_equal(pl_vit_kernels_use(PL_CPU_AVX512), PL_ERR_UNSUPPORTED);
+    pl_vit_destroy(vit);
+    pl_weights_free(&w);
+    assert_int_equal(pl_vit_kernels_use(before), PL_OK);
+}
+
 int main(void) {
     openblas_set_num_threads(1);   // the program's setting: GEMMs run inside the pool's tasks
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_erf_exp_accuracy),
+        cmocka_unit_test(test_kernels_identical_at_every_cpu_level),
         cmocka_unit_test(test_pos_resize_constant_and_size),
         cmocka_unit_test(test_config_infer_and_errors),
         cmocka_unit_test(test_fixture_square_grid_matches),
