@@ -119,6 +119,43 @@ static PlStatus knn_write_reports(const char *json_path, const char *csv_path, c
     return st;
 }
 
+// The words of each enumerated option, in the order of its enum (PlKnnProtocol, PlKnnExclude, ...).
+static const char *const knn_protocols[] = {"train-test", "loo", "kfold"}, *const knn_excludes[] = {"none", "group", "item"};
+static const char *const knn_metrics[] = {"cosine", "euclidean"}, *const knn_votes[] = {"weighted", "majority"};
+static const char *const knn_multis[] = {"skip", "first"};
+
+// The configuration block of the kNN report: every option as used, the input and the machine layout.
+static json_t *knn_config_json(const PlKnnOptions *o, const PlFeatureSet *fs, const char *store, const char *features,
+                               const char *meta, const char *level_s, int size, int n_threads) {
+    json_t *config = json_object();
+    json_object_set_new(config, "command", json_string("knn"));
+    json_object_set_new(config, "software", json_string(pl_version_string()));
+    json_object_set_new(config, "input", json_string(store ? store : features));
+    if (meta) json_object_set_new(config, "meta", json_string(meta));
+    if (store) json_object_set_new(config, "level", json_string(level_s));
+    json_object_set_new(config, "protocol", json_string(knn_protocols[o->protocol]));
+    json_object_set_new(config, "train_split", json_string(o->train_split));
+    json_object_set_new(config, "test_split", json_string(o->test_split));
+    json_object_set_new(config, "set", o->set_split ? json_string(o->set_split) : json_null());
+    json_object_set_new(config, "exclude_same", json_string(knn_excludes[o->exclude]));
+    json_object_set_new(config, "folds", json_integer(o->folds));
+    json_object_set_new(config, "seeds", json_integer(o->seeds));
+    json_object_set_new(config, "seed", json_integer((json_int_t)o->seed));
+    json_object_set_new(config, "multilabel", json_string(knn_multis[o->multilabel]));
+    json_object_set_new(config, "unlabelled_refs", json_boolean(o->unlabelled_refs));
+    json_object_set_new(config, "k_max", json_integer(o->k_max));
+    json_object_set_new(config, "metric", json_string(knn_metrics[o->metric]));
+    json_object_set_new(config, "vote", json_string(knn_votes[o->vote]));
+    json_object_set_new(config, "temperature", json_real(o->temperature));
+    json_object_set_new(config, "ranks", json_integer(size));
+    json_object_set_new(config, "threads_per_rank", json_integer(n_threads));
+    json_object_set_new(config, "rows", json_integer(fs->n));
+    json_object_set_new(config, "dim", json_integer(fs->dim));
+    json_object_set_new(config, "rows_skipped", json_integer(fs->n_skipped));
+    pl_eval_add_provenance(config, store ? store : features);
+    return config;
+}
+
 int cmd_knn_run(int argc, char **argv) {
     if (pl_cli_wants_help(argc, argv)) {
         cmd_knn_usage(stdout);
@@ -191,23 +228,18 @@ int cmd_knn_run(int argc, char **argv) {
     if (!store == !features) return pl_cli_usage_error(cmd, "give either --store or --features (with --meta)");
     if (features && !meta) return pl_cli_usage_error(cmd, "--features needs --meta M.tsv");
     if (!features && meta) return pl_cli_usage_error(cmd, "--meta goes with --features");
-    if (strcmp(protocol_s, "train-test") == 0) o.protocol = PL_KNN_TRAIN_TEST;
-    else if (strcmp(protocol_s, "loo") == 0) o.protocol = PL_KNN_LOO;
-    else if (strcmp(protocol_s, "kfold") == 0) o.protocol = PL_KNN_KFOLD;
-    else return pl_cli_usage_error(cmd, "--protocol wants train-test, loo or kfold (got '%s')", protocol_s);
-    if (strcmp(exclude_s, "none") == 0) o.exclude = PL_KNN_EXCLUDE_NONE;
-    else if (strcmp(exclude_s, "group") == 0) o.exclude = PL_KNN_EXCLUDE_GROUP;
-    else if (strcmp(exclude_s, "item") == 0) o.exclude = PL_KNN_EXCLUDE_ITEM;
-    else return pl_cli_usage_error(cmd, "--exclude-same wants none, group or item (got '%s')", exclude_s);
-    if (strcmp(metric_s, "cosine") == 0) o.metric = PL_KNN_COSINE;
-    else if (strcmp(metric_s, "euclidean") == 0) o.metric = PL_KNN_EUCLIDEAN;
-    else return pl_cli_usage_error(cmd, "--metric wants cosine or euclidean (got '%s')", metric_s);
-    if (strcmp(vote_s, "weighted") == 0) o.vote = PL_KNN_VOTE_WEIGHTED;
-    else if (strcmp(vote_s, "majority") == 0) o.vote = PL_KNN_VOTE_MAJORITY;
-    else return pl_cli_usage_error(cmd, "--vote wants weighted or majority (got '%s')", vote_s);
-    if (strcmp(multi_s, "skip") == 0) o.multilabel = PL_MULTILABEL_SKIP;
-    else if (strcmp(multi_s, "first") == 0) o.multilabel = PL_MULTILABEL_FIRST;
-    else return pl_cli_usage_error(cmd, "--multilabel wants skip or first (got '%s')", multi_s);
+    int choice[5];   // the enums follow the name order of each list
+    if ((rc = pl_cli_option_choice(cmd, "--protocol", protocol_s, knn_protocols, 3, &choice[0])) ||
+        (rc = pl_cli_option_choice(cmd, "--exclude-same", exclude_s, knn_excludes, 3, &choice[1])) ||
+        (rc = pl_cli_option_choice(cmd, "--metric", metric_s, knn_metrics, 2, &choice[2])) ||
+        (rc = pl_cli_option_choice(cmd, "--vote", vote_s, knn_votes, 2, &choice[3])) ||
+        (rc = pl_cli_option_choice(cmd, "--multilabel", multi_s, knn_multis, 2, &choice[4])))
+        return rc;
+    o.protocol = (PlKnnProtocol)choice[0];
+    o.exclude = (PlKnnExclude)choice[1];
+    o.metric = (PlKnnMetric)choice[2];
+    o.vote = (PlKnnVote)choice[3];
+    o.multilabel = (PlMultilabel)choice[4];
     PlStoreLevel level;
     if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
     if (nb_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--neighbours is for train-test and loo");
@@ -239,32 +271,7 @@ int cmd_knn_run(int argc, char **argv) {
     }
     rc = PL_EXIT_OK;
     if (rank == 0) {
-        json_t *config = json_object();
-        json_object_set_new(config, "command", json_string("knn"));
-        json_object_set_new(config, "software", json_string(pl_version_string()));
-        json_object_set_new(config, "input", json_string(store ? store : features));
-        if (meta) json_object_set_new(config, "meta", json_string(meta));
-        if (store) json_object_set_new(config, "level", json_string(level_s));
-        json_object_set_new(config, "protocol", json_string(protocol_s));
-        json_object_set_new(config, "train_split", json_string(o.train_split));
-        json_object_set_new(config, "test_split", json_string(o.test_split));
-        json_object_set_new(config, "set", o.set_split ? json_string(o.set_split) : json_null());
-        json_object_set_new(config, "exclude_same", json_string(exclude_s));
-        json_object_set_new(config, "folds", json_integer(o.folds));
-        json_object_set_new(config, "seeds", json_integer(o.seeds));
-        json_object_set_new(config, "seed", json_integer((json_int_t)o.seed));
-        json_object_set_new(config, "multilabel", json_string(multi_s));
-        json_object_set_new(config, "unlabelled_refs", json_boolean(o.unlabelled_refs));
-        json_object_set_new(config, "k_max", json_integer(o.k_max));
-        json_object_set_new(config, "metric", json_string(metric_s));
-        json_object_set_new(config, "vote", json_string(vote_s));
-        json_object_set_new(config, "temperature", json_real(o.temperature));
-        json_object_set_new(config, "ranks", json_integer(size));
-        json_object_set_new(config, "threads_per_rank", json_integer(n_threads));
-        json_object_set_new(config, "rows", json_integer(fs.n));
-        json_object_set_new(config, "dim", json_integer(fs.dim));
-        json_object_set_new(config, "rows_skipped", json_integer(fs.n_skipped));
-        pl_eval_add_provenance(config, store ? store : features);
+        json_t *config = knn_config_json(&o, &fs, store, features, meta, level_s, size, n_threads);
         st = knn_write_reports(json_path, csv_path, dir, nb_path, pred_path, &fs, &r, config);
         json_decref(config);
         if (st == PL_OK) pl_report_knn_summary(stdout, &r);

@@ -166,13 +166,14 @@ int cmd_probe_run(int argc, char **argv) {
     if (!store == !features) return pl_cli_usage_error(cmd, "give either --store or --features (with --meta)");
     if (features && !meta) return pl_cli_usage_error(cmd, "--features needs --meta M.tsv");
     if (!features && meta) return pl_cli_usage_error(cmd, "--meta goes with --features");
-    if (strcmp(head_s, "both") == 0) o.use_logreg = o.use_mlp = 1;
-    else if (strcmp(head_s, "logreg") == 0) o.use_logreg = 1, o.use_mlp = 0;
-    else if (strcmp(head_s, "mlp") == 0) o.use_logreg = 0, o.use_mlp = 1;
-    else return pl_cli_usage_error(cmd, "--head wants logreg, mlp or both (got '%s')", head_s);
-    if (strcmp(multi_s, "skip") == 0) o.multilabel = PL_MULTILABEL_SKIP;
-    else if (strcmp(multi_s, "first") == 0) o.multilabel = PL_MULTILABEL_FIRST;
-    else return pl_cli_usage_error(cmd, "--multilabel wants skip or first (got '%s')", multi_s);
+    static const char *const heads[] = {"logreg", "mlp", "both"}, *const multis[] = {"skip", "first"};
+    int head = 0, multi = 0;
+    if ((rc = pl_cli_option_choice(cmd, "--head", head_s, heads, 3, &head)) ||
+        (rc = pl_cli_option_choice(cmd, "--multilabel", multi_s, multis, 2, &multi)))
+        return rc;
+    o.use_logreg = head != 1;
+    o.use_mlp = head != 0;
+    o.multilabel = (PlMultilabel)multi;   // PlMultilabel follows the order of multis
     PlStoreLevel level;
     if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
 

@@ -47,6 +47,8 @@ int pl_cli_parse_double(const char *text, double lo, double hi, double *out);
 int pl_cli_option_int(const char *cmd, const char *opt, const char *text, long lo, long hi, int *out);
 int pl_cli_option_long(const char *cmd, const char *opt, const char *text, long lo, long hi, long *out);
 int pl_cli_option_double(const char *cmd, const char *opt, const char *text, double lo, double hi, double *out);
+// A word from a fixed list: *out = its index in names[0..n); otherwise the usage error lists the choices.
+int pl_cli_option_choice(const char *cmd, const char *opt, const char *text, const char *const *names, int n, int *out);
 
 // Test-only hooks: NULL in the protloc executable; tests/tools programs set them before calling pl_main.
 typedef struct PlCliTestHooks {

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "pl_cli.h"
 
@@ -47,4 +48,17 @@ int pl_cli_option_double(const char *cmd, const char *opt, const char *text, dou
     else if (lo == DBL_MIN) snprintf(range, sizeof range, "in (0, %g]", hi);
     else snprintf(range, sizeof range, "in [%g, %g]", lo, hi);
     return pl_cli_usage_error(cmd, "%s expects a number %s, got '%s'", opt, range, text);
+}
+
+int pl_cli_option_choice(const char *cmd, const char *opt, const char *text, const char *const *names, int n, int *out) {
+    char list[256] = "";
+    for (int i = 0; i < n; i++) {
+        if (strcmp(text, names[i]) == 0) {
+            *out = i;
+            return PL_EXIT_OK;
+        }
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s%s", i == 0 ? "" : i == n - 1 ? " or " : ", ", names[i]);
+    }
+    return pl_cli_usage_error(cmd, "%s wants %s (got '%s')", opt, list, text);
 }

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 #include "pl_error.h"
+#include "pl_manifest.h"
 #include "pl_store_table.h"
 
 typedef struct PlFeatureSet {
@@ -33,7 +34,7 @@ void pl_features_free(PlFeatureSet *fs);
 // ---- labels → classes
 typedef enum PlMultilabel { PL_MULTILABEL_SKIP = 0, PL_MULTILABEL_FIRST = 1 } PlMultilabel;
 
-#define PL_FEATURES_MAX_LABEL 4096   // bytes of one class name (a longer one is an error naming the row)
+#define PL_FEATURES_MAX_LABEL PL_MANIFEST_MAX_TEXT   // bytes of one class name (longer: an error naming the row)
 
 typedef struct PlLabelCoding {
     int n_classes;

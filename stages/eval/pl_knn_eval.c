@@ -157,46 +157,21 @@ static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, co
 
 static int knn_in_split(const char *split, const char *want) { return want == NULL || strcmp(split, want) == 0; }
 
-PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnResult *r) {
-    memset(r, 0, sizeof *r);
-    if (o->k_max < 1 || o->k_max > 1024) return PL_FAIL(PL_ERR_ARG, "k must be in 1..1024 (got %d)", o->k_max);
-    if (!(o->temperature > 0)) return PL_FAIL(PL_ERR_ARG, "temperature must be > 0");
-    if (o->protocol == PL_KNN_KFOLD && (o->folds < 2 || o->seeds < 1))
-        return PL_FAIL(PL_ERR_ARG, "k-fold needs >= 2 folds and >= 1 seed (got %d, %d)", o->folds, o->seeds);
-    PlStatus st = PL_OK;
-    size_t n = (size_t)fs->n + 1;
-    int32_t *cls = pl_malloc(n * sizeof(int32_t));
-    int32_t *gid = o->exclude != PL_KNN_EXCLUDE_NONE ? pl_malloc(n * sizeof(int32_t)) : NULL;
-    int64_t *rows = pl_malloc(2 * n * sizeof(int64_t));
-    int64_t *fold = pl_malloc(n * sizeof(int64_t));
-    if (!cls || !rows || !fold || (o->exclude != PL_KNN_EXCLUDE_NONE && !gid)) { st = PL_ERR_NOMEM; goto done; }
-    st = knn_encode_labels(fs, o, r, cls);
-    if (st == PL_OK && gid) st = knn_group_ids(fs, o->exclude, gid);
-    if (st != PL_OK) goto done;
-    if (r->n_classes < 1) { st = PL_FAIL(PL_ERR_EMPTY, "no usable labels in the feature set"); goto done; }
+// K = min(k_max, the smallest reference count of any run). PL_ERR_EMPTY without references.
+static PlStatus knn_choose_k(const PlFeatureSet *fs, const PlKnnOptions *o, const int32_t *cls, int *K) {
+    int64_t refs = 0;
+    const char *split = o->protocol == PL_KNN_TRAIN_TEST ? o->train_split : o->set_split;
+    for (int64_t i = 0; i < fs->n; i++)
+        if (knn_in_split(fs->split[i], split) && (cls[i] >= 0 || (cls[i] == -1 && o->unlabelled_refs))) refs++;
+    // loo/kfold: a query is not its own reference (k-fold folds vary in size: a query with fewer references
+    // votes with all it has)
+    int64_t min_refs = o->protocol == PL_KNN_TRAIN_TEST ? refs : refs - 1;
+    if (min_refs < 1) return PL_FAIL(PL_ERR_EMPTY, "no reference items for the kNN protocol (check --train-split/--set)");
+    *K = o->k_max < min_refs ? o->k_max : (int)min_refs;
+    return PL_OK;
+}
 
-    // ---- define runs
-    int n_runs = o->protocol == PL_KNN_KFOLD ? o->folds * o->seeds : 1;
-    r->n_runs = n_runs;
-    int C = r->n_classes;
-    // the member set (loo/kfold) or train/test sets
-    int64_t *qrows = rows, *rrows = rows + n;
-    // first pass: find K = min(k_max, smallest reference count over runs)
-    int64_t min_refs = INT64_MAX;
-    int64_t n_set = 0;
-    if (o->protocol == PL_KNN_TRAIN_TEST) {
-        int64_t nr = 0;
-        for (int64_t i = 0; i < fs->n; i++)
-            if (knn_in_split(fs->split[i], o->train_split) && (cls[i] >= 0 || (cls[i] == -1 && o->unlabelled_refs))) nr++;
-        min_refs = nr;
-    } else {
-        for (int64_t i = 0; i < fs->n; i++)
-            if (knn_in_split(fs->split[i], o->set_split) && (cls[i] >= 0 || (cls[i] == -1 && o->unlabelled_refs))) n_set++;
-        min_refs = n_set - 1;   // kfold folds vary in size: a query with fewer references votes with all it has
-    }
-    if (min_refs < 1) { st = PL_FAIL(PL_ERR_EMPTY, "no reference items for the kNN protocol (check --train-split/--set)"); goto done; }
-    int K = o->k_max < min_refs ? o->k_max : (int)min_refs;
-    r->K = K;
+static PlStatus knn_result_alloc(PlKnnResult *r, int n_runs, int K, int C) {
     size_t RK = (size_t)n_runs * K;
     r->macro_f1 = pl_calloc(RK, sizeof(double));
     r->accuracy = pl_calloc(RK, sizeof(double));
@@ -209,47 +184,159 @@ PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnRes
     r->confusion = pl_calloc((size_t)K * C * (C + 1), sizeof(int64_t));
     r->support = pl_calloc((size_t)C, sizeof(int64_t));
     if (!r->macro_f1 || !r->accuracy || !r->f1_mean || !r->f1_std || !r->acc_mean || !r->acc_std ||
-        !r->per_class_f1 || !r->class_present || !r->confusion || !r->support) { st = PL_ERR_NOMEM; goto done; }
+        !r->per_class_f1 || !r->class_present || !r->confusion || !r->support)
+        return PL_ERR_NOMEM;
+    return PL_OK;
+}
 
-    int64_t *group_order = NULL;
+// Grouped folds of repetition seed_i: the distinct groups (rows without a group count alone) are shuffled with
+// the seed and dealt round-robin to the folds. fold: (n) the fold of every row.
+static PlStatus knn_assign_folds(const PlFeatureSet *fs, const PlKnnOptions *o, int seed_i, int64_t *fold) {
+    size_t n = (size_t)fs->n + 1;
+    int32_t *g = pl_malloc(n * sizeof(int32_t));
+    int64_t *order = pl_malloc(n * sizeof(int64_t)), *pos = pl_malloc(n * sizeof(int64_t));
+    PlStatus st = g && order && pos ? knn_group_ids(fs, PL_KNN_EXCLUDE_GROUP, g) : PL_ERR_NOMEM;
+    if (st == PL_OK) {
+        int64_t ng = 0;   // group ids are < n: a permutation of them gives fold = position % folds
+        for (int64_t i = 0; i < fs->n; i++) if (g[i] + 1 > ng) ng = g[i] + 1;
+        for (int64_t i = 0; i < ng; i++) order[i] = i;
+        PlRng rng;
+        pl_rng_seed(&rng, o->seed + (uint64_t)seed_i * 0x9e3779b97f4a7c15ULL);
+        pl_rng_shuffle_i64(&rng, order, ng);
+        for (int64_t i = 0; i < ng; i++) pos[order[i]] = i % o->folds;
+        for (int64_t i = 0; i < fs->n; i++) fold[i] = pos[g[i]];
+    }
+    free(g);
+    free(order);
+    free(pos);
+    return st;
+}
+
+// The query and reference rows of fold f (train-test and loo have one run, f = 0).
+static void knn_select_rows(const PlFeatureSet *fs, const PlKnnOptions *o, const int32_t *cls, const int64_t *fold,
+                            int f, KnnRun *run) {
+    run->nq = run->nr = 0;
+    for (int64_t i = 0; i < fs->n; i++) {
+        int usable_ref = cls[i] >= 0 || (cls[i] == -1 && o->unlabelled_refs);
+        if (o->protocol == PL_KNN_TRAIN_TEST) {
+            if (cls[i] >= 0 && knn_in_split(fs->split[i], o->test_split)) run->qrows[run->nq++] = i;
+            if (usable_ref && knn_in_split(fs->split[i], o->train_split)) run->rrows[run->nr++] = i;
+        } else if (knn_in_split(fs->split[i], o->set_split)) {
+            int in_fold = o->protocol == PL_KNN_LOO || fold[i] == f;
+            if (cls[i] >= 0 && in_fold) run->qrows[run->nq++] = i;
+            if (usable_ref && (o->protocol == PL_KNN_LOO || !in_fold)) run->rrows[run->nr++] = i;
+        }
+    }
+}
+
+// Votes and scores of one run from its merged neighbour lists: macro F1 / accuracy for every k, the pooled
+// confusion and support; a single run also keeps predictions and (keep_neighbours) the neighbour rows.
+static PlStatus knn_score_run(const PlKnnOptions *o, const KnnRun *run, const int32_t *cls, const PlTopK *t,
+                              int run_index, PlKnnResult *r) {
+    int K = r->K, C = r->n_classes;
+    int32_t *nb_label = pl_malloc((size_t)run->nq * K * sizeof(int32_t));
+    float *nb_score = pl_malloc((size_t)run->nq * K * sizeof(float));
+    int32_t *pred = pl_malloc((size_t)run->nq * K * sizeof(int32_t));
+    int32_t *truth = pl_malloc((size_t)run->nq * sizeof(int32_t));
+    double *scratch = pl_malloc((size_t)(C + 1) * sizeof(double));
+    PlStatus st = nb_label && nb_score && pred && truth && scratch ? PL_OK : PL_ERR_NOMEM;
+    for (int64_t q = 0; st == PL_OK && q < run->nq; q++) {
+        truth[q] = cls[run->qrows[q]];
+        for (int k = 0; k < K; k++) {
+            const PlNeighbour *nb = &t->items[(size_t)q * K + k];
+            nb_label[(size_t)q * K + k] = k < t->count[q] ? cls[run->rrows[nb->index]] : -1;
+            nb_score[(size_t)q * K + k] = nb->score;
+        }
+    }
+    if (st == PL_OK) {
+        pl_knn_vote_all_k(nb_label, nb_score, t->count, run->nq, K, C, o->vote, o->temperature, scratch, pred);
+        int64_t tp[C], fp[C], fn[C];
+        PlClassCounts cc = {C, tp, fp, fn};
+        for (int k = 0; k < K; k++) {
+            pl_metrics_count(truth, pred + k, run->nq, K, &cc);
+            r->macro_f1[(size_t)run_index * K + k] = pl_metrics_macro_f1(&cc, NULL, NULL);
+            r->accuracy[(size_t)run_index * K + k] = pl_metrics_accuracy(&cc, run->nq);
+            int64_t *conf = r->confusion + (size_t)k * C * (C + 1);
+            for (int64_t q = 0; q < run->nq; q++) {
+                int32_t p = pred[(size_t)q * K + k];
+                conf[(size_t)truth[q] * (C + 1) + (p >= 0 ? p : C)]++;
+            }
+        }
+        for (int64_t q = 0; q < run->nq; q++) r->support[truth[q]]++;
+    }
+    if (st == PL_OK && r->n_runs == 1) {
+        r->pred = pred, pred = NULL;
+        r->truth = truth, truth = NULL;
+        if (o->keep_neighbours) {
+            r->query_rows = pl_malloc((size_t)run->nq * sizeof(int64_t));
+            r->neighbours = pl_malloc((size_t)run->nq * K * sizeof(int64_t));
+            r->neighbour_scores = nb_score, nb_score = NULL;
+            if (!r->query_rows || !r->neighbours) st = PL_ERR_NOMEM;
+            for (int64_t q = 0; st == PL_OK && q < run->nq; q++) {
+                r->query_rows[q] = run->qrows[q];
+                for (int k = 0; k < K; k++)
+                    r->neighbours[(size_t)q * K + k] = k < t->count[q] ? run->rrows[t->items[(size_t)q * K + k].index] : -1;
+            }
+        }
+    }
+    free(nb_label); free(nb_score); free(pred); free(truth); free(scratch);
+    return st;
+}
+
+// Mean / std over runs, per-class F1 from the pooled confusion, and the best k (the smallest with the highest mean).
+static PlStatus knn_summarise(PlKnnResult *r) {
+    int K = r->K, C = r->n_classes, n_runs = r->n_runs;
+    double *col = pl_malloc((size_t)n_runs * sizeof(double));
+    if (!col) return PL_ERR_NOMEM;
+    r->best_k = 1;
+    for (int k = 0; k < K; k++) {
+        for (int i = 0; i < n_runs; i++) col[i] = r->macro_f1[(size_t)i * K + k];
+        pl_metrics_mean_std(col, n_runs, &r->f1_mean[k], &r->f1_std[k]);
+        for (int i = 0; i < n_runs; i++) col[i] = r->accuracy[(size_t)i * K + k];
+        pl_metrics_mean_std(col, n_runs, &r->acc_mean[k], &r->acc_std[k]);
+        if (r->f1_mean[k] > r->f1_mean[r->best_k - 1]) r->best_k = k + 1;
+        int64_t tp[C], fp[C], fn[C];
+        const int64_t *conf = r->confusion + (size_t)k * C * (C + 1);
+        for (int c = 0; c < C; c++) tp[c] = fp[c] = fn[c] = 0;
+        for (int a = 0; a < C; a++)
+            for (int b = 0; b <= C; b++) {
+                int64_t v = conf[(size_t)a * (C + 1) + b];
+                if (a == b) tp[a] += v;
+                else { fn[a] += v; if (b < C) fp[b] += v; }
+            }
+        PlClassCounts cc = {C, tp, fp, fn};
+        pl_metrics_macro_f1(&cc, r->per_class_f1 + (size_t)k * C, r->class_present + (size_t)k * C);
+    }
+    free(col);
+    return PL_OK;
+}
+
+PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnResult *r) {
+    memset(r, 0, sizeof *r);
+    if (o->k_max < 1 || o->k_max > 1024) return PL_FAIL(PL_ERR_ARG, "k must be in 1..1024 (got %d)", o->k_max);
+    if (!(o->temperature > 0)) return PL_FAIL(PL_ERR_ARG, "temperature must be > 0");
+    if (o->protocol == PL_KNN_KFOLD && (o->folds < 2 || o->seeds < 1))
+        return PL_FAIL(PL_ERR_ARG, "k-fold needs >= 2 folds and >= 1 seed (got %d, %d)", o->folds, o->seeds);
+    size_t n = (size_t)fs->n + 1;
+    int32_t *cls = pl_malloc(n * sizeof(int32_t));
+    int32_t *gid = o->exclude != PL_KNN_EXCLUDE_NONE ? pl_malloc(n * sizeof(int32_t)) : NULL;
+    int64_t *rows = pl_malloc(2 * n * sizeof(int64_t));
+    int64_t *fold = pl_calloc(n, sizeof(int64_t));
+    PlStatus st = cls && rows && fold && (o->exclude == PL_KNN_EXCLUDE_NONE || gid) ? PL_OK : PL_ERR_NOMEM;
+    if (st == PL_OK) st = knn_encode_labels(fs, o, r, cls);
+    if (st == PL_OK && gid) st = knn_group_ids(fs, o->exclude, gid);
+    if (st == PL_OK && r->n_classes < 1) st = PL_FAIL(PL_ERR_EMPTY, "no usable labels in the feature set");
+    int K = 0;
+    if (st == PL_OK) st = knn_choose_k(fs, o, cls, &K);
+    r->K = K;
+    r->n_runs = o->protocol == PL_KNN_KFOLD ? o->folds * o->seeds : 1;
+    if (st == PL_OK) st = knn_result_alloc(r, r->n_runs, K, r->n_classes);
     int run_index = 0;
     for (int seed_i = 0; seed_i < (o->protocol == PL_KNN_KFOLD ? o->seeds : 1) && st == PL_OK; seed_i++) {
-        if (o->protocol == PL_KNN_KFOLD) {
-            // grouped folds: shuffle distinct groups (or rows without a group) with this seed
-            int32_t *g = pl_malloc(n * sizeof(int32_t));
-            group_order = pl_malloc(n * sizeof(int64_t));
-            if (!g || !group_order) { free(g); free(group_order); st = PL_ERR_NOMEM; break; }
-            st = knn_group_ids(fs, PL_KNN_EXCLUDE_GROUP, g);
-            if (st != PL_OK) { free(g); free(group_order); break; }
-            // group ids are < n; permutation of ids → fold = position % folds
-            int64_t ng = 0;
-            for (int64_t i = 0; i < fs->n; i++) if (g[i] + 1 > ng) ng = g[i] + 1;
-            for (int64_t i = 0; i < ng; i++) group_order[i] = i;
-            PlRng rng;
-            pl_rng_seed(&rng, o->seed + (uint64_t)seed_i * 0x9e3779b97f4a7c15ULL);
-            pl_rng_shuffle_i64(&rng, group_order, ng);
-            int64_t *pos = pl_malloc(((size_t)ng + 1) * sizeof(int64_t));
-            if (!pos) { free(g); free(group_order); st = PL_ERR_NOMEM; break; }
-            for (int64_t i = 0; i < ng; i++) pos[group_order[i]] = i % o->folds;
-            for (int64_t i = 0; i < fs->n; i++) fold[i] = pos[g[i]];
-            free(pos);
-            free(g);
-            free(group_order);
-            group_order = NULL;
-        }
+        if (o->protocol == PL_KNN_KFOLD) st = knn_assign_folds(fs, o, seed_i, fold);
         for (int f = 0; f < (o->protocol == PL_KNN_KFOLD ? o->folds : 1) && st == PL_OK; f++, run_index++) {
-            KnnRun run = {qrows, 0, rrows, 0};
-            for (int64_t i = 0; i < fs->n; i++) {
-                int usable_ref = cls[i] >= 0 || (cls[i] == -1 && o->unlabelled_refs);
-                if (o->protocol == PL_KNN_TRAIN_TEST) {
-                    if (cls[i] >= 0 && knn_in_split(fs->split[i], o->test_split)) qrows[run.nq++] = i;
-                    if (usable_ref && knn_in_split(fs->split[i], o->train_split)) rrows[run.nr++] = i;
-                } else if (knn_in_split(fs->split[i], o->set_split)) {
-                    int in_fold = o->protocol == PL_KNN_LOO || fold[i] == f;
-                    if (cls[i] >= 0 && in_fold) qrows[run.nq++] = i;
-                    if (usable_ref && (o->protocol == PL_KNN_LOO || !in_fold)) rrows[run.nr++] = i;
-                }
-            }
+            KnnRun run = {rows, 0, rows + n, 0};
+            knn_select_rows(fs, o, cls, fold, f, &run);
             if (run.nq == 0) {
                 st = PL_FAIL(PL_ERR_EMPTY, "no labelled query items (split '%s')",
                              o->protocol == PL_KNN_TRAIN_TEST ? o->test_split : (o->set_split ? o->set_split : "any"));
@@ -264,90 +351,12 @@ PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnRes
             st = knn_run_search(fs, o, &run, gid, o->protocol == PL_KNN_LOO, &t);
             double t1 = pl_clock_now();
             r->seconds_search += t1 - t0;
-            int32_t *nb_label = NULL, *pred = NULL, *truth = NULL;
-            float *nb_score = NULL;
-            double *scratch = NULL;
-            if (st == PL_OK) {
-                nb_label = pl_malloc((size_t)run.nq * K * sizeof(int32_t));
-                nb_score = pl_malloc((size_t)run.nq * K * sizeof(float));
-                pred = pl_malloc((size_t)run.nq * K * sizeof(int32_t));
-                truth = pl_malloc((size_t)run.nq * sizeof(int32_t));
-                scratch = pl_malloc((size_t)(C + 1) * sizeof(double));
-                if (!nb_label || !nb_score || !pred || !truth || !scratch) st = PL_ERR_NOMEM;
-            }
-            if (st == PL_OK) {
-                for (int64_t q = 0; q < run.nq; q++) {
-                    truth[q] = cls[run.qrows[q]];
-                    for (int k = 0; k < K; k++) {
-                        const PlNeighbour *nb = &t.items[(size_t)q * K + k];
-                        nb_label[(size_t)q * K + k] = k < t.count[q] ? cls[run.rrows[nb->index]] : -1;
-                        nb_score[(size_t)q * K + k] = nb->score;
-                    }
-                }
-                pl_knn_vote_all_k(nb_label, nb_score, t.count, run.nq, K, C, o->vote, o->temperature, scratch, pred);
-                int64_t tp[C], fp[C], fn[C];
-                PlClassCounts cc = {C, tp, fp, fn};
-                for (int k = 0; k < K; k++) {
-                    pl_metrics_count(truth, pred + k, run.nq, K, &cc);
-                    r->macro_f1[(size_t)run_index * K + k] = pl_metrics_macro_f1(&cc, NULL, NULL);
-                    r->accuracy[(size_t)run_index * K + k] = pl_metrics_accuracy(&cc, run.nq);
-                    int64_t *conf = r->confusion + (size_t)k * C * (C + 1);
-                    for (int64_t q = 0; q < run.nq; q++) {
-                        int32_t p = pred[(size_t)q * K + k];
-                        conf[(size_t)truth[q] * (C + 1) + (p >= 0 ? p : C)]++;
-                    }
-                }
-                for (int64_t q = 0; q < run.nq; q++) r->support[truth[q]]++;
-                if (n_runs == 1) {
-                    r->pred = pred; pred = NULL;
-                    r->truth = truth; truth = NULL;
-                    if (o->keep_neighbours) {
-                        r->query_rows = pl_malloc((size_t)run.nq * sizeof(int64_t));
-                        r->neighbours = pl_malloc((size_t)run.nq * K * sizeof(int64_t));
-                        r->neighbour_scores = nb_score;
-                        nb_score = NULL;
-                        if (!r->query_rows || !r->neighbours) st = PL_ERR_NOMEM;
-                        for (int64_t q = 0; st == PL_OK && q < run.nq; q++) {
-                            r->query_rows[q] = run.qrows[q];
-                            for (int k = 0; k < K; k++)
-                                r->neighbours[(size_t)q * K + k] =
-                                    k < t.count[q] ? run.rrows[t.items[(size_t)q * K + k].index] : -1;
-                        }
-                    }
-                }
-            }
+            if (st == PL_OK) st = knn_score_run(o, &run, cls, &t, run_index, r);
             r->seconds_score += pl_clock_now() - t1;
-            free(nb_label); free(nb_score); free(pred); free(truth); free(scratch);
             pl_topk_free(&t);
         }
     }
-    if (st != PL_OK) goto done;
-    // ---- summaries: mean/std over runs, pooled per-class F1, best k
-    {
-        double *col = pl_malloc((size_t)n_runs * sizeof(double));
-        if (!col) { st = PL_ERR_NOMEM; goto done; }
-        r->best_k = 1;
-        for (int k = 0; k < K; k++) {
-            for (int i = 0; i < n_runs; i++) col[i] = r->macro_f1[(size_t)i * K + k];
-            pl_metrics_mean_std(col, n_runs, &r->f1_mean[k], &r->f1_std[k]);
-            for (int i = 0; i < n_runs; i++) col[i] = r->accuracy[(size_t)i * K + k];
-            pl_metrics_mean_std(col, n_runs, &r->acc_mean[k], &r->acc_std[k]);
-            if (r->f1_mean[k] > r->f1_mean[r->best_k - 1]) r->best_k = k + 1;
-            int64_t tp[C], fp[C], fn[C];
-            const int64_t *conf = r->confusion + (size_t)k * C * (C + 1);
-            for (int c = 0; c < C; c++) tp[c] = fp[c] = fn[c] = 0;
-            for (int a = 0; a < C; a++)
-                for (int b = 0; b <= C; b++) {
-                    int64_t v = conf[(size_t)a * (C + 1) + b];
-                    if (a == b) tp[a] += v;
-                    else { fn[a] += v; if (b < C) fp[b] += v; }
-                }
-            PlClassCounts cc = {C, tp, fp, fn};
-            pl_metrics_macro_f1(&cc, r->per_class_f1 + (size_t)k * C, r->class_present + (size_t)k * C);
-        }
-        free(col);
-    }
-done:
+    if (st == PL_OK) st = knn_summarise(r);
     free(cls);
     free(gid);
     free(rows);

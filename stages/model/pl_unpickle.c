@@ -369,215 +369,250 @@ static const char *opcode_name(unsigned char op) {
     }
 }
 
+// Opcodes that push a value read from the stream (constants, numbers, strings) or only describe it. Returns PL_OK with *handled = 0 for an opcode of another group.
+static PlStatus vm_op_value(Vm *vm, unsigned char op, int *handled) {
+    const unsigned char *b = NULL;
+    PlPyValue *v = NULL;
+    *handled = 1;
+    switch (op) {
+    case 0x80:   // PROTO
+        PL_TRY(vm_need(vm, 1, &b));
+        if (b[0] < 2 || b[0] > 5) return VM_FAIL(vm, PL_ERR_UNSUPPORTED, "pickle protocol %d (need 2-5)", b[0]);
+        break;
+    case 0x95:   // FRAME (framing is advisory)
+        PL_TRY(vm_need(vm, 8, &b));
+        break;
+    case '}': PL_TRY(vm_push(vm, vm_new(vm, PL_PY_DICT))); break;
+    case ']': PL_TRY(vm_push(vm, vm_new(vm, PL_PY_LIST))); break;
+    case ')': PL_TRY(vm_push(vm, vm_new(vm, PL_PY_TUPLE))); break;
+    case 0x8f: PL_TRY(vm_push(vm, vm_new(vm, PL_PY_LIST))); break;   // EMPTY_SET (kept as a list)
+    case 'N': PL_TRY(vm_push(vm, vm_new(vm, PL_PY_NONE))); break;
+    case 0x88: case 0x89:   // NEWTRUE / NEWFALSE
+        v = vm_new(vm, PL_PY_BOOL);
+        if (v) v->i = op == 0x88;
+        PL_TRY(vm_push(vm, v));
+        break;
+    case 'J': case 'K': case 'M': {   // BININT, BININT1, BININT2
+        int n = op == 'J' ? 4 : op == 'K' ? 1 : 2;
+        PL_TRY(vm_need(vm, (size_t)n, &b));
+        v = vm_new(vm, PL_PY_INT);
+        if (v) v->i = op == 'J' ? (int64_t)(int32_t)(uint32_t)le(b, 4) : (int64_t)le(b, n);
+        PL_TRY(vm_push(vm, v));
+        break;
+    }
+    case 0x8a: case 0x8b: {   // LONG1, LONG4: little-endian two's complement
+        PL_TRY(vm_need(vm, op == 0x8a ? 1 : 4, &b));
+        uint64_t n = le(b, op == 0x8a ? 1 : 4);
+        if (n > vm->size - vm->pos) return VM_FAIL(vm, PL_ERR_FORMAT, "truncated long");
+        PL_TRY(vm_need(vm, (size_t)n, &b));
+        if (n <= 8) {
+            v = vm_new(vm, PL_PY_INT);
+            if (v && n > 0) {
+                uint64_t u = le(b, (int)n);
+                if (n < 8 && (b[n - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * n);
+                v->i = (int64_t)u;
+            }
+        } else {   // beyond int64: keep an approximate float
+            v = vm_new(vm, PL_PY_FLOAT);
+            if (v) {
+                double d = 0;
+                for (uint64_t i = n; i-- > 0;) d = d * 256.0 + b[i];
+                if (b[n - 1] & 0x80) d -= ldexp(1.0, (int)(8 * (n > 128 ? 128 : n)));
+                v->f = d;
+            }
+        }
+        PL_TRY(vm_push(vm, v));
+        break;
+    }
+    case 'G': {   // BINFLOAT: big-endian double
+        PL_TRY(vm_need(vm, 8, &b));
+        uint64_t u = 0;
+        for (int i = 0; i < 8; i++) u = (u << 8) | b[i];
+        v = vm_new(vm, PL_PY_FLOAT);
+        if (v) memcpy(&v->f, &u, 8);
+        PL_TRY(vm_push(vm, v));
+        break;
+    }
+    case 0x8c: case 'X': case 0x8d: case 'U': case 'T': case 'C': case 'B': case 0x8e: case 0x96: {
+        // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8, SHORT_BINSTRING, BINSTRING, SHORT_BINBYTES, BINBYTES,
+        // BINBYTES8, BYTEARRAY8
+        int lenbytes = (op == 0x8c || op == 'U' || op == 'C') ? 1 : (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
+        PL_TRY(vm_need(vm, (size_t)lenbytes, &b));
+        uint64_t n = le(b, lenbytes);
+        if (n > vm->size - vm->pos) return VM_FAIL(vm, PL_ERR_FORMAT, "string of %llu bytes runs past the end",
+                                                    (unsigned long long)n);
+        PL_TRY(vm_need(vm, (size_t)n, &b));
+        int is_bytes = op == 'C' || op == 'B' || op == 0x8e || op == 0x96;
+        PL_TRY(vm_push(vm, vm_string(vm, is_bytes ? PL_PY_BYTES : PL_PY_STR, b, (size_t)n)));
+        break;
+    }
+    default:
+        *handled = 0;
+    }
+    return PL_OK;
+}
+
+// Opcodes that build or edit containers, or manage the stack, marks and memo. Returns PL_OK with *handled = 0 for an opcode of another group.
+static PlStatus vm_op_container(Vm *vm, unsigned char op, int *handled) {
+    const unsigned char *b = NULL;
+    PlPyValue *v = NULL, *w = NULL, *x = NULL;
+    size_t first = 0, count = 0;
+    *handled = 1;
+    switch (op) {
+    case '(':    // MARK
+        if (vm->nmarks == vm->mcap) {
+            size_t cap = vm->mcap ? vm->mcap * 2 : 16;
+            size_t *m = realloc(vm->marks, cap * sizeof *m);
+            if (!m) return PL_FAIL(PL_ERR_NOMEM, "out of memory growing the pickle mark stack");
+            vm->marks = m;
+            vm->mcap = cap;
+        }
+        vm->marks[vm->nmarks++] = vm->sp;
+        break;
+    case 0x85: case 0x86: case 0x87: {   // TUPLE1..3
+        size_t n = (size_t)(op - 0x84);
+        if (vm->sp < n || (vm->nmarks && vm->sp - n < vm->marks[vm->nmarks - 1]))
+            return VM_FAIL(vm, PL_ERR_FORMAT, "stack underflow");
+        v = vm_tuple(vm, vm->stack + vm->sp - n, n);
+        if (!v) return pl_error_code();
+        vm->sp -= n;
+        PL_TRY(vm_push(vm, v));
+        break;
+    }
+    case 't': case 'l': {   // TUPLE, LIST
+        PL_TRY(vm_pop_mark(vm, &first, &count));
+        v = vm_tuple(vm, vm->stack + first, count);
+        if (!v) return pl_error_code();
+        if (op == 'l') v->kind = PL_PY_LIST;
+        PL_TRY(vm_push(vm, v));
+        break;
+    }
+    case 'd': {   // DICT
+        PL_TRY(vm_pop_mark(vm, &first, &count));
+        if (count % 2) return VM_FAIL(vm, PL_ERR_FORMAT, "DICT with an odd number of items");
+        v = vm_tuple(vm, vm->stack + first, count);
+        if (!v) return pl_error_code();
+        v->kind = PL_PY_DICT;
+        PL_TRY(vm_push(vm, v));
+        break;
+    }
+    case 'a':   // APPEND
+        PL_TRY(vm_pop(vm, &w));
+        PL_TRY(vm_top(vm, &v));
+        if (v->kind != PL_PY_LIST) return VM_FAIL(vm, PL_ERR_FORMAT, "APPEND to a %s", pl_py_kind_name(v->kind));
+        PL_TRY(vm_append(vm, v, w));
+        break;
+    case 'e': case 0x90:   // APPENDS, ADDITEMS
+        PL_TRY(vm_pop_mark(vm, &first, &count));
+        PL_TRY(vm_top(vm, &v));
+        if (v->kind != PL_PY_LIST) return VM_FAIL(vm, PL_ERR_FORMAT, "APPENDS to a %s", pl_py_kind_name(v->kind));
+        for (size_t i = 0; i < count; i++) PL_TRY(vm_append(vm, v, vm->stack[first + i]));
+        break;
+    case 0x91:   // FROZENSET
+        PL_TRY(vm_pop_mark(vm, &first, &count));
+        v = vm_tuple(vm, vm->stack + first, count);
+        if (!v) return pl_error_code();
+        v->kind = PL_PY_LIST;
+        PL_TRY(vm_push(vm, v));
+        break;
+    case 's':   // SETITEM
+        PL_TRY(vm_pop(vm, &x));
+        PL_TRY(vm_pop(vm, &w));
+        PL_TRY(vm_top(vm, &v));
+        if (v->kind != PL_PY_DICT) return VM_FAIL(vm, PL_ERR_FORMAT, "SETITEM on a %s", pl_py_kind_name(v->kind));
+        PL_TRY(vm_append(vm, v, w));
+        PL_TRY(vm_append(vm, v, x));
+        break;
+    case 'u':   // SETITEMS
+        PL_TRY(vm_pop_mark(vm, &first, &count));
+        PL_TRY(vm_top(vm, &v));
+        if (v->kind != PL_PY_DICT) return VM_FAIL(vm, PL_ERR_FORMAT, "SETITEMS on a %s", pl_py_kind_name(v->kind));
+        if (count % 2) return VM_FAIL(vm, PL_ERR_FORMAT, "SETITEMS with an odd number of items");
+        for (size_t i = 0; i < count; i++) PL_TRY(vm_append(vm, v, vm->stack[first + i]));
+        break;
+    case '0': PL_TRY(vm_pop(vm, &v)); break;   // POP
+    case '1': PL_TRY(vm_pop_mark(vm, &first, &count)); break;   // POP_MARK
+    case '2': PL_TRY(vm_top(vm, &v)); PL_TRY(vm_push(vm, v)); break;   // DUP
+    case 'q': PL_TRY(vm_need(vm, 1, &b)); PL_TRY(vm_memo_put(vm, b[0])); break;          // BINPUT
+    case 'r': PL_TRY(vm_need(vm, 4, &b)); PL_TRY(vm_memo_put(vm, le(b, 4))); break;      // LONG_BINPUT
+    case 0x94: PL_TRY(vm_memo_put(vm, memo_next(vm))); break;                             // MEMOIZE
+    case 'h': PL_TRY(vm_need(vm, 1, &b)); PL_TRY(vm_memo_get(vm, b[0])); break;          // BINGET
+    case 'j': PL_TRY(vm_need(vm, 4, &b)); PL_TRY(vm_memo_get(vm, le(b, 4))); break;      // LONG_BINGET
+    default:
+        *handled = 0;
+    }
+    return PL_OK;
+}
+
+// Opcodes about objects: globals (checked against the allow-list), REDUCE, NEWOBJ, BUILD, persistent ids. Returns PL_OK with *handled = 0 for an opcode of another group.
+static PlStatus vm_op_object(Vm *vm, unsigned char op, int *handled) {
+    PlPyValue *v = NULL, *w = NULL, *x = NULL;
+    *handled = 1;
+    switch (op) {
+    case 'c': {   // GLOBAL "module\nname\n"
+        const unsigned char *start = vm->p + vm->pos, *end = vm->p + vm->size;
+        const unsigned char *nl1 = memchr(start, '\n', (size_t)(end - start));
+        const unsigned char *nl2 = nl1 ? memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1)) : NULL;
+        if (!nl2) return VM_FAIL(vm, PL_ERR_FORMAT, "truncated GLOBAL");
+        vm->pos = (size_t)(nl2 + 1 - vm->p);
+        PL_TRY(vm_global(vm, (const char *)start, (size_t)(nl1 - start), (const char *)nl1 + 1,
+                         (size_t)(nl2 - nl1 - 1)));
+        break;
+    }
+    case 0x93:   // STACK_GLOBAL
+        PL_TRY(vm_pop(vm, &w));
+        PL_TRY(vm_pop(vm, &v));
+        if (v->kind != PL_PY_STR || w->kind != PL_PY_STR)
+            return VM_FAIL(vm, PL_ERR_FORMAT, "STACK_GLOBAL needs two strings");
+        PL_TRY(vm_global(vm, v->s, v->slen, w->s, w->slen));
+        break;
+    case 'R':   // REDUCE
+        PL_TRY(vm_pop(vm, &w));
+        PL_TRY(vm_pop(vm, &v));
+        PL_TRY(vm_reduce(vm, v, w, &x, 0));
+        PL_TRY(vm_push(vm, x));
+        break;
+    case 0x81: case 0x92:   // NEWOBJ, NEWOBJ_EX: cls.__new__(cls, *args) → inert record
+        if (op == 0x92) PL_TRY(vm_pop(vm, &x));   // kwargs (ignored)
+        PL_TRY(vm_pop(vm, &w));
+        PL_TRY(vm_pop(vm, &v));
+        x = vm_new(vm, PL_PY_RECORD);
+        if (!x) return pl_error_code();
+        x->type = v;
+        x->args = w;
+        PL_TRY(vm_push(vm, x));
+        break;
+    case 'b':   // BUILD: records keep their state; other objects ignore it (nothing is called)
+        PL_TRY(vm_pop(vm, &w));
+        PL_TRY(vm_top(vm, &v));
+        if (v->kind == PL_PY_RECORD) v->state = w;
+        break;
+    case 'Q':   // BINPERSID
+        PL_TRY(vm_pop(vm, &w));
+        PL_TRY(vm_persistent(vm, w, &x));
+        PL_TRY(vm_push(vm, x));
+        break;
+    default:
+        *handled = 0;
+    }
+    return PL_OK;
+}
+
+// The unpickler's main loop: one opcode at a time until STOP; every opcode belongs to one group above.
 static PlStatus vm_run(Vm *vm) {
     const unsigned char *b = NULL;
     for (;;) {
         vm->op_pos = vm->pos;
         PL_TRY(vm_need(vm, 1, &b));
         unsigned char op = b[0];
-        PlPyValue *v = NULL, *w = NULL, *x = NULL;
-        size_t first = 0, count = 0;
-        switch (op) {
-        case 0x80:   // PROTO
-            PL_TRY(vm_need(vm, 1, &b));
-            if (b[0] < 2 || b[0] > 5) return VM_FAIL(vm, PL_ERR_UNSUPPORTED, "pickle protocol %d (need 2-5)", b[0]);
-            break;
-        case 0x95:   // FRAME (framing is advisory)
-            PL_TRY(vm_need(vm, 8, &b));
-            break;
-        case '.':    // STOP
-            PL_TRY(vm_pop(vm, &vm->pk->root));
-            return PL_OK;
-        case '(':    // MARK
-            if (vm->nmarks == vm->mcap) {
-                size_t cap = vm->mcap ? vm->mcap * 2 : 16;
-                size_t *m = realloc(vm->marks, cap * sizeof *m);
-                if (!m) return PL_FAIL(PL_ERR_NOMEM, "out of memory growing the pickle mark stack");
-                vm->marks = m;
-                vm->mcap = cap;
-            }
-            vm->marks[vm->nmarks++] = vm->sp;
-            break;
-        case '}': PL_TRY(vm_push(vm, vm_new(vm, PL_PY_DICT))); break;
-        case ']': PL_TRY(vm_push(vm, vm_new(vm, PL_PY_LIST))); break;
-        case ')': PL_TRY(vm_push(vm, vm_new(vm, PL_PY_TUPLE))); break;
-        case 0x8f: PL_TRY(vm_push(vm, vm_new(vm, PL_PY_LIST))); break;   // EMPTY_SET (kept as a list)
-        case 'N': PL_TRY(vm_push(vm, vm_new(vm, PL_PY_NONE))); break;
-        case 0x88: case 0x89:   // NEWTRUE / NEWFALSE
-            v = vm_new(vm, PL_PY_BOOL);
-            if (v) v->i = op == 0x88;
-            PL_TRY(vm_push(vm, v));
-            break;
-        case 'J': case 'K': case 'M': {   // BININT, BININT1, BININT2
-            int n = op == 'J' ? 4 : op == 'K' ? 1 : 2;
-            PL_TRY(vm_need(vm, (size_t)n, &b));
-            v = vm_new(vm, PL_PY_INT);
-            if (v) v->i = op == 'J' ? (int64_t)(int32_t)(uint32_t)le(b, 4) : (int64_t)le(b, n);
-            PL_TRY(vm_push(vm, v));
-            break;
-        }
-        case 0x8a: case 0x8b: {   // LONG1, LONG4: little-endian two's complement
-            PL_TRY(vm_need(vm, op == 0x8a ? 1 : 4, &b));
-            uint64_t n = le(b, op == 0x8a ? 1 : 4);
-            if (n > vm->size - vm->pos) return VM_FAIL(vm, PL_ERR_FORMAT, "truncated long");
-            PL_TRY(vm_need(vm, (size_t)n, &b));
-            if (n <= 8) {
-                v = vm_new(vm, PL_PY_INT);
-                if (v && n > 0) {
-                    uint64_t u = le(b, (int)n);
-                    if (n < 8 && (b[n - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * n);
-                    v->i = (int64_t)u;
-                }
-            } else {   // beyond int64: keep an approximate float
-                v = vm_new(vm, PL_PY_FLOAT);
-                if (v) {
-                    double d = 0;
-                    for (uint64_t i = n; i-- > 0;) d = d * 256.0 + b[i];
-                    if (b[n - 1] & 0x80) d -= ldexp(1.0, (int)(8 * (n > 128 ? 128 : n)));
-                    v->f = d;
-                }
-            }
-            PL_TRY(vm_push(vm, v));
-            break;
-        }
-        case 'G': {   // BINFLOAT: big-endian double
-            PL_TRY(vm_need(vm, 8, &b));
-            uint64_t u = 0;
-            for (int i = 0; i < 8; i++) u = (u << 8) | b[i];
-            v = vm_new(vm, PL_PY_FLOAT);
-            if (v) memcpy(&v->f, &u, 8);
-            PL_TRY(vm_push(vm, v));
-            break;
-        }
-        case 0x8c: case 'X': case 0x8d: case 'U': case 'T': case 'C': case 'B': case 0x8e: case 0x96: {
-            // SHORT_BINUNICODE, BINUNICODE, BINUNICODE8, SHORT_BINSTRING, BINSTRING, SHORT_BINBYTES, BINBYTES,
-            // BINBYTES8, BYTEARRAY8
-            int lenbytes = (op == 0x8c || op == 'U' || op == 'C') ? 1 : (op == 0x8d || op == 0x8e || op == 0x96) ? 8 : 4;
-            PL_TRY(vm_need(vm, (size_t)lenbytes, &b));
-            uint64_t n = le(b, lenbytes);
-            if (n > vm->size - vm->pos) return VM_FAIL(vm, PL_ERR_FORMAT, "string of %llu bytes runs past the end",
-                                                        (unsigned long long)n);
-            PL_TRY(vm_need(vm, (size_t)n, &b));
-            int is_bytes = op == 'C' || op == 'B' || op == 0x8e || op == 0x96;
-            PL_TRY(vm_push(vm, vm_string(vm, is_bytes ? PL_PY_BYTES : PL_PY_STR, b, (size_t)n)));
-            break;
-        }
-        case 0x85: case 0x86: case 0x87: {   // TUPLE1..3
-            size_t n = (size_t)(op - 0x84);
-            if (vm->sp < n || (vm->nmarks && vm->sp - n < vm->marks[vm->nmarks - 1]))
-                return VM_FAIL(vm, PL_ERR_FORMAT, "stack underflow");
-            v = vm_tuple(vm, vm->stack + vm->sp - n, n);
-            if (!v) return pl_error_code();
-            vm->sp -= n;
-            PL_TRY(vm_push(vm, v));
-            break;
-        }
-        case 't': case 'l': {   // TUPLE, LIST
-            PL_TRY(vm_pop_mark(vm, &first, &count));
-            v = vm_tuple(vm, vm->stack + first, count);
-            if (!v) return pl_error_code();
-            if (op == 'l') v->kind = PL_PY_LIST;
-            PL_TRY(vm_push(vm, v));
-            break;
-        }
-        case 'd': {   // DICT
-            PL_TRY(vm_pop_mark(vm, &first, &count));
-            if (count % 2) return VM_FAIL(vm, PL_ERR_FORMAT, "DICT with an odd number of items");
-            v = vm_tuple(vm, vm->stack + first, count);
-            if (!v) return pl_error_code();
-            v->kind = PL_PY_DICT;
-            PL_TRY(vm_push(vm, v));
-            break;
-        }
-        case 'a':   // APPEND
-            PL_TRY(vm_pop(vm, &w));
-            PL_TRY(vm_top(vm, &v));
-            if (v->kind != PL_PY_LIST) return VM_FAIL(vm, PL_ERR_FORMAT, "APPEND to a %s", pl_py_kind_name(v->kind));
-            PL_TRY(vm_append(vm, v, w));
-            break;
-        case 'e': case 0x90:   // APPENDS, ADDITEMS
-            PL_TRY(vm_pop_mark(vm, &first, &count));
-            PL_TRY(vm_top(vm, &v));
-            if (v->kind != PL_PY_LIST) return VM_FAIL(vm, PL_ERR_FORMAT, "APPENDS to a %s", pl_py_kind_name(v->kind));
-            for (size_t i = 0; i < count; i++) PL_TRY(vm_append(vm, v, vm->stack[first + i]));
-            break;
-        case 0x91:   // FROZENSET
-            PL_TRY(vm_pop_mark(vm, &first, &count));
-            v = vm_tuple(vm, vm->stack + first, count);
-            if (!v) return pl_error_code();
-            v->kind = PL_PY_LIST;
-            PL_TRY(vm_push(vm, v));
-            break;
-        case 's':   // SETITEM
-            PL_TRY(vm_pop(vm, &x));
-            PL_TRY(vm_pop(vm, &w));
-            PL_TRY(vm_top(vm, &v));
-            if (v->kind != PL_PY_DICT) return VM_FAIL(vm, PL_ERR_FORMAT, "SETITEM on a %s", pl_py_kind_name(v->kind));
-            PL_TRY(vm_append(vm, v, w));
-            PL_TRY(vm_append(vm, v, x));
-            break;
-        case 'u':   // SETITEMS
-            PL_TRY(vm_pop_mark(vm, &first, &count));
-            PL_TRY(vm_top(vm, &v));
-            if (v->kind != PL_PY_DICT) return VM_FAIL(vm, PL_ERR_FORMAT, "SETITEMS on a %s", pl_py_kind_name(v->kind));
-            if (count % 2) return VM_FAIL(vm, PL_ERR_FORMAT, "SETITEMS with an odd number of items");
-            for (size_t i = 0; i < count; i++) PL_TRY(vm_append(vm, v, vm->stack[first + i]));
-            break;
-        case '0': PL_TRY(vm_pop(vm, &v)); break;   // POP
-        case '1': PL_TRY(vm_pop_mark(vm, &first, &count)); break;   // POP_MARK
-        case '2': PL_TRY(vm_top(vm, &v)); PL_TRY(vm_push(vm, v)); break;   // DUP
-        case 'q': PL_TRY(vm_need(vm, 1, &b)); PL_TRY(vm_memo_put(vm, b[0])); break;          // BINPUT
-        case 'r': PL_TRY(vm_need(vm, 4, &b)); PL_TRY(vm_memo_put(vm, le(b, 4))); break;      // LONG_BINPUT
-        case 0x94: PL_TRY(vm_memo_put(vm, memo_next(vm))); break;                             // MEMOIZE
-        case 'h': PL_TRY(vm_need(vm, 1, &b)); PL_TRY(vm_memo_get(vm, b[0])); break;          // BINGET
-        case 'j': PL_TRY(vm_need(vm, 4, &b)); PL_TRY(vm_memo_get(vm, le(b, 4))); break;      // LONG_BINGET
-        case 'c': {   // GLOBAL "module\nname\n"
-            const unsigned char *start = vm->p + vm->pos, *end = vm->p + vm->size;
-            const unsigned char *nl1 = memchr(start, '\n', (size_t)(end - start));
-            const unsigned char *nl2 = nl1 ? memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1)) : NULL;
-            if (!nl2) return VM_FAIL(vm, PL_ERR_FORMAT, "truncated GLOBAL");
-            vm->pos = (size_t)(nl2 + 1 - vm->p);
-            PL_TRY(vm_global(vm, (const char *)start, (size_t)(nl1 - start), (const char *)nl1 + 1,
-                             (size_t)(nl2 - nl1 - 1)));
-            break;
-        }
-        case 0x93:   // STACK_GLOBAL
-            PL_TRY(vm_pop(vm, &w));
-            PL_TRY(vm_pop(vm, &v));
-            if (v->kind != PL_PY_STR || w->kind != PL_PY_STR)
-                return VM_FAIL(vm, PL_ERR_FORMAT, "STACK_GLOBAL needs two strings");
-            PL_TRY(vm_global(vm, v->s, v->slen, w->s, w->slen));
-            break;
-        case 'R':   // REDUCE
-            PL_TRY(vm_pop(vm, &w));
-            PL_TRY(vm_pop(vm, &v));
-            PL_TRY(vm_reduce(vm, v, w, &x, 0));
-            PL_TRY(vm_push(vm, x));
-            break;
-        case 0x81: case 0x92:   // NEWOBJ, NEWOBJ_EX: cls.__new__(cls, *args) → inert record
-            if (op == 0x92) PL_TRY(vm_pop(vm, &x));   // kwargs (ignored)
-            PL_TRY(vm_pop(vm, &w));
-            PL_TRY(vm_pop(vm, &v));
-            x = vm_new(vm, PL_PY_RECORD);
-            if (!x) return pl_error_code();
-            x->type = v;
-            x->args = w;
-            PL_TRY(vm_push(vm, x));
-            break;
-        case 'b':   // BUILD: records keep their state; other objects ignore it (nothing is called)
-            PL_TRY(vm_pop(vm, &w));
-            PL_TRY(vm_top(vm, &v));
-            if (v->kind == PL_PY_RECORD) v->state = w;
-            break;
-        case 'Q':   // BINPERSID
-            PL_TRY(vm_pop(vm, &w));
-            PL_TRY(vm_persistent(vm, w, &x));
-            PL_TRY(vm_push(vm, x));
-            break;
-        default:
+        if (op == '.') return vm_pop(vm, &vm->pk->root);   // STOP
+        int handled = 0;
+        PL_TRY(vm_op_value(vm, op, &handled));
+        if (!handled) PL_TRY(vm_op_container(vm, op, &handled));
+        if (!handled) PL_TRY(vm_op_object(vm, op, &handled));
+        if (!handled)
             return VM_FAIL(vm, PL_ERR_FORMAT, "forbidden or unsupported pickle opcode 0x%02x ('%c', %s)", op,
                            op >= 32 && op < 127 ? op : '?', opcode_name(op));
-        }
     }
 }
 

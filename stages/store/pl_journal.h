@@ -14,8 +14,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "pl_error.h"
+#include "pl_manifest.h"
 
-#define PL_JOURNAL_MAX_ID 1024
+#define PL_JOURNAL_MAX_ID PL_MANIFEST_MAX_ID   // an item id (the manifest checks the same limit)
 
 // One finished item to append. Arrays are borrowed.
 typedef struct PlJournalRecord {

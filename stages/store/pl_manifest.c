@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "pl_fs.h"
+#include "pl_utf8.h"
 
 static const char *const manifest_default_roles[] = {"nucleus", "protein", "microtubules", "er"};
 
@@ -211,12 +212,168 @@ static char *manifest_allowed_list(const PlManifestOptions *opt) {
     return buf;
 }
 
+// Column layout of a manifest, from its header.
+typedef struct ManifestColumns {
+    int ncols;
+    int col_of[MANIFEST_N_FIXED];           // column of each fixed field, or -1
+    int role_of_col[MANIFEST_MAX_COLS];     // role index of each column, or -1
+} ManifestColumns;
+
+// The header line: fixed columns, role columns (allowed names, no duplicates). PL_ERR_FORMAT when unusable.
+static PlStatus manifest_parse_header(ManifestParse *p, int lineno, char **fields, const int *columns, int n,
+                                      ManifestColumns *mc) {
+    PlManifest *m = p->m;
+    if (n > MANIFEST_MAX_COLS) {
+        manifest_error(p, lineno, 0, "header has %d columns (at most %d)", n, MANIFEST_MAX_COLS);
+        return PL_ERR_FORMAT;
+    }
+    mc->ncols = n;
+    for (int c = 0; c < n; c++) {
+        mc->role_of_col[c] = -1;
+        const char *name = fields[c];
+        int fixed = -1;
+        for (int f = 0; f < MANIFEST_N_FIXED; f++)
+            if (!strcmp(name, manifest_fixed_names[f])) fixed = f;
+        if (fixed >= 0) {
+            if (mc->col_of[fixed] >= 0) manifest_error(p, lineno, columns[c], "duplicate column '%s'", name);
+            mc->col_of[fixed] = c;
+            continue;
+        }
+        if (!name[0]) {
+            manifest_error(p, lineno, columns[c], "empty column name in header");
+            continue;
+        }
+        if (!manifest_role_allowed(p->opt, name)) {
+            manifest_error(p, lineno, columns[c], "unknown role or column '%s' (roles: %s)", name,
+                           manifest_allowed_list(p->opt));
+            continue;
+        }
+        int dup = 0;
+        for (int r = 0; r < m->n_roles; r++)
+            if (!strcmp(m->roles[r], name)) dup = 1;
+        if (dup) {
+            manifest_error(p, lineno, columns[c], "duplicate column '%s'", name);
+            continue;
+        }
+        if (m->n_roles >= PL_MANIFEST_MAX_ROLES) {
+            manifest_error(p, lineno, columns[c], "too many channel roles (at most %d)", PL_MANIFEST_MAX_ROLES);
+            continue;
+        }
+        m->roles[m->n_roles] = strdup(name);
+        if (!m->roles[m->n_roles]) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
+        mc->role_of_col[c] = m->n_roles++;
+    }
+    for (int f = 0; f < MANIFEST_N_REQUIRED; f++)
+        if (mc->col_of[f] < 0)
+            manifest_error(p, lineno, 0, "header lacks the required column '%s'", manifest_fixed_names[f]);
+    if (m->n_roles == 0) manifest_error(p, lineno, 0, "header has no channel role column (e.g. protein)");
+    return m->n_errors_total ? PL_ERR_FORMAT : PL_OK;
+}
+
+// A text field that goes into stores and reports: valid UTF-8 and at most `max` bytes. Records the error.
+static int manifest_check_text(ManifestParse *p, int lineno, int column, const char *what, const char *text,
+                               size_t max) {
+    size_t n = strlen(text), bad = 0;
+    if (!pl_utf8_valid(text, n, &bad)) {
+        manifest_error(p, lineno, column + (int)bad, "%s is not valid UTF-8 (byte 0x%02x at offset %zu)", what,
+                       (unsigned char)text[bad], bad);
+        return 0;
+    }
+    if (n > max) {
+        manifest_error(p, lineno, column, "%s is %zu bytes long (at most %zu)", what, n, max);
+        return 0;
+    }
+    return 1;
+}
+
+// The optional columns of a row: pixel size and content hash.
+static void manifest_parse_optional(ManifestParse *p, int lineno, char **fields, const int *columns,
+                                    const ManifestColumns *mc, PlManifestItem *it) {
+    int cp = mc->col_of[COL_PIXEL], cs = mc->col_of[COL_SHA];
+    if (cp >= 0 && fields[cp][0]) {
+        char *end = NULL;
+        errno = 0;
+        double v = strtod(fields[cp], &end);
+        if (*end || errno || !(v > 0) || v > 1000)
+            manifest_error(p, lineno, columns[cp], "bad pixel_size_um '%s' (want a positive number of micrometres)",
+                           fields[cp]);
+        else
+            it->pixel_size_um = v;
+    }
+    if (cs >= 0 && fields[cs][0]) {
+        const char *s = fields[cs];
+        int ok = strlen(s) == 64;
+        for (const char *c = s; ok && *c; c++) ok = isxdigit((unsigned char)*c) != 0;
+        if (!ok) manifest_error(p, lineno, columns[cs], "bad sha256 '%s' (want 64 hex digits)", s);
+        else it->sha256 = strdup(s);
+    }
+}
+
+// One item row (the item is appended even when it has errors, so every problem of the file is reported).
+static PlStatus manifest_parse_row(ManifestParse *p, int lineno, char **fields, const int *columns,
+                                   const ManifestColumns *mc, size_t *cap) {
+    PlManifest *m = p->m;
+    const int *col_of = mc->col_of;
+    if (m->count == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 64;
+        PlManifestItem *grown = realloc(m->items, ncap * sizeof *grown);
+        if (!grown) return PL_FAIL(PL_ERR_NOMEM, "out of memory reading %s", m->path);
+        m->items = grown;
+        *cap = ncap;
+    }
+    PlManifestItem *it = &m->items[m->count];
+    memset(it, 0, sizeof *it);
+    m->count++;
+    it->line = lineno;
+    it->id = strdup(fields[col_of[COL_ID]]);
+    it->dataset = strdup(fields[col_of[COL_DATASET]]);
+    it->label = strdup(fields[col_of[COL_LABEL]]);
+    it->split = strdup(fields[col_of[COL_SPLIT]]);
+    it->group = strdup(fields[col_of[COL_GROUP]]);
+    if (!it->id || !it->dataset || !it->label || !it->split || !it->group) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
+    int id_ok = manifest_check_text(p, lineno, columns[col_of[COL_ID]], "id", it->id, PL_MANIFEST_MAX_ID);
+    if (!it->id[0]) manifest_error(p, lineno, columns[col_of[COL_ID]], "empty id");
+    for (const char *c = it->id; *c; c++)
+        if (isspace((unsigned char)*c) || (unsigned char)*c < 32) {
+            manifest_error(p, lineno, columns[col_of[COL_ID]], "id '%s' contains whitespace", it->id);
+            break;
+        }
+    static const char *const texts[] = {"dataset", "label", "split", "group"};
+    const char *values[] = {it->dataset, it->label, it->split, it->group};
+    for (int k = 0; k < 4; k++)
+        manifest_check_text(p, lineno, columns[col_of[COL_DATASET + k]], texts[k], values[k], PL_MANIFEST_MAX_TEXT);
+    if (!pl_manifest_split_valid(it->split))
+        manifest_error(p, lineno, columns[col_of[COL_SPLIT]],
+                       "bad split '%s' (want train, val, test, a fold number, or empty)", it->split);
+    for (int c = 0; c < mc->ncols; c++) {
+        if (mc->role_of_col[c] < 0) continue;
+        const char *role = m->roles[mc->role_of_col[c]];
+        if (manifest_check_text(p, lineno, columns[c], role, fields[c], PL_MANIFEST_MAX_TEXT))
+            manifest_parse_channel(p, fields[c], lineno, columns[c], role, &it->channels[mc->role_of_col[c]]);
+    }
+    int any_channel = 0;
+    for (int r = 0; r < m->n_roles; r++)
+        if (it->channels[r].raw && it->channels[r].raw[0]) any_channel = 1;
+    if (!any_channel) manifest_error(p, lineno, 0, "item '%s' has no channel file", it->id);
+    int cm = col_of[COL_MASK];
+    if (cm >= 0 && manifest_check_text(p, lineno, columns[cm], "mask", fields[cm], PL_MANIFEST_MAX_TEXT))
+        manifest_parse_channel(p, fields[cm], lineno, columns[cm], "mask", &it->mask);
+    manifest_parse_optional(p, lineno, fields, columns, mc, it);
+    if (it->id[0] && id_ok) {   // duplicate ids: the index keeps the first
+        int64_t first = -1;
+        if (pl_idindex_add(&m->index, it->id, (int64_t)(m->count - 1), &first) != PL_OK)
+            return pl_error_wrap("reading %s", m->path);
+        if (first >= 0)
+            manifest_error(p, lineno, columns[col_of[COL_ID]], "duplicate id '%s' (first on line %d)", it->id,
+                           m->items[first].line);
+    }
+    return PL_OK;
+}
+
 static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
     PlManifest *m = p->m;
-    int col_of[MANIFEST_N_FIXED];
-    for (int i = 0; i < MANIFEST_N_FIXED; i++) col_of[i] = -1;
-    int role_of_col[MANIFEST_MAX_COLS];
-    int ncols = -1;
+    ManifestColumns mc = {.ncols = -1};
+    for (int i = 0; i < MANIFEST_N_FIXED; i++) mc.col_of[i] = -1;
     size_t cap = 0;
     char *fields[MANIFEST_MAX_COLS];
     int columns[MANIFEST_MAX_COLS];
@@ -245,124 +402,17 @@ static PlStatus manifest_parse_text(ManifestParse *p, char *text, size_t size) {
             continue;
         }
         int n = manifest_split(line, fields, columns, MANIFEST_MAX_COLS);
-        if (ncols < 0) {   // header
-            if (n > MANIFEST_MAX_COLS) {
-                manifest_error(p, lineno, 0, "header has %d columns (at most %d)", n, MANIFEST_MAX_COLS);
-                return PL_ERR_FORMAT;
-            }
-            ncols = n;
-            for (int c = 0; c < n; c++) {
-                role_of_col[c] = -1;
-                const char *name = fields[c];
-                int fixed = -1;
-                for (int f = 0; f < MANIFEST_N_FIXED; f++)
-                    if (!strcmp(name, manifest_fixed_names[f])) fixed = f;
-                if (fixed >= 0) {
-                    if (col_of[fixed] >= 0) manifest_error(p, lineno, columns[c], "duplicate column '%s'", name);
-                    col_of[fixed] = c;
-                    continue;
-                }
-                if (!name[0]) {
-                    manifest_error(p, lineno, columns[c], "empty column name in header");
-                    continue;
-                }
-                if (!manifest_role_allowed(p->opt, name)) {
-                    manifest_error(p, lineno, columns[c], "unknown role or column '%s' (roles: %s)", name,
-                                   manifest_allowed_list(p->opt));
-                    continue;
-                }
-                int dup = 0;
-                for (int r = 0; r < m->n_roles; r++)
-                    if (!strcmp(m->roles[r], name)) dup = 1;
-                if (dup) {
-                    manifest_error(p, lineno, columns[c], "duplicate column '%s'", name);
-                    continue;
-                }
-                if (m->n_roles >= PL_MANIFEST_MAX_ROLES) {
-                    manifest_error(p, lineno, columns[c], "too many channel roles (at most %d)", PL_MANIFEST_MAX_ROLES);
-                    continue;
-                }
-                m->roles[m->n_roles] = strdup(name);
-                if (!m->roles[m->n_roles]) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
-                role_of_col[c] = m->n_roles++;
-            }
-            for (int f = 0; f < MANIFEST_N_REQUIRED; f++)
-                if (col_of[f] < 0)
-                    manifest_error(p, lineno, 0, "header lacks the required column '%s'", manifest_fixed_names[f]);
-            if (m->n_roles == 0) manifest_error(p, lineno, 0, "header has no channel role column (e.g. protein)");
-            if (m->n_errors_total) return PL_ERR_FORMAT;
+        if (mc.ncols < 0) {
+            PL_TRY(manifest_parse_header(p, lineno, fields, columns, n, &mc));
             continue;
         }
-        if (n != ncols) {
-            manifest_error(p, lineno, 0, "wrong column count: %d fields, the header has %d", n, ncols);
+        if (n != mc.ncols) {
+            manifest_error(p, lineno, 0, "wrong column count: %d fields, the header has %d", n, mc.ncols);
             continue;
         }
-        if (m->count == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            PlManifestItem *grown = realloc(m->items, ncap * sizeof *grown);
-            if (!grown) return PL_FAIL(PL_ERR_NOMEM, "out of memory reading %s", m->path);
-            m->items = grown;
-            cap = ncap;
-        }
-        PlManifestItem *it = &m->items[m->count];
-        memset(it, 0, sizeof *it);
-        m->count++;
-        it->line = lineno;
-        it->id = strdup(fields[col_of[COL_ID]]);
-        it->dataset = strdup(fields[col_of[COL_DATASET]]);
-        it->label = strdup(fields[col_of[COL_LABEL]]);
-        it->split = strdup(fields[col_of[COL_SPLIT]]);
-        it->group = strdup(fields[col_of[COL_GROUP]]);
-        if (!it->id || !it->dataset || !it->label || !it->split || !it->group)
-            return PL_FAIL(PL_ERR_NOMEM, "out of memory");
-        if (!it->id[0]) manifest_error(p, lineno, columns[col_of[COL_ID]], "empty id");
-        for (const char *c = it->id; *c; c++)
-            if (isspace((unsigned char)*c) || (unsigned char)*c < 32) {
-                manifest_error(p, lineno, columns[col_of[COL_ID]], "id '%s' contains whitespace", it->id);
-                break;
-            }
-        if (!pl_manifest_split_valid(it->split))
-            manifest_error(p, lineno, columns[col_of[COL_SPLIT]],
-                           "bad split '%s' (want train, val, test, a fold number, or empty)", it->split);
-        for (int c = 0; c < ncols; c++) {
-            if (role_of_col[c] < 0) continue;
-            manifest_parse_channel(p, fields[c], lineno, columns[c], m->roles[role_of_col[c]],
-                                   &it->channels[role_of_col[c]]);
-        }
-        int any_channel = 0;
-        for (int r = 0; r < m->n_roles; r++)
-            if (it->channels[r].raw && it->channels[r].raw[0]) any_channel = 1;
-        if (!any_channel) manifest_error(p, lineno, 0, "item '%s' has no channel file", it->id);
-        if (col_of[COL_MASK] >= 0)
-            manifest_parse_channel(p, fields[col_of[COL_MASK]], lineno, columns[col_of[COL_MASK]], "mask", &it->mask);
-        if (col_of[COL_PIXEL] >= 0 && fields[col_of[COL_PIXEL]][0]) {
-            char *end = NULL;
-            errno = 0;
-            double v = strtod(fields[col_of[COL_PIXEL]], &end);
-            if (*end || errno || !(v > 0) || v > 1000)
-                manifest_error(p, lineno, columns[col_of[COL_PIXEL]],
-                               "bad pixel_size_um '%s' (want a positive number of micrometres)",
-                               fields[col_of[COL_PIXEL]]);
-            else
-                it->pixel_size_um = v;
-        }
-        if (col_of[COL_SHA] >= 0 && fields[col_of[COL_SHA]][0]) {
-            const char *s = fields[col_of[COL_SHA]];
-            int ok = strlen(s) == 64;
-            for (const char *c = s; ok && *c; c++) ok = isxdigit((unsigned char)*c) != 0;
-            if (!ok) manifest_error(p, lineno, columns[col_of[COL_SHA]], "bad sha256 '%s' (want 64 hex digits)", s);
-            else it->sha256 = strdup(s);
-        }
-        if (it->id[0]) {   // duplicate ids: the index keeps the first
-            int64_t first = -1;
-            if (pl_idindex_add(&m->index, it->id, (int64_t)(m->count - 1), &first) != PL_OK)
-                return pl_error_wrap("reading %s", m->path);
-            if (first >= 0)
-                manifest_error(p, lineno, columns[col_of[COL_ID]], "duplicate id '%s' (first on line %d)", it->id,
-                               m->items[first].line);
-        }
+        PL_TRY(manifest_parse_row(p, lineno, fields, columns, &mc, &cap));
     }
-    if (ncols < 0) manifest_error(p, lineno > 0 ? lineno : 1, 0, "no header line (the file is empty)");
+    if (mc.ncols < 0) manifest_error(p, lineno > 0 ? lineno : 1, 0, "no header line (the file is empty)");
     return m->n_errors_total ? PL_ERR_FORMAT : PL_OK;
 }
 

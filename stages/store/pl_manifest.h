@@ -6,6 +6,8 @@
 // declares) holding `path[#page]`. Relative paths resolve against the manifest's folder (or options.root);
 // a path that escapes the root is refused unless options.allow_outside_root.
 //
+// Every text field must be valid UTF-8 (stores and .h5ad files are UTF-8) within PL_MANIFEST_MAX_ID (ids) or
+// PL_MANIFEST_MAX_TEXT bytes, so that a bad manifest fails at `manifest check`, not after the compute.
 // Errors: every problem found is recorded as "file:line:column: what is wrong" in PlManifest.errors (up to
 // options.max_errors); pl_manifest_load then returns PL_ERR_FORMAT with the first error (plus "and N more") as
 // the message. The partially filled PlManifest must still be released with pl_manifest_free.
@@ -20,6 +22,8 @@
 
 #define PL_MANIFEST_MAX_ROLES 16
 #define PL_MANIFEST_MAX_LINE (1 << 16)
+#define PL_MANIFEST_MAX_ID 1024       // bytes of an item id (journal records and stores hold ids up to this)
+#define PL_MANIFEST_MAX_TEXT 4096     // bytes of a label, dataset, split, group or path (also a class name's limit)
 
 // One channel of one item: a resolved file path and a page (TIFF directory / sample index), default 0.
 typedef struct PlManifestChannel {
