@@ -25,7 +25,7 @@ void cmd_knn_usage(FILE *out) {
             "       mpirun -np N protloc knn ...   (references sharded over ranks; identical results)\n\n"
             "Exact kNN classification of embeddings, scored for every k = 1..K: macro F1, accuracy, per-class F1.\n\n"
             "Input:\n"
-            "  --store FILE           HDF5 store from 'protloc embed' (layout: docs/formats.md)\n"
+            "  --store FILE           HDF5 store from 'protloc run' (layout: docs/formats.md)\n"
             "  --level L              fov (default), tiles or cells\n"
             "  --features F.npy       (N, D) float32 embeddings ...\n"
             "  --meta M.tsv           ... with a TSV header naming id, label [, split, group]; one line per row\n"
