@@ -1,6 +1,7 @@
 // `protloc run`: parse options, run the distributed embedding pipeline, print the summary (rank 0) and exit status.
 #include <float.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +45,60 @@ void cmd_run_usage(FILE *out) {
             "  --prefetch N           items prepared ahead of the embedding (default 2)\n"
             "  --verify               digest inputs by content SHA-256 instead of size + mtime\n"
             "  --strict               any failed item fails the run (the store is not replaced)\n"
+            "  --max-failed N|F|P%%   failures that may still replace the store: a count, a fraction (0.05) or a\n"
+            "                         percentage (5%%) of the items (default: none of the items the previous\n"
+            "                         store had a row for may fail; new items may)\n"
+            "  --accept-failures      replace the store whatever failed (it still needs one row)\n"
+            "  --max-pixels N         per item: decoded pixels per channel (default 268435456 = 2^28)\n"
+            "  --max-memory SIZE      per item: bytes of its model inputs and ViT activations, e.g. 8G\n"
+            "                         (default: a quarter of this rank's share of the machine's memory)\n"
             "  --no-progress          no progress bar / progress lines\n\n"
-            "Exit status: 0 all items embedded, 3 some items failed (listed in /failures), 1 error, 2 usage.\n");
+            "Exit status: 0 all items embedded; 3 some items failed (listed in /failures and STORE.h5.failures.tsv);\n"
+            "4 the failures keep the previous store (unchanged; see STORE.h5.failures.tsv); 5 no item produced a\n"
+            "row (previous store unchanged); 6 another run holds STORE.h5.lock; 128+N stopped by signal N (a re-run\n"
+            "resumes); 1 error; 2 usage. Details: docs/guide.md \"Exit statuses\".\n");
+}
+
+// --max-failed: "N" a count, "0.F" a fraction of the items, "P%" a percentage. 0 on success.
+static int run_parse_max_failed(const char *text, double *out) {
+    size_t n = strlen(text);
+    double v;
+    if (n > 1 && text[n - 1] == '%') {
+        char buf[64];
+        if (n >= sizeof buf) return -1;
+        memcpy(buf, text, n - 1);
+        buf[n - 1] = '\0';
+        if (!pl_cli_parse_double(buf, 0, 100, &v)) return -1;
+        *out = v / 100.0 < 1 ? v / 100.0 : 0.999999999;
+        return 0;
+    }
+    long c;
+    if (pl_cli_parse_long(text, 0, LONG_MAX, &c)) {
+        *out = c == 0 ? 0 : (double)c;   // 0 = no failure at all; a count >= 1 otherwise
+        return c >= 1 || c == 0 ? 0 : -1;
+    }
+    if (!pl_cli_parse_double(text, 0, 1, &v) || v >= 1) return -1;
+    *out = v;
+    return 0;
+}
+
+// A size in bytes with an optional K, M, G or T suffix (powers of 1024). 0 on success.
+static int run_parse_size(const char *text, int64_t *out) {
+    char buf[64];
+    size_t n = strlen(text);
+    if (n == 0 || n >= sizeof buf) return -1;
+    memcpy(buf, text, n + 1);
+    int shift = 0;
+    char last = buf[n - 1];
+    if (last == 'K' || last == 'k') shift = 10;
+    else if (last == 'M' || last == 'm') shift = 20;
+    else if (last == 'G' || last == 'g') shift = 30;
+    else if (last == 'T' || last == 't') shift = 40;
+    if (shift) buf[n - 1] = '\0';
+    long v;
+    if (!pl_cli_parse_long(buf, 1, LONG_MAX >> shift, &v)) return -1;
+    *out = (int64_t)v << shift;
+    return 0;
 }
 
 int cmd_run_run(int argc, char **argv) {
@@ -55,7 +108,7 @@ int cmd_run_run(int argc, char **argv) {
     }
     enum { O_MANIFEST = 256, O_MODEL, O_OUT, O_ROOT, O_OUTSIDE, O_LEVEL, O_ALIGN, O_FOV, O_TILE, O_STRIDE, O_CROP,
            O_CROPUM, O_BORDER, O_MINAREA, O_PIXEL, O_BATCH, O_THREADS, O_PREFETCH, O_VERIFY, O_STRICT, O_NOPROG, O_FILL, O_SEED,
-           O_CELL_LABELS };
+           O_CELL_LABELS, O_MAXFAILED, O_ACCEPT, O_MAXPIX, O_MAXMEM };
     static const struct option longopts[] = {
         {"manifest", required_argument, 0, O_MANIFEST}, {"model", required_argument, 0, O_MODEL},
         {"out", required_argument, 0, O_OUT}, {"root", required_argument, 0, O_ROOT},
@@ -68,7 +121,9 @@ int cmd_run_run(int argc, char **argv) {
         {"threads", required_argument, 0, O_THREADS}, {"prefetch", required_argument, 0, O_PREFETCH},
         {"verify", no_argument, 0, O_VERIFY}, {"strict", no_argument, 0, O_STRICT},
         {"no-progress", no_argument, 0, O_NOPROG}, {"fill", required_argument, 0, O_FILL},
-        {"seed", required_argument, 0, O_SEED}, {"cell-labels", required_argument, 0, O_CELL_LABELS}, {0, 0, 0, 0}};
+        {"seed", required_argument, 0, O_SEED}, {"cell-labels", required_argument, 0, O_CELL_LABELS},
+        {"max-failed", required_argument, 0, O_MAXFAILED}, {"accept-failures", no_argument, 0, O_ACCEPT},
+        {"max-pixels", required_argument, 0, O_MAXPIX}, {"max-memory", required_argument, 0, O_MAXMEM}, {0, 0, 0, 0}};
     PlRunOptions o;
     pl_run_options_default(&o);
     const char *cmd = argv[0];
@@ -92,6 +147,22 @@ int cmd_run_run(int argc, char **argv) {
             break;
         case O_FILL: o.fill = optarg; break;
         case O_CELL_LABELS: o.cell_labels = optarg; break;
+        case O_ACCEPT: o.accept_failures = 1; break;
+        case O_MAXFAILED:
+            if (run_parse_max_failed(optarg, &o.max_failed) != 0)
+                return pl_cli_usage_error(cmd, "--max-failed wants a count (3), a fraction (0.05) or a percentage (5%%), "
+                                          "got '%s'", optarg);
+            break;
+        case O_MAXPIX: {
+            long v = 0;
+            rc = pl_cli_option_long(cmd, "--max-pixels", optarg, 1, 1L << 40, &v);
+            o.max_pixels = v;
+            break;
+        }
+        case O_MAXMEM:
+            if (run_parse_size(optarg, &o.max_memory) != 0)
+                return pl_cli_usage_error(cmd, "--max-memory wants a size such as 512M, 8G or 1073741824, got '%s'", optarg);
+            break;
         case O_SEED: {
             int seed = 0;
             rc = pl_cli_option_int(cmd, "--seed", optarg, 0, 2147483647, &seed);
@@ -127,24 +198,40 @@ int cmd_run_run(int argc, char **argv) {
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (pl_process_start_pool(threads, &o.pool) != PL_OK) return PL_EXIT_ABORT;
+    pl_process_catch_signals();
+    o.stop_signal = pl_process_stop_signal();
     o.after_item = pl_cli_test_hooks.after_item;
     o.after_item_ctx = pl_cli_test_hooks.after_item_ctx;
     PlRunSummary s;
     PlStatus st = pl_run(&o, &s);
+    if (st == PL_ERR_INTERRUPTED) {   // every rank agreed; the journal keeps the finished items
+        if (rank != 0) pl_error_clear();
+        else pl_log_error("protloc run: %s", pl_error_message()), pl_error_clear();
+        return PL_EXIT_SIGNAL + s.stop_signal;
+    }
+    if (st == PL_ERR_BUSY) {
+        if (rank != 0) pl_error_clear();
+        else pl_log_error("protloc run: %s", pl_error_message()), pl_error_clear();
+        return PL_EXIT_LOCKED;
+    }
     if (st != PL_OK) {
         if (rank != 0) pl_error_clear();   // every rank agreed; rank 0 prints the reason
         return PL_EXIT_FAIL;
     }
     if (rank == 0) {
+        static const char *const outcome[] = {"replaced", "kept", "kept"};
         printf("summary: items=%ld added=%ld changed=%ld removed=%ld reused=%ld resumed=%ld computed=%ld failed=%ld "
-               "tiles=%ld cells=%ld dim=%d seconds=%.2f\n",
+               "tiles=%ld cells=%ld dim=%d seconds=%.2f store=%s regressions=%ld\n",
                s.items, s.added, s.changed, s.removed, s.reused, s.resumed, s.computed, s.failed, s.tiles, s.cells,
-               s.dim, s.seconds);
+               s.dim, s.seconds, outcome[s.outcome], s.regressions);
         fflush(stdout);
         pl_log_info("timings (summed over ranks): prepare %.2fs (reader thread), embed %.2fs, journal %.2fs, waiting "
-                    "for input %.2fs; store write %.2fs; rank busy min/mean/max %.2f/%.2f/%.2fs",
+                    "for input %.2fs; store write %.2fs; rank busy min/mean/max %.2f/%.2f/%.2fs; peak RSS per rank "
+                    "(largest) %.1f MiB",
                     s.t_prep, s.t_embed, s.t_journal, s.t_wait, s.t_store, s.rank_busy_min, s.rank_busy_mean,
-                    s.rank_busy_max);
+                    s.rank_busy_max, s.peak_rss_mib);
     }
+    if (s.outcome == PL_RUN_NO_ROWS) return PL_EXIT_NO_ROWS;
+    if (s.outcome == PL_RUN_KEPT) return PL_EXIT_KEPT;
     return s.failed > 0 ? PL_EXIT_PARTIAL : PL_EXIT_OK;
 }

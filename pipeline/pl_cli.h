@@ -9,12 +9,18 @@
 
 #include <stdio.h>
 
+// Exit statuses (docs/guide.md "Exit statuses"; slurm/*.sbatch and slurm/nightly.sh act on each).
 enum {
     PL_EXIT_OK = 0,       // everything succeeded
     PL_EXIT_FAIL = 1,     // failed; pl_error_message() says why (main prints it)
     PL_EXIT_USAGE = 2,    // bad command line (the command printed a short usage)
-    PL_EXIT_PARTIAL = 3,  // finished, but some items failed and were recorded
-    PL_EXIT_ABORT = 4     // under MPI: this rank cannot continue; main calls MPI_Abort
+    PL_EXIT_PARTIAL = 3,  // finished and the output was written, but some items failed and were recorded
+    PL_EXIT_KEPT = 4,     // `run`: finished, but the failures exceed what may replace the store: the previous store
+                          // is kept unchanged; the failures are in STORE.h5.failures.tsv
+    PL_EXIT_NO_ROWS = 5,  // `run`: no item produced a row: the previous store is kept unchanged
+    PL_EXIT_LOCKED = 6,   // `run`: another run holds the output (STORE.h5.lock names it); nothing was done
+    PL_EXIT_SIGNAL = 128, // + the signal number: stopped by SIGTERM / SIGINT / SIGHUP; the journal keeps the work
+    PL_EXIT_ABORT = 255   // internal: under MPI this rank cannot continue; main calls MPI_Abort and exits 1
 };
 
 typedef struct PlCommand {

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 #include <mpi.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "pl_mpi.h"
@@ -49,3 +50,24 @@ void pl_process_stop(void) {
     pl_threadpool_destroy(process_pool);
     process_pool = NULL;
 }
+
+static volatile sig_atomic_t process_stop_signal;
+
+static void process_on_signal(int sig) {
+    if (!process_stop_signal) process_stop_signal = sig;
+    signal(sig, SIG_DFL);   // a second one of the same kind ends the process at once
+}
+
+void pl_process_catch_signals(void) {
+    static const int sigs[] = {SIGTERM, SIGINT, SIGHUP};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = process_on_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+const volatile sig_atomic_t *pl_process_stop_signal(void) { return &process_stop_signal; }

@@ -10,6 +10,8 @@
 #ifndef PL_PROCESS_H
 #define PL_PROCESS_H
 
+#include <signal.h>
+
 #include "pl_error.h"
 #include "pl_threadpool.h"
 
@@ -24,5 +26,12 @@ PlStatus pl_process_start_blas(int threads);
 PlThreadPool *pl_process_pool(void);
 // Destroy the pool (idempotent).
 void pl_process_stop(void);
+
+// Stop requests: after pl_process_catch_signals, SIGTERM (Slurm's warning before a time limit), SIGINT and SIGHUP
+// set a flag instead of killing the process; long-running commands poll it (PlRunOptions.stop_signal) and end
+// cleanly with exit status 128 + the signal. A second signal of the same kind kills as usual.
+void pl_process_catch_signals(void);
+// The flag: 0, or the number of the first stop signal received.
+const volatile sig_atomic_t *pl_process_stop_signal(void);
 
 #endif

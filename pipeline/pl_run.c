@@ -20,6 +20,7 @@ void pl_run_options_default(PlRunOptions *o) {
     o->min_cell_area = 50;
     o->batch = 16;
     o->prefetch = 2;
+    o->max_failed = -1;
 }
 
 PlStatus pl_run_parse_levels(const char *text, int *levels) {
@@ -36,15 +37,13 @@ PlStatus pl_run_parse_levels(const char *text, int *levels) {
     return PL_OK;
 }
 
-// Every rank reaches the same verdict: returns PL_OK only when `st` is PL_OK on all ranks. A rank whose own
-// status was fine reports that another rank failed (rank 0's message is the one printed).
-static PlStatus run_agree(PlStatus st, const char *what) {
-    int mine = st == PL_OK, all = 0;
-    PlStatus m = PL_MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+PlStatus run_agree(PlStatus st, const char *what) {
+    int mine = (int)st, worst = 0;
+    PlStatus m = PL_MPI_CHECK(MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
     if (m != PL_OK) return m;
-    if (all) return PL_OK;
+    if (worst == PL_OK) return PL_OK;
     if (st != PL_OK) return st;
-    return PL_FAIL(PL_ERR_INTERNAL, "%s failed on another rank", what);
+    return PL_FAIL((PlStatus)worst, "%s failed on another rank", what);
 }
 
 static PlStatus run_bcast_string(char *buf, int cap) {
@@ -253,6 +252,7 @@ static void run_context_free(RunContext *ctx) {
     free(ctx->options_json);
     free(ctx->journal_dir);
     run_cell_labels_free(&ctx->cell_labels);
+    free(ctx->had_row);
 }
 
 // Largest first (the last items handed out are the small ones), ties in manifest order.
@@ -295,7 +295,7 @@ static PlStatus run_plan(RunContext *ctx, PlJournalWriter *jw, long *tasks, long
     }
     pl_journal_index_free(&idx);
     if (st == PL_OK) st = pl_journal_open(jw, ctx->journal_dir, 0, valid[0]);
-    if (st == PL_OK) st = run_reuse_old_store(ctx, done, reused, jw, sum);
+    if (st == PL_OK) st = run_reuse_old_store(ctx, done, reused, ctx->had_row, jw, sum);
     if (st == PL_OK) st = pl_journal_sync(jw);
     *n_tasks = 0;
     RunTask *order = st == PL_OK ? pl_malloc((m->count ? m->count : 1) * sizeof *order) : NULL;
@@ -312,6 +312,34 @@ static PlStatus run_plan(RunContext *ctx, PlJournalWriter *jw, long *tasks, long
     return st;
 }
 
+// Embedding statistics summed / ranged over the ranks.
+static PlStatus run_gather_stats(const RunContext *ctx, const RunWorkerStats *ws, PlRunSummary *sum) {
+    double mine[6] = {ws->t_prep, ws->t_embed, ws->t_journal, ws->t_wait, (double)ws->computed, (double)ws->failed};
+    double tot[6], busy_min = 0, busy_max = 0, busy_sum = 0;
+    PL_MPI_TRY(MPI_Allreduce(mine, tot, 6, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    PL_MPI_TRY(MPI_Allreduce(&ws->t_busy, &busy_min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD));
+    PL_MPI_TRY(MPI_Allreduce(&ws->t_busy, &busy_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
+    PL_MPI_TRY(MPI_Allreduce(&ws->t_busy, &busy_sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
+    sum->t_prep = tot[0], sum->t_embed = tot[1], sum->t_journal = tot[2], sum->t_wait = tot[3];
+    sum->computed = (long)tot[4];
+    sum->rank_busy_min = busy_min, sum->rank_busy_max = busy_max, sum->rank_busy_mean = busy_sum / ctx->size;
+    return PL_OK;
+}
+
+// Load, digest, settings: every rank; errors agreed.
+static PlStatus run_prepare(RunContext *ctx) {
+    PlStatus st = run_load(ctx);
+    if (st != PL_OK && ctx->rank == 0 && ctx->manifest.n_errors > 1)   // every manifest problem, then the summary
+        for (size_t i = 0; i < ctx->manifest.n_errors; i++) pl_log_error("%s", ctx->manifest.errors[i]);
+    if (st == PL_OK && ctx->rank == 0 && pl_modelcard_verify_weights(&ctx->card, ctx->weights_sha) != PL_OK)
+        st = PL_ERR_FORMAT;
+    st = run_agree(st, "loading the manifest and model");
+    if (st == PL_OK) st = run_bcast_string(ctx->weights_sha, sizeof ctx->weights_sha);
+    if (st == PL_OK) st = run_digests(ctx);
+    if (st == PL_OK) st = run_settings(ctx);
+    return st;
+}
+
 PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     memset(sum, 0, sizeof *sum);
     double t0 = pl_clock_now();
@@ -320,15 +348,9 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     ctx.opt = o;
     PL_MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &ctx.rank));
     PL_MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &ctx.size));
-    PlStatus st = run_load(&ctx);
-    if (st != PL_OK && ctx.rank == 0 && ctx.manifest.n_errors > 1) {   // every manifest problem, then the summary
-        for (size_t i = 0; i < ctx.manifest.n_errors; i++) pl_log_error("%s", ctx.manifest.errors[i]);
-    }
-    if (st == PL_OK && ctx.rank == 0 && pl_modelcard_verify_weights(&ctx.card, ctx.weights_sha) != PL_OK) st = PL_ERR_FORMAT;
-    st = run_agree(st, "loading the manifest and model");
-    if (st == PL_OK) st = run_bcast_string(ctx.weights_sha, sizeof ctx.weights_sha);
-    if (st == PL_OK) st = run_digests(&ctx);
-    if (st == PL_OK) st = run_settings(&ctx);
+    PlLock lock;
+    PlStatus st = run_agree(run_lock_output(&ctx, &lock), "locking the output");
+    if (st == PL_OK) st = run_prepare(&ctx);
     size_t N = ctx.manifest.count;
     sum->items = (long)N;
     sum->dim = ctx.dim;
@@ -338,7 +360,9 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     if (ctx.journal_dir) snprintf(ctx.journal_dir, jl, "%s.journal", o->out);
     long *tasks = calloc(N ? N : 1, sizeof *tasks);
     int64_t *valid = calloc((size_t)ctx.size, sizeof *valid);
-    if (st == PL_OK && (!tasks || !valid || !ctx.journal_dir)) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
+    if (ctx.rank == 0) ctx.had_row = calloc(N ? N : 1, 1);
+    if (st == PL_OK && (!tasks || !valid || !ctx.journal_dir || (ctx.rank == 0 && !ctx.had_row)))
+        st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
     st = run_agree(st, "planning");
     long n_tasks = 0;
     PlJournalWriter jw;
@@ -359,53 +383,16 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     RunWorkerStats ws;
     memset(&ws, 0, sizeof ws);
     if (st == PL_OK) st = run_worker(&ctx, tasks, n_tasks, &jw, &ws);
-    PlStatus cs = pl_journal_close(&jw);
+    PlStatus cs = pl_journal_close(&jw);   // flushed also after a failure or a stop: a re-run resumes from it
     if (st == PL_OK) st = cs;
     st = run_agree(st, "embedding");
-    if (st == PL_OK) {
-        double mine[6] = {ws.t_prep, ws.t_embed, ws.t_journal, ws.t_wait, (double)ws.computed, (double)ws.failed};
-        double tot[6];
-        double busy_min = 0, busy_max = 0;
-        st = PL_MPI_CHECK(MPI_Allreduce(mine, tot, 6, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-        if (st == PL_OK) st = PL_MPI_CHECK(MPI_Allreduce(&ws.t_busy, &busy_min, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD));
-        if (st == PL_OK) st = PL_MPI_CHECK(MPI_Allreduce(&ws.t_busy, &busy_max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD));
-        double busy_sum = 0;
-        if (st == PL_OK) st = PL_MPI_CHECK(MPI_Allreduce(&ws.t_busy, &busy_sum, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-        sum->t_prep = tot[0]; sum->t_embed = tot[1]; sum->t_journal = tot[2]; sum->t_wait = tot[3];
-        sum->computed = (long)tot[4];
-        sum->rank_busy_min = busy_min;
-        sum->rank_busy_max = busy_max;
-        sum->rank_busy_mean = busy_sum / ctx.size;
-    }
-    // the store: a temporary name agreed by all ranks, renamed by rank 0
-    char temp[4096] = "";
-    if (st == PL_OK && ctx.rank == 0) {
-        char *t = pl_temp_path_for(o->out);
-        if (t) snprintf(temp, sizeof temp, "%s", t);
-        free(t);
-    }
-    if (st == PL_OK) st = run_bcast_string(temp, sizeof temp);
-    double ts = pl_clock_now();
-    if (st == PL_OK) {
-        st = run_write_store(&ctx, temp, sum);
-        st = run_agree(st, "writing the store");
-    }
-    if (st == PL_OK && o->strict && sum->failed > 0)
-        st = PL_FAIL(PL_ERR_FORMAT, "%ld item%s failed and --strict is set: the store was not replaced (the journal "
-                     "%s keeps the finished items)", sum->failed, sum->failed > 1 ? "s" : "", ctx.journal_dir);
-    if (ctx.rank == 0) {
-        if (st == PL_OK) {
-            st = pl_file_commit_rename(temp, o->out);
-            if (st == PL_OK) st = pl_journal_remove(ctx.journal_dir);
-        } else if (temp[0]) {
-            unlink(temp);
-        }
-    }
-    st = run_agree(st, "committing the store");
-    sum->t_store = pl_clock_now() - ts;
+    if (st == PL_OK) st = run_check_stop(&ctx, sum);
+    if (st == PL_OK) st = run_gather_stats(&ctx, &ws, sum);
+    if (st == PL_OK) st = run_finish(&ctx, sum);
     sum->seconds = pl_clock_now() - t0;
     free(tasks);
     free(valid);
+    pl_lock_release(&lock);
     run_context_free(&ctx);
     return st;
 }

@@ -1,11 +1,14 @@
 // `protloc run` orchestration API: options, summary, and the collective entry point pl_run().
 //
-// pl_run is collective over MPI_COMM_WORLD (call it on every rank, MPI already started). Rank 0 validates and
-// plans, all ranks embed (dynamic self-scheduling through an MPI one-sided counter), journal their finished
-// items, then write the HDF5 store collectively to a temporary name that rank 0 renames into place.
+// pl_run is collective over MPI_COMM_WORLD (call it on every rank, MPI already started). Rank 0 locks the output,
+// validates and plans, all ranks embed (dynamic self-scheduling through an MPI one-sided counter) and journal their
+// finished items; then the store is written collectively to a temporary name that rank 0 renames into place,
+// unless the failures say the previous store must stay (docs/guide.md "Exit statuses").
 // Ownership: PlRunOptions borrows its strings and the pool; PlRunSummary is plain data.
 #ifndef PL_RUN_H
 #define PL_RUN_H
+
+#include <signal.h>
 
 #include "pl_error.h"
 #include "pl_store_table.h"
@@ -40,11 +43,25 @@ typedef struct PlRunOptions {
     PlThreadPool *pool;         // borrowed: the process's pool for the ViT (NULL = the calling thread only)
     int verify;                 // content SHA-256 digests instead of size + mtime
     int strict;                 // any item failure makes the run fail (store not written, journal kept)
+    double max_failed;          // < 0: default rule (no failure of an item the previous store had a row for);
+                                // >= 1: at most this many failed items; in [0, 1): at most this share of the items
+    int accept_failures;        // commit whatever failed (still at least one row)
+    int64_t max_pixels;         // per-item budget: decoded pixels per channel (0 = the decoder's limit)
+    int64_t max_memory;         // per-item budget: bytes of one item's model inputs + activations (0 = default)
     int no_progress;            // never draw a bar
     int prefetch;               // items prepared ahead of the embedding (default 2)
+    const volatile sig_atomic_t *stop_signal;   // borrowed: nonzero = stop cleanly (pl_process.h); NULL = never
     PlRunItemHook after_item;   // test-only hook (NULL in production)
     void *after_item_ctx;
 } PlRunOptions;
+
+// What became of the store at --out.
+typedef enum PlRunOutcome {
+    PL_RUN_COMMITTED = 0,       // the new store replaced the previous one
+    PL_RUN_KEPT = 1,            // failures beyond what may replace the store (--max-failed, or regressions):
+                                // the previous store is unchanged, the failures are in STORE.h5.failures.tsv
+    PL_RUN_NO_ROWS = 2          // no item produced a row: the previous store is unchanged
+} PlRunOutcome;
 
 typedef struct PlRunSummary {
     long items;                 // manifest items
@@ -54,10 +71,16 @@ typedef struct PlRunSummary {
     double seconds;
     double t_prep, t_embed, t_journal, t_store, t_wait;   // summed over ranks (seconds)
     double rank_busy_min, rank_busy_max, rank_busy_mean; // per-rank seconds in the compute loop
+    PlRunOutcome outcome;
+    long regressions;           // failed items that had a row in the previous store
+    int stop_signal;            // the signal that stopped the run (pl_run then returns PL_ERR_INTERRUPTED)
+    double peak_rss_mib;        // largest peak resident set size of any rank
 } PlRunSummary;
 
 void pl_run_options_default(PlRunOptions *o);
-// Collective. Returns PL_OK also when items failed (summary->failed > 0); errors abort the whole run.
+// Collective. Returns PL_OK when the run finished, also when items failed (summary->failed) or the previous store
+// was kept (summary->outcome); PL_ERR_BUSY when another run holds --out (STORE.h5.lock); PL_ERR_INTERRUPTED on a
+// stop request (summary->stop_signal; the journal keeps the finished items); other errors abort the whole run.
 PlStatus pl_run(const PlRunOptions *o, PlRunSummary *summary);
 // "fov,tiles" → PL_RUN_* bits; PL_ERR_ARG on unknown names.
 PlStatus pl_run_parse_levels(const char *text, int *levels);

@@ -12,6 +12,7 @@
 #include "pl_digest.h"
 #include "pl_image.h"
 #include "pl_journal.h"
+#include "pl_lock.h"
 #include "pl_manifest.h"
 #include "pl_modelcard.h"
 #include "pl_idindex.h"
@@ -66,6 +67,7 @@ typedef struct RunContext {
     int threads;                // threads of the pool the ViT runs on
     char *journal_dir;
     RunCellLabels cell_labels;  // --cell-labels table (empty without it)
+    unsigned char *had_row;     // rank 0: (items) 1 when the previous store at --out had a row for the item
 } RunContext;
 
 // One level's ViT inputs for an item: x (rows * R, C, h, w); row r's embedding = the R outputs concatenated.
@@ -94,6 +96,18 @@ typedef struct RunPrepared {
     double seconds;
 } RunPrepared;
 
+// pl_run.c: every rank reaches the same verdict: PL_OK only when `st` is PL_OK on all ranks, else the largest
+// status code of any rank (so PL_ERR_BUSY and PL_ERR_INTERRUPTED reach every rank). A rank whose own status was fine
+// reports that another rank failed (rank 0's message is the one printed).
+PlStatus run_agree(PlStatus st, const char *what);
+
+// pl_run_commit.c: rank 0 locks --out (OUT.lock) and removes temporaries of dead runs (other ranks: no-op).
+PlStatus run_lock_output(const RunContext *ctx, PlLock *lock);
+// Collective: PL_ERR_INTERRUPTED (and sum->stop_signal) when any rank got a stop request.
+PlStatus run_check_stop(const RunContext *ctx, PlRunSummary *sum);
+// Collective: the end of a run: store plan, commit decision, the store or the kept previous one, failure report.
+PlStatus run_finish(const RunContext *ctx, PlRunSummary *sum);
+
 // pl_run_prep.c: one item through the stage compositions; *segmenter is the calling thread's (reused) segmenter.
 void run_prepare_item(const RunContext *ctx, long item, PlSegmenter **segmenter, RunPrepared *p);
 void run_prepared_free(RunPrepared *p);
@@ -118,6 +132,8 @@ PlStatus run_scheduler_create(RunScheduler *s, int64_t total, MPI_Comm comm);
 // Next task index, or -1 when every task has been handed out.
 PlStatus run_scheduler_next(RunScheduler *s, int64_t *task);
 PlStatus run_scheduler_done(RunScheduler *s, int64_t n);
+// Hand out no more tasks, to any rank (a stop request: every rank's next call returns -1).
+PlStatus run_scheduler_stop(RunScheduler *s);
 PlStatus run_scheduler_progress(RunScheduler *s, int64_t *handed, int64_t *done);
 PlStatus run_scheduler_free(RunScheduler *s);   // collective
 
@@ -141,11 +157,29 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
                     RunWorkerStats *stats);
 
 // pl_run_reuse.c: rank 0 copies unchanged items of the existing store into its journal (marks reused[i]).
-// done[i] = the journal already holds item i. Adds added/changed/removed/reused counts to sum.
+// done[i] = the journal already holds item i; had_row[i] is set for every item the existing store has a row for.
+// Adds added/changed/removed/reused counts to sum.
 PlStatus run_reuse_old_store(const RunContext *ctx, const unsigned char *done, unsigned char *reused,
-                             PlJournalWriter *journal, PlRunSummary *sum);
+                             unsigned char *had_row, PlJournalWriter *journal, PlRunSummary *sum);
 
-// pl_run_store.c: collective store writing from the journal (after every rank closed its journal).
-PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSummary *summary);
+// pl_run_store.c: the store plan, the failure report and the store written from the journals (after every rank
+// closed its journal).
+typedef struct RunStorePlan {
+    int64_t *table;             // (items, 7): the journal record chosen for each item (file, offset, length, tiles,
+                                // cells, failed, has_fov)
+    int n_files;
+    int *file_rank;             // (n_files) the rank of each journal file
+    long n_ok, n_fail;          // items with rows / failed items
+    long regressions;           // failed items that had a row in the previous store
+    int64_t n_tiles, n_cells;   // store rows
+} RunStorePlan;
+// Collective: rank 0 picks each item's record, every rank gets the plan and its counts.
+PlStatus run_store_plan(const RunContext *ctx, RunStorePlan *plan);
+void run_store_plan_free(RunStorePlan *plan);
+// Collective: write the store to temp_path (numeric datasets in bounded rounds on every rank, then rank 0 adds the
+// strings and attributes).
+PlStatus run_write_store(const RunContext *ctx, const RunStorePlan *plan, const char *temp_path);
+// Rank 0: the failed items as a TSV (id, line, stage, regression, message), written atomically.
+PlStatus run_write_failure_report(const RunContext *ctx, const RunStorePlan *plan, const char *path);
 
 #endif

@@ -14,26 +14,34 @@
 
 typedef struct ReuseRanges { int64_t *start, *count; } ReuseRanges;
 
-// For a sorted /X/item dataset: first row and row count of each old item row.
+// For a sorted /X/item dataset: first row and row count of each old item row, read a chunk at a time so that
+// memory does not grow with the old store's rows.
 static PlStatus reuse_ranges(hid_t f, const char *name, int64_t n_old, ReuseRanges *r) {
+    enum { CHUNK = 65536 };
     r->start = calloc((size_t)(n_old > 0 ? n_old : 1), sizeof *r->start);
     r->count = calloc((size_t)(n_old > 0 ? n_old : 1), sizeof *r->count);
     if (!r->start || !r->count) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
     if (!pl_store_has(f, name)) return PL_OK;
     int64_t rows = 0, cols = 0;
     PL_TRY(pl_store_shape(f, name, &rows, &cols));
-    int64_t *item = malloc((size_t)(rows > 0 ? rows : 1) * sizeof *item);
+    int64_t *item = malloc(CHUNK * sizeof *item);
     if (!item) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    PlStatus st = pl_store_read_i64(f, name, 0, rows, item);
-    for (int64_t i = 0; i < rows && st == PL_OK; i++) {
-        int64_t it = item[i];
-        if (it < 0 || it >= n_old || (i > 0 && it < item[i - 1])) {
-            st = PL_FAIL(PL_ERR_FORMAT, "%s: row %lld names item %lld (rows must be sorted, < %lld)", name,
-                         (long long)i, (long long)it, (long long)n_old);
-            break;
+    PlStatus st = PL_OK;
+    int64_t prev = -1;
+    for (int64_t c0 = 0; c0 < rows && st == PL_OK; c0 += CHUNK) {
+        int64_t n = rows - c0 < CHUNK ? rows - c0 : CHUNK;
+        st = pl_store_read_i64(f, name, c0, n, item);
+        for (int64_t j = 0; j < n && st == PL_OK; j++) {
+            int64_t i = c0 + j, it = item[j];
+            if (it < 0 || it >= n_old || it < prev) {
+                st = PL_FAIL(PL_ERR_FORMAT, "%s: row %lld names item %lld (rows must be sorted, < %lld)", name,
+                             (long long)i, (long long)it, (long long)n_old);
+                break;
+            }
+            if (r->count[it] == 0) r->start[it] = i;
+            r->count[it]++;
+            prev = it;
         }
-        if (r->count[it] == 0) r->start[it] = i;
-        r->count[it]++;
     }
     free(item);
     return st;
@@ -108,7 +116,7 @@ static PlStatus reuse_item(hid_t f, long old, int want_fov, const ReuseRanges *t
 }
 
 PlStatus run_reuse_old_store(const RunContext *ctx, const unsigned char *done, unsigned char *reused,
-                             PlJournalWriter *journal, PlRunSummary *sum) {
+                             unsigned char *had_row, PlJournalWriter *journal, PlRunSummary *sum) {
     const PlManifest *m = &ctx->manifest;
     const PlRunOptions *o = ctx->opt;
     struct stat sb;
@@ -151,7 +159,7 @@ PlStatus run_reuse_old_store(const RunContext *ctx, const unsigned char *done, u
     for (size_t i = 0; old_row && i < m->count; i++) old_row[i] = -1;
     for (int64_t j = 0; j < n_old && st == PL_OK; j++) {
         long i = pl_manifest_find(m, ids[j]);
-        if (i >= 0) old_row[i] = (long)j;
+        if (i >= 0) old_row[i] = (long)j, had_row[i] = 1;
         else sum->removed++;
     }
     if (same_settings && (o->levels & PL_RUN_CELLS) && !pl_store_has(f, "/cells/mask_label")) {

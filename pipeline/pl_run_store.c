@@ -1,34 +1,41 @@
-// `protloc run` finalisation: map manifest items to journal records, then write the HDF5 store collectively.
+// `protloc run` finalisation: the store plan (which journal record holds each item), the failure report, and the
+// HDF5 store written from the journals in bounded rounds.
 //
-// Rank 0 scans the journal folder and picks, for every manifest item, its newest record with the current
-// digest; the per-item table is broadcast. Successful items become /items rows in manifest order; the rows
-// are split into contiguous blocks, one per rank; each rank decodes its own records and writes its block of
-// every dataset (collective writes; ranks with no rows take part with empty selections). Failures are
-// written by rank 0.
+// Rank 0 scans the journal folder and picks, for every manifest item, its newest record with the current digest;
+// the per-item table is broadcast. Successful items become /items rows in manifest order, split into contiguous
+// blocks, one per rank. Each rank reads its records a chunk at a time (at most RUN_STORE_CHUNK_BYTES of
+// embeddings) and every rank writes one chunk per round into the numeric datasets (collective writes; a rank
+// whose chunks are done writes empty selections), so no rank ever holds its whole block. The parallel file is then
+// closed and rank 0 adds the string datasets (variable-length UTF-8, also in chunks) and the attributes through
+// a serial writer. Memory: O(items) for the plan, plus one chunk.
 #include <stdlib.h>
 #include <string.h>
 
 #include "pl_cli.h"
+#include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
 #include "pl_run_priv.h"
 #include "pl_store.h"
 
+#define RUN_STORE_CHUNK_BYTES ((size_t)32 << 20)   // embeddings read per round and rank
+#define RUN_STORE_STRING_ROWS 65536                 // strings written per call by rank 0
+
 enum { F_FILE, F_OFFSET, F_LENGTH, F_TILES, F_CELLS, F_FAILED, F_FOV, F_N };
 
-// Rank 0: table (items, F_N) of the record chosen for each item; file ranks of the journal files.
-static PlStatus store_plan(const RunContext *ctx, int64_t *table, int *n_files, int **file_rank) {
+// Rank 0: the chosen record of every item (later records win); an item without one is an internal error.
+static PlStatus store_plan_scan(const RunContext *ctx, RunStorePlan *plan) {
     const PlManifest *m = &ctx->manifest;
     PlJournalIndex idx;
     PL_TRY(pl_journal_scan(ctx->journal_dir, &idx));
     PlStatus st = PL_OK;
-    for (size_t i = 0; i < m->count; i++) table[i * F_N + F_FILE] = -1;
-    for (size_t e = 0; e < idx.count && st == PL_OK; e++) {   // later records win
+    for (size_t i = 0; i < m->count; i++) plan->table[i * F_N + F_FILE] = -1;
+    for (size_t e = 0; e < idx.count; e++) {
         const PlJournalEntry *en = &idx.entries[e];
         long item = pl_manifest_find(m, en->id);
         if (item < 0 || strcmp(en->digest, ctx->digests[item]) != 0) continue;
         if (!en->failed && en->dim != ctx->dim) continue;
-        int64_t *t = table + (size_t)item * F_N;
+        int64_t *t = plan->table + (size_t)item * F_N;
         t[F_FILE] = en->file;
         t[F_OFFSET] = en->offset;
         t[F_LENGTH] = en->length;
@@ -38,227 +45,455 @@ static PlStatus store_plan(const RunContext *ctx, int64_t *table, int *n_files, 
         t[F_FOV] = en->has_fov;
     }
     for (size_t i = 0; i < m->count && st == PL_OK; i++)
-        if (table[i * F_N + F_FILE] < 0)
+        if (plan->table[i * F_N + F_FILE] < 0)
             st = PL_FAIL(PL_ERR_INTERNAL, "item '%s' (line %d) has no journal record after the run", m->items[i].id,
                          m->items[i].line);
-    *n_files = idx.n_files;
-    *file_rank = NULL;
+    plan->n_files = idx.n_files;
     if (st == PL_OK && idx.n_files > 0) {
-        *file_rank = malloc((size_t)idx.n_files * sizeof **file_rank);
-        if (!*file_rank) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
-        else memcpy(*file_rank, idx.file_rank, (size_t)idx.n_files * sizeof **file_rank);
+        plan->file_rank = pl_malloc((size_t)idx.n_files * sizeof *plan->file_rank);
+        if (!plan->file_rank) st = PL_ERR_NOMEM;
+        else memcpy(plan->file_rank, idx.file_rank, (size_t)idx.n_files * sizeof *plan->file_rank);
     }
     pl_journal_index_free(&idx);
     return st;
 }
 
-// A PlJournalIndex view with only the file list (entries are built per read).
-static PlStatus store_read_record(const RunContext *ctx, PlJournalIndex *view, const int64_t *t, const char *id,
+PlStatus run_store_plan(const RunContext *ctx, RunStorePlan *plan) {
+    memset(plan, 0, sizeof *plan);
+    long N = (long)ctx->manifest.count;
+    plan->table = pl_calloc((size_t)(N > 0 ? N : 1) * F_N, sizeof *plan->table);
+    PlStatus st = plan->table ? PL_OK : PL_ERR_NOMEM;
+    if (st == PL_OK && ctx->rank == 0) st = store_plan_scan(ctx, plan);
+    int ok = st == PL_OK, all = 0;
+    PL_MPI_TRY(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (!all) return st != PL_OK ? st : PL_FAIL(PL_ERR_INTERNAL, "rank 0 could not plan the store (see its log)");
+    PL_MPI_TRY(MPI_Bcast(&plan->n_files, 1, MPI_INT, 0, MPI_COMM_WORLD));
+    if (ctx->rank != 0 && plan->n_files > 0) {
+        plan->file_rank = pl_malloc((size_t)plan->n_files * sizeof *plan->file_rank);
+        if (!plan->file_rank) return PL_ERR_NOMEM;
+    }
+    if (plan->n_files > 0) PL_MPI_TRY(MPI_Bcast(plan->file_rank, plan->n_files, MPI_INT, 0, MPI_COMM_WORLD));
+    if (N > 0) PL_MPI_TRY(MPI_Bcast(plan->table, (int)(N * F_N), MPI_INT64_T, 0, MPI_COMM_WORLD));
+    for (long i = 0; i < N; i++) {
+        const int64_t *t = plan->table + (size_t)i * F_N;
+        if (t[F_FAILED]) {
+            plan->n_fail++;
+            if (ctx->had_row && ctx->had_row[i]) plan->regressions++;
+            continue;
+        }
+        plan->n_ok++;
+        plan->n_tiles += t[F_TILES];
+        plan->n_cells += t[F_CELLS];
+    }
+    return PL_OK;
+}
+
+void run_store_plan_free(RunStorePlan *plan) {
+    free(plan->table);
+    free(plan->file_rank);
+    memset(plan, 0, sizeof *plan);
+}
+
+// Read item `i`'s record through a one-entry view of the journal files.
+static PlStatus store_read_record(const RunContext *ctx, const RunStorePlan *plan, char *const *files, long i,
                                   PlJournalItem *item) {
-    PlJournalEntry en = {0};
-    en.id = (char *)id;
-    en.file = (int)t[F_FILE];
-    en.offset = t[F_OFFSET];
-    en.length = (uint32_t)t[F_LENGTH];
-    view->entries = &en;
-    view->count = 1;
-    PlStatus st = pl_journal_read(view, 0, item);
-    view->entries = NULL;
-    view->count = 0;
-    if (st == PL_OK && strcmp(item->id, id) != 0)
-        st = PL_FAIL(PL_ERR_INTERNAL, "journal record for '%s' holds '%s'", id, item->id);
-    if (st == PL_OK && !item->failed && (item->dim != ctx->dim || item->n_tiles != t[F_TILES] ||
-                                         item->n_cells != t[F_CELLS]))
-        st = PL_FAIL(PL_ERR_FORMAT, "journal record for '%s' does not match its index entry", id);
+    const int64_t *t = plan->table + (size_t)i * F_N;
+    const char *id = ctx->manifest.items[i].id;
+    PlJournalEntry en = {.id = (char *)id, .file = (int)t[F_FILE], .offset = t[F_OFFSET], .length = (uint32_t)t[F_LENGTH]};
+    PlJournalIndex view = {.n_files = plan->n_files, .files = (char **)files, .entries = &en, .count = 1};
+    PL_TRY(pl_journal_read(&view, 0, item));
+    if (strcmp(item->id, id) != 0) return PL_FAIL(PL_ERR_INTERNAL, "journal record for '%s' holds '%s'", id, item->id);
+    if (!item->failed && (item->dim != ctx->dim || item->n_tiles != t[F_TILES] || item->n_cells != t[F_CELLS]))
+        return PL_FAIL(PL_ERR_FORMAT, "journal record for '%s' does not match its index entry", id);
+    return PL_OK;
+}
+
+// The journal file paths of the plan (caller frees with store_files_free).
+static PlStatus store_files(const RunContext *ctx, const RunStorePlan *plan, char ***files) {
+    *files = pl_calloc((size_t)(plan->n_files > 0 ? plan->n_files : 1), sizeof **files);
+    if (!*files) return PL_ERR_NOMEM;
+    for (int f = 0; f < plan->n_files; f++)
+        if (!((*files)[f] = pl_journal_rank_path(ctx->journal_dir, plan->file_rank[f]))) return PL_ERR_NOMEM;
+    return PL_OK;
+}
+
+static void store_files_free(const RunStorePlan *plan, char **files) {
+    for (int f = 0; files && f < plan->n_files; f++) free(files[f]);
+    free(files);
+}
+
+// ---- the numeric datasets, in rounds ----
+
+enum { DS_FOV, DS_TEMB, DS_TITEM, DS_TY, DS_TX, DS_CEMB, DS_CITEM, DS_CY, DS_CX, DS_CAREA, DS_CMASK, DS_N };
+
+// One chunk of this rank's rows, in grow-only buffers (each with its own capacity).
+typedef struct StoreChunk {
+    long first, end;            // manifest items [first, end) of this chunk (failed ones skipped)
+    int64_t row0, tile0, cell0; // first /items, /tiles, /cells row of the chunk
+    long rows;
+    int64_t tiles, cells;
+    float *fov, *temb, *cemb, *cy, *cx;
+    int64_t *titem, *citem, *carea;
+    int32_t *ty, *tx, *cmask;
+    size_t fov_cap, temb_cap, cemb_cap, cy_cap, cx_cap, titem_cap, citem_cap, carea_cap, ty_cap, tx_cap, cmask_cap;
+} StoreChunk;
+
+static void store_chunk_free(StoreChunk *c) {
+    free(c->fov); free(c->temb); free(c->cemb); free(c->cy); free(c->cx);
+    free(c->titem); free(c->citem); free(c->carea); free(c->ty); free(c->tx); free(c->cmask);
+    memset(c, 0, sizeof *c);
+}
+
+static PlStatus store_chunk_reserve(StoreChunk *c, size_t D) {
+    size_t r = (size_t)c->rows, t = (size_t)c->tiles, n = (size_t)c->cells;
+    PL_TRY(pl_grow((void **)&c->fov, &c->fov_cap, r * D, sizeof(float)));
+    PL_TRY(pl_grow((void **)&c->temb, &c->temb_cap, t * D, sizeof(float)));
+    PL_TRY(pl_grow((void **)&c->titem, &c->titem_cap, t, sizeof(int64_t)));
+    PL_TRY(pl_grow((void **)&c->ty, &c->ty_cap, t, sizeof(int32_t)));
+    PL_TRY(pl_grow((void **)&c->tx, &c->tx_cap, t, sizeof(int32_t)));
+    PL_TRY(pl_grow((void **)&c->cemb, &c->cemb_cap, n * D, sizeof(float)));
+    PL_TRY(pl_grow((void **)&c->citem, &c->citem_cap, n, sizeof(int64_t)));
+    PL_TRY(pl_grow((void **)&c->cy, &c->cy_cap, n, sizeof(float)));
+    PL_TRY(pl_grow((void **)&c->cx, &c->cx_cap, n, sizeof(float)));
+    PL_TRY(pl_grow((void **)&c->carea, &c->carea_cap, n, sizeof(int64_t)));
+    PL_TRY(pl_grow((void **)&c->cmask, &c->cmask_cap, n, sizeof(int32_t)));
+    return PL_OK;
+}
+
+// Fill chunk c (its items, rows and offsets set) from the journal records.
+static PlStatus store_chunk_read(const RunContext *ctx, const RunStorePlan *plan, char *const *files, StoreChunk *c,
+                                 PlJournalItem *rec) {
+    size_t D = (size_t)ctx->dim;
+    PL_TRY(store_chunk_reserve(c, D));
+    long r = 0;
+    int64_t kt = 0, kc = 0;
+    for (long i = c->first; i < c->end; i++) {
+        if (plan->table[(size_t)i * F_N + F_FAILED]) continue;
+        PL_TRY(store_read_record(ctx, plan, files, i, rec));
+        if (ctx->opt->levels & PL_RUN_FOV) {
+            if (!rec->has_fov) return PL_FAIL(PL_ERR_FORMAT, "journal record for '%s' lacks the FOV embedding", rec->id);
+            memcpy(c->fov + (size_t)r * D, rec->fov, D * sizeof(float));
+        }
+        for (int j = 0; j < rec->n_tiles; j++, kt++) {
+            c->titem[kt] = c->row0 + r;
+            c->ty[kt] = rec->tile_yx[2 * j];
+            c->tx[kt] = rec->tile_yx[2 * j + 1];
+        }
+        if (rec->n_tiles) memcpy(c->temb + (size_t)(kt - rec->n_tiles) * D, rec->tile_emb, (size_t)rec->n_tiles * D * sizeof(float));
+        for (int j = 0; j < rec->n_cells; j++, kc++) {
+            c->citem[kc] = c->row0 + r;
+            c->cy[kc] = rec->cell_cyx[2 * j];
+            c->cx[kc] = rec->cell_cyx[2 * j + 1];
+            c->carea[kc] = rec->cell_area[j];
+            c->cmask[kc] = rec->cell_label[j];
+        }
+        if (rec->n_cells) memcpy(c->cemb + (size_t)(kc - rec->n_cells) * D, rec->cell_emb, (size_t)rec->n_cells * D * sizeof(float));
+        r++;
+    }
+    return PL_OK;
+}
+
+// Write chunk c (empty when c is NULL) into every numeric dataset: one collective round.
+static PlStatus store_chunk_write(PlStoreWriter *w, PlStoreDataset *ds, const StoreChunk *c) {
+    static const StoreChunk none;
+    if (!c) c = &none;
+    const void *data[DS_N] = {c->fov, c->temb, c->titem, c->ty, c->tx, c->cemb, c->citem, c->cy, c->cx, c->carea, c->cmask};
+    const int64_t row0[DS_N] = {c->row0, c->tile0, c->tile0, c->tile0, c->tile0, c->cell0, c->cell0, c->cell0, c->cell0,
+                                c->cell0, c->cell0};
+    const int64_t n[DS_N] = {c->rows, c->tiles, c->tiles, c->tiles, c->tiles, c->cells, c->cells, c->cells, c->cells,
+                             c->cells, c->cells};
+    for (int k = 0; k < DS_N; k++)
+        if (ds[k].dset > 0) PL_TRY(pl_store_dataset_write(w, &ds[k], row0[k], n[k], data[k]));
+    return PL_OK;
+}
+
+// This rank's block of /items rows, cut into chunks of at most RUN_STORE_CHUNK_BYTES of embeddings: chunk
+// boundaries as manifest item indices (chunk k = items [bound[k], bound[k + 1])) with their first rows.
+typedef struct StoreBlock {
+    long *bound;
+    int64_t *row0, *tile0, *cell0;
+    long n_chunks;
+} StoreBlock;
+
+static void store_block_free(StoreBlock *b) {
+    free(b->bound); free(b->row0); free(b->tile0); free(b->cell0);
+    memset(b, 0, sizeof *b);
+}
+
+static PlStatus store_block(const RunContext *ctx, const RunStorePlan *plan, StoreBlock *b) {
+    memset(b, 0, sizeof *b);
+    long N = (long)ctx->manifest.count;
+    long r0 = plan->n_ok * ctx->rank / ctx->size, r1 = plan->n_ok * (ctx->rank + 1) / ctx->size;
+    size_t cap = (size_t)(r1 - r0) + 2;
+    b->bound = pl_malloc(cap * sizeof *b->bound);
+    b->row0 = pl_malloc(cap * sizeof *b->row0);
+    b->tile0 = pl_malloc(cap * sizeof *b->tile0);
+    b->cell0 = pl_malloc(cap * sizeof *b->cell0);
+    if (!b->bound || !b->row0 || !b->tile0 || !b->cell0) return PL_ERR_NOMEM;
+    size_t row_bytes = (size_t)ctx->dim * sizeof(float), bytes = 0;
+    long row = 0, i;
+    int64_t tiles = 0, cells = 0;
+    for (i = 0; i < N && row < r1; i++) {
+        const int64_t *t = plan->table + (size_t)i * F_N;
+        if (t[F_FAILED]) continue;
+        if (row >= r0) {
+            if (b->n_chunks == 0 || bytes >= RUN_STORE_CHUNK_BYTES) {   // chunk k starts here (and k - 1 ends)
+                b->bound[b->n_chunks] = i;
+                b->row0[b->n_chunks] = row;
+                b->tile0[b->n_chunks] = tiles;
+                b->cell0[b->n_chunks] = cells;
+                b->n_chunks++;
+                bytes = 0;
+            }
+            bytes += row_bytes * (size_t)(1 + t[F_TILES] + t[F_CELLS]);
+        }
+        row++;
+        tiles += t[F_TILES];
+        cells += t[F_CELLS];
+    }
+    b->bound[b->n_chunks] = i;   // the last chunk ends after the block's last row
+    return PL_OK;
+}
+
+static PlStatus store_create_datasets(const RunContext *ctx, const RunStorePlan *plan, PlStoreWriter *w,
+                                      PlStoreDataset *ds) {
+    for (int k = 0; k < DS_N; k++) ds[k].dset = H5I_INVALID_HID;
+    int64_t D = ctx->dim, nt = plan->n_tiles, nc = plan->n_cells;
+    int levels = ctx->opt->levels;
+    if (levels & PL_RUN_FOV) PL_TRY(pl_store_dataset_create(w, "/fov/embedding", PL_STORE_F32, plan->n_ok, D, &ds[DS_FOV]));
+    if (levels & PL_RUN_TILES) {
+        PL_TRY(pl_store_dataset_create(w, "/tiles/embedding", PL_STORE_F32, nt, D, &ds[DS_TEMB]));
+        PL_TRY(pl_store_dataset_create(w, "/tiles/item", PL_STORE_I64, nt, 0, &ds[DS_TITEM]));
+        PL_TRY(pl_store_dataset_create(w, "/tiles/y", PL_STORE_I32, nt, 0, &ds[DS_TY]));
+        PL_TRY(pl_store_dataset_create(w, "/tiles/x", PL_STORE_I32, nt, 0, &ds[DS_TX]));
+    }
+    if (levels & PL_RUN_CELLS) {
+        PL_TRY(pl_store_dataset_create(w, "/cells/embedding", PL_STORE_F32, nc, D, &ds[DS_CEMB]));
+        PL_TRY(pl_store_dataset_create(w, "/cells/item", PL_STORE_I64, nc, 0, &ds[DS_CITEM]));
+        PL_TRY(pl_store_dataset_create(w, "/cells/cy", PL_STORE_F32, nc, 0, &ds[DS_CY]));
+        PL_TRY(pl_store_dataset_create(w, "/cells/cx", PL_STORE_F32, nc, 0, &ds[DS_CX]));
+        PL_TRY(pl_store_dataset_create(w, "/cells/area", PL_STORE_I64, nc, 0, &ds[DS_CAREA]));
+        PL_TRY(pl_store_dataset_create(w, "/cells/mask_label", PL_STORE_I32, nc, 0, &ds[DS_CMASK]));
+    }
+    return PL_OK;
+}
+
+// Collective: the numeric datasets, one chunk per rank and round.
+static PlStatus store_write_numeric(const RunContext *ctx, const RunStorePlan *plan, const char *temp_path) {
+    StoreBlock b;
+    StoreChunk c;
+    memset(&c, 0, sizeof c);
+    PlJournalItem rec;
+    memset(&rec, 0, sizeof rec);
+    char **files = NULL;
+    PlStatus st = store_block(ctx, plan, &b);
+    if (st == PL_OK) st = store_files(ctx, plan, &files);
+    long rounds = 0;
+    PlStatus ms = PL_MPI_CHECK(MPI_Allreduce(&b.n_chunks, &rounds, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD));
+    if (st == PL_OK) st = ms;
+    int ok = st == PL_OK, all = 0;
+    if (PL_MPI_CHECK(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD)) != PL_OK || !all) {
+        store_block_free(&b);
+        store_files_free(plan, files);
+        return st != PL_OK ? st : PL_FAIL(PL_ERR_INTERNAL, "another rank could not plan its store rows");
+    }
+    PlStoreWriter w;
+    PlStoreDataset ds[DS_N];
+    st = pl_store_create(&w, temp_path, MPI_COMM_WORLD);
+    if (st == PL_OK) st = store_create_datasets(ctx, plan, &w, ds);
+    for (long k = 0; k < rounds && st == PL_OK; k++) {
+        PlStatus rs = PL_OK;   // a read error still joins the round (with nothing), then every rank stops
+        if (k < b.n_chunks) {
+            c.first = b.bound[k], c.end = b.bound[k + 1];
+            c.row0 = b.row0[k], c.tile0 = b.tile0[k], c.cell0 = b.cell0[k];
+            c.rows = 0, c.tiles = 0, c.cells = 0;
+            for (long i = c.first; i < c.end; i++) {
+                const int64_t *t = plan->table + (size_t)i * F_N;
+                if (t[F_FAILED]) continue;
+                c.rows++, c.tiles += t[F_TILES], c.cells += t[F_CELLS];
+            }
+            rs = store_chunk_read(ctx, plan, files, &c, &rec);
+        }
+        ok = rs == PL_OK;
+        ms = PL_MPI_CHECK(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+        if (rs != PL_OK || ms != PL_OK) st = rs != PL_OK ? rs : ms;
+        else if (!all) st = PL_FAIL(PL_ERR_IO, "another rank could not read its journal records");
+        else st = store_chunk_write(&w, ds, k < b.n_chunks ? &c : NULL);
+    }
+    for (int k = 0; w.file > 0 && k < DS_N; k++) {
+        PlStatus cs = pl_store_dataset_close(&w, &ds[k]);
+        if (st == PL_OK) st = cs;
+    }
+    PlStatus cs = pl_store_close(&w);
+    if (st == PL_OK) st = cs;
+    store_chunk_free(&c);
+    pl_journal_item_free(&rec);
+    store_block_free(&b);
+    store_files_free(plan, files);
     return st;
 }
 
-PlStatus run_write_store(const RunContext *ctx, const char *temp_path, PlRunSummary *summary) {
-    const PlManifest *m = &ctx->manifest;
-    const PlRunOptions *o = ctx->opt;
-    long N = (long)m->count;
-    int64_t *table = calloc((size_t)(N > 0 ? N : 1) * F_N, sizeof *table);
-    if (!table) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    int n_files = 0, *file_rank = NULL;
-    PlStatus st = PL_OK;
-    if (ctx->rank == 0) st = store_plan(ctx, table, &n_files, &file_rank);
-    int ok_flag = st == PL_OK, all_ok = 0;
-    PL_MPI_TRY(MPI_Allreduce(&ok_flag, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (!all_ok) {
-        free(table);
-        free(file_rank);
-        return st != PL_OK ? st : PL_FAIL(PL_ERR_INTERNAL, "rank 0 could not plan the store (see its log)");
-    }
-    PL_MPI_TRY(MPI_Bcast(&n_files, 1, MPI_INT, 0, MPI_COMM_WORLD));
-    if (ctx->rank != 0) file_rank = malloc((size_t)(n_files > 0 ? n_files : 1) * sizeof *file_rank);
-    if (!file_rank && n_files > 0) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    if (n_files > 0) PL_MPI_TRY(MPI_Bcast(file_rank, n_files, MPI_INT, 0, MPI_COMM_WORLD));
-    if (N > 0) PL_MPI_TRY(MPI_Bcast(table, (int)(N * F_N), MPI_INT64_T, 0, MPI_COMM_WORLD));
+// ---- rank 0: strings and attributes ----
 
-    // rows: ok items in manifest order, tile / cell row offsets
-    long n_ok = 0, n_fail = 0;
-    int64_t n_tiles = 0, n_cells = 0;
-    long *ok_items = malloc((size_t)(N > 0 ? N : 1) * sizeof *ok_items);
-    int64_t *tile0 = malloc((size_t)(N > 0 ? N : 1) * sizeof *tile0);
-    int64_t *cell0 = malloc((size_t)(N > 0 ? N : 1) * sizeof *cell0);
-    PlJournalIndex view = {0};
-    view.n_files = n_files;
-    view.files = calloc((size_t)(n_files > 0 ? n_files : 1), sizeof *view.files);
-    if (!ok_items || !tile0 || !cell0 || !view.files) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    for (int f = 0; f < n_files && st == PL_OK; f++)
-        if (!(view.files[f] = pl_journal_rank_path(ctx->journal_dir, file_rank[f]))) st = PL_ERR_NOMEM;
-    for (long i = 0; i < N && st == PL_OK; i++) {
-        const int64_t *t = table + (size_t)i * F_N;
-        if (t[F_FAILED]) { n_fail++; continue; }
-        tile0[n_ok] = n_tiles;
-        cell0[n_ok] = n_cells;
-        ok_items[n_ok++] = i;
-        n_tiles += t[F_TILES];
-        n_cells += t[F_CELLS];
+// The ok items (manifest indices) in store row order.
+static long *store_ok_items(const RunContext *ctx, const RunStorePlan *plan) {
+    long *ok = pl_malloc((size_t)(plan->n_ok > 0 ? plan->n_ok : 1) * sizeof *ok);
+    if (!ok) return NULL;
+    long r = 0;
+    for (size_t i = 0; i < ctx->manifest.count; i++)
+        if (!plan->table[i * F_N + F_FAILED]) ok[r++] = (long)i;
+    return ok;
+}
+
+static PlStatus store_write_item_strings(const RunContext *ctx, const RunStorePlan *plan, PlStoreWriter *w,
+                                         const long *ok) {
+    static const char *const names[] = {"/items/id", "/items/dataset", "/items/label", "/items/split", "/items/group",
+                                        "/items/digest"};
+    const char **v = pl_malloc(RUN_STORE_STRING_ROWS * sizeof *v);
+    if (!v) return PL_ERR_NOMEM;
+    PlStatus st = PL_OK;
+    for (int k = 0; k < 6 && st == PL_OK; k++) {
+        PlStoreDataset d;
+        st = pl_store_dataset_create(w, names[k], PL_STORE_STRING, plan->n_ok, 0, &d);
+        for (long r0 = 0; r0 < plan->n_ok && st == PL_OK; r0 += RUN_STORE_STRING_ROWS) {
+            long n = plan->n_ok - r0 < RUN_STORE_STRING_ROWS ? plan->n_ok - r0 : RUN_STORE_STRING_ROWS;
+            for (long j = 0; j < n; j++) {
+                const PlManifestItem *it = &ctx->manifest.items[ok[r0 + j]];
+                const char *s[6] = {it->id, it->dataset, it->label, it->split, it->group, ctx->digests[ok[r0 + j]]};
+                v[j] = s[k];
+            }
+            st = pl_store_dataset_write(w, &d, r0, n, v);
+        }
+        PlStatus cs = pl_store_dataset_close(w, &d);
+        if (st == PL_OK) st = cs;
     }
-    // this rank's block of ok rows
-    long r0 = n_ok * ctx->rank / ctx->size, r1 = n_ok * (ctx->rank + 1) / ctx->size, nr = r1 - r0;
-    int64_t lt0 = nr > 0 ? tile0[r0] : 0, lc0 = nr > 0 ? cell0[r0] : 0, lnt = 0, lnc = 0;
-    for (long r = r0; r < r1 && st == PL_OK; r++) {
-        lnt += table[(size_t)ok_items[r] * F_N + F_TILES];
-        lnc += table[(size_t)ok_items[r] * F_N + F_CELLS];
-    }
-    size_t D = (size_t)ctx->dim;
-    int want_fov = (o->levels & PL_RUN_FOV) != 0, want_tiles = (o->levels & PL_RUN_TILES) != 0;
-    int want_cells = (o->levels & PL_RUN_CELLS) != 0;
-    float *fov = calloc((size_t)(nr > 0 ? nr : 1) * D, sizeof *fov);
-    float *temb = calloc((size_t)(lnt > 0 ? lnt : 1) * D, sizeof *temb);
-    int64_t *titem = calloc((size_t)(lnt > 0 ? lnt : 1), sizeof *titem);
-    int32_t *ty = calloc((size_t)(lnt > 0 ? lnt : 1), sizeof *ty), *tx = calloc((size_t)(lnt > 0 ? lnt : 1), sizeof *tx);
-    float *cemb = calloc((size_t)(lnc > 0 ? lnc : 1) * D, sizeof *cemb);
-    int64_t *citem = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *citem);
-    float *cy = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *cy), *cx = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *cx);
-    int64_t *carea = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *carea);
-    int32_t *cmask = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *cmask);
-    const char **clabel = calloc((size_t)(lnc > 0 ? lnc : 1), sizeof *clabel);
-    const char **s_id = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *)), **s_ds = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *));
-    const char **s_lab = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *)), **s_sp = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *));
-    const char **s_gr = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *)), **s_dg = calloc((size_t)(nr > 0 ? nr : 1), sizeof(char *));
-    if (!fov || !temb || !titem || !ty || !tx || !cemb || !citem || !cy || !cx || !carea || !cmask || !clabel || !s_id ||
-        !s_ds || !s_lab || !s_sp || !s_gr || !s_dg)
-        st = PL_FAIL(PL_ERR_NOMEM, "out of memory for this rank's %ld store rows", nr);
+    free(v);
+    return st;
+}
+
+// /failures/{id,stage,message} from the failed items' journal records.
+static PlStatus store_write_failures(const RunContext *ctx, const RunStorePlan *plan, PlStoreWriter *w, char **files) {
+    static const char *const names[] = {"/failures/id", "/failures/stage", "/failures/message"};
+    PlStoreDataset d[3];
+    for (int k = 0; k < 3; k++) PL_TRY(pl_store_dataset_create(w, names[k], PL_STORE_STRING, plan->n_fail, 0, &d[k]));
     PlJournalItem rec;
     memset(&rec, 0, sizeof rec);
-    int64_t kt = 0, kc = 0;
-    for (long r = r0; r < r1 && st == PL_OK; r++) {
-        long i = ok_items[r];
-        const PlManifestItem *it = &m->items[i];
-        const int64_t *t = table + (size_t)i * F_N;
-        st = store_read_record(ctx, &view, t, it->id, &rec);
-        if (st != PL_OK) break;
-        long lr = r - r0;
-        s_id[lr] = it->id; s_ds[lr] = it->dataset; s_lab[lr] = it->label; s_sp[lr] = it->split;
-        s_gr[lr] = it->group; s_dg[lr] = ctx->digests[i];
-        if (want_fov) {
-            if (!rec.has_fov) { st = PL_FAIL(PL_ERR_FORMAT, "journal record for '%s' lacks the FOV embedding", it->id); break; }
-            memcpy(fov + (size_t)lr * D, rec.fov, D * sizeof *fov);
-        }
-        for (int j = 0; j < rec.n_tiles; j++, kt++) {
-            titem[kt] = r;
-            ty[kt] = rec.tile_yx[2 * j];
-            tx[kt] = rec.tile_yx[2 * j + 1];
-        }
-        if (rec.n_tiles) memcpy(temb + (size_t)(kt - rec.n_tiles) * D, rec.tile_emb, (size_t)rec.n_tiles * D * sizeof(float));
-        for (int j = 0; j < rec.n_cells; j++, kc++) {
-            citem[kc] = r;
-            cy[kc] = rec.cell_cyx[2 * j];
-            cx[kc] = rec.cell_cyx[2 * j + 1];
-            carea[kc] = rec.cell_area[j];
-            cmask[kc] = rec.cell_label[j];
-            clabel[kc] = run_cell_labels_find(&ctx->cell_labels, i, rec.cell_label[j]);
-        }
-        if (rec.n_cells) memcpy(cemb + (size_t)(kc - rec.n_cells) * D, rec.cell_emb, (size_t)rec.n_cells * D * sizeof(float));
+    PlStatus st = PL_OK;
+    long row = 0;
+    for (size_t i = 0; i < ctx->manifest.count && st == PL_OK; i++) {
+        if (!plan->table[i * F_N + F_FAILED]) continue;
+        st = store_read_record(ctx, plan, files, (long)i, &rec);
+        const char *id = ctx->manifest.items[i].id, *stage = rec.fail_stage, *msg = rec.fail_message;
+        for (int k = 0; k < 3 && st == PL_OK; k++) st = pl_store_dataset_write(w, &d[k], row, 1, k == 0 ? &id : k == 1 ? &stage : &msg);
+        row++;
     }
-    // failures (rank 0 reads and writes them)
-    long nf_local = ctx->rank == 0 ? n_fail : 0;
-    char **f_id = calloc((size_t)(nf_local > 0 ? nf_local : 1), sizeof(char *));
-    char **f_stage = calloc((size_t)(nf_local > 0 ? nf_local : 1), sizeof(char *));
-    char **f_msg = calloc((size_t)(nf_local > 0 ? nf_local : 1), sizeof(char *));
-    if (!f_id || !f_stage || !f_msg) st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    long kf = 0;
-    for (long i = 0; i < N && st == PL_OK && ctx->rank == 0; i++) {
-        const int64_t *t = table + (size_t)i * F_N;
-        if (!t[F_FAILED]) continue;
-        st = store_read_record(ctx, &view, t, m->items[i].id, &rec);
-        if (st != PL_OK) break;
-        f_id[kf] = pl_strdup(m->items[i].id);
-        f_stage[kf] = pl_strdup(rec.fail_stage);
-        f_msg[kf] = pl_strdup(rec.fail_message);
-        kf++;
-        if (!f_id[kf - 1] || !f_stage[kf - 1] || !f_msg[kf - 1]) st = PL_ERR_NOMEM;
+    for (int k = 0; k < 3; k++) {
+        PlStatus cs = pl_store_dataset_close(w, &d[k]);
+        if (st == PL_OK) st = cs;
     }
     pl_journal_item_free(&rec);
-    // agree before the collective part
-    ok_flag = st == PL_OK;
-    PlStatus mst = PL_MPI_CHECK(MPI_Allreduce(&ok_flag, &all_ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (mst != PL_OK) st = mst;
-    else if (!all_ok && st == PL_OK) st = PL_FAIL(PL_ERR_IO, "another rank could not read its journal records");
-    if (st == PL_OK) {
-        PlStoreWriter w;
-        st = pl_store_create(&w, temp_path, MPI_COMM_WORLD);
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/items/id", n_ok, r0, nr, s_id);
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/items/dataset", n_ok, r0, nr, s_ds);
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/items/label", n_ok, r0, nr, s_lab);
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/items/split", n_ok, r0, nr, s_sp);
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/items/group", n_ok, r0, nr, s_gr);
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/items/digest", n_ok, r0, nr, s_dg);
-        if (st == PL_OK && want_fov) st = pl_store_write_f32(&w, "/fov/embedding", n_ok, (int64_t)D, r0, nr, fov);
-        if (want_tiles) {
-            if (st == PL_OK) st = pl_store_write_f32(&w, "/tiles/embedding", n_tiles, (int64_t)D, lt0, lnt, temb);
-            if (st == PL_OK) st = pl_store_write_i64(&w, "/tiles/item", n_tiles, 0, lt0, lnt, titem);
-            if (st == PL_OK) st = pl_store_write_i32(&w, "/tiles/y", n_tiles, 0, lt0, lnt, ty);
-            if (st == PL_OK) st = pl_store_write_i32(&w, "/tiles/x", n_tiles, 0, lt0, lnt, tx);
+    return st;
+}
+
+// /cells/label from the --cell-labels table, by (item, mask label) of each stored cell row.
+static PlStatus store_write_cell_labels(const RunContext *ctx, const RunStorePlan *plan, PlStoreWriter *w,
+                                        const long *ok) {
+    PlStoreDataset d;
+    PL_TRY(pl_store_dataset_create(w, "/cells/label", PL_STORE_STRING, plan->n_cells, 0, &d));
+    int64_t *item = pl_malloc(RUN_STORE_STRING_ROWS * sizeof *item);
+    int32_t *mask = pl_malloc(RUN_STORE_STRING_ROWS * sizeof *mask);
+    const char **v = pl_malloc(RUN_STORE_STRING_ROWS * sizeof *v);
+    PlStatus st = item && mask && v ? PL_OK : PL_ERR_NOMEM;
+    long labelled = 0;
+    for (int64_t r0 = 0; r0 < plan->n_cells && st == PL_OK; r0 += RUN_STORE_STRING_ROWS) {
+        int64_t n = plan->n_cells - r0 < RUN_STORE_STRING_ROWS ? plan->n_cells - r0 : RUN_STORE_STRING_ROWS;
+        st = pl_store_read_i64(w->file, "/cells/item", r0, n, item);
+        if (st == PL_OK) st = pl_store_read_i32(w->file, "/cells/mask_label", r0, n, mask);
+        for (int64_t j = 0; j < n && st == PL_OK; j++) {
+            v[j] = run_cell_labels_find(&ctx->cell_labels, ok[item[j]], mask[j]);
+            labelled += v[j][0] != '\0';
         }
-        if (want_cells) {
-            if (st == PL_OK) st = pl_store_write_f32(&w, "/cells/embedding", n_cells, (int64_t)D, lc0, lnc, cemb);
-            if (st == PL_OK) st = pl_store_write_i64(&w, "/cells/item", n_cells, 0, lc0, lnc, citem);
-            if (st == PL_OK) st = pl_store_write_f32(&w, "/cells/cy", n_cells, 0, lc0, lnc, cy);
-            if (st == PL_OK) st = pl_store_write_f32(&w, "/cells/cx", n_cells, 0, lc0, lnc, cx);
-            if (st == PL_OK) st = pl_store_write_i64(&w, "/cells/area", n_cells, 0, lc0, lnc, carea);
-            if (st == PL_OK) st = pl_store_write_i32(&w, "/cells/mask_label", n_cells, 0, lc0, lnc, cmask);
-            if (st == PL_OK && ctx->cell_labels.path)
-                st = pl_store_write_strings(&w, "/cells/label", n_cells, lc0, lnc, clabel);
-        }
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/failures/id", n_fail, 0, nf_local, (const char *const *)f_id);
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/failures/stage", n_fail, 0, nf_local, (const char *const *)f_stage);
-        if (st == PL_OK) st = pl_store_write_strings(&w, "/failures/message", n_fail, 0, nf_local, (const char *const *)f_msg);
-        char when[64];
-        char levels[32] = "";
-        if (want_fov) strcat(levels, "fov,");
-        if (want_tiles) strcat(levels, "tiles,");
-        if (want_cells) strcat(levels, "cells,");
-        if (levels[0]) levels[strlen(levels) - 1] = '\0';
-        if (st == PL_OK) st = pl_store_attr_string(&w, "format", PL_STORE_FORMAT);
-        if (st == PL_OK) st = pl_store_attr_string(&w, "model_name", ctx->card.name);
-        if (st == PL_OK) st = pl_store_attr_string(&w, "model_sha256", ctx->weights_sha);
-        if (st == PL_OK) st = pl_store_attr_string(&w, "model_card", ctx->card.json);
-        if (st == PL_OK) st = pl_store_attr_string(&w, "run_options", ctx->options_json);
-        if (st == PL_OK) st = pl_store_attr_string(&w, "settings_key", ctx->settings_key);
-        if (st == PL_OK) st = pl_store_attr_string(&w, "software_version", pl_version_string());
-        if (st == PL_OK) st = pl_store_attr_string(&w, "created", pl_clock_iso_utc(when, sizeof when));
-        if (st == PL_OK) st = pl_store_attr_string(&w, "manifest", m->path);
-        if (st == PL_OK) st = pl_store_attr_string(&w, "levels", levels);
-        if (st == PL_OK) st = pl_store_attr_i64(&w, "embedding_dim", (int64_t)D);
-        if (st == PL_OK && ctx->cell_labels.path) st = pl_store_attr_string(&w, "cell_labels", ctx->cell_labels.path);
-        PlStatus cst = pl_store_close(&w);
-        if (st == PL_OK) st = cst;
+        if (st == PL_OK) st = pl_store_dataset_write(w, &d, r0, n, v);
     }
-    summary->tiles = (long)n_tiles;
-    summary->cells = (long)n_cells;
-    summary->failed = n_fail;
-    for (long i = 0; i < kf; i++) { free(f_id[i]); free(f_stage[i]); free(f_msg[i]); }
-    free(f_id); free(f_stage); free(f_msg);
-    free(fov); free(temb); free(titem); free(ty); free(tx); free(cemb); free(citem); free(cy); free(cx); free(carea); free(cmask); free(clabel);
-    free(s_id); free(s_ds); free(s_lab); free(s_sp); free(s_gr); free(s_dg);
-    for (int f = 0; f < n_files && view.files; f++) free(view.files[f]);
-    free(view.files);
-    free(ok_items); free(tile0); free(cell0);
-    free(table);
-    free(file_rank);
+    PlStatus cs = pl_store_dataset_close(w, &d);
+    if (st == PL_OK) st = cs;
+    if (st == PL_OK && (size_t)labelled < ctx->cell_labels.n)
+        pl_log_warn("--cell-labels: %zu of the %zu labelled cells are not among the stored cells (filtered by size, "
+                    "border, or their item failed)", ctx->cell_labels.n - (size_t)labelled, ctx->cell_labels.n);
+    free(item);
+    free(mask);
+    free(v);
+    return st;
+}
+
+static PlStatus store_write_attributes(const RunContext *ctx, PlStoreWriter *w) {
+    int levels = ctx->opt->levels;
+    char when[64], list[32] = "";
+    if (levels & PL_RUN_FOV) strcat(list, "fov,");
+    if (levels & PL_RUN_TILES) strcat(list, "tiles,");
+    if (levels & PL_RUN_CELLS) strcat(list, "cells,");
+    if (list[0]) list[strlen(list) - 1] = '\0';
+    const char *attrs[][2] = {{"format", PL_STORE_FORMAT}, {"model_name", ctx->card.name},
+                              {"model_sha256", ctx->weights_sha}, {"model_card", ctx->card.json},
+                              {"run_options", ctx->options_json}, {"settings_key", ctx->settings_key},
+                              {"software_version", pl_version_string()},
+                              {"created", pl_clock_iso_utc(when, sizeof when)}, {"manifest", ctx->manifest.path},
+                              {"levels", list}};
+    for (size_t k = 0; k < sizeof attrs / sizeof attrs[0]; k++) PL_TRY(pl_store_attr_string(w, attrs[k][0], attrs[k][1]));
+    PL_TRY(pl_store_attr_i64(w, "embedding_dim", ctx->dim));
+    if (ctx->cell_labels.path) PL_TRY(pl_store_attr_string(w, "cell_labels", ctx->cell_labels.path));
+    return PL_OK;
+}
+
+static PlStatus store_write_strings(const RunContext *ctx, const RunStorePlan *plan, const char *temp_path) {
+    long *ok = store_ok_items(ctx, plan);
+    char **files = NULL;
+    PlStatus st = ok ? store_files(ctx, plan, &files) : PL_ERR_NOMEM;
+    PlStoreWriter w;
+    memset(&w, 0, sizeof w);
+    if (st == PL_OK) st = pl_store_open_serial(&w, temp_path);
+    if (st == PL_OK) st = store_write_item_strings(ctx, plan, &w, ok);
+    if (st == PL_OK) st = store_write_failures(ctx, plan, &w, files);
+    if (st == PL_OK && ctx->cell_labels.path && (ctx->opt->levels & PL_RUN_CELLS))
+        st = store_write_cell_labels(ctx, plan, &w, ok);
+    if (st == PL_OK) st = store_write_attributes(ctx, &w);
+    PlStatus cs = pl_store_close(&w);
+    if (st == PL_OK) st = cs;
+    store_files_free(plan, files);
+    free(ok);
+    return st;
+}
+
+PlStatus run_write_store(const RunContext *ctx, const RunStorePlan *plan, const char *temp_path) {
+    PlStatus st = store_write_numeric(ctx, plan, temp_path);
+    int ok = st == PL_OK, all = 0;
+    PL_MPI_TRY(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+    if (!all) return st != PL_OK ? st : PL_FAIL(PL_ERR_IO, "another rank could not write its store rows");
+    if (ctx->rank == 0) st = store_write_strings(ctx, plan, temp_path);
+    return st;
+}
+
+PlStatus run_write_failure_report(const RunContext *ctx, const RunStorePlan *plan, const char *path) {
+    char **files = NULL;
+    PL_TRY(store_files(ctx, plan, &files));
+    PlJournalItem rec;
+    memset(&rec, 0, sizeof rec);
+    PlAtomicFile af;
+    PlStatus st = pl_atomic_open(&af, path);
+    if (st == PL_OK) fprintf(af.fp, "id\tline\tstage\tregression\tmessage\n");
+    for (size_t i = 0; i < ctx->manifest.count && st == PL_OK; i++) {
+        if (!plan->table[i * F_N + F_FAILED]) continue;
+        st = store_read_record(ctx, plan, files, (long)i, &rec);
+        if (st != PL_OK) break;
+        for (char *c = rec.fail_message; *c; c++)
+            if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
+        fprintf(af.fp, "%s\t%d\t%s\t%s\t%s\n", ctx->manifest.items[i].id, ctx->manifest.items[i].line, rec.fail_stage,
+                ctx->had_row && ctx->had_row[i] ? "yes" : "no", rec.fail_message);
+    }
+    if (st == PL_OK && ferror(af.fp)) st = PL_FAIL(PL_ERR_IO, "cannot write %s", path);
+    if (st == PL_OK) st = pl_atomic_commit(&af);
+    else if (af.fp) pl_atomic_abort(&af);
+    pl_journal_item_free(&rec);
+    store_files_free(plan, files);
     return st;
 }

@@ -144,7 +144,19 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
     int exhausted = 0, inflight = 0;
     long seq = 0, tick = 0;
     double t_start = pl_clock_now();
+    int stopping = 0;
     while (st == PL_OK) {
+        // a stop request: hand out no more tasks (to any rank) and drop what is prepared but not yet embedded
+        if (!stopping && o->stop_signal && *o->stop_signal) {
+            stopping = exhausted = 1;
+            st = run_scheduler_stop(&sched);
+            if (st != PL_OK) break;
+            pl_log_warn("stop requested (signal %d): finishing the item being embedded, then stopping", (int)*o->stop_signal);
+            pthread_mutex_lock(&wk->mu);
+            for (int i = 0; i < wk->n_slots; i++)
+                if (wk->slots[i].state == SLOT_QUEUED) wk->slots[i].state = SLOT_FREE, inflight--;
+            pthread_mutex_unlock(&wk->mu);
+        }
         // keep every free slot queued with a task (the reader prepares them while we embed)
         pthread_mutex_lock(&wk->mu);
         for (int i = 0; i < wk->n_slots && !exhausted; i++) {
@@ -176,6 +188,12 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
             pthread_cond_wait(&wk->cv, &wk->mu);
         }
         WorkerSlot *s = &wk->slots[pick];
+        if (stopping) {   // not journaled: a re-run computes it
+            s->state = SLOT_FREE;
+            inflight--;
+            pthread_mutex_unlock(&wk->mu);
+            continue;
+        }
         s->state = SLOT_EMBEDDING;
         pthread_mutex_unlock(&wk->mu);
         stats->t_wait += pl_clock_now() - tw;

@@ -37,6 +37,13 @@ PlStatus run_scheduler_next(RunScheduler *s, int64_t *task) {
     return PL_OK;
 }
 
+PlStatus run_scheduler_stop(RunScheduler *s) {
+    int64_t past = s->total + 1, got = 0;   // push the counter past the end: every later next() gets -1
+    PL_MPI_TRY(MPI_Fetch_and_op(&past, &got, MPI_INT64_T, 0, 0, MPI_SUM, s->win));
+    PL_MPI_TRY(MPI_Win_flush(0, s->win));
+    return PL_OK;
+}
+
 PlStatus run_scheduler_done(RunScheduler *s, int64_t n) {
     int64_t got = 0;
     PL_MPI_TRY(MPI_Fetch_and_op(&n, &got, MPI_INT64_T, 0, 1, MPI_SUM, s->win));

@@ -65,6 +65,8 @@ const char *pl_status_name(PlStatus code) {
     case PL_ERR_NUMERIC: return "numeric";
     case PL_ERR_INTERNAL: return "internal";
     case PL_ERR_EMPTY: return "empty";
+    case PL_ERR_BUSY: return "busy";
+    case PL_ERR_INTERRUPTED: return "interrupted";
     }
     return "unknown";
 }

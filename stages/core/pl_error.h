@@ -25,7 +25,9 @@ typedef enum PlStatus {
     PL_ERR_HDF5 = 8,        // HDF5 call failed
     PL_ERR_NUMERIC = 9,     // NaN/Inf or other numeric problem
     PL_ERR_INTERNAL = 10,   // invariant broken (a bug)
-    PL_ERR_EMPTY = 11       // nothing to do / no result (e.g. no cells found)
+    PL_ERR_EMPTY = 11,      // nothing to do / no result (e.g. no cells found)
+    PL_ERR_BUSY = 12,       // a resource is held by another process (e.g. a locked output)
+    PL_ERR_INTERRUPTED = 13 // stopped on request (SIGTERM / SIGINT / SIGHUP)
 } PlStatus;
 
 #define PL_ERROR_MESSAGE_MAX 4096

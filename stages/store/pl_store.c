@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "pl_h5.h"
-#include "pl_mpi.h"
 
 PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
     memset(w, 0, sizeof *w);
@@ -33,87 +32,140 @@ PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
     return w->path ? PL_OK : PL_ERR_NOMEM;
 }
 
-// Create dataset `name` (intermediate groups too) of `type` and shape (total[, cols]) and write this rank's rows.
-static PlStatus store_write(PlStoreWriter *w, const char *name, hid_t file_type, hid_t mem_type, int64_t total,
-                           int64_t cols, int64_t row0, int64_t n, const void *data) {
+PlStatus pl_store_open_serial(PlStoreWriter *w, const char *path) {
+    memset(w, 0, sizeof *w);
+    w->file = H5I_INVALID_HID;
+    w->dxpl = H5I_INVALID_HID;
+    w->comm = MPI_COMM_NULL;
+    pl_h5_quiet();
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_sec2(fapl) < 0) {
+        if (fapl >= 0) H5Pclose(fapl);
+        return PL_H5_FAIL("%s: serial file access", path);
+    }
+    w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
+    H5Pclose(fapl);
+    if (w->file < 0) return PL_H5_FAIL("cannot open store %s for writing", path);
+    w->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    w->path = pl_strdup(path);
+    if (w->dxpl < 0 || !w->path) {
+        PlStatus st = w->path ? PL_H5_FAIL("%s: transfer property", path) : PL_ERR_NOMEM;
+        pl_store_close(w);
+        return st;
+    }
+    return PL_OK;
+}
+
+// File and memory types of a PlStoreType; the string type is a new handle the caller closes (else -1).
+static PlStatus store_types(PlStoreType type, hid_t *file_type, hid_t *mem_type, hid_t *owned) {
+    *owned = H5I_INVALID_HID;
+    switch (type) {
+    case PL_STORE_F32: *file_type = H5T_IEEE_F32LE; *mem_type = H5T_NATIVE_FLOAT; return PL_OK;
+    case PL_STORE_I64: *file_type = H5T_STD_I64LE; *mem_type = H5T_NATIVE_INT64; return PL_OK;
+    case PL_STORE_I32: *file_type = H5T_STD_I32LE; *mem_type = H5T_NATIVE_INT32; return PL_OK;
+    case PL_STORE_STRING: {
+        hid_t t = H5Tcopy(H5T_C_S1);
+        if (t < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+            if (t >= 0) H5Tclose(t);
+            return PL_H5_FAIL("variable-length string type");
+        }
+        *file_type = *mem_type = *owned = t;
+        return PL_OK;
+    }
+    }
+    return PL_FAIL(PL_ERR_INTERNAL, "unknown store type %d", (int)type);
+}
+
+PlStatus pl_store_dataset_create(PlStoreWriter *w, const char *name, PlStoreType type, int64_t total, int64_t cols,
+                                 PlStoreDataset *d) {
+    memset(d, 0, sizeof *d);
+    d->dset = H5I_INVALID_HID;
+    if (type == PL_STORE_STRING && w->comm != MPI_COMM_NULL)
+        return PL_FAIL(PL_ERR_INTERNAL, "%s: variable-length strings need the serial writer (pl_store_open_serial)", name);
+    if (strlen(name) >= sizeof d->name) return PL_FAIL(PL_ERR_INTERNAL, "dataset name %s too long", name);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->type = type;
+    d->total = total;
+    d->cols = cols;
+    hid_t file_type = H5I_INVALID_HID, mem_type = H5I_INVALID_HID, owned = H5I_INVALID_HID;
+    PL_TRY(store_types(type, &file_type, &mem_type, &owned));
     PlStatus st = PL_OK;
-    int rank = cols > 0 ? 2 : 1;
     hsize_t dims[2] = {(hsize_t)total, (hsize_t)(cols > 0 ? cols : 1)};
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
-    hid_t space = H5Screate_simple(rank, dims, NULL);
-    hid_t dset = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    if (lcpl < 0 || space < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0) {
+    hid_t space = H5Screate_simple(cols > 0 ? 2 : 1, dims, NULL);
+    if (lcpl < 0 || space < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0)
         st = PL_H5_FAIL("%s: dataspace for %s", w->path, name);
-        goto done;
+    if (st == PL_OK) {
+        d->dset = H5Dcreate2(w->file, name, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+        if (d->dset < 0) st = PL_H5_FAIL("%s: cannot create dataset %s", w->path, name);
     }
-    dset = H5Dcreate2(w->file, name, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-    if (dset < 0) {
-        st = PL_H5_FAIL("%s: cannot create dataset %s", w->path, name);
-        goto done;
-    }
-    if (total > 0) {
-        hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, dims[1]};
-        hsize_t mdims[2] = {(hsize_t)(n > 0 ? n : 1), dims[1]};
-        mspace = H5Screate_simple(rank, mdims, NULL);
-        if (mspace < 0) { st = PL_H5_FAIL("%s: memory dataspace for %s", w->path, name); goto done; }
-        herr_t e1, e2;
-        if (n > 0) {
-            e1 = H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
-            e2 = 0;
-        } else {
-            e1 = H5Sselect_none(space);
-            e2 = H5Sselect_none(mspace);
-        }
-        if (e1 < 0 || e2 < 0) { st = PL_H5_FAIL("%s: selecting rows of %s", w->path, name); goto done; }
-        if (H5Dwrite(dset, mem_type, mspace, space, w->dxpl, n > 0 ? data : NULL) < 0)
-            st = PL_H5_FAIL("%s: cannot write %s rows %lld..%lld", w->path, name, (long long)row0,
-                            (long long)(row0 + n));
-    }
-done:
-    if (mspace >= 0) H5Sclose(mspace);
-    if (dset >= 0) H5Dclose(dset);
     if (space >= 0) H5Sclose(space);
     if (lcpl >= 0) H5Pclose(lcpl);
+    if (owned >= 0) H5Tclose(owned);
     return st;
+}
+
+PlStatus pl_store_dataset_write(PlStoreWriter *w, PlStoreDataset *d, int64_t row0, int64_t n, const void *data) {
+    if (d->total == 0) return PL_OK;
+    if (row0 < 0 || n < 0 || row0 + n > d->total)
+        return PL_FAIL(PL_ERR_INTERNAL, "%s: rows %lld..%lld outside its %lld rows", d->name, (long long)row0,
+                       (long long)(row0 + n), (long long)d->total);
+    hid_t file_type = H5I_INVALID_HID, mem_type = H5I_INVALID_HID, owned = H5I_INVALID_HID;
+    PL_TRY(store_types(d->type, &file_type, &mem_type, &owned));
+    int rank = d->cols > 0 ? 2 : 1;
+    hsize_t cols = (hsize_t)(d->cols > 0 ? d->cols : 1);
+    hsize_t start[2] = {(hsize_t)row0, 0}, count[2] = {(hsize_t)n, cols}, mdims[2] = {(hsize_t)(n > 0 ? n : 1), cols};
+    hid_t space = H5Dget_space(d->dset), mspace = H5Screate_simple(rank, mdims, NULL);
+    PlStatus st = PL_OK;
+    herr_t e1 = -1, e2 = 0;
+    if (space >= 0 && mspace >= 0) {
+        if (n > 0) e1 = H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL);
+        else e1 = H5Sselect_none(space), e2 = H5Sselect_none(mspace);
+    }
+    if (e1 < 0 || e2 < 0) st = PL_H5_FAIL("%s: selecting rows of %s", w->path, d->name);
+    if (st == PL_OK && H5Dwrite(d->dset, mem_type, mspace, space, w->dxpl, n > 0 ? data : NULL) < 0)
+        st = PL_H5_FAIL("%s: cannot write %s rows %lld..%lld", w->path, d->name, (long long)row0, (long long)(row0 + n));
+    if (mspace >= 0) H5Sclose(mspace);
+    if (space >= 0) H5Sclose(space);
+    if (owned >= 0) H5Tclose(owned);
+    return st;
+}
+
+PlStatus pl_store_dataset_close(PlStoreWriter *w, PlStoreDataset *d) {
+    PlStatus st = PL_OK;
+    if (d->dset > 0 && H5Dclose(d->dset) < 0) st = PL_H5_FAIL("%s: cannot close %s", w->path, d->name);
+    d->dset = H5I_INVALID_HID;
+    return st;
+}
+
+// One-shot: create, write this process's rows, close.
+static PlStatus store_write(PlStoreWriter *w, const char *name, PlStoreType type, int64_t total, int64_t cols,
+                           int64_t row0, int64_t n, const void *data) {
+    PlStoreDataset d;
+    PL_TRY(pl_store_dataset_create(w, name, type, total, cols, &d));
+    PlStatus st = pl_store_dataset_write(w, &d, row0, n, data);
+    PlStatus cs = pl_store_dataset_close(w, &d);
+    return st != PL_OK ? st : cs;
 }
 
 PlStatus pl_store_write_strings(PlStoreWriter *w, const char *name, int64_t total, int64_t row0, int64_t n,
                                 const char *const *values) {
-    long width = 1, global = 1;
-    for (int64_t i = 0; i < n; i++) {
-        long l = (long)strlen(values[i]);
-        if (l > width) width = l;
-    }
-    PL_MPI_TRY(MPI_Allreduce(&width, &global, 1, MPI_LONG, MPI_MAX, w->comm));
-    size_t bytes = 0;
-    if (pl_mul_overflows((size_t)(n > 0 ? n : 1), (size_t)global, &bytes)) return PL_ERR_LIMIT;
-    char *buf = pl_calloc(bytes, 1);
-    if (!buf) return PL_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) memcpy(buf + (size_t)i * (size_t)global, values[i], strlen(values[i]));
-    hid_t type = H5Tcopy(H5T_C_S1);
-    PlStatus st = PL_OK;
-    if (type < 0 || H5Tset_size(type, (size_t)global) < 0 || H5Tset_strpad(type, H5T_STR_NULLPAD) < 0 ||
-        H5Tset_cset(type, H5T_CSET_UTF8) < 0)
-        st = PL_H5_FAIL("%s: string type for %s", w->path, name);
-    if (st == PL_OK) st = store_write(w, name, type, type, total, 0, row0, n, buf);
-    if (type >= 0) H5Tclose(type);
-    free(buf);
-    return st;
+    return store_write(w, name, PL_STORE_STRING, total, 0, row0, n, values);
 }
 
 PlStatus pl_store_write_f32(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
                             const float *data) {
-    return store_write(w, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, total, cols, row0, n, data);
+    return store_write(w, name, PL_STORE_F32, total, cols, row0, n, data);
 }
 
 PlStatus pl_store_write_i64(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
                             const int64_t *data) {
-    return store_write(w, name, H5T_STD_I64LE, H5T_NATIVE_INT64, total, cols, row0, n, data);
+    return store_write(w, name, PL_STORE_I64, total, cols, row0, n, data);
 }
 
 PlStatus pl_store_write_i32(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
                             const int32_t *data) {
-    return store_write(w, name, H5T_STD_I32LE, H5T_NATIVE_INT32, total, cols, row0, n, data);
+    return store_write(w, name, PL_STORE_I32, total, cols, row0, n, data);
 }
 
 static PlStatus store_attr(PlStoreWriter *w, const char *name, hid_t type, const void *value) {
@@ -134,13 +186,8 @@ PlStatus pl_store_attr_string(PlStoreWriter *w, const char *name, const char *va
         if (type >= 0) H5Tclose(type);
         return PL_H5_FAIL("%s: string type for attribute %s", w->path, name);
     }
-    PlStatus st;
-    if (len) {
-        st = store_attr(w, name, type, value);
-    } else {
-        char zero = '\0';
-        st = store_attr(w, name, type, &zero);
-    }
+    char zero = '\0';
+    PlStatus st = store_attr(w, name, type, len ? (const void *)value : &zero);
     H5Tclose(type);
     return st;
 }

@@ -1,10 +1,12 @@
 // The HDF5 embedding store (layout: docs/formats.md): collective parallel writers and simple serial readers.
 //
-// Writers (PlStoreWriter) are collective over an MPI communicator (H5Pset_fapl_mpio): every rank calls every
-// function in the same order with the same dataset names and totals; each rank passes its own rows
-// (row0, n) — n may be 0, the call is still collective. Strings are written as fixed-length, null-padded
-// UTF-8 (width = longest value over all ranks, agreed with MPI_Allreduce), because parallel HDF5 cannot
-// write variable-length data. Readers accept fixed- and variable-length strings.
+// Writers (PlStoreWriter): pl_store_create makes a parallel writer, collective over an MPI communicator
+// (H5Pset_fapl_mpio): every rank calls every function in the same order with the same dataset names and totals;
+// each rank passes its own rows (row0, n) — n may be 0, the call is still collective. Datasets can be written in
+// many such rounds (pl_store_dataset_*), so a writer never needs all rows in memory. Parallel HDF5 cannot write
+// variable-length data, so strings are added afterwards by one process through a serial writer
+// (pl_store_open_serial): variable-length UTF-8, where one long value costs only itself. Readers accept fixed-
+// (older stores) and variable-length strings.
 //
 // Ownership: a PlStoreWriter owns its HDF5 file handle (pl_store_close). Reader functions return malloc'd
 // arrays the caller frees (pl_store_free_strings for string arrays).
@@ -20,27 +22,46 @@
 
 typedef struct PlStoreWriter {
     hid_t file;
-    hid_t dxpl;        // collective transfer property list
-    MPI_Comm comm;
+    hid_t dxpl;        // transfer properties (collective for a parallel writer)
+    MPI_Comm comm;     // MPI_COMM_NULL for a serial writer
     char *path;
 } PlStoreWriter;
 
+typedef enum PlStoreType { PL_STORE_F32, PL_STORE_I64, PL_STORE_I32, PL_STORE_STRING } PlStoreType;
+
+// An open dataset being written in rounds. Ownership: the writer's file; close it before pl_store_close.
+typedef struct PlStoreDataset {
+    hid_t dset;
+    PlStoreType type;
+    int64_t total, cols;
+    char name[128];
+} PlStoreDataset;
+
 // Create (truncate) `path` collectively over `comm`.
 PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm);
-// Collective: dataset `name` ("/items/id") of `total` strings; this rank writes rows [row0, row0 + n).
+// Open an existing store for additions by this process alone (the sec2 driver: string datasets, attributes).
+PlStatus pl_store_open_serial(PlStoreWriter *w, const char *path);
+// Create dataset `name` of shape (total) when cols == 0, else (total, cols) (collective for a parallel writer).
+// PL_STORE_STRING is variable-length UTF-8 and needs a serial writer.
+PlStatus pl_store_dataset_create(PlStoreWriter *w, const char *name, PlStoreType type, int64_t total, int64_t cols,
+                                 PlStoreDataset *d);
+// Write rows [row0, row0 + n) (collective for a parallel writer; n may be 0). Strings: data is const char *const *.
+PlStatus pl_store_dataset_write(PlStoreWriter *w, PlStoreDataset *d, int64_t row0, int64_t n, const void *data);
+PlStatus pl_store_dataset_close(PlStoreWriter *w, PlStoreDataset *d);
+// One-shot: dataset `name` ("/items/id") of `total` variable-length strings; rows [row0, row0 + n). Serial writer.
 PlStatus pl_store_write_strings(PlStoreWriter *w, const char *name, int64_t total, int64_t row0, int64_t n,
                                 const char *const *values);
-// Collective: numeric dataset of shape (total) when cols == 0, else (total, cols); rows [row0, row0 + n).
+// One-shot numeric dataset of shape (total) when cols == 0, else (total, cols); rows [row0, row0 + n).
 PlStatus pl_store_write_f32(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
                             const float *data);
 PlStatus pl_store_write_i64(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
                             const int64_t *data);
 PlStatus pl_store_write_i32(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
                             const int32_t *data);
-// Collective: a root attribute (every rank passes the same value).
+// A root attribute (with a parallel writer: collective, every rank passes the same value).
 PlStatus pl_store_attr_string(PlStoreWriter *w, const char *name, const char *value);
 PlStatus pl_store_attr_i64(PlStoreWriter *w, const char *name, int64_t value);
-// Collective close; safe on a zeroed writer (file <= 0).
+// Close (collective for a parallel writer); safe on a zeroed writer (file <= 0).
 PlStatus pl_store_close(PlStoreWriter *w);
 
 // ---- serial readers (any HDF5 file; open with pl_store_open_read) ----

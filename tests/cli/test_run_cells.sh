@@ -124,8 +124,8 @@ PYEOF
 awk -F'\t' 'BEGIN { OFS = "\t" } /^#/ { next } !hdr { hdr = 1; print; next } { $10 = ""; $11 = ""; print }' \
   "$D/manifest.tsv" >"$D/nopx.tsv"
 head -1 "$D/nopx.tsv" | grep -q $'pixel_size_um\tmask$' || fail "nopx.tsv columns: $(head -1 "$D/nopx.tsv")"
-expect_status 3 "$PROTLOC" run --manifest "$D/nopx.tsv" --model "$D/card.json" --level cells --crop 32 --no-progress \
-  --out "$D/nopx.h5"
+expect_status 5 "$PROTLOC" run --manifest "$D/nopx.tsv" --model "$D/card.json" --level cells --crop 32 --no-progress \
+  --out "$D/nopx.h5"   # 5: no item produced a row (no store is written)
 grep -q "needs the pixel size" "$TEST_TMP/last.err" && pass "segmentation without a pixel size: a clear item failure" \
   || fail "no pixel-size message: $(cat "$TEST_TMP/last.err")"
 "$PROTLOC" run --manifest "$D/nopx.tsv" --model "$D/card.json" --level cells --crop 32 --no-progress --pixel-size 0.32 \

@@ -1,0 +1,22 @@
+// Exclusive output locks: a lock file beside an output (e.g. STORE.h5.lock) held with a POSIX record lock
+// (fcntl F_SETLK), so two runs never write the same output, and the lock dies with its process (a crashed or killed
+// run leaves no stale lock; the file itself stays, holding the last holder's description).
+//
+// Ownership: a PlLock owns its descriptor and path; pl_lock_release releases both (safe on a zeroed lock).
+#ifndef PL_LOCK_H
+#define PL_LOCK_H
+
+#include "pl_error.h"
+
+typedef struct PlLock {
+    int fd;          // -1 when not held
+    char *path;
+} PlLock;
+
+// Take the lock without waiting and write "host pid started-at what" into the file. When another process holds it,
+// PL_ERR_BUSY with a message naming the holder (and saying when that holder's pid is not running on this host,
+// e.g. a lock kept by a file server for a node that died). Other failures: PL_ERR_IO naming the file.
+PlStatus pl_lock_acquire(PlLock *lock, const char *path, const char *what);
+void pl_lock_release(PlLock *lock);
+
+#endif
