@@ -198,6 +198,7 @@ int cmd_run_run(int argc, char **argv) {
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (pl_process_start_pool(threads, &o.pool) != PL_OK) return PL_EXIT_ABORT;
+    if (o.max_memory == 0) o.max_memory = pl_process_memory_share() / 4;
     pl_process_catch_signals();
     o.stop_signal = pl_process_stop_signal();
     o.after_item = pl_cli_test_hooks.after_item;

@@ -11,7 +11,8 @@
 static PlThreadPool *process_pool;
 static int process_started;
 
-int pl_process_default_threads(void) {
+// Ranks on this node (1 without MPI).
+static int process_local_ranks(void) {
     int local_size = 1;
     if (pl_mpi_active()) {
         MPI_Comm local;
@@ -20,6 +21,17 @@ int pl_process_default_threads(void) {
             MPI_Comm_free(&local);
         }
     }
+    return local_size;
+}
+
+int64_t pl_process_memory_share(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    int64_t total = pages > 0 && page > 0 ? (int64_t)pages * page : (int64_t)4 << 30;
+    return total / process_local_ranks();
+}
+
+int pl_process_default_threads(void) {
+    int local_size = process_local_ranks();
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     int per_rank = (int)(online > 0 ? online : 1) / local_size;   // the node's cores shared by its ranks ...
     int mine = pl_threadpool_cores_available();                  // ... within what this rank may run on

@@ -11,6 +11,7 @@
 #define PL_PROCESS_H
 
 #include <signal.h>
+#include <stdint.h>
 
 #include "pl_error.h"
 #include "pl_threadpool.h"
@@ -18,6 +19,8 @@
 // Threads per process by default: the node's cores shared evenly among the MPI ranks on this node (when MPI is
 // running), and no more than the cores this process may run on (sched_getaffinity); at least 1.
 int pl_process_default_threads(void);
+// This process's share of the node's physical memory in bytes: the node's memory divided by the MPI ranks on it.
+int64_t pl_process_memory_share(void);
 // Create the process's thread pool (threads >= 1; 0 = pl_process_default_threads) and set OpenBLAS to one thread.
 PlStatus pl_process_start_pool(int threads, PlThreadPool **pool);
 // Let OpenBLAS use `threads` threads (0 = pl_process_default_threads); no protloc pool.

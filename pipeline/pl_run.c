@@ -93,6 +93,7 @@ static PlStatus run_prep_config(RunContext *ctx) {
         }
     }
     cfg->model_pixel_um = card->pixel_size_um;
+    if (o->max_pixels > 0) cfg->limits.max_pixels = (uint64_t)o->max_pixels;   // --max-pixels, checked from headers
     cfg->scale = 0;
     ctx->prep_tiles = *cfg;
     if (o->fov_size > 0) {

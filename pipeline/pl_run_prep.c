@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl_decode.h"
 #include "pl_run_priv.h"
 
 static void prep_fail(RunPrepared *p, const char *stage, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -70,6 +71,56 @@ static int prep_to_batch(const RunContext *ctx, const PlPrepResult *r, const cha
             memcpy(b->x + ((size_t)t * ctx->R + v) * in_size, r->data + ((size_t)v * T + t) * in_size,
                    in_size * sizeof(float));
     return 1;
+}
+
+// The model input size of the FOV level for an image of h x w (after rescaling): the whole image cropped to whole
+// patches, or --fov-size.
+static void prep_fov_size(const RunContext *ctx, int h, int w, int *th, int *tw) {
+    int P = ctx->vit_cfg.patch;
+    if (ctx->opt->fov_size > 0) *th = *tw = ctx->opt->fov_size;
+    else *th = h / P * P, *tw = w / P * P;
+}
+
+// Per-item budget (--max-memory), checked from the image header before anything large is allocated: the decoded
+// and rescaled channels, the model inputs of each requested level and the ViT activations for them. 0 when over.
+static int prep_check_budget(const RunContext *ctx, const PlManifestItem *it, const PlChannelSource *src, int n,
+                             RunPrepared *p) {
+    const PlRunOptions *o = ctx->opt;
+    if (o->max_memory <= 0) return 1;
+    char *path = NULL;
+    int channel = 0;
+    PlImageInfo info;
+    if (pl_image_ref_parse(src[0].ref, &path, &channel) != PL_OK) return 1;   // the decoder reports the problem
+    PlStatus st = pl_image_probe(path, &ctx->prep_fov.limits, &info);
+    free(path);
+    if (st != PL_OK) return 1;
+    const PlPrepConfig *cfg = &ctx->prep_fov;
+    double f = cfg->scale > 0 ? cfg->scale : pl_resize_factor_from_pixel_size(run_item_pixel_size(ctx, it), cfg->model_pixel_um);
+    double H = info.height, W = info.width, H2 = H * f + 0.5, W2 = W * f + 0.5;
+    double planes = 4.0 * n * (H * W + (f != 1.0 ? H2 * W2 : 0.0)) * 2;   // decoded (+ the reader's copy) + rescaled
+    double need = planes, vit = 0, in_px = 0;
+    int th = 0, tw = 0, R = ctx->R, C = ctx->C, batch = o->batch > 0 ? o->batch : 16;
+    PlVitOptions vo = {.pool = o->pool, .last_n = ctx->card.last_n, .avgpool = ctx->card.avgpool};
+    if (o->levels & PL_RUN_FOV) {
+        prep_fov_size(ctx, (int)H2, (int)W2, &th, &tw);
+        vo.max_batch = R, vo.height = th, vo.width = tw;
+        vit = pl_vit_memory_bytes(&ctx->vit_cfg, &vo);
+        in_px = (double)th * tw;
+        need = planes + 2.0 * 4.0 * R * C * in_px + vit;   // pl_prep's output + the batch copy + activations
+    }
+    if (o->levels & PL_RUN_TILES) {
+        int t = o->tile;
+        double tiles = ((H2 - t) / (o->tile_stride > 0 ? o->tile_stride : t) + 2) * ((W2 - t) / (o->tile_stride > 0 ? o->tile_stride : t) + 2);
+        vo.max_batch = batch * R, vo.height = vo.width = t;
+        double tb = planes + 2.0 * 4.0 * R * C * tiles * t * t + pl_vit_memory_bytes(&ctx->vit_cfg, &vo);
+        if (tb > need) need = tb;
+    }
+    if (need <= (double)o->max_memory) return 1;
+    prep_fail(p, "budget", "%s is %d x %d (%d channel%s%s): embedding it needs about %.0f MiB (ViT activations for a "
+              "%d x %d input: %.0f MiB), more than --max-memory %.0f MiB; embed it as tiles (--level tiles), crop it "
+              "(--fov-size N), or raise --max-memory", src[0].ref, info.width, info.height, n, n > 1 ? "s" : "",
+              f != 1.0 ? ", rescaled" : "", need / 1048576.0, th, tw, vit / 1048576.0, (double)o->max_memory / 1048576.0);
+    return 0;
 }
 
 // A failed stage call: the step that failed when the composition says (decode, mask, segment), else the level.
@@ -153,6 +204,7 @@ void run_prepare_item(const RunContext *ctx, long item, PlSegmenter **segmenter,
     int n = 0;
     if (ctx->digest_error && ctx->digest_error[item]) prep_fail(p, "input", "%s", ctx->digest_error[item]);
     else n = prep_sources(ctx, it, p, src, refs);
+    if (n > 0 && !prep_check_budget(ctx, it, src, n, p)) n = 0;
     if (n > 0 && (o->levels & PL_RUN_FOV))
         (void)prep_level(ctx, it, &ctx->prep_fov, "fov", src, n, p, &p->fov, 0);
     if (n > 0 && !p->failed && (o->levels & PL_RUN_TILES))

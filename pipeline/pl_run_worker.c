@@ -2,6 +2,7 @@
 //
 // Slots cycle FREE → QUEUED (main drew a task from the scheduler) → PREPARING (reader thread) → READY →
 // EMBEDDING (main: ViT forward, journal append) → FREE. Only the main thread calls MPI (FUNNELED).
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ typedef struct Worker {
 
 typedef struct VitEntry {
     PlVit *vit;
-    int h, w;
+    int h, w, max_batch;
     long last_used;
 } VitEntry;
 
@@ -63,11 +64,11 @@ static void *worker_reader(void *arg) {
     return NULL;
 }
 
-// A PlVit for inputs of (h, w), created on first use; the least recently used one is replaced.
-static PlStatus worker_vit(const RunContext *ctx, VitEntry *cache, long tick, int h, int w, PlVit **out) {
+// A PlVit for up to max_batch inputs of (h, w), created on first use; the least recently used one is replaced.
+static PlStatus worker_vit(const RunContext *ctx, VitEntry *cache, long tick, int h, int w, int max_batch, PlVit **out) {
     int lru = 0;
     for (int i = 0; i < WORKER_VIT_CACHE; i++) {
-        if (cache[i].vit && cache[i].h == h && cache[i].w == w) {
+        if (cache[i].vit && cache[i].h == h && cache[i].w == w && cache[i].max_batch == max_batch) {
             cache[i].last_used = tick;
             *out = cache[i].vit;
             return PL_OK;
@@ -77,8 +78,7 @@ static PlStatus worker_vit(const RunContext *ctx, VitEntry *cache, long tick, in
     if (cache[lru].vit) pl_vit_destroy(cache[lru].vit);
     memset(&cache[lru], 0, sizeof cache[lru]);
     PlVitOptions vo = {0};
-    int batch = ctx->opt->batch > 0 ? ctx->opt->batch : 16;
-    vo.max_batch = batch * ctx->R;
+    vo.max_batch = max_batch;
     vo.height = h;
     vo.width = w;
     vo.pool = ctx->opt->pool;
@@ -87,25 +87,41 @@ static PlStatus worker_vit(const RunContext *ctx, VitEntry *cache, long tick, in
     PL_TRY(pl_vit_create(&ctx->weights, &ctx->vit_cfg, &vo, &cache[lru].vit));
     cache[lru].h = h;
     cache[lru].w = w;
+    cache[lru].max_batch = max_batch;
     cache[lru].last_used = tick;
     *out = cache[lru].vit;
     return PL_OK;
 }
 
-// Embed every input of `b` into out (rows, dim) in chunks of the PlVit's max batch.
-static PlStatus worker_embed(const RunContext *ctx, VitEntry *cache, long tick, const RunBatch *b, float **out,
-                             size_t *cap) {
+// Embed every input of `b` into out (rows, dim) in chunks of `rows_per_forward` rows (the FOV level: one item
+// of R views; tiles and cells: --batch rows), so activations are sized for the batch actually used.
+static PlStatus worker_embed(const RunContext *ctx, VitEntry *cache, long tick, const RunBatch *b, int rows_per_forward,
+                             float **out, size_t *cap) {
     PL_TRY(pl_grow((void **)out, cap, (size_t)b->rows * (size_t)ctx->dim, sizeof **out));
+    int max = rows_per_forward * ctx->R;
     PlVit *vit = NULL;
-    PL_TRY(worker_vit(ctx, cache, tick, b->h, b->w, &vit));
-    int batch = ctx->opt->batch > 0 ? ctx->opt->batch : 16;
-    int max = batch * ctx->R;
+    PL_TRY(worker_vit(ctx, cache, tick, b->h, b->w, max, &vit));
     long inputs = (long)b->rows * ctx->R;
     size_t in_size = (size_t)ctx->C * (size_t)b->h * (size_t)b->w;
     for (long i = 0; i < inputs; i += max) {
         int n = (int)(inputs - i < max ? inputs - i : max);
         PL_TRY(pl_vit_forward(vit, b->x + (size_t)i * in_size, n, *out + (size_t)i * (size_t)ctx->vit_dim));
     }
+    return PL_OK;
+}
+
+// Non-finite embeddings are never stored: the item fails, naming the level and row.
+static PlStatus worker_check_finite(const RunContext *ctx, const RunPrepared *p, const float *fov, const float *tiles,
+                                    const float *cells) {
+    static const char *const names[3] = {"FOV", "tile", "cell"};
+    const float *emb[3] = {fov, tiles, cells};
+    int rows[3] = {p->fov.rows, p->tiles.rows, p->cells.rows};
+    for (int l = 0; l < 3; l++)
+        for (size_t i = 0; i < (size_t)rows[l] * (size_t)ctx->dim; i++)
+            if (!isfinite(emb[l][i]))
+                return PL_FAIL(PL_ERR_NUMERIC, "the %s embedding (row %zu) is not finite (%g at column %zu): check the "
+                               "model card's normalisation and the weights", names[l], i / (size_t)ctx->dim,
+                               (double)emb[l][i], i % (size_t)ctx->dim);
     return PL_OK;
 }
 
@@ -209,15 +225,19 @@ PlStatus run_worker(const RunContext *ctx, const long *tasks, long n_tasks, PlJo
         tick++;
         if (!p->failed) {
             PlStatus es = PL_OK;
-            if (p->fov.rows) es = worker_embed(ctx, cache, tick, &p->fov, &e_fov, &c_fov);
-            if (es == PL_OK && p->tiles.rows) es = worker_embed(ctx, cache, tick, &p->tiles, &e_tiles, &c_tiles);
-            if (es == PL_OK && p->cells.rows) es = worker_embed(ctx, cache, tick, &p->cells, &e_cells, &c_cells);
-            if (es == PL_ERR_NOMEM || es == PL_ERR_INTERNAL) {
-                st = es;   // not the item's fault: stop the run
-            } else if (es != PL_OK) {
+            int batch = o->batch > 0 ? o->batch : 16;
+            if (p->fov.rows) es = worker_embed(ctx, cache, tick, &p->fov, 1, &e_fov, &c_fov);
+            if (es == PL_OK && p->tiles.rows) es = worker_embed(ctx, cache, tick, &p->tiles, batch, &e_tiles, &c_tiles);
+            if (es == PL_OK && p->cells.rows) es = worker_embed(ctx, cache, tick, &p->cells, batch, &e_cells, &c_cells);
+            if (es == PL_OK) es = worker_check_finite(ctx, p, e_fov, e_tiles, e_cells);
+            if (es == PL_ERR_INTERNAL) {
+                st = es;   // a bug, not the item's fault: stop the run
+            } else if (es != PL_OK) {   // this item's inputs (its size, its values): the item fails, the run goes on
                 p->failed = 1;
                 snprintf(p->stage, sizeof p->stage, "embed");
-                snprintf(p->message, sizeof p->message, "%s", pl_error_message());
+                snprintf(p->message, sizeof p->message, "%s%s", pl_error_message(),
+                         es == PL_ERR_NOMEM ? " (this item is too large for the memory left: --level tiles, --fov-size N "
+                                              "or a lower --max-memory rejects such items before they are decoded)" : "");
             }
         }
         stats->t_embed += pl_clock_now() - te;

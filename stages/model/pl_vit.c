@@ -81,6 +81,46 @@ void pl_vit_destroy(PlVit *vit) {
 
 static void pl_vit_plan_chunks(PlVit *v, int rows);
 
+// The activation slab of v (its config, options, token count and threads set): sizes of x, qkv, att, hid, scores in
+// floats; returns the total in floats (64-byte aligned carving). Sets hid_ld and hid_rows.
+static size_t pl_vit_slab_plan(PlVit *v, size_t sizes[5]) {
+    size_t B = (size_t)v->opt.max_batch, T = (size_t)v->T, D = (size_t)v->cfg.dim;
+    v->hid_ld = v->cfg.mlp_hidden > v->K ? v->cfg.mlp_hidden : v->K;
+    size_t qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
+    // Per-thread MLP/unfold buffer: rows of the largest chunk any batch up to max_batch uses (often far fewer
+    // than PL_VIT_MAX_ROWS at small batches).
+    v->hid_rows = 1;
+    for (int b = 1; b <= v->opt.max_batch; b++) {
+        pl_vit_plan_chunks(v, b * v->T);
+        if (v->chunk_rows > v->hid_rows) v->hid_rows = v->chunk_rows;
+    }
+    sizes[0] = B * T * D;
+    sizes[1] = B * T * 3 * D;
+    sizes[2] = B * T * D;
+    sizes[3] = (size_t)v->threads * (size_t)v->hid_rows * (size_t)v->hid_ld;
+    sizes[4] = (size_t)v->threads * qrows * T;
+    size_t total = 0;
+    for (int i = 0; i < 5; i++) total += (sizes[i] + 15) & ~(size_t)15;
+    return total;
+}
+
+double pl_vit_memory_bytes(const PlVitConfig *cfg, const PlVitOptions *opt) {
+    if (cfg->patch < 1 || opt->height < cfg->patch || opt->width < cfg->patch || opt->max_batch < 1) return 0;
+    PlVit v;
+    memset(&v, 0, sizeof v);
+    v.cfg = *cfg;
+    v.opt = *opt;
+    v.gh = opt->height / cfg->patch;
+    v.gw = opt->width / cfg->patch;
+    double T = 1.0 + (double)v.gh * v.gw;
+    if (T * opt->max_batch > 2e9) return T * opt->max_batch * cfg->dim * 5.0 * sizeof(float);   // beyond int rows
+    v.T = (int)T;
+    v.K = cfg->in_chans * cfg->patch * cfg->patch;
+    v.threads = pl_threadpool_size(opt->pool);
+    size_t sizes[5];
+    return (double)pl_vit_slab_plan(&v, sizes) * sizeof(float) + T * cfg->dim * sizeof(float);   // + position embedding
+}
+
 PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOptions *opt, PlVit **out) {
     *out = NULL;
     const PlVitConfig *c = cfg;
@@ -155,20 +195,8 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
         pl_vit_pos_resize(pos_src + D, grid, D, v->gh, v->gw, v->pos + D);
 
     // One slab for every activation.
-    size_t B = (size_t)opt->max_batch, T = (size_t)v->T;
-    v->hid_ld = c->mlp_hidden > v->K ? c->mlp_hidden : v->K;
-    size_t qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
-    // Per-thread MLP/unfold buffer: rows of the largest chunk any batch up to max_batch uses (often far fewer
-    // than PL_VIT_MAX_ROWS at small batches).
-    v->hid_rows = 1;
-    for (int b = 1; b <= opt->max_batch; b++) {
-        pl_vit_plan_chunks(v, b * v->T);
-        if (v->chunk_rows > v->hid_rows) v->hid_rows = v->chunk_rows;
-    }
-    size_t sizes[5] = {B * T * D, B * T * 3 * D, B * T * D, (size_t)v->threads * (size_t)v->hid_rows * (size_t)v->hid_ld,
-                       (size_t)v->threads * qrows * T};
-    size_t total = 0;
-    for (int i = 0; i < 5; i++) total += (sizes[i] + 15) & ~(size_t)15;   // 64-byte aligned carving
+    size_t B = (size_t)opt->max_batch, sizes[5];
+    size_t total = pl_vit_slab_plan(v, sizes);
     if (total > ((size_t)1 << 40) / sizeof(float)) {
         pl_vit_destroy(v);
         return PL_FAIL(PL_ERR_LIMIT, "activations for batch %zu at %dx%d would need %zu GiB", B, opt->height, opt->width,

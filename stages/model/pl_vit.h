@@ -48,6 +48,9 @@ PlStatus pl_vit_forward(PlVit *vit, const float *x, int batch, float *out);
 int pl_vit_output_dim(const PlVit *vit);
 // Tokens per image including CLS (1 + gh * gw) and the patch grid used for this input size.
 int pl_vit_tokens(const PlVit *vit);
+// Bytes a PlVit of these options would allocate (activation slab + interpolated position embedding), computed
+// without allocating: budget checks before the allocation (`protloc run --max-memory`).
+double pl_vit_memory_bytes(const PlVitConfig *cfg, const PlVitOptions *opt);
 // Bytes of the activation slab (for memory accounting).
 size_t pl_vit_activation_bytes(const PlVit *vit);
 int pl_vit_threads(const PlVit *vit);
