@@ -7,6 +7,7 @@
 #include "pl_cmds.h"
 #include "pl_error.h"
 #include "pl_export.h"
+#include "pl_fs.h"
 #include "pl_log.h"
 
 void cmd_export_usage(FILE *out) {
@@ -70,32 +71,34 @@ int cmd_export_run(int argc, char **argv) {
     if (meta && strcmp(format, "npy")) return pl_cli_usage_error(cmd, "--meta only applies to --format npy");
     const char *store = argv[optind];
 
+    char *meta_buf = NULL;
+    if (!strcmp(format, "npy") && !meta) {   // default: the .npy's name with .tsv
+        size_t n = strlen(out_path);
+        meta_buf = malloc(n + 8);
+        if (!meta_buf) return PL_EXIT_FAIL;
+        memcpy(meta_buf, out_path, n + 1);
+        if (n > 4 && !strcmp(out_path + n - 4, ".npy")) strcpy(meta_buf + n - 4, ".tsv");
+        else strcat(meta_buf, ".tsv");
+        meta = meta_buf;
+    }
+    int clash = pl_same_file(out_path, store) ? 1 : meta && pl_same_file(meta, store) ? 2
+              : meta && pl_same_file(meta, out_path) ? 3 : 0;
+    if (clash) {
+        free(meta_buf);
+        return pl_cli_usage_error(cmd, clash == 1 ? "--out %s is the input store itself: choose another name"
+                                  : clash == 2 ? "the metadata file %s is the input store itself"
+                                               : "the metadata file %s is the --out file itself", clash == 1 ? out_path : meta);
+    }
     PlStoreTable t;
     if (pl_store_table_load(store, level, &t) != PL_OK) {
         pl_error_wrap("exporting %s", store);
+        free(meta_buf);
         return PL_EXIT_FAIL;
     }
     PlStatus st;
-    char *meta_buf = NULL;
-    if (!strcmp(format, "h5ad")) {
-        st = pl_export_write_h5ad(&t, out_path);
-    } else if (!strcmp(format, "tsv")) {
-        st = pl_export_write_tsv(&t, out_path);
-    } else {
-        if (!meta) {
-            size_t n = strlen(out_path);
-            meta_buf = malloc(n + 8);
-            if (!meta_buf) {
-                pl_store_table_free(&t);
-                return PL_EXIT_FAIL;
-            }
-            memcpy(meta_buf, out_path, n + 1);
-            if (n > 4 && !strcmp(out_path + n - 4, ".npy")) strcpy(meta_buf + n - 4, ".tsv");
-            else strcat(meta_buf, ".tsv");
-            meta = meta_buf;
-        }
-        st = pl_export_write_npy(&t, out_path, meta);
-    }
+    if (!strcmp(format, "h5ad")) st = pl_export_write_h5ad(&t, out_path);
+    else if (!strcmp(format, "tsv")) st = pl_export_write_tsv(&t, out_path);
+    else st = pl_export_write_npy(&t, out_path, meta);
     if (st == PL_OK)
         pl_log_info("export: %lld %s rows x %lld dims -> %s%s%s", (long long)t.n, pl_store_level_name(level),
                     (long long)t.d, out_path, meta ? " + " : "", meta ? meta : "");

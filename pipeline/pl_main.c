@@ -123,7 +123,7 @@ int pl_main(int argc, char **argv) {
     char **cargv = argv + words;
     cargv[0] = (char *)cmd->name;
 
-    pl_h5_quiet();
+    pl_h5_start();
     int rank = 0, size = 1;
     if (cmd->needs_mpi && !pl_cli_wants_help(cargc, cargv)) {
         if (pl_mpi_start(&argc, &argv, &rank, &size) != PL_OK) {
@@ -139,6 +139,7 @@ int pl_main(int argc, char **argv) {
         rc = PL_EXIT_FAIL;
     }
     pl_process_stop();
+    pl_h5_stop();
     pl_mpi_stop();
     return rc;
 }

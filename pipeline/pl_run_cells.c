@@ -12,6 +12,7 @@
 #include "pl_features.h"
 #include "pl_fs.h"
 #include "pl_run_priv.h"
+#include "pl_utf8.h"
 
 typedef struct CellRow {
     long item;
@@ -95,7 +96,12 @@ static PlStatus cells_parse(const char *path, char *text, const PlManifest *m, C
                          columns[col_mask], fields[col_mask]);
             break;
         }
-        size_t ll = strlen(fields[col_label]);
+        size_t ll = strlen(fields[col_label]), bad = 0;
+        if (!pl_utf8_valid(fields[col_label], ll, &bad)) {
+            st = PL_FAIL(PL_ERR_FORMAT, "%s:%d:%d: the label is not valid UTF-8 (byte 0x%02x)", path, lineno,
+                         columns[col_label] + (int)bad, (unsigned char)fields[col_label][bad]);
+            break;
+        }
         if (ll == 0 || ll > PL_FEATURES_MAX_LABEL || strchr(fields[col_label], ';')) {
             st = PL_FAIL(PL_ERR_FORMAT, "%s:%d:%d: the label must be one class name of 1..%d bytes (got %zu bytes%s)",
                          path, lineno, columns[col_label], PL_FEATURES_MAX_LABEL, ll,

@@ -324,8 +324,8 @@ static PlStatus store_write_numeric(const RunContext *ctx, const RunStorePlan *p
         PlStatus cs = pl_store_dataset_close(&w, &ds[k]);
         if (st == PL_OK) st = cs;
     }
-    PlStatus cs = pl_store_close(&w);
-    if (st == PL_OK) st = cs;
+    if (st == PL_OK) st = pl_store_close(&w);
+    else pl_store_discard(&w);
     store_chunk_free(&c);
     pl_journal_item_free(&rec);
     store_block_free(&b);
@@ -457,8 +457,8 @@ static PlStatus store_write_strings(const RunContext *ctx, const RunStorePlan *p
     if (st == PL_OK && ctx->cell_labels.path && (ctx->opt->levels & PL_RUN_CELLS))
         st = store_write_cell_labels(ctx, plan, &w, ok);
     if (st == PL_OK) st = store_write_attributes(ctx, &w);
-    PlStatus cs = pl_store_close(&w);
-    if (st == PL_OK) st = cs;
+    if (st == PL_OK) st = pl_store_close(&w);
+    else pl_store_discard(&w);
     store_files_free(plan, files);
     free(ok);
     return st;

@@ -5,9 +5,11 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 static atomic_uint temp_counter;
@@ -18,6 +20,22 @@ char *pl_temp_path_for(const char *final_path) {
     if (!p) return NULL;
     snprintf(p, n, "%s.tmp.%ld.%u", final_path, (long)getpid(), atomic_fetch_add(&temp_counter, 1));
     return p;
+}
+
+void pl_fs_space_note(const char *path, char *note, size_t size) {
+    if (size) note[0] = '\0';
+    char *copy = pl_strdup(path);
+    if (!copy) return;
+    const char *dir = dirname(copy);
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0) {
+        unsigned long long free_bytes = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
+        if (vfs.f_flag & ST_RDONLY)
+            snprintf(note, size, "; %s is on a read-only file system", dir);
+        else if (free_bytes < (1ull << 20))   // less than 1 MiB left: the write ran out of space
+            snprintf(note, size, "; the file system holding %s is full (%llu KiB free)", dir, free_bytes >> 10);
+    }
+    free(copy);
 }
 
 PlStatus pl_fsync_parent_dir(const char *path) {
@@ -55,11 +73,14 @@ PlStatus pl_atomic_open(PlAtomicFile *af, const char *final_path) {
     return PL_OK;
 }
 
+PlStatus pl_atomic_sync(PlAtomicFile *af) {
+    if (fflush(af->fp) != 0) return PL_FAIL(PL_ERR_IO, "cannot write %s: %s", af->temp_path, strerror(errno));
+    if (fsync(fileno(af->fp)) != 0) return PL_FAIL(PL_ERR_IO, "fsync of %s failed: %s", af->temp_path, strerror(errno));
+    return PL_OK;
+}
+
 PlStatus pl_atomic_commit(PlAtomicFile *af) {
-    PlStatus st = PL_OK;
-    if (fflush(af->fp) != 0) st = PL_FAIL(PL_ERR_IO, "cannot write %s: %s", af->temp_path, strerror(errno));
-    if (st == PL_OK && fsync(fileno(af->fp)) != 0)
-        st = PL_FAIL(PL_ERR_IO, "fsync of %s failed: %s", af->temp_path, strerror(errno));
+    PlStatus st = pl_atomic_sync(af);
     if (fclose(af->fp) != 0 && st == PL_OK)
         st = PL_FAIL(PL_ERR_IO, "cannot close %s: %s", af->temp_path, strerror(errno));
     af->fp = NULL;
@@ -104,15 +125,52 @@ PlStatus pl_file_commit_rename(const char *temp_path, const char *final_path) {
     return pl_fsync_parent_dir(final_path);
 }
 
+static const char *fs_kind(mode_t m) {
+    return S_ISFIFO(m) ? "a FIFO (named pipe)" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+         : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+PlStatus pl_open_regular(const char *path, int *fd) {
+    *fd = -1;
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (f < 0) return PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        PlStatus st = PL_FAIL(PL_ERR_IO, "%s is %s, not a regular file", path, fs_kind(sb.st_mode));
+        close(f);
+        return st;
+    }
+    int flags = fcntl(f, F_GETFL);
+    if (flags < 0 || fcntl(f, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        PlStatus st = PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+        close(f);
+        return st;
+    }
+    *fd = f;
+    return PL_OK;
+}
+
+PlStatus pl_fopen_regular(const char *path, FILE **fp) {
+    int fd;
+    PL_TRY(pl_open_regular(path, &fd));
+    *fp = fdopen(fd, "rb");
+    if (!*fp) {
+        PlStatus st = PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+        close(fd);
+        return st;
+    }
+    return PL_OK;
+}
+
 PlStatus pl_file_read_all(const char *path, size_t max_size, char **data, size_t *size) {
     *data = NULL;
     *size = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    FILE *fp;
+    PL_TRY(pl_fopen_regular(path, &fp));
     struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fileno(fp), &sb) != 0) {
         fclose(fp);
-        return PL_FAIL(PL_ERR_IO, "%s is not a regular file", path);
+        return PL_FAIL(PL_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
     }
     if ((size_t)sb.st_size > max_size) {
         fclose(fp);
@@ -156,4 +214,33 @@ PlStatus pl_mkdir_p(const char *path) {
     }
     free(copy);
     return PL_OK;
+}
+
+// The resolved path of a file that may not exist yet: realpath of its folder + its name (malloc'd, or NULL).
+static char *fs_resolve(const char *path) {
+    char *r = realpath(path, NULL);
+    if (r) return r;
+    char *d = pl_strdup(path), *b = pl_strdup(path);
+    char *dir = d ? realpath(dirname(d), NULL) : NULL;
+    char *out = NULL;
+    if (dir && b) {
+        const char *name = basename(b);
+        size_t n = strlen(dir) + strlen(name) + 2;
+        out = malloc(n);
+        if (out) snprintf(out, n, "%s/%s", dir, name);
+    }
+    free(dir);
+    free(d);
+    free(b);
+    return out;
+}
+
+int pl_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char *ra = fs_resolve(a), *rb = fs_resolve(b);
+    int same = ra && rb && strcmp(ra, rb) == 0;
+    free(ra);
+    free(rb);
+    return same;
 }

@@ -15,6 +15,9 @@ typedef struct PlAtomicFile {
 } PlAtomicFile;
 
 PlStatus pl_atomic_open(PlAtomicFile *af, const char *final_path);
+// Flush and fsync the temporary file, so a full disk is reported now (before other outputs are committed); the
+// file stays open and uncommitted. On failure the caller still aborts.
+PlStatus pl_atomic_sync(PlAtomicFile *af);
 // Flush, fsync, close, rename to the final path, fsync the directory. Frees af's memory.
 PlStatus pl_atomic_commit(PlAtomicFile *af);
 // Close and unlink the temp file; safe to call after a failed commit or on a zeroed struct.
@@ -27,8 +30,20 @@ PlStatus pl_file_write_atomic(const char *path, const void *data, size_t size);
 PlStatus pl_file_commit_rename(const char *temp_path, const char *final_path);
 // fsync the directory containing `path`.
 PlStatus pl_fsync_parent_dir(const char *path);
+// Open `path` read-only only when it is a regular file: a FIFO, device, socket or directory is an error naming the
+// path and its kind, decided without blocking (O_NONBLOCK, then fstat) and without reading (so /dev/zero or a pipe
+// can never hang a run). *fd is a blocking descriptor on success.
+PlStatus pl_open_regular(const char *path, int *fd);
+// The same as a stdio stream ("rb").
+PlStatus pl_fopen_regular(const char *path, FILE **fp);
 // Read a whole file into a malloc'd buffer (NUL-terminated for convenience). Caller frees *data.
 PlStatus pl_file_read_all(const char *path, size_t max_size, char **data, size_t *size);
+// 1 when `a` and `b` name the same file: the same inode when both exist, else the same resolved path (so a
+// command can refuse to write over one of its inputs through another spelling, a link or "./").
+int pl_same_file(const char *a, const char *b);
+// Why writing under `path`'s directory may have failed, for an error message: "; the file system holding DIR is
+// full (N KiB free)" or "; DIR is on a read-only file system", or "" when neither (statvfs of the directory).
+void pl_fs_space_note(const char *path, char *note, size_t size);
 // Create a directory and its parents (like mkdir -p).
 PlStatus pl_mkdir_p(const char *path);
 // A unique temporary path next to `final_path` (malloc'd; caller frees).

@@ -4,8 +4,35 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include "pl_fs.h"
+
+static int h5_close_failed;   // a file close failed: shutting the library down would crash (see pl_h5.h)
 
 void pl_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+void pl_h5_start(void) {
+    H5dont_atexit();
+    pl_h5_quiet();
+}
+
+void pl_h5_stop(void) {
+    if (!h5_close_failed) H5close();
+}
+
+PlStatus pl_h5_close_file(hid_t file, const char *path) {
+    if (H5Fclose(file) >= 0) return PL_OK;
+    h5_close_failed = 1;
+    char note[512];
+    pl_fs_space_note(path, note, sizeof note);
+    return PL_H5_FAIL("cannot finish writing %s%s", path, note);
+}
+
+void pl_h5_discard_file(hid_t file) {
+    if (H5Fclose(file) < 0) {
+        h5_close_failed = 1;
+        H5Eclear2(H5E_DEFAULT);
+    }
+}
 
 typedef struct H5ErrorText { char text[1024]; size_t used; int count; } H5ErrorText;
 
@@ -14,7 +41,12 @@ static herr_t h5_collect_error(unsigned n, const H5E_error2_t *err, void *data) 
     if (t->count >= 3 || !err->desc) return 0;   // innermost few are the informative ones
     int w = snprintf(t->text + t->used, sizeof t->text - t->used, "%s%s (%s)", t->count ? "; " : "", err->desc,
                      err->func_name ? err->func_name : "?");
-    if (w > 0) t->used += (size_t)w < sizeof t->text - t->used ? (size_t)w : sizeof t->text - t->used - 1;
+    if (w > 0) {
+        size_t end = t->used + ((size_t)w < sizeof t->text - t->used ? (size_t)w : sizeof t->text - t->used - 1);
+        for (size_t i = t->used; i < end; i++)   // some HDF5 messages span lines: keep ours on one
+            if (t->text[i] == '\n') t->text[i] = ' ';
+        t->used = end;
+    }
     t->count++;
     return 0;
 }

@@ -82,8 +82,8 @@ static PlStatus npy_parse_header(const char *path, const char *header, PlNpyArra
 
 PlStatus pl_npy_read(const char *path, PlNpyArray *out) {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    FILE *fp;
+    PL_TRY(pl_fopen_regular(path, &fp));
     unsigned char pre[12];
     PlStatus st = PL_OK;
     char *header = NULL;

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "pl_decode_priv.h"
+#include "pl_fs.h"
 
 void pl_decode_limits_default(PlDecodeLimits *limits) {
     limits->max_pixels = (uint64_t)1 << 28;
@@ -69,12 +70,13 @@ PlStatus pl_decode_check_size(const char *path, const PlDecodeLimits *lim, uint6
 // Identify the container from its first bytes; names the file on every failure.
 static PlStatus sniff_format(const char *path, PlImageFormat *fmt) {
     *fmt = PL_FORMAT_UNKNOWN;
+    FILE *fp;
+    PL_TRY(pl_fopen_regular(path, &fp));   // a FIFO or device is an error, never a hang
     struct stat sb;
-    if (stat(path, &sb) != 0) return PL_FAIL(PL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return PL_FAIL(PL_ERR_IO, "%s: is a directory, not an image file", path);
-    if (sb.st_size == 0) return PL_FAIL(PL_ERR_FORMAT, "%s: empty file (0 bytes)", path);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return PL_FAIL(PL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fileno(fp), &sb) != 0 || sb.st_size == 0) {
+        fclose(fp);
+        return PL_FAIL(PL_ERR_FORMAT, "%s: empty file (0 bytes)", path);
+    }
     unsigned char b[8] = {0};
     size_t n = fread(b, 1, sizeof b, fp);
     fclose(fp);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pl_decode_priv.h"
+#include "pl_fs.h"
 
 // Everything png_run touches after setjmp lives here (never in non-volatile locals).
 typedef struct PngJob {
@@ -127,8 +128,7 @@ static int png_run(PngJob *job) {
 }
 
 static PlStatus png_job(PngJob *job) {
-    job->fp = fopen(job->path, "rb");
-    if (!job->fp) return PL_FAIL(PL_ERR_IO, "%s: cannot open: %s", job->path, strerror(errno));
+    PL_TRY(pl_fopen_regular(job->path, &job->fp));
     job->status = PL_OK;
     job->msg[0] = '\0';
     job->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, job, png_on_error, png_on_warning);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <tiffio.h>
+#include <zlib.h>
 
 #include "pl_decode_priv.h"
 
@@ -101,6 +102,39 @@ static void convert_samples(const unsigned char *src, const TiffPage *p, size_t 
     }
 }
 
+// Deflate strips and tiles carry a zlib checksum, which libtiff never reaches: it stops inflating as soon as the
+// block is full, so a corrupt stream can decode into plausible garbage. Inflate the raw block once more to its end;
+// 0 when the stream is complete and its Adler-32 matches, else -1 with the reason in msg.
+typedef struct TiffScratch {
+    unsigned char *raw, *out;
+    size_t raw_cap, out_cap;
+} TiffScratch;
+
+static int tiff_deflate_intact(TIFF *tif, uint32_t idx, int tiled, size_t out_bytes, TiffScratch *sc, TiffMsg *msg) {
+    uint64_t *counts = NULL;
+    if (!TIFFGetField(tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &counts) || !counts) return 0;
+    size_t n = (size_t)counts[idx];
+    if (pl_grow((void **)&sc->raw, &sc->raw_cap, n ? n : 1, 1) != PL_OK ||
+        pl_grow((void **)&sc->out, &sc->out_cap, out_bytes + 1, 1) != PL_OK)
+        return 0;   // no memory for the check: libtiff's own decode stands
+    tmsize_t got = tiled ? TIFFReadRawTile(tif, idx, sc->raw, (tmsize_t)n) : TIFFReadRawStrip(tif, idx, sc->raw, (tmsize_t)n);
+    if (got < 0 || (size_t)got != n) return 0;   // libtiff reported the read itself
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit(&z) != Z_OK) return 0;
+    z.next_in = sc->raw;
+    z.avail_in = (uInt)n;
+    z.next_out = sc->out;
+    z.avail_out = (uInt)(out_bytes + 1);
+    int rc = inflate(&z, Z_FINISH);
+    inflateEnd(&z);
+    if (rc == Z_STREAM_END) return 0;
+    snprintf(msg->text, sizeof msg->text, "deflate stream %s (zlib: %s)",
+             rc == Z_DATA_ERROR ? "is corrupt: its data or Adler-32 checksum does not match" : "is incomplete",
+             z.msg ? z.msg : "no detail");
+    return -1;
+}
+
 // Decode samples [s0, s0+ns) of the current directory into planar dst (ns, H, W).
 static PlStatus tiff_decode_page(TIFF *tif, const char *path, int page, const TiffPage *p, int s0, int ns,
                                  TiffMsg *msg, float *dst) {
@@ -110,6 +144,8 @@ static PlStatus tiff_decode_page(TIFF *tif, const char *path, int page, const Ti
     size_t plane = W * H;
     unsigned char *buf = NULL;
     PlStatus st = PL_OK;
+    const int deflate = p->compression == COMPRESSION_ADOBE_DEFLATE || p->compression == COMPRESSION_DEFLATE;
+    TiffScratch sc = {0};
     if (!p->tiled) {
         uint32_t rps = 0;
         TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rps);
@@ -129,8 +165,10 @@ static PlStatus tiff_decode_page(TIFF *tif, const char *path, int page, const Ti
             for (uint32_t s = 0; s < strips_per_plane; s++) {
                 size_t y0 = (size_t)s * rps, rows = (y0 + rps > H) ? H - y0 : rps;
                 uint32_t idx = (uint32_t)sample * strips_per_plane + s;
+                msg->text[0] = '\0';
                 tmsize_t got = TIFFReadEncodedStrip(tif, idx, buf, (tmsize_t)(rows * row_bytes));
-                if (got < 0 || (size_t)got < rows * row_bytes) {
+                if (got < 0 || (size_t)got < rows * row_bytes || msg->text[0] ||
+                    (deflate && tiff_deflate_intact(tif, idx, 0, strip_bytes, &sc, msg) != 0)) {
                     st = PL_FAIL(PL_ERR_FORMAT, "%s: page %d strip %u (rows %zu-%zu) is truncated or corrupt: %s", path,
                                  page, idx, y0, y0 + rows - 1, msg->text[0] ? msg->text : "short read");
                     break;
@@ -160,8 +198,10 @@ static PlStatus tiff_decode_page(TIFF *tif, const char *path, int page, const Ti
             for (size_t ty = 0; ty < H && st == PL_OK; ty += th) {
                 for (size_t tx = 0; tx < W; tx += tw) {
                     uint32_t idx = TIFFComputeTile(tif, (uint32_t)tx, (uint32_t)ty, 0, (uint16_t)sample);
+                    msg->text[0] = '\0';
                     tmsize_t got = TIFFReadEncodedTile(tif, idx, buf, (tmsize_t)tile_bytes);
-                    if (got < 0 || (size_t)got < tile_bytes) {
+                    if (got < 0 || (size_t)got < tile_bytes || msg->text[0] ||
+                        (deflate && tiff_deflate_intact(tif, idx, 1, tile_bytes, &sc, msg) != 0)) {
                         st = PL_FAIL(PL_ERR_FORMAT, "%s: page %d tile %u (y %zu, x %zu) is truncated or corrupt: %s", path,
                                      page, idx, ty, tx, msg->text[0] ? msg->text : "short read");
                         break;
@@ -182,6 +222,8 @@ static PlStatus tiff_decode_page(TIFF *tif, const char *path, int page, const Ti
         }
     }
     free(buf);
+    free(sc.raw);
+    free(sc.out);
     return st;
 }
 

@@ -1,6 +1,8 @@
 // Random-access byte sources for checkpoint parsers: pread on a file descriptor or memcpy from a buffer.
 #include "pl_bytesource.h"
 
+#include "pl_fs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -11,12 +13,13 @@ PlStatus pl_bytesource_open_file(PlByteSource *src, const char *path) {
     memset(src, 0, sizeof *src);
     src->fd = -1;
     src->name = path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int fd;
+    PL_TRY(pl_open_regular(path, &fd));
     struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    if (fstat(fd, &sb) != 0) {
+        PlStatus st = PL_FAIL(PL_ERR_IO, "cannot stat %s: %s", path, strerror(errno));
         close(fd);
-        return PL_FAIL(PL_ERR_IO, "%s is not a regular file", path);
+        return st;
     }
     src->fd = fd;
     src->size = (uint64_t)sb.st_size;

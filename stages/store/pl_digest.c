@@ -1,6 +1,8 @@
 // Input digests of manifest items and settings keys (SHA-256 via OpenSSL EVP). See pl_digest.h.
 #include "pl_digest.h"
 
+#include "pl_fs.h"
+
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -8,8 +10,8 @@
 #include <sys/stat.h>
 
 PlStatus pl_sha256_file(const char *path, char hex[65]) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    FILE *fp;
+    PL_TRY(pl_fopen_regular(path, &fp));
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
         fclose(fp);

@@ -50,12 +50,15 @@ PlStatus pl_export_write_npy(const PlStoreTable *t, const char *path, const char
         export_write_meta_row(af.fp, t, r);
         fputc('\n', af.fp);
     }
-    if (ferror(af.fp)) {
+    // the metadata reaches the disk before the matrix is committed, so a full disk never leaves one without the other
+    PlStatus st = ferror(af.fp) ? PL_FAIL(PL_ERR_IO, "cannot write %s: %s", meta_path, strerror(errno))
+                                : pl_atomic_sync(&af);
+    if (st != PL_OK) {
         pl_atomic_abort(&af);
-        return PL_FAIL(PL_ERR_IO, "cannot write %s", meta_path);
+        return st;
     }
     int64_t shape[2] = {t->n, t->d};
-    PlStatus st = pl_npy_write_f32(path, 2, shape, t->x);
+    st = pl_npy_write_f32(path, 2, shape, t->x);
     if (st != PL_OK) {
         pl_atomic_abort(&af);
         return st;

@@ -189,13 +189,17 @@ PlStatus pl_export_write_h5ad(const PlStoreTable *t, const char *path) {
     char *tmp = pl_temp_path_for(path);
     if (!tmp) return PL_ERR_NOMEM;
     hid_t file = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
-    if (file < 0) {
-        PlStatus st = PL_H5_FAIL("cannot create %s", tmp);
+    if (file < 0) {   // a create can fail after making the file (no space for the superblock): remove it
+        char note[512];
+        pl_fs_space_note(tmp, note, sizeof note);
+        PlStatus st = PL_H5_FAIL("cannot create %s%s", tmp, note);
+        unlink(tmp);
         free(tmp);
         return st;
     }
     PlStatus st = h5ad_write_all(file, t);
-    if (H5Fclose(file) < 0 && st == PL_OK) st = PL_H5_FAIL("cannot close %s", tmp);
+    if (st == PL_OK) st = pl_h5_close_file(file, tmp);
+    else pl_h5_discard_file(file);
     if (st == PL_OK) st = pl_file_commit_rename(tmp, path);
     if (st != PL_OK) {
         unlink(tmp);

@@ -32,6 +32,7 @@ typedef struct ManifestParse {
     size_t max_errors;
     const PlManifestOptions *opt;
     char *root_norm;          // normalised root, no trailing slash (except "/")
+    char *root_real;          // the root with symbolic links resolved (NULL when it does not exist)
 } ManifestParse;
 
 static void manifest_error(ManifestParse *p, int line, int column, const char *fmt, ...)
@@ -155,6 +156,15 @@ static int manifest_parse_channel(ManifestParse *p, const char *text, int line, 
         manifest_error(p, line, column, "%s: path '%s' escapes the root folder '%s' (use --allow-outside-root)",
                        role, text, p->root_norm);
         return 0;
+    }
+    if (!p->opt->allow_outside_root && p->root_real) {   // symbolic links inside the root must stay inside it
+        char *real = realpath(ch->path, NULL);
+        int inside = !real || manifest_inside(p->root_real, real);   // missing files are reported where they are read
+        if (!inside)
+            manifest_error(p, line, column, "%s: path '%s' resolves to '%s', outside the root folder '%s' (a symbolic "
+                           "link; use --allow-outside-root)", role, text, real, p->root_real);
+        free(real);
+        if (!inside) return 0;
     }
     if (p->opt->check_files) {
         struct stat st;
@@ -438,9 +448,11 @@ PlStatus pl_manifest_load(const char *path, const PlManifestOptions *options, Pl
     if (!out->root) { free(text); return PL_FAIL(PL_ERR_NOMEM, "out of memory"); }
     p.root_norm = manifest_normalise(out->root);
     if (!p.root_norm) { free(text); return PL_FAIL(PL_ERR_NOMEM, "out of memory"); }
+    p.root_real = realpath(p.root_norm, NULL);
     st = manifest_parse_text(&p, text, size);
     free(text);
     free(p.root_norm);
+    free(p.root_real);
     if (st == PL_ERR_FORMAT || (st == PL_OK && out->n_errors_total)) {
         if (out->n_errors_total > 1)
             return PL_FAIL(PL_ERR_FORMAT, "%s (and %zu more problem%s)", out->n_errors ? out->errors[0] : "invalid manifest",

@@ -5,11 +5,13 @@
 #include <errno.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pl_digest.h"
+#include "pl_fs.h"
 
 static PlStatus card_string(const char *path, json_t *root, const char *key, int required, char **out) {
     *out = NULL;
@@ -111,8 +113,16 @@ static PlStatus card_parse(const char *path, json_t *root, PlModelCard *c) {
                 if (!json_is_number(m) || !json_is_number(s) || !(json_number_value(s) > 0))
                     return PL_FAIL(PL_ERR_FORMAT, "%s: normalisation mean[%d]/std[%d] must be numbers, std > 0", path,
                                    k, k);
-                c->mean[k] = (float)json_number_value(m);
-                c->std[k] = (float)json_number_value(s);
+                double mv = json_number_value(m), sv = json_number_value(s);
+                // pixel values x in [0, 1] become (x - mean) / std: keep them far inside float32 (the ViT squares
+                // and sums them), or every embedding would be NaN
+                double reach = (fabs(mv) > fabs(1.0 - mv) ? fabs(mv) : fabs(1.0 - mv)) / sv;
+                if (!isfinite(mv) || !isfinite(sv) || !(reach <= PL_CARD_MAX_NORMALISED))
+                    return PL_FAIL(PL_ERR_FORMAT, "%s: normalisation mean[%d] = %g, std[%d] = %g map pixel values to "
+                                   "+-%g, beyond +-%g: the model's arithmetic would overflow float32", path, k, mv, k, sv,
+                                   reach, PL_CARD_MAX_NORMALISED);
+                c->mean[k] = (float)mv;
+                c->std[k] = (float)sv;
             }
         } else {
             return PL_FAIL(PL_ERR_FORMAT, "%s: unknown normalisation mode '%s' (self, fixed)", path, mode);
@@ -120,8 +130,8 @@ static PlStatus card_parse(const char *path, json_t *root, PlModelCard *c) {
     }
     json_t *px = json_object_get(root, "pixel_size_um");
     if (px && !json_is_null(px)) {
-        if (!json_is_number(px) || !(json_number_value(px) > 0))
-            return PL_FAIL(PL_ERR_FORMAT, "%s: \"pixel_size_um\" must be a positive number", path);
+        if (!json_is_number(px) || !(json_number_value(px) >= 1e-4 && json_number_value(px) <= 1000))
+            return PL_FAIL(PL_ERR_FORMAT, "%s: \"pixel_size_um\" must be a number of micrometres in 0.0001..1000", path);
         c->pixel_size_um = json_number_value(px);
     }
     const char *mode = json_string_value(json_object_get(root, "input_mode"));
@@ -148,7 +158,11 @@ static PlStatus card_parse(const char *path, json_t *root, PlModelCard *c) {
 PlStatus pl_modelcard_load(const char *path, PlModelCard *out) {
     memset(out, 0, sizeof *out);
     json_error_t err;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+    char *text = NULL;
+    size_t size = 0;
+    if (pl_file_read_all(path, (size_t)16 << 20, &text, &size) != PL_OK) return pl_error_wrap("model card");
+    json_t *root = json_loadb(text, size, JSON_REJECT_DUPLICATES, &err);
+    free(text);
     if (!root) {
         if (err.line < 0) return PL_FAIL(PL_ERR_IO, "%s: cannot read model card: %s", path, err.text);
         return PL_FAIL(PL_ERR_FORMAT, "%s:%d:%d: invalid JSON: %s", path, err.line, err.column, err.text);

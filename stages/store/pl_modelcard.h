@@ -13,6 +13,9 @@
 
 #include "pl_error.h"
 
+// Largest |(x - mean) / std| a fixed normalisation may produce for pixel values x in [0, 1].
+#define PL_CARD_MAX_NORMALISED 1e6
+
 #define PL_CARD_MAX_SLOTS 16
 
 typedef enum PlCardNorm { PL_CARD_NORM_SELF = 0, PL_CARD_NORM_FIXED = 1 } PlCardNorm;

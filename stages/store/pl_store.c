@@ -3,7 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "pl_fs.h"
 #include "pl_h5.h"
 
 PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
@@ -25,7 +27,7 @@ PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
     w->dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (w->dxpl < 0 || H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
         PlStatus st = PL_H5_FAIL("%s: collective transfer property", path);
-        pl_store_close(w);
+        pl_store_discard(w);
         return st;
     }
     w->path = pl_strdup(path);
@@ -50,7 +52,7 @@ PlStatus pl_store_open_serial(PlStoreWriter *w, const char *path) {
     w->path = pl_strdup(path);
     if (w->dxpl < 0 || !w->path) {
         PlStatus st = w->path ? PL_H5_FAIL("%s: transfer property", path) : PL_ERR_NOMEM;
-        pl_store_close(w);
+        pl_store_discard(w);
         return st;
     }
     return PL_OK;
@@ -123,8 +125,12 @@ PlStatus pl_store_dataset_write(PlStoreWriter *w, PlStoreDataset *d, int64_t row
         else e1 = H5Sselect_none(space), e2 = H5Sselect_none(mspace);
     }
     if (e1 < 0 || e2 < 0) st = PL_H5_FAIL("%s: selecting rows of %s", w->path, d->name);
-    if (st == PL_OK && H5Dwrite(d->dset, mem_type, mspace, space, w->dxpl, n > 0 ? data : NULL) < 0)
-        st = PL_H5_FAIL("%s: cannot write %s rows %lld..%lld", w->path, d->name, (long long)row0, (long long)(row0 + n));
+    if (st == PL_OK && H5Dwrite(d->dset, mem_type, mspace, space, w->dxpl, n > 0 ? data : NULL) < 0) {
+        char note[512];   // a full or read-only file system is the usual cause: say so
+        pl_fs_space_note(w->path, note, sizeof note);
+        st = PL_H5_FAIL("%s: cannot write %s rows %lld..%lld%s", w->path, d->name, (long long)row0,
+                        (long long)(row0 + n), note);
+    }
     if (mspace >= 0) H5Sclose(mspace);
     if (space >= 0) H5Sclose(space);
     if (owned >= 0) H5Tclose(owned);
@@ -199,15 +205,26 @@ PlStatus pl_store_attr_i64(PlStoreWriter *w, const char *name, int64_t value) {
 PlStatus pl_store_close(PlStoreWriter *w) {
     PlStatus st = PL_OK;
     if (w->dxpl > 0) H5Pclose(w->dxpl);
-    if (w->file > 0 && H5Fclose(w->file) < 0) st = PL_H5_FAIL("cannot close store %s", w->path ? w->path : "?");
+    if (w->file > 0) st = pl_h5_close_file(w->file, w->path ? w->path : "?");
     free(w->path);
     memset(w, 0, sizeof *w);
     return st;
 }
 
+void pl_store_discard(PlStoreWriter *w) {
+    if (w->dxpl > 0) H5Pclose(w->dxpl);
+    if (w->file > 0) pl_h5_discard_file(w->file);
+    free(w->path);
+    memset(w, 0, sizeof *w);
+}
+
 // ---- serial readers ----
 
 PlStatus pl_store_open_read(const char *path, hid_t *file) {
+    *file = H5I_INVALID_HID;
+    int fd;   // a FIFO or device is an error, never a hang inside HDF5's open
+    PL_TRY(pl_open_regular(path, &fd));
+    close(fd);
     pl_h5_quiet();
     *file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (*file < 0) return PL_H5_FAIL("cannot open store %s", path);

@@ -63,6 +63,8 @@ PlStatus pl_store_attr_string(PlStoreWriter *w, const char *name, const char *va
 PlStatus pl_store_attr_i64(PlStoreWriter *w, const char *name, int64_t value);
 // Close (collective for a parallel writer); safe on a zeroed writer (file <= 0).
 PlStatus pl_store_close(PlStoreWriter *w);
+// Close after an earlier error, keeping that error's message.
+void pl_store_discard(PlStoreWriter *w);
 
 // ---- serial readers (any HDF5 file; open with pl_store_open_read) ----
 PlStatus pl_store_open_read(const char *path, hid_t *file);

@@ -75,7 +75,17 @@ for f in "$PROTLOC_SHARED_DIR"/samples/opencell_hoechst_proj/*.tif; do
 done
 expect_status 0 "$PROTLOC" manifest scan real --layout opencell --out real/manifest.tsv
 [ "$(grep -vc '^#' real/manifest.tsv)" -eq 8 ] || fail "7 sample projections should give 7 items"
-expect_status 0 "$PROTLOC" manifest check real/manifest.tsv
+# the links point outside the data root: containment is checked on the resolved path, so `check` names them and
+# accepts them only with --allow-outside-root; a link that stays inside the root is fine
+expect_status 1 "$PROTLOC" manifest check real/manifest.tsv
+grep -q "outside the root folder .*(a symbolic link; use --allow-outside-root)" "$TEST_TMP/last.err" \
+  || fail "symlink escape not named: $(cat "$TEST_TMP/last.err")"
+expect_status 0 "$PROTLOC" manifest check real/manifest.tsv --allow-outside-root
+mkdir -p inside/data
+cp "$PROTLOC_SHARED_DIR/samples/opencell_hoechst_proj/FOV_00007_RAW.tif" inside/data/FOV_00007_RAW.tif
+ln -s data/FOV_00007_RAW.tif inside/OC-FOV_00007_proj.tif
+expect_status 0 "$PROTLOC" manifest scan inside --layout opencell --out inside/manifest.tsv
+expect_status 0 "$PROTLOC" manifest check inside/manifest.tsv
 
 # ---- HPA: {id}_{red,green,blue,yellow}.png sets; incomplete sets are named; masks; id,labels CSV ----
 HPA="$PROTLOC_SHARED_DIR/samples/hpa_1000_A12_2"
@@ -95,7 +105,9 @@ head -2 hpa/manifest.tsv | tail -1 | grep -q $'^id\tdataset\tlabel\tsplit\tgroup
 grep -q $'^1000_A12_2\thpa\t16;0\t[a-z]*\t1000_A12\t1000_A12_2_red.png\t1000_A12_2_green.png\t1000_A12_2_blue.png\t1000_A12_2_yellow.png\t1000_A12_2_cellmask.png$' \
   hpa/manifest.tsv || fail "hpa row wrong: $(grep 1000_A12_2 hpa/manifest.tsv)"
 grep -q $'^1000_B3_1\thpa\t25\t[a-z]*\t1000_B3\t.*\t$' hpa/manifest.tsv || fail "hpa row without mask wrong"
-expect_status 0 "$PROTLOC" manifest check hpa/manifest.tsv
+expect_status 1 "$PROTLOC" manifest check hpa/manifest.tsv
+grep -q "1000_A12_2_cellmask.png' resolves to .*outside the root folder" "$TEST_TMP/last.err" || fail "HPA symlink escape not named"
+expect_status 0 "$PROTLOC" manifest check hpa/manifest.tsv --allow-outside-root
 
 # ---- diff: changed fields, removed ids, exit statuses ----
 sed 's/\t16;0\t/\t16\t/' hpa/manifest.tsv | grep -v 1000_B3_1 >hpa/edited.tsv
