@@ -67,7 +67,9 @@ static volatile sig_atomic_t process_stop_signal;
 
 static void process_on_signal(int sig) {
     if (!process_stop_signal) process_stop_signal = sig;
-    signal(sig, SIG_DFL);   // a second one of the same kind ends the process at once
+    // A second Ctrl-C ends the process at once. SIGTERM and SIGHUP may arrive twice without anyone asking twice
+    // (Slurm signals both srun, which forwards, and the tasks): those repeat harmlessly; SIGKILL still ends it.
+    if (sig == SIGINT) signal(sig, SIG_DFL);
 }
 
 void pl_process_catch_signals(void) {

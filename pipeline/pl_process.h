@@ -32,7 +32,8 @@ void pl_process_stop(void);
 
 // Stop requests: after pl_process_catch_signals, SIGTERM (Slurm's warning before a time limit), SIGINT and SIGHUP
 // set a flag instead of killing the process; long-running commands poll it (PlRunOptions.stop_signal) and end
-// cleanly with exit status 128 + the signal. A second signal of the same kind kills as usual.
+// cleanly with exit status 128 + the signal. A second SIGINT kills as usual; repeated SIGTERM/SIGHUP are ignored
+// (Slurm can deliver one through srun and one directly).
 void pl_process_catch_signals(void);
 // The flag: 0, or the number of the first stop signal received.
 const volatile sig_atomic_t *pl_process_stop_signal(void);

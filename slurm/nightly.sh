@@ -8,14 +8,17 @@
 #
 # WORKDIR holds everything this script owns:
 #   nightly.lock            flock: a second nightly.sh while one runs exits 75 at once, touching nothing
-#   manifest.tsv            the manifest the current store was built from (replaced only after a full success)
-#   store.h5                the current store (protloc run reuses unchanged items and replaces it atomically,
-#                           so the previous store stays in place until the new one is complete)
+#   manifest.tsv            the manifest the current store was built from (replaced right after the store is)
+#   store.h5                the current store. protloc run reuses unchanged items and replaces it atomically, and
+#                           only when the new one is acceptable: when items fail beyond --max-failed (pass it with
+#                           --run-arg) or items that had rows fail again, or nothing produced a row, the previous
+#                           store stays byte-identical and the failed items are listed in store.h5.failures.tsv
 #   manifests/manifest-STAMP.tsv   every scanned manifest
 #   reports/STAMP/          diff.txt, embed.log, reduce.log, knn/, probe/, summary.txt  (STAMP = UTC date-time)
 #   reports/latest          symlink to the newest complete report
 #   logs/nightly-STAMP.log  the full log of the run
-# Exit status: 0 = done (or nothing changed: no new report), 1 = a step failed (the log names it; a partial
+# Exit status: 0 = done (or nothing changed: no new report), 1 = a step failed or the run kept the previous store
+# (the log names the step and says, checked on disk, whether the store and manifest were replaced; a partial
 # report is left as reports/STAMP.failed), 2 = bad arguments, 75 = another run holds the lock.
 # Environment: PROTLOC (protloc binary; default `protloc` on PATH), PROTLOC_SLURM_DIR (folder with the sbatch
 # scripts; default: this script's folder), PROTLOC_KNN_ARGS / PROTLOC_PROBE_ARGS (passed to the reduce).
@@ -70,10 +73,22 @@ report="$work/reports/$stamp.partial"
 mkdir -p "$report"
 step="start"
 say() { echo "$(date -u +%H:%M:%S) nightly: $*"; }
+# What is on disk now, so that every claim in the log is checked rather than assumed.
+file_id() { stat -c '%d:%i:%s:%Y' "$1" 2>/dev/null || echo absent; }
+store_before=$(file_id "$work/store.h5")
+manifest_before=$(file_id "$work/manifest.tsv")
 on_exit() {
   local rc=$?
   if [ "$rc" -ne 0 ]; then
-    say "FAILED during step '$step' (exit $rc); the previous store and manifest are untouched; log: $log"
+    local store_said manifest_said
+    if [ "$(file_id "$work/store.h5")" = "$store_before" ]; then
+      if [ "$store_before" = absent ]; then store_said="no store was written"; else store_said="the previous store is untouched"; fi
+    else
+      store_said="the store WAS replaced by this run's"
+    fi
+    if [ "$(file_id "$work/manifest.tsv")" = "$manifest_before" ]; then manifest_said="the manifest is untouched"
+    else manifest_said="the manifest was updated to match it"; fi
+    say "FAILED during step '$step' (exit $rc); $store_said; $manifest_said; log: $log"
     if [ -d "$report" ]; then mv "$report" "$work/reports/$stamp.failed" 2>/dev/null || true; fi
   fi
   # let tee write the last lines before this script's exit is seen
@@ -132,6 +147,7 @@ else
   echo "# first run: no previous manifest/store" >"$report/diff.txt"
   say "first run: everything is new"
 fi
+if [ "$changed" -eq 0 ] && [ "$force" -eq 1 ]; then say "no changes since the last run; --force: running anyway"; fi
 if [ "$changed" -eq 0 ] && [ "$force" -eq 0 ]; then
   say "no changes since the last run: nothing to do"
   rm -rf "$report"
@@ -144,15 +160,42 @@ outside=()
 if "$PROTLOC" run --help 2>/dev/null | grep -q -- '--allow-outside-root'; then outside=(--allow-outside-root); fi
 run_cmd=(--manifest "$new" --model "$model" --out "$store" --level "$level" "${outside[@]}" "${run_args[@]}")
 
+# What protloc run's exit status means for this script (docs/guide.md "Exit statuses"); fails unless the store
+# was written (0, or 3 = written with failed items recorded in its /failures).
+embed_outcome() {  # embed_outcome STATUS WHERE
+  local rc=$1 where=$2
+  case $rc in
+    0) return 0 ;;
+    3) say "protloc run finished with failed items (stored in $store /failures; listed in $store.failures.tsv)"; return 0 ;;
+    4) fail "protloc run kept the previous store: items failed beyond --max-failed or failed where the previous store had rows (exit 4); failed items: $store.failures.tsv; $where" ;;
+    5) fail "protloc run kept the previous store: no item produced a row (exit 5); failed items: $store.failures.tsv; $where" ;;
+    6) fail "another protloc run holds $store.lock (exit 6); nothing was done" ;;
+  esac
+  if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ]; then
+    fail "protloc run was stopped by signal $((rc - 128)) (exit $rc); its journal keeps the finished items and the next run resumes them; $where"
+  fi
+  fail "protloc run failed (exit $rc); $where"
+}
+
 wait_job() {  # wait_job JOBID STATUSFILE WHAT: poll squeue every 0.2 s, then read the status file
   local id=$1 status_file=$2 what=$3
   while squeue -h -j "$id" -o %T 2>/dev/null | grep -q .; do sleep 0.2; done
-  local state
+  local state line
   state=$(scontrol show job "$id" 2>/dev/null | tr ' ' '\n' | awk -F= '$1 == "JobState" && !n++ { print $2 }')
-  if [ ! -f "$status_file" ] || ! grep -q '^ok' "$status_file"; then
-    fail "$what job $id did not succeed (state ${state:-unknown}; status: $(cat "$status_file" 2>/dev/null || echo none))"
+  line=$(cat "$status_file" 2>/dev/null || echo none)
+  if [ "$what" = embed ]; then   # protloc.sbatch writes "ok|kept|locked|interrupted|failed STATUS"
+    case $line in
+      ok*|kept*|locked*|interrupted*|failed*) embed_outcome "${line##* }" "job $id (state ${state:-unknown}), log $report/embed.log" ;;
+      *) fail "embed job $id ended without a status (state ${state:-unknown}); see $report/embed.log" ;;
+    esac
+  elif [ "${line%% *}" != ok ]; then
+    fail "$what job $id did not succeed (state ${state:-unknown}; status: $line)"
   fi
   say "$what job $id finished (${state:-COMPLETED})"
+}
+
+publish_manifest() {  # the store now matches the new manifest: the next run diffs against it
+  cp "$new" "$work/manifest.tsv.tmp" && mv "$work/manifest.tsv.tmp" "$work/manifest.tsv"
 }
 
 if [ "$launcher" = slurm ]; then
@@ -167,13 +210,15 @@ if [ "$launcher" = slurm ]; then
   say "submitted embed job $embed_id and reduce job $reduce_id (afterok:$embed_id)"
   step="embed (job $embed_id, log $report/embed.log)"
   wait_job "$embed_id" "$report/embed.status" embed
+  publish_manifest
   step="reduce (job $reduce_id, log $report/reduce.log)"
   wait_job "$reduce_id" "$report/reduce.status" reduce
 else
   step="embed (mpirun, log $report/embed.log)"
   rc=0
   mpirun -np "$ranks" "$PROTLOC" run "${run_cmd[@]}" >"$report/embed.log" 2>&1 || rc=$?
-  [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || fail "protloc run failed (exit $rc); see $report/embed.log"
+  embed_outcome "$rc" "see $report/embed.log"
+  publish_manifest
   step="reduce (log $report/reduce.log)"
   read -r -a knn_extra <<<"${PROTLOC_KNN_ARGS:-}"
   read -r -a probe_extra <<<"${PROTLOC_PROBE_ARGS:-}"
@@ -186,7 +231,6 @@ fi
 # ---- 5. publish ----
 step="publish"
 [ -f "$store" ] || fail "protloc run reported success but $store is missing"
-cp "$new" "$work/manifest.tsv.tmp" && mv "$work/manifest.tsv.tmp" "$work/manifest.tsv"
 {
   echo "protloc nightly report $stamp"
   echo "manifest: $new"

@@ -3,13 +3,15 @@
 # (2 MPI ranks via srun --mpi=pmix) and the dependent slurm/reduce.sbatch on synthetic data; then slurm/nightly.sh
 # runs twice with new images added in between and must process only those. Also: a failing job is reported as
 # failed and its dependent reduce is cancelled; the lock refuses an overlapping nightly; a failed nightly leaves the
-# previous store, manifest and latest report untouched. If Slurm cannot start, the test FAILS with the reason.
+# previous store, manifest and latest report untouched; a re-run whose every item fails keeps the store and nightly
+# says so; SIGTERM to a 2-rank job stops it cleanly and a resubmission resumes. If Slurm cannot start, the test
+# FAILS with the reason.
 set -u
 . "$(dirname "$0")/lib.sh"
 SRC=$PROTLOC_SOURCE_DIR
 SL="$TEST_TMP/slurm"
 # Always shut Slurm and munge down (then remove the temp folder, as lib.sh would).
-trap 'bash "$SRC/tests/slurm/local_slurm.sh" stop "$SL" >/dev/null 2>&1; rm -rf "$TEST_TMP"' EXIT
+trap 'bash "$SRC/tests/slurm/local_slurm.sh" stop "$SL" >/dev/null 2>&1; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TEST_TMP"' EXIT
 trap 'exit 130' INT TERM
 cd "$TEST_TMP" || exit 1
 
@@ -166,5 +168,56 @@ grep -q "FAILED during step 'embed" "$TEST_TMP/last.out" || fail "failed nightly
 [ "$(readlink work/reports/latest)" = "$second" ] || fail "a failed nightly moved the latest link"
 failed_dirs=(work/reports/*.failed)
 [ -d "${failed_dirs[0]}" ] || fail "no .failed report folder kept for inspection"
+
+# ---- 6. storage glitch: every image unreadable (truncated). The forced nightly's run fails every item, all of which
+# had rows: protloc run keeps the store (exit 5: no row; on the Slurm job too), nightly exits 1 and says so truthfully; store and
+# manifest byte-identical; every failure listed beside the store ----
+f0=$failures
+man2=$(sha256sum work/manifest.tsv | cut -d' ' -f1)
+mkdir -p saved && cp incoming/*.tif saved/
+for f in incoming/*.tif; do head -c 200 "saved/$(basename "$f")" >"$f"; done
+expect_status 1 "${NIGHTLY[@]}" --force
+grep -q -- "--force: running anyway" "$TEST_TMP/last.out" || fail "forced nightly not logged"
+grep -q "protloc run kept the previous store" "$TEST_TMP/last.out" || fail "kept store not reported: $(tail -3 "$TEST_TMP/last.out")"
+grep -q "the previous store is untouched; the manifest is untouched" "$TEST_TMP/last.out" \
+  || fail "nightly's claim about the store: $(grep FAILED "$TEST_TMP/last.out")"
+[ "$(sha256sum work/store.h5 | cut -d' ' -f1)" = "$sum2" ] || fail "a run with every item failing replaced the store"
+[ "$(sha256sum work/manifest.tsv | cut -d' ' -f1)" = "$man2" ] || fail "the manifest changed although the store was kept"
+[ "$(grep -vc '^#' work/store.h5.failures.tsv)" -eq $((n_items + n_new + 1)) ] \
+  || fail "failures report should list every item: $(head -3 work/store.h5.failures.tsv)"
+grep -q '^kept 5' work/reports/*.failed/embed.status 2>/dev/null || fail "embed status should be 'kept 5' (no item produced a row)"
+cp saved/*.tif incoming/
+[ "$failures" -eq "$f0" ] && pass "a re-run whose every item fails keeps the store and nightly says so"
+
+f0=$failures
+# ---- 7. SIGTERM to a running job (as before a time limit): every rank stops cleanly (exit 143), the status says
+# interrupted, no store or temporary file; submitting again resumes and equals the uninterrupted 1-rank store ----
+printf '#!/bin/sh\nexec "%s" 300 "$@"\n' "$PROTLOC_BUILD_DIR/tests/protloc_slow_items" >slow.sh
+chmod +x slow.sh
+slow=$(PROTLOC="$TEST_TMP/slow.sh" PROTLOC_STATUS="$TEST_TMP/slow.status" sbatch --parsable -n 2 \
+  --output="$TEST_TMP/slow.log" "$SRC/slurm/protloc.sbatch" --manifest data/manifest.tsv --model card.json \
+  --out "$TEST_TMP/slow.h5")
+for _ in $(seq 1 1200); do
+  s0=$(stat -c %s slow.h5.journal/rank-00000.jnl 2>/dev/null || echo 0)
+  s1=$(stat -c %s slow.h5.journal/rank-00001.jnl 2>/dev/null || echo 0)
+  [ "$s0" -gt 0 ] && [ "$s1" -gt 0 ] && break
+  sleep 0.1
+done
+scancel --signal=TERM "$slow"
+wait_jobs 120 "$slow"
+grep -q '^interrupted 143' slow.status || fail "interrupted job status: $(cat slow.status 2>&1); log: $(tail -5 slow.log)"
+grep -q "submit the same command again to resume" slow.log || fail "interrupted job log: $(tail -3 slow.log)"
+[ "$(job_state "$slow")" = FAILED ] || fail "an interrupted job should end FAILED, is $(job_state "$slow")"
+if [ -e slow.h5 ] || ls slow.h5.tmp.* >/dev/null 2>&1; then fail "an interrupted job left a store or a temporary"; fi
+[ -d slow.h5.journal ] || fail "an interrupted job must keep its journal"
+again=$(PROTLOC_STATUS="$TEST_TMP/again.status" sbatch --parsable -n 2 --output="$TEST_TMP/again.log" \
+  "$SRC/slurm/protloc.sbatch" --manifest data/manifest.tsv --model card.json --out "$TEST_TMP/slow.h5")
+wait_jobs 300 "$again"
+grep -q '^ok 0' again.status || fail "resumed job: $(cat again.status 2>&1)"
+resumed=$(sed -n 's/^summary:.* resumed=\([0-9]*\).*/\1/p' again.log)
+[ "${resumed:-0}" -gt 0 ] || fail "the resubmitted job resumed nothing: $(grep summary: again.log)"
+$PY "$SRC/tests/fixtures/runner/compare_stores.py" store1.h5 slow.h5 || fail "resumed store differs from the uninterrupted one"
+[ "$failures" -eq "$f0" ] && pass "SIGTERM stops a 2-rank Slurm job cleanly; resubmitting resumes ($resumed items from the journal)"
+
 expect_status 2 bash "$SRC/slurm/nightly.sh" --data incoming
 finish
