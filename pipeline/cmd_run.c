@@ -52,6 +52,8 @@ void cmd_run_usage(FILE *out) {
             "  --max-pixels N         per item: decoded pixels per channel (default 268435456 = 2^28)\n"
             "  --max-memory SIZE      per item: bytes of its model inputs and ViT activations, e.g. 8G\n"
             "                         (default: a quarter of this rank's share of the machine's memory)\n"
+            "  --max-tokens N         per item: ViT tokens of a whole-FOV input; time grows with their square\n"
+            "                         (default 65536 = a 4096 x 4096 input at patch 16)\n"
             "  --no-progress          no progress bar / progress lines\n\n"
             "Exit status: 0 all items embedded; 3 some items failed (listed in /failures and STORE.h5.failures.tsv);\n"
             "4 the failures keep the previous store (unchanged; see STORE.h5.failures.tsv); 5 no item produced a\n"
@@ -108,7 +110,7 @@ int cmd_run_run(int argc, char **argv) {
     }
     enum { O_MANIFEST = 256, O_MODEL, O_OUT, O_ROOT, O_OUTSIDE, O_LEVEL, O_ALIGN, O_FOV, O_TILE, O_STRIDE, O_CROP,
            O_CROPUM, O_BORDER, O_MINAREA, O_PIXEL, O_BATCH, O_THREADS, O_PREFETCH, O_VERIFY, O_STRICT, O_NOPROG, O_FILL, O_SEED,
-           O_CELL_LABELS, O_MAXFAILED, O_ACCEPT, O_MAXPIX, O_MAXMEM };
+           O_CELL_LABELS, O_MAXFAILED, O_ACCEPT, O_MAXPIX, O_MAXMEM, O_MAXTOK };
     static const struct option longopts[] = {
         {"manifest", required_argument, 0, O_MANIFEST}, {"model", required_argument, 0, O_MODEL},
         {"out", required_argument, 0, O_OUT}, {"root", required_argument, 0, O_ROOT},
@@ -123,7 +125,8 @@ int cmd_run_run(int argc, char **argv) {
         {"no-progress", no_argument, 0, O_NOPROG}, {"fill", required_argument, 0, O_FILL},
         {"seed", required_argument, 0, O_SEED}, {"cell-labels", required_argument, 0, O_CELL_LABELS},
         {"max-failed", required_argument, 0, O_MAXFAILED}, {"accept-failures", no_argument, 0, O_ACCEPT},
-        {"max-pixels", required_argument, 0, O_MAXPIX}, {"max-memory", required_argument, 0, O_MAXMEM}, {0, 0, 0, 0}};
+        {"max-pixels", required_argument, 0, O_MAXPIX}, {"max-memory", required_argument, 0, O_MAXMEM},
+        {"max-tokens", required_argument, 0, O_MAXTOK}, {0, 0, 0, 0}};
     PlRunOptions o;
     pl_run_options_default(&o);
     const char *cmd = argv[0];
@@ -157,6 +160,12 @@ int cmd_run_run(int argc, char **argv) {
             long v = 0;
             rc = pl_cli_option_long(cmd, "--max-pixels", optarg, 1, 1L << 40, &v);
             o.max_pixels = v;
+            break;
+        }
+        case O_MAXTOK: {
+            long v = 0;
+            rc = pl_cli_option_long(cmd, "--max-tokens", optarg, 1, 1L << 31, &v);
+            o.max_tokens = v;
             break;
         }
         case O_MAXMEM:
@@ -199,7 +208,6 @@ int cmd_run_run(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     if (pl_process_start_pool(threads, &o.pool) != PL_OK) return PL_EXIT_ABORT;
     if (o.max_memory == 0) o.max_memory = pl_process_memory_share() / 4;
-    pl_process_catch_signals();
     o.stop_signal = pl_process_stop_signal();
     o.after_item = pl_cli_test_hooks.after_item;
     o.after_item_ctx = pl_cli_test_hooks.after_item_ctx;

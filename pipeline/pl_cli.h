@@ -23,10 +23,16 @@ enum {
     PL_EXIT_ABORT = 255   // internal: under MPI this rank cannot continue; main calls MPI_Abort and exits 1
 };
 
+enum {
+    PL_CMD_MPI = 1,         // main initialises MPI before run()
+    PL_CMD_STOPPABLE = 2,   // main catches SIGTERM/SIGINT/SIGHUP before anything else (pl_process_catch_signals):
+                            // the command polls pl_process_stop_signal() and stops cleanly
+};
+
 typedef struct PlCommand {
     const char *name;       // "embed", "model inspect", ...
     const char *summary;    // one line for `protloc --help`
-    int needs_mpi;          // main initialises MPI before run()
+    int flags;              // PL_CMD_* bits
     int (*run)(int argc, char **argv);
     void (*usage)(FILE *out);   // full help for `protloc <name> --help`
 } PlCommand;
@@ -58,7 +64,7 @@ int pl_cli_option_choice(const char *cmd, const char *opt, const char *text, con
 
 // Test-only hooks: NULL in the protloc executable; tests/tools programs set them before calling pl_main.
 typedef struct PlCliTestHooks {
-    void (*after_item)(void *ctx, long item);   // `run`: after each item is journaled
+    void (*after_item)(void *ctx, long item);   // `run`: after each item is journaled; item -1: temporary store written
     void *after_item_ctx;
 } PlCliTestHooks;
 extern PlCliTestHooks pl_cli_test_hooks;

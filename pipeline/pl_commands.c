@@ -4,10 +4,10 @@
 #include "pl_cmds.h"
 
 const PlCommand pl_commands[] = {
-    // name, summary, needs_mpi, run, usage
+    // name, summary, flags (PL_CMD_*), run, usage
     {"version", "print version, git revision and dependency versions", 0, cmd_version_run, cmd_version_usage},
     {"manifest check", "validate a manifest TSV (errors as file:line:column)", 0, cmd_manifest_check_run, cmd_manifest_check_usage},
-    {"run", "embed a manifest with a model card into an HDF5 store (MPI, resumable, incremental)", 1, cmd_run_run, cmd_run_usage},
+    {"run", "embed a manifest with a model card into an HDF5 store (MPI, resumable, incremental)", PL_CMD_MPI | PL_CMD_STOPPABLE, cmd_run_run, cmd_run_usage},
     {"manifest scan", "write a manifest for a folder of OpenCell or HPA images", 0, cmd_manifest_scan_run, cmd_manifest_scan_usage},
     {"manifest diff", "list item ids added, changed and removed between two manifests", 0, cmd_manifest_diff_run, cmd_manifest_diff_usage},
     {"export", "write a store level as AnnData .h5ad, .npy + metadata, or TSV", 0, cmd_export_run, cmd_export_usage},
@@ -16,7 +16,7 @@ const PlCommand pl_commands[] = {
     {"model inspect", "print a checkpoint's format, ViT architecture, stored args and tensors", 0, cmd_model_inspect_run, cmd_model_inspect_usage},
     {"segment", "segment nuclei in a nucleus channel: count, 16-bit label TIFF, JSON", 0, cmd_segment_run, cmd_segment_usage},
     {"synth", "write a synthetic OpenCell/HPA dataset (images, masks, manifest.tsv)", 0, cmd_synth_run, cmd_synth_usage},
-    {"knn", "exact kNN evaluation (macro F1 for every k; MPI-distributed) with reports and plots", 1, cmd_knn_run, cmd_knn_usage},
+    {"knn", "exact kNN evaluation (macro F1 for every k; MPI-distributed) with reports and plots", PL_CMD_MPI, cmd_knn_run, cmd_knn_usage},
     {"probe", "logistic-regression / MLP heads on frozen embeddings, macro F1 per data fraction", 0, cmd_probe_run, cmd_probe_usage},
     {"image info", "decode TIFF/PNG files and print format, size, depth and value range (TSV)", 0, cmd_image_info_run, cmd_image_info_usage},
     {"image prep", "preprocess one item (rescale, normalise, align channels, tiles) into a model-input .npy", 0, cmd_image_prep_run, cmd_image_prep_usage},

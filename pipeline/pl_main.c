@@ -125,7 +125,8 @@ int pl_main(int argc, char **argv) {
 
     pl_h5_start();
     int rank = 0, size = 1;
-    if (cmd->needs_mpi && !pl_cli_wants_help(cargc, cargv)) {
+    if (cmd->flags & PL_CMD_STOPPABLE) pl_process_catch_signals();   // a signal during MPI start-up stops it too
+    if ((cmd->flags & PL_CMD_MPI) && !pl_cli_wants_help(cargc, cargv)) {
         if (pl_mpi_start(&argc, &argv, &rank, &size) != PL_OK) {
             fprintf(stderr, "protloc %s: error: %s\n", cmd->name, pl_error_message());
             return PL_EXIT_FAIL;

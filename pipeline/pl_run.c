@@ -288,10 +288,12 @@ static PlStatus run_plan(RunContext *ctx, PlJournalWriter *jw, long *tasks, long
     for (int r = 0; r < ctx->size; r++) valid[r] = pl_journal_valid_length(&idx, r);
     unsigned char *done = calloc(m->count, 1), *reused = calloc(m->count, 1);
     PlStatus st = done && reused ? PL_OK : PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    for (size_t e = 0; st == PL_OK && e < idx.count; e++) {   // journal records of the current inputs
+    // Journal records of the current inputs are resumed; failures are tried again (like the previous store's
+    // /failures), so that a raised budget or a repaired file takes effect on the re-run.
+    for (size_t e = 0; st == PL_OK && e < idx.count; e++) {
         long i = pl_manifest_find(m, idx.entries[e].id);
-        if (i >= 0 && !strcmp(idx.entries[e].digest, ctx->digests[i]) &&
-            (idx.entries[e].failed || idx.entries[e].dim == ctx->dim))
+        if (i >= 0 && !idx.entries[e].failed && !strcmp(idx.entries[e].digest, ctx->digests[i]) &&
+            idx.entries[e].dim == ctx->dim)
             done[i] = 1;
     }
     pl_journal_index_free(&idx);
@@ -379,6 +381,7 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(&n_tasks, 1, MPI_LONG, 0, MPI_COMM_WORLD));
     if (st == PL_OK && n_tasks > 0) st = PL_MPI_CHECK(MPI_Bcast(tasks, (int)n_tasks, MPI_LONG, 0, MPI_COMM_WORLD));
     if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(valid, ctx.size, MPI_INT64_T, 0, MPI_COMM_WORLD));
+    ctx.journal_start = valid;
     if (st == PL_OK && ctx.rank != 0) st = pl_journal_open(&jw, ctx.journal_dir, ctx.rank, valid[ctx.rank]);
     st = run_agree(st, "opening the journals");
     RunWorkerStats ws;

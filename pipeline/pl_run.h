@@ -18,6 +18,10 @@
 enum { PL_RUN_FOV = 1 << PL_STORE_FOV, PL_RUN_TILES = 1 << PL_STORE_TILES, PL_RUN_CELLS = 1 << PL_STORE_CELLS };
 
 // A callback after each item is journaled (tests use it to slow a run down; production leaves it NULL).
+// Default --max-tokens: attention time grows with the square of the tokens; 65536 = a 4096 x 4096 FOV at patch 16
+// (about 10 minutes per item for ViT-S/16 on 2 cores). Larger fields of view go through --level tiles.
+#define PL_RUN_MAX_TOKENS_DEFAULT 65536
+
 typedef void (*PlRunItemHook)(void *ctx, long item);
 
 typedef struct PlRunOptions {
@@ -48,11 +52,12 @@ typedef struct PlRunOptions {
     int accept_failures;        // commit whatever failed (still at least one row)
     int64_t max_pixels;         // per-item budget: decoded pixels per channel (0 = the decoder's limit)
     int64_t max_memory;         // per-item budget: bytes of one item's model inputs + activations (0 = default)
+    int64_t max_tokens;         // per-item budget: ViT tokens of a whole-FOV input (0 = PL_RUN_MAX_TOKENS_DEFAULT)
     int no_progress;            // never draw a bar
     int prefetch;               // items prepared ahead of the embedding (default 2)
     const volatile sig_atomic_t *stop_signal;   // borrowed: nonzero = stop cleanly (pl_process.h); NULL = never
-    PlRunItemHook after_item;   // test-only hook (NULL in production)
-    void *after_item_ctx;
+    PlRunItemHook after_item;   // test-only hooks (NULL in production): after each journaled item (item >= 0) and,
+    void *after_item_ctx;       // with item = -1, on every rank once the temporary store is written, before commit
 } PlRunOptions;
 
 // What became of the store at --out.

@@ -119,6 +119,7 @@ static PlStatus commit_store(const RunContext *ctx, const RunStorePlan *plan, Pl
     st = run_agree(st, "naming the temporary store");
     if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(temp, sizeof temp, MPI_CHAR, 0, MPI_COMM_WORLD));
     if (st == PL_OK) st = run_agree(run_write_store(ctx, plan, temp), "writing the store");
+    if (st == PL_OK && ctx->opt->after_item) ctx->opt->after_item(ctx->opt->after_item_ctx, -1);
     if (st == PL_OK) st = run_check_stop(ctx, sum);   // a stop request during the write: nothing is replaced
     if (ctx->rank == 0) {
         if (st == PL_OK) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pl_decode.h"
+#include "pl_log.h"
 #include "pl_run_priv.h"
 
 static void prep_fail(RunPrepared *p, const char *stage, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -81,12 +82,12 @@ static void prep_fov_size(const RunContext *ctx, int h, int w, int *th, int *tw)
     else *th = h / P * P, *tw = w / P * P;
 }
 
-// Per-item budget (--max-memory), checked from the image header before anything large is allocated: the decoded
-// and rescaled channels, the model inputs of each requested level and the ViT activations for them. 0 when over.
+// Per-item budgets (--max-memory, --max-tokens), checked from the image header before anything large is
+// allocated: the decoded and rescaled channels, the model inputs of each requested level and the ViT activations
+// for them; the whole-FOV input's token count (its attention time grows with the square). 0 when over.
 static int prep_check_budget(const RunContext *ctx, const PlManifestItem *it, const PlChannelSource *src, int n,
                              RunPrepared *p) {
     const PlRunOptions *o = ctx->opt;
-    if (o->max_memory <= 0) return 1;
     char *path = NULL;
     int channel = 0;
     PlImageInfo info;
@@ -107,6 +108,16 @@ static int prep_check_budget(const RunContext *ctx, const PlManifestItem *it, co
         vit = pl_vit_memory_bytes(&ctx->vit_cfg, &vo);
         in_px = (double)th * tw;
         need = planes + 2.0 * 4.0 * R * C * in_px + vit;   // pl_prep's output + the batch copy + activations
+        int P = ctx->vit_cfg.patch;
+        double tokens = 1.0 + (double)(th / P) * (tw / P);
+        int64_t max_tokens = o->max_tokens > 0 ? o->max_tokens : PL_RUN_MAX_TOKENS_DEFAULT;
+        if (tokens > (double)max_tokens) {
+            prep_fail(p, "budget", "%s is %d x %d%s: as one %d x %d input it is %.0f ViT tokens, more than --max-tokens "
+                      "%lld (attention time grows with their square); embed it as tiles (--level tiles), crop it "
+                      "(--fov-size N), or raise --max-tokens", src[0].ref, info.width, info.height,
+                      f != 1.0 ? " (rescaled)" : "", th, tw, tokens, (long long)max_tokens);
+            return 0;
+        }
     }
     if (o->levels & PL_RUN_TILES) {
         int t = o->tile;
@@ -115,11 +126,14 @@ static int prep_check_budget(const RunContext *ctx, const PlManifestItem *it, co
         double tb = planes + 2.0 * 4.0 * R * C * tiles * t * t + pl_vit_memory_bytes(&ctx->vit_cfg, &vo);
         if (tb > need) need = tb;
     }
-    if (need <= (double)o->max_memory) return 1;
-    prep_fail(p, "budget", "%s is %d x %d (%d channel%s%s): embedding it needs about %.0f MiB (ViT activations for a "
-              "%d x %d input: %.0f MiB), more than --max-memory %.0f MiB; embed it as tiles (--level tiles), crop it "
+    if (o->max_memory <= 0 || need <= (double)o->max_memory) return 1;
+    char need_text[32], vit_text[32], max_text[32];
+    prep_fail(p, "budget", "%s is %d x %d (%d channel%s%s): embedding it needs about %s (ViT activations for a "
+              "%d x %d input: %s), more than --max-memory %s; embed it as tiles (--level tiles), crop it "
               "(--fov-size N), or raise --max-memory", src[0].ref, info.width, info.height, n, n > 1 ? "s" : "",
-              f != 1.0 ? ", rescaled" : "", need / 1048576.0, th, tw, vit / 1048576.0, (double)o->max_memory / 1048576.0);
+              f != 1.0 ? ", rescaled" : "", pl_log_format_bytes(need, need_text, sizeof need_text), th, tw,
+              pl_log_format_bytes(vit, vit_text, sizeof vit_text),
+              pl_log_format_bytes((double)o->max_memory, max_text, sizeof max_text));
     return 0;
 }
 

@@ -68,6 +68,8 @@ typedef struct RunContext {
     char *journal_dir;
     RunCellLabels cell_labels;  // --cell-labels table (empty without it)
     unsigned char *had_row;     // rank 0: (items) 1 when the previous store at --out had a row for the item
+    const int64_t *journal_start;   // borrowed, (ranks): bytes of each rank's journal before this run; records at
+                                    // or after that offset were written by this run
 } RunContext;
 
 // One level's ViT inputs for an item: x (rows * R, C, h, w); row r's embedding = the R outputs concatenated.

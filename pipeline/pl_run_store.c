@@ -23,18 +23,30 @@
 
 enum { F_FILE, F_OFFSET, F_LENGTH, F_TILES, F_CELLS, F_FAILED, F_FOV, F_N };
 
-// Rank 0: the chosen record of every item (later records win); an item without one is an internal error.
+// Rank 0: the chosen record of every item; an item without one is an internal error. A record written by this run
+// wins over older ones (a failure retried now, or the same embeddings resumed), then a success over a failure,
+// then the later record of one file.
 static PlStatus store_plan_scan(const RunContext *ctx, RunStorePlan *plan) {
     const PlManifest *m = &ctx->manifest;
     PlJournalIndex idx;
     PL_TRY(pl_journal_scan(ctx->journal_dir, &idx));
     PlStatus st = PL_OK;
+    unsigned char *rank_of = pl_calloc(m->count ? m->count : 1, 1);   // priority of each item's chosen record
+    if (!rank_of) {
+        pl_journal_index_free(&idx);
+        return PL_ERR_NOMEM;
+    }
     for (size_t i = 0; i < m->count; i++) plan->table[i * F_N + F_FILE] = -1;
     for (size_t e = 0; e < idx.count; e++) {
         const PlJournalEntry *en = &idx.entries[e];
         long item = pl_manifest_find(m, en->id);
         if (item < 0 || strcmp(en->digest, ctx->digests[item]) != 0) continue;
         if (!en->failed && en->dim != ctx->dim) continue;
+        int fr = idx.file_rank[en->file];
+        int fresh = fr >= 0 && fr < ctx->size && ctx->journal_start && en->offset >= ctx->journal_start[fr];
+        unsigned char prio = (unsigned char)(1 + 2 * fresh + !en->failed);
+        if (prio < rank_of[item]) continue;
+        rank_of[item] = prio;
         int64_t *t = plan->table + (size_t)item * F_N;
         t[F_FILE] = en->file;
         t[F_OFFSET] = en->offset;
@@ -48,6 +60,7 @@ static PlStatus store_plan_scan(const RunContext *ctx, RunStorePlan *plan) {
         if (plan->table[i * F_N + F_FILE] < 0)
             st = PL_FAIL(PL_ERR_INTERNAL, "item '%s' (line %d) has no journal record after the run", m->items[i].id,
                          m->items[i].line);
+    free(rank_of);
     plan->n_files = idx.n_files;
     if (st == PL_OK && idx.n_files > 0) {
         plan->file_rank = pl_malloc((size_t)idx.n_files * sizeof *plan->file_rank);

@@ -38,3 +38,12 @@ void pl_log(PlLogLevel level, const char *fmt, ...) {
     line[n + 1] = '\0';
     fputs(line, stderr);
 }
+
+const char *pl_log_format_bytes(double bytes, char *buf, size_t size) {
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (bytes >= 1024.0 && u < 4) bytes /= 1024.0, u++;
+    if (u == 0) snprintf(buf, size, "%.0f B", bytes);
+    else snprintf(buf, size, "%.1f %s", bytes, units[u]);
+    return buf;
+}

@@ -9,6 +9,10 @@ PlLogLevel pl_log_get_level(void);
 void pl_log_set_rank(int rank, int size);  // size <= 1 removes the prefix
 void pl_log(PlLogLevel level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+// A byte count for people: "512 B", "64.0 KiB", "235.4 MiB", "11.0 GiB" (written into buf, returned).
+#include <stddef.h>
+const char *pl_log_format_bytes(double bytes, char *buf, size_t size);
+
 #define pl_log_error(...) pl_log(PL_LOG_ERROR, __VA_ARGS__)
 #define pl_log_warn(...) pl_log(PL_LOG_WARN, __VA_ARGS__)
 #define pl_log_info(...) pl_log(PL_LOG_INFO, __VA_ARGS__)

@@ -54,7 +54,7 @@ PlStatus pl_decode_check_size(const char *path, const PlDecodeLimits *lim, uint6
                        path, (unsigned long long)width, (unsigned long long)height,
                        (unsigned long long)lim->max_side);
     if (width * height > lim->max_pixels)
-        return PL_FAIL(PL_ERR_LIMIT, "%s: declared image size %llu x %llu = %llu pixels exceeds the limit of %llu pixels",
+        return PL_FAIL(PL_ERR_LIMIT, "%s: declared image size %llu x %llu = %llu pixels exceeds the limit of %llu pixels (--max-pixels)",
                        path, (unsigned long long)width, (unsigned long long)height,
                        (unsigned long long)(width * height), (unsigned long long)lim->max_pixels);
     if (channels > lim->max_channels)

@@ -139,7 +139,11 @@ PlStatus pl_store_dataset_write(PlStoreWriter *w, PlStoreDataset *d, int64_t row
 
 PlStatus pl_store_dataset_close(PlStoreWriter *w, PlStoreDataset *d) {
     PlStatus st = PL_OK;
-    if (d->dset > 0 && H5Dclose(d->dset) < 0) st = PL_H5_FAIL("%s: cannot close %s", w->path, d->name);
+    if (d->dset > 0 && H5Dclose(d->dset) < 0) {   // closing flushes: a full or read-only file system shows here
+        char note[512];
+        pl_fs_space_note(w->path, note, sizeof note);
+        st = PL_H5_FAIL("%s: cannot finish %s%s", w->path, d->name, note);
+    }
     d->dset = H5I_INVALID_HID;
     return st;
 }

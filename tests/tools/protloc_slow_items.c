@@ -1,5 +1,7 @@
 // The protloc program with a test-only pause after every journaled item of `run`, so that a test can kill a rank
-// in the middle of a run (tests/cli/test_run_resume.sh). The production executable has no such hook.
+// in the middle of a run (tests/cli/test_run_resume.sh), and a pause of 5 x DELAY_MS once the temporary store is
+// written (announced on stderr) before it is committed (tests/cli/test_faults.sh). The production executable has
+// no such hook.
 // Usage: protloc_slow_items DELAY_MS <protloc arguments...>   e.g. mpirun -np 2 protloc_slow_items 150 run --manifest ...
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,8 +10,11 @@
 #include "pl_cli.h"
 
 static void slow_after_item(void *ctx, long item) {
-    (void)item;
     long ms = *(const long *)ctx;
+    if (item < 0) {   // the temporary store is written: say so and pause, so a test can signal this moment
+        fprintf(stderr, "protloc_slow_items: temporary store written\n");
+        ms *= 5;
+    }
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0) {
     }
