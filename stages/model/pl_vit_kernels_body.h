@@ -9,9 +9,10 @@
 // exp(x): Cephes-style range reduction x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n by
 // building the exponent bits. Branch-free so loops over it vectorise. Inputs below -87.3 return
 // ~1e-38 instead of a denormal (softmax inputs are <= 0, so the difference is far below float ulp of 1).
-static inline float PL_K(exp)(float x) {
-    x = x < -87.3f ? -87.3f : x;   // ternaries, not fminf/fmaxf: they vectorise without -ffast-math
-    x = x > 88.3f ? 88.3f : x;
+// NaN gives NaN (the clamps send it to a finite value first, so the float-to-int conversion is always defined).
+static inline float PL_K(exp)(float in) {
+    float x = in > -87.3f ? in : -87.3f;   // ternaries, not fminf/fmaxf: they vectorise without -ffast-math
+    x = x < 88.3f ? x : 88.3f;
     // n = round(x / ln2) with the 1.5 * 2^23 trick (floorf would block vectorisation without -fno-trapping-math)
     float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - fn * 0.693359375f;
@@ -26,7 +27,7 @@ static inline float PL_K(exp)(float x) {
     int32_t bits = ((int32_t)fn + 127) << 23;   // 2^n from its exponent bits
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return y * scale;
+    return in == in ? y * scale : in;
 }
 
 // erf(x) as x P(x^2) / Q(x^2) on [-4, 4] (|erf| rounds to 1 in float beyond), the rational form

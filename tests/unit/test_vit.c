@@ -253,6 +253,10 @@ static void test_erf_exp_accuracy(void **state) {
     assert_true(worst_erf < 5e-7);
     assert_true(worst_exp < 5e-7);
     assert_true(pl_vit_exp(-1000.0f) < 1e-37f);
+    // non-finite inputs: defined results (UBSan checks the float-to-int step), NaN stays NaN
+    assert_true(isnan(pl_vit_exp(NAN)));
+    assert_true(pl_vit_exp(-INFINITY) < 1e-37f);
+    assert_true(isfinite(pl_vit_exp(INFINITY)) && pl_vit_exp(INFINITY) > 1e38f);
 }
 
 // Resizing to a grid of the same size with the DINO +0.1 scale is close to, but not exactly, identity;
