@@ -7,6 +7,8 @@
 #include <strings.h>
 
 #include "pl_fs.h"
+#include "pl_manifest.h"
+#include "pl_utf8.h"
 
 #define LABELS_MAX_FILE ((size_t)1 << 30)
 #define LABELS_MAX_FIELDS 64
@@ -169,6 +171,12 @@ static PlStatus labels_load_id(const char *path, char **lines, size_t n_lines, c
         if (!f[c_id][0]) return PL_FAIL(PL_ERR_FORMAT, "%s:%zu:%d: empty id", path, i + 1, c_id + 1);
         if (strchr(f[c_lab], '\t') || strchr(f[c_id], '\t'))
             return PL_FAIL(PL_ERR_FORMAT, "%s:%zu: tab characters are not allowed in ids or labels", path, i + 1);
+        if (strlen(f[c_id]) > PL_MANIFEST_MAX_ID)
+            return PL_FAIL(PL_ERR_FORMAT, "%s:%zu:%d: id of %zu bytes, more than %d", path, i + 1, c_id + 1,
+                           strlen(f[c_id]), PL_MANIFEST_MAX_ID);
+        if (strlen(f[c_lab]) > PL_MANIFEST_MAX_TEXT)
+            return PL_FAIL(PL_ERR_FORMAT, "%s:%zu:%d: labels of %zu bytes, more than %d", path, i + 1, c_lab + 1,
+                           strlen(f[c_lab]), PL_MANIFEST_MAX_TEXT);
         labels_normalise(f[c_lab]);
         PL_TRY(labels_push(t, &cap, f[c_id], f[c_lab], c_group >= 0 ? f[c_group] : NULL,
                            c_split >= 0 ? f[c_split] : NULL));
@@ -199,8 +207,16 @@ PlStatus pl_label_table_load(const char *path, PlLabelTable *out) {
         if (nlp) *nlp = '\0';
         size_t l = strlen(p);
         if (l && p[l - 1] == '\r') p[l - 1] = '\0';
+        size_t bad = 0;   // every label ends up in a manifest, a store and .h5ad files: UTF-8 only
+        if (st == PL_OK && !pl_utf8_valid(p, strlen(p), &bad))
+            st = PL_FAIL(PL_ERR_FORMAT, "%s:%zu:%zu: invalid UTF-8 (byte 0x%02x); save the file as UTF-8", path, nl + 1,
+                         bad + 1, (unsigned char)p[bad]);
         lines[nl++] = p;
         p = nlp ? nlp + 1 : NULL;
+    }
+    if (st != PL_OK) {
+        free(lines); free(data);
+        return st;
     }
     if (nl == 0) {
         free(lines); free(data);

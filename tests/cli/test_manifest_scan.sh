@@ -130,6 +130,12 @@ grep -q "badgrade.csv:2:4: annotation_grade '4'" "$TEST_TMP/last.err" || fail "b
 printf 'foo,bar\n1,2\n' >badhdr.csv
 expect_status 1 "$PROTLOC" manifest scan oc --layout opencell --labels badhdr.csv
 grep -q "badhdr.csv:1: unrecognised labels header" "$TEST_TMP/last.err" || fail "bad header not explained"
+printf 'id,labels\nOC-a,nucle\xe9us\n' >latin1.csv   # Latin-1, not UTF-8
+expect_status 1 "$PROTLOC" manifest scan oc --layout opencell --labels latin1.csv
+grep -q "latin1.csv:2:11: invalid UTF-8 (byte 0xe9)" "$TEST_TMP/last.err" || fail "Latin-1 labels: $(cat "$TEST_TMP/last.err")"
+{ printf 'id,labels\nOC-a,'; head -c 5000 /dev/zero | tr '\0' 'x'; printf '\n'; } >longlab.csv
+expect_status 1 "$PROTLOC" manifest scan oc --layout opencell --labels longlab.csv
+grep -q "longlab.csv:2:2: labels of 5000 bytes, more than 4096" "$TEST_TMP/last.err" || fail "long label: $(cat "$TEST_TMP/last.err")"
 mkdir -p empty
 expect_status 1 "$PROTLOC" manifest scan empty --layout opencell
 grep -q "no \*_proj.tif files found" "$TEST_TMP/last.err" || fail "empty folder error unclear"
