@@ -8,19 +8,24 @@
 #include "pl_fs.h"
 #include "pl_h5.h"
 
-PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
+// An empty writer for `comm` (MPI_COMM_NULL: serial) and a new file-access property list (closed by the caller).
+static hid_t store_writer_init(PlStoreWriter *w, MPI_Comm comm) {
     memset(w, 0, sizeof *w);
     w->file = H5I_INVALID_HID;
     w->dxpl = H5I_INVALID_HID;
     w->comm = comm;
     pl_h5_quiet();
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    return H5Pcreate(H5P_FILE_ACCESS);
+}
+
+PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
+    hid_t fapl = store_writer_init(w, comm);
     if (fapl < 0) return PL_H5_FAIL("%s: H5Pcreate", path);
-    if (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0) {
+    if (H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST) < 0) {
         H5Pclose(fapl);
-        return PL_H5_FAIL("%s: H5Pset_fapl_mpio", path);
+        return PL_H5_FAIL("%s: MPI-IO file access", path);
     }
-    H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST);
     w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
     if (w->file < 0) return PL_H5_FAIL("cannot create store %s", path);
@@ -35,12 +40,7 @@ PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
 }
 
 PlStatus pl_store_open_serial(PlStoreWriter *w, const char *path) {
-    memset(w, 0, sizeof *w);
-    w->file = H5I_INVALID_HID;
-    w->dxpl = H5I_INVALID_HID;
-    w->comm = MPI_COMM_NULL;
-    pl_h5_quiet();
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    hid_t fapl = store_writer_init(w, MPI_COMM_NULL);
     if (fapl < 0 || H5Pset_fapl_sec2(fapl) < 0) {
         if (fapl >= 0) H5Pclose(fapl);
         return PL_H5_FAIL("%s: serial file access", path);
