@@ -82,6 +82,27 @@ grep -q $'^newbad\t' "$D/s.h5.failures.tsv" || fail "failures report misses the 
 expect_status 0 "$PROTLOC" run "${OPTS[@]}" --manifest "$D/m.tsv" --out "$D/s.h5"
 [ ! -e "$D/s.h5.failures.tsv" ] || fail "a clean run must remove the stale failures report"
 
+# a store written before strings became variable-length (fixed-length, null-padded) is read and reused
+$PY - "$D/ref.h5" "$D/old.h5" <<'PYEOF' || fail "old-format store conversion"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1]) as src, h5py.File(sys.argv[2], "w") as dst:
+    for k, v in src.attrs.items():
+        dst.attrs[k] = v
+    def copy(name, obj):
+        if not isinstance(obj, h5py.Dataset):
+            return
+        a = obj[()]
+        if a.dtype.kind == "O":   # variable-length strings -> fixed-length, as protloc wrote them before
+            b = [x if isinstance(x, bytes) else x.encode() for x in a]
+            a = np.array(b, dtype="S%d" % max(1, max((len(x) for x in b), default=1)))
+        dst.create_dataset(name, data=a)
+    src.visititems(copy)
+PYEOF
+expect_status 0 "$PROTLOC" run "${OPTS[@]}" --manifest "$D/m.tsv" --out "$D/old.h5"
+[ "$(field reused)" = "$N" ] || fail "old-format store not reused: $(grep summary: "$TEST_TMP/last.out")"
+$PY "$FIX/compare_stores.py" "$D/ref.h5" "$D/old.h5" >/dev/null && pass "an old-format store is reused and rewritten" \
+  || fail "rewritten old-format store differs"
+
 # ---- 2. per-item budgets: a huge FOV among normal ones ----
 $PY - "$D/img/huge.tif" <<'PYEOF' || fail "huge TIFF generation"
 import sys, numpy as np, tifffile
