@@ -22,9 +22,7 @@ void pl_h5_stop(void) {
 PlStatus pl_h5_close_file(hid_t file, const char *path) {
     if (H5Fclose(file) >= 0) return PL_OK;
     h5_close_failed = 1;
-    char note[512];
-    pl_fs_space_note(path, note, sizeof note);
-    return PL_H5_FAIL("cannot finish writing %s%s", path, note);
+    return PL_H5_WRITE_FAIL(path, "cannot finish writing %s", path);
 }
 
 void pl_h5_discard_file(hid_t file) {
@@ -51,16 +49,31 @@ static herr_t h5_collect_error(unsigned n, const H5E_error2_t *err, void *data) 
     return 0;
 }
 
-PlStatus pl_h5_fail(const char *file, int line, const char *fmt, ...) {
-    char context[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(context, sizeof context, fmt, ap);
-    va_end(ap);
+static PlStatus h5_fail_context(const char *file, int line, const char *context) {
     H5ErrorText t;
     memset(&t, 0, sizeof t);
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, h5_collect_error, &t);
     H5Eclear2(H5E_DEFAULT);
     if (t.count) return pl_error_set(PL_ERR_HDF5, file, line, "%s: HDF5: %s", context, t.text);
     return pl_error_set(PL_ERR_HDF5, file, line, "%s", context);
+}
+
+PlStatus pl_h5_fail(const char *file, int line, const char *fmt, ...) {
+    char context[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(context, sizeof context, fmt, ap);
+    va_end(ap);
+    return h5_fail_context(file, line, context);
+}
+
+PlStatus pl_h5_write_fail(const char *file, int line, const char *path, const char *fmt, ...) {
+    char context[2048], note[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(context, sizeof context, fmt, ap);
+    va_end(ap);
+    pl_fs_space_note(path, note, sizeof note);
+    if (n >= 0 && (size_t)n < sizeof context) snprintf(context + n, sizeof context - (size_t)n, "%s", note);
+    return h5_fail_context(file, line, context);
 }

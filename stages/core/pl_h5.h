@@ -22,5 +22,10 @@ void pl_h5_quiet(void);
 // Record "<context>: <innermost HDF5 error descriptions>" and return PL_ERR_HDF5.
 #define PL_H5_FAIL(...) pl_h5_fail(__FILE__, __LINE__, __VA_ARGS__)
 PlStatus pl_h5_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// The same for a failed write to `path`: the context is followed by why writing there may fail when that is
+// visible (pl_fs_space_note: a full or read-only file system).
+#define PL_H5_WRITE_FAIL(path, ...) pl_h5_write_fail(__FILE__, __LINE__, path, __VA_ARGS__)
+PlStatus pl_h5_write_fail(const char *file, int line, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

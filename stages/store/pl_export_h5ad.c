@@ -190,9 +190,7 @@ PlStatus pl_export_write_h5ad(const PlStoreTable *t, const char *path) {
     if (!tmp) return PL_ERR_NOMEM;
     hid_t file = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, H5P_DEFAULT);
     if (file < 0) {   // a create can fail after making the file (no space for the superblock): remove it
-        char note[512];
-        pl_fs_space_note(tmp, note, sizeof note);
-        PlStatus st = PL_H5_FAIL("cannot create %s%s", tmp, note);
+        PlStatus st = PL_H5_WRITE_FAIL(tmp, "cannot create %s", tmp);
         unlink(tmp);
         free(tmp);
         return st;

@@ -126,10 +126,8 @@ PlStatus pl_store_dataset_write(PlStoreWriter *w, PlStoreDataset *d, int64_t row
     }
     if (e1 < 0 || e2 < 0) st = PL_H5_FAIL("%s: selecting rows of %s", w->path, d->name);
     if (st == PL_OK && H5Dwrite(d->dset, mem_type, mspace, space, w->dxpl, n > 0 ? data : NULL) < 0) {
-        char note[512];   // a full or read-only file system is the usual cause: say so
-        pl_fs_space_note(w->path, note, sizeof note);
-        st = PL_H5_FAIL("%s: cannot write %s rows %lld..%lld%s", w->path, d->name, (long long)row0,
-                        (long long)(row0 + n), note);
+        st = PL_H5_WRITE_FAIL(w->path, "%s: cannot write %s rows %lld..%lld", w->path, d->name, (long long)row0,
+                              (long long)(row0 + n));
     }
     if (mspace >= 0) H5Sclose(mspace);
     if (space >= 0) H5Sclose(space);
@@ -139,11 +137,8 @@ PlStatus pl_store_dataset_write(PlStoreWriter *w, PlStoreDataset *d, int64_t row
 
 PlStatus pl_store_dataset_close(PlStoreWriter *w, PlStoreDataset *d) {
     PlStatus st = PL_OK;
-    if (d->dset > 0 && H5Dclose(d->dset) < 0) {   // closing flushes: a full or read-only file system shows here
-        char note[512];
-        pl_fs_space_note(w->path, note, sizeof note);
-        st = PL_H5_FAIL("%s: cannot finish %s%s", w->path, d->name, note);
-    }
+    if (d->dset > 0 && H5Dclose(d->dset) < 0)   // closing flushes: a full or read-only file system shows here
+        st = PL_H5_WRITE_FAIL(w->path, "%s: cannot finish %s", w->path, d->name);
     d->dset = H5I_INVALID_HID;
     return st;
 }
