@@ -1,5 +1,6 @@
 // `protloc run` preprocessing of one item: each level through its stage composition (pl_prep_fov for the FOV and
 // tiles, pl_prep_cells for cells); this file only picks the sources and reorders the output for the ViT.
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,16 @@ static void prep_fail(RunPrepared *p, const char *stage, const char *fmt, ...) {
     va_end(ap);
 }
 
+// A channel's image reference "path#page" as the decoders take it; NULL (the item fails) when the path is too long
+// to name a file (PATH_MAX), never a truncated reference to another file.
+#define PREP_REF_MAX (PATH_MAX + 16)
+static const char *prep_channel_ref(const PlManifestChannel *ch, char ref[PREP_REF_MAX], RunPrepared *p) {
+    int n = snprintf(ref, PREP_REF_MAX, "%s#%d", ch->path, ch->page);
+    if (n >= 0 && n < PREP_REF_MAX) return ref;
+    prep_fail(p, "input", "path of %d bytes is too long for a file name: %.80s...", n, ch->path);
+    return NULL;
+}
+
 double run_item_pixel_size(const RunContext *ctx, const PlManifestItem *it) {
     if (it->pixel_size_um > 0) return it->pixel_size_um;
     if (ctx->opt->pixel_size_um > 0) return ctx->opt->pixel_size_um;
@@ -27,7 +38,7 @@ double run_item_pixel_size(const RunContext *ctx, const PlManifestItem *it) {
 
 // The sources of an item: every plane role it has a file for ("path#page"). Returns the count, 0 on failure.
 static int prep_sources(const RunContext *ctx, const PlManifestItem *it, RunPrepared *p, PlChannelSource *src,
-                        char (*refs)[4200]) {
+                        char (*refs)[PREP_REF_MAX]) {
     const PlManifest *m = &ctx->manifest;
     int n = 0;
     for (int q = 0; q < ctx->n_planes; q++) {
@@ -40,9 +51,9 @@ static int prep_sources(const RunContext *ctx, const PlManifestItem *it, RunPrep
             }
             continue;
         }
-        snprintf(refs[n], 4200, "%s#%d", ch->path, ch->page);
         src[n].role = m->roles[ctx->plane_role[q]];
-        src[n].ref = refs[n];
+        src[n].ref = prep_channel_ref(ch, refs[n], p);
+        if (!src[n].ref) return 0;
         n++;
     }
     if (n == 0) prep_fail(p, "input", "the item has none of the channels the model reads");
@@ -167,18 +178,15 @@ static int prep_level(const RunContext *ctx, const PlManifestItem *it, const PlP
 // reader thread's segmenter.
 static int prep_cells(const RunContext *ctx, const PlManifestItem *it, const PlChannelSource *src, int n,
                       PlSegmenter **segmenter, RunPrepared *p) {
-    char mask_ref[4200], nuc_ref[4200];
+    char mask_ref[PREP_REF_MAX], nuc_ref[PREP_REF_MAX];
     const char *mask = NULL;
     PlChannelSource nucleus = {0};
     const PlChannelSource *segment_from = NULL;
     if (it->mask.path) {
-        snprintf(mask_ref, sizeof mask_ref, "%s#%d", it->mask.path, it->mask.page);
-        mask = mask_ref;
+        if (!(mask = prep_channel_ref(&it->mask, mask_ref, p))) return 0;
     } else if (ctx->nucleus_role >= 0 && it->channels[ctx->nucleus_role].path) {
-        const PlManifestChannel *ch = &it->channels[ctx->nucleus_role];
-        snprintf(nuc_ref, sizeof nuc_ref, "%s#%d", ch->path, ch->page);
         nucleus.role = ctx->manifest.roles[ctx->nucleus_role];
-        nucleus.ref = nuc_ref;
+        if (!(nucleus.ref = prep_channel_ref(&it->channels[ctx->nucleus_role], nuc_ref, p))) return 0;
         segment_from = &nucleus;
     }
     PlPrepResult *r = &p->pres;
@@ -214,7 +222,7 @@ void run_prepare_item(const RunContext *ctx, long item, PlSegmenter **segmenter,
     p->stage[0] = p->message[0] = '\0';
     p->fov.rows = p->tiles.rows = p->cells.rows = 0;
     PlChannelSource src[RUN_MAX_VARIANTS];
-    static _Thread_local char refs[RUN_MAX_VARIANTS][4200];
+    static _Thread_local char refs[RUN_MAX_VARIANTS][PREP_REF_MAX];
     int n = 0;
     if (ctx->digest_error && ctx->digest_error[item]) prep_fail(p, "input", "%s", ctx->digest_error[item]);
     else n = prep_sources(ctx, it, p, src, refs);
