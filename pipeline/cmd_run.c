@@ -75,9 +75,9 @@ static int run_parse_max_failed(const char *text, double *out) {
         return 0;
     }
     long c;
-    if (pl_cli_parse_long(text, 0, LONG_MAX, &c)) {
-        *out = c == 0 ? 0 : (double)c;   // 0 = no failure at all; a count >= 1 otherwise
-        return c >= 1 || c == 0 ? 0 : -1;
+    if (pl_cli_parse_long(text, 0, LONG_MAX, &c)) {   // a count (0: no failure at all)
+        *out = (double)c;
+        return 0;
     }
     if (!pl_cli_parse_double(text, 0, 1, &v) || v >= 1) return -1;
     *out = v;

@@ -221,7 +221,8 @@ static PlStatus store_chunk_write(PlStoreWriter *w, PlStoreDataset *ds, const St
 }
 
 // This rank's block of /items rows, cut into chunks of at most RUN_STORE_CHUNK_BYTES of embeddings: chunk
-// boundaries as manifest item indices (chunk k = items [bound[k], bound[k + 1])) with their first rows.
+// boundaries as manifest item indices (chunk k = items [bound[k], bound[k + 1])) with their first rows; entry
+// n_chunks holds the block's end, so chunk k has row0[k + 1] - row0[k] rows (tiles and cells alike).
 typedef struct StoreBlock {
     long *bound;
     int64_t *row0, *tile0, *cell0;
@@ -265,6 +266,9 @@ static PlStatus store_block(const RunContext *ctx, const RunStorePlan *plan, Sto
         cells += t[F_CELLS];
     }
     b->bound[b->n_chunks] = i;   // the last chunk ends after the block's last row
+    b->row0[b->n_chunks] = row;
+    b->tile0[b->n_chunks] = tiles;
+    b->cell0[b->n_chunks] = cells;
     return PL_OK;
 }
 
@@ -319,12 +323,7 @@ static PlStatus store_write_numeric(const RunContext *ctx, const RunStorePlan *p
         if (k < b.n_chunks) {
             c.first = b.bound[k], c.end = b.bound[k + 1];
             c.row0 = b.row0[k], c.tile0 = b.tile0[k], c.cell0 = b.cell0[k];
-            c.rows = 0, c.tiles = 0, c.cells = 0;
-            for (long i = c.first; i < c.end; i++) {
-                const int64_t *t = plan->table + (size_t)i * F_N;
-                if (t[F_FAILED]) continue;
-                c.rows++, c.tiles += t[F_TILES], c.cells += t[F_CELLS];
-            }
+            c.rows = (long)(b.row0[k + 1] - c.row0), c.tiles = b.tile0[k + 1] - c.tile0, c.cells = b.cell0[k + 1] - c.cell0;
             rs = store_chunk_read(ctx, plan, files, &c, &rec);
         }
         ok = rs == PL_OK;
