@@ -24,6 +24,8 @@ int cmd_synth_run(int argc, char **argv);
 void cmd_synth_usage(FILE *out);
 int cmd_knn_run(int argc, char **argv);
 void cmd_knn_usage(FILE *out);
+int cmd_finetune_run(int argc, char **argv);
+void cmd_finetune_usage(FILE *out);
 int cmd_probe_run(int argc, char **argv);
 void cmd_probe_usage(FILE *out);
 

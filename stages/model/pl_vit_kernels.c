@@ -132,3 +132,31 @@ void pl_vit_pos_resize(const float *src, int grid, int dim, int gh, int gw, floa
         }
     }
 }
+
+void pl_vit_pos_resize_backward(const float *ddst, int grid, int dim, int gh, int gw, float *dsrc) {
+    double sy = ((double)gh + 0.1) / (double)grid, sx = ((double)gw + 0.1) / (double)grid;
+    for (int oy = 0; oy < gh; oy++) {
+        double ry = ((double)oy + 0.5) / sy - 0.5;
+        double fy = floor(ry);
+        int iy = (int)fy;
+        double wy[4];
+        pl_cubic_weights(ry - fy, wy);
+        for (int ox = 0; ox < gw; ox++) {
+            double rx = ((double)ox + 0.5) / sx - 0.5;
+            double fx = floor(rx);
+            int ix = (int)fx;
+            double wx[4];
+            pl_cubic_weights(rx - fx, wx);
+            const float *g = ddst + ((size_t)oy * gw + ox) * dim;
+            for (int j = 0; j < 4; j++) {
+                int yy = pl_clampi(iy - 1 + j, 0, grid - 1);
+                for (int i = 0; i < 4; i++) {
+                    int xx = pl_clampi(ix - 1 + i, 0, grid - 1);
+                    float wgt = (float)(wy[j] * wx[i]);
+                    float *d = dsrc + ((size_t)yy * grid + xx) * dim;
+                    for (int c = 0; c < dim; c++) d[c] += wgt * g[c];
+                }
+            }
+        }
+    }
+}

@@ -31,5 +31,8 @@ float pl_vit_exp(float x);
 // src (grid*grid, dim) -> dst (gh*gw, dim), bicubic (A = -0.75, align_corners=False, border clamp) with
 // PyTorch's scale_factor semantics scale = ((gh + 0.1) / grid, (gw + 0.1) / grid). Computed in double.
 void pl_vit_pos_resize(const float *src, int grid, int dim, int gh, int gw, float *dst);
+// Its backward (the transposed map): dsrc (grid*grid, dim) += the gradient flowing back from ddst (gh*gw, dim),
+// with the same taps, weights and border clamping; fixed loop order, so the result is deterministic.
+void pl_vit_pos_resize_backward(const float *ddst, int grid, int dim, int gh, int gw, float *dsrc);
 
 #endif

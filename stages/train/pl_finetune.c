@@ -1,0 +1,401 @@
+// The fine-tuning loop over in-memory data (see pl_finetune.h).
+#include "pl_finetune.h"
+
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pl_clock.h"
+#include "pl_fs.h"
+#include "pl_log.h"
+#include "pl_metrics.h"
+#include "pl_mpi.h"
+#include "pl_rng.h"
+#include "pl_safetensors.h"
+#include "pl_train_augment.h"
+#include "pl_train_step.h"
+
+#define PL_FT_CHECKPOINT "checkpoint.safetensors"
+
+void pl_finetune_options_default(PlFinetuneOptions *o) {
+    memset(o, 0, sizeof *o);
+    pl_optim_options_default(&o->optim);
+    o->base_lr = 1e-4;
+    o->epochs = 10;
+    o->batch = 32;
+    o->augment = o->shuffle = 1;
+    o->checkpoint_every = 100;
+}
+
+double pl_finetune_peak_lr(const PlFinetuneOptions *o) {
+    if (o->lr > 0) return o->lr;
+    return o->no_lr_scaling ? o->base_lr : o->base_lr * o->batch / 256.0;
+}
+
+typedef struct FetchCtx {
+    const PlFinetuneData *d;
+    const PlFinetuneOptions *o;
+    int64_t *perms;            // (nperms, n) row orders of epochs perm_epoch0 ...
+    int64_t perm_epoch0;
+    int nperms;
+    float **scratch;           // per thread (C, H, W)
+    int threads;
+    PlAugmentOptions aug;
+} FetchCtx;
+
+static void ensure_perms(FetchCtx *f, int64_t step) {
+    const int64_t n = f->d->n, B = f->o->batch;
+    int64_t e0 = step * B / n;
+    if (!f->o->shuffle || (f->perm_epoch0 == e0 && f->nperms > 0 && f->perms[0] >= 0)) return;
+    f->perm_epoch0 = e0;
+    for (int k = 0; k < f->nperms; k++) {
+        int64_t *p = f->perms + (size_t)k * n;
+        for (int64_t i = 0; i < n; i++) p[i] = i;
+        PlRng r;
+        pl_rng_seed(&r, pl_rng_mix(pl_rng_mix(f->o->seed, 0x5eed5u), (uint64_t)(e0 + k)));
+        pl_rng_shuffle_i64(&r, p, n);
+    }
+}
+
+static PlStatus fetch(void *ctx, int thread, int64_t step, int first, int n, float *x, int32_t *y, float *targets,
+                      uint64_t *keys) {
+    FetchCtx *f = ctx;
+    const PlFinetuneData *d = f->d;
+    const size_t chw = (size_t)d->C * d->H * d->W;
+    for (int i = 0; i < n; i++) {
+        int64_t pos = step * f->o->batch + first + i, epoch = pos / d->n, j = pos % d->n;
+        int64_t row = f->o->shuffle ? f->perms[(size_t)(epoch - f->perm_epoch0) * d->n + j] : j;
+        const float *src = d->x + (size_t)row * chw;
+        if (f->o->augment)
+            pl_augment_image(&f->aug, pl_rng_mix(pl_rng_mix(f->o->seed, (uint64_t)epoch), (uint64_t)row), src, d->C,
+                             d->H, d->W, x + (size_t)i * chw, f->scratch[thread]);
+        else
+            memcpy(x + (size_t)i * chw, src, chw * sizeof(float));
+        if (d->y) y[i] = d->y[row];
+        if (d->targets)
+            memcpy(targets + (size_t)i * d->classes, d->targets + (size_t)row * d->classes, (size_t)d->classes * sizeof(float));
+        keys[i] = pl_rng_mix(pl_rng_mix(f->o->seed, 0xd0d0u), (uint64_t)pos);
+    }
+    return PL_OK;
+}
+
+// ---- checkpoints: p/<name>, m/<name>, v/<name> + metadata (step, args, init and data hashes) ----
+
+static uint64_t hash_floats(const float *x, size_t n, uint64_t h) {
+    const unsigned char *b = (const unsigned char *)x;
+    for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t hash_data(const PlFinetuneData *d) {
+    uint64_t h = hash_floats(d->x, (size_t)d->n * d->C * d->H * d->W, 0xcbf29ce484222325ULL);
+    if (d->y) h = hash_floats((const float *)d->y, (size_t)d->n, h);
+    if (d->targets) h = hash_floats(d->targets, (size_t)d->n * d->classes, h);
+    return h;
+}
+
+static PlStatus checkpoint_write(const PlVitTrain *t, PlOptim *op, const PlFinetuneOptions *o, int64_t step,
+                                 uint64_t init_hash, uint64_t data_hash) {
+    int nt;
+    const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
+    int nmom = pl_optim_moment(op, 1) ? 2 : 1;
+    PlWeights w;
+    memset(&w, 0, sizeof w);
+    PlStatus st = pl_weights_reserve(&w, pl_vit_train_param_floats(t) * (1 + nmom) + 64 * (size_t)nt * 3);
+    const float *src[3] = {pl_vit_train_params((PlVitTrain *)t), pl_optim_moment(op, 0), pl_optim_moment(op, 1)};
+    const char *pre[3] = {"p/", "m/", "v/"};
+    for (int k = 0; k < 1 + nmom && st == PL_OK; k++)
+        for (int i = 0; i < nt && st == PL_OK; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s%s", pre[k], tt[i].name);
+            float *data;
+            st = pl_weights_add(&w, name, tt[i].ndim, tt[i].shape, &data);
+            if (st == PL_OK) memcpy(data, src[k] + tt[i].offset, tt[i].numel * sizeof(float));
+        }
+    char path[4096], steps[32], ih[32], dh[32];
+    snprintf(path, sizeof path, "%s/%s", o->out_dir, PL_FT_CHECKPOINT);
+    snprintf(steps, sizeof steps, "%lld", (long long)step);
+    snprintf(ih, sizeof ih, "%016llx", (unsigned long long)init_hash);
+    snprintf(dh, sizeof dh, "%016llx", (unsigned long long)data_hash);
+    const char *meta[] = {"protloc_finetune_step", steps, "protloc_finetune_args", o->args_text ? o->args_text : "",
+                          "protloc_finetune_init", ih, "protloc_finetune_data", dh, NULL};
+    if (st == PL_OK) st = pl_safetensors_write(path, &w, meta);
+    pl_weights_free(&w);
+    if (st != PL_OK) pl_error_wrap("writing the checkpoint %s", path);
+    return st;
+}
+
+// The value of metadata key `key` in the loader's "name=value" lines (copied into buf), or NULL.
+static const char *meta_value(const PlWeights *w, const char *key, char *buf, size_t size) {
+    size_t kl = strlen(key);
+    for (const char *p = w->args_text; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            snprintf(buf, size, "%.*s", (int)(len - kl - 1), p + kl + 1);
+            return buf;
+        }
+        p = eol ? eol + 1 : p + len;
+    }
+    return NULL;
+}
+
+static PlStatus checkpoint_read(PlVitTrain *t, PlOptim *op, const PlFinetuneOptions *o, uint64_t init_hash,
+                                uint64_t data_hash, int64_t *step) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", o->out_dir, PL_FT_CHECKPOINT);
+    PlWeights w;
+    PL_TRY(pl_weights_load(path, NULL, &w));
+    PlStatus st = PL_OK;
+    char buf[8192], want[32];
+    const char *v = meta_value(&w, "protloc_finetune_args", buf, sizeof buf);
+    if (!v || strcmp(v, o->args_text ? o->args_text : "") != 0)
+        st = PL_FAIL(PL_ERR_ARG, "%s was written with other arguments (it has: %s; this run: %s); use another --out "
+                                 "or the same arguments", path, v ? v : "none", o->args_text ? o->args_text : "");
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)init_hash);
+    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_init", buf, sizeof buf)) || strcmp(v, want) != 0))
+        st = PL_FAIL(PL_ERR_ARG, "%s was started from another model or head (initial weights differ)", path);
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)data_hash);
+    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_data", buf, sizeof buf)) || strcmp(v, want) != 0))
+        st = PL_FAIL(PL_ERR_ARG, "%s was trained on other images or labels", path);
+    long long s = -1;
+    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_step", buf, sizeof buf)) || sscanf(v, "%lld", &s) != 1 || s < 0))
+        st = PL_FAIL(PL_ERR_FORMAT, "%s has no valid step count", path);
+    int nt;
+    const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
+    float *dst[3] = {pl_vit_train_params(t), pl_optim_moment(op, 0), pl_optim_moment(op, 1)};
+    const char *pre[3] = {"p/", "m/", "v/"};
+    for (int k = 0; k < 3 && st == PL_OK; k++) {
+        if (!dst[k]) continue;
+        for (int i = 0; i < nt && st == PL_OK; i++) {
+            char name[96];
+            snprintf(name, sizeof name, "%s%s", pre[k], tt[i].name);
+            const PlWeightTensor *x = pl_weights_find(&w, name);
+            if (!x || (size_t)pl_weight_tensor_numel(x) != tt[i].numel)
+                st = PL_FAIL(PL_ERR_FORMAT, "%s: tensor %s is missing or has another shape", path, name);
+            else
+                memcpy(dst[k] + tt[i].offset, x->data, tt[i].numel * sizeof(float));
+        }
+    }
+    pl_weights_free(&w);
+    if (st == PL_OK) {
+        *step = s;
+        pl_optim_set_steps_taken(op, s);
+    }
+    return st;
+}
+
+// train.jsonl: on a resume keep the lines of steps before `start` (rewritten atomically), then append.
+static PlStatus log_open(const PlFinetuneOptions *o, int64_t start, FILE **fp) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/train.jsonl", o->out_dir);
+    char *old = NULL;
+    size_t size = 0;
+    if (start > 0 && pl_file_read_all(path, (size_t)1 << 30, &old, &size) == PL_OK) {
+        size_t keep = 0;
+        for (char *p = old; p < old + size;) {
+            char *eol = memchr(p, '\n', (size_t)(old + size - p));
+            if (!eol) break;
+            long long s;
+            if (sscanf(p, "{\"step\": %lld", &s) != 1 || s >= start) break;
+            keep = (size_t)(eol + 1 - old);
+            p = eol + 1;
+        }
+        PlStatus st = pl_file_write_atomic(path, old, keep);
+        free(old);
+        PL_TRY(st);
+    } else {
+        free(old);
+        PL_TRY(pl_file_write_atomic(path, "", 0));
+    }
+    *fp = fopen(path, "a");
+    if (!*fp) return PL_FAIL(PL_ERR_IO, "cannot open %s for appending", path);
+    return PL_OK;
+}
+
+typedef struct PredictCtx {
+    PlVitTrain *t;
+    const PlFinetuneData *d;
+    int32_t *pred;
+    int mb;
+    PlStatus *st;
+    float *logits;             // (threads, mb, classes)
+} PredictCtx;
+
+static void task_predict(void *ctx, int task, int thread) {
+    PredictCtx *p = ctx;
+    const PlFinetuneData *d = p->d;
+    const int C = d->classes;
+    int64_t first = (int64_t)task * p->mb;
+    int n = d->n - first < p->mb ? (int)(d->n - first) : p->mb;
+    float *logits = p->logits + (size_t)thread * p->mb * C;
+    const float *x = d->x + (size_t)first * d->C * d->H * d->W;
+    p->st[task] = pl_vit_train_predict(p->t, thread, x, n, logits);
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int c = 1; c < C; c++)
+            if (logits[i * C + c] > logits[i * C + best]) best = c;
+        p->pred[first + i] = best;
+    }
+}
+
+static PlStatus train_metrics(PlVitTrain *t, const PlFinetuneData *d, PlThreadPool *pool, PlFinetuneResult *r) {
+    r->train_accuracy = r->train_macro_f1 = NAN;
+    if (!d->y) return PL_OK;
+    int mb = pl_vit_train_spec(t)->micro_batch, ntasks = (int)((d->n + mb - 1) / mb);
+    int32_t *pred = pl_malloc((size_t)d->n * sizeof(int32_t));
+    PlStatus *st = pl_calloc((size_t)ntasks, sizeof(PlStatus));
+    int64_t *cnt = pl_calloc((size_t)d->classes * 3, sizeof(int64_t));
+    float *logits = pl_malloc((size_t)pl_threadpool_size(pool) * mb * d->classes * sizeof(float));
+    PlStatus rc = pred && st && cnt && logits ? PL_OK : PL_ERR_NOMEM;
+    if (rc == PL_OK) {
+        PredictCtx p = {t, d, pred, mb, st, logits};
+        pl_threadpool_run(pool, task_predict, &p, ntasks);
+        for (int i = 0; i < ntasks; i++)
+            if (st[i] != PL_OK) rc = PL_FAIL(PL_ERR_INTERNAL, "prediction of the training data failed");
+    }
+    if (rc == PL_OK) {
+        PlClassCounts c = {d->classes, cnt, cnt + d->classes, cnt + 2 * d->classes};
+        pl_metrics_count(d->y, pred, d->n, 1, &c);
+        r->train_macro_f1 = pl_metrics_macro_f1(&c, NULL, NULL);
+        r->train_accuracy = pl_metrics_accuracy(&c, d->n);
+    }
+    free(pred);
+    free(st);
+    free(cnt);
+    free(logits);
+    return rc;
+}
+
+static PlStatus write_weights(PlVitTrain *t, const char *dir) {
+    const PlVitConfig *c = &pl_vit_train_spec(t)->cfg;
+    char path[4096], heads[16], patch[16];
+    snprintf(heads, sizeof heads, "%d", c->heads);
+    snprintf(patch, sizeof patch, "%d", c->patch);
+    const char *meta[] = {"heads", heads, "patch_size", patch, "arch", "protloc_finetuned", NULL};
+    for (int head = 0; head < 2; head++) {
+        PlWeights w;
+        PL_TRY(pl_vit_train_export(t, head, &w));
+        snprintf(path, sizeof path, "%s/%s", dir, head ? "head.safetensors" : "backbone.safetensors");
+        PlStatus st = pl_safetensors_write(path, &w, head ? NULL : meta);
+        pl_weights_free(&w);
+        if (st != PL_OK) return pl_error_wrap("writing %s", path);
+    }
+    return PL_OK;
+}
+
+static int stop_requested(const PlFinetuneOptions *o) {
+    int mine = o->stop && *o->stop, any = mine;
+    if (o->use_mpi) MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return any;
+}
+
+PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetuneOptions *o, PlFinetuneResult *r) {
+    memset(r, 0, sizeof *r);
+    const PlVitTrainSpec *sp = pl_vit_train_spec(t);
+    if (d->n < 1) return PL_FAIL(PL_ERR_ARG, "no training images");
+    if (d->C != sp->cfg.in_chans || d->H != sp->height || d->W != sp->width)
+        return PL_FAIL(PL_ERR_ARG, "images are (%d, %d, %d), the trainer was built for (%d, %d, %d)", d->C, d->H, d->W,
+                       sp->cfg.in_chans, sp->height, sp->width);
+    int rank = 0;
+    if (o->use_mpi) PL_TRY(PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)));
+    const int64_t per_epoch = (d->n + o->batch - 1) / o->batch;
+    const int64_t total = o->steps > 0 ? o->steps : (int64_t)o->epochs * per_epoch;
+    const double peak = pl_finetune_peak_lr(o);
+    r->peak_lr = peak;
+    uint64_t init_hash = hash_floats(pl_vit_train_params(t), pl_vit_train_param_floats(t), 0xcbf29ce484222325ULL);
+    uint64_t data_hash = hash_data(d);
+
+    PlOptim *op = NULL;
+    PlTrainStep *step = NULL;
+    FetchCtx f = {.d = d, .o = o, .perm_epoch0 = -1};
+    FILE *log = NULL;
+    PlStatus st = pl_optim_create(t, &o->optim, &op);
+    PlTrainStepOptions so = {.global_batch = o->batch, .allreduce = o->allreduce, .use_mpi = o->use_mpi};
+    if (st == PL_OK) st = pl_train_step_create(t, o->pool, &so, &step);
+    f.threads = pl_threadpool_size(o->pool);
+    f.nperms = (int)(o->batch / d->n) + 2;
+    pl_augment_options_default(&f.aug);
+    if (st == PL_OK) {
+        f.perms = pl_malloc((size_t)f.nperms * d->n * sizeof(int64_t));
+        f.scratch = pl_calloc((size_t)f.threads, sizeof *f.scratch);
+        if (!f.perms || !f.scratch) st = PL_ERR_NOMEM;
+        for (int i = 0; i < f.threads && st == PL_OK; i++)
+            if (!(f.scratch[i] = pl_malloc((size_t)d->C * d->H * d->W * sizeof(float)))) st = PL_ERR_NOMEM;
+        if (f.perms) f.perms[0] = -1;
+    }
+    int64_t s0 = 0;
+    if (st == PL_OK && o->resume) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", o->out_dir, PL_FT_CHECKPOINT);
+        FILE *probe = fopen(path, "rb");
+        if (probe) {
+            fclose(probe);
+            st = checkpoint_read(t, op, o, init_hash, data_hash, &s0);
+            if (st == PL_OK && !o->quiet && rank == 0)
+                pl_log_info("resuming %s at step %lld of %lld", path, (long long)s0, (long long)total);
+        }
+    }
+    r->start_step = s0;
+    if (st == PL_OK && rank == 0) st = log_open(o, s0, &log);
+    double t_start = pl_clock_now();
+    int64_t done_here = 0;
+    for (int64_t s = s0; s < total && st == PL_OK; s++) {
+        double t0 = pl_clock_now();
+        ensure_perms(&f, s);
+        float *grad = NULL;
+        double loss = 0.0, gnorm = 0.0;
+        st = pl_train_step_run(step, s, fetch, &f, &grad, &loss);
+        if (st != PL_OK) break;
+        if (!isfinite(loss)) {
+            st = PL_FAIL(PL_ERR_NUMERIC, "the loss is %s at step %lld (epoch %lld); stopped, the last good checkpoint "
+                         "is kept in %s/%s", isnan(loss) ? "NaN" : "infinite", (long long)s,
+                         (long long)(s * o->batch / d->n), o->out_dir, PL_FT_CHECKPOINT);
+            break;
+        }
+        double lr = pl_lr_at(s, total, o->warmup_steps, peak, o->min_lr, o->schedule_constant);
+        pl_optim_step(op, pl_vit_train_params(t), grad, lr, o->pool, &gnorm);
+        if (!isfinite(gnorm)) {
+            st = PL_FAIL(PL_ERR_NUMERIC, "the gradient norm is not finite at step %lld; stopped, the last good "
+                         "checkpoint is kept in %s/%s", (long long)s, o->out_dir, PL_FT_CHECKPOINT);
+            break;
+        }
+        done_here++;
+        if (s == s0) r->first_loss = loss;
+        r->last_loss = loss;
+        double dt = pl_clock_now() - t0;
+        if (log) {
+            fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                         "\"img_per_s\": %.4g}\n", (long long)s, (long long)(s * o->batch / d->n), loss, lr, gnorm,
+                    o->batch / (dt > 0 ? dt : 1e-9));
+            fflush(log);
+        }
+        int epoch_end = (s + 1) * o->batch / d->n > s * o->batch / d->n;
+        int due = (o->checkpoint_every > 0 && (s + 1) % o->checkpoint_every == 0) || epoch_end || s + 1 == total;
+        int stop = stop_requested(o);
+        if ((due || stop) && rank == 0) st = checkpoint_write(t, op, o, s + 1, init_hash, data_hash);
+        if (st == PL_OK && stop && s + 1 < total) {
+            st = PL_FAIL(PL_ERR_INTERRUPTED, "stopped by a signal after step %lld of %lld; the checkpoint in %s "
+                         "resumes it (--resume)", (long long)(s + 1), (long long)total, o->out_dir);
+        }
+        if (!o->quiet && rank == 0 && (s % 10 == 0 || s + 1 == total))
+            pl_log_info("step %lld/%lld loss %.5f lr %.3g %.2f img/s", (long long)s + 1, (long long)total, loss, lr,
+                        o->batch / (dt > 0 ? dt : 1e-9));
+    }
+    double elapsed = pl_clock_now() - t_start;
+    r->steps = total;
+    r->img_per_s = done_here > 0 && elapsed > 0 ? (double)done_here * o->batch / elapsed : 0.0;
+    if (log) fclose(log);
+    if (st == PL_OK) st = train_metrics(t, d, o->pool, r);
+    if (st == PL_OK && rank == 0) st = write_weights(t, o->out_dir);
+    if (f.scratch)
+        for (int i = 0; i < f.threads; i++) free(f.scratch[i]);
+    free(f.scratch);
+    free(f.perms);
+    pl_train_step_destroy(step);
+    pl_optim_destroy(op);
+    return st;
+}

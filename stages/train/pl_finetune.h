@@ -1,0 +1,67 @@
+// The fine-tuning loop: a trainer (pl_vit_train.h), an optimizer (pl_optim.h) and the data-parallel step
+// (pl_train_step.h) over in-memory training data, with seeded shuffling and augmentation, the lr schedule,
+// per-step logging (train.jsonl), atomic checkpoints and bit-identical resume, and the final weights.
+//
+// Reproducibility: every random choice is a pure function of (seed, global sample position) or (seed, epoch, row),
+// and the gradient is summed in a fixed order, so the final weights are bit-identical for any thread and rank count
+// (reduce "tree") and after any interruption + resume.
+// Ownership: the caller owns the trainer, the data and the pool; pl_finetune_run allocates and frees the rest.
+// Rank 0 alone writes files; every rank holds identical weights after every step.
+#ifndef PL_FINETUNE_H
+#define PL_FINETUNE_H
+
+#include <signal.h>
+#include <stdint.h>
+
+#include "pl_error.h"
+#include "pl_optim.h"
+#include "pl_threadpool.h"
+#include "pl_vit_train.h"
+
+typedef struct PlFinetuneData {
+    int64_t n;                 // images
+    int C, H, W;
+    const float *x;            // (n, C, H, W)
+    const int32_t *y;          // (n) class ids (cross-entropy), or NULL
+    const float *targets;      // (n, classes) multi-hot (BCE), or NULL
+    int classes;
+} PlFinetuneData;
+
+typedef struct PlFinetuneOptions {
+    const char *out_dir;       // existing, writable folder
+    PlOptimOptions optim;
+    double lr;                 // > 0: used as given; 0: base_lr * batch / 256 (or base_lr with no_lr_scaling)
+    double base_lr;            // 1e-4 (DINO4Cells)
+    int no_lr_scaling;
+    double min_lr;             // cosine end value (0, as CosineAnnealingLR's eta_min)
+    int64_t steps;             // optimizer steps; 0 = epochs * ceil(n / batch)
+    int epochs;
+    int batch;                 // global batch
+    int schedule_constant;     // 1: constant lr after the warm-up
+    int64_t warmup_steps;
+    int augment, shuffle;
+    uint64_t seed;
+    int allreduce, use_mpi;
+    int64_t checkpoint_every;  // steps between checkpoints (0: epoch ends and the end only)
+    int resume;                // continue from out_dir/checkpoint.safetensors
+    const char *args_text;     // every option that changes the result, as text (checked on resume)
+    const volatile sig_atomic_t *stop;   // nonzero: stop after the current step (checkpoint, PL_ERR_INTERRUPTED)
+    PlThreadPool *pool;
+    int quiet;
+} PlFinetuneOptions;
+
+void pl_finetune_options_default(PlFinetuneOptions *o);
+// The learning rate the run uses at its peak (after batch scaling), as reported.
+double pl_finetune_peak_lr(const PlFinetuneOptions *o);
+
+typedef struct PlFinetuneResult {
+    int64_t steps, start_step;  // total optimizer steps; the step this run started at (> 0 after a resume)
+    double first_loss, last_loss;
+    double img_per_s;           // training images per second over this run's steps
+    double train_accuracy, train_macro_f1;   // predictions of the final weights on the (unaugmented) training data
+    double peak_lr;
+} PlFinetuneResult;
+
+PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetuneOptions *o, PlFinetuneResult *r);
+
+#endif

@@ -1,0 +1,183 @@
+// The ViT's training layers: forward/backward pairs over flat float32 arrays (see pl_train_layers.h).
+#include "pl_train_layers.h"
+
+#include <math.h>
+#include <string.h>
+
+void pl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
+                          int C, float eps) {
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * C;
+        float *o = out + (size_t)r * C;
+        double s = 0.0;
+        for (int i = 0; i < C; i++) s += x[i];
+        float m = (float)(s / C);
+        double v = 0.0;
+        for (int i = 0; i < C; i++) {
+            double d = (double)x[i] - m;
+            v += d * d;
+        }
+        float rs = (float)(1.0 / sqrt(v / C + eps));
+        for (int i = 0; i < C; i++) o[i] = (x[i] - m) * rs * w[i] + b[i];
+        mean[r] = m;
+        rstd[r] = rs;
+    }
+}
+
+void pl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                           const float *mean, const float *rstd, int N, int C) {
+    for (int i = 0; i < C; i++) dw[i] = db[i] = 0.0f;
+    for (int r = 0; r < N; r++) {
+        const float *x = inp + (size_t)r * C, *g = dout + (size_t)r * C;
+        float *dx = dinp + (size_t)r * C;
+        float m = mean[r], rs = rstd[r];
+        double sum_dn = 0.0, sum_dn_n = 0.0;
+        for (int i = 0; i < C; i++) {
+            float n = (x[i] - m) * rs, dn = g[i] * w[i];
+            sum_dn += dn;
+            sum_dn_n += (double)dn * n;
+        }
+        float mean_dn = (float)(sum_dn / C), mean_dn_n = (float)(sum_dn_n / C);
+        for (int i = 0; i < C; i++) {
+            float n = (x[i] - m) * rs, dn = g[i] * w[i];
+            dx[i] += (dn - mean_dn - n * mean_dn_n) * rs;
+            dw[i] += g[i] * n;
+            db[i] += g[i];
+        }
+    }
+}
+
+void pl_linear_forward(const PlKernels *k, float *out, const float *inp, const float *w, const float *b, int N, int IC,
+                       int OC) {
+    k->gemm(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
+    if (b)
+        for (int r = 0; r < N; r++) {
+            float *o = out + (size_t)r * OC;
+            for (int i = 0; i < OC; i++) o[i] += b[i];
+        }
+}
+
+void pl_linear_backward(const PlKernels *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, int N, int IC, int OC) {
+    if (dinp) k->gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, dinp_beta, dinp, IC);   // (N, OC) x (OC, IC)
+    k->gemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 0.0f, dw, IC);                  // (OC, N) x (N, IC)
+    if (db) {
+        for (int i = 0; i < OC; i++) db[i] = 0.0f;
+        for (int r = 0; r < N; r++) {
+            const float *g = dout + (size_t)r * OC;
+            for (int i = 0; i < OC; i++) db[i] += g[i];
+        }
+    }
+}
+
+void pl_gelu_forward(float *out, const float *pre, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = 0.5f * pre[i] * (1.0f + erff(pre[i] * 0.70710678118654752f));
+}
+
+void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float x = pre[i];
+        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+        float pdf = 0.3989422804014327f * expf(-0.5f * x * x);
+        dpre[i] = dout[i] * (cdf + x * pdf);
+    }
+}
+
+// probs row i = softmax(scale * q_i k^T)
+static void attn_softmax(float *s, int T) {
+    for (int i = 0; i < T; i++) {
+        float *r = s + (size_t)i * T;
+        float m = r[0];
+        for (int j = 1; j < T; j++) m = r[j] > m ? r[j] : m;
+        double z = 0.0;
+        for (int j = 0; j < T; j++) {
+            r[j] = expf(r[j] - m);
+            z += r[j];
+        }
+        float inv = (float)(1.0 / z);
+        for (int j = 0; j < T; j++) r[j] *= inv;
+    }
+}
+
+void pl_attention_forward(const PlKernels *k, float *out, float *probs, const float *qkv, int B, int T, int D, int NH) {
+    const int hd = D / NH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * 3 * D + (size_t)h * hd, *kk = q + D, *v = q + 2 * D;
+            float *p = probs + ((size_t)b * NH + h) * T * T;
+            k->gemm(0, 1, T, T, hd, scale, q, 3 * D, kk, 3 * D, 0.0f, p, T);   // (T, hd) x (hd, T)
+            attn_softmax(p, T);
+            k->gemm(0, 0, T, hd, T, 1.0f, p, T, v, 3 * D, 0.0f, out + (size_t)b * T * D + (size_t)h * hd, D);
+        }
+}
+
+void pl_attention_backward(const PlKernels *k, float *dqkv, float *dscratch, const float *dout, const float *qkv,
+                           const float *probs, int B, int T, int D, int NH) {
+    const int hd = D / NH;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            size_t row0 = (size_t)b * T;
+            const float *q = qkv + row0 * 3 * D + (size_t)h * hd, *kk = q + D, *v = q + 2 * D;
+            float *dq = dqkv + row0 * 3 * D + (size_t)h * hd, *dk = dq + D, *dv = dq + 2 * D;
+            const float *p = probs + ((size_t)b * NH + h) * T * T;
+            const float *g = dout + row0 * D + (size_t)h * hd;
+            float *dp = dscratch;
+            k->gemm(1, 0, T, hd, T, 1.0f, p, T, g, D, 0.0f, dv, 3 * D);   // dv = P^T dO: (T, T) x (T, hd)
+            k->gemm(0, 1, T, T, hd, 1.0f, g, D, v, 3 * D, 0.0f, dp, T);  // dP = dO V^T: (T, hd) x (hd, T)
+            for (int i = 0; i < T; i++) {   // dS = P * (dP - rowsum(dP * P))
+                const float *pr = p + (size_t)i * T;
+                float *dr = dp + (size_t)i * T;
+                double s = 0.0;
+                for (int j = 0; j < T; j++) s += (double)dr[j] * pr[j];
+                float sf = (float)s;
+                for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - sf);
+            }
+            k->gemm(0, 0, T, hd, T, scale, dp, T, kk, 3 * D, 0.0f, dq, 3 * D);   // dq = scale dS K
+            k->gemm(1, 0, T, hd, T, scale, dp, T, q, 3 * D, 0.0f, dk, 3 * D);    // dk = scale dS^T Q
+        }
+}
+
+void pl_patch_unfold(float *u, const float *x, int B, int C, int H, int W, int P, int gh, int gw) {
+    const int K = C * P * P;
+    for (int b = 0; b < B; b++)
+        for (int py = 0; py < gh; py++)
+            for (int px = 0; px < gw; px++) {
+                float *row = u + (((size_t)b * gh + py) * gw + px) * K;
+                for (int c = 0; c < C; c++) {
+                    const float *img = x + ((size_t)b * C + c) * H * W;
+                    for (int ky = 0; ky < P; ky++)
+                        memcpy(row + ((size_t)c * P + ky) * P, img + (size_t)(py * P + ky) * W + (size_t)px * P,
+                               (size_t)P * sizeof(float));
+                }
+            }
+}
+
+double pl_softmax_xent(float *dlogits, const float *logits, const int32_t *y, int B, int NC, float scale) {
+    double loss = 0.0;
+    for (int b = 0; b < B; b++) {
+        const float *l = logits + (size_t)b * NC;
+        float *d = dlogits + (size_t)b * NC;
+        float m = l[0];
+        for (int i = 1; i < NC; i++) m = l[i] > m ? l[i] : m;
+        double z = 0.0;
+        for (int i = 0; i < NC; i++) z += exp((double)l[i] - m);
+        double lz = log(z);
+        loss += lz - ((double)l[y[b]] - m);
+        for (int i = 0; i < NC; i++) d[i] = scale * (float)(exp((double)l[i] - m - lz) - (i == y[b]));
+    }
+    return loss;
+}
+
+double pl_bce_logits(float *dlogits, const float *logits, const float *t, int B, int NC, float scale) {
+    double loss = 0.0;
+    for (int64_t i = 0; i < (int64_t)B * NC; i++) {
+        double x = logits[i], y = t[i];
+        // max(x, 0) - x y + log(1 + exp(-|x|)), as torch's binary_cross_entropy_with_logits
+        loss += (x > 0 ? x : 0) - x * y + log1p(exp(-fabs(x)));
+        double sig = x >= 0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
+        dlogits[i] = scale * (float)(sig - y);
+    }
+    return loss;
+}

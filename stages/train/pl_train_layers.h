@@ -1,0 +1,51 @@
+// Forward/backward pairs of the ViT's layers for training (llm.c style): plain functions over flat float32 arrays,
+// single-threaded (the trainer runs one micro-batch per thread), GEMMs through the kernel interface (pl_kernels.h).
+//
+// Conventions: shapes in comments; `inp`/`out` row-major. Backward functions OVERWRITE parameter gradients (each
+// parameter is used once per micro-batch, so the trainer never has to zero them) and ACCUMULATE (+=) into input
+// gradients marked `+=` (residual streams). No allocation anywhere; callers own every buffer.
+#ifndef PL_TRAIN_LAYERS_H
+#define PL_TRAIN_LAYERS_H
+
+#include <stdint.h>
+
+#include "pl_kernels.h"
+
+// out (N, C) = LayerNorm(inp (N, C)) * w + b; mean, rstd (N) saved for the backward.
+void pl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
+                          int C, float eps);
+// dinp (N, C) += d/dinp; dw, db (C) = gradients (overwritten).
+void pl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                           const float *mean, const float *rstd, int N, int C);
+
+// out (N, OC) = inp (N, IC) W^T + b, W (OC, IC). beta = 1 adds into out instead of overwriting (residual GEMMs).
+void pl_linear_forward(const PlKernels *k, float *out, const float *inp, const float *w, const float *b, int N, int IC,
+                       int OC);
+// dinp (N, IC) = (beta 0) or += (beta 1) dout W; dw (OC, IC) = dout^T inp; db (OC) = column sums of dout.
+// dinp may be NULL (the input needs no gradient).
+void pl_linear_backward(const PlKernels *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
+                        const float *inp, const float *w, int N, int IC, int OC);
+
+// In place on (N, C): x = gelu(x) with the exact erf form; gelu_backward: dx (N, C) = dout * gelu'(pre).
+void pl_gelu_forward(float *out, const float *pre, int64_t n);
+void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n);
+
+// Multi-head softmax attention of B images: qkv (B, T, 3D) laid out [q | k | v] per row with heads in contiguous
+// blocks of D/NH; probs (B, NH, T, T) saved; out (B, T, D) heads concatenated.
+void pl_attention_forward(const PlKernels *k, float *out, float *probs, const float *qkv, int B, int T, int D, int NH);
+// dqkv (B, T, 3D) = gradient (overwritten); dscratch: (T, T) floats.
+void pl_attention_backward(const PlKernels *k, float *dqkv, float *dscratch, const float *dout, const float *qkv,
+                           const float *probs, int B, int T, int D, int NH);
+
+// Unfold the P x P patches of B images x (B, C, H, W) on a gh x gw grid into rows u (B * gh * gw, C*P*P) in the
+// order of a Conv2d weight (C, P, P); remainder pixels beyond gh*P / gw*P are ignored, as the convolution does.
+void pl_patch_unfold(float *u, const float *x, int B, int C, int H, int W, int P, int gh, int gw);
+
+// Softmax cross-entropy of logits (B, NC) with class ids y (B): returns the summed loss (double); dlogits (B, NC) =
+// scale * (softmax - onehot) (scale = 1 / global batch for a mean loss).
+double pl_softmax_xent(float *dlogits, const float *logits, const int32_t *y, int B, int NC, float scale);
+// Binary cross-entropy with logits against targets t (B, NC) in [0, 1] (numerically stable form): returns the summed
+// loss; dlogits = scale * (sigmoid - t) (scale = 1 / (global batch * NC) for torch's mean reduction).
+double pl_bce_logits(float *dlogits, const float *logits, const float *t, int B, int NC, float scale);
+
+#endif

@@ -1,0 +1,375 @@
+// Data-parallel training step with a fixed-order gradient tree over micro-batches (see pl_train_step.h).
+#include "pl_train_step.h"
+
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pl_mpi.h"
+
+#define PL_STEP_ADD_CHUNK 65536          // floats per task of an element-wise add
+#define PL_STEP_COMM_CHUNK (1 << 20)     // floats per MPI round of the tree combine
+
+typedef struct Node {
+    int start, size;
+    float *buf;
+} Node;
+
+typedef struct TaskSlot {
+    PlStatus st;
+    char msg[512];
+    double loss;
+} TaskSlot;
+
+struct PlTrainStep {
+    PlVitTrain *t;
+    PlThreadPool *pool;
+    PlTrainStepOptions o;
+    int threads, rank, size, M, mb, first, end, loss_div;
+    size_t P, in_floats;
+    float **freebufs;            // buffers not in use (threads + tree depth of them in all)
+    int nfree, nbufs;
+    float **leaf;                // (threads) the leaf gradient each task writes
+    Node *stack;                 // this rank's tree nodes, in micro-batch order
+    int nstack, max_stack;
+    float *total;                // the summed gradient (MPI modes)
+    float **x, **targets;        // per thread inputs
+    int32_t **y;
+    uint64_t **keys;
+    TaskSlot *slots;             // per task of a round
+    double *mb_loss;             // (M) loss sum of every micro-batch
+    int *counts, *displs;        // MPI gather layout (per rank), in floats per chunk unit / micro-batches
+    Node *all_nodes;             // rank 0: every rank's nodes (buffers point into recv)
+    int n_all;
+    float *send, *recv;
+    // per-run state read by tasks
+    int64_t step;
+    int round_first;
+    PlTrainFetch fetch;
+    void *ctx;
+    float *add_dst;
+    const float *add_src;
+    size_t add_len;
+};
+
+int pl_train_step_micro_batches(const PlTrainStep *s) { return s->M; }
+int pl_train_step_rank_range(const PlTrainStep *s, int *first, int *end) {
+    *first = s->first;
+    *end = s->end;
+    return s->end - s->first;
+}
+
+static void range_of(int M, int size, int r, int *a, int *b) {
+    *a = (int)((int64_t)M * r / size);
+    *b = (int)((int64_t)M * (r + 1) / size);
+}
+
+// The nodes a binary counter over leaves [a, b) ends with (and the deepest stack it reaches): written to out
+// (start, size) when out is not NULL. Returns the node count.
+static int counter_nodes(int a, int b, Node *out, int *max_depth) {
+    Node st[64];
+    int n = 0, deepest = 0;
+    for (int i = a; i < b; i++) {
+        st[n++] = (Node){i, 1, NULL};
+        while (n >= 2 && st[n - 2].size == st[n - 1].size && st[n - 2].start % (2 * st[n - 2].size) == 0 &&
+               st[n - 2].start + st[n - 2].size == st[n - 1].start) {
+            st[n - 2].size *= 2;
+            n--;
+        }
+        if (n + 1 > deepest) deepest = n + 1;   // + 1: the merge needs the new leaf while n nodes are held
+    }
+    if (out) memcpy(out, st, (size_t)n * sizeof *st);
+    if (max_depth) *max_depth = deepest;
+    return n;
+}
+
+static void task_add(void *ctx, int task, int thread) {
+    (void)thread;
+    PlTrainStep *s = ctx;
+    size_t a = (size_t)task * PL_STEP_ADD_CHUNK, b = a + PL_STEP_ADD_CHUNK;
+    if (b > s->add_len) b = s->add_len;
+    float *d = s->add_dst;
+    const float *x = s->add_src;
+    for (size_t i = a; i < b; i++) d[i] += x[i];
+}
+
+static void add_into(PlTrainStep *s, float *dst, const float *src, size_t len) {
+    s->add_dst = dst;
+    s->add_src = src;
+    s->add_len = len;
+    pl_threadpool_run(s->pool, task_add, s, (int)((len + PL_STEP_ADD_CHUNK - 1) / PL_STEP_ADD_CHUNK));
+}
+
+// Value of tree node (start, k) from the given nodes (which partition [0, M) into tree nodes); NULL when empty.
+// Sums land in the left child's buffer.
+static float *tree_value(PlTrainStep *s, Node *nodes, int n, int start, int k, size_t len) {
+    if (start >= s->M) return NULL;
+    for (int i = 0; i < n; i++)
+        if (nodes[i].start == start && nodes[i].size == k) return nodes[i].buf;
+    if (k <= 1) return NULL;   // unreachable when the nodes partition [0, M)
+    float *l = tree_value(s, nodes, n, start, k / 2, len);
+    float *r = tree_value(s, nodes, n, start + k / 2, k / 2, len);
+    if (l && r) add_into(s, l, r, len);
+    return l ? l : r;
+}
+
+static int tree_root(int M) {
+    int k = 1;
+    while (k < M) k *= 2;
+    return k;
+}
+
+void pl_train_step_destroy(PlTrainStep *s) {
+    if (!s) return;
+    for (int i = 0; i < s->nfree; i++) free(s->freebufs[i]);
+    for (int i = 0; i < s->nstack; i++) free(s->stack[i].buf);
+    if (s->leaf)
+        for (int i = 0; i < s->threads; i++) free(s->leaf[i]);
+    if (s->x)
+        for (int i = 0; i < s->threads; i++) {
+            free(s->x[i]);
+            free(s->targets[i]);
+            free(s->y[i]);
+            free(s->keys[i]);
+        }
+    free(s->freebufs);
+    free(s->leaf);
+    free(s->stack);
+    free(s->total);
+    free(s->x);
+    free(s->targets);
+    free(s->y);
+    free(s->keys);
+    free(s->slots);
+    free(s->mb_loss);
+    free(s->counts);
+    free(s->displs);
+    free(s->all_nodes);
+    free(s->send);
+    free(s->recv);
+    free(s);
+}
+
+static float *grad_buffer(size_t floats) {
+    float *p = NULL;
+    if (posix_memalign((void **)&p, 64, floats * sizeof(float)) != 0) return NULL;
+    memset(p, 0, floats * sizeof(float));   // padding stays 0 forever; pages touched now
+    return p;
+}
+
+PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainStepOptions *o, PlTrainStep **out) {
+    *out = NULL;
+    const PlVitTrainSpec *sp = pl_vit_train_spec(t);
+    if (o->global_batch < 1) return PL_FAIL(PL_ERR_ARG, "global batch %d must be >= 1", o->global_batch);
+    PlTrainStep *s = pl_calloc(1, sizeof *s);
+    if (!s) return PL_ERR_NOMEM;
+    s->t = t;
+    s->pool = pool;
+    s->o = *o;
+    s->threads = pl_threadpool_size(pool);
+    if (s->threads > sp->workers) s->threads = sp->workers;
+    s->P = pl_vit_train_param_floats(t);
+    s->mb = sp->micro_batch;
+    s->M = (o->global_batch + s->mb - 1) / s->mb;
+    s->loss_div = sp->loss == PL_LOSS_BCE ? sp->classes : 1;
+    s->size = 1;
+    if (o->use_mpi) {
+        PlStatus st = PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &s->rank));
+        if (st == PL_OK) st = PL_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &s->size));
+        if (st != PL_OK) {
+            free(s);
+            return st;
+        }
+    }
+    range_of(s->M, s->size, s->rank, &s->first, &s->end);
+    int depth = 0;
+    counter_nodes(s->first, s->end, NULL, &depth);
+    s->max_stack = depth;
+    s->nbufs = s->threads + depth;
+    s->in_floats = (size_t)s->mb * sp->cfg.in_chans * sp->height * sp->width;
+    s->freebufs = pl_calloc((size_t)s->nbufs, sizeof *s->freebufs);
+    s->leaf = pl_calloc((size_t)s->threads, sizeof *s->leaf);
+    s->stack = pl_calloc((size_t)depth + 1, sizeof *s->stack);
+    s->x = pl_calloc((size_t)s->threads, sizeof *s->x);
+    s->targets = pl_calloc((size_t)s->threads, sizeof *s->targets);
+    s->y = pl_calloc((size_t)s->threads, sizeof *s->y);
+    s->keys = pl_calloc((size_t)s->threads, sizeof *s->keys);
+    s->slots = pl_calloc((size_t)s->threads, sizeof *s->slots);
+    s->mb_loss = pl_calloc((size_t)s->M, sizeof *s->mb_loss);
+    s->counts = pl_calloc((size_t)s->size, sizeof *s->counts);
+    s->displs = pl_calloc((size_t)s->size, sizeof *s->displs);
+    PlStatus st = PL_OK;
+    if (!s->freebufs || !s->leaf || !s->stack || !s->x || !s->targets || !s->y || !s->keys || !s->slots || !s->mb_loss ||
+        !s->counts || !s->displs)
+        st = PL_ERR_NOMEM;
+    for (int i = 0; i < s->threads && st == PL_OK; i++) {
+        s->leaf[i] = grad_buffer(s->P);
+        s->x[i] = pl_malloc(s->in_floats * sizeof(float));
+        s->targets[i] = pl_malloc((size_t)s->mb * sp->classes * sizeof(float));
+        s->y[i] = pl_malloc((size_t)s->mb * sizeof(int32_t));
+        s->keys[i] = pl_malloc((size_t)s->mb * sizeof(uint64_t));
+        if (!s->leaf[i] || !s->x[i] || !s->targets[i] || !s->y[i] || !s->keys[i]) st = PL_ERR_NOMEM;
+    }
+    for (int i = 0; i < depth && st == PL_OK; i++) {
+        s->freebufs[s->nfree] = grad_buffer(s->P);
+        if (!s->freebufs[s->nfree++]) st = PL_ERR_NOMEM;
+    }
+    if (st == PL_OK && s->size > 1) {
+        s->total = grad_buffer(s->P);
+        int nloc = counter_nodes(s->first, s->end, NULL, NULL), n_all = 0;
+        for (int r = 0; r < s->size; r++) {
+            int a, b;
+            range_of(s->M, s->size, r, &a, &b);
+            s->counts[r] = counter_nodes(a, b, NULL, NULL);
+            n_all += s->counts[r];
+        }
+        s->n_all = n_all;
+        s->all_nodes = pl_calloc((size_t)n_all + 1, sizeof *s->all_nodes);
+        s->send = pl_malloc(((size_t)nloc + 1) * PL_STEP_COMM_CHUNK * sizeof(float));
+        if (s->rank == 0) s->recv = pl_malloc(((size_t)n_all + 1) * PL_STEP_COMM_CHUNK * sizeof(float));
+        if (!s->total || !s->all_nodes || !s->send || (s->rank == 0 && !s->recv)) st = PL_ERR_NOMEM;
+        for (int r = 0, k = 0; r < s->size && st == PL_OK; r++) {
+            int a, b;
+            range_of(s->M, s->size, r, &a, &b);
+            counter_nodes(a, b, s->all_nodes + k, NULL);
+            k += s->counts[r];
+        }
+    }
+    if (st != PL_OK) {
+        double mib = (double)s->nbufs * s->P * 4 / 1048576.0;
+        pl_train_step_destroy(s);
+        return PL_FAIL(PL_ERR_NOMEM, "cannot allocate the gradient buffers (%.0f MiB)", mib);
+    }
+    *out = s;
+    return PL_OK;
+}
+
+double pl_train_step_bytes(const PlTrainStep *s) {
+    double bufs = (double)s->nbufs + (s->total ? 1 : 0);
+    return bufs * s->P * sizeof(float) + (double)s->threads * s->in_floats * sizeof(float);
+}
+
+static void task_micro(void *ctx, int task, int thread) {
+    PlTrainStep *s = ctx;
+    const PlVitTrainSpec *sp = pl_vit_train_spec(s->t);
+    int i = s->round_first + task;
+    int first = i * s->mb, n = s->o.global_batch - first < s->mb ? s->o.global_batch - first : s->mb;
+    TaskSlot *slot = &s->slots[task];
+    float scale = 1.0f / (float)((double)s->o.global_batch * s->loss_div);
+    slot->st = s->fetch(s->ctx, thread, s->step, first, n, s->x[thread], s->y[thread], s->targets[thread], s->keys[thread]);
+    if (slot->st == PL_OK)
+        slot->st = pl_vit_train_microbatch(s->t, thread, s->x[thread], s->y[thread], s->targets[thread], n,
+                                           s->keys[thread], scale, s->leaf[task], &slot->loss);
+    if (slot->st != PL_OK) snprintf(slot->msg, sizeof slot->msg, "%s", pl_error_message());
+    (void)sp;
+}
+
+// Push leaf buffer `task` as micro-batch node (i, 1), merging finished sibling pairs.
+static void push_leaf(PlTrainStep *s, int task, int i) {
+    s->stack[s->nstack++] = (Node){i, 1, s->leaf[task]};
+    s->leaf[task] = s->freebufs[--s->nfree];
+    while (s->nstack >= 2) {
+        Node *l = &s->stack[s->nstack - 2], *r = &s->stack[s->nstack - 1];
+        if (!(l->size == r->size && l->start % (2 * l->size) == 0 && l->start + l->size == r->start)) break;
+        add_into(s, l->buf, r->buf, s->P);
+        s->freebufs[s->nfree++] = r->buf;
+        l->size *= 2;
+        s->nstack--;
+    }
+}
+
+static void release_stack(PlTrainStep *s) {
+    for (int i = 0; i < s->nstack; i++) s->freebufs[s->nfree++] = s->stack[i].buf;
+    s->nstack = 0;
+}
+
+static PlStatus reduce_tree_mpi(PlTrainStep *s) {
+    int root = tree_root(s->M);
+    for (size_t c0 = 0; c0 < s->P; c0 += PL_STEP_COMM_CHUNK) {
+        size_t len = s->P - c0 < PL_STEP_COMM_CHUNK ? s->P - c0 : PL_STEP_COMM_CHUNK;
+        for (int i = 0; i < s->nstack; i++) memcpy(s->send + (size_t)i * len, s->stack[i].buf + c0, len * sizeof(float));
+        int counts[256], displs[256], *cp = counts, *dp = displs;
+        if (s->size > 256) {
+            cp = s->counts;   // reuse (rewritten below per chunk)
+            dp = s->displs;
+        }
+        int nodes_before = 0;
+        for (int r = 0; r < s->size; r++) {
+            int a, b;
+            range_of(s->M, s->size, r, &a, &b);
+            int nr = counter_nodes(a, b, NULL, NULL);
+            cp[r] = nr * (int)len;
+            dp[r] = nodes_before * (int)len;
+            nodes_before += nr;
+        }
+        PL_TRY(PL_MPI_CHECK(MPI_Gatherv(s->send, s->nstack * (int)len, MPI_FLOAT, s->recv, cp, dp, MPI_FLOAT, 0,
+                                        MPI_COMM_WORLD)));
+        if (s->rank == 0) {
+            for (int i = 0; i < s->n_all; i++) s->all_nodes[i].buf = s->recv + (size_t)i * len;
+            float *v = tree_value(s, s->all_nodes, s->n_all, 0, root, len);
+            memcpy(s->total + c0, v, len * sizeof(float));
+        }
+        PL_TRY(PL_MPI_CHECK(MPI_Bcast(s->total + c0, (int)len, MPI_FLOAT, 0, MPI_COMM_WORLD)));
+    }
+    return PL_OK;
+}
+
+static PlStatus reduce_allreduce(PlTrainStep *s) {
+    if (s->nstack == 0)
+        memset(s->total, 0, s->P * sizeof(float));
+    else
+        memcpy(s->total, s->stack[0].buf, s->P * sizeof(float));
+    for (int i = 1; i < s->nstack; i++) add_into(s, s->total, s->stack[i].buf, s->P);
+    for (size_t c0 = 0; c0 < s->P; c0 += PL_STEP_COMM_CHUNK) {
+        int len = (int)(s->P - c0 < PL_STEP_COMM_CHUNK ? s->P - c0 : PL_STEP_COMM_CHUNK);
+        PL_TRY(PL_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->total + c0, len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD)));
+    }
+    return PL_OK;
+}
+
+PlStatus pl_train_step_run(PlTrainStep *s, int64_t step, PlTrainFetch fetch, void *ctx, float **grad, double *loss) {
+    s->step = step;
+    s->fetch = fetch;
+    s->ctx = ctx;
+    release_stack(s);
+    PlStatus bad = PL_OK;
+    for (int i0 = s->first; i0 < s->end; i0 += s->threads) {
+        int n = s->end - i0 < s->threads ? s->end - i0 : s->threads;
+        s->round_first = i0;
+        pl_threadpool_run(s->pool, task_micro, s, n);
+        for (int j = 0; j < n; j++) {
+            if (s->slots[j].st != PL_OK && bad == PL_OK) bad = PL_FAIL(s->slots[j].st, "%s", s->slots[j].msg);
+            s->mb_loss[i0 + j] = s->slots[j].loss;
+            push_leaf(s, j, i0 + j);
+        }
+    }
+    if (s->size > 1) {   // every rank learns whether any failed before the collective reduce
+        int mine = bad != PL_OK, any = 0;
+        PL_TRY(PL_MPI_CHECK(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD)));
+        if (any && bad == PL_OK) return PL_FAIL(PL_ERR_ARG, "another rank failed to compute its micro-batches");
+    }
+    if (bad != PL_OK) return bad;
+    if (s->size > 1) {
+        PL_TRY(s->o.allreduce ? reduce_allreduce(s) : reduce_tree_mpi(s));
+        int *cnt = pl_malloc((size_t)s->size * 2 * sizeof(int));
+        if (!cnt) return PL_ERR_NOMEM;
+        for (int r = 0; r < s->size; r++) {
+            int a, b;
+            range_of(s->M, s->size, r, &a, &b);
+            cnt[r] = b - a;
+            cnt[s->size + r] = a;
+        }
+        PlStatus st = PL_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DOUBLE, s->mb_loss, cnt, cnt + s->size,
+                                                  MPI_DOUBLE, MPI_COMM_WORLD));
+        free(cnt);
+        PL_TRY(st);
+        *grad = s->total;
+    } else {
+        *grad = tree_value(s, s->stack, s->nstack, 0, tree_root(s->M), s->P);
+    }
+    double sum = 0.0;
+    for (int i = 0; i < s->M; i++) sum += s->mb_loss[i];
+    *loss = sum / ((double)s->o.global_batch * s->loss_div);
+    return PL_OK;
+}

@@ -1,0 +1,73 @@
+// A trainable DINO ViT + classification head: parameters in one slab carved into named tensors (DINO names, then
+// head.weight / head.bias), and per-worker activation slabs for the forward/backward of one micro-batch.
+//
+// Ownership: a PlVitTrain owns its parameter slab and one activation slab per worker, all allocated (and touched)
+// at create; pl_vit_train_destroy frees them. Gradient buffers belong to the caller (pl_train_step.h): they have the
+// parameter slab's layout (pl_vit_train_param_floats floats, padding always 0). Workers are independent: worker w's
+// functions may run concurrently with worker v's (one thread each), never two calls on the same worker.
+// Numerics: every micro-batch is computed on one thread with fixed shapes, so its gradient is bit-identical
+// whichever thread, rank or thread count computes it.
+#ifndef PL_VIT_TRAIN_H
+#define PL_VIT_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pl_error.h"
+#include "pl_kernels.h"
+#include "pl_vit.h"
+#include "pl_weights.h"
+
+typedef enum PlLossKind { PL_LOSS_XENT = 0, PL_LOSS_BCE = 1 } PlLossKind;
+
+typedef struct PlTrainTensor {
+    char name[64];      // DINO backbone name, or "head.weight" / "head.bias"
+    int ndim;
+    int64_t shape[4];
+    size_t offset;      // floats into the slab (64-byte aligned)
+    size_t numel;
+    int decay;          // DINO utils.get_params_groups: 0 for names ending ".bias" and 1-D tensors
+    int layer;          // layer-wise lr decay id: 0 patch/cls/pos, i + 1 block i, depth + 1 final norm and head
+    int head;           // 1 for the head's tensors
+} PlTrainTensor;
+
+typedef struct PlVitTrainSpec {
+    PlVitConfig cfg;    // backbone architecture
+    int classes;        // head outputs
+    PlLossKind loss;
+    int height, width;  // input size in pixels (remainder pixels beyond whole patches are ignored)
+    int micro_batch;    // images per micro-batch (>= 1)
+    int recompute;      // 1: keep only each block's input; recompute the block during the backward
+    float drop_path;    // stochastic depth rate of the last block (DINO: linspace(0, rate, depth))
+    int workers;        // activation slabs (one per thread)
+} PlVitTrainSpec;
+
+typedef struct PlVitTrain PlVitTrain;
+
+PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernels, PlVitTrain **out);
+void pl_vit_train_destroy(PlVitTrain *t);
+// Bytes of one worker's activations for this spec (the documented formula, computed without allocating).
+double pl_vit_train_activation_bytes(const PlVitTrainSpec *spec);
+
+size_t pl_vit_train_param_floats(const PlVitTrain *t);   // slab length in floats, padding included
+const PlTrainTensor *pl_vit_train_tensors(const PlVitTrain *t, int *count);
+float *pl_vit_train_params(PlVitTrain *t);
+const PlVitTrainSpec *pl_vit_train_spec(const PlVitTrain *t);
+
+// Copy the backbone from `w` (validated against the spec's config: every tensor present with its shape) and the head
+// from `head` (tensors "weight" (classes, dim) and "bias" (classes)); head NULL = DINO eval_linear's init
+// (weight ~ N(0, 0.01) from `seed`, bias 0). Errors name the tensor and both shapes.
+PlStatus pl_vit_train_load(PlVitTrain *t, const PlWeights *w, const PlWeights *head, uint64_t seed);
+// The backbone (DINO names) or the head ("weight", "bias") as a PlWeights copy, for writing.
+PlStatus pl_vit_train_export(const PlVitTrain *t, int head, PlWeights *out);
+
+// One micro-batch of n <= micro_batch images x (n, C, H, W) on `worker`: forward, loss, backward.
+// Labels: y (n) class ids for PL_LOSS_XENT, or targets (n, classes) for PL_LOSS_BCE. keys (n): one 64-bit key per
+// sample (drop-path masks are a pure function of it). loss_scale multiplies every gradient (1 / global batch for
+// a mean loss). grad (param floats) is overwritten; *loss_sum receives the sum of the n samples' losses.
+PlStatus pl_vit_train_microbatch(PlVitTrain *t, int worker, const float *x, const int32_t *y, const float *targets,
+                                 int n, const uint64_t *keys, float loss_scale, float *grad, double *loss_sum);
+// Forward only (no drop path): logits (n, classes).
+PlStatus pl_vit_train_predict(PlVitTrain *t, int worker, const float *x, int n, float *logits);
+
+#endif
