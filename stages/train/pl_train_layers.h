@@ -22,11 +22,12 @@ void pl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 void pl_linear_forward(const PlKernels *k, float *out, const float *inp, const float *w, const float *b, int N, int IC,
                        int OC);
 // dinp (N, IC) = (beta 0) or += (beta 1) dout W; dw (OC, IC) = dout^T inp; db (OC) = column sums of dout.
-// dinp may be NULL (the input needs no gradient).
+// dinp may be NULL (the input needs no gradient), db NULL (no bias).
 void pl_linear_backward(const PlKernels *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
                         const float *inp, const float *w, int N, int IC, int OC);
 
-// In place on (N, C): x = gelu(x) with the exact erf form; gelu_backward: dx (N, C) = dout * gelu'(pre).
+// out = gelu(pre) with the exact erf form (out may equal pre); gelu_backward: dpre = dout * gelu'(pre) (dpre may
+// equal dout). n elements each.
 void pl_gelu_forward(float *out, const float *pre, int64_t n);
 void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n);
 

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# CLI test for `protloc finetune` on arrays: the float64 PyTorch references (1 SGD step, 3 AdamW steps; patch 16 and 8,
+# 2/3/4 channels, square and non-square inputs), bit-identical weights for 1/2 threads and 1/2/3 MPI ranks,
+# bit-identical weights after kill -9 + --resume at a random step, and clear errors for bad inputs.
+source "$(dirname "$0")/lib.sh"
+FX=$PROTLOC_SOURCE_DIR/tests/fixtures/finetune
+COMPARE=$PROTLOC_SOURCE_DIR/tests/cli/finetune_compare.py
+MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
+
+expect_status 0 "$PROTLOC" finetune --help
+for flag in --head-init --optimizer --momentum --lr --weight-decay --steps --batch --schedule --warmup-steps \
+            --drop-path --no-augment --no-shuffle --threads --resume --reduce; do
+  grep -q -- "$flag" "$TEST_TMP/last.out" || fail "help lacks $flag"
+done
+
+# ---- 1. PyTorch float64 references ----
+for case_dir in "$FX"/*/; do
+  case_dir=${case_dir%/}
+  name=$(basename "$case_dir")
+  heads=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['heads'])" "$case_dir/meta.json")
+  n=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['N'])" "$case_dir/meta.json")
+  common=(--model "$case_dir/model.safetensors" --heads "$heads" --head-init "$case_dir/head.safetensors"
+          --input "$case_dir/x.npy" --labels "$case_dir/y.npy" --schedule constant --warmup-steps 0 --drop-path 0
+          --no-augment --no-shuffle --threads 2)
+  expect_status 0 "$PROTLOC" finetune "${common[@]}" --out "$TEST_TMP/$name-sgd" --optimizer sgd --momentum 0 \
+    --lr 0.1 --weight-decay 0 --steps 1 --batch "$n"
+  if $PY "$COMPARE" "$case_dir" "$TEST_TMP/$name-sgd" sgd1; then pass "$name: 1 SGD step = torch"; else fail "$name: SGD step differs from torch"; fi
+  expect_status 0 "$PROTLOC" finetune "${common[@]}" --out "$TEST_TMP/$name-adamw" --optimizer adamw --lr 0.001 \
+    --weight-decay 0.04 --steps 3 --batch 4
+  if $PY "$COMPARE" "$case_dir" "$TEST_TMP/$name-adamw" adamw3; then pass "$name: 3 AdamW steps = torch"; else fail "$name: AdamW steps differ from torch"; fi
+done
+
+# ---- 2. bit-identical for threads and ranks (drop path, augmentation and shuffling on) ----
+C="$FX/p16_c4_64x64"
+run_args=(--model "$C/model.safetensors" --heads 2 --input "$C/x.npy" --labels "$C/y.npy" --steps 5 --batch 5
+          --micro-batch 1 --drop-path 0.3 --lr 1e-3 --seed 7)
+expect_status 0 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --out "$TEST_TMP/id1"
+expect_status 0 "$PROTLOC" finetune "${run_args[@]}" --threads 2 --out "$TEST_TMP/id2"
+expect_status 0 "${MPIRUN[@]}" -np 2 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --out "$TEST_TMP/id3"
+expect_status 0 "${MPIRUN[@]}" -np 3 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --out "$TEST_TMP/id4"
+for d in id2 id3 id4; do
+  if cmp -s "$TEST_TMP/id1/backbone.safetensors" "$TEST_TMP/$d/backbone.safetensors" &&
+     cmp -s "$TEST_TMP/id1/head.safetensors" "$TEST_TMP/$d/head.safetensors"; then
+    pass "weights of $d bit-identical to 1 rank x 1 thread"
+  else
+    fail "weights of $d differ from 1 rank x 1 thread"
+  fi
+done
+if cmp -s "$TEST_TMP/id1/backbone.safetensors" "$C/model.safetensors"; then fail "training changed nothing"; fi
+# the losses logged are identical too (columns before img_per_s)
+if diff <(cut -d, -f1-5 "$TEST_TMP/id1/train.jsonl") <(cut -d, -f1-5 "$TEST_TMP/id4/train.jsonl") >/dev/null; then
+  pass "train.jsonl losses identical for 1 and 3 ranks"
+else
+  fail "train.jsonl losses differ between 1 and 3 ranks"
+fi
+expect_status 0 "${MPIRUN[@]}" -np 2 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --reduce allreduce --out "$TEST_TMP/ar"
+grep -q '"reduce": "allreduce"' "$TEST_TMP/ar/report.json" || fail "report lacks the reduce mode"
+
+# ---- 3. kill -9 at a random step, then --resume: bit-identical final weights ----
+long_args=(--model "$C/model.safetensors" --heads 2 --input "$C/x.npy" --labels "$C/y.npy" --steps 240 --batch 5
+           --micro-batch 2 --drop-path 0.2 --lr 1e-3 --checkpoint-every 7 --threads 2)
+expect_status 0 "$PROTLOC" finetune "${long_args[@]}" --out "$TEST_TMP/whole"
+kill_at=$((20 + RANDOM % 200))
+mkdir -p "$TEST_TMP/killed"
+"$PROTLOC" finetune "${long_args[@]}" --out "$TEST_TMP/killed" 2>/dev/null &
+pid=$!
+for _ in $(seq 6000); do
+  [ "$(cat "$TEST_TMP/killed/train.jsonl" 2>/dev/null | wc -l)" -ge "$kill_at" ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.01
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+lines=$(wc -l < "$TEST_TMP/killed/train.jsonl")
+echo "killed with $lines steps logged (aimed at $kill_at)"
+[ "$lines" -lt 240 ] || fail "the run finished before kill -9 (raise --steps)"
+expect_status 0 "$PROTLOC" finetune "${long_args[@]}" --out "$TEST_TMP/killed" --resume
+grep -q "resuming" "$TEST_TMP/last.err" || fail "the resumed run did not say where it resumed"
+if cmp -s "$TEST_TMP/whole/backbone.safetensors" "$TEST_TMP/killed/backbone.safetensors" &&
+   cmp -s "$TEST_TMP/whole/head.safetensors" "$TEST_TMP/killed/head.safetensors"; then
+  pass "kill -9 after step $lines + --resume: weights bit-identical"
+else
+  fail "kill -9 after step $lines + --resume: weights differ"
+fi
+[ "$(wc -l < "$TEST_TMP/killed/train.jsonl")" -eq 240 ] || fail "train.jsonl of the resumed run does not hold 240 steps"
+# a resume with other arguments or another head is refused, naming why
+expect_status 1 "$PROTLOC" finetune "${long_args[@]}" --lr 2e-3 --out "$TEST_TMP/killed" --resume
+grep -q "other arguments" "$TEST_TMP/last.err" || fail "resume with another lr: $(cat "$TEST_TMP/last.err")"
+expect_status 1 "$PROTLOC" finetune "${long_args[@]}" --head-init "$C/head.safetensors" --out "$TEST_TMP/killed" --resume
+grep -q "another model or head" "$TEST_TMP/last.err" || fail "resume with another head: $(cat "$TEST_TMP/last.err")"
+
+# ---- 4. bad input: clear errors ----
+$PY - "$TEST_TMP" "$C" <<'PYEOF'
+import sys, numpy as np
+t, c = sys.argv[1], sys.argv[2]
+x = np.load(f"{c}/x.npy"); y = np.load(f"{c}/y.npy")
+np.save(f"{t}/y5.npy", y[:5])
+y9 = y.copy(); y9[3] = 9; np.save(f"{t}/y9.npy", y9)
+xn = x.copy(); xn[2, 1, 5, 7] = np.nan; np.save(f"{t}/xnan.npy", xn)
+np.save(f"{t}/yfloat.npy", y.astype(np.float32))
+PYEOF
+$PY - "$TEST_TMP/head16.safetensors" <<'PYEOF'
+import json, struct, sys, numpy as np
+w = np.zeros((5, 16), "<f4"); b = np.zeros(5, "<f4")
+h = json.dumps({"weight": {"dtype": "F32", "shape": [5, 16], "data_offsets": [0, w.nbytes]},
+                "bias": {"dtype": "F32", "shape": [5], "data_offsets": [w.nbytes, w.nbytes + b.nbytes]}}).encode()
+h += b" " * ((8 - len(h) % 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + w.tobytes() + b.tobytes())
+PYEOF
+base=(--model "$C/model.safetensors" --heads 2 --steps 1 --batch 2)
+expect_status 1 "$PROTLOC" finetune "${base[@]}" --input "$C/x.npy" --labels "$TEST_TMP/y5.npy" --out "$TEST_TMP/e1"
+grep -q "5 labels but the input has 6 images" "$TEST_TMP/last.err" || fail "label count: $(cat "$TEST_TMP/last.err")"
+expect_status 1 "$PROTLOC" finetune "${base[@]}" --input "$C/x.npy" --labels "$TEST_TMP/y9.npy" --head-init "$C/head.safetensors" --out "$TEST_TMP/e2"
+grep -q "label 9 of row 3 is out of range 0..4" "$TEST_TMP/last.err" || fail "class id range: $(cat "$TEST_TMP/last.err")"
+expect_status 1 "$PROTLOC" finetune "${base[@]}" --input "$TEST_TMP/xnan.npy" --labels "$C/y.npy" --out "$TEST_TMP/e3"
+grep -q "image 2 holds NaN" "$TEST_TMP/last.err" || fail "NaN input: $(cat "$TEST_TMP/last.err")"
+expect_status 1 "$PROTLOC" finetune "${base[@]}" --input "$C/x.npy" --labels "$C/y.npy" --head-init "$TEST_TMP/head16.safetensors" --out "$TEST_TMP/e4"
+grep -q "head weight has shape (5, 16); the backbone's dim is 32" "$TEST_TMP/last.err" || fail "head shape: $(cat "$TEST_TMP/last.err")"
+expect_status 1 "$PROTLOC" finetune "${base[@]}" --input "$C/x.npy" --labels "$TEST_TMP/yfloat.npy" --out "$TEST_TMP/e5"
+grep -q "class ids of shape (N) or float multi-hot" "$TEST_TMP/last.err" || fail "float 1-D labels: $(cat "$TEST_TMP/last.err")"
+touch "$TEST_TMP/afile"
+expect_status 1 "$PROTLOC" finetune "${base[@]}" --input "$C/x.npy" --labels "$C/y.npy" --out "$TEST_TMP/afile/sub"
+grep -q -- "--out $TEST_TMP/afile/sub" "$TEST_TMP/last.err" || fail "unwritable --out: $(cat "$TEST_TMP/last.err")"
+for e in e1 e2 e3 e4 e5; do
+  [ -e "$TEST_TMP/$e/backbone.safetensors" ] && fail "$e: weights written despite the error"
+done
+# a loss that turns NaN stops the run at that step and keeps the last good checkpoint
+P="$FX/p8_c2_40x40"
+expect_status 1 "$PROTLOC" finetune --model "$P/model.safetensors" --heads 2 --input "$P/x.npy" --labels "$P/y.npy" \
+  --out "$TEST_TMP/nan" --optimizer sgd --momentum 0.9 --lr 100 --steps 40 --batch 6 --checkpoint-every 1 --no-augment
+grep -Eq "the loss is (NaN|infinite) at step [0-9]+" "$TEST_TMP/last.err" || fail "NaN loss: $(cat "$TEST_TMP/last.err")"
+[ -s "$TEST_TMP/nan/checkpoint.safetensors" ] || fail "NaN loss: the last good checkpoint is gone"
+[ -e "$TEST_TMP/nan/backbone.safetensors" ] && fail "NaN loss: final weights written"
+expect_status 2 "$PROTLOC" finetune "${base[@]}" --input "$C/x.npy" --labels "$C/y.npy" --out "$TEST_TMP/e6" --optimizer adam
+finish
