@@ -10,6 +10,7 @@
 #include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
+#include "pl_card_prep.h"
 #include "pl_run_priv.h"
 
 void pl_run_options_default(PlRunOptions *o) {
@@ -50,51 +51,24 @@ static PlStatus run_bcast_string(char *buf, int cap) {
     return PL_MPI_CHECK(MPI_Bcast(buf, cap, MPI_CHAR, 0, MPI_COMM_WORLD));
 }
 
-_Static_assert((int)PL_CARD_INPUT_NATURAL == (int)PL_ALIGN_MAP && (int)PL_CARD_INPUT_REPLICATE == (int)PL_ALIGN_REPLICATE &&
-                   (int)PL_CARD_INPUT_RANDOM == (int)PL_ALIGN_RANDOM && (int)PL_CARD_INPUT_DUPLICATE == (int)PL_ALIGN_DUPLICATE,
-               "model card input modes name the alignment strategies");
-
 // The alignment strategy: --align, else the card's input mode ("natural" is map).
 static const char *run_strategy_name(const RunContext *ctx) {
     const char *name = ctx->opt->align ? ctx->opt->align : pl_align_strategy_name((PlAlignStrategy)ctx->card.input_mode);
     return strcmp(name, "natural") == 0 ? "map" : name;
 }
 
-// The pl_prep configuration shared by every item: alignment strategy over the card's slots (empty slots are
-// named "emptyK" so that no role feeds them), normalisation, pixel sizes, and the geometry of each level.
+// The pl_prep configuration shared by every item: the card's alignment, normalisation and pixel size
+// (pl_card_prep_config), and the geometry of each level.
 static PlStatus run_prep_config(RunContext *ctx) {
     const PlRunOptions *o = ctx->opt;
     const PlModelCard *card = &ctx->card;
     PlAlignStrategy strategy;
-    if (pl_align_strategy_parse(run_strategy_name(ctx), &strategy) != PL_OK) return pl_error_wrap("--align");
-    char slots[PL_CARD_MAX_SLOTS * 40] = "";
-    for (int k = 0; k < ctx->C; k++) {
-        char name[40];
-        if (card->slots[k][0]) snprintf(name, sizeof name, "%s", card->slots[k]);
-        else snprintf(name, sizeof name, "empty%d", k);
-        if (k) strcat(slots, ",");
-        strcat(slots, name);
-    }
-    PlPrepConfig *cfg = &ctx->prep_fov;
-    if (pl_prep_config_default(cfg, slots) != PL_OK) return pl_error_wrap("model card %s: input_slots", card->path);
-    PL_TRY(pl_align_spec_init(&cfg->align, strategy, slots));
+    char slots[PL_CARD_MAX_SLOTS * 40];
     const char *fill = o->fill ? o->fill : card->fill;
-    if (strategy == PL_ALIGN_DUPLICATE) {
-        if (!fill) return PL_FAIL(PL_ERR_ARG, "alignment 'duplicate' needs fills (--fill '*=nucleus' or the card's \"fill\")");
-        PL_TRY(pl_align_spec_set_fill(&cfg->align, fill));
-    }
-    cfg->align.seed = (uint64_t)o->seed;
-    pl_norm_spec_default(&cfg->norm, card->norm_mode == PL_CARD_NORM_FIXED ? PL_NORM_FIXED : PL_NORM_SELF);
-    if (card->norm_mode == PL_CARD_NORM_FIXED) {
-        cfg->norm.n_stats = card->n_slots;
-        for (int k = 0; k < card->n_slots; k++) {
-            cfg->norm.mean[k] = card->mean[k];
-            cfg->norm.std[k] = card->std[k];
-        }
-    }
-    cfg->model_pixel_um = card->pixel_size_um;
+    PlPrepConfig *cfg = &ctx->prep_fov;
+    PL_TRY(pl_card_prep_config(card, ctx->C, run_strategy_name(ctx), o->fill, (uint64_t)o->seed, cfg, &strategy, slots,
+                               sizeof slots));
     if (o->max_pixels > 0) cfg->limits.max_pixels = (uint64_t)o->max_pixels;   // --max-pixels, checked from headers
-    cfg->scale = 0;
     ctx->prep_tiles = *cfg;
     if (o->fov_size > 0) {
         cfg->fov.mode = PL_FOV_CENTER;
