@@ -14,12 +14,15 @@
 #include "pl_digest.h"
 #include "pl_error.h"
 #include "pl_finetune.h"
+#include "pl_finetune_data.h"
+#include "pl_finetune_report.h"
 #include "pl_fs.h"
 #include "pl_kernels.h"
 #include "pl_log.h"
 #include "pl_modelcard.h"
 #include "pl_mpi.h"
 #include "pl_npy.h"
+#include "pl_probe.h"
 #include "pl_process.h"
 #include "pl_safetensors.h"
 #include "pl_vit_train.h"
@@ -81,10 +84,14 @@ void cmd_finetune_usage(FILE *out) {
             "2 bad command line; 128+N stopped by signal N after a checkpoint (--resume continues).\n");
 }
 
+#define FT_MAX_FRACTIONS 64
+
 typedef struct FtArgs {
-    const char *model, *key, *input, *labels, *out, *head_init, *kernels;
-    int heads, classes, threads, micro_batch, recompute;
+    const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe;
+    int heads, classes, threads, micro_batch, recompute, size, seeds, task;
     float drop_path;
+    double fractions[FT_MAX_FRACTIONS];
+    int n_fractions;
     PlFinetuneOptions o;
 } FtArgs;
 
@@ -151,187 +158,281 @@ static PlStatus check_head(const char *path, const PlWeights *h, int dim, int *c
     return PL_OK;
 }
 
-// model.json next to the fine-tuned weights: the input card with weights, sha256 and name replaced.
-static PlStatus write_card(const PlModelCard *card, const char *dir) {
-    char path[4096], hex[65];
-    snprintf(path, sizeof path, "%s/backbone.safetensors", dir);
-    PL_TRY(pl_sha256_file(path, hex));
-    json_error_t err;
-    json_t *j = json_loads(card->json, 0, &err);
-    if (!j) return PL_FAIL(PL_ERR_INTERNAL, "cannot re-read the model card's JSON: %s", err.text);
-    char name[512];
-    snprintf(name, sizeof name, "%s-finetuned", card->name ? card->name : "model");
-    json_object_set_new(j, "weights", json_string("backbone.safetensors"));
-    json_object_set_new(j, "sha256", json_string(hex));
-    json_object_set_new(j, "name", json_string(name));
-    json_object_del(j, "checkpoint_key");
-    char *text = json_dumps(j, JSON_INDENT(1) | JSON_SORT_KEYS);
-    json_decref(j);
-    if (!text) return PL_ERR_NOMEM;
-    snprintf(path, sizeof path, "%s/model.json", dir);
-    PlStatus st = pl_file_write_atomic(path, text, strlen(text));
-    free(text);
-    return st;
+// The training data of a command: arrays (every row trains) or a manifest (train / val / test splits).
+typedef struct FtData {
+    const char *source;
+    int64_t n;
+    int C, H, W, classes;
+    const float *x;
+    const int32_t *cls;
+    const float *targets;
+    char **class_names;
+    const int64_t *train, *val, *test;
+    int64_t ntr, nva, nte, n_failed;
+    // owned storage
+    PlNpyArray npy;
+    int32_t *y_own;
+    float *t_own;
+    int64_t *all_rows;
+    FtDataset ds;
+    int is_manifest;
+} FtData;
+
+static void ft_data_free(FtData *d) {
+    pl_npy_free(&d->npy);
+    free(d->y_own);
+    free(d->t_own);
+    free(d->all_rows);
+    if (d->is_manifest) ft_dataset_free(&d->ds);
 }
 
-static PlStatus write_report(const FtArgs *a, const PlVitTrainSpec *sp, const PlFinetuneResult *r, int ranks,
-                             int threads, double mem_bytes, double act_bytes, size_t params, const char *kernels) {
-    const PlFinetuneOptions *o = &a->o;
-    json_t *opt = json_pack("{s:s, s:s?, s:s, s:s, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:f, s:s, s:I, s:I, s:i, s:i, s:i, "
-                            "s:f, s:b, s:b, s:I, s:s, s:b, s:I, s:s}",
-                            "model", a->model, "head_init", a->head_init, "input", a->input, "optimizer",
-                            o->optim.kind == PL_OPTIM_SGD ? "sgd" : "adamw", "lr", r->peak_lr, "base_lr", o->base_lr,
-                            "lr_scaling", o->lr <= 0 && !o->no_lr_scaling, "min_lr", o->min_lr, "momentum",
-                            o->optim.momentum, "weight_decay", o->optim.weight_decay, "layer_decay", o->optim.layer_decay,
-                            "clip", o->optim.clip, "schedule", o->schedule_constant ? "constant" : "cosine",
-                            "warmup_steps", (json_int_t)o->warmup_steps, "steps", (json_int_t)r->steps, "epochs",
-                            o->epochs, "batch", o->batch, "micro_batch", sp->micro_batch, "drop_path",
-                            (double)sp->drop_path, "augment", o->augment, "shuffle", o->shuffle, "seed",
-                            (json_int_t)o->seed, "reduce", o->allreduce ? "allreduce" : "tree", "recompute",
-                            sp->recompute, "checkpoint_every", (json_int_t)o->checkpoint_every, "loss",
-                            sp->loss == PL_LOSS_BCE ? "bce_with_logits" : "cross_entropy");
-    json_t *j = json_pack("{s:s, s:o, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:I, s:f, s:f, s:f, s:f, s:f}, "
-                          "s:{s:i, s:i, s:s, s:f, s:f, s:I}}",
-                          "command", "finetune", "options", opt, "model", "dim", sp->cfg.dim, "depth", sp->cfg.depth,
-                          "heads", sp->cfg.heads, "patch", sp->cfg.patch, "in_chans", sp->cfg.in_chans, "classes",
-                          sp->classes, "height", sp->height, "width", sp->width, "results", "start_step",
-                          (json_int_t)r->start_step, "first_loss", r->first_loss, "last_loss", r->last_loss,
-                          "img_per_s", r->img_per_s, "train_accuracy", isnan(r->train_accuracy) ? -1.0 : r->train_accuracy,
-                          "train_macro_f1", isnan(r->train_macro_f1) ? -1.0 : r->train_macro_f1, "execution", "ranks",
-                          ranks, "threads", threads, "kernels", kernels, "memory_bytes_per_rank", mem_bytes,
-                          "activation_bytes_per_thread", act_bytes, "parameters", (json_int_t)params);
-    if (!j) return PL_FAIL(PL_ERR_INTERNAL, "cannot build the report JSON");
-    char *text = json_dumps(j, JSON_INDENT(1));
-    json_decref(j);
-    if (!text) return PL_ERR_NOMEM;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/report.json", o->out_dir);
-    PlStatus st = pl_file_write_atomic(path, text, strlen(text));
-    free(text);
-    return st;
+static PlStatus load_arrays(FtArgs *a, const PlVitConfig *cfg, int *classes, FtData *d) {
+    PL_TRY(pl_npy_read_f32(a->input, 4, &d->npy));
+    const PlNpyArray *x = &d->npy;
+    int64_t n = x->shape[0];
+    if (n < 1 || x->shape[1] != cfg->in_chans || x->shape[2] < cfg->patch || x->shape[3] < cfg->patch)
+        return PL_FAIL(PL_ERR_ARG, "%s has shape (%lld, %lld, %lld, %lld); the model needs (N >= 1, %d, >= %d, >= %d)",
+                       a->input, (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2],
+                       (long long)x->shape[3], cfg->in_chans, cfg->patch, cfg->patch);
+    const float *xd = x->data;
+    size_t count = pl_npy_count(x), chw = count / (size_t)n;
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(xd[i]))
+            return PL_FAIL(PL_ERR_NUMERIC, "%s: image %zu holds %s (element %zu)", a->input, i / chw,
+                           isnan(xd[i]) ? "NaN" : "Inf", i % chw);
+    PL_TRY(load_labels(a->labels, n, classes, &d->y_own, &d->t_own));
+    d->all_rows = pl_malloc((size_t)n * sizeof(int64_t));
+    if (!d->all_rows) return PL_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) d->all_rows[i] = i;
+    d->source = a->input;
+    d->n = n;
+    d->C = (int)x->shape[1];
+    d->H = (int)x->shape[2];
+    d->W = (int)x->shape[3];
+    d->x = xd;
+    d->cls = d->y_own;
+    d->targets = d->t_own;
+    d->classes = *classes;
+    d->train = d->all_rows;
+    d->ntr = n;
+    return PL_OK;
+}
+
+static PlStatus load_manifest(FtArgs *a, const PlModelCard *card, const PlVitConfig *cfg, PlThreadPool *pool, int rank,
+                              int *classes, FtData *d) {
+    if (card->n_slots != cfg->in_chans)
+        return PL_FAIL(PL_ERR_ARG, "model card %s names %d input slots, the weights take %d channels", card->path,
+                       card->n_slots, cfg->in_chans);
+    int size = a->size > 0 ? a->size : cfg->pos_grid * cfg->patch;
+    char failures[4096];
+    snprintf(failures, sizeof failures, "%s/failures.tsv", a->o.out_dir);
+    PL_TRY(ft_dataset_load(a->manifest, card, cfg->in_chans, cfg->patch, size, rank == 0 ? failures : NULL, pool, &d->ds));
+    d->is_manifest = 1;
+    FtDataset *ds = &d->ds;
+    if (*classes > 0 && *classes != ds->n_classes)
+        return PL_FAIL(PL_ERR_ARG, "the head has %d classes but %s has %d (%s ... %s)", *classes, a->manifest,
+                       ds->n_classes, ds->classes[0], ds->classes[ds->n_classes - 1]);
+    *classes = ds->n_classes;
+    d->source = a->manifest;
+    d->n = ds->n;
+    d->C = ds->C;
+    d->H = d->W = ds->size;
+    d->x = ds->x;
+    d->cls = ds->cls;
+    d->classes = ds->n_classes;
+    d->class_names = ds->classes;
+    d->train = ds->train;
+    d->val = ds->val;
+    d->test = ds->test;
+    d->ntr = ds->n_train;
+    d->nva = ds->n_val;
+    d->nte = ds->n_test;
+    d->n_failed = ds->n_failed;
+    if (rank == 0)
+        pl_log_info("%s: %lld training, %lld validation, %lld test items, %d classes, %dx%d canvases (%lld failed, %lld "
+                    "multi-label and %lld unlabelled skipped)", a->manifest, (long long)d->ntr, (long long)d->nva,
+                    (long long)d->nte, d->classes, size, size, (long long)ds->n_failed, (long long)ds->n_multilabel,
+                    (long long)ds->n_unlabelled);
+    return PL_OK;
 }
 
 // Options that change the result, as text: a checkpoint only resumes a run with the same text.
-static void args_fingerprint(const FtArgs *a, const PlVitTrainSpec *sp, char *buf, size_t size) {
-    const PlFinetuneOptions *o = &a->o;
+static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *sp, double fraction, int si,
+                             char *buf, size_t size) {
     snprintf(buf, size,
              "optimizer=%d lr=%.17g base_lr=%.17g no_lr_scaling=%d min_lr=%.17g momentum=%.17g weight_decay=%.17g "
              "layer_decay=%.17g clip=%.17g schedule_constant=%d warmup=%lld steps=%lld epochs=%d batch=%d micro_batch=%d "
-             "drop_path=%.9g augment=%d shuffle=%d seed=%llu reduce=%d classes=%d",
+             "drop_path=%.9g augment=%d shuffle=%d seed=%llu reduce=%d classes=%d fraction=%.17g seed_index=%d",
              (int)o->optim.kind, o->lr, o->base_lr, o->no_lr_scaling, o->min_lr, o->optim.momentum,
              o->optim.weight_decay, o->optim.layer_decay, o->optim.clip, o->schedule_constant,
              (long long)o->warmup_steps, (long long)o->steps, o->epochs, o->batch, sp->micro_batch,
-             (double)sp->drop_path, o->augment, o->shuffle, (unsigned long long)o->seed, o->allreduce, sp->classes);
+             (double)sp->drop_path, o->augment, o->shuffle, (unsigned long long)o->seed, o->allreduce, sp->classes,
+             fraction, si);
 }
 
-static PlStatus finetune_run(FtArgs *a) {
-    PlWeights w = {0}, head = {0};
-    PlModelCard card = {0};
-    int have_card = 0, have_head = 0, rank = 0, ranks = 1;
-    PlNpyArray x = {0};
-    int32_t *y = NULL;
-    float *targets = NULL;
-    PlVitTrain *t = NULL;
+typedef struct FtModel {
+    PlWeights w, head;
+    PlModelCard card;
+    int have_card, have_head;
+    PlVitConfig cfg;
+    const char *weights;
+} FtModel;
+
+// One fine-tune: fraction index fi, repetition si, into dir.
+static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels *kernels, PlThreadPool *pool, int fi,
+                         int si, const char *dir, int rank, int ranks) {
+    const double frac = a->fractions[fi];
+    const int C = d->classes;
+    uint64_t subset_seed = pl_probe_subset_seed(a->o.seed, si, fi), train_seed = a->o.seed + 1000003ULL * (uint64_t)si;
+    int64_t *sub = pl_malloc(((size_t)d->ntr + 1) * 2 * sizeof(int64_t));
+    if (!sub) return PL_ERR_NOMEM;
+    int64_t m_rows = d->ntr;
     PlStatus st = PL_OK;
+    if (frac < 1.0) {
+        if (!d->cls) st = PL_FAIL(PL_ERR_ARG, "--fraction below 1 needs class ids (multi-label targets have no strata)");
+        if (st == PL_OK) m_rows = pl_probe_subset(d->train, d->ntr, d->cls, C, frac, subset_seed, sub, sub + d->ntr + 1);
+    } else {
+        memcpy(sub, d->train, (size_t)d->ntr * sizeof(int64_t));
+    }
+    if (st == PL_OK && d->cls) {   // every class needs a training image (name the first that has none)
+        char *seen = pl_calloc((size_t)C, 1);
+        if (!seen) st = PL_ERR_NOMEM;
+        for (int64_t i = 0; i < m_rows && st == PL_OK; i++) seen[d->cls[sub[i]]] = 1;
+        for (int c = 0; c < C && st == PL_OK; c++)
+            if (!seen[c]) {
+                char id[16];
+                snprintf(id, sizeof id, "%d", c);
+                st = PL_FAIL(PL_ERR_ARG, "class '%s' has no training image at fraction %g (the train split holds none of "
+                                         "it); add training items of that class or drop it from the labels",
+                             d->class_names ? d->class_names[c] : id, frac);
+            }
+        free(seen);
+    }
+    PlVitTrain *t = NULL;
+    int T = 1 + (d->H / m->cfg.patch) * (d->W / m->cfg.patch);
+    int mb = a->micro_batch > 0 ? a->micro_batch : (256 + T - 1) / T;
+    if (mb > a->o.batch) mb = a->o.batch;
+    int threads = pl_threadpool_size(pool);
+    PlVitTrainSpec sp = {.cfg = m->cfg, .classes = C, .loss = d->targets ? PL_LOSS_BCE : PL_LOSS_XENT, .height = d->H,
+                         .width = d->W, .micro_batch = mb, .recompute = a->recompute, .drop_path = a->drop_path,
+                         .workers = threads};
+    if (st == PL_OK) st = pl_mkdir_p(dir);
+    if (st == PL_OK) st = pl_vit_train_create(&sp, kernels, &t);
+    if (st == PL_OK) st = pl_vit_train_load(t, &m->w, m->have_head ? &m->head : NULL, train_seed);
+    PlFinetuneOptions o = a->o;
+    char fp[2048];
+    args_fingerprint(&a->o, &sp, frac, si, fp, sizeof fp);
+    o.args_text = fp;
+    o.out_dir = dir;
+    o.seed = train_seed;
+    o.pool = pool;
+    o.use_mpi = pl_mpi_active() && ranks > 1;
+    o.stop = pl_process_stop_signal();
+    PlFinetuneData tr = {m_rows, d->C, d->H, d->W, d->x, d->cls, d->targets, C, sub};
+    PlFinetuneData va = {d->nva, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->val};
+    PlFinetuneData te = {d->nte, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->test};
+    double act = pl_vit_train_activation_bytes(&sp), P = (double)pl_vit_train_param_floats(t ? t : NULL) * 4;
+    if (st == PL_OK && rank == 0)
+        pl_log_info("fine-tuning %s on %lld of %lld training images (fraction %g, repetition %d): dim %d, depth %d, "
+                    "heads %d, patch %d, %dx%d, %d classes (%s), batch %d (micro-batch %d), %d rank(s) x %d thread(s); "
+                    "activations %.1f MiB per thread, parameters %.1f MiB -> %s",
+                    m->weights, (long long)m_rows, (long long)d->ntr, frac, si, m->cfg.dim, m->cfg.depth, m->cfg.heads,
+                    m->cfg.patch, d->H, d->W, C, d->targets ? "BCE" : "cross-entropy", a->o.batch, mb, ranks, threads,
+                    act / 1048576.0, P / 1048576.0, dir);
+    PlFinetuneResult r = {0};
+    if (st == PL_OK) st = pl_finetune_run(t, &tr, d->nva ? &va : NULL, d->nte ? &te : NULL, &o, &r);
+    if (st == PL_OK && rank == 0) {
+        int moments = a->o.optim.kind == PL_OPTIM_ADAMW ? 2 : 1;
+        FtRunInfo info = {.model = m->weights, .data = d->source, .head_init = a->head_init, .fraction = frac,
+                          .fraction_index = fi, .seed_index = si, .subset_seed = subset_seed, .train_seed = train_seed,
+                          .n_train = m_rows, .n_train_total = d->ntr, .n_val = d->nva, .n_test = d->nte,
+                          .n_failed = d->n_failed, .classes = d->class_names, .n_classes = C, .ranks = ranks,
+                          .threads = threads, .kernels = kernels->name,
+                          .memory_bytes = P * (1 + moments + threads + 2 + (ranks > 1)) + act * threads,
+                          .activation_bytes = act, .params = pl_vit_train_param_floats(t)};
+        st = ft_report_write(dir, &o, &sp, &r, &info);
+        if (st == PL_OK && m->have_card) st = ft_card_write(&m->card, dir);
+        if (st == PL_OK)
+            pl_log_info("done: %lld steps, loss %.5f -> %.5f, %.2f img/s; best epoch %d; %s macro F1 %.4f, accuracy "
+                        "%.4f; weights in %s", (long long)r.steps, r.first_loss, r.last_loss, r.img_per_s, r.best_epoch,
+                        r.eval_split, r.eval_macro_f1, r.eval_accuracy, dir);
+    }
+    pl_finetune_result_free(&r);
+    pl_vit_train_destroy(t);
+    free(sub);
+    return st;
+}
+
+static PlStatus load_model(FtArgs *a, FtModel *m) {
+    m->weights = a->model;
+    size_t ml = strlen(a->model);
+    if (ml > 5 && strcmp(a->model + ml - 5, ".json") == 0) {
+        PL_TRY(pl_modelcard_load(a->model, &m->card));
+        m->have_card = 1;
+        char hex[65];
+        PL_TRY(pl_modelcard_verify_weights(&m->card, hex));
+        m->weights = m->card.weights;
+        if (a->heads == 0) a->heads = m->card.heads;
+        if (!a->key) a->key = m->card.checkpoint_key;
+    }
+    PlWeightsOptions wopt = {.checkpoint_key = a->key};
+    PL_TRY(pl_weights_load(m->weights, &wopt, &m->w));
+    if (pl_vit_config_infer(&m->w, a->heads, &m->cfg) != PL_OK) return pl_error_wrap("%s", m->weights);
+    return PL_OK;
+}
+
+static PlStatus finetune_run(FtArgs *a, int *partial) {
+    int rank = 0, ranks = 1;
     if (pl_mpi_active()) {
         PL_TRY(PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)));
         PL_TRY(PL_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &ranks)));
     }
+    if (a->collect) return rank == 0 ? ft_collect(a->collect, a->probe) : PL_OK;
     const PlKernels *kernels;
     PL_TRY(pl_kernels_find(a->kernels, &kernels));
     // --out first: an unwritable folder fails before any work
-    if ((st = pl_mkdir_p(a->o.out_dir)) != PL_OK) return pl_error_wrap("--out %s", a->o.out_dir);
+    if (pl_mkdir_p(a->o.out_dir) != PL_OK) return pl_error_wrap("--out %s", a->o.out_dir);
     if (access(a->o.out_dir, W_OK) != 0) return PL_FAIL(PL_ERR_IO, "--out %s is not writable", a->o.out_dir);
-    const char *weights = a->model;
-    size_t ml = strlen(a->model);
-    if (ml > 5 && strcmp(a->model + ml - 5, ".json") == 0) {
-        if ((st = pl_modelcard_load(a->model, &card)) != PL_OK) goto done;
-        have_card = 1;
-        char hex[65];
-        if ((st = pl_modelcard_verify_weights(&card, hex)) != PL_OK) goto done;
-        weights = card.weights;
-        if (a->heads == 0) a->heads = card.heads;
-        if (!a->key) a->key = card.checkpoint_key;
-    }
-    PlWeightsOptions wopt = {.checkpoint_key = a->key};
-    if ((st = pl_weights_load(weights, &wopt, &w)) != PL_OK) goto done;
-    PlVitConfig cfg;
-    if ((st = pl_vit_config_infer(&w, a->heads, &cfg)) != PL_OK) {
-        pl_error_wrap("%s", weights);
-        goto done;
-    }
-    if ((st = pl_npy_read_f32(a->input, 4, &x)) != PL_OK) goto done;
-    int64_t n = x.shape[0];
-    if (n < 1 || x.shape[1] != cfg.in_chans || x.shape[2] < cfg.patch || x.shape[3] < cfg.patch) {
-        st = PL_FAIL(PL_ERR_ARG, "%s has shape (%lld, %lld, %lld, %lld); the model needs (N >= 1, %d, >= %d, >= %d)",
-                     a->input, (long long)x.shape[0], (long long)x.shape[1], (long long)x.shape[2],
-                     (long long)x.shape[3], cfg.in_chans, cfg.patch, cfg.patch);
-        goto done;
-    }
-    const float *xd = x.data;
-    size_t count = pl_npy_count(&x);
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(xd[i])) {
-            size_t chw = count / (size_t)n;
-            st = PL_FAIL(PL_ERR_NUMERIC, "%s: image %zu holds %s (element %zu)", a->input, i / chw,
-                         isnan(xd[i]) ? "NaN" : "Inf", i % chw);
-            goto done;
-        }
+    FtModel m;
+    memset(&m, 0, sizeof m);
+    FtData d;
+    memset(&d, 0, sizeof d);
+    PlThreadPool *pool = NULL;
     int classes = a->classes;
-    if (a->head_init) {
-        if ((st = pl_weights_load(a->head_init, NULL, &head)) != PL_OK) goto done;
-        have_head = 1;
-        if ((st = check_head(a->head_init, &head, cfg.dim, &classes)) != PL_OK) goto done;
+    PlStatus st = load_model(a, &m);
+    if (st == PL_OK && a->manifest && !m.have_card)
+        st = PL_FAIL(PL_ERR_ARG, "--manifest needs --model CARD.json (the card says how to feed the model)");
+    if (st == PL_OK && a->head_init) {
+        if ((st = pl_weights_load(a->head_init, NULL, &m.head)) == PL_OK) {
+            m.have_head = 1;
+            st = check_head(a->head_init, &m.head, m.cfg.dim, &classes);
+        }
     }
-    if ((st = load_labels(a->labels, n, &classes, &y, &targets)) != PL_OK) goto done;
-
-    PlThreadPool *pool;
-    if ((st = pl_process_start_pool(a->threads, &pool)) != PL_OK) goto done;
-    int threads = pl_threadpool_size(pool);
-    int T = 1 + (int)(x.shape[2] / cfg.patch) * (int)(x.shape[3] / cfg.patch);
-    int mb = a->micro_batch > 0 ? a->micro_batch : (256 + T - 1) / T;
-    if (mb > a->o.batch) mb = a->o.batch;
-    PlVitTrainSpec sp = {.cfg = cfg, .classes = classes, .loss = targets ? PL_LOSS_BCE : PL_LOSS_XENT,
-                         .height = (int)x.shape[2], .width = (int)x.shape[3], .micro_batch = mb,
-                         .recompute = a->recompute, .drop_path = a->drop_path, .workers = threads};
-    if ((st = pl_vit_train_create(&sp, kernels, &t)) != PL_OK) goto done;
-    if ((st = pl_vit_train_load(t, &w, have_head ? &head : NULL, a->o.seed)) != PL_OK) goto done;
-    pl_weights_free(&w);   // the trainer holds its own copy
-    char fp[2048];
-    args_fingerprint(a, &sp, fp, sizeof fp);
-    a->o.args_text = fp;
-    a->o.pool = pool;
-    a->o.use_mpi = pl_mpi_active() && ranks > 1;
-    a->o.stop = pl_process_stop_signal();
-    double act = pl_vit_train_activation_bytes(&sp), P = (double)pl_vit_train_param_floats(t) * sizeof(float);
-    int moments = a->o.optim.kind == PL_OPTIM_ADAMW ? 2 : 1;
-    // params + moments + (threads leaves + tree nodes + summed gradient) + activations per thread
-    double mem = P * (1 + moments) + act * threads;
-    if (rank == 0)
-        pl_log_info("fine-tuning %s: dim %d, depth %d, heads %d, patch %d, %lld images %dx%d, %d classes (%s), batch %d "
-                    "(micro-batch %d), %d rank(s) x %d thread(s); activations %.1f MiB per thread, parameters %.1f MiB",
-                    weights, cfg.dim, cfg.depth, cfg.heads, cfg.patch, (long long)n, sp.height, sp.width, classes,
-                    targets ? "BCE" : "cross-entropy", a->o.batch, mb, ranks, threads, act / 1048576.0, P / 1048576.0);
-    PlFinetuneData d = {.n = n, .C = cfg.in_chans, .H = sp.height, .W = sp.width, .x = xd, .y = y,
-                        .targets = targets, .classes = classes};
-    PlFinetuneResult r;
-    st = pl_finetune_run(t, &d, &a->o, &r);
-    if (st == PL_OK && rank == 0) {
-        double grad_bufs = P * (threads + 2 + (ranks > 1));
-        st = write_report(a, &sp, &r, ranks, threads, mem + grad_bufs, act, pl_vit_train_param_floats(t), kernels->name);
-        if (st == PL_OK && have_card) st = write_card(&card, a->o.out_dir);
-        if (st == PL_OK)
-            pl_log_info("done: %lld steps, loss %.5f -> %.5f, %.2f img/s, training accuracy %.4f; weights in %s",
-                        (long long)r.steps, r.first_loss, r.last_loss, r.img_per_s, r.train_accuracy, a->o.out_dir);
+    if (st == PL_OK) st = pl_process_start_pool(a->threads, &pool);
+    if (st == PL_OK) st = a->manifest ? load_manifest(a, &m.card, &m.cfg, pool, rank, &classes, &d) : load_arrays(a, &m.cfg, &classes, &d);
+    int tasks = a->n_fractions * a->seeds, first = 0, end = tasks;
+    if (a->task >= 0) {
+        if (a->task >= tasks)
+            st = st != PL_OK ? st : PL_FAIL(PL_ERR_ARG, "--task %d is out of range 0..%d (%d fractions x %d seeds)", a->task,
+                                            tasks - 1, a->n_fractions, a->seeds);
+        first = a->task;
+        end = a->task + 1;
     }
-done:
-    pl_vit_train_destroy(t);
-    pl_weights_free(&w);
-    if (have_head) pl_weights_free(&head);
-    if (have_card) pl_modelcard_free(&card);
-    pl_npy_free(&x);
-    free(y);
-    free(targets);
+    for (int k = first; k < end && st == PL_OK; k++) {
+        int fi = k / a->seeds, si = k % a->seeds;
+        char dir[4096];
+        if (tasks == 1)
+            snprintf(dir, sizeof dir, "%s", a->o.out_dir);
+        else
+            snprintf(dir, sizeof dir, "%s/f%g_s%d", a->o.out_dir, a->fractions[fi], si);
+        st = run_task(a, &m, &d, kernels, pool, fi, si, dir, rank, ranks);
+    }
+    if (st == PL_OK && tasks > 1 && a->task < 0 && rank == 0) st = ft_collect(a->o.out_dir, a->probe);
+    *partial = d.n_failed > 0;
+    ft_data_free(&d);
+    pl_weights_free(&m.w);
+    if (m.have_head) pl_weights_free(&m.head);
+    if (m.have_card) pl_modelcard_free(&m.card);
     return st;
 }
 
@@ -345,9 +446,13 @@ int cmd_finetune_run(int argc, char **argv) {
     pl_finetune_options_default(&a.o);
     a.drop_path = 0.1f;
     a.kernels = "auto";
+    a.seeds = 1;
+    a.task = -1;
+    a.fractions[0] = 1.0;
+    a.n_fractions = 1;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -365,7 +470,10 @@ int cmd_finetune_run(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"reduce", required_argument, 0, O_REDUCE}, {"recompute", no_argument, 0, O_RECOMP},
         {"checkpoint-every", required_argument, 0, O_CKPT}, {"resume", no_argument, 0, O_RESUME},
-        {"kernels", required_argument, 0, O_KERNELS}, {0, 0, 0, 0}};
+        {"kernels", required_argument, 0, O_KERNELS}, {"manifest", required_argument, 0, O_MANIFEST},
+        {"size", required_argument, 0, O_SIZE}, {"fraction", required_argument, 0, O_FRACTION},
+        {"seeds", required_argument, 0, O_SEEDS}, {"task", required_argument, 0, O_TASK},
+        {"collect", required_argument, 0, O_COLLECT}, {"probe", required_argument, 0, O_PROBE}, {0, 0, 0, 0}};
     static const char *const optimizers[] = {"adamw", "sgd"}, *const schedules[] = {"cosine", "constant"},
                              *const reduces[] = {"tree", "allreduce"};
     const char *cmd = "finetune";
@@ -421,20 +529,48 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_CKPT: if ((rc = pl_cli_option_long(cmd, "--checkpoint-every", optarg, 0, 1L << 40, &lv))) return rc; a.o.checkpoint_every = lv; break;
         case O_RESUME: a.o.resume = 1; break;
         case O_KERNELS: a.kernels = optarg; break;
+        case O_MANIFEST: a.manifest = optarg; break;
+        case O_SIZE: if ((rc = pl_cli_option_int(cmd, "--size", optarg, 8, 8192, &a.size))) return rc; break;
+        case O_FRACTION: {
+            a.n_fractions = 0;
+            char *copy = strdup(optarg), *save = NULL;
+            if (!copy) return PL_EXIT_FAIL;
+            for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                double f;
+                if (a.n_fractions == FT_MAX_FRACTIONS || !pl_cli_parse_double(tok, 1e-9, 1.0, &f)) {
+                    free(copy);
+                    return pl_cli_usage_error(cmd, "--fraction needs up to %d comma-separated numbers in (0, 1], got '%s'",
+                                              FT_MAX_FRACTIONS, optarg);
+                }
+                a.fractions[a.n_fractions++] = f;
+            }
+            free(copy);
+            if (a.n_fractions == 0) return pl_cli_usage_error(cmd, "--fraction needs at least one number");
+            break;
+        }
+        case O_SEEDS: if ((rc = pl_cli_option_int(cmd, "--seeds", optarg, 1, 1000, &a.seeds))) return rc; break;
+        case O_TASK: if ((rc = pl_cli_option_int(cmd, "--task", optarg, 0, 1000000, &a.task))) return rc; break;
+        case O_COLLECT: a.collect = optarg; break;
+        case O_PROBE: a.probe = optarg; break;
         case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!a.model) return pl_cli_usage_error(cmd, "--model is required");
-    if (!a.input) return pl_cli_usage_error(cmd, "--input is required (images as a float32 (N, C, H, W) .npy)");
-    if (!a.labels) return pl_cli_usage_error(cmd, "--labels is required");
-    if (!a.o.out_dir) return pl_cli_usage_error(cmd, "--out is required");
-    PlStatus st = finetune_run(&a);
+    if (!a.collect) {
+        if (!a.model) return pl_cli_usage_error(cmd, "--model is required");
+        if (!a.manifest && (!a.input || !a.labels))
+            return pl_cli_usage_error(cmd, "give --manifest M.tsv (with --model CARD.json), or --input X.npy and --labels Y.npy");
+        if (a.manifest && (a.input || a.labels)) return pl_cli_usage_error(cmd, "--manifest excludes --input/--labels");
+        if (!a.o.out_dir) return pl_cli_usage_error(cmd, "--out is required");
+    }
+    int partial = 0;
+    PlStatus st = finetune_run(&a, &partial);
     if (st == PL_ERR_INTERRUPTED) {
         const volatile sig_atomic_t *sig = pl_process_stop_signal();
         pl_log_error("%s", pl_error_message());
         return PL_EXIT_SIGNAL + (*sig ? *sig : 15);
     }
-    return st == PL_OK ? PL_EXIT_OK : PL_EXIT_FAIL;
+    if (st != PL_OK) return PL_EXIT_FAIL;
+    return partial ? PL_EXIT_PARTIAL : PL_EXIT_OK;
 }

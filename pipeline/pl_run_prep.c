@@ -24,9 +24,8 @@ static void prep_fail(RunPrepared *p, const char *stage, const char *fmt, ...) {
 // to name a file (PATH_MAX), never a truncated reference to another file.
 #define PREP_REF_MAX (PATH_MAX + 16)
 static const char *prep_channel_ref(const PlManifestChannel *ch, char ref[PREP_REF_MAX], RunPrepared *p) {
-    int n = snprintf(ref, PREP_REF_MAX, "%s#%d", ch->path, ch->page);
-    if (n >= 0 && n < PREP_REF_MAX) return ref;
-    prep_fail(p, "input", "path of %d bytes is too long for a file name: %.80s...", n, ch->path);
+    if (pl_manifest_channel_ref(ch, ref, PREP_REF_MAX) == PL_OK) return ref;
+    prep_fail(p, "input", "%s", pl_error_message());
     return NULL;
 }
 

@@ -339,3 +339,44 @@ PlStatus pl_plot_f1_vs_fraction(const char *base, const double *fractions, int F
     Frac c = {fractions, F, n_series, names, mean, std, title};
     return plot_write_both(base, 860, 500, draw_f1_vs_fraction, &c);
 }
+
+// ---------------------------------------------------------------- a curve over 1..n
+
+typedef struct Curve { const double *y; int n, mark; const char *xlabel, *ylabel, *title; } Curve;
+
+static void draw_curve(cairo_t *cr, double w, double h, const void *p) {
+    const Curve *c = p;
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < c->n; i++)
+        if (isfinite(c->y[i])) {
+            lo = fmin(lo, c->y[i]);
+            hi = fmax(hi, c->y[i]);
+        }
+    if (!isfinite(lo)) lo = 0, hi = 1;
+    double pad = (hi - lo) * 0.1 + 1e-3;
+    Axes a = {80, 60, w - 30, h - 70, 1, c->n > 1 ? c->n : 2, lo - pad, hi + pad, 0};
+    plot_axes(cr, &a, c->title, c->xlabel, c->ylabel, NULL, 0);
+    cairo_set_source_rgb(cr, 0.15, 0.35, 0.75);
+    cairo_set_line_width(cr, 2);
+    int started = 0;
+    for (int i = 0; i < c->n; i++) {
+        if (!isfinite(c->y[i])) continue;
+        double x = ax_x(&a, i + 1), y = ax_y(&a, c->y[i]);
+        if (!started) cairo_move_to(cr, x, y); else cairo_line_to(cr, x, y);
+        started = 1;
+    }
+    cairo_stroke(cr);
+    if (c->mark >= 1 && c->mark <= c->n && isfinite(c->y[c->mark - 1])) {
+        double bx = ax_x(&a, c->mark), by = ax_y(&a, c->y[c->mark - 1]);
+        cairo_set_source_rgb(cr, 0.85, 0.1, 0.1);
+        cairo_arc(cr, bx, by, 6, 0, 2 * M_PI);
+        cairo_fill(cr);
+    }
+}
+
+PlStatus pl_plot_curve(const char *base, const double *y, int n, int mark, const char *xlabel, const char *ylabel,
+                       const char *title) {
+    if (n < 1) return PL_FAIL(PL_ERR_ARG, "%s: nothing to plot", base);
+    Curve c = {y, n, mark, xlabel, ylabel, title};
+    return plot_write_both(base, 800, 500, draw_curve, &c);
+}

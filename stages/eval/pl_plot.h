@@ -16,4 +16,9 @@ PlStatus pl_plot_class_f1(const char *base, const double *f1, int C, char *const
 PlStatus pl_plot_f1_vs_fraction(const char *base, const double *fractions, int F, int n_series,
                                 const char *const *names, const double *mean, const double *std, const char *title);
 
+// A curve y[0..n) against x = 1..n (e.g. loss or validation macro F1 per epoch); mark (1-based, 0 = none) is
+// highlighted. y may hold NaN for missing points (skipped).
+PlStatus pl_plot_curve(const char *base, const double *y, int n, int mark, const char *xlabel, const char *ylabel,
+                       const char *title);
+
 #endif

@@ -9,6 +9,10 @@
 #include "pl_probe_mlp.h"
 #include "pl_rng.h"
 
+uint64_t pl_probe_subset_seed(uint64_t seed, int s, int f) {
+    return seed + 1000003ULL * (uint64_t)s + 7919ULL * (uint64_t)f;
+}
+
 const char *pl_probe_head_name(PlProbeHead h) { return h == PL_PROBE_MLP ? "mlp" : "logreg"; }
 
 void pl_probe_options_default(PlProbeOptions *o) {
@@ -71,9 +75,7 @@ static PlStatus probe_encode(const PlFeatureSet *fs, PlMultilabel multilabel, Pl
     return PL_OK;
 }
 
-// Stratified seeded subset of `pool` (n rows with classes y): per class max(1, round(f * n_c)) rows,
-// returned in ascending row order in out; returns the count.
-static int64_t probe_subset(const int64_t *pool, int64_t n, const int32_t *cls, int C, double f, uint64_t seed,
+int64_t pl_probe_subset(const int64_t *pool, int64_t n, const int32_t *cls, int C, double f, uint64_t seed,
                             int64_t *out, int64_t *tmp) {
     PlRng rng;
     pl_rng_seed(&rng, seed);
@@ -163,7 +165,7 @@ PlStatus pl_probe_evaluate(const PlFeatureSet *fs, const PlProbeOptions *o, PlPr
     int64_t nmlp = ntr;
     memcpy(mlp_tr, tr, (size_t)ntr * sizeof(int64_t));
     if (o->use_mlp && nva == 0) {
-        nva = probe_subset(tr, ntr, cls, C, o->val_fraction, o->seed ^ 0x5eedULL, va, tmp);
+        nva = pl_probe_subset(tr, ntr, cls, C, o->val_fraction, o->seed ^ 0x5eedULL, va, tmp);
         nmlp = 0;
         int64_t j = 0;
         for (int64_t i = 0; i < ntr; i++) {
@@ -215,7 +217,8 @@ PlStatus pl_probe_evaluate(const PlFeatureSet *fs, const PlProbeOptions *o, PlPr
         for (int f = 0; f < F && st == PL_OK; f++)
             for (int s = 0; s < S && st == PL_OK; s++) {
                 uint64_t seed = o->seed + 1000003ULL * (uint64_t)s;
-                int64_t m = probe_subset(pool, npool, cls, C, o->fractions[f], seed + 7919ULL * (uint64_t)f, sub, tmp);
+                int64_t m = pl_probe_subset(pool, npool, cls, C, o->fractions[f], pl_probe_subset_seed(o->seed, s, f),
+                                            sub, tmp);
                 probe_fit_scaler(fs->x, d, sub, m, mean, sd);
                 probe_gather(fs->x, d, sub, m, mean, sd, cls, xtr, ytr);
                 probe_gather(fs->x, d, te, nte, mean, sd, cls, xte, yte);

@@ -63,6 +63,13 @@ const char *pl_probe_head_name(PlProbeHead h);   // "logreg", "mlp"
 // Fit multinomial logistic regression on x (n, d) standardised, y in [0, C): W (d, C) and b (C) out.
 PlStatus pl_probe_logreg_fit(const float *x, const int32_t *y, int64_t n, int d, int C, double Creg, int max_iter,
                              double tol, float *W, float *b, int *iters);
+// Stratified seeded subset of `pool` (n rows with classes cls in [0, C), -1 = none): per class max(1, round(f * n_c))
+// rows, returned in ascending row order in out (tmp: n scratch); returns the count. `protloc finetune --fraction`
+// draws its training subsets with this function and pl_probe_subset_seed, so frozen and fine-tuned runs are paired.
+int64_t pl_probe_subset(const int64_t *pool, int64_t n, const int32_t *cls, int C, double f, uint64_t seed, int64_t *out,
+                        int64_t *tmp);
+// The subset seed of repetition s (0-based) of the f-th fraction of the list, for base seed `seed`.
+uint64_t pl_probe_subset_seed(uint64_t seed, int s, int f);
 // Predict argmax(x W + b) for n rows.
 void pl_probe_linear_predict(const float *x, int64_t n, int d, int C, const float *W, const float *b, int32_t *pred);
 

@@ -475,6 +475,12 @@ static void manifest_free_channel(PlManifestChannel *c) {
     free(c->raw);
 }
 
+PlStatus pl_manifest_channel_ref(const PlManifestChannel *ch, char *ref, size_t size) {
+    int n = snprintf(ref, size, "%s#%d", ch->path, ch->page);
+    if (n >= 0 && (size_t)n < size) return PL_OK;
+    return PL_FAIL(PL_ERR_LIMIT, "path of %d bytes is too long for a file name: %.80s...", n, ch->path);
+}
+
 void pl_manifest_free(PlManifest *m) {
     if (!m) return;
     for (size_t i = 0; i < m->count; i++) {

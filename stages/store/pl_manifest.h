@@ -77,6 +77,9 @@ long pl_manifest_find(const PlManifest *m, const char *id);
 int pl_manifest_split_valid(const char *split);
 // The default role names (nucleus, protein, microtubules, er) and their count.
 const char *const *pl_manifest_default_roles(int *count);
+// A channel's image reference "path#page" as the decoders take it, into ref (size bytes). PL_ERR_LIMIT naming the path
+// when it does not fit (a path too long to name a file), never a truncated reference to another file.
+PlStatus pl_manifest_channel_ref(const PlManifestChannel *ch, char *ref, size_t size);
 void pl_manifest_free(PlManifest *m);
 
 #endif

@@ -11,7 +11,7 @@
 #include "pl_clock.h"
 #include "pl_fs.h"
 #include "pl_log.h"
-#include "pl_metrics.h"
+#include "pl_finetune_eval.h"
 #include "pl_mpi.h"
 #include "pl_rng.h"
 #include "pl_safetensors.h"
@@ -67,7 +67,7 @@ static PlStatus fetch(void *ctx, int thread, int64_t step, int first, int n, flo
     const size_t chw = (size_t)d->C * d->H * d->W;
     for (int i = 0; i < n; i++) {
         int64_t pos = step * f->o->batch + first + i, epoch = pos / d->n, j = pos % d->n;
-        int64_t row = f->o->shuffle ? f->perms[(size_t)(epoch - f->perm_epoch0) * d->n + j] : j;
+        int64_t row = pl_finetune_row(d, f->o->shuffle ? f->perms[(size_t)(epoch - f->perm_epoch0) * d->n + j] : j);
         const float *src = d->x + (size_t)row * chw;
         if (f->o->augment)
             pl_augment_image(&f->aug, pl_rng_mix(pl_rng_mix(f->o->seed, (uint64_t)epoch), (uint64_t)row), src, d->C,
@@ -90,39 +90,70 @@ static uint64_t hash_floats(const float *x, size_t n, uint64_t h) {
     return h;
 }
 
-static uint64_t hash_data(const PlFinetuneData *d) {
-    uint64_t h = hash_floats(d->x, (size_t)d->n * d->C * d->H * d->W, 0xcbf29ce484222325ULL);
-    if (d->y) h = hash_floats((const float *)d->y, (size_t)d->n, h);
-    if (d->targets) h = hash_floats(d->targets, (size_t)d->n * d->classes, h);
+static uint64_t hash_data_into(const PlFinetuneData *d, uint64_t h) {
+    const size_t chw = (size_t)d->C * d->H * d->W;
+    for (int64_t i = 0; i < d->n; i++) {
+        int64_t r = pl_finetune_row(d, i);
+        h = hash_floats(d->x + (size_t)r * chw, chw, h);
+        if (d->y) h = hash_floats((const float *)(d->y + r), 1, h);
+        if (d->targets) h = hash_floats(d->targets + (size_t)r * d->classes, (size_t)d->classes, h);
+    }
     return h;
 }
 
+static uint64_t hash_data(const PlFinetuneData *d) { return hash_data_into(d, 0xcbf29ce484222325ULL); }
+
+// Training state beyond the weights and moments, saved in checkpoints so a resume continues bit-identically.
+typedef struct FtState {
+    int n_epochs, cap_epochs;
+    double *epoch_loss, *epoch_val_f1;   // (cap_epochs)
+    double loss_sum;                     // losses of the current epoch's finished steps
+    int64_t loss_steps;
+    int best_epoch;
+    double best_val_f1;
+    float *best;                         // the best epoch's parameters (validation only), else NULL
+} FtState;
+
 static PlStatus checkpoint_write(const PlVitTrain *t, PlOptim *op, const PlFinetuneOptions *o, int64_t step,
-                                 uint64_t init_hash, uint64_t data_hash) {
+                                 uint64_t init_hash, uint64_t data_hash, const FtState *fs) {
     int nt;
     const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
-    int nmom = pl_optim_moment(op, 1) ? 2 : 1;
+    const float *src[4] = {pl_vit_train_params((PlVitTrain *)t), pl_optim_moment(op, 0), pl_optim_moment(op, 1),
+                           fs->best};
+    const char *pre[4] = {"p/", "m/", "v/", "b/"};
     PlWeights w;
     memset(&w, 0, sizeof w);
-    PlStatus st = pl_weights_reserve(&w, pl_vit_train_param_floats(t) * (1 + nmom) + 64 * (size_t)nt * 3);
-    const float *src[3] = {pl_vit_train_params((PlVitTrain *)t), pl_optim_moment(op, 0), pl_optim_moment(op, 1)};
-    const char *pre[3] = {"p/", "m/", "v/"};
-    for (int k = 0; k < 1 + nmom && st == PL_OK; k++)
-        for (int i = 0; i < nt && st == PL_OK; i++) {
+    PlStatus st = pl_weights_reserve(&w, pl_vit_train_param_floats(t) * 4 + 64 * (size_t)nt * 4);
+    for (int k = 0; k < 4 && st == PL_OK; k++)
+        for (int i = 0; i < nt && st == PL_OK && src[k]; i++) {
             char name[96];
             snprintf(name, sizeof name, "%s%s", pre[k], tt[i].name);
             float *data;
             st = pl_weights_add(&w, name, tt[i].ndim, tt[i].shape, &data);
             if (st == PL_OK) memcpy(data, src[k] + tt[i].offset, tt[i].numel * sizeof(float));
         }
-    char path[4096], steps[32], ih[32], dh[32];
+    char path[4096], steps[32], ih[32], dh[32], ep[160];
+    size_t hist_size = 64 + (size_t)fs->n_epochs * 52;
+    char *hist = pl_malloc(hist_size);
+    if (!hist && st == PL_OK) st = PL_ERR_NOMEM;
+    if (st == PL_OK) {
+        size_t u = 0;
+        hist[0] = '\0';
+        for (int e = 0; e < fs->n_epochs; e++)
+            u += (size_t)snprintf(hist + u, hist_size - u, "%s%.17g,%.17g", e ? ";" : "", fs->epoch_loss[e],
+                                  fs->epoch_val_f1 ? fs->epoch_val_f1[e] : -1.0);
+    }
     snprintf(path, sizeof path, "%s/%s", o->out_dir, PL_FT_CHECKPOINT);
     snprintf(steps, sizeof steps, "%lld", (long long)step);
     snprintf(ih, sizeof ih, "%016llx", (unsigned long long)init_hash);
     snprintf(dh, sizeof dh, "%016llx", (unsigned long long)data_hash);
+    snprintf(ep, sizeof ep, "%.17g %lld %d %.17g", fs->loss_sum, (long long)fs->loss_steps, fs->best_epoch,
+             fs->best_val_f1);
     const char *meta[] = {"protloc_finetune_step", steps, "protloc_finetune_args", o->args_text ? o->args_text : "",
-                          "protloc_finetune_init", ih, "protloc_finetune_data", dh, NULL};
+                          "protloc_finetune_init", ih, "protloc_finetune_data", dh, "protloc_finetune_history",
+                          hist ? hist : "", "protloc_finetune_epoch", ep, NULL};
     if (st == PL_OK) st = pl_safetensors_write(path, &w, meta);
+    free(hist);
     pl_weights_free(&w);
     if (st != PL_OK) pl_error_wrap("writing the checkpoint %s", path);
     return st;
@@ -143,32 +174,56 @@ static const char *meta_value(const PlWeights *w, const char *key, char *buf, si
     return NULL;
 }
 
+static PlStatus history_parse(const char *text, FtState *fs) {
+    fs->n_epochs = 0;
+    for (const char *p = text; p && *p && fs->n_epochs < fs->cap_epochs;) {
+        double l, f;
+        if (sscanf(p, "%lf,%lf", &l, &f) != 2) return PL_FAIL(PL_ERR_FORMAT, "malformed epoch history in the checkpoint");
+        fs->epoch_loss[fs->n_epochs] = l;
+        if (fs->epoch_val_f1) fs->epoch_val_f1[fs->n_epochs] = f;
+        fs->n_epochs++;
+        p = strchr(p, ';');
+        if (p) p++;
+    }
+    return PL_OK;
+}
+
 static PlStatus checkpoint_read(PlVitTrain *t, PlOptim *op, const PlFinetuneOptions *o, uint64_t init_hash,
-                                uint64_t data_hash, int64_t *step) {
+                                uint64_t data_hash, int64_t *step, FtState *fs) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", o->out_dir, PL_FT_CHECKPOINT);
     PlWeights w;
     PL_TRY(pl_weights_load(path, NULL, &w));
     PlStatus st = PL_OK;
-    char buf[8192], want[32];
-    const char *v = meta_value(&w, "protloc_finetune_args", buf, sizeof buf);
+    size_t bufsize = 64 + (size_t)fs->cap_epochs * 52 + 8192;
+    char *buf = pl_malloc(bufsize), want[32];
+    if (!buf) {
+        pl_weights_free(&w);
+        return PL_ERR_NOMEM;
+    }
+    const char *v = meta_value(&w, "protloc_finetune_args", buf, bufsize);
     if (!v || strcmp(v, o->args_text ? o->args_text : "") != 0)
         st = PL_FAIL(PL_ERR_ARG, "%s was written with other arguments (it has: %s; this run: %s); use another --out "
                                  "or the same arguments", path, v ? v : "none", o->args_text ? o->args_text : "");
     snprintf(want, sizeof want, "%016llx", (unsigned long long)init_hash);
-    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_init", buf, sizeof buf)) || strcmp(v, want) != 0))
+    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_init", buf, bufsize)) || strcmp(v, want) != 0))
         st = PL_FAIL(PL_ERR_ARG, "%s was started from another model or head (initial weights differ)", path);
     snprintf(want, sizeof want, "%016llx", (unsigned long long)data_hash);
-    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_data", buf, sizeof buf)) || strcmp(v, want) != 0))
+    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_data", buf, bufsize)) || strcmp(v, want) != 0))
         st = PL_FAIL(PL_ERR_ARG, "%s was trained on other images or labels", path);
-    long long s = -1;
-    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_step", buf, sizeof buf)) || sscanf(v, "%lld", &s) != 1 || s < 0))
+    long long s = -1, ls = 0;
+    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_step", buf, bufsize)) || sscanf(v, "%lld", &s) != 1 || s < 0))
         st = PL_FAIL(PL_ERR_FORMAT, "%s has no valid step count", path);
+    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_epoch", buf, bufsize)) ||
+                        sscanf(v, "%lf %lld %d %lf", &fs->loss_sum, &ls, &fs->best_epoch, &fs->best_val_f1) != 4))
+        st = PL_FAIL(PL_ERR_FORMAT, "%s has no valid epoch state", path);
+    fs->loss_steps = ls;
+    if (st == PL_OK) st = history_parse(meta_value(&w, "protloc_finetune_history", buf, bufsize), fs);
     int nt;
     const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
-    float *dst[3] = {pl_vit_train_params(t), pl_optim_moment(op, 0), pl_optim_moment(op, 1)};
-    const char *pre[3] = {"p/", "m/", "v/"};
-    for (int k = 0; k < 3 && st == PL_OK; k++) {
+    float *dst[4] = {pl_vit_train_params(t), pl_optim_moment(op, 0), pl_optim_moment(op, 1), fs->best};
+    const char *pre[4] = {"p/", "m/", "v/", "b/"};
+    for (int k = 0; k < 4 && st == PL_OK; k++) {
         if (!dst[k]) continue;
         for (int i = 0; i < nt && st == PL_OK; i++) {
             char name[96];
@@ -180,6 +235,7 @@ static PlStatus checkpoint_read(PlVitTrain *t, PlOptim *op, const PlFinetuneOpti
                 memcpy(dst[k] + tt[i].offset, x->data, tt[i].numel * sizeof(float));
         }
     }
+    free(buf);
     pl_weights_free(&w);
     if (st == PL_OK) {
         *step = s;
@@ -216,60 +272,6 @@ static PlStatus log_open(const PlFinetuneOptions *o, int64_t start, FILE **fp) {
     return PL_OK;
 }
 
-typedef struct PredictCtx {
-    PlVitTrain *t;
-    const PlFinetuneData *d;
-    int32_t *pred;
-    int mb;
-    PlStatus *st;
-    float *logits;             // (threads, mb, classes)
-} PredictCtx;
-
-static void task_predict(void *ctx, int task, int thread) {
-    PredictCtx *p = ctx;
-    const PlFinetuneData *d = p->d;
-    const int C = d->classes;
-    int64_t first = (int64_t)task * p->mb;
-    int n = d->n - first < p->mb ? (int)(d->n - first) : p->mb;
-    float *logits = p->logits + (size_t)thread * p->mb * C;
-    const float *x = d->x + (size_t)first * d->C * d->H * d->W;
-    p->st[task] = pl_vit_train_predict(p->t, thread, x, n, logits);
-    for (int i = 0; i < n; i++) {
-        int best = 0;
-        for (int c = 1; c < C; c++)
-            if (logits[i * C + c] > logits[i * C + best]) best = c;
-        p->pred[first + i] = best;
-    }
-}
-
-static PlStatus train_metrics(PlVitTrain *t, const PlFinetuneData *d, PlThreadPool *pool, PlFinetuneResult *r) {
-    r->train_accuracy = r->train_macro_f1 = NAN;
-    if (!d->y) return PL_OK;
-    int mb = pl_vit_train_spec(t)->micro_batch, ntasks = (int)((d->n + mb - 1) / mb);
-    int32_t *pred = pl_malloc((size_t)d->n * sizeof(int32_t));
-    PlStatus *st = pl_calloc((size_t)ntasks, sizeof(PlStatus));
-    int64_t *cnt = pl_calloc((size_t)d->classes * 3, sizeof(int64_t));
-    float *logits = pl_malloc((size_t)pl_threadpool_size(pool) * mb * d->classes * sizeof(float));
-    PlStatus rc = pred && st && cnt && logits ? PL_OK : PL_ERR_NOMEM;
-    if (rc == PL_OK) {
-        PredictCtx p = {t, d, pred, mb, st, logits};
-        pl_threadpool_run(pool, task_predict, &p, ntasks);
-        for (int i = 0; i < ntasks; i++)
-            if (st[i] != PL_OK) rc = PL_FAIL(PL_ERR_INTERNAL, "prediction of the training data failed");
-    }
-    if (rc == PL_OK) {
-        PlClassCounts c = {d->classes, cnt, cnt + d->classes, cnt + 2 * d->classes};
-        pl_metrics_count(d->y, pred, d->n, 1, &c);
-        r->train_macro_f1 = pl_metrics_macro_f1(&c, NULL, NULL);
-        r->train_accuracy = pl_metrics_accuracy(&c, d->n);
-    }
-    free(pred);
-    free(st);
-    free(cnt);
-    free(logits);
-    return rc;
-}
-
 static PlStatus write_weights(PlVitTrain *t, const char *dir) {
     const PlVitConfig *c = &pl_vit_train_spec(t)->cfg;
     char path[4096], heads[16], patch[16];
@@ -293,13 +295,60 @@ static int stop_requested(const PlFinetuneOptions *o) {
     return any;
 }
 
-PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetuneOptions *o, PlFinetuneResult *r) {
+void pl_finetune_result_free(PlFinetuneResult *r) {
+    free(r->epoch_loss);
+    free(r->epoch_val_f1);
+    free(r->per_class_f1);
+    free(r->confusion);
+    memset(r, 0, sizeof *r);
+}
+
+// End of an epoch: its mean loss; with validation, its macro F1 and (when better) a copy of the weights.
+static PlStatus epoch_end(PlVitTrain *t, const PlFinetuneData *val, const PlFinetuneOptions *o, FtState *fs) {
+    if (fs->n_epochs >= fs->cap_epochs) return PL_FAIL(PL_ERR_INTERNAL, "epoch history overflow");
+    int e = fs->n_epochs++;
+    fs->epoch_loss[e] = fs->loss_steps ? fs->loss_sum / (double)fs->loss_steps : 0.0;
+    fs->loss_sum = 0.0;
+    fs->loss_steps = 0;
+    if (!val) {
+        fs->best_epoch = e + 1;
+        return PL_OK;
+    }
+    double f1, acc;
+    PL_TRY(pl_finetune_evaluate(t, o->pool, val, &f1, &acc, NULL, NULL));
+    fs->epoch_val_f1[e] = f1;
+    if (fs->best_epoch == 0 || f1 > fs->best_val_f1) {
+        fs->best_epoch = e + 1;
+        fs->best_val_f1 = f1;
+        memcpy(fs->best, pl_vit_train_params(t), pl_vit_train_param_floats(t) * sizeof(float));
+    }
+    if (!o->quiet && (!o->use_mpi || pl_mpi_active()))
+        pl_log_info("epoch %d: loss %.5f, validation macro F1 %.4f (accuracy %.4f)%s", e + 1, fs->epoch_loss[e], f1, acc,
+                    fs->best_epoch == e + 1 ? " (best so far)" : "");
+    return PL_OK;
+}
+
+static PlStatus finish_scores(PlVitTrain *t, const PlFinetuneData *train, const PlFinetuneData *test,
+                              const PlFinetuneOptions *o, PlFinetuneResult *r) {
+    const PlFinetuneData *e = test ? test : train;
+    r->eval_split = test ? "test" : "train";
+    r->n_eval = e->n;
+    r->per_class_f1 = pl_calloc((size_t)e->classes, sizeof(double));
+    if (e->y) r->confusion = pl_calloc((size_t)e->classes * (e->classes + 1), sizeof(int64_t));
+    if (!r->per_class_f1 || (e->y && !r->confusion)) return PL_ERR_NOMEM;
+    return pl_finetune_evaluate(t, o->pool, e, &r->eval_macro_f1, &r->eval_accuracy, r->per_class_f1, r->confusion);
+}
+
+PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetuneData *val, const PlFinetuneData *test,
+                         const PlFinetuneOptions *o, PlFinetuneResult *r) {
     memset(r, 0, sizeof *r);
     const PlVitTrainSpec *sp = pl_vit_train_spec(t);
     if (d->n < 1) return PL_FAIL(PL_ERR_ARG, "no training images");
     if (d->C != sp->cfg.in_chans || d->H != sp->height || d->W != sp->width)
         return PL_FAIL(PL_ERR_ARG, "images are (%d, %d, %d), the trainer was built for (%d, %d, %d)", d->C, d->H, d->W,
                        sp->cfg.in_chans, sp->height, sp->width);
+    if (val && val->n < 1) val = NULL;
+    if (test && test->n < 1) test = NULL;
     int rank = 0;
     if (o->use_mpi) PL_TRY(PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)));
     const int64_t per_epoch = (d->n + o->batch - 1) / o->batch;
@@ -308,12 +357,19 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     r->peak_lr = peak;
     uint64_t init_hash = hash_floats(pl_vit_train_params(t), pl_vit_train_param_floats(t), 0xcbf29ce484222325ULL);
     uint64_t data_hash = hash_data(d);
+    if (val) data_hash = hash_data_into(val, data_hash);
 
     PlOptim *op = NULL;
     PlTrainStep *step = NULL;
     FetchCtx f = {.d = d, .o = o, .perm_epoch0 = -1};
     FILE *log = NULL;
-    PlStatus st = pl_optim_create(t, &o->optim, &op);
+    FtState fs = {0};
+    fs.cap_epochs = (int)((total * o->batch) / d->n + 2);
+    fs.epoch_loss = pl_calloc((size_t)fs.cap_epochs, sizeof(double));
+    if (val) fs.epoch_val_f1 = pl_calloc((size_t)fs.cap_epochs, sizeof(double));
+    if (val) fs.best = pl_malloc(pl_vit_train_param_floats(t) * sizeof(float));
+    PlStatus st = fs.epoch_loss && (!val || (fs.epoch_val_f1 && fs.best)) ? PL_OK : PL_ERR_NOMEM;
+    if (st == PL_OK) st = pl_optim_create(t, &o->optim, &op);
     PlTrainStepOptions so = {.global_batch = o->batch, .allreduce = o->allreduce, .use_mpi = o->use_mpi};
     if (st == PL_OK) st = pl_train_step_create(t, o->pool, &so, &step);
     f.threads = pl_threadpool_size(o->pool);
@@ -334,7 +390,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         FILE *probe = fopen(path, "rb");
         if (probe) {
             fclose(probe);
-            st = checkpoint_read(t, op, o, init_hash, data_hash, &s0);
+            st = checkpoint_read(t, op, o, init_hash, data_hash, &s0, &fs);
             if (st == PL_OK && !o->quiet && rank == 0)
                 pl_log_info("resuming %s at step %lld of %lld", path, (long long)s0, (long long)total);
         }
@@ -366,6 +422,8 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         done_here++;
         if (s == s0) r->first_loss = loss;
         r->last_loss = loss;
+        fs.loss_sum += loss;
+        fs.loss_steps++;
         double dt = pl_clock_now() - t0;
         if (log) {
             fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
@@ -373,10 +431,12 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
                     o->batch / (dt > 0 ? dt : 1e-9));
             fflush(log);
         }
-        int epoch_end = (s + 1) * o->batch / d->n > s * o->batch / d->n;
-        int due = (o->checkpoint_every > 0 && (s + 1) % o->checkpoint_every == 0) || epoch_end || s + 1 == total;
+        int is_epoch_end = (s + 1) * o->batch / d->n > s * o->batch / d->n;
+        if (is_epoch_end || s + 1 == total) st = epoch_end(t, val, o, &fs);
+        if (st != PL_OK) break;
+        int due = (o->checkpoint_every > 0 && (s + 1) % o->checkpoint_every == 0) || is_epoch_end || s + 1 == total;
         int stop = stop_requested(o);
-        if ((due || stop) && rank == 0) st = checkpoint_write(t, op, o, s + 1, init_hash, data_hash);
+        if ((due || stop) && rank == 0) st = checkpoint_write(t, op, o, s + 1, init_hash, data_hash, &fs);
         if (st == PL_OK && stop && s + 1 < total) {
             st = PL_FAIL(PL_ERR_INTERRUPTED, "stopped by a signal after step %lld of %lld; the checkpoint in %s "
                          "resumes it (--resume)", (long long)(s + 1), (long long)total, o->out_dir);
@@ -389,8 +449,15 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     r->steps = total;
     r->img_per_s = done_here > 0 && elapsed > 0 ? (double)done_here * o->batch / elapsed : 0.0;
     if (log) fclose(log);
-    if (st == PL_OK) st = train_metrics(t, d, o->pool, r);
+    if (st == PL_OK && fs.best) memcpy(pl_vit_train_params(t), fs.best, pl_vit_train_param_floats(t) * sizeof(float));
+    if (st == PL_OK) st = finish_scores(t, d, test, o, r);
     if (st == PL_OK && rank == 0) st = write_weights(t, o->out_dir);
+    r->n_epochs = fs.n_epochs;
+    r->epoch_loss = fs.epoch_loss;
+    r->epoch_val_f1 = fs.epoch_val_f1;
+    r->best_epoch = fs.best_epoch;
+    r->best_val_f1 = val ? fs.best_val_f1 : NAN;
+    free(fs.best);
     if (f.scratch)
         for (int i = 0; i < f.threads; i++) free(f.scratch[i]);
     free(f.scratch);

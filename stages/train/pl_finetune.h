@@ -19,13 +19,16 @@
 #include "pl_vit_train.h"
 
 typedef struct PlFinetuneData {
-    int64_t n;                 // images
+    int64_t n;                 // images in the set
     int C, H, W;
-    const float *x;            // (n, C, H, W)
-    const int32_t *y;          // (n) class ids (cross-entropy), or NULL
-    const float *targets;      // (n, classes) multi-hot (BCE), or NULL
+    const float *x;            // (rows of the store, C, H, W)
+    const int32_t *y;          // (rows of the store) class ids (cross-entropy), or NULL
+    const float *targets;      // (rows of the store, classes) multi-hot (BCE), or NULL
     int classes;
+    const int64_t *rows;       // (n) image i of the set is row rows[i] of x / y / targets; NULL = row i
 } PlFinetuneData;
+
+static inline int64_t pl_finetune_row(const PlFinetuneData *d, int64_t i) { return d->rows ? d->rows[i] : i; }
 
 typedef struct PlFinetuneOptions {
     const char *out_dir;       // existing, writable folder
@@ -58,10 +61,24 @@ typedef struct PlFinetuneResult {
     int64_t steps, start_step;  // total optimizer steps; the step this run started at (> 0 after a resume)
     double first_loss, last_loss;
     double img_per_s;           // training images per second over this run's steps
-    double train_accuracy, train_macro_f1;   // predictions of the final weights on the (unaugmented) training data
     double peak_lr;
+    int n_epochs;               // epochs finished (an epoch = ceil(n / batch) steps)
+    double *epoch_loss;         // (n_epochs) mean training loss of each epoch
+    double *epoch_val_f1;       // (n_epochs) validation macro F1 after each epoch (NULL without a validation set)
+    int best_epoch;             // 1-based epoch whose weights were kept (best val macro F1; the last without val)
+    double best_val_f1;
+    // scores of the kept weights on the test set (eval_split "test"), or on the training images without one
+    const char *eval_split;     // "test" or "train"
+    int64_t n_eval;
+    double eval_macro_f1, eval_accuracy;
+    double *per_class_f1;       // (classes)
+    int64_t *confusion;         // (classes, classes + 1), single-label only (else NULL)
 } PlFinetuneResult;
 
-PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetuneOptions *o, PlFinetuneResult *r);
+// Train on `train`; val and test may be NULL. With val, the weights of the epoch with the best validation macro F1
+// are kept (written and scored); test is scored once, at the end.
+PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *train, const PlFinetuneData *val,
+                         const PlFinetuneData *test, const PlFinetuneOptions *o, PlFinetuneResult *r);
+void pl_finetune_result_free(PlFinetuneResult *r);
 
 #endif

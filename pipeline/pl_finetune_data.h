@@ -1,0 +1,38 @@
+// Fine-tuning data from a manifest and a model card: every labelled item of the train / val / test splits goes
+// through the same stages as `protloc run --level fov` (decode -> rescale to the card's pixel size -> normalise ->
+// align channels; pl_card_prep_config), and its field of view is resized to a square canvas of `size` pixels (area
+// average when shrinking, bilinear when enlarging) that the trainer crops, flips and jitters.
+//
+// Classes come from the one label encoder (pl_features_encode_labels, multi-label rows skipped), so they are the
+// classes `protloc probe` scores; rows are in manifest order, so `--fraction` subsets (pl_probe_subset) pair with the
+// probe's on a store of the same manifest. Items that fail a stage are skipped and listed (id, line, stage, message)
+// in FAILURES (NULL: not written, e.g. on ranks other than 0); the rest are used.
+// Ownership: a FtDataset owns every array and string (ft_dataset_free). Every MPI rank loads the whole set (the
+// preprocessing is small next to training), with the process's thread pool.
+#ifndef PL_FINETUNE_DATA_H
+#define PL_FINETUNE_DATA_H
+
+#include <stdint.h>
+
+#include "pl_error.h"
+#include "pl_modelcard.h"
+#include "pl_threadpool.h"
+
+typedef struct FtDataset {
+    int C, size;            // channels (the card's slots) and canvas side
+    int64_t n;              // usable items (labelled, in train/val/test, preprocessed)
+    float *x;               // (n, C, size, size)
+    int32_t *cls;           // (n) class index
+    char **ids;             // (n) item ids
+    int n_classes;
+    char **classes;         // (n_classes) sorted bytewise
+    int64_t *train, *val, *test;   // row indices per split, ascending
+    int64_t n_train, n_val, n_test;
+    int64_t n_failed, n_multilabel, n_unlabelled;
+} FtDataset;
+
+PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, int C, int patch, int size, const char *failures,
+                         PlThreadPool *pool, FtDataset *ds);
+void ft_dataset_free(FtDataset *ds);
+
+#endif

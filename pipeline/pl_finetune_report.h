@@ -1,0 +1,39 @@
+// What `protloc finetune` writes besides the weights: report.json and its plots for one run, model.json (the input
+// card pointing at the fine-tuned backbone), and the grid summary (grid.tsv, grid.json, grid.png/svg: macro F1 mean
+// ± std per fraction, fine-tuned next to the frozen-backbone probe when its report is given).
+#ifndef PL_FINETUNE_REPORT_H
+#define PL_FINETUNE_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pl_error.h"
+#include "pl_finetune.h"
+#include "pl_modelcard.h"
+#include "pl_vit_train.h"
+
+typedef struct FtRunInfo {
+    const char *model, *data, *head_init;   // what was trained on (manifest or arrays)
+    double fraction;
+    int fraction_index, seed_index;
+    uint64_t subset_seed, train_seed;
+    int64_t n_train, n_train_total, n_val, n_test, n_failed;
+    char *const *classes;                   // (n_classes) or NULL (class ids)
+    int n_classes;
+    int ranks, threads;
+    const char *kernels;
+    double memory_bytes, activation_bytes;
+    size_t params;
+} FtRunInfo;
+
+// DIR/report.json, DIR/training.{png,svg} (loss and validation macro F1 per epoch), DIR/confusion.{png,svg} and
+// DIR/class_f1.{png,svg} (scores of the kept weights).
+PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVitTrainSpec *sp,
+                         const PlFinetuneResult *r, const FtRunInfo *info);
+// DIR/model.json: the card with "weights": "backbone.safetensors", its sha256, and the name + "-finetuned".
+PlStatus ft_card_write(const PlModelCard *card, const char *dir);
+// Aggregate every DIR/*/report.json (one per fraction and seed) into DIR/grid.tsv, DIR/grid.json and
+// DIR/grid.{png,svg}; probe_json (or NULL): a `protloc probe` report whose logreg curve is drawn alongside.
+PlStatus ft_collect(const char *dir, const char *probe_json);
+
+#endif
