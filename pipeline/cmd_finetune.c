@@ -331,7 +331,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     PlFinetuneData tr = {m_rows, d->C, d->H, d->W, d->x, d->cls, d->targets, C, sub};
     PlFinetuneData va = {d->nva, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->val};
     PlFinetuneData te = {d->nte, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->test};
-    double act = pl_vit_train_activation_bytes(&sp), P = (double)pl_vit_train_param_floats(t ? t : NULL) * 4;
+    double act = pl_vit_train_activation_bytes(&sp), P = t ? (double)pl_vit_train_param_floats(t) * 4 : 0.0;
     if (st == PL_OK && rank == 0)
         pl_log_info("fine-tuning %s on %lld of %lld training images (fraction %g, repetition %d): dim %d, depth %d, "
                     "heads %d, patch %d, %dx%d, %d classes (%s), batch %d (micro-batch %d), %d rank(s) x %d thread(s); "
