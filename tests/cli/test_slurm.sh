@@ -220,4 +220,21 @@ $PY "$SRC/tests/fixtures/runner/compare_stores.py" store1.h5 slow.h5 || fail "re
 [ "$failures" -eq "$f0" ] && pass "SIGTERM stops a 2-rank Slurm job cleanly; resubmitting resumes ($resumed items from the journal)"
 
 expect_status 2 bash "$SRC/slurm/nightly.sh" --data incoming
+# ---- 8. fine-tuning as a job array (2 fractions x 2 seeds, 2 ranks each) and the dependent grid reduce ----
+"$PROTLOC" -q probe --store "$TEST_TMP/store.h5" --head logreg --fraction 0.5,1 --seeds 2 --json "$TEST_TMP/fprobe.json" \
+  || fail "probe for the fine-tuning grid failed"
+ft=$(PROTLOC_STATUS="$TEST_TMP/ft.status" sbatch --parsable --array=0-3 -n 2 --output="$TEST_TMP/ft-%a.log" \
+  "$SRC/slurm/finetune.sbatch" --manifest data/manifest.tsv --model card.json --out "$TEST_TMP/ft" \
+  --fraction 0.5,1 --seeds 2 --epochs 1 --batch 4 --size 64) || fail "sbatch finetune.sbatch refused"
+ftred=$(PROTLOC_STATUS="$TEST_TMP/ftred.status" sbatch --parsable --output="$TEST_TMP/ftred.log" \
+  --dependency="afterok:$ft" --kill-on-invalid-dep=yes "$SRC/slurm/finetune_reduce.sbatch" "$TEST_TMP/ft" \
+  "$TEST_TMP/fprobe.json") || fail "sbatch finetune_reduce.sbatch refused"
+wait_jobs 300 "$ft" "$ftred"
+[ "$(grep -c ' ok 0$' "$TEST_TMP/ft.status" 2>/dev/null)" -eq 4 ] ||
+  { fail "fine-tuning array: $(cat "$TEST_TMP/ft.status" 2>/dev/null)"; tail -n 5 "$TEST_TMP"/ft-*.log >&2; }
+[ "$(cat "$TEST_TMP/ftred.status" 2>/dev/null)" = ok ] || { fail "fine-tuning reduce: $(cat "$TEST_TMP/ftred.log")"; }
+[ "$(tail -n +2 "$TEST_TMP/ft/grid.tsv" 2>/dev/null | wc -l)" -eq 2 ] && [ -s "$TEST_TMP/ft/grid.png" ] &&
+  pass "fine-tuning job array (4 tasks x 2 ranks) + grid reduce with the probe curve" ||
+  fail "fine-tuning grid: $(cat "$TEST_TMP/ft/grid.tsv" 2>/dev/null)"
+
 finish
