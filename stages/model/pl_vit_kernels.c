@@ -35,10 +35,13 @@ typedef struct VitKernelTable {
     void (*bias_gelu)(float *, int, int, const float *);
     void (*add_bias)(float *, int, int, int, const float *);
     void (*softmax_rows)(float *, int, int, int);
+    void (*gelu_fwd)(float *, const float *, size_t);
+    void (*gelu_bwd)(float *, const float *, const float *, size_t);
 } VitKernelTable;
 
 #define PL_KTABLE(suffix, lv)                                                                                     \
-    {lv, pl_k_layernorm_##suffix, pl_k_bias_gelu_##suffix, pl_k_add_bias_##suffix, pl_k_softmax_rows_##suffix}
+    {lv, pl_k_layernorm_##suffix, pl_k_bias_gelu_##suffix, pl_k_add_bias_##suffix, pl_k_softmax_rows_##suffix,          \
+     pl_k_gelu_fwd_##suffix, pl_k_gelu_bwd_##suffix}
 static const VitKernelTable vit_tables[] = {
     PL_KTABLE(baseline, PL_CPU_BASELINE),
 #if PL_DISPATCH_X86
@@ -86,6 +89,10 @@ void pl_vit_add_bias(float *x, int ldx, int rows, int n, const float *bias) {
     vit_kernels()->add_bias(x, ldx, rows, n, bias);
 }
 void pl_vit_softmax_rows(float *x, int ldx, int rows, int n) { vit_kernels()->softmax_rows(x, ldx, rows, n); }
+void pl_vit_gelu_forward(float *out, const float *pre, size_t n) { vit_kernels()->gelu_fwd(out, pre, n); }
+void pl_vit_gelu_backward(float *dpre, const float *dout, const float *pre, size_t n) {
+    vit_kernels()->gelu_bwd(dpre, dout, pre, n);
+}
 
 // PyTorch's cubic convolution weights for the 4 taps around a source coordinate with fraction t.
 static void pl_cubic_weights(double t, double w[4]) {

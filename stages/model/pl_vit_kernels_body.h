@@ -129,3 +129,21 @@ PL_KATTR static void PL_K(softmax_rows)(float *x, int ldx, int rows, int n) {
     }
 }
 
+
+// Training: out = gelu(pre) (exact erf form, out may equal pre) and its backward dpre = dout * gelu'(pre)
+// (dpre may equal dout), element-wise.
+PL_KATTR static void PL_K(gelu_fwd)(float *out, const float *pre, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = pre[i];
+        out[i] = 0.5f * v * (1.0f + PL_K(erf)(v * 0.70710678118654752f));
+    }
+}
+
+PL_KATTR static void PL_K(gelu_bwd)(float *dpre, const float *dout, const float *pre, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float x = pre[i];
+        float cdf = 0.5f * (1.0f + PL_K(erf)(x * 0.70710678118654752f));
+        float pdf = 0.3989422804014327f * PL_K(exp)(-0.5f * x * x);
+        dpre[i] = dout[i] * (cdf + x * pdf);
+    }
+}

@@ -1,6 +1,8 @@
 // The ViT's training layers: forward/backward pairs over flat float32 arrays (see pl_train_layers.h).
 #include "pl_train_layers.h"
 
+#include "pl_vit_kernels.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -70,33 +72,10 @@ void pl_linear_backward(const PlKernels *k, float *dinp, float dinp_beta, float 
     }
 }
 
-void pl_gelu_forward(float *out, const float *pre, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] = 0.5f * pre[i] * (1.0f + erff(pre[i] * 0.70710678118654752f));
-}
+void pl_gelu_forward(float *out, const float *pre, int64_t n) { pl_vit_gelu_forward(out, pre, (size_t)n); }
 
 void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float x = pre[i];
-        float cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
-        float pdf = 0.3989422804014327f * expf(-0.5f * x * x);
-        dpre[i] = dout[i] * (cdf + x * pdf);
-    }
-}
-
-// probs row i = softmax(scale * q_i k^T)
-static void attn_softmax(float *s, int T) {
-    for (int i = 0; i < T; i++) {
-        float *r = s + (size_t)i * T;
-        float m = r[0];
-        for (int j = 1; j < T; j++) m = r[j] > m ? r[j] : m;
-        double z = 0.0;
-        for (int j = 0; j < T; j++) {
-            r[j] = expf(r[j] - m);
-            z += r[j];
-        }
-        float inv = (float)(1.0 / z);
-        for (int j = 0; j < T; j++) r[j] *= inv;
-    }
+    pl_vit_gelu_backward(dpre, dout, pre, (size_t)n);
 }
 
 void pl_attention_forward(const PlKernels *k, float *out, float *probs, const float *qkv, int B, int T, int D, int NH) {
@@ -107,7 +86,7 @@ void pl_attention_forward(const PlKernels *k, float *out, float *probs, const fl
             const float *q = qkv + (size_t)b * T * 3 * D + (size_t)h * hd, *kk = q + D, *v = q + 2 * D;
             float *p = probs + ((size_t)b * NH + h) * T * T;
             k->gemm(0, 1, T, T, hd, scale, q, 3 * D, kk, 3 * D, 0.0f, p, T);   // (T, hd) x (hd, T)
-            attn_softmax(p, T);
+            pl_vit_softmax_rows(p, T, T, T);
             k->gemm(0, 0, T, hd, T, 1.0f, p, T, v, 3 * D, 0.0f, out + (size_t)b * T * D + (size_t)h * hd, D);
         }
 }
