@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one-command demo: install dependencies, build, make a synthetic OpenCell-style dataset and a small UNTRAINED
-# demo ViT, embed with `mpirun -np 2 protloc run`, evaluate with `protloc knn` and `protloc probe`, print where
+# demo ViT, embed with `mpirun -np 2 protloc run`, evaluate with `protloc knn` and `protloc probe`, fine-tune it for
+# 3 epochs with `protloc finetune`, print where
 # the report and plots are.
 #
 # Usage: bash pipeline/scripts/demo.sh [--out DIR] [--build-dir DIR] [--skip-deps] [--skip-build] [--ranks N]
@@ -88,6 +89,10 @@ mpirun -np "$ranks" "$protloc" knn --store "$out/store.h5" --report-dir "$out/re
 current="linear / MLP probes (protloc probe)"; step "$current"
 "$protloc" probe --store "$out/store.h5" --report-dir "$out/report/probe"
 
+current="fine-tuning the backbone + a linear head end to end (protloc finetune, 3 epochs)"; step "$current"
+"$protloc" finetune --manifest "$out/data/manifest.tsv" --model "$out/model/demo-card.json" --out "$out/finetune" \
+  --epochs 3 --batch 16 --lr 5e-4
+
 current="export for Python (protloc export)"; step "$current"
 "$protloc" export "$out/store.h5" --format h5ad --out "$out/embeddings.h5ad"
 
@@ -98,6 +103,7 @@ Store (HDF5, docs/formats.md):     $out/store.h5
 AnnData export:                     $out/embeddings.h5ad
 kNN report (JSON, CSV, plots):      $out/report/knn/
 Probe report (JSON, CSV, plots):    $out/report/probe/
+Fine-tuned model (card, weights, report, plots): $out/finetune/
 Plots:
 $(cd "$out" && find report -name '*.png' | sort | sed "s|^|  $out/|")
 

@@ -351,8 +351,9 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     if (test && test->n < 1) test = NULL;
     int rank = 0;
     if (o->use_mpi) PL_TRY(PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)));
-    const int64_t per_epoch = (d->n + o->batch - 1) / o->batch;
-    const int64_t total = o->steps > 0 ? o->steps : (int64_t)o->epochs * per_epoch;
+    // --epochs E: enough fixed-size global batches to cover E passes over the data (the last batch of a pass
+    // continues into the next pass, so every step has the same batch size and micro-batch decomposition)
+    const int64_t total = o->steps > 0 ? o->steps : ((int64_t)o->epochs * d->n + o->batch - 1) / o->batch;
     const double peak = pl_finetune_peak_lr(o);
     r->peak_lr = peak;
     uint64_t init_hash = hash_floats(pl_vit_train_params(t), pl_vit_train_param_floats(t), 0xcbf29ce484222325ULL);

@@ -65,7 +65,7 @@ mkdir -p "$TEST_TMP/killed"
 "$PROTLOC" finetune "${long_args[@]}" --out "$TEST_TMP/killed" 2>/dev/null &
 pid=$!
 for _ in $(seq 6000); do
-  [ "$(cat "$TEST_TMP/killed/train.jsonl" 2>/dev/null | wc -l)" -ge "$kill_at" ] && break
+  [ "$(wc -l < "$TEST_TMP/killed/train.jsonl" 2>/dev/null || echo 0)" -ge "$kill_at" ] && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.01
 done

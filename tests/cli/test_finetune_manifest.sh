@@ -57,7 +57,7 @@ cmp -s r1/backbone.safetensors r2/backbone.safetensors && cmp -s r1/head.safeten
   pass "manifest path: 1 and 2 ranks bit-identical" || fail "manifest path: 1 and 2 ranks differ"
 
 # ---- the fraction x seeds grid, one job-array task, and --collect ----
-grid=(--manifest data/manifest.tsv --model card.json --size 64 --epochs 2 --batch 16 --lr 1e-3 --fraction 0.25,1 --seeds 2)
+grid=(--manifest data/manifest.tsv --model card.json --size 64 --epochs 2 --batch 16 --lr 1e-3 --fraction "0.25,1" --seeds 2)
 expect_status 0 "$PROTLOC" finetune "${grid[@]}" --out grid --probe probe.json
 [ "$(tail -n +2 grid/grid.tsv | wc -l)" -eq 2 ] || fail "grid.tsv rows: $(cat grid/grid.tsv)"
 awk -F'\t' 'NR > 1 && $2 != 2 { bad = 1 } END { exit bad }' grid/grid.tsv || fail "grid.tsv: not 2 runs per fraction"

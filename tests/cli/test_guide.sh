@@ -18,6 +18,7 @@ grep -q "install_deps: all .* Debian packages present" "$TEST_TMP/demo.out" || f
 grep -q "summary: items=60 added=60 .*computed=60 failed=0" "$TEST_TMP/demo.out" || fail "demo run summary missing"
 grep -q "UNTRAINED" "$TEST_TMP/demo.out" || fail "demo does not say the model is untrained"
 grep -q "^kNN report (JSON, CSV, plots): *$W/demo-out/report/knn/$" "$TEST_TMP/demo.out" || fail "demo does not print the report folder"
+grep -q "^Fine-tuned model (card, weights, report, plots): *$W/demo-out/finetune/$" "$TEST_TMP/demo.out" || fail "demo does not print the fine-tuning folder"
 n_png=0
 while read -r png; do
   [ "$(head -c 4 "$png" | od -An -c | tr -d ' ')" = "211PNG" ] || fail "printed plot $png is not a PNG"
@@ -35,6 +36,10 @@ assert "UNTRAINED" in card["description"]
 k = json.load(open(os.path.join(d, "report", "knn", "knn.json")))
 assert len(k["macro_f1"]) > 0
 json.load(open(os.path.join(d, "report", "probe", "probe.json")))
+ft = json.load(open(os.path.join(d, "finetune", "report.json")))["results"]
+assert ft["epochs"] == 3 and ft["eval_split"] == "test" and ft["n_eval"] > 0, ft
+for f in ("backbone.safetensors", "head.safetensors", "model.json", "train.jsonl", "confusion.png"):
+    assert os.path.getsize(os.path.join(d, "finetune", f)) > 0, f
 a = anndata.read_h5ad(os.path.join(d, "embeddings.h5ad"))
 assert a.shape == (60, 192) and np.array_equal(a.X, e)
 print("demo outputs ok; best kNN macro F1 %.3f" % max(k["macro_f1"]))
