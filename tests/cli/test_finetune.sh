@@ -30,6 +30,20 @@ for case_dir in "$FX"/*/; do
   if $PY "$COMPARE" "$case_dir" "$TEST_TMP/$name-adamw" adamw3; then pass "$name: 3 AdamW steps = torch"; else fail "$name: AdamW steps differ from torch"; fi
 done
 
+# SGD with momentum, DINO-group weight decay, layer-wise lr decay, gradient-norm clipping and the cosine schedule
+# (3 steps), and BCE-with-logits on multi-hot targets (1 step)
+X="$FX/p16_c3_48x80"
+xargs=(--model "$X/model.safetensors" --heads 3 --head-init "$X/head.safetensors" --input "$X/x.npy" --drop-path 0
+       --no-augment --no-shuffle --threads 2)
+expect_status 0 "$PROTLOC" finetune "${xargs[@]}" --labels "$X/y.npy" --out "$TEST_TMP/sgdx" --optimizer sgd \
+  --momentum 0.9 --weight-decay 0.01 --layer-decay 0.75 --clip 0.5 --lr 0.05 --schedule cosine --warmup-steps 0 \
+  --steps 3 --batch 4
+if $PY "$COMPARE" "$X" "$TEST_TMP/sgdx" sgdx3; then pass "SGD momentum + decay + layer decay + clipping + cosine = torch"; else fail "sgdx3 differs from torch"; fi
+expect_status 0 "$PROTLOC" finetune "${xargs[@]}" --labels "$X/t.npy" --out "$TEST_TMP/bce" --optimizer sgd \
+  --momentum 0 --weight-decay 0 --lr 0.1 --schedule constant --steps 1 --batch 6
+if $PY "$COMPARE" "$X" "$TEST_TMP/bce" bce1; then pass "BCE-with-logits SGD step = torch"; else fail "bce1 differs from torch"; fi
+grep -q '"loss": "bce_with_logits"' "$TEST_TMP/bce/report.json" || fail "report does not name the BCE loss"
+
 # ---- 2. bit-identical for threads and ranks (drop path, augmentation and shuffling on) ----
 C="$FX/p16_c4_64x64"
 run_args=(--model "$C/model.safetensors" --heads 2 --input "$C/x.npy" --labels "$C/y.npy" --steps 5 --batch 5
@@ -53,6 +67,10 @@ if diff <(cut -d, -f1-5 "$TEST_TMP/id1/train.jsonl") <(cut -d, -f1-5 "$TEST_TMP/
 else
   fail "train.jsonl losses differ between 1 and 3 ranks"
 fi
+# --recompute (block activations recomputed in the backward pass) changes memory, not results
+expect_status 0 "$PROTLOC" finetune "${run_args[@]}" --threads 2 --recompute --out "$TEST_TMP/rc"
+cmp -s "$TEST_TMP/id1/backbone.safetensors" "$TEST_TMP/rc/backbone.safetensors" && pass "--recompute: same weights" ||
+  fail "--recompute changes the weights"
 expect_status 0 "${MPIRUN[@]}" -np 2 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --reduce allreduce --out "$TEST_TMP/ar"
 grep -q '"reduce": "allreduce"' "$TEST_TMP/ar/report.json" || fail "report lacks the reduce mode"
 
@@ -65,7 +83,7 @@ mkdir -p "$TEST_TMP/killed"
 "$PROTLOC" finetune "${long_args[@]}" --out "$TEST_TMP/killed" 2>/dev/null &
 pid=$!
 for _ in $(seq 6000); do
-  [ "$(wc -l < "$TEST_TMP/killed/train.jsonl" 2>/dev/null || echo 0)" -ge "$kill_at" ] && break
+  [ "$(wc -l 2>/dev/null < "$TEST_TMP/killed/train.jsonl" || echo 0)" -ge "$kill_at" ] && break
   kill -0 "$pid" 2>/dev/null || break
   sleep 0.01
 done
