@@ -69,6 +69,7 @@ void cmd_finetune_usage(FILE *out) {
             "  --drop-path P          stochastic depth of the last block (default 0.1)\n"
             "  --no-augment           no random resized crop / flips / rotations / jitter\n"
             "  --no-shuffle           batch i = rows i*B ... i*B+B-1 modulo N, in file order\n"
+            "  --balanced             class-balanced sampling (each epoch: N draws with replacement, weight 1/class size)\n"
             "  --seed S               shuffling, augmentation, drop path, head init (default 0)\n"
             "Execution:\n"
             "  --threads T            worker threads per rank (default: the cores this process may use)\n"
@@ -262,12 +263,12 @@ static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *s
     snprintf(buf, size,
              "optimizer=%d lr=%.17g base_lr=%.17g no_lr_scaling=%d min_lr=%.17g momentum=%.17g weight_decay=%.17g "
              "layer_decay=%.17g clip=%.17g schedule_constant=%d warmup=%lld steps=%lld epochs=%d batch=%d micro_batch=%d "
-             "drop_path=%.9g augment=%d shuffle=%d seed=%llu reduce=%d classes=%d fraction=%.17g seed_index=%d",
+             "drop_path=%.9g augment=%d shuffle=%d balanced=%d seed=%llu reduce=%d classes=%d fraction=%.17g seed_index=%d",
              (int)o->optim.kind, o->lr, o->base_lr, o->no_lr_scaling, o->min_lr, o->optim.momentum,
              o->optim.weight_decay, o->optim.layer_decay, o->optim.clip, o->schedule_constant,
              (long long)o->warmup_steps, (long long)o->steps, o->epochs, o->batch, sp->micro_batch,
-             (double)sp->drop_path, o->augment, o->shuffle, (unsigned long long)o->seed, o->allreduce, sp->classes,
-             fraction, si);
+             (double)sp->drop_path, o->augment, o->shuffle, o->balanced, (unsigned long long)o->seed, o->allreduce,
+             sp->classes, fraction, si);
 }
 
 typedef struct FtModel {
@@ -452,7 +453,7 @@ int cmd_finetune_run(int argc, char **argv) {
     a.n_fractions = 1;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -473,7 +474,8 @@ int cmd_finetune_run(int argc, char **argv) {
         {"kernels", required_argument, 0, O_KERNELS}, {"manifest", required_argument, 0, O_MANIFEST},
         {"size", required_argument, 0, O_SIZE}, {"fraction", required_argument, 0, O_FRACTION},
         {"seeds", required_argument, 0, O_SEEDS}, {"task", required_argument, 0, O_TASK},
-        {"collect", required_argument, 0, O_COLLECT}, {"probe", required_argument, 0, O_PROBE}, {0, 0, 0, 0}};
+        {"collect", required_argument, 0, O_COLLECT}, {"probe", required_argument, 0, O_PROBE},
+        {"balanced", no_argument, 0, O_BALANCED}, {0, 0, 0, 0}};
     static const char *const optimizers[] = {"adamw", "sgd"}, *const schedules[] = {"cosine", "constant"},
                              *const reduces[] = {"tree", "allreduce"};
     const char *cmd = "finetune";
@@ -552,6 +554,7 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_TASK: if ((rc = pl_cli_option_int(cmd, "--task", optarg, 0, 1000000, &a.task))) return rc; break;
         case O_COLLECT: a.collect = optarg; break;
         case O_PROBE: a.probe = optarg; break;
+        case O_BALANCED: a.o.balanced = 1; break;
         case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -563,6 +566,7 @@ int cmd_finetune_run(int argc, char **argv) {
             return pl_cli_usage_error(cmd, "give --manifest M.tsv (with --model CARD.json), or --input X.npy and --labels Y.npy");
         if (a.manifest && (a.input || a.labels)) return pl_cli_usage_error(cmd, "--manifest excludes --input/--labels");
         if (!a.o.out_dir) return pl_cli_usage_error(cmd, "--out is required");
+        if (a.o.balanced && !a.o.shuffle) return pl_cli_usage_error(cmd, "--balanced draws a random order; drop --no-shuffle");
     }
     int partial = 0;
     PlStatus st = finetune_run(&a, &partial);

@@ -31,7 +31,7 @@ static PlStatus write_json(const char *path, json_t *j) {
 
 static json_t *options_json(const PlFinetuneOptions *o, const PlVitTrainSpec *sp, const PlFinetuneResult *r) {
     return json_pack("{s:s, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:I, s:I, s:i, s:i, s:i, s:f, "
-                     "s:b, s:b, s:I, s:s, s:b, s:I, s:s, s:i, s:i}",
+                     "s:b, s:b, s:b, s:I, s:s, s:b, s:I, s:s, s:i, s:i}",
                      "optimizer", o->optim.kind == PL_OPTIM_SGD ? "sgd" : "adamw", "lr", r->peak_lr, "base_lr",
                      o->base_lr, "lr_scaling", o->lr <= 0 && !o->no_lr_scaling, "min_lr", o->min_lr, "momentum",
                      o->optim.momentum, "weight_decay", o->optim.weight_decay, "betas_0", o->optim.beta1, "betas_1",
@@ -39,7 +39,7 @@ static json_t *options_json(const PlFinetuneOptions *o, const PlVitTrainSpec *sp
                      "schedule", o->schedule_constant ? "constant" : "cosine", "warmup_steps", (json_int_t)o->warmup_steps,
                      "steps", (json_int_t)r->steps, "epochs", o->epochs, "batch", o->batch, "micro_batch",
                      sp->micro_batch, "drop_path", (double)sp->drop_path, "augment", o->augment, "shuffle", o->shuffle,
-                     "seed", (json_int_t)o->seed, "reduce", o->allreduce ? "allreduce" : "tree", "recompute",
+                     "balanced", o->balanced, "seed", (json_int_t)o->seed, "reduce", o->allreduce ? "allreduce" : "tree", "recompute",
                      sp->recompute, "checkpoint_every", (json_int_t)o->checkpoint_every, "loss",
                      sp->loss == PL_LOSS_BCE ? "bce_with_logits" : "cross_entropy", "height", sp->height, "width",
                      sp->width);

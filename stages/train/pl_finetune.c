@@ -42,6 +42,7 @@ typedef struct FetchCtx {
     int64_t perm_epoch0;
     int nperms;
     float **scratch;           // per thread (C, H, W)
+    double *cw;                // --balanced: cumulative sampling weights (n), 1 / images of the row's class
     int threads;
     PlAugmentOptions aug;
 } FetchCtx;
@@ -53,11 +54,45 @@ static void ensure_perms(FetchCtx *f, int64_t step) {
     f->perm_epoch0 = e0;
     for (int k = 0; k < f->nperms; k++) {
         int64_t *p = f->perms + (size_t)k * n;
-        for (int64_t i = 0; i < n; i++) p[i] = i;
         PlRng r;
         pl_rng_seed(&r, pl_rng_mix(pl_rng_mix(f->o->seed, 0x5eed5u), (uint64_t)(e0 + k)));
+        if (f->cw) {   // torch WeightedRandomSampler(1 / class count, n, replacement=True): inverse CDF
+            for (int64_t i = 0; i < n; i++) {
+                double u = pl_rng_uniform(&r) * f->cw[n - 1];
+                int64_t lo = 0, hi = n - 1;
+                while (lo < hi) {
+                    int64_t mid = (lo + hi) / 2;
+                    if (f->cw[mid] > u) hi = mid; else lo = mid + 1;
+                }
+                p[i] = lo;
+            }
+            continue;
+        }
+        for (int64_t i = 0; i < n; i++) p[i] = i;
         pl_rng_shuffle_i64(&r, p, n);
     }
+}
+
+// Cumulative class-balanced weights of the set's rows (each class gets the same total weight).
+static PlStatus balanced_weights(const PlFinetuneData *d, double **out) {
+    *out = NULL;
+    if (!d->y) return PL_FAIL(PL_ERR_ARG, "--balanced needs class ids (multi-hot targets have no single class)");
+    int64_t *count = pl_calloc((size_t)d->classes, sizeof(int64_t));
+    double *cw = pl_malloc((size_t)d->n * sizeof(double));
+    if (!count || !cw) {
+        free(count);
+        free(cw);
+        return PL_ERR_NOMEM;
+    }
+    for (int64_t i = 0; i < d->n; i++) count[d->y[pl_finetune_row(d, i)]]++;
+    double acc = 0.0;
+    for (int64_t i = 0; i < d->n; i++) {
+        acc += 1.0 / (double)count[d->y[pl_finetune_row(d, i)]];
+        cw[i] = acc;
+    }
+    free(count);
+    *out = cw;
+    return PL_OK;
 }
 
 static PlStatus fetch(void *ctx, int thread, int64_t step, int first, int n, float *x, int32_t *y, float *targets,
@@ -383,6 +418,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         for (int i = 0; i < f.threads && st == PL_OK; i++)
             if (!(f.scratch[i] = pl_malloc((size_t)d->C * d->H * d->W * sizeof(float)))) st = PL_ERR_NOMEM;
         if (f.perms) f.perms[0] = -1;
+        if (st == PL_OK && o->balanced) st = balanced_weights(d, &f.cw);
     }
     int64_t s0 = 0;
     if (st == PL_OK && o->resume) {
@@ -463,6 +499,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         for (int i = 0; i < f.threads; i++) free(f.scratch[i]);
     free(f.scratch);
     free(f.perms);
+    free(f.cw);
     pl_train_step_destroy(step);
     pl_optim_destroy(op);
     return st;

@@ -43,6 +43,7 @@ typedef struct PlFinetuneOptions {
     int schedule_constant;     // 1: constant lr after the warm-up
     int64_t warmup_steps;
     int augment, shuffle;
+    int balanced;              // class-balanced sampling: each epoch draws n rows with replacement, weight 1 / class size
     uint64_t seed;
     int allreduce, use_mpi;
     int64_t checkpoint_every;  // steps between checkpoints (0: epoch ends and the end only)

@@ -52,6 +52,11 @@ expect_status 0 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --out "$TEST_TM
 expect_status 0 "$PROTLOC" finetune "${run_args[@]}" --threads 2 --out "$TEST_TMP/id2"
 expect_status 0 "${MPIRUN[@]}" -np 2 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --out "$TEST_TMP/id3"
 expect_status 0 "${MPIRUN[@]}" -np 3 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --out "$TEST_TMP/id4"
+expect_status 0 "$PROTLOC" finetune "${run_args[@]}" --balanced --threads 2 --out "$TEST_TMP/bal1"
+expect_status 0 "${MPIRUN[@]}" -np 3 "$PROTLOC" finetune "${run_args[@]}" --balanced --threads 1 --out "$TEST_TMP/bal3"
+cmp -s "$TEST_TMP/bal1/backbone.safetensors" "$TEST_TMP/bal3/backbone.safetensors" && pass "--balanced: 1 = 3 ranks" ||
+  fail "--balanced: 1 and 3 ranks differ"
+cmp -s "$TEST_TMP/bal1/backbone.safetensors" "$TEST_TMP/id2/backbone.safetensors" && fail "--balanced changed nothing"
 for d in id2 id3 id4; do
   if cmp -s "$TEST_TMP/id1/backbone.safetensors" "$TEST_TMP/$d/backbone.safetensors" &&
      cmp -s "$TEST_TMP/id1/head.safetensors" "$TEST_TMP/$d/head.safetensors"; then
