@@ -45,7 +45,11 @@ void cmd_finetune_usage(FILE *out) {
             "  --input X.npy          float32 (N, C, H, W), already normalised (every image trains at H x W)\n"
             "  --labels Y.npy         int64/int32 (N) class ids -> softmax cross-entropy, or float (N, K) multi-hot\n"
             "                         -> BCE-with-logits\n"
-            "  --head-init H.safetensors  linear head: weight (K, dim), bias (K) (default: N(0, 0.01) weights, 0 bias)\n"
+            "  --head linear|mlp      linear (default) or the DINO4Cells MLP head Linear(dim,512)-ReLU-Dropout-\n"
+            "                         Linear(512,256)-ReLU-Dropout-Linear(256,K)\n"
+            "  --head-dropout P       MLP head dropout in training (default 0.5)\n"
+            "  --head-init H.safetensors  linear head: weight (K, dim), bias (K) (default: N(0, 0.01) weights, 0 bias);\n"
+            "                         MLP head: 0.weight, 0.bias, 3.weight, 3.bias, 6.weight, 6.bias (default: torch's init)\n"
             "  --classes K            head outputs for class ids without --head-init (default: max id + 1)\n"
             "  --out DIR              output folder (created)\n"
             "Optimisation (defaults: DINO4Cells end-to-end):\n"
@@ -89,8 +93,8 @@ void cmd_finetune_usage(FILE *out) {
 
 typedef struct FtArgs {
     const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe;
-    int heads, classes, threads, micro_batch, recompute, size, seeds, task;
-    float drop_path;
+    int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp;
+    float drop_path, head_dropout;
     double fractions[FT_MAX_FRACTIONS];
     int n_fractions;
     PlFinetuneOptions o;
@@ -143,7 +147,20 @@ static PlStatus load_labels(const char *path, int64_t n, int *classes, int32_t *
     return st;
 }
 
-static PlStatus check_head(const char *path, const PlWeights *h, int dim, int *classes) {
+static PlStatus check_head(const char *path, const PlWeights *h, int dim, int mlp, int *classes) {
+    if (mlp) {   // DINO4Cells MLP: 0.weight (512, dim) ... 6.weight (classes, 256); every shape is checked at load
+        const PlWeightTensor *w0 = pl_weights_find(h, "0.weight"), *w6 = pl_weights_find(h, "6.weight");
+        if (!w0 || !w6 || w0->ndim != 2 || w6->ndim != 2)
+            return PL_FAIL(PL_ERR_FORMAT, "%s is not a DINO4Cells MLP head (needs 0.weight, 0.bias, 3.weight, 3.bias, "
+                                          "6.weight, 6.bias as nn.Sequential names them)", path);
+        if (w0->shape[1] != dim)
+            return PL_FAIL(PL_ERR_ARG, "%s: head 0.weight has shape (%lld, %lld); the backbone's dim is %d", path,
+                           (long long)w0->shape[0], (long long)w0->shape[1], dim);
+        if (*classes > 0 && *classes != w6->shape[0])
+            return PL_FAIL(PL_ERR_ARG, "%s has %lld classes but --classes says %d", path, (long long)w6->shape[0], *classes);
+        *classes = (int)w6->shape[0];
+        return PL_OK;
+    }
     const PlWeightTensor *w = pl_weights_find(h, "weight"), *b = pl_weights_find(h, "bias");
     if (!w || !b) return PL_FAIL(PL_ERR_FORMAT, "%s needs tensors 'weight' (classes, dim) and 'bias' (classes)", path);
     if (w->ndim != 2 || w->shape[1] != dim)
@@ -263,12 +280,13 @@ static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *s
     snprintf(buf, size,
              "optimizer=%d lr=%.17g base_lr=%.17g no_lr_scaling=%d min_lr=%.17g momentum=%.17g weight_decay=%.17g "
              "layer_decay=%.17g clip=%.17g schedule_constant=%d warmup=%lld steps=%lld epochs=%d batch=%d micro_batch=%d "
-             "drop_path=%.9g augment=%d shuffle=%d balanced=%d seed=%llu reduce=%d classes=%d fraction=%.17g seed_index=%d",
+             "drop_path=%.9g augment=%d shuffle=%d balanced=%d seed=%llu reduce=%d classes=%d fraction=%.17g seed_index=%d "
+             "head_mlp=%d head_dropout=%.9g",
              (int)o->optim.kind, o->lr, o->base_lr, o->no_lr_scaling, o->min_lr, o->optim.momentum,
              o->optim.weight_decay, o->optim.layer_decay, o->optim.clip, o->schedule_constant,
              (long long)o->warmup_steps, (long long)o->steps, o->epochs, o->batch, sp->micro_batch,
              (double)sp->drop_path, o->augment, o->shuffle, o->balanced, (unsigned long long)o->seed, o->allreduce,
-             sp->classes, fraction, si);
+             sp->classes, fraction, si, sp->head_mlp, (double)sp->head_dropout);
 }
 
 typedef struct FtModel {
@@ -316,7 +334,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     int threads = pl_threadpool_size(pool);
     PlVitTrainSpec sp = {.cfg = m->cfg, .classes = C, .loss = d->targets ? PL_LOSS_BCE : PL_LOSS_XENT, .height = d->H,
                          .width = d->W, .micro_batch = mb, .recompute = a->recompute, .drop_path = a->drop_path,
-                         .workers = threads};
+                         .workers = threads, .head_mlp = a->head_mlp, .head_dropout = a->head_dropout};
     if (st == PL_OK) st = pl_mkdir_p(dir);
     if (st == PL_OK) st = pl_vit_train_create(&sp, kernels, &t);
     if (st == PL_OK) st = pl_vit_train_load(t, &m->w, m->have_head ? &m->head : NULL, train_seed);
@@ -406,7 +424,7 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     if (st == PL_OK && a->head_init) {
         if ((st = pl_weights_load(a->head_init, NULL, &m.head)) == PL_OK) {
             m.have_head = 1;
-            st = check_head(a->head_init, &m.head, m.cfg.dim, &classes);
+            st = check_head(a->head_init, &m.head, m.cfg.dim, a->head_mlp, &classes);
         }
     }
     if (st == PL_OK) st = pl_process_start_pool(a->threads, &pool);
@@ -446,6 +464,7 @@ int cmd_finetune_run(int argc, char **argv) {
     memset(&a, 0, sizeof a);
     pl_finetune_options_default(&a.o);
     a.drop_path = 0.1f;
+    a.head_dropout = 0.5f;
     a.kernels = "auto";
     a.seeds = 1;
     a.task = -1;
@@ -453,7 +472,7 @@ int cmd_finetune_run(int argc, char **argv) {
     a.n_fractions = 1;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -475,7 +494,8 @@ int cmd_finetune_run(int argc, char **argv) {
         {"size", required_argument, 0, O_SIZE}, {"fraction", required_argument, 0, O_FRACTION},
         {"seeds", required_argument, 0, O_SEEDS}, {"task", required_argument, 0, O_TASK},
         {"collect", required_argument, 0, O_COLLECT}, {"probe", required_argument, 0, O_PROBE},
-        {"balanced", no_argument, 0, O_BALANCED}, {0, 0, 0, 0}};
+        {"balanced", no_argument, 0, O_BALANCED}, {"head", required_argument, 0, O_HEAD},
+        {"head-dropout", required_argument, 0, O_HEADDROP}, {0, 0, 0, 0}};
     static const char *const optimizers[] = {"adamw", "sgd"}, *const schedules[] = {"cosine", "constant"},
                              *const reduces[] = {"tree", "allreduce"};
     const char *cmd = "finetune";
@@ -555,6 +575,15 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_COLLECT: a.collect = optarg; break;
         case O_PROBE: a.probe = optarg; break;
         case O_BALANCED: a.o.balanced = 1; break;
+        case O_HEAD: {
+            static const char *const heads[] = {"linear", "mlp"};
+            if ((rc = pl_cli_option_choice(cmd, "--head", optarg, heads, 2, &a.head_mlp))) return rc;
+            break;
+        }
+        case O_HEADDROP:
+            if ((rc = pl_cli_option_double(cmd, "--head-dropout", optarg, 0, 0.99, &dv))) return rc;
+            a.head_dropout = (float)dv;
+            break;
         case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }

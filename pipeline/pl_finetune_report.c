@@ -31,7 +31,7 @@ static PlStatus write_json(const char *path, json_t *j) {
 
 static json_t *options_json(const PlFinetuneOptions *o, const PlVitTrainSpec *sp, const PlFinetuneResult *r) {
     return json_pack("{s:s, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:I, s:I, s:i, s:i, s:i, s:f, "
-                     "s:b, s:b, s:b, s:I, s:s, s:b, s:I, s:s, s:i, s:i}",
+                     "s:b, s:b, s:b, s:I, s:s, s:b, s:I, s:s, s:i, s:i, s:s, s:f}",
                      "optimizer", o->optim.kind == PL_OPTIM_SGD ? "sgd" : "adamw", "lr", r->peak_lr, "base_lr",
                      o->base_lr, "lr_scaling", o->lr <= 0 && !o->no_lr_scaling, "min_lr", o->min_lr, "momentum",
                      o->optim.momentum, "weight_decay", o->optim.weight_decay, "betas_0", o->optim.beta1, "betas_1",
@@ -42,7 +42,7 @@ static json_t *options_json(const PlFinetuneOptions *o, const PlVitTrainSpec *sp
                      "balanced", o->balanced, "seed", (json_int_t)o->seed, "reduce", o->allreduce ? "allreduce" : "tree", "recompute",
                      sp->recompute, "checkpoint_every", (json_int_t)o->checkpoint_every, "loss",
                      sp->loss == PL_LOSS_BCE ? "bce_with_logits" : "cross_entropy", "height", sp->height, "width",
-                     sp->width);
+                     sp->width, "head", sp->head_mlp ? "mlp" : "linear", "head_dropout", (double)sp->head_dropout);
 }
 
 PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVitTrainSpec *sp,

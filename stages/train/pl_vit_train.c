@@ -37,6 +37,8 @@ typedef struct Worker {
     float *pos;                // (T, D) position embedding for this input size
     float *cls, *lnf, *lnfm, *lnfr;   // (m, D), (m, D), (m), (m)
     float *logits, *dlogits;   // (m, NC)
+    float *h1, *a1, *k1, *h2, *a2, *k2;   // MLP head: pre-ReLU, post-dropout, dropout scale per unit: (m, 512 / 256)
+    float *dh1, *dh2;          // MLP head gradients (m, 512 / 256)
     float *scale;              // (depth, 2, m) drop-path scale per block, branch, sample
     float *dres, *dtmp, *dln, *dqkv, *datt, *dh, *dscratch, *dpos, *dcls;
 } Worker;
@@ -97,8 +99,18 @@ static void build_layout(PlVitTrain *t) {
         }
     add_tensor(t, &off, "norm.weight", 1, (int64_t[]){D}, c->depth + 1, 0);
     add_tensor(t, &off, "norm.bias", 1, (int64_t[]){D}, c->depth + 1, 0);
-    add_tensor(t, &off, "head.weight", 2, (int64_t[]){NC, D}, c->depth + 1, 1);
-    add_tensor(t, &off, "head.bias", 1, (int64_t[]){NC}, c->depth + 1, 1);
+    if (!t->s.head_mlp) {
+        add_tensor(t, &off, "head.weight", 2, (int64_t[]){NC, D}, c->depth + 1, 1);
+        add_tensor(t, &off, "head.bias", 1, (int64_t[]){NC}, c->depth + 1, 1);
+    } else {
+        const int64_t H1 = PL_TRAIN_MLP_H1, H2 = PL_TRAIN_MLP_H2;
+        add_tensor(t, &off, "head.0.weight", 2, (int64_t[]){H1, D}, c->depth + 1, 1);
+        add_tensor(t, &off, "head.0.bias", 1, (int64_t[]){H1}, c->depth + 1, 1);
+        add_tensor(t, &off, "head.3.weight", 2, (int64_t[]){H2, H1}, c->depth + 1, 1);
+        add_tensor(t, &off, "head.3.bias", 1, (int64_t[]){H2}, c->depth + 1, 1);
+        add_tensor(t, &off, "head.6.weight", 2, (int64_t[]){NC, H2}, c->depth + 1, 1);
+        add_tensor(t, &off, "head.6.bias", 1, (int64_t[]){NC}, c->depth + 1, 1);
+    }
     t->param_floats = off;
 }
 
@@ -141,6 +153,15 @@ static size_t carve_worker(const PlVitTrain *t, Worker *w, float *base) {
     PL_CARVE(x->lnfr, m);
     PL_CARVE(x->logits, m * NC);
     PL_CARVE(x->dlogits, m * NC);
+    size_t H1 = t->s.head_mlp ? PL_TRAIN_MLP_H1 : 0, H2 = t->s.head_mlp ? PL_TRAIN_MLP_H2 : 0;
+    PL_CARVE(x->h1, m * H1);
+    PL_CARVE(x->a1, m * H1);
+    PL_CARVE(x->k1, m * H1);
+    PL_CARVE(x->dh1, m * H1);
+    PL_CARVE(x->h2, m * H2);
+    PL_CARVE(x->a2, m * H2);
+    PL_CARVE(x->k2, m * H2);
+    PL_CARVE(x->dh2, m * H2);
     PL_CARVE(x->scale, L * 2 * m);
     PL_CARVE(x->dres, rows * D);
     PL_CARVE(x->dtmp, rows * D);
@@ -206,6 +227,8 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
     if (spec->height < c->patch || spec->width < c->patch)
         return PL_FAIL(PL_ERR_ARG, "input %dx%d is smaller than one %dx%d patch", spec->height, spec->width, c->patch,
                        c->patch);
+    if (!(spec->head_dropout >= 0.0f && spec->head_dropout < 1.0f))
+        return PL_FAIL(PL_ERR_ARG, "head dropout %g is outside [0, 1)", (double)spec->head_dropout);
     if (!(spec->drop_path >= 0.0f && spec->drop_path < 1.0f))
         return PL_FAIL(PL_ERR_ARG, "drop-path rate %g is outside [0, 1)", (double)spec->drop_path);
     PlVitTrain *t = pl_calloc(1, sizeof *t);
@@ -219,7 +242,7 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
         return PL_FAIL(PL_ERR_LIMIT, "%d tokens per image are too many to train on (attention scores for a micro-batch "
                                      "of %d would exceed 16 GB)", T, spec->micro_batch);
     }
-    t->tensors = pl_calloc((size_t)T_BLOCK0 + (size_t)c->depth * PL_TRAIN_BLOCK_TENSORS + 4, sizeof *t->tensors);
+    t->tensors = pl_calloc((size_t)T_BLOCK0 + (size_t)c->depth * PL_TRAIN_BLOCK_TENSORS + 8, sizeof *t->tensors);
     if (!t->tensors) goto nomem;
     build_layout(t);
     t->params = alloc_touched(t->param_floats);
@@ -282,6 +305,12 @@ PlStatus pl_vit_train_load(PlVitTrain *t, const PlWeights *w, const PlWeights *h
             PL_TRY(copy_tensor(x, w, x->name, "the backbone", dst));
         } else if (head) {
             PL_TRY(copy_tensor(x, head, x->name + 5, "the head", dst));
+        } else if (t->s.head_mlp) {   // torch nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+            const PlTrainTensor *wt = x->ndim == 2 ? x : x - 1;   // a bias follows its weight
+            double bound = 1.0 / sqrt((double)wt->shape[1]);
+            PlRng r;
+            pl_rng_seed(&r, pl_rng_mix(pl_rng_mix(seed, 0x4ead), (uint64_t)i));
+            for (size_t j = 0; j < x->numel; j++) dst[j] = (float)(bound * (2.0 * pl_rng_uniform(&r) - 1.0));
         } else if (strcmp(x->name, "head.weight") == 0) {   // DINO eval_linear: weight ~ N(0, 0.01), bias 0
             PlRng r;
             pl_rng_seed(&r, pl_rng_mix(seed, 0x4ead));
@@ -373,6 +402,64 @@ static void forward_block(PlVitTrain *t, Worker *w, int l, int n) {
     scale_rows(xout, w->dtmp, s + t->s.micro_batch, n, T, D, 1);
 }
 
+// ReLU then dropout (scale k: 0 or 1 / (1 - p), or 1 outside training) of h into a; n elements.
+static void relu_dropout(float *a, const float *h, const float *k, size_t n) {
+    for (size_t i = 0; i < n; i++) a[i] = h[i] > 0.0f ? h[i] * k[i] : 0.0f;
+}
+
+// The head on the final-normed CLS rows w->lnf (n, D) -> w->logits (n, classes).
+static void head_forward(PlVitTrain *t, Worker *w, int n, int hd) {
+    const int D = t->s.cfg.dim, NC = t->s.classes;
+    if (!t->s.head_mlp) {
+        pl_linear_forward(t->k, w->logits, w->lnf, PRM(t, hd), PRM(t, hd + 1), n, D, NC);
+        return;
+    }
+    const int H1 = PL_TRAIN_MLP_H1, H2 = PL_TRAIN_MLP_H2;
+    pl_linear_forward(t->k, w->h1, w->lnf, PRM(t, hd), PRM(t, hd + 1), n, D, H1);
+    relu_dropout(w->a1, w->h1, w->k1, (size_t)n * H1);
+    pl_linear_forward(t->k, w->h2, w->a1, PRM(t, hd + 2), PRM(t, hd + 3), n, H1, H2);
+    relu_dropout(w->a2, w->h2, w->k2, (size_t)n * H2);
+    pl_linear_forward(t->k, w->logits, w->a2, PRM(t, hd + 4), PRM(t, hd + 5), n, H2, NC);
+}
+
+// Backward of the head from w->dlogits: parameter gradients into g, d(lnf) (n, D) into w->dtmp.
+static void head_backward(PlVitTrain *t, Worker *w, int n, int hd, float *g) {
+    const int D = t->s.cfg.dim, NC = t->s.classes;
+    if (!t->s.head_mlp) {
+        pl_linear_backward(t->k, w->dtmp, 0.0f, GRD(t, g, hd), GRD(t, g, hd + 1), w->dlogits, w->lnf, PRM(t, hd), n, D,
+                           NC);
+        return;
+    }
+    const int H1 = PL_TRAIN_MLP_H1, H2 = PL_TRAIN_MLP_H2;
+    pl_linear_backward(t->k, w->dh2, 0.0f, GRD(t, g, hd + 4), GRD(t, g, hd + 5), w->dlogits, w->a2, PRM(t, hd + 4), n,
+                       H2, NC);
+    for (size_t i = 0; i < (size_t)n * H2; i++) w->dh2[i] = w->h2[i] > 0.0f ? w->dh2[i] * w->k2[i] : 0.0f;
+    pl_linear_backward(t->k, w->dh1, 0.0f, GRD(t, g, hd + 2), GRD(t, g, hd + 3), w->dh2, w->a1, PRM(t, hd + 2), n, H1,
+                       H2);
+    for (size_t i = 0; i < (size_t)n * H1; i++) w->dh1[i] = w->h1[i] > 0.0f ? w->dh1[i] * w->k1[i] : 0.0f;
+    pl_linear_backward(t->k, w->dtmp, 0.0f, GRD(t, g, hd), GRD(t, g, hd + 1), w->dh1, w->lnf, PRM(t, hd), n, D, H1);
+}
+
+// MLP head dropout scales for n samples: 0 or 1 / (1 - p) per unit from the sample's key; 1 without keys (eval).
+static void set_head_dropout(PlVitTrain *t, Worker *w, int n, const uint64_t *keys) {
+    if (!t->s.head_mlp) return;
+    const double p = t->s.head_dropout;
+    const float keep = (float)(1.0 / (1.0 - p));
+    const int H[2] = {PL_TRAIN_MLP_H1, PL_TRAIN_MLP_H2};
+    float *k[2] = {w->k1, w->k2};
+    for (int j = 0; j < 2; j++)
+        for (int b = 0; b < n; b++) {
+            float *kb = k[j] + (size_t)b * H[j];
+            if (!keys || p == 0.0) {
+                for (int u = 0; u < H[j]; u++) kb[u] = 1.0f;
+                continue;
+            }
+            PlRng r;
+            pl_rng_seed(&r, pl_rng_mix(keys[b], 0xd40u + (uint64_t)j));
+            for (int u = 0; u < H[j]; u++) kb[u] = pl_rng_uniform(&r) >= p ? keep : 0.0f;
+        }
+}
+
 // Everything up to the logits (n, classes) in w->logits.
 static void forward_all(PlVitTrain *t, Worker *w, const float *x, int n) {
     const PlVitConfig *c = &t->s.cfg;
@@ -382,7 +469,7 @@ static void forward_all(PlVitTrain *t, Worker *w, const float *x, int n) {
     const float *xf = block_input(t, w, L);
     for (int b = 0; b < n; b++) memcpy(w->cls + (size_t)b * D, xf + (size_t)b * T * D, (size_t)D * sizeof(float));
     pl_layernorm_forward(w->lnf, w->lnfm, w->lnfr, w->cls, PRM(t, nt), PRM(t, nt + 1), n, D, c->ln_eps);
-    pl_linear_forward(t->k, w->logits, w->lnf, PRM(t, nt + 2), PRM(t, nt + 3), n, D, t->s.classes);
+    head_forward(t, w, n, nt + 2);
 }
 
 static void backward_block(PlVitTrain *t, Worker *w, int l, int n, float *g) {
@@ -467,14 +554,14 @@ PlStatus pl_vit_train_microbatch(PlVitTrain *t, int worker, const float *x, cons
     const PlVitConfig *c = &t->s.cfg;
     const int D = c->dim, L = c->depth, T = t->T, NC = t->s.classes, nt = T_BLOCK0 + L * PL_TRAIN_BLOCK_TENSORS;
     set_drop_path(t, w, n, keys);
+    set_head_dropout(t, w, n, keys);
     forward_all(t, w, x, n);
     if (t->s.loss == PL_LOSS_XENT)
         *loss_sum = pl_softmax_xent(w->dlogits, w->logits, y, n, NC, loss_scale);
     else
         *loss_sum = pl_bce_logits(w->dlogits, w->logits, targets, n, NC, loss_scale);
     // head and final LayerNorm (CLS rows only)
-    pl_linear_backward(t->k, w->dtmp, 0.0f, GRD(t, grad, nt + 2), GRD(t, grad, nt + 3), w->dlogits, w->lnf,
-                       PRM(t, nt + 2), n, D, NC);
+    head_backward(t, w, n, nt + 2, grad);
     memset(w->dcls, 0, (size_t)n * D * sizeof(float));
     pl_layernorm_backward(w->dcls, GRD(t, grad, nt), GRD(t, grad, nt + 1), w->dtmp, w->cls, PRM(t, nt), w->lnfm,
                           w->lnfr, n, D);
@@ -491,6 +578,7 @@ PlStatus pl_vit_train_predict(PlVitTrain *t, int worker, const float *x, int n, 
                        t->s.micro_batch, t->s.workers);
     Worker *w = &t->workers[worker];
     set_drop_path(t, w, n, NULL);
+    set_head_dropout(t, w, n, NULL);
     forward_all(t, w, x, n);
     memcpy(logits, w->logits, (size_t)n * t->s.classes * sizeof(float));
     return PL_OK;

@@ -40,7 +40,14 @@ typedef struct PlVitTrainSpec {
     int recompute;      // 1: keep only each block's input; recompute the block during the backward
     float drop_path;    // stochastic depth rate of the last block (DINO: linspace(0, rate, depth))
     int workers;        // activation slabs (one per thread)
+    int head_mlp;       // 0: linear head (head.weight, head.bias); 1: the DINO4Cells MLP head
+                        // Linear(dim, 512)-ReLU-Dropout-Linear(512, 256)-ReLU-Dropout-Linear(256, classes), tensors
+                        // head.{0,3,6}.{weight,bias} (nn.Sequential names)
+    float head_dropout; // MLP head: dropout probability in training (DINO4Cells 0.5)
 } PlVitTrainSpec;
+
+#define PL_TRAIN_MLP_H1 512
+#define PL_TRAIN_MLP_H2 256
 
 typedef struct PlVitTrain PlVitTrain;
 
@@ -55,10 +62,12 @@ float *pl_vit_train_params(PlVitTrain *t);
 const PlVitTrainSpec *pl_vit_train_spec(const PlVitTrain *t);
 
 // Copy the backbone from `w` (validated against the spec's config: every tensor present with its shape) and the head
-// from `head` (tensors "weight" (classes, dim) and "bias" (classes)); head NULL = DINO eval_linear's init
-// (weight ~ N(0, 0.01) from `seed`, bias 0). Errors name the tensor and both shapes.
+// from `head` (linear: "weight" (classes, dim), "bias" (classes); MLP: "0.weight" (512, dim), "0.bias", "3.weight"
+// (256, 512), "3.bias", "6.weight" (classes, 256), "6.bias"). head NULL: linear = DINO eval_linear's init (weight ~
+// N(0, 0.01) from `seed`, bias 0); MLP = torch nn.Linear's default (weight and bias ~ U(-1/sqrt(fan_in),
+// 1/sqrt(fan_in)) from `seed`). Errors name the tensor and both shapes.
 PlStatus pl_vit_train_load(PlVitTrain *t, const PlWeights *w, const PlWeights *head, uint64_t seed);
-// The backbone (DINO names) or the head ("weight", "bias") as a PlWeights copy, for writing.
+// The backbone (DINO names) or the head (its names without "head.") as a PlWeights copy, for writing.
 PlStatus pl_vit_train_export(const PlVitTrain *t, int head, PlWeights *out);
 
 // One micro-batch of n <= micro_batch images x (n, C, H, W) on `worker`: forward, loss, backward.
