@@ -1,7 +1,10 @@
 # Compares a `protloc finetune` output folder with the float64 PyTorch reference deltas of
-# tests/fixtures/finetune/<case>/{sgd1,adamw3,sgdx3,bce1}.npz (made by make_finetune_fixtures.py).
-# Usage: /usr/bin/python3 finetune_compare.py CASE_DIR OUT_DIR sgd1|adamw3|sgdx3|bce1
-#   sgd1, bce1:     every tensor's update within 1e-3 of that tensor's largest reference update (max abs)
+# tests/fixtures/finetune/<case>/{sgd1,adamw3,sgdx3,bce1,mlp1}.npz (made by make_finetune_fixtures.py).
+# Usage: /usr/bin/python3 finetune_compare.py CASE_DIR OUT_DIR sgd1|adamw3|sgdx3|bce1|mlp1
+#   The start weights are CASE_DIR/model.safetensors plus the start head (CASE_DIR/mlp_head.safetensors for mlp1,
+#   the DINO4Cells MLP head; CASE_DIR/head.safetensors otherwise), the end weights OUT_DIR/backbone.safetensors plus
+#   OUT_DIR/head.safetensors; every head tensor NAME is compared as head.NAME, whatever the head's tensors are.
+#   sgd1, bce1, mlp1: every tensor's update within 1e-3 of that tensor's largest reference update (max abs)
 #   adamw3, sgdx3:  every tensor's update within 5e-3 relative norm of the reference update
 # Also checks the first logged loss against the reference loss (relative 1e-4). Exit 1 on any failure.
 import json
@@ -26,26 +29,30 @@ def read_safetensors(path):
     return out
 
 
+START_HEAD = {"mlp1": "mlp_head.safetensors"}   # the start head file per reference (default head.safetensors)
+
+
 def main():
     case, out, which = sys.argv[1], sys.argv[2], sys.argv[3]
     ref = np.load(f"{case}/{which}.npz")
     start = read_safetensors(f"{case}/model.safetensors")
-    for k, v in read_safetensors(f"{case}/head.safetensors").items():
+    start_head = START_HEAD.get(which, "head.safetensors")
+    for k, v in read_safetensors(f"{case}/{start_head}").items():
         start["head." + k] = v
     end = read_safetensors(f"{out}/backbone.safetensors")
     for k, v in read_safetensors(f"{out}/head.safetensors").items():
         end["head." + k] = v
     names = [k for k in ref.files if k != "loss"]
-    missing = sorted(set(names) ^ set(end))
+    missing = sorted(set(names) ^ set(end)) + sorted(set(names) ^ set(start))
     if missing:
-        print("tensor sets differ:", missing)
+        print("tensor sets differ:", sorted(set(missing)))
         return 1
     bad = 0
     worst = 0.0
     for k in names:
         want = ref[k].astype(np.float64).reshape(start[k].shape)
         got = end[k] - start[k]
-        if which in ("sgd1", "bce1"):
+        if which in ("sgd1", "bce1", "mlp1"):
             err = np.abs(got - want).max() / max(np.abs(want).max(), 1e-30)
             tol = 1e-3
         else:

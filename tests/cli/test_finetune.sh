@@ -44,6 +44,14 @@ expect_status 0 "$PROTLOC" finetune "${xargs[@]}" --labels "$X/t.npy" --out "$TE
 if $PY "$COMPARE" "$X" "$TEST_TMP/bce" bce1; then pass "BCE-with-logits SGD step = torch"; else fail "bce1 differs from torch"; fi
 grep -q '"loss": "bce_with_logits"' "$TEST_TMP/bce/report.json" || fail "report does not name the BCE loss"
 
+# the DINO4Cells MLP head (dropout off, so torch and protloc see the same network): 1 SGD step
+M="$FX/p8_c2_40x40"
+expect_status 0 "$PROTLOC" finetune --model "$M/model.safetensors" --heads 2 --head mlp --head-dropout 0 \
+  --head-init "$M/mlp_head.safetensors" --input "$M/x.npy" --labels "$M/y.npy" --out "$TEST_TMP/mlp" --optimizer sgd \
+  --momentum 0 --weight-decay 0 --lr 0.1 --schedule constant --steps 1 --batch 6 --drop-path 0 --no-augment \
+  --no-shuffle --threads 2
+if $PY "$COMPARE" "$M" "$TEST_TMP/mlp" mlp1; then pass "MLP head SGD step = torch"; else fail "mlp1 differs from torch"; fi
+
 # ---- 2. bit-identical for threads and ranks (drop path, augmentation and shuffling on) ----
 C="$FX/p16_c4_64x64"
 run_args=(--model "$C/model.safetensors" --heads 2 --input "$C/x.npy" --labels "$C/y.npy" --steps 5 --batch 5
