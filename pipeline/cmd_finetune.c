@@ -30,7 +30,9 @@
 
 void cmd_finetune_usage(FILE *out) {
     fprintf(out,
-            "Usage: protloc finetune --model FILE --input X.npy --labels Y.npy --out DIR [options]\n"
+            "Usage: protloc finetune --manifest M.tsv --model CARD.json --out DIR [options]\n"
+            "       protloc finetune --model FILE --input X.npy --labels Y.npy --out DIR [options]\n"
+            "       protloc finetune --collect DIR [--probe PROBE.json]\n"
             "       mpirun -np R protloc finetune ...   (ranks split every global batch)\n"
             "\n"
             "Train the whole DINO ViT backbone together with a linear classification head (one optimizer,\n"
@@ -39,7 +41,12 @@ void cmd_finetune_usage(FILE *out) {
             "The final weights are bit-identical for any --threads and rank count (--reduce tree).\n"
             "\n"
             "Inputs:\n"
+            "  --manifest M.tsv       labelled items of the train / val / test splits, preprocessed as `run --level fov`\n"
+            "                         and resized to --size x --size canvases; best epoch on val, test scored at the end\n"
+            "  --size S               canvas side for --manifest (default: the checkpoint's native size)\n"
             "  --model FILE           backbone: checkpoint (safetensors, .pth, DINO training checkpoint) or model card .json\n"
+            "  --card CARD.json       with --model CHECKPOINT: the card that says how to feed it (slots, normalisation,\n"
+            "                         pixel size); its own weights are not used (e.g. a checkpoint written by finetune)\n"
             "  --heads H              attention heads (default: checkpoint metadata/card, else dim/64)\n"
             "  --checkpoint-key K     teacher (default) or student, for DINO training checkpoints\n"
             "  --input X.npy          float32 (N, C, H, W), already normalised (every image trains at H x W)\n"
@@ -75,6 +82,13 @@ void cmd_finetune_usage(FILE *out) {
             "  --no-shuffle           batch i = rows i*B ... i*B+B-1 modulo N, in file order\n"
             "  --balanced             class-balanced sampling (each epoch: N draws with replacement, weight 1/class size)\n"
             "  --seed S               shuffling, augmentation, drop path, head init (default 0)\n"
+            "Data fractions (paired with `protloc probe --fraction LIST --seeds S --seed X`):\n"
+            "  --fraction LIST        e.g. 0.01,0.1,0.25,0.5,1: per-class stratified subsets of the training split\n"
+            "  --seeds S              repetitions per fraction (default 1); runs go to DIR/f<fraction>_s<k>/ and\n"
+            "                         DIR/grid.{tsv,json,png,svg} aggregates them\n"
+            "  --task K               only run K = fraction index x S + repetition (one Slurm array task)\n"
+            "  --probe PROBE.json     draw the frozen probe's logreg curve next to the fine-tuned one\n"
+            "  --collect DIR          only aggregate DIR/*/report.json into DIR/grid.* (the reduce after an array)\n"
             "Execution:\n"
             "  --threads T            worker threads per rank (default: the cores this process may use)\n"
             "  --reduce tree|allreduce  fixed-order gradient tree (bit-identical for any rank count; default) or\n"
@@ -92,7 +106,7 @@ void cmd_finetune_usage(FILE *out) {
 #define FT_MAX_FRACTIONS 64
 
 typedef struct FtArgs {
-    const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe;
+    const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe, *card;
     int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp;
     float drop_path, head_dropout;
     double fractions[FT_MAX_FRACTIONS];
@@ -385,12 +399,16 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
 static PlStatus load_model(FtArgs *a, FtModel *m) {
     m->weights = a->model;
     size_t ml = strlen(a->model);
-    if (ml > 5 && strcmp(a->model + ml - 5, ".json") == 0) {
-        PL_TRY(pl_modelcard_load(a->model, &m->card));
+    int model_is_card = ml > 5 && strcmp(a->model + ml - 5, ".json") == 0;
+    if (model_is_card && a->card) return PL_FAIL(PL_ERR_ARG, "--card goes with --model CHECKPOINT, not with a card");
+    if (model_is_card || a->card) {   // the card says how to feed the model; --card keeps --model's weights
+        PL_TRY(pl_modelcard_load(model_is_card ? a->model : a->card, &m->card));
         m->have_card = 1;
-        char hex[65];
-        PL_TRY(pl_modelcard_verify_weights(&m->card, hex));
-        m->weights = m->card.weights;
+        if (model_is_card) {
+            char hex[65];
+            PL_TRY(pl_modelcard_verify_weights(&m->card, hex));
+            m->weights = m->card.weights;
+        }
         if (a->heads == 0) a->heads = m->card.heads;
         if (!a->key) a->key = m->card.checkpoint_key;
     }
@@ -420,7 +438,8 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     int classes = a->classes;
     PlStatus st = load_model(a, &m);
     if (st == PL_OK && a->manifest && !m.have_card)
-        st = PL_FAIL(PL_ERR_ARG, "--manifest needs --model CARD.json (the card says how to feed the model)");
+        st = PL_FAIL(PL_ERR_ARG, "--manifest needs --model CARD.json, or --model CHECKPOINT with --card CARD.json (the card "
+                                 "says how to feed the model)");
     if (st == PL_OK && a->head_init) {
         if ((st = pl_weights_load(a->head_init, NULL, &m.head)) == PL_OK) {
             m.have_head = 1;
@@ -472,7 +491,7 @@ int cmd_finetune_run(int argc, char **argv) {
     a.n_fractions = 1;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -495,7 +514,7 @@ int cmd_finetune_run(int argc, char **argv) {
         {"seeds", required_argument, 0, O_SEEDS}, {"task", required_argument, 0, O_TASK},
         {"collect", required_argument, 0, O_COLLECT}, {"probe", required_argument, 0, O_PROBE},
         {"balanced", no_argument, 0, O_BALANCED}, {"head", required_argument, 0, O_HEAD},
-        {"head-dropout", required_argument, 0, O_HEADDROP}, {0, 0, 0, 0}};
+        {"head-dropout", required_argument, 0, O_HEADDROP}, {"card", required_argument, 0, O_CARD}, {0, 0, 0, 0}};
     static const char *const optimizers[] = {"adamw", "sgd"}, *const schedules[] = {"cosine", "constant"},
                              *const reduces[] = {"tree", "allreduce"};
     const char *cmd = "finetune";
@@ -575,6 +594,7 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_COLLECT: a.collect = optarg; break;
         case O_PROBE: a.probe = optarg; break;
         case O_BALANCED: a.o.balanced = 1; break;
+        case O_CARD: a.card = optarg; break;
         case O_HEAD: {
             static const char *const heads[] = {"linear", "mlp"};
             if ((rc = pl_cli_option_choice(cmd, "--head", optarg, heads, 2, &a.head_mlp))) return rc;

@@ -56,6 +56,11 @@ expect_status 0 "${MPIRUN[@]}" -np 2 "$PROTLOC" finetune "${short[@]}" --threads
 cmp -s r1/backbone.safetensors r2/backbone.safetensors && cmp -s r1/head.safetensors r2/head.safetensors &&
   pass "manifest path: 1 and 2 ranks bit-identical" || fail "manifest path: 1 and 2 ranks differ"
 
+# --model CHECKPOINT --card CARD: the card feeds, the checkpoint's weights train (here the same file: same weights)
+expect_status 0 "$PROTLOC" finetune "${short[@]/card.json/vit.safetensors}" --card card.json --threads 2 --out r3
+cmp -s r1/backbone.safetensors r3/backbone.safetensors && pass "--model CHECKPOINT --card CARD = --model CARD" ||
+  fail "--card: weights differ from --model CARD"
+
 # ---- the fraction x seeds grid, one job-array task, and --collect ----
 grid=(--manifest data/manifest.tsv --model card.json --size 64 --epochs 2 --batch 16 --lr 1e-3 --fraction "0.25,1" --seeds 2)
 expect_status 0 "$PROTLOC" finetune "${grid[@]}" --out grid --probe probe.json
