@@ -156,16 +156,25 @@ static PlStatus checkpoint_write(const PlVitTrain *t, PlOptim *op, const PlFinet
     const float *src[4] = {pl_vit_train_params((PlVitTrain *)t), pl_optim_moment(op, 0), pl_optim_moment(op, 1),
                            fs->best};
     const char *pre[4] = {"p/", "m/", "v/", "b/"};
+    // A view on the slabs (no copy: a checkpoint of ViT-B would otherwise hold 3-4 extra parameter copies): the
+    // tensors borrow their data, so this PlWeights is released by hand below, never by pl_weights_free.
     PlWeights w;
     memset(&w, 0, sizeof w);
-    PlStatus st = pl_weights_reserve(&w, pl_vit_train_param_floats(t) * 4 + 64 * (size_t)nt * 4);
+    w.tensors = pl_calloc((size_t)nt * 4, sizeof *w.tensors);
+    PlStatus st = w.tensors ? PL_OK : PL_ERR_NOMEM;
     for (int k = 0; k < 4 && st == PL_OK; k++)
         for (int i = 0; i < nt && st == PL_OK && src[k]; i++) {
+            PlWeightTensor *x = &w.tensors[w.count];
             char name[96];
             snprintf(name, sizeof name, "%s%s", pre[k], tt[i].name);
-            float *data;
-            st = pl_weights_add(&w, name, tt[i].ndim, tt[i].shape, &data);
-            if (st == PL_OK) memcpy(data, src[k] + tt[i].offset, tt[i].numel * sizeof(float));
+            if (!(x->name = pl_strdup(name))) {
+                st = PL_ERR_NOMEM;
+                break;
+            }
+            x->ndim = tt[i].ndim;
+            memcpy(x->shape, tt[i].shape, sizeof tt[i].shape);
+            x->data = (float *)(src[k] + tt[i].offset);
+            w.count++;
         }
     char path[4096], steps[32], ih[32], dh[32], ep[160];
     size_t hist_size = 64 + (size_t)fs->n_epochs * 52;
@@ -189,7 +198,8 @@ static PlStatus checkpoint_write(const PlVitTrain *t, PlOptim *op, const PlFinet
                           hist ? hist : "", "protloc_finetune_epoch", ep, NULL};
     if (st == PL_OK) st = pl_safetensors_write(path, &w, meta);
     free(hist);
-    pl_weights_free(&w);
+    for (size_t i = 0; i < w.count; i++) free(w.tensors[i].name);
+    free(w.tensors);
     if (st != PL_OK) pl_error_wrap("writing the checkpoint %s", path);
     return st;
 }
