@@ -474,6 +474,25 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     return st;
 }
 
+// --fraction LIST: comma-separated numbers in (0, 1].
+static int parse_fractions(const char *text, FtArgs *a) {
+    a->n_fractions = 0;
+    char *copy = strdup(text), *save = NULL;
+    if (!copy) return PL_EXIT_FAIL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        double f;
+        if (a->n_fractions == FT_MAX_FRACTIONS || !pl_cli_parse_double(tok, 1e-9, 1.0, &f)) {
+            free(copy);
+            return pl_cli_usage_error("finetune", "--fraction needs up to %d comma-separated numbers in (0, 1], got '%s'",
+                                      FT_MAX_FRACTIONS, text);
+        }
+        a->fractions[a->n_fractions++] = f;
+    }
+    free(copy);
+    if (a->n_fractions == 0) return pl_cli_usage_error("finetune", "--fraction needs at least one number");
+    return PL_EXIT_OK;
+}
+
 int cmd_finetune_run(int argc, char **argv) {
     if (pl_cli_wants_help(argc, argv)) {
         cmd_finetune_usage(stdout);
@@ -572,23 +591,7 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_KERNELS: a.kernels = optarg; break;
         case O_MANIFEST: a.manifest = optarg; break;
         case O_SIZE: if ((rc = pl_cli_option_int(cmd, "--size", optarg, 8, 8192, &a.size))) return rc; break;
-        case O_FRACTION: {
-            a.n_fractions = 0;
-            char *copy = strdup(optarg), *save = NULL;
-            if (!copy) return PL_EXIT_FAIL;
-            for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                double f;
-                if (a.n_fractions == FT_MAX_FRACTIONS || !pl_cli_parse_double(tok, 1e-9, 1.0, &f)) {
-                    free(copy);
-                    return pl_cli_usage_error(cmd, "--fraction needs up to %d comma-separated numbers in (0, 1], got '%s'",
-                                              FT_MAX_FRACTIONS, optarg);
-                }
-                a.fractions[a.n_fractions++] = f;
-            }
-            free(copy);
-            if (a.n_fractions == 0) return pl_cli_usage_error(cmd, "--fraction needs at least one number");
-            break;
-        }
+        case O_FRACTION: if ((rc = parse_fractions(optarg, &a))) return rc; break;
         case O_SEEDS: if ((rc = pl_cli_option_int(cmd, "--seeds", optarg, 1, 1000, &a.seeds))) return rc; break;
         case O_TASK: if ((rc = pl_cli_option_int(cmd, "--task", optarg, 0, 1000000, &a.task))) return rc; break;
         case O_COLLECT: a.collect = optarg; break;
