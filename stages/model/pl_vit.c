@@ -8,11 +8,12 @@
 // So a block costs two dispatches. All activations live in one slab allocated (and touched) at create.
 #include "pl_vit.h"
 
-#include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl_kernels.h"
 #include "pl_threadpool.h"
 #include "pl_vit_kernels.h"
 
@@ -47,6 +48,7 @@ struct PlVit {
     float *scores;          // (threads, QCHUNK, T) attention scratch
     int hid_ld;
     PlThreadPool *pool;     // borrowed
+    const PlKernels *k;     // the kernel backend (pl_kernels.h)
     // per-forward state read by the tasks
     const float *in;
     int batch, rows, chunk_rows, nchunks, layer;
@@ -149,6 +151,7 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     v->last_n = opt->last_n > 1 ? opt->last_n : 1;
     v->out_dim = opt->avgpool ? 2 * c->dim : v->last_n * c->dim;
     v->pool = opt->pool;
+    v->k = opt->kernels ? opt->kernels : pl_kernels_openblas();
     v->threads = pl_threadpool_size(opt->pool);
     const int D = c->dim;
 
@@ -233,7 +236,7 @@ static void pl_vit_rows_qkv(PlVit *v, const PlVitBlockW *b, int r0, int n) {
     const int D = v->cfg.dim;
     float *x = v->x + (size_t)r0 * D, *xn = v->xn + (size_t)r0 * D, *qkv = v->qkv + (size_t)r0 * 3 * D;
     pl_vit_layernorm(x, D, xn, D, n, D, b->n1w, b->n1b, v->cfg.ln_eps);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, 3 * D, D, 1.0f, xn, D, b->qkvw, D, 0.0f, qkv, 3 * D);
+    v->k->gemm(0, 1, n, 3 * D, D, 1.0f, xn, D, b->qkvw, D, 0.0f, qkv, 3 * D);
     pl_vit_add_bias(qkv, 3 * D, n, 3 * D, b->qkvb);
 }
 
@@ -242,12 +245,12 @@ static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n, int t
     const int D = v->cfg.dim, H = v->cfg.mlp_hidden;
     float *x = v->x + (size_t)r0 * D, *xn = v->xn + (size_t)r0 * D, *att = v->att + (size_t)r0 * D;
     float *hid = v->hid + (size_t)thread * v->hid_rows * v->hid_ld;   // (n, H)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, D, 1.0f, att, D, b->projw, D, 1.0f, x, D);
+    v->k->gemm(0, 1, n, D, D, 1.0f, att, D, b->projw, D, 1.0f, x, D);
     pl_vit_add_bias(x, D, n, D, b->projb);
     pl_vit_layernorm(x, D, xn, D, n, D, b->n2w, b->n2b, v->cfg.ln_eps);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, H, D, 1.0f, xn, D, b->fc1w, D, 0.0f, hid, H);
+    v->k->gemm(0, 1, n, H, D, 1.0f, xn, D, b->fc1w, D, 0.0f, hid, H);
     pl_vit_bias_gelu(hid, n, H, b->fc1b);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, H, 1.0f, hid, H, b->fc2w, H, 1.0f, x, D);
+    v->k->gemm(0, 1, n, D, H, 1.0f, hid, H, b->fc2w, H, 1.0f, x, D);
     pl_vit_add_bias(x, D, n, D, b->fc2b);
 }
 
@@ -272,7 +275,7 @@ static void pl_vit_rows_embed(PlVit *v, int r0, int n, int thread) {
         }
     }
     float *x = v->x + (size_t)r0 * D;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, D, K, 1.0f, u, K, v->patch_w, K, 0.0f, x, D);
+    v->k->gemm(0, 1, n, D, K, 1.0f, u, K, v->patch_w, K, 0.0f, x, D);
     for (int r = r0; r < r0 + n; r++) {
         int t = r % T;
         float *xr = v->x + (size_t)r * D;
@@ -353,12 +356,10 @@ static void pl_vit_task_attention(void *ctx, int task, int thread) {
     for (int i0 = 0; i0 < T; i0 += qrows) {
         int m = T - i0 < qrows ? T - i0 : qrows;
         // s = q k^T * scale: (m, T)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, T, hd, scale, q + (size_t)i0 * 3 * D, 3 * D, k, 3 * D,
-                    0.0f, s, T);
+        v->k->gemm(0, 1, m, T, hd, scale, q + (size_t)i0 * 3 * D, 3 * D, k, 3 * D, 0.0f, s, T);
         pl_vit_softmax_rows(s, T, m, T);
         // o = s v: (m, hd)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, T, 1.0f, s, T, val, 3 * D, 0.0f,
-                    o + (size_t)i0 * D, D);
+        v->k->gemm(0, 0, m, hd, T, 1.0f, s, T, val, 3 * D, 0.0f, o + (size_t)i0 * D, D);
     }
 }
 

@@ -1,8 +1,8 @@
 // DINO Vision Transformer forward pass (facebookresearch/dino vision_transformer.py) on flat float32 buffers.
 //
-// Ownership: a PlVit borrows the PlWeights it was created from and the thread pool it computes on (both must
-// outlive it) and owns one activation slab sized at create time for (max_batch, height, width) and its
-// interpolated position embedding; pl_vit_destroy releases those. pl_vit_forward never allocates.
+// Ownership: a PlVit borrows the PlWeights it was created from, the thread pool it computes on and its kernel backend
+// (pl_kernels.h; every GEMM goes through it), all of which must outlive it, and owns one activation slab sized at
+// create time for (max_batch, height, width) and its interpolated position embedding; pl_vit_destroy releases those. pl_vit_forward never allocates.
 // A PlVit is not re-entrant: one forward at a time per PlVit (and per pool). Its GEMMs run inside the pool's
 // tasks, so the program must have set OpenBLAS to one thread (pipeline/pl_process.h does; tests and
 // benchmarks call openblas_set_num_threads(1)).
@@ -10,6 +10,7 @@
 #define PL_VIT_H
 
 #include "pl_error.h"
+#include "pl_kernels.h"
 #include "pl_threadpool.h"
 #include "pl_weights.h"
 
@@ -35,6 +36,7 @@ typedef struct PlVitOptions {
     PlThreadPool *pool;   // borrowed: the process's pool (NULL = everything on the calling thread)
     int last_n;        // 0 or 1 = CLS of the final block; n > 1 = CLS of the last n blocks concatenated
                        // (each after the final LayerNorm, as DINO's get_intermediate_layers)
+    const PlKernels *kernels;   // GEMM backend (pl_kernels.h); NULL = openblas
     int avgpool;       // 1 = DINO eval_linear --avgpool features: (B, 2D) laid out exactly as DINO does,
                        // i.e. CLS and mean patch token interleaved per feature [c0, a0, c1, a1, ...];
                        // DINO defines it only with last_n <= 1 (other combinations are refused)
