@@ -32,7 +32,7 @@ void pl_gelu_forward(float *out, const float *pre, int64_t n);
 void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n);
 
 // Multi-head softmax attention of B images: qkv (B, T, 3D) laid out [q | k | v] per row with heads in contiguous
-// blocks of D/NH; probs (B, NH, T, T) saved; out (B, T, D) heads concatenated.
+// blocks of D/NH (D a multiple of NH: the trainer checks); probs (B, NH, T, T) saved; out (B, T, D) heads concatenated.
 void pl_attention_forward(const PlKernels *k, float *out, float *probs, const float *qkv, int B, int T, int D, int NH);
 // dqkv (B, T, 3D) = gradient (overwritten); dscratch: (T, T) floats.
 void pl_attention_backward(const PlKernels *k, float *dqkv, float *dscratch, const float *dout, const float *qkv,
