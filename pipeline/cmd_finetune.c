@@ -43,7 +43,10 @@ void cmd_finetune_usage(FILE *out) {
             "Inputs:\n"
             "  --manifest M.tsv       labelled items of the train / val / test splits, preprocessed as `run --level fov`\n"
             "                         and resized to --size x --size canvases; best epoch on val, test scored at the end\n"
-            "  --size S               canvas side for --manifest (default: the checkpoint's native size)\n"
+            "  --level fov|tiles|cells  what each training sample is (default fov): the whole field of view, its\n"
+            "                         --tile x --tile tiles (default 224), or --crop x --crop single-cell crops (default\n"
+            "                         224; label mask or built-in nucleus segmentation); tiles and cells take the item's label\n"
+            "  --size S               canvas side every sample is resized to (default: the checkpoint's native size)\n"
             "  --model FILE           backbone: checkpoint (safetensors, .pth, DINO training checkpoint) or model card .json\n"
             "  --card CARD.json       with --model CHECKPOINT: the card that says how to feed it (slots, normalisation,\n"
             "                         pixel size); its own weights are not used (e.g. a checkpoint written by finetune)\n"
@@ -107,7 +110,7 @@ void cmd_finetune_usage(FILE *out) {
 
 typedef struct FtArgs {
     const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe, *card;
-    int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp;
+    int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp, level, tile, crop;
     float drop_path, head_dropout;
     double fractions[FT_MAX_FRACTIONS];
     int n_fractions;
@@ -258,7 +261,9 @@ static PlStatus load_manifest(FtArgs *a, const PlModelCard *card, const PlVitCon
     int size = a->size > 0 ? a->size : cfg->pos_grid * cfg->patch;
     char failures[4096];
     snprintf(failures, sizeof failures, "%s/failures.tsv", a->o.out_dir);
-    PL_TRY(ft_dataset_load(a->manifest, card, cfg->in_chans, cfg->patch, size, rank == 0 ? failures : NULL, pool, &d->ds));
+    FtDataOptions fo = {.channels = cfg->in_chans, .patch = cfg->patch, .size = size, .level = (FtLevel)a->level,
+                        .tile = a->tile, .crop = a->crop};
+    PL_TRY(ft_dataset_load(a->manifest, card, &fo, rank == 0 ? failures : NULL, pool, &d->ds));
     d->is_manifest = 1;
     FtDataset *ds = &d->ds;
     if (*classes > 0 && *classes != ds->n_classes)
@@ -281,9 +286,10 @@ static PlStatus load_manifest(FtArgs *a, const PlModelCard *card, const PlVitCon
     d->nte = ds->n_test;
     d->n_failed = ds->n_failed;
     if (rank == 0)
-        pl_log_info("%s: %lld training, %lld validation, %lld test items, %d classes, %dx%d canvases (%lld failed, %lld "
-                    "multi-label and %lld unlabelled skipped)", a->manifest, (long long)d->ntr, (long long)d->nva,
-                    (long long)d->nte, d->classes, size, size, (long long)ds->n_failed, (long long)ds->n_multilabel,
+        pl_log_info("%s: %lld training, %lld validation, %lld test %s, %d classes, %dx%d canvases (items: %lld failed, "
+                    "%lld multi-label and %lld unlabelled skipped)", a->manifest, (long long)d->ntr, (long long)d->nva,
+                    (long long)d->nte, a->level == FT_LEVEL_CELLS ? "cells" : a->level == FT_LEVEL_TILES ? "tiles" : "FOVs",
+                    d->classes, size, size, (long long)ds->n_failed, (long long)ds->n_multilabel,
                     (long long)ds->n_unlabelled);
     return PL_OK;
 }
@@ -503,6 +509,7 @@ int cmd_finetune_run(int argc, char **argv) {
     pl_finetune_options_default(&a.o);
     a.drop_path = 0.1f;
     a.head_dropout = 0.5f;
+    a.tile = a.crop = 224;
     a.kernels = "auto";
     a.seeds = 1;
     a.task = -1;
@@ -510,7 +517,7 @@ int cmd_finetune_run(int argc, char **argv) {
     a.n_fractions = 1;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -533,7 +540,9 @@ int cmd_finetune_run(int argc, char **argv) {
         {"seeds", required_argument, 0, O_SEEDS}, {"task", required_argument, 0, O_TASK},
         {"collect", required_argument, 0, O_COLLECT}, {"probe", required_argument, 0, O_PROBE},
         {"balanced", no_argument, 0, O_BALANCED}, {"head", required_argument, 0, O_HEAD},
-        {"head-dropout", required_argument, 0, O_HEADDROP}, {"card", required_argument, 0, O_CARD}, {0, 0, 0, 0}};
+        {"head-dropout", required_argument, 0, O_HEADDROP}, {"card", required_argument, 0, O_CARD},
+        {"level", required_argument, 0, O_LEVEL}, {"tile", required_argument, 0, O_TILE},
+        {"crop", required_argument, 0, O_CROP}, {0, 0, 0, 0}};
     static const char *const optimizers[] = {"adamw", "sgd"}, *const schedules[] = {"cosine", "constant"},
                              *const reduces[] = {"tree", "allreduce"};
     const char *cmd = "finetune";
@@ -598,6 +607,13 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_PROBE: a.probe = optarg; break;
         case O_BALANCED: a.o.balanced = 1; break;
         case O_CARD: a.card = optarg; break;
+        case O_LEVEL: {
+            static const char *const levels[] = {"fov", "tiles", "cells"};
+            if ((rc = pl_cli_option_choice(cmd, "--level", optarg, levels, 3, &a.level))) return rc;
+            break;
+        }
+        case O_TILE: if ((rc = pl_cli_option_int(cmd, "--tile", optarg, 8, 65536, &a.tile))) return rc; break;
+        case O_CROP: if ((rc = pl_cli_option_int(cmd, "--crop", optarg, 8, 65536, &a.crop))) return rc; break;
         case O_HEAD: {
             static const char *const heads[] = {"linear", "mlp"};
             if ((rc = pl_cli_option_choice(cmd, "--head", optarg, heads, 2, &a.head_mlp))) return rc;

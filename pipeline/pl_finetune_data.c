@@ -16,71 +16,112 @@
 
 #define FT_REF_MAX (PATH_MAX + 16)
 
+typedef struct ItemOut {
+    float *x;                // (n, C, size, size) samples of the item
+    int n;
+    char *msg;               // NULL = ok, else "stage\tmessage"
+} ItemOut;
+
 typedef struct PrepCtx {
     const PlManifest *m;
     const PlModelCard *card;
     const PlPrepConfig *cfg;
     const int64_t *items;    // manifest item of each row
-    int C, size;
-    float *x;
+    int C, size, level, nucleus_role;
+    ItemOut *out;            // per row
     PlPrepResult *res;       // per thread
     PlResizeWork *rw;        // per thread
-    char **msg;              // per row: NULL = ok, else "stage\tmessage"
+    PlSegmenter **seg;       // per thread (cells)
 } PrepCtx;
 
-static void prep_row(void *vctx, int row, int thread) {
-    PrepCtx *p = vctx;
+// Decode and preprocess one item at the chosen level; each sample resized to size x size.
+static PlStatus prep_item(PrepCtx *p, int row, int thread, const char **stage) {
     const PlManifestItem *it = &p->m->items[p->items[row]];
     PlChannelSource src[PL_CARD_MAX_SLOTS];
-    char refs[PL_CARD_MAX_SLOTS][FT_REF_MAX], msg[1200];
+    char refs[PL_CARD_MAX_SLOTS][FT_REF_MAX], mref[FT_REF_MAX], nref[FT_REF_MAX];
     int n = 0;
-    const char *stage = "input";
-    PlStatus st = PL_OK;
-    for (int k = 0; k < p->C && st == PL_OK; k++) {
+    *stage = "input";
+    for (int k = 0; k < p->C; k++) {
         int r = p->card->slots[k][0] ? pl_manifest_role_index(p->m, p->card->slots[k]) : -1;
         if (r < 0 || !it->channels[r].path) continue;
         int dup = 0;
         for (int q = 0; q < n; q++) dup |= strcmp(src[q].role, p->m->roles[r]) == 0;
         if (dup) continue;
-        st = pl_manifest_channel_ref(&it->channels[r], refs[n], FT_REF_MAX);
+        PL_TRY(pl_manifest_channel_ref(&it->channels[r], refs[n], FT_REF_MAX));
         src[n].role = p->m->roles[r];
         src[n].ref = refs[n];
         n++;
     }
-    if (st == PL_OK && n == 0) st = PL_FAIL(PL_ERR_ARG, "the item has none of the channels the model reads");
-    if (st == PL_OK) {
-        stage = "prep";
-        double px = it->pixel_size_um > 0 ? it->pixel_size_um : p->card->pixel_size_um;
-        st = pl_prep_fov(p->cfg, it->id, px, src, n, &p->res[thread]);
-        if (st != PL_OK && p->res[thread].failed_step) stage = p->res[thread].failed_step;
-    }
-    const PlPrepResult *r = &p->res[thread];
-    if (st == PL_OK && (r->n_views != 1 || r->n_tiles != 1 || r->n_slots != p->C))
-        st = PL_FAIL(PL_ERR_UNSUPPORTED, "fine-tuning needs one view of %d slots per item (got %d views, %d tiles, %d "
-                                         "slots; channel replication is not supported for fine-tuning)",
-                     p->C, r->n_views, r->n_tiles, r->n_slots);
-    const size_t plane = (size_t)p->size * p->size;
-    for (int c = 0; c < p->C && st == PL_OK; c++) {
-        stage = "resize";
-        st = pl_resize_plane(&p->rw[thread], r->data + (size_t)c * r->tile_h * r->tile_w, r->tile_h, r->tile_w,
-                             p->x + ((size_t)row * p->C + c) * plane, p->size, p->size);
+    if (n == 0) return PL_FAIL(PL_ERR_ARG, "the item has none of the channels the model reads");
+    double px = it->pixel_size_um > 0 ? it->pixel_size_um : p->card->pixel_size_um;
+    PlPrepResult *r = &p->res[thread];
+    *stage = "prep";
+    PlStatus st;
+    if (p->level == FT_LEVEL_CELLS) {
+        *stage = "cells";
+        const char *mask = NULL;
+        PlChannelSource nucleus = {0};
+        const PlChannelSource *segment_from = NULL;
+        if (it->mask.path) {
+            PL_TRY(pl_manifest_channel_ref(&it->mask, mref, FT_REF_MAX));
+            mask = mref;
+        } else if (p->nucleus_role >= 0 && it->channels[p->nucleus_role].path) {
+            PL_TRY(pl_manifest_channel_ref(&it->channels[p->nucleus_role], nref, FT_REF_MAX));
+            nucleus.role = p->m->roles[p->nucleus_role];
+            nucleus.ref = nref;
+            segment_from = &nucleus;
+        }
+        st = pl_prep_cells(p->cfg, it->id, px, src, n, mask, segment_from, &p->seg[thread], r);
+    } else {
+        st = pl_prep_fov(p->cfg, it->id, px, src, n, r);
     }
     if (st != PL_OK) {
-        snprintf(msg, sizeof msg, "%s\t%s", stage, pl_error_message());
-        p->msg[row] = strdup(msg);
-        if (!p->msg[row]) p->msg[row] = (char *)"";   // still marks the row failed
+        if (r->failed_step) *stage = r->failed_step;
+        return st;
     }
+    if (r->n_views != 1 || r->n_slots != p->C)
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "fine-tuning needs one view of %d slots per item (got %d views, %d slots; "
+                                           "channel replication is not supported for fine-tuning)", p->C, r->n_views,
+                       r->n_slots);
+    if (r->n_tiles < 1) return PL_FAIL(PL_ERR_EMPTY, "the item gave no %s", p->level == FT_LEVEL_CELLS ? "cell" : "tile");
+    const size_t plane = (size_t)p->size * p->size, in_plane = (size_t)r->tile_h * r->tile_w;
+    ItemOut *o = &p->out[row];
+    o->x = pl_malloc((size_t)r->n_tiles * p->C * plane * sizeof(float));
+    if (!o->x) return PL_ERR_NOMEM;
+    *stage = "resize";
+    for (int t = 0; t < r->n_tiles; t++)
+        for (int c = 0; c < p->C; c++)
+            PL_TRY(pl_resize_plane(&p->rw[thread], r->data + ((size_t)t * p->C + c) * in_plane, r->tile_h, r->tile_w,
+                                   o->x + ((size_t)t * p->C + c) * plane, p->size, p->size));
+    o->n = r->n_tiles;
+    return PL_OK;
 }
 
-static PlStatus write_failures(const char *path, const PlManifest *m, const int64_t *items, char **msg, int64_t n) {
+static void prep_row(void *vctx, int row, int thread) {
+    PrepCtx *p = vctx;
+    const char *stage = "input";
+    if (prep_item(p, row, thread, &stage) == PL_OK) return;
+    char msg[1200];
+    snprintf(msg, sizeof msg, "%s\t%s", stage, pl_error_message());
+    ItemOut *o = &p->out[row];
+    free(o->x);
+    o->x = NULL;
+    o->n = 0;
+    o->msg = strdup(msg);
+    if (!o->msg) o->msg = (char *)"";   // still marks the row failed
+}
+
+static PlStatus write_failures(const char *path, const PlManifest *m, const int64_t *items, const ItemOut *out,
+                               int64_t n) {
     size_t cap = 4096, len = 0;
     char *buf = pl_malloc(cap);
     if (!buf) return PL_ERR_NOMEM;
     len = (size_t)snprintf(buf, cap, "id\tline\tstage\tmessage\n");
     for (int64_t i = 0; i < n; i++) {
-        if (!msg[i]) continue;
+        const char *msg = out[i].msg;
+        if (!msg) continue;
         const PlManifestItem *it = &m->items[items[i]];
-        size_t need = strlen(it->id) + strlen(msg[i]) + 64;
+        size_t need = strlen(it->id) + strlen(msg) + 64;
         if (len + need >= cap) {
             size_t ncap = (len + need) * 2;
             char *nb = realloc(buf, ncap);
@@ -91,7 +132,7 @@ static PlStatus write_failures(const char *path, const PlManifest *m, const int6
             buf = nb;
             cap = ncap;
         }
-        len += (size_t)snprintf(buf + len, cap - len, "%s\t%d\t%s\n", it->id, it->line, msg[i][0] ? msg[i] : "prep\t?");
+        len += (size_t)snprintf(buf + len, cap - len, "%s\t%d\t%s\n", it->id, it->line, msg[0] ? msg : "prep\t?");
     }
     PlStatus st = pl_file_write_atomic(path, buf, len);
     free(buf);
@@ -111,9 +152,10 @@ void ft_dataset_free(FtDataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
-PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, int C, int patch, int size, const char *failures,
+PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const FtDataOptions *fo, const char *failures,
                          PlThreadPool *pool, FtDataset *ds) {
     memset(ds, 0, sizeof *ds);
+    const int C = fo->channels, size = fo->size;
     ds->C = C;
     ds->size = size;
     // roles: the default ones plus every role the card's slots name (as `run` accepts them)
@@ -160,51 +202,69 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, int C, i
     if (st == PL_OK && n == 0)
         st = PL_FAIL(PL_ERR_EMPTY, "%s: no labelled item in the train, val or test split", manifest);
     if (st == PL_OK) st = pl_card_prep_config(card, C, NULL, NULL, 0, &cfg, NULL, slots, sizeof slots);
-    if (st == PL_OK) {
-        cfg.fov.patch = patch;
+    if (st == PL_OK) {   // the level's geometry, as `protloc run` sets it
+        cfg.fov.patch = fo->patch;
+        if (fo->level == FT_LEVEL_TILES) {
+            cfg.fov.mode = PL_FOV_TILES;
+            cfg.fov.size = fo->tile;
+            cfg.fov.stride = fo->tile;
+            cfg.fov.border = PL_BORDER_DROP;
+        } else if (fo->level == FT_LEVEL_CELLS) {
+            cfg.cells.crop_px = fo->crop;
+            cfg.cells.crop_um = 0;
+            cfg.cells.border = PL_CELL_BORDER_SHIFT;
+            cfg.cells.min_area = 50;
+        }
         st = pl_prep_config_validate(&cfg);
     }
     int threads = pl_threadpool_size(pool);
     if (st == PL_OK) {
-        p = (PrepCtx){&m, card, &cfg, items, C, size, NULL, NULL, NULL, NULL};
-        p.x = pl_malloc((size_t)n * C * size * size * sizeof(float));
+        p = (PrepCtx){&m, card, &cfg, items, C, size, fo->level, pl_manifest_role_index(&m, "nucleus"), NULL, NULL, NULL,
+                      NULL};
+        p.out = pl_calloc((size_t)n, sizeof *p.out);
         p.res = pl_calloc((size_t)threads, sizeof *p.res);
         p.rw = pl_calloc((size_t)threads, sizeof *p.rw);
-        p.msg = pl_calloc((size_t)n, sizeof *p.msg);
-        if (!p.x || !p.res || !p.rw || !p.msg) st = PL_FAIL(PL_ERR_NOMEM, "cannot hold %lld training images of %dx%dx%d",
-                                                             (long long)n, C, size, size);
+        p.seg = pl_calloc((size_t)threads, sizeof *p.seg);
+        if (!p.out || !p.res || !p.rw || !p.seg) st = PL_ERR_NOMEM;
     }
     if (st == PL_OK) pl_threadpool_run(pool, prep_row, &p, (int)n);
-    // compact: keep the rows that prepared
+    // gather the samples of the items that prepared, in manifest order
+    int64_t total = 0;
+    for (int64_t i = 0; st == PL_OK && i < n; i++) total += p.out[i].n;
+    const size_t img = (size_t)C * size * size;
     if (st == PL_OK) {
-        ds->cls = pl_malloc((size_t)n * sizeof(int32_t));
-        ds->ids = pl_calloc((size_t)n + 1, sizeof(char *));
-        ds->train = pl_malloc(3 * ((size_t)n + 1) * sizeof(int64_t));
-        if (!ds->cls || !ds->ids || !ds->train) st = PL_ERR_NOMEM;
+        ds->x = pl_malloc(((size_t)total + 1) * img * sizeof(float));
+        ds->cls = pl_malloc(((size_t)total + 1) * sizeof(int32_t));
+        ds->ids = pl_calloc((size_t)total + 1, sizeof(char *));
+        ds->train = pl_malloc(3 * ((size_t)total + 1) * sizeof(int64_t));
+        if (!ds->x || !ds->cls || !ds->ids || !ds->train)
+            st = PL_FAIL(PL_ERR_NOMEM, "cannot hold %lld training images of %dx%dx%d", (long long)total, C, size, size);
     }
     if (st == PL_OK) {
-        ds->val = ds->train + n + 1;
-        ds->test = ds->val + n + 1;
-        const size_t img = (size_t)C * size * size;
+        ds->val = ds->train + total + 1;
+        ds->test = ds->val + total + 1;
         int64_t k = 0;
-        for (int64_t i = 0; i < n; i++) {
-            if (p.msg[i]) {
+        for (int64_t i = 0; i < n && st == PL_OK; i++) {
+            const ItemOut *o = &p.out[i];
+            if (o->msg) {
                 ds->n_failed++;
                 continue;
             }
             const PlManifestItem *it = &m.items[items[i]];
-            if (k != i) memmove(p.x + (size_t)k * img, p.x + (size_t)i * img, img * sizeof(float));
-            ds->cls[k] = lc.cls[items[i]];
-            ds->ids[k] = pl_strdup(it->id);
-            if (!ds->ids[k]) st = PL_ERR_NOMEM;
-            if (!strcmp(it->split, "train")) ds->train[ds->n_train++] = k;
-            else if (!strcmp(it->split, "val")) ds->val[ds->n_val++] = k;
-            else ds->test[ds->n_test++] = k;
-            k++;
+            memcpy(ds->x + (size_t)k * img, o->x, (size_t)o->n * img * sizeof(float));
+            for (int t = 0; t < o->n && st == PL_OK; t++, k++) {
+                char id[PL_MANIFEST_MAX_TEXT + 32];
+                if (fo->level == FT_LEVEL_FOV) snprintf(id, sizeof id, "%s", it->id);
+                else snprintf(id, sizeof id, "%s/%s%d", it->id, fo->level == FT_LEVEL_CELLS ? "cell" : "tile", t);
+                ds->cls[k] = lc.cls[items[i]];
+                ds->ids[k] = pl_strdup(id);
+                if (!ds->ids[k]) st = PL_ERR_NOMEM;
+                if (!strcmp(it->split, "train")) ds->train[ds->n_train++] = k;
+                else if (!strcmp(it->split, "val")) ds->val[ds->n_val++] = k;
+                else ds->test[ds->n_test++] = k;
+            }
         }
         ds->n = k;
-        ds->x = p.x;
-        p.x = NULL;
         ds->n_classes = lc.n_classes;
         ds->classes = lc.classes;
         lc.classes = NULL;
@@ -213,22 +273,25 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, int C, i
         ds->n_unlabelled = lc.n_unlabelled;
         if (ds->n_failed && failures) {
             pl_log_warn("%lld item(s) failed to preprocess and are skipped; listed in %s", (long long)ds->n_failed, failures);
-            PlStatus ws = write_failures(failures, &m, items, p.msg, n);
+            PlStatus ws = write_failures(failures, &m, items, p.out, n);
             if (st == PL_OK) st = ws;
         }
         if (st == PL_OK && ds->n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
     }
-    if (p.msg)
-        for (int64_t i = 0; i < n; i++)
-            if (p.msg[i] && p.msg[i][0]) free(p.msg[i]);
-    if (p.res)
-        for (int i = 0; i < threads; i++) pl_prep_result_free(&p.res[i]);
-    if (p.rw)
-        for (int i = 0; i < threads; i++) pl_resize_work_free(&p.rw[i]);
-    free(p.x);
+    if (p.out)
+        for (int64_t i = 0; i < n; i++) {
+            free(p.out[i].x);
+            if (p.out[i].msg && p.out[i].msg[0]) free(p.out[i].msg);
+        }
+    for (int i = 0; i < threads; i++) {
+        if (p.res) pl_prep_result_free(&p.res[i]);
+        if (p.rw) pl_resize_work_free(&p.rw[i]);
+        if (p.seg) pl_segmenter_destroy(p.seg[i]);
+    }
+    free(p.out);
     free(p.res);
     free(p.rw);
-    free(p.msg);
+    free(p.seg);
     pl_label_coding_free(&lc);
     free(fs.label);
     free(fs.split);

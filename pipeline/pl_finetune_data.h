@@ -1,7 +1,9 @@
 // Fine-tuning data from a manifest and a model card: every labelled item of the train / val / test splits goes
-// through the same stages as `protloc run --level fov` (decode -> rescale to the card's pixel size -> normalise ->
-// align channels; pl_card_prep_config), and its field of view is resized to a square canvas of `size` pixels (area
-// average when shrinking, bilinear when enlarging) that the trainer crops, flips and jitters.
+// through the same stages as `protloc run` at one level (decode -> rescale to the card's pixel size -> normalise ->
+// align channels; pl_card_prep_config): its whole field of view, its tiles, or its single-cell crops (label mask or
+// built-in nucleus segmentation); every sample is resized to a square canvas of `size` pixels (area average when
+// shrinking, bilinear when enlarging) that the trainer crops, flips and jitters. Tiles and cells inherit the item's
+// label and split.
 //
 // Classes come from the one label encoder (pl_features_encode_labels, multi-label rows skipped), so they are the
 // classes `protloc probe` scores; rows are in manifest order, so `--fraction` subsets (pl_probe_subset) pair with the
@@ -18,12 +20,21 @@
 #include "pl_modelcard.h"
 #include "pl_threadpool.h"
 
+typedef enum FtLevel { FT_LEVEL_FOV = 0, FT_LEVEL_TILES = 1, FT_LEVEL_CELLS = 2 } FtLevel;
+
+typedef struct FtDataOptions {
+    int channels, patch, size;  // model input channels, patch size, canvas side
+    FtLevel level;
+    int tile;                   // tiles: side in pixels of the rescaled image (stride = side, partial tiles dropped)
+    int crop;                   // cells: crop side in pixels of the rescaled image (border shift, cells >= 50 px)
+} FtDataOptions;
+
 typedef struct FtDataset {
     int C, size;            // channels (the card's slots) and canvas side
-    int64_t n;              // usable items (labelled, in train/val/test, preprocessed)
+    int64_t n;              // samples (FOVs, tiles or cells) of the usable items, in manifest order
     float *x;               // (n, C, size, size)
     int32_t *cls;           // (n) class index
-    char **ids;             // (n) item ids
+    char **ids;             // (n) item id, "<id>/tile<k>" or "<id>/cell<k>"
     int n_classes;
     char **classes;         // (n_classes) sorted bytewise
     int64_t *train, *val, *test;   // row indices per split, ascending
@@ -31,7 +42,7 @@ typedef struct FtDataset {
     int64_t n_failed, n_multilabel, n_unlabelled;
 } FtDataset;
 
-PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, int C, int patch, int size, const char *failures,
+PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const FtDataOptions *fo, const char *failures,
                          PlThreadPool *pool, FtDataset *ds);
 void ft_dataset_free(FtDataset *ds);
 

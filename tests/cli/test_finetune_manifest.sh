@@ -79,6 +79,23 @@ mkdir -p collected && cp -r grid/f0.25_s0 grid/f1_s1 collected/
 expect_status 0 "$PROTLOC" finetune --collect collected
 [ "$(tail -n +2 collected/grid.tsv | wc -l)" -eq 2 ] || fail "--collect: $(cat collected/grid.tsv)"
 
+# ---- tiles and single cells: every tile / cell of an item is a sample with the item's label and split ----
+"$PROTLOC" synth --kind opencell --classes 3 --per-class 4 --seed 3 --size 256 --masks --out cdata >/dev/null 2>&1 ||
+  fail "synth --masks"
+expect_status 0 "$PROTLOC" run --manifest cdata/manifest.tsv --model card.json --out cells.h5 --level cells,tiles --crop 64 \
+  --tile 64 --threads 2
+for lv in cells tiles; do
+  expect_status 0 "$PROTLOC" finetune --manifest cdata/manifest.tsv --model card.json --out "ft-$lv" --level "$lv" \
+    --crop 64 --tile 64 --size 64 --epochs 1 --batch 16 --lr 1e-3 --threads 2
+  $PY - cells.h5 "ft-$lv/report.json" "$lv" <<'PYEOF' || fail "--level $lv: sample counts differ from protloc run's"
+import json, sys, h5py
+n = h5py.File(sys.argv[1])[f"{sys.argv[3]}/embedding"].shape[0]
+d = json.load(open(sys.argv[2]))["data"]
+assert d["n_train"] + d["n_val"] + d["n_test"] == n and n > 0, (d, n)
+print(f"--level {sys.argv[3]}: {n} samples, as protloc run stores")
+PYEOF
+done
+
 # ---- bad items are skipped and listed; a class without training images is named ----
 cp -r data bad
 first=$(awk -F'\t' '!/^#/ && $4 == "train" { print $1; exit }' bad/manifest.tsv)
