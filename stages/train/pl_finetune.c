@@ -349,7 +349,7 @@ void pl_finetune_result_free(PlFinetuneResult *r) {
 }
 
 // End of an epoch: its mean loss; with validation, its macro F1 and (when better) a copy of the weights.
-static PlStatus epoch_end(PlVitTrain *t, const PlFinetuneData *val, const PlFinetuneOptions *o, FtState *fs) {
+static PlStatus epoch_end(PlVitTrain *t, const PlFinetuneData *val, const PlFinetuneOptions *o, int rank, FtState *fs) {
     if (fs->n_epochs >= fs->cap_epochs) return PL_FAIL(PL_ERR_INTERNAL, "epoch history overflow");
     int e = fs->n_epochs++;
     fs->epoch_loss[e] = fs->loss_steps ? fs->loss_sum / (double)fs->loss_steps : 0.0;
@@ -367,7 +367,7 @@ static PlStatus epoch_end(PlVitTrain *t, const PlFinetuneData *val, const PlFine
         fs->best_val_f1 = f1;
         memcpy(fs->best, pl_vit_train_params(t), pl_vit_train_param_floats(t) * sizeof(float));
     }
-    if (!o->quiet && (!o->use_mpi || pl_mpi_active()))
+    if (!o->quiet && rank == 0)
         pl_log_info("epoch %d: loss %.5f, validation macro F1 %.4f (accuracy %.4f)%s", e + 1, fs->epoch_loss[e], f1, acc,
                     fs->best_epoch == e + 1 ? " (best so far)" : "");
     return PL_OK;
@@ -479,7 +479,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
             fflush(log);
         }
         int is_epoch_end = (s + 1) * o->batch / d->n > s * o->batch / d->n;
-        if (is_epoch_end || s + 1 == total) st = epoch_end(t, val, o, &fs);
+        if (is_epoch_end || s + 1 == total) st = epoch_end(t, val, o, rank, &fs);
         if (st != PL_OK) break;
         int due = (o->checkpoint_every > 0 && (s + 1) % o->checkpoint_every == 0) || is_epoch_end || s + 1 == total;
         int stop = stop_requested(o);
