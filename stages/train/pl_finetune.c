@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,115 @@ static PlStatus fetch(void *ctx, int thread, int64_t step, int first, int n, flo
         keys[i] = pl_rng_mix(pl_rng_mix(f->o->seed, 0xd0d0u), (uint64_t)pos);
     }
     return PL_OK;
+}
+
+// ---- the reader thread: prepares the next global batch (shuffled order, augmentation) while this one computes ----
+
+typedef struct Prefetch {
+    FetchCtx *f;
+    int first, count;                 // this rank's positions [first, first + count) of every global batch
+    float *x[2], *t[2];
+    int32_t *y[2];
+    uint64_t *keys[2];
+    int64_t want[2], have[2];         // step requested / ready in each slot (-1: none)
+    PlStatus st[2];
+    char msg[2][512];
+    int quit, started;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} Prefetch;
+
+static void *prefetch_main(void *arg) {
+    Prefetch *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        int k = -1;
+        for (int j = 0; j < 2; j++)   // the lowest requested step first: steps are prepared in order
+            if (p->want[j] >= 0 && p->want[j] != p->have[j] && (k < 0 || p->want[j] < p->want[k])) k = j;
+        if (k < 0) {
+            if (p->quit) break;
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        int64_t step = p->want[k];
+        pthread_mutex_unlock(&p->mu);
+        ensure_perms(p->f, step);
+        PlStatus st = fetch(p->f, p->f->threads, step, p->first, p->count, p->x[k], p->y[k], p->t[k], p->keys[k]);
+        pthread_mutex_lock(&p->mu);
+        p->st[k] = st;
+        if (st != PL_OK) snprintf(p->msg[k], sizeof p->msg[k], "%s", pl_error_message());
+        p->have[k] = step;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static void prefetch_request(Prefetch *p, int64_t step) {
+    int k = (int)(step % 2);
+    pthread_mutex_lock(&p->mu);
+    if (p->want[k] != step) {
+        p->want[k] = step;
+        p->have[k] = -1;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+static PlStatus prefetch_wait(Prefetch *p, int64_t step, PlTrainBatch *b) {
+    int k = (int)(step % 2);
+    pthread_mutex_lock(&p->mu);
+    while (p->have[k] != step) pthread_cond_wait(&p->cv, &p->mu);
+    PlStatus st = p->st[k];
+    pthread_mutex_unlock(&p->mu);
+    if (st != PL_OK) return PL_FAIL(st, "%s", p->msg[k]);
+    *b = (PlTrainBatch){p->x[k], p->y[k], p->t[k], p->keys[k]};
+    return PL_OK;
+}
+
+static PlStatus prefetch_start(Prefetch *p, FetchCtx *f, int first, int count) {
+    memset(p, 0, sizeof *p);
+    p->f = f;
+    p->first = first;
+    p->count = count;
+    const PlFinetuneData *d = f->d;
+    size_t n = (size_t)count + 1, chw = (size_t)d->C * d->H * d->W;
+    for (int k = 0; k < 2; k++) {
+        p->want[k] = p->have[k] = -1;
+        p->x[k] = pl_malloc(n * chw * sizeof(float));
+        p->y[k] = pl_malloc(n * sizeof(int32_t));
+        p->t[k] = pl_malloc(n * (size_t)d->classes * sizeof(float));
+        p->keys[k] = pl_malloc(n * sizeof(uint64_t));
+        if (!p->x[k] || !p->y[k] || !p->t[k] || !p->keys[k]) return PL_ERR_NOMEM;
+        if (!d->y) p->y[k][0] = 0;
+    }
+    if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_cond_init(&p->cv, NULL) != 0)
+        return PL_FAIL(PL_ERR_INTERNAL, "cannot create the reader thread's lock");
+    if (pthread_create(&p->th, NULL, prefetch_main, p) != 0)
+        return PL_FAIL(PL_ERR_INTERNAL, "cannot start the reader thread");
+    p->started = 1;
+    return PL_OK;
+}
+
+static void prefetch_stop(Prefetch *p) {
+    if (p->started) {
+        pthread_mutex_lock(&p->mu);
+        p->quit = 1;
+        p->want[0] = p->want[1] = -1;
+        pthread_cond_broadcast(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->th, NULL);
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+    }
+    for (int k = 0; k < 2; k++) {
+        free(p->x[k]);
+        free(p->y[k]);
+        free(p->t[k]);
+        free(p->keys[k]);
+    }
+    memset(p, 0, sizeof *p);
 }
 
 // ---- checkpoints: p/<name>, m/<name>, v/<name> + metadata (step, args, init and data hashes) ----
@@ -423,9 +533,9 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     pl_augment_options_default(&f.aug);
     if (st == PL_OK) {
         f.perms = pl_malloc((size_t)f.nperms * d->n * sizeof(int64_t));
-        f.scratch = pl_calloc((size_t)f.threads, sizeof *f.scratch);
+        f.scratch = pl_calloc((size_t)f.threads + 1, sizeof *f.scratch);   // + 1: the reader thread's
         if (!f.perms || !f.scratch) st = PL_ERR_NOMEM;
-        for (int i = 0; i < f.threads && st == PL_OK; i++)
+        for (int i = 0; i <= f.threads && st == PL_OK; i++)
             if (!(f.scratch[i] = pl_malloc((size_t)d->C * d->H * d->W * sizeof(float)))) st = PL_ERR_NOMEM;
         if (f.perms) f.perms[0] = -1;
         if (st == PL_OK && o->balanced) st = balanced_weights(d, &f.cw);
@@ -443,15 +553,24 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         }
     }
     r->start_step = s0;
+    Prefetch pf = {0};
+    if (st == PL_OK) {
+        int first = 0, count = 0;
+        pl_train_step_rank_samples(step, &first, &count);
+        st = prefetch_start(&pf, &f, first, count);
+    }
     if (st == PL_OK && rank == 0) st = log_open(o, s0, &log);
     double t_start = pl_clock_now();
     int64_t done_here = 0;
     for (int64_t s = s0; s < total && st == PL_OK; s++) {
         double t0 = pl_clock_now();
-        ensure_perms(&f, s);
+        prefetch_request(&pf, s);
+        if (s + 1 < total) prefetch_request(&pf, s + 1);   // read while this step computes
         float *grad = NULL;
         double loss = 0.0, gnorm = 0.0;
-        st = pl_train_step_run(step, s, fetch, &f, &grad, &loss);
+        PlTrainBatch batch;
+        st = prefetch_wait(&pf, s, &batch);
+        if (st == PL_OK) st = pl_train_step_run(step, &batch, &grad, &loss);
         if (st != PL_OK) break;
         if (!isfinite(loss)) {
             st = PL_FAIL(PL_ERR_NUMERIC, "the loss is %s at step %lld (epoch %lld); stopped, the last good checkpoint "
@@ -505,8 +624,9 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     r->best_epoch = fs.best_epoch;
     r->best_val_f1 = val ? fs.best_val_f1 : NAN;
     free(fs.best);
+    prefetch_stop(&pf);
     if (f.scratch)
-        for (int i = 0; i < f.threads; i++) free(f.scratch[i]);
+        for (int i = 0; i <= f.threads; i++) free(f.scratch[i]);
     free(f.scratch);
     free(f.perms);
     free(f.cw);

@@ -5,6 +5,8 @@
 // Reproducibility: every random choice is a pure function of (seed, global sample position) or (seed, epoch, row),
 // and the gradient is summed in a fixed order, so the final weights are bit-identical for any thread and rank count
 // (reduce "tree") and after any interruption + resume.
+// Threads: the pool computes; one reader thread per run prepares the next global batch (order, augmentation) into a
+// double buffer meanwhile, and is joined before pl_finetune_run returns.
 // Ownership: the caller owns the trainer, the data and the pool; pl_finetune_run allocates and frees the rest.
 // Rank 0 alone writes files; every rank holds identical weights after every step.
 #ifndef PL_FINETUNE_H

@@ -27,16 +27,13 @@ struct PlTrainStep {
     PlThreadPool *pool;
     PlTrainStepOptions o;
     int threads, rank, size, M, mb, first, end, loss_div;
-    size_t P, in_floats;
+    size_t P;
     float **freebufs;            // buffers not in use (threads + tree depth of them in all)
     int nfree, nbufs;
     float **leaf;                // (threads) the leaf gradient each task writes
     Node *stack;                 // this rank's tree nodes, in micro-batch order
     int nstack, max_stack;
     float *total;                // the summed gradient (MPI modes)
-    float **x, **targets;        // per thread inputs
-    int32_t **y;
-    uint64_t **keys;
     TaskSlot *slots;             // per task of a round
     double *mb_loss;             // (M) loss sum of every micro-batch
     int *counts, *displs;        // MPI gather layout (per rank), in floats per chunk unit / micro-batches
@@ -44,10 +41,9 @@ struct PlTrainStep {
     int n_all;
     float *send, *recv;
     // per-run state read by tasks
-    int64_t step;
     int round_first;
-    PlTrainFetch fetch;
-    void *ctx;
+    const PlTrainBatch *batch;
+    size_t chw;
     float *add_dst;
     const float *add_src;
     size_t add_len;
@@ -126,21 +122,10 @@ void pl_train_step_destroy(PlTrainStep *s) {
     for (int i = 0; i < s->nstack; i++) free(s->stack[i].buf);
     if (s->leaf)
         for (int i = 0; i < s->threads; i++) free(s->leaf[i]);
-    if (s->x)
-        for (int i = 0; i < s->threads; i++) {
-            free(s->x[i]);
-            free(s->targets[i]);
-            free(s->y[i]);
-            free(s->keys[i]);
-        }
     free(s->freebufs);
     free(s->leaf);
     free(s->stack);
     free(s->total);
-    free(s->x);
-    free(s->targets);
-    free(s->y);
-    free(s->keys);
     free(s->slots);
     free(s->mb_loss);
     free(s->counts);
@@ -187,29 +172,21 @@ PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainSt
     counter_nodes(s->first, s->end, NULL, &depth);
     s->max_stack = depth;
     s->nbufs = s->threads + depth;
-    s->in_floats = (size_t)s->mb * sp->cfg.in_chans * sp->height * sp->width;
+    s->chw = (size_t)sp->cfg.in_chans * sp->height * sp->width;
     s->freebufs = pl_calloc((size_t)s->nbufs, sizeof *s->freebufs);
     s->leaf = pl_calloc((size_t)s->threads, sizeof *s->leaf);
     s->stack = pl_calloc((size_t)depth + 1, sizeof *s->stack);
-    s->x = pl_calloc((size_t)s->threads, sizeof *s->x);
-    s->targets = pl_calloc((size_t)s->threads, sizeof *s->targets);
-    s->y = pl_calloc((size_t)s->threads, sizeof *s->y);
-    s->keys = pl_calloc((size_t)s->threads, sizeof *s->keys);
     s->slots = pl_calloc((size_t)s->threads, sizeof *s->slots);
     s->mb_loss = pl_calloc((size_t)s->M, sizeof *s->mb_loss);
     s->counts = pl_calloc((size_t)s->size, sizeof *s->counts);
     s->displs = pl_calloc((size_t)s->size, sizeof *s->displs);
     PlStatus st = PL_OK;
-    if (!s->freebufs || !s->leaf || !s->stack || !s->x || !s->targets || !s->y || !s->keys || !s->slots || !s->mb_loss ||
+    if (!s->freebufs || !s->leaf || !s->stack || !s->slots || !s->mb_loss ||
         !s->counts || !s->displs)
         st = PL_ERR_NOMEM;
     for (int i = 0; i < s->threads && st == PL_OK; i++) {
         s->leaf[i] = grad_buffer(s->P);
-        s->x[i] = pl_malloc(s->in_floats * sizeof(float));
-        s->targets[i] = pl_malloc((size_t)s->mb * sp->classes * sizeof(float));
-        s->y[i] = pl_malloc((size_t)s->mb * sizeof(int32_t));
-        s->keys[i] = pl_malloc((size_t)s->mb * sizeof(uint64_t));
-        if (!s->leaf[i] || !s->x[i] || !s->targets[i] || !s->y[i] || !s->keys[i]) st = PL_ERR_NOMEM;
+        if (!s->leaf[i]) st = PL_ERR_NOMEM;
     }
     for (int i = 0; i < depth && st == PL_OK; i++) {
         s->freebufs[s->nfree] = grad_buffer(s->P);
@@ -247,22 +224,30 @@ PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainSt
 
 double pl_train_step_bytes(const PlTrainStep *s) {
     double bufs = (double)s->nbufs + (s->total ? 1 : 0);
-    return bufs * s->P * sizeof(float) + (double)s->threads * s->in_floats * sizeof(float);
+    return bufs * s->P * sizeof(float);
 }
 
 static void task_micro(void *ctx, int task, int thread) {
     PlTrainStep *s = ctx;
     const PlVitTrainSpec *sp = pl_vit_train_spec(s->t);
+    const PlTrainBatch *b = s->batch;
     int i = s->round_first + task;
     int first = i * s->mb, n = s->o.global_batch - first < s->mb ? s->o.global_batch - first : s->mb;
+    size_t off = (size_t)(first - s->first * s->mb);   // sample offset within this rank's share
     TaskSlot *slot = &s->slots[task];
     float scale = 1.0f / (float)((double)s->o.global_batch * s->loss_div);
-    slot->st = s->fetch(s->ctx, thread, s->step, first, n, s->x[thread], s->y[thread], s->targets[thread], s->keys[thread]);
-    if (slot->st == PL_OK)
-        slot->st = pl_vit_train_microbatch(s->t, thread, s->x[thread], s->y[thread], s->targets[thread], n,
-                                           s->keys[thread], scale, s->leaf[task], &slot->loss);
+    slot->st = pl_vit_train_microbatch(s->t, thread, b->x + off * s->chw, b->y ? b->y + off : NULL,
+                                       b->targets ? b->targets + off * (size_t)sp->classes : NULL, n, b->keys + off,
+                                       scale, s->leaf[task], &slot->loss);
     if (slot->st != PL_OK) snprintf(slot->msg, sizeof slot->msg, "%s", pl_error_message());
-    (void)sp;
+}
+
+void pl_train_step_rank_samples(const PlTrainStep *s, int *first, int *count) {
+    int a = s->first * s->mb, b = s->end * s->mb;
+    if (b > s->o.global_batch) b = s->o.global_batch;
+    if (a > b) a = b;
+    *first = a;
+    *count = b - a;
 }
 
 // Push leaf buffer `task` as micro-batch node (i, 1), merging finished sibling pairs.
@@ -328,10 +313,8 @@ static PlStatus reduce_allreduce(PlTrainStep *s) {
     return PL_OK;
 }
 
-PlStatus pl_train_step_run(PlTrainStep *s, int64_t step, PlTrainFetch fetch, void *ctx, float **grad, double *loss) {
-    s->step = step;
-    s->fetch = fetch;
-    s->ctx = ctx;
+PlStatus pl_train_step_run(PlTrainStep *s, const PlTrainBatch *batch, float **grad, double *loss) {
+    s->batch = batch;
     release_stack(s);
     PlStatus bad = PL_OK;
     for (int i0 = s->first; i0 < s->end; i0 += s->threads) {

@@ -10,7 +10,7 @@
 // MPI_Allreduce (faster, not bit-identical across rank counts).
 //
 // Ownership: a PlTrainStep borrows the trainer and the pool, and owns one leaf gradient per thread, the tree's node
-// buffers, the summed gradient and per-thread input buffers, all allocated at create.
+// buffers and the summed gradient, all allocated at create. The inputs belong to the caller (PlTrainBatch).
 #ifndef PL_TRAIN_STEP_H
 #define PL_TRAIN_STEP_H
 
@@ -20,11 +20,14 @@
 #include "pl_threadpool.h"
 #include "pl_vit_train.h"
 
-// Fill one micro-batch: the samples at positions [first, first + n) of this step's global batch. x (n, C, H, W);
-// y (n) class ids or targets (n, classes) by the loss kind; keys (n) one 64-bit key per sample (drop path).
-// Called concurrently from several threads (distinct buffers; `thread` < the pool size names the caller's thread).
-typedef PlStatus (*PlTrainFetch)(void *ctx, int thread, int64_t step, int first, int n, float *x, int32_t *y,
-                                 float *targets, uint64_t *keys);
+// This rank's share of one global batch: the samples of its micro-batches, in order (global batch positions
+// [first, first + count) of pl_train_step_rank_samples).
+typedef struct PlTrainBatch {
+    const float *x;            // (count, C, H, W)
+    const int32_t *y;          // (count) class ids (cross-entropy), or NULL
+    const float *targets;      // (count, classes) targets (BCE), or NULL
+    const uint64_t *keys;      // (count) one 64-bit key per sample (drop path, head dropout)
+} PlTrainBatch;
 
 typedef struct PlTrainStepOptions {
     int global_batch;          // images per optimizer step, across all ranks
@@ -36,10 +39,12 @@ typedef struct PlTrainStep PlTrainStep;
 
 PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainStepOptions *o, PlTrainStep **out);
 void pl_train_step_destroy(PlTrainStep *s);
-// Forward + backward of global batch `step`; on return *grad is the summed gradient (the mean-loss gradient) on every
+// Forward + backward of one global batch (this rank's samples in `batch`); on return *grad is the summed gradient (the mean-loss gradient) on every
 // rank and *loss the mean loss of the global batch (identical on every rank).
-PlStatus pl_train_step_run(PlTrainStep *s, int64_t step, PlTrainFetch fetch, void *ctx, float **grad, double *loss);
-// Bytes this object holds (gradient buffers and inputs), for the memory report.
+PlStatus pl_train_step_run(PlTrainStep *s, const PlTrainBatch *batch, float **grad, double *loss);
+// The global batch positions this rank computes: [*first, *first + *count).
+void pl_train_step_rank_samples(const PlTrainStep *s, int *first, int *count);
+// Bytes this object holds (gradient buffers), for the memory report.
 double pl_train_step_bytes(const PlTrainStep *s);
 int pl_train_step_micro_batches(const PlTrainStep *s);   // per global batch
 int pl_train_step_rank_range(const PlTrainStep *s, int *first, int *end);   // this rank's micro-batches
