@@ -114,6 +114,22 @@ else
   fail "kill -9 after step $lines + --resume: weights differ"
 fi
 [ "$(wc -l < "$TEST_TMP/killed/train.jsonl")" -eq 240 ] || fail "train.jsonl of the resumed run does not hold 240 steps"
+# SIGTERM (Slurm's warning before a time limit): checkpoint, exit 143, and --resume finishes bit-identically
+mkdir -p "$TEST_TMP/termed"
+"$PROTLOC" finetune "${long_args[@]}" --out "$TEST_TMP/termed" 2>"$TEST_TMP/term.err" &
+pid=$!
+for _ in $(seq 6000); do
+  [ "$(wc -l 2>/dev/null < "$TEST_TMP/termed/train.jsonl" || echo 0)" -ge 20 ] && break
+  sleep 0.01
+done
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+[ "$rc" -eq 143 ] || fail "SIGTERM: exit $rc, want 143: $(tail -n 2 "$TEST_TMP/term.err")"
+grep -q "stopped by a signal after step" "$TEST_TMP/term.err" || fail "SIGTERM: no message: $(tail -n 2 "$TEST_TMP/term.err")"
+expect_status 0 "$PROTLOC" finetune "${long_args[@]}" --out "$TEST_TMP/termed" --resume
+cmp -s "$TEST_TMP/whole/backbone.safetensors" "$TEST_TMP/termed/backbone.safetensors" &&
+  pass "SIGTERM -> exit 143 -> --resume: weights bit-identical" || fail "SIGTERM + --resume: weights differ"
 # a resume with other arguments or another head is refused, naming why
 expect_status 1 "$PROTLOC" finetune "${long_args[@]}" --lr 2e-3 --out "$TEST_TMP/killed" --resume
 grep -q "other arguments" "$TEST_TMP/last.err" || fail "resume with another lr: $(cat "$TEST_TMP/last.err")"
