@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include "pl_error.h"
+#include "pl_kernels.h"
 #include "pl_threadpool.h"
 #include "pl_topk.h"
 
@@ -31,6 +32,7 @@ typedef struct PlKnnSearch {
     PlThreadPool *pool;          // borrowed; NULL = run on the calling thread
     int query_block;             // 0 = default (256)
     int ref_block;               // 0 = default (2048)
+    const PlKernels *kernels;    // the similarity GEMM's backend (pl_kernels.h); NULL = openblas
 } PlKnnSearch;
 
 // Fill `out` (n_queries, k; initialised by the caller, reset here) with each query's best-first top-k among

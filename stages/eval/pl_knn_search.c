@@ -13,7 +13,6 @@
 // threshold (amortised O(1) per candidate, no per-candidate heap operations).
 #include "pl_knn.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -213,8 +212,9 @@ static void knn_task_block(void *ctx, int b, int thread) {
     for (int64_t r0 = 0; r0 < s->n_refs; r0 += sh->rb) {
         int nr = (int)(s->n_refs - r0 < sh->rb ? s->n_refs - r0 : sh->rb);
         // S (nq, nr) = alpha * Q[q0:q0+nq] (nq, D) . R[r0:r0+nr]^T (D, nr)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, nr, s->dim, alpha, s->queries + (size_t)q0 * s->dim,
-                    s->dim, s->refs + (size_t)r0 * s->dim, s->dim, 0.0f, w->S, nr);
+        const PlKernels *k = s->kernels ? s->kernels : pl_kernels_openblas();
+        k->gemm(0, 1, nq, nr, s->dim, alpha, s->queries + (size_t)q0 * s->dim, s->dim, s->refs + (size_t)r0 * s->dim,
+                s->dim, 0.0f, w->S, nr);
         knn_scan_block(sh, w, w->S, q0, nq, r0, nr);
     }
     for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i, w->buf + (size_t)i * sh->cap, w->n[i]);
