@@ -106,32 +106,31 @@ static void pl_cubic_weights(double t, double w[4]) {
 
 static int pl_clampi(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 
+// The 4 source taps of output coordinate o of a grid-long axis resized by `scale` (PyTorch maps dst -> src with
+// 1/scale, align_corners=False, no clamping of negative source coordinates for cubic): border-clamped indices and
+// cubic weights. Shared by the resize and its backward, so both use the very same taps.
+static void pl_cubic_taps(int o, double scale, int grid, int idx[4], double w[4]) {
+    double r = ((double)o + 0.5) / scale - 0.5;
+    double f = floor(r);
+    pl_cubic_weights(r - f, w);
+    for (int j = 0; j < 4; j++) idx[j] = pl_clampi((int)f - 1 + j, 0, grid - 1);
+}
+
 void pl_vit_pos_resize(const float *src, int grid, int dim, int gh, int gw, float *dst) {
-    // scale_factor as DINO passes it; PyTorch maps dst -> src with 1/scale (align_corners=False,
-    // no clamping of negative source coordinates for cubic).
+    // scale_factor as DINO passes it
     double sy = ((double)gh + 0.1) / (double)grid, sx = ((double)gw + 0.1) / (double)grid;
     for (int oy = 0; oy < gh; oy++) {
-        double ry = ((double)oy + 0.5) / sy - 0.5;
-        double fy = floor(ry);
-        int iy = (int)fy;
-        double wy[4];
-        pl_cubic_weights(ry - fy, wy);
+        int yy[4], xx[4];
+        double wy[4], wx[4];
+        pl_cubic_taps(oy, sy, grid, yy, wy);
         for (int ox = 0; ox < gw; ox++) {
-            double rx = ((double)ox + 0.5) / sx - 0.5;
-            double fx = floor(rx);
-            int ix = (int)fx;
-            double wx[4];
-            pl_cubic_weights(rx - fx, wx);
+            pl_cubic_taps(ox, sx, grid, xx, wx);
             float *o = dst + ((size_t)oy * gw + ox) * dim;
             for (int c = 0; c < dim; c++) {
                 double acc = 0.0;
                 for (int j = 0; j < 4; j++) {
-                    int yy = pl_clampi(iy - 1 + j, 0, grid - 1);
                     double row = 0.0;
-                    for (int i = 0; i < 4; i++) {
-                        int xx = pl_clampi(ix - 1 + i, 0, grid - 1);
-                        row += wx[i] * (double)src[((size_t)yy * grid + xx) * dim + c];
-                    }
+                    for (int i = 0; i < 4; i++) row += wx[i] * (double)src[((size_t)yy[j] * grid + xx[i]) * dim + c];
                     acc += wy[j] * row;
                 }
                 o[c] = (float)acc;
@@ -143,27 +142,18 @@ void pl_vit_pos_resize(const float *src, int grid, int dim, int gh, int gw, floa
 void pl_vit_pos_resize_backward(const float *ddst, int grid, int dim, int gh, int gw, float *dsrc) {
     double sy = ((double)gh + 0.1) / (double)grid, sx = ((double)gw + 0.1) / (double)grid;
     for (int oy = 0; oy < gh; oy++) {
-        double ry = ((double)oy + 0.5) / sy - 0.5;
-        double fy = floor(ry);
-        int iy = (int)fy;
-        double wy[4];
-        pl_cubic_weights(ry - fy, wy);
+        int yy[4], xx[4];
+        double wy[4], wx[4];
+        pl_cubic_taps(oy, sy, grid, yy, wy);
         for (int ox = 0; ox < gw; ox++) {
-            double rx = ((double)ox + 0.5) / sx - 0.5;
-            double fx = floor(rx);
-            int ix = (int)fx;
-            double wx[4];
-            pl_cubic_weights(rx - fx, wx);
+            pl_cubic_taps(ox, sx, grid, xx, wx);
             const float *g = ddst + ((size_t)oy * gw + ox) * dim;
-            for (int j = 0; j < 4; j++) {
-                int yy = pl_clampi(iy - 1 + j, 0, grid - 1);
+            for (int j = 0; j < 4; j++)
                 for (int i = 0; i < 4; i++) {
-                    int xx = pl_clampi(ix - 1 + i, 0, grid - 1);
                     float wgt = (float)(wy[j] * wx[i]);
-                    float *d = dsrc + ((size_t)yy * grid + xx) * dim;
+                    float *d = dsrc + ((size_t)yy[j] * grid + xx[i]) * dim;
                     for (int c = 0; c < dim; c++) d[c] += wgt * g[c];
                 }
-            }
         }
     }
 }
