@@ -136,13 +136,6 @@ void pl_train_step_destroy(PlTrainStep *s) {
     free(s);
 }
 
-static float *grad_buffer(size_t floats) {
-    float *p = NULL;
-    if (posix_memalign((void **)&p, 64, floats * sizeof(float)) != 0) return NULL;
-    memset(p, 0, floats * sizeof(float));   // padding stays 0 forever; pages touched now
-    return p;
-}
-
 PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainStepOptions *o, PlTrainStep **out) {
     *out = NULL;
     const PlVitTrainSpec *sp = pl_vit_train_spec(t);
@@ -185,15 +178,15 @@ PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainSt
         !s->counts || !s->displs)
         st = PL_ERR_NOMEM;
     for (int i = 0; i < s->threads && st == PL_OK; i++) {
-        s->leaf[i] = grad_buffer(s->P);
+        s->leaf[i] = pl_train_alloc_slab(s->P);
         if (!s->leaf[i]) st = PL_ERR_NOMEM;
     }
     for (int i = 0; i < depth && st == PL_OK; i++) {
-        s->freebufs[s->nfree] = grad_buffer(s->P);
+        s->freebufs[s->nfree] = pl_train_alloc_slab(s->P);
         if (!s->freebufs[s->nfree++]) st = PL_ERR_NOMEM;
     }
     if (st == PL_OK && s->size > 1) {
-        s->total = grad_buffer(s->P);
+        s->total = pl_train_alloc_slab(s->P);
         int nloc = counter_nodes(s->first, s->end, NULL, NULL), n_all = 0;
         for (int r = 0; r < s->size; r++) {
             int a, b;

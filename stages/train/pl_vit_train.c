@@ -208,10 +208,10 @@ void pl_vit_train_destroy(PlVitTrain *t) {
     free(t);
 }
 
-static float *alloc_touched(size_t floats) {
+float *pl_train_alloc_slab(size_t floats) {
     float *p = NULL;
-    if (posix_memalign((void **)&p, 64, floats * sizeof(float) + 64) != 0) return NULL;
-    memset(p, 0, floats * sizeof(float) + 64);
+    if (posix_memalign((void **)&p, 64, floats * sizeof(float)) != 0) return NULL;
+    memset(p, 0, floats * sizeof(float));   // zero (padding stays 0) and touch every page now, not in a hot loop
     return p;
 }
 
@@ -245,14 +245,14 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
     t->tensors = pl_calloc((size_t)T_BLOCK0 + (size_t)c->depth * PL_TRAIN_BLOCK_TENSORS + 8, sizeof *t->tensors);
     if (!t->tensors) goto nomem;
     build_layout(t);
-    t->params = alloc_touched(t->param_floats);
+    t->params = pl_train_alloc_slab(t->param_floats);
     t->workers = pl_calloc((size_t)spec->workers, sizeof *t->workers);
     if (!t->params || !t->workers) goto nomem;
     size_t wfloats = carve_worker(t, NULL, NULL);
     for (int i = 0; i < spec->workers; i++) {
         Worker *w = &t->workers[i];
         w->blk = pl_calloc((size_t)c->depth, sizeof *w->blk);
-        w->slab = alloc_touched(wfloats);
+        w->slab = pl_train_alloc_slab(wfloats);
         if (!w->blk || !w->slab) {
             PlStatus st = PL_FAIL(PL_ERR_NOMEM, "cannot allocate %zu MiB of training activations for worker %d",
                                   wfloats * sizeof(float) >> 20, i);

@@ -76,6 +76,10 @@ PlStatus pl_vit_train_export(const PlVitTrain *t, int head, PlWeights *out);
 // a mean loss). grad (param floats) is overwritten; *loss_sum receives the sum of the n samples' losses.
 PlStatus pl_vit_train_microbatch(PlVitTrain *t, int worker, const float *x, const int32_t *y, const float *targets,
                                  int n, const uint64_t *keys, float loss_scale, float *grad, double *loss_sum);
+// A 64-byte aligned, zeroed float slab with every page touched (parameters, activations, gradients); NULL when the
+// allocation fails. Free with free().
+float *pl_train_alloc_slab(size_t floats);
+
 // Forward only (no drop path): logits (n, classes).
 PlStatus pl_vit_train_predict(PlVitTrain *t, int worker, const float *x, int n, float *logits);
 
