@@ -44,3 +44,15 @@ PlStatus pl_card_prep_config(const PlModelCard *card, int n_slots, const char *s
     if (strategy_out) *strategy_out = st;
     return PL_OK;
 }
+
+int pl_card_manifest_roles(const PlModelCard *card, const char **roles) {
+    int n_default = 0, n = 0;
+    const char *const *def = pl_manifest_default_roles(&n_default);
+    for (int i = 0; i < n_default; i++) roles[n++] = def[i];
+    for (int k = 0; k < card->n_slots; k++) {
+        int dup = !card->slots[k][0];
+        for (int i = 0; i < n; i++) dup |= !strcmp(roles[i], card->slots[k]);
+        if (!dup) roles[n++] = card->slots[k];
+    }
+    return n;
+}

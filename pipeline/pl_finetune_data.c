@@ -158,16 +158,8 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
     const int C = fo->channels, size = fo->size;
     ds->C = C;
     ds->size = size;
-    // roles: the default ones plus every role the card's slots name (as `run` accepts them)
-    const char *roles[PL_MANIFEST_MAX_ROLES + PL_CARD_MAX_SLOTS];
-    int n_default = 0, nr = 0;
-    const char *const *def = pl_manifest_default_roles(&n_default);
-    for (int i = 0; i < n_default; i++) roles[nr++] = def[i];
-    for (int k = 0; k < card->n_slots; k++) {
-        int dup = !card->slots[k][0];
-        for (int i = 0; i < nr; i++) dup |= !strcmp(roles[i], card->slots[k]);
-        if (!dup) roles[nr++] = card->slots[k];
-    }
+    const char *roles[PL_CARD_MAX_ROLES];   // the roles `run` accepts for this card
+    int nr = pl_card_manifest_roles(card, roles);
     PlManifest m;
     PlManifestOptions mo = {.roles = roles, .n_roles = nr, .max_errors = 20};
     PlStatus st = pl_manifest_load(manifest, &mo, &m);

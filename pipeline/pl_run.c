@@ -117,16 +117,8 @@ static PlStatus run_load(RunContext *ctx) {
     const PlRunOptions *o = ctx->opt;
     PL_TRY(pl_modelcard_load(o->model, &ctx->card));
     const PlModelCard *card = &ctx->card;
-    const char *roles[PL_MANIFEST_MAX_ROLES + PL_CARD_MAX_SLOTS];
-    int n_default = 0, n = 0;
-    const char *const *def = pl_manifest_default_roles(&n_default);
-    for (int i = 0; i < n_default; i++) roles[n++] = def[i];
-    for (int k = 0; k < card->n_slots; k++) {
-        int dup = !card->slots[k][0];
-        for (int i = 0; i < n; i++)
-            if (!strcmp(roles[i], card->slots[k])) dup = 1;
-        if (!dup) roles[n++] = card->slots[k];
-    }
+    const char *roles[PL_CARD_MAX_ROLES];
+    int n = pl_card_manifest_roles(card, roles);
     PlManifestOptions mo = {.root = o->root, .roles = roles, .n_roles = n, .allow_outside_root = o->allow_outside_root,
                             .check_files = 0, .max_errors = 20};
     PL_TRY(pl_manifest_load(o->manifest, &mo, &ctx->manifest));
