@@ -75,18 +75,8 @@ PlStatus pl_finetune_evaluate(PlVitTrain *t, PlThreadPool *pool, const PlFinetun
             }
             exact += all;
         }
-        double sum = 0.0;
-        int used = 0;
-        for (int c = 0; c < C; c++) {
-            int64_t den = 2 * tp[c] + fp[c] + fn[c];
-            double f = den > 0 ? 2.0 * (double)tp[c] / (double)den : 0.0;
-            if (per_class_f1) per_class_f1[c] = f;
-            if (den > 0) {
-                sum += f;
-                used++;
-            }
-        }
-        *macro_f1 = used ? sum / used : 0.0;
+        PlClassCounts c = {C, tp, fp, fn};
+        *macro_f1 = pl_metrics_macro_f1(&c, per_class_f1, NULL);   // classes with tp + fp + fn > 0
         *accuracy = d->n ? (double)exact / (double)d->n : 0.0;
     }
     free(logits);
