@@ -7,6 +7,7 @@
 #define PL_RNG_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct PlRng {
@@ -27,10 +28,17 @@ static inline uint64_t pl_rng_mix(uint64_t a, uint64_t b) {
     uint64_t x = a ^ (b * 0xd1b54a32d192ed03ULL);
     return pl_rng_splitmix(&x);
 }
+#define PL_RNG_FNV_OFFSET 0xcbf29ce484222325ULL
 // FNV-1a of a NUL-terminated string (NULL hashes like "").
 static inline uint64_t pl_rng_hash_string(const char *s) {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = PL_RNG_FNV_OFFSET;
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) h = (h ^ *p) * 0x100000001b3ULL;
+    return h;
+}
+// FNV-1a of n bytes, continuing from h (PL_RNG_FNV_OFFSET to start): fingerprints of arrays.
+static inline uint64_t pl_rng_hash_bytes(const void *data, size_t n, uint64_t h) {
+    const unsigned char *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
     return h;
 }
 static inline void pl_rng_seed(PlRng *r, uint64_t seed) {

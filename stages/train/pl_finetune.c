@@ -229,24 +229,18 @@ static void prefetch_stop(Prefetch *p) {
 
 // ---- checkpoints: p/<name>, m/<name>, v/<name> + metadata (step, args, init and data hashes) ----
 
-static uint64_t hash_floats(const float *x, size_t n, uint64_t h) {
-    const unsigned char *b = (const unsigned char *)x;
-    for (size_t i = 0; i < n * sizeof(float); i++) h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 static uint64_t hash_data_into(const PlFinetuneData *d, uint64_t h) {
     const size_t chw = (size_t)d->C * d->H * d->W;
     for (int64_t i = 0; i < d->n; i++) {
         int64_t r = pl_finetune_row(d, i);
-        h = hash_floats(d->x + (size_t)r * chw, chw, h);
-        if (d->y) h = hash_floats((const float *)(d->y + r), 1, h);
-        if (d->targets) h = hash_floats(d->targets + (size_t)r * d->classes, (size_t)d->classes, h);
+        h = pl_rng_hash_bytes(d->x + (size_t)r * chw, chw * sizeof(float), h);
+        if (d->y) h = pl_rng_hash_bytes(d->y + r, sizeof(int32_t), h);
+        if (d->targets) h = pl_rng_hash_bytes(d->targets + (size_t)r * d->classes, (size_t)d->classes * sizeof(float), h);
     }
     return h;
 }
 
-static uint64_t hash_data(const PlFinetuneData *d) { return hash_data_into(d, 0xcbf29ce484222325ULL); }
+static uint64_t hash_data(const PlFinetuneData *d) { return hash_data_into(d, PL_RNG_FNV_OFFSET); }
 
 // Training state beyond the weights and moments, saved in checkpoints so a resume continues bit-identically.
 typedef struct FtState {
@@ -511,7 +505,8 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     const int64_t total = o->steps > 0 ? o->steps : ((int64_t)o->epochs * d->n + o->batch - 1) / o->batch;
     const double peak = pl_finetune_peak_lr(o);
     r->peak_lr = peak;
-    uint64_t init_hash = hash_floats(pl_vit_train_params(t), pl_vit_train_param_floats(t), 0xcbf29ce484222325ULL);
+    uint64_t init_hash =
+        pl_rng_hash_bytes(pl_vit_train_params(t), pl_vit_train_param_floats(t) * sizeof(float), PL_RNG_FNV_OFFSET);
     uint64_t data_hash = hash_data(d);
     if (val) data_hash = hash_data_into(val, data_hash);
 
