@@ -6,6 +6,7 @@ import json
 import math
 import resource
 import struct
+import sys
 import time
 
 import numpy as np
@@ -15,18 +16,20 @@ import torch.nn.functional as F
 
 
 def load_safetensors(path):
-    # parse the header with the standard library + numpy (python safetensors may not be installed)
+    # parse the header with the standard library + numpy (python safetensors may not be installed);
+    # also used by vit_train_torch_bench.py
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
         header = json.loads(f.read(n))
-        base = 8 + n
-        data = np.memmap(path, dtype=np.uint8, mode="r")
-    meta = header.pop("__metadata__", {})
+    base = 8 + n
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    meta = header.pop("__metadata__", {}) or {}
     out = {}
     for name, info in header.items():
-        assert info["dtype"] == "F32", info["dtype"]
-        a, b = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[base + a:base + b], dtype="<f4").reshape(info["shape"]).copy())
+        if info["dtype"] != "F32":
+            sys.exit(f"{path}: {name} is {info['dtype']}, only F32 is supported")
+        lo, hi = info["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(data[base + lo:base + hi], dtype="<f4").reshape(info["shape"]).copy())
     return out, meta
 
 

@@ -71,22 +71,8 @@ sys.dont_write_bytecode = True   # no __pycache__ next to the fixture script
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures", "vit"))
 from make_vit_fixtures import ViT, Block  # noqa: E402
 
-
-def load_safetensors(path):
-    # header parsed with the standard library + numpy (the safetensors package may not be installed)
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-    base = 8 + n
-    data = np.memmap(path, dtype=np.uint8, mode="r")
-    meta = header.pop("__metadata__", {}) or {}
-    out = {}
-    for name, info in header.items():
-        if info["dtype"] != "F32":
-            sys.exit(f"{path}: {name} is {info['dtype']}, only F32 is supported")
-        lo, hi = info["data_offsets"]
-        out[name] = torch.from_numpy(np.frombuffer(data[base + lo:base + hi], dtype="<f4").reshape(info["shape"]).copy())
-    return out, meta
+sys.path.insert(0, HERE)
+from vit_torch_bench import load_safetensors  # noqa: E402  (one safetensors reader for both benchmarks)
 
 
 def drop_path(x, drop_prob, training):
