@@ -19,7 +19,8 @@
 typedef struct ItemOut {
     float *x;                // (n, C, size, size) samples of the item
     int n;
-    char *msg;               // NULL = ok, else "stage\tmessage"
+    const char *stage;       // the stage that failed (a literal), or NULL
+    char *msg;               // NULL = ok, else the message (malloc'd)
 } ItemOut;
 
 typedef struct PrepCtx {
@@ -101,42 +102,34 @@ static void prep_row(void *vctx, int row, int thread) {
     PrepCtx *p = vctx;
     const char *stage = "input";
     if (prep_item(p, row, thread, &stage) == PL_OK) return;
-    char msg[1200];
-    snprintf(msg, sizeof msg, "%s\t%s", stage, pl_error_message());
     ItemOut *o = &p->out[row];
     free(o->x);
     o->x = NULL;
     o->n = 0;
-    o->msg = strdup(msg);
+    o->stage = stage;
+    o->msg = strdup(pl_error_message());
     if (!o->msg) o->msg = (char *)"";   // still marks the row failed
 }
 
-static PlStatus write_failures(const char *path, const PlManifest *m, const int64_t *items, const ItemOut *out,
-                               int64_t n) {
-    size_t cap = 4096, len = 0;
-    char *buf = pl_malloc(cap);
-    if (!buf) return PL_ERR_NOMEM;
-    len = (size_t)snprintf(buf, cap, "id\tline\tstage\tmessage\n");
+// failures.tsv (id, line, stage, message), as `run` writes STORE.h5.failures.tsv: atomically, one line per item
+// (tabs and line breaks in messages become spaces).
+static PlStatus write_failures(const char *path, const PlManifest *m, const int64_t *items, ItemOut *out, int64_t n) {
+    PlAtomicFile af;
+    PL_TRY(pl_atomic_open(&af, path));
+    fprintf(af.fp, "id\tline\tstage\tmessage\n");
     for (int64_t i = 0; i < n; i++) {
-        const char *msg = out[i].msg;
+        char *msg = out[i].msg;
         if (!msg) continue;
+        for (char *c = msg; *c; c++)
+            if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
         const PlManifestItem *it = &m->items[items[i]];
-        size_t need = strlen(it->id) + strlen(msg) + 64;
-        if (len + need >= cap) {
-            size_t ncap = (len + need) * 2;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                free(buf);
-                return PL_FAIL(PL_ERR_NOMEM, "cannot list the failed items");
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        len += (size_t)snprintf(buf + len, cap - len, "%s\t%d\t%s\n", it->id, it->line, msg[0] ? msg : "prep\t?");
+        fprintf(af.fp, "%s\t%d\t%s\t%s\n", it->id, it->line, out[i].stage ? out[i].stage : "prep", msg);
     }
-    PlStatus st = pl_file_write_atomic(path, buf, len);
-    free(buf);
-    return st;
+    if (ferror(af.fp)) {
+        pl_atomic_abort(&af);
+        return PL_FAIL(PL_ERR_IO, "cannot write %s", path);
+    }
+    return pl_atomic_commit(&af);
 }
 
 void ft_dataset_free(FtDataset *ds) {
