@@ -432,7 +432,7 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     }
     if (a->collect) return rank == 0 ? ft_collect(a->collect, a->probe) : PL_OK;
     const PlKernels *kernels;
-    PL_TRY(pl_kernels_find(a->kernels, &kernels));
+    PL_TRY(pl_kernels_find(a->kernels, PL_PRECISION_FP32, &kernels));
     // --out first: an unwritable folder fails before any work
     if (pl_mkdir_p(a->o.out_dir) != PL_OK) return pl_error_wrap("--out %s", a->o.out_dir);
     if (access(a->o.out_dir, W_OK) != 0) return PL_FAIL(PL_ERR_IO, "--out %s is not writable", a->o.out_dir);

@@ -4,7 +4,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config git
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-  libopenblas-dev libtiff-dev libpng-dev zlib1g-dev libzstd-dev zstd libcmocka-dev
+  libopenblas-dev libdnnl-dev libtiff-dev libpng-dev zlib1g-dev libzstd-dev zstd libcmocka-dev
   libjansson-dev libssl-dev libcairo2-dev
   python3-torch python3-numpy python3-scipy python3-h5py python3-anndata python3-sklearn python3-tifffile python3-faiss
   python3-pil

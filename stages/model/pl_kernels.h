@@ -1,25 +1,71 @@
-// The kernel interface: the dense linear algebra the ViT's training path calls (and the engine's backends
-// implement), as one table of function pointers with one backend per file (the IOR aiori.h pattern).
+// The kernel interface: the dense linear algebra of the ViT (inference and training) and of the kNN search, as one
+// table of function pointers with one backend per file (the IOR aiori.h pattern):
+//   - `openblas` (pl_kernels_openblas.c): cblas_sgemm, FP32 only, always built;
+//   - `onednn`   (pl_kernels_onednn.c):   oneDNN matmul primitives, FP32 and BF16 (FP32 accumulation), weights
+//                                         pre-packed once, bias / exact GELU / residual add fused as post-ops.
+// Backends compute on caller-owned buffers and start no threads of their own: callers run them inside the process's
+// one thread pool, one call per task (the program sets OpenBLAS to one thread; the onednn backend runs each primitive
+// single-threaded on the calling thread, so oneDNN's OpenMP pool never competes with protloc's).
+// Determinism: for fixed shapes a backend returns bit-identical results on every call, whatever thread calls it
+// (callers rely on it for thread- and rank-count-independent embeddings and training).
 //
-// Today one backend exists: `openblas` (pl_kernels_openblas.c), always built. A backend's functions are pure
-// compute on caller-owned buffers: no allocation, no threads of their own (callers run them inside the process's
-// one thread pool, one call per task, with the BLAS library set to one thread by the program).
-// Determinism: for fixed shapes a backend returns bit-identical results on every call (callers rely on it for
-// thread- and rank-count-independent training).
+// Ownership: the tables are static. A PlKernelMat is owned by whoever created it (mat_destroy frees it) and may borrow
+// the weight and bias it was made from. mat_plan and linear may be called from many threads at once.
 #ifndef PL_KERNELS_H
 #define PL_KERNELS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "pl_error.h"
 
+typedef enum PlPrecision {
+    PL_PRECISION_FP32 = 0,   // FP32 everywhere (the default; every reproducibility guarantee)
+    PL_PRECISION_BF16 = 1,   // GEMM and attention inputs rounded to BF16, FP32 accumulation and FP32 statistics
+} PlPrecision;
+
+PlStatus pl_precision_parse(const char *name, PlPrecision *out);   // "fp32" | "bf16"
+const char *pl_precision_name(PlPrecision precision);
+
+typedef struct PlKernelMat PlKernelMat;   // a weight matrix prepared by one backend (see mat_create)
+
+enum {
+    PL_LINEAR_ACCUMULATE = 1,   // C += result (the residual add) instead of C = result
+    PL_LINEAR_GELU = 2,         // result = gelu(x W^T + bias), the exact erf form (not with ACCUMULATE)
+};
+
 typedef struct PlKernels {
-    const char *name;   // "openblas"
-    // Row-major C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C; op transposes when trans_* != 0.
+    const char *name;   // "openblas" | "onednn"
+    // Row-major C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C; op transposes when trans_* != 0. FP32.
     void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                  int ldb, float beta, float *c, int ldc);
+    // The same with BF16 operands (pl_bf16.h), exact products and FP32 accumulation into FP32 C. NULL when the
+    // backend has no BF16 GEMM.
+    void (*gemm_bf16)(int trans_a, int trans_b, int m, int n, int k, float alpha, const uint16_t *a, int lda,
+                      const uint16_t *b, int ldb, float beta, float *c, int ldc);
+    // Prepare an nn.Linear: weight w (n, k) row-major and bias (n) (may be NULL), for linear(): converted to
+    // `precision` and laid out the way the backend computes fastest, once. The mat may keep pointers to w and bias
+    // (they must outlive it). PL_ERR_UNSUPPORTED when the backend (or the CPU) lacks the precision.
+    PlStatus (*mat_create)(const float *w, const float *bias, int n, int k, PlPrecision precision, PlKernelMat **out);
+    void (*mat_destroy)(PlKernelMat *mat);
+    // Create everything linear() needs for m rows with these strides and flags, so that linear() itself neither
+    // fails nor allocates (call it at create time for every row count the caller will use).
+    PlStatus (*mat_plan)(PlKernelMat *mat, int m, int lda, int ldc, int flags);
+    // C (m, n) (row stride ldc) = [C +] act(A (m, k) (row stride lda) W^T + bias) with a planned (m, lda, ldc,
+    // flags). scratch: pl_kernels_linear_scratch_bytes(m, k, precision) bytes, 64-byte aligned, private to the
+    // calling thread (NULL when that is 0).
+    void (*linear)(const PlKernelMat *mat, int m, const float *a, int lda, int flags, float *c, int ldc, void *scratch);
 } PlKernels;
 
+// Scratch linear() needs for m rows of k inputs at this precision (the BF16 copy of A; 0 for FP32).
+size_t pl_kernels_linear_scratch_bytes(int m, int k, PlPrecision precision);
+
 const PlKernels *pl_kernels_openblas(void);
-// The backend called `name` ("auto" = the default, openblas); PL_ERR_ARG naming the known ones otherwise.
-PlStatus pl_kernels_find(const char *name, const PlKernels **out);
+const PlKernels *pl_kernels_onednn(void);
+// The backend called `name` for this precision: "openblas", "onednn" or "auto" (NULL = "auto"): auto picks, by a
+// fixed rule from the CPU (so every rank of a job picks the same), the backend measured fastest for the precision
+// (docs/performance.md). PL_ERR_ARG for an unknown name, PL_ERR_UNSUPPORTED when the backend cannot compute the
+// precision on this CPU.
+PlStatus pl_kernels_find(const char *name, PlPrecision precision, const PlKernels **out);
 
 #endif

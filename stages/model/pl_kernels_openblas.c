@@ -1,8 +1,11 @@
 // The `openblas` backend of the kernel interface (pl_kernels.h): cblas_sgemm, single-threaded inside the caller's task.
+// FP32 only (Debian 12's OpenBLAS 0.3.21 exports no BF16 GEMM); linear() is one sgemm followed by the bias (and GELU)
+// pass of pl_vit_kernels.h, exactly the arithmetic the ViT forward has always used.
 #include <cblas.h>
-#include <string.h>
+#include <stdlib.h>
 
 #include "pl_kernels.h"
+#include "pl_vit_kernels.h"
 
 static void openblas_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
                           const float *b, int ldb, float beta, float *c, int ldc) {
@@ -10,15 +13,50 @@ static void openblas_gemm(int trans_a, int trans_b, int m, int n, int k, float a
                 alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-static const PlKernels openblas_kernels = {"openblas", openblas_gemm};
+struct PlKernelMat {   // the borrowed weight and bias, as they are
+    const float *w, *bias;
+    int n, k;
+};
+
+static PlStatus openblas_mat_create(const float *w, const float *bias, int n, int k, PlPrecision precision,
+                                    PlKernelMat **out) {
+    *out = NULL;
+    if (precision != PL_PRECISION_FP32)
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "the openblas kernels compute FP32 only (Debian's OpenBLAS has no BF16 GEMM): "
+                                           "use --kernels onednn or auto for --precision %s", pl_precision_name(precision));
+    PlKernelMat *m = pl_calloc(1, sizeof *m);
+    if (!m) return PL_ERR_NOMEM;
+    *m = (PlKernelMat){w, bias, n, k};
+    *out = m;
+    return PL_OK;
+}
+
+static void openblas_mat_destroy(PlKernelMat *mat) { free(mat); }
+
+static PlStatus openblas_mat_plan(PlKernelMat *mat, int m, int lda, int ldc, int flags) {
+    if ((flags & PL_LINEAR_ACCUMULATE) && (flags & PL_LINEAR_GELU))
+        return PL_FAIL(PL_ERR_ARG, "linear: GELU and accumulate together are not supported");
+    return PL_OK;
+}
+
+// C = [C +] A W^T (one sgemm, beta 1 when accumulating), then + bias (with GELU when asked) row by row.
+static void openblas_linear(const PlKernelMat *mat, int m, const float *a, int lda, int flags, float *c, int ldc,
+                            void *scratch) {
+    if (m <= 0) return;
+    openblas_gemm(0, 1, m, mat->n, mat->k, 1.0f, a, lda, mat->w, mat->k, (flags & PL_LINEAR_ACCUMULATE) ? 1.0f : 0.0f, c, ldc);
+    if (flags & PL_LINEAR_GELU) {
+        if (mat->bias && ldc == mat->n) pl_vit_bias_gelu(c, m, mat->n, mat->bias);
+        else
+            for (int i = 0; i < m; i++) {
+                if (mat->bias) pl_vit_add_bias(c + (size_t)i * ldc, ldc, 1, mat->n, mat->bias);
+                pl_vit_gelu_forward(c + (size_t)i * ldc, c + (size_t)i * ldc, (size_t)mat->n);
+            }
+    } else if (mat->bias) {
+        pl_vit_add_bias(c, ldc, m, mat->n, mat->bias);
+    }
+}
+
+static const PlKernels openblas_kernels = {"openblas",           openblas_gemm,     NULL, openblas_mat_create,
+                                           openblas_mat_destroy, openblas_mat_plan, openblas_linear};
 
 const PlKernels *pl_kernels_openblas(void) { return &openblas_kernels; }
-
-PlStatus pl_kernels_find(const char *name, const PlKernels **out) {
-    *out = NULL;
-    if (!name || strcmp(name, "auto") == 0 || strcmp(name, "openblas") == 0) {
-        *out = &openblas_kernels;
-        return PL_OK;
-    }
-    return PL_FAIL(PL_ERR_ARG, "unknown kernel backend '%s' (known: auto, openblas)", name);
-}

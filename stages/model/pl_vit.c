@@ -29,6 +29,7 @@
 
 typedef struct PlVitBlockW {
     const float *n1w, *n1b, *qkvw, *qkvb, *projw, *projb, *n2w, *n2b, *fc1w, *fc1b, *fc2w, *fc2b;
+    PlKernelMat *qkv, *proj, *fc1, *fc2;   // the four linears, prepared by the kernel backend at create
 } PlVitBlockW;
 
 struct PlVit {
@@ -36,6 +37,7 @@ struct PlVit {
     PlVitOptions opt;
     int gh, gw, T, K, out_dim, last_n, threads;
     const float *patch_w, *patch_b, *cls, *norm_w, *norm_b;
+    PlKernelMat *patch;     // patch_w as a linear without bias (bias and position are added after it)
     PlVitBlockW *blocks;
     float *pos;             // (T, D) position embedding for this input size
     float *slab;            // every activation below
@@ -46,6 +48,8 @@ struct PlVit {
     float *att;             // (B, T, D) attention output (heads concatenated)
     float *hid;             // (threads, hid_rows, max(hidden, K)) per-thread MLP hidden / unfolded patches
     float *scores;          // (threads, QCHUNK, T) attention scratch
+    unsigned char *lin_scratch;   // (threads, lin_scratch_bytes) the kernel backend's linear() scratch
+    size_t lin_scratch_bytes;
     int hid_ld;
     PlThreadPool *pool;     // borrowed
     const PlKernels *k;     // the kernel backend (pl_kernels.h)
@@ -75,6 +79,15 @@ double pl_vit_flops_per_image(const PlVitConfig *c, int height, int width) {
 
 void pl_vit_destroy(PlVit *vit) {
     if (!vit) return;
+    if (vit->k) {
+        vit->k->mat_destroy(vit->patch);
+        for (int i = 0; vit->blocks && i < vit->cfg.depth; i++) {
+            vit->k->mat_destroy(vit->blocks[i].qkv);
+            vit->k->mat_destroy(vit->blocks[i].proj);
+            vit->k->mat_destroy(vit->blocks[i].fc1);
+            vit->k->mat_destroy(vit->blocks[i].fc2);
+        }
+    }
     free(vit->blocks);
     free(vit->pos);
     free(vit->slab);
@@ -82,10 +95,12 @@ void pl_vit_destroy(PlVit *vit) {
 }
 
 static void pl_vit_plan_chunks(PlVit *v, int rows);
+static void pl_vit_chunk(const PlVit *v, int task, int *r0, int *n);
 
-// The activation slab of v (its config, options, token count and threads set): sizes of x, qkv, att, hid, scores in
-// floats; returns the total in floats (64-byte aligned carving). Sets hid_ld and hid_rows.
-static size_t pl_vit_slab_plan(PlVit *v, size_t sizes[5]) {
+// The activation slab of v (its config, options, token count and threads set): sizes of x, qkv, att, hid, scores and
+// the linear() scratch in floats; returns the total in floats (64-byte aligned carving). Sets hid_ld, hid_rows and
+// lin_scratch_bytes.
+static size_t pl_vit_slab_plan(PlVit *v, size_t sizes[6]) {
     size_t B = (size_t)v->opt.max_batch, T = (size_t)v->T, D = (size_t)v->cfg.dim;
     v->hid_ld = v->cfg.mlp_hidden > v->K ? v->cfg.mlp_hidden : v->K;
     size_t qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
@@ -101,8 +116,12 @@ static size_t pl_vit_slab_plan(PlVit *v, size_t sizes[5]) {
     sizes[2] = B * T * D;
     sizes[3] = (size_t)v->threads * (size_t)v->hid_rows * (size_t)v->hid_ld;
     sizes[4] = (size_t)v->threads * qrows * T;
+    int widest = v->cfg.mlp_hidden > v->K ? v->cfg.mlp_hidden : v->K;
+    v->lin_scratch_bytes = pl_kernels_linear_scratch_bytes(v->hid_rows, widest > v->cfg.dim ? widest : v->cfg.dim,
+                                                           v->opt.precision);
+    sizes[5] = (size_t)v->threads * v->lin_scratch_bytes / sizeof(float);
     size_t total = 0;
-    for (int i = 0; i < 5; i++) total += (sizes[i] + 15) & ~(size_t)15;
+    for (int i = 0; i < 6; i++) total += (sizes[i] + 15) & ~(size_t)15;
     return total;
 }
 
@@ -119,8 +138,43 @@ double pl_vit_memory_bytes(const PlVitConfig *cfg, const PlVitOptions *opt) {
     v.T = (int)T;
     v.K = cfg->in_chans * cfg->patch * cfg->patch;
     v.threads = pl_threadpool_size(opt->pool);
-    size_t sizes[5];
+    size_t sizes[6];
     return (double)pl_vit_slab_plan(&v, sizes) * sizeof(float) + T * cfg->dim * sizeof(float);   // + position embedding
+}
+
+// The kernel backend prepares every linear once (conversion, packing) and plans it for every row count a forward up
+// to max_batch images uses (the row chunks of pl_vit_plan_chunks), so a forward never creates anything.
+static PlStatus pl_vit_prepare_linears(PlVit *v) {
+    const int D = v->cfg.dim, H = v->cfg.mlp_hidden, K = v->K;
+    const PlKernels *k = v->k;
+    PlPrecision prec = v->opt.precision;
+    PL_TRY(k->mat_create(v->patch_w, NULL, D, K, prec, &v->patch));
+    for (int i = 0; i < v->cfg.depth; i++) {
+        PlVitBlockW *b = &v->blocks[i];
+        PL_TRY(k->mat_create(b->qkvw, b->qkvb, 3 * D, D, prec, &b->qkv));
+        PL_TRY(k->mat_create(b->projw, b->projb, D, D, prec, &b->proj));
+        PL_TRY(k->mat_create(b->fc1w, b->fc1b, H, D, prec, &b->fc1));
+        PL_TRY(k->mat_create(b->fc2w, b->fc2b, D, H, prec, &b->fc2));
+    }
+    // Identical shapes share one plan inside the backend, so planning block 0's linears (and the patch embedding)
+    // covers every block. Row counts: every chunk length of every batch size up to max_batch.
+    int last = -1;
+    for (int batch = 1; batch <= v->opt.max_batch; batch++) {
+        pl_vit_plan_chunks(v, batch * v->T);
+        for (int t = 0; t < v->nchunks; t++) {
+            int r0, n;
+            pl_vit_chunk(v, t, &r0, &n);
+            if (n <= 0 || n == last) continue;
+            last = n;
+            const PlVitBlockW *b = &v->blocks[0];
+            PL_TRY(k->mat_plan(v->patch, n, K, D, 0));
+            PL_TRY(k->mat_plan(b->qkv, n, D, 3 * D, 0));
+            PL_TRY(k->mat_plan(b->proj, n, D, D, PL_LINEAR_ACCUMULATE));
+            PL_TRY(k->mat_plan(b->fc1, n, D, H, PL_LINEAR_GELU));
+            PL_TRY(k->mat_plan(b->fc2, n, H, D, PL_LINEAR_ACCUMULATE));
+        }
+    }
+    return PL_OK;
 }
 
 PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOptions *opt, PlVit **out) {
@@ -197,8 +251,14 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     else
         pl_vit_pos_resize(pos_src + D, grid, D, v->gh, v->gw, v->pos + D);
 
+    PlStatus st = pl_vit_prepare_linears(v);
+    if (st != PL_OK) {
+        pl_vit_destroy(v);
+        return st;
+    }
+
     // One slab for every activation.
-    size_t B = (size_t)opt->max_batch, sizes[5];
+    size_t B = (size_t)opt->max_batch, sizes[6];
     size_t total = pl_vit_slab_plan(v, sizes);
     if (total > ((size_t)1 << 40) / sizeof(float)) {
         pl_vit_destroy(v);
@@ -214,8 +274,8 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     }
     memset(v->slab, 0, v->slab_bytes);   // touch every page now, not in the first forward
     float *p = v->slab;
-    float **dst[5] = {&v->x, &v->qkv, &v->att, &v->hid, &v->scores};
-    for (int i = 0; i < 5; i++) {
+    float **dst[6] = {&v->x, &v->qkv, &v->att, &v->hid, &v->scores, (float **)&v->lin_scratch};
+    for (int i = 0; i < 6; i++) {
         *dst[i] = p;
         p += (sizes[i] + 15) & ~(size_t)15;
     }
@@ -232,12 +292,15 @@ nomem:
 // ---- row phases ----
 
 // xn = LN1(x); qkv = xn Wqkv^T + b, for rows [r0, r0 + n).
-static void pl_vit_rows_qkv(PlVit *v, const PlVitBlockW *b, int r0, int n) {
+static void *pl_vit_lin_scratch(const PlVit *v, int thread) {
+    return v->lin_scratch_bytes ? v->lin_scratch + (size_t)thread * v->lin_scratch_bytes : NULL;
+}
+
+static void pl_vit_rows_qkv(PlVit *v, const PlVitBlockW *b, int r0, int n, int thread) {
     const int D = v->cfg.dim;
     float *x = v->x + (size_t)r0 * D, *xn = v->xn + (size_t)r0 * D, *qkv = v->qkv + (size_t)r0 * 3 * D;
     pl_vit_layernorm(x, D, xn, D, n, D, b->n1w, b->n1b, v->cfg.ln_eps);
-    v->k->gemm(0, 1, n, 3 * D, D, 1.0f, xn, D, b->qkvw, D, 0.0f, qkv, 3 * D);
-    pl_vit_add_bias(qkv, 3 * D, n, 3 * D, b->qkvb);
+    v->k->linear(b->qkv, n, xn, D, 0, qkv, 3 * D, pl_vit_lin_scratch(v, thread));
 }
 
 // x += proj(att); x += fc2(gelu(fc1(LN2(x)))), for rows [r0, r0 + n).
@@ -245,13 +308,11 @@ static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n, int t
     const int D = v->cfg.dim, H = v->cfg.mlp_hidden;
     float *x = v->x + (size_t)r0 * D, *xn = v->xn + (size_t)r0 * D, *att = v->att + (size_t)r0 * D;
     float *hid = v->hid + (size_t)thread * v->hid_rows * v->hid_ld;   // (n, H)
-    v->k->gemm(0, 1, n, D, D, 1.0f, att, D, b->projw, D, 1.0f, x, D);
-    pl_vit_add_bias(x, D, n, D, b->projb);
+    void *scratch = pl_vit_lin_scratch(v, thread);
+    v->k->linear(b->proj, n, att, D, PL_LINEAR_ACCUMULATE, x, D, scratch);
     pl_vit_layernorm(x, D, xn, D, n, D, b->n2w, b->n2b, v->cfg.ln_eps);
-    v->k->gemm(0, 1, n, H, D, 1.0f, xn, D, b->fc1w, D, 0.0f, hid, H);
-    pl_vit_bias_gelu(hid, n, H, b->fc1b);
-    v->k->gemm(0, 1, n, D, H, 1.0f, hid, H, b->fc2w, H, 1.0f, x, D);
-    pl_vit_add_bias(x, D, n, D, b->fc2b);
+    v->k->linear(b->fc1, n, xn, D, PL_LINEAR_GELU, hid, H, scratch);
+    v->k->linear(b->fc2, n, hid, H, PL_LINEAR_ACCUMULATE, x, D, scratch);
 }
 
 // Patch embedding for rows [r0, r0 + n): unfold each patch (C, p, p) into a row, one GEMM with the
@@ -275,7 +336,7 @@ static void pl_vit_rows_embed(PlVit *v, int r0, int n, int thread) {
         }
     }
     float *x = v->x + (size_t)r0 * D;
-    v->k->gemm(0, 1, n, D, K, 1.0f, u, K, v->patch_w, K, 0.0f, x, D);
+    v->k->linear(v->patch, n, u, K, 0, x, D, pl_vit_lin_scratch(v, thread));
     for (int r = r0; r < r0 + n; r++) {
         int t = r % T;
         float *xr = v->x + (size_t)r * D;
@@ -336,7 +397,7 @@ static void pl_vit_task_rows(void *ctx, int task, int thread) {
     else
         pl_vit_rows_mlp(v, &v->blocks[v->layer], r0, n, thread);
     if (next < v->cfg.depth)
-        pl_vit_rows_qkv(v, &v->blocks[next], r0, n);
+        pl_vit_rows_qkv(v, &v->blocks[next], r0, n, thread);
     else if (v->opt.avgpool)
         pl_vit_layernorm(v->x + (size_t)r0 * v->cfg.dim, v->cfg.dim, v->xn + (size_t)r0 * v->cfg.dim, v->cfg.dim, n,
                          v->cfg.dim, v->norm_w, v->norm_b, v->cfg.ln_eps);

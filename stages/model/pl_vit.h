@@ -37,6 +37,7 @@ typedef struct PlVitOptions {
     int last_n;        // 0 or 1 = CLS of the final block; n > 1 = CLS of the last n blocks concatenated
                        // (each after the final LayerNorm, as DINO's get_intermediate_layers)
     const PlKernels *kernels;   // GEMM backend (pl_kernels.h); NULL = openblas
+    PlPrecision precision;      // FP32 (default) or BF16 GEMM inputs (FP32 accumulation, statistics and residuals)
     int avgpool;       // 1 = DINO eval_linear --avgpool features: (B, 2D) laid out exactly as DINO does,
                        // i.e. CLS and mean patch token interleaved per feature [c0, a0, c1, a1, ...];
                        // DINO defines it only with last_n <= 1 (other combinations are refused)

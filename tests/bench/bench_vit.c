@@ -118,8 +118,12 @@ int main(int argc, char **argv) {
     const char *arch = "vit_small", *model = NULL, *save = NULL;
     int patch = 16, size = 224, heads = 0, threads[8] = {1, 2}, nthreads = 2, batches[8] = {1, 8, 32}, nbatches = 3, gemm = 1;
     double seconds = 3.0;
+    openblas_set_num_threads(1);   // the program's setting: GEMMs run inside the pool's tasks (also with --no-gemm)
     PlCpuLevel levels[3];
     int nlevels = 0;
+    const PlKernels *engines[8];   // --engine BACKEND:PRECISION[,...] (pl_kernels.h); default openblas:fp32
+    PlPrecision precisions[8];
+    int nengines = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-gemm")) { gemm = 0; continue; }
@@ -142,6 +146,21 @@ int main(int argc, char **argv) {
                 for (int l = PL_CPU_BASELINE; l <= PL_CPU_AVX512; l++)
                     if (!strcmp(t, pl_cpu_level_name((PlCpuLevel)l))) levels[nlevels++] = (PlCpuLevel)l, found = 1;
                 if (!found && strcmp(t, "auto")) { fprintf(stderr, "bench_vit: --kernels wants auto, baseline, avx2, avx512\n"); return 2; }
+            }
+        }
+        else if (!strcmp(a, "--engine")) {
+            char buf[256];
+            snprintf(buf, sizeof buf, "%s", v);
+            for (char *t = strtok(buf, ","); t && nengines < 8; t = strtok(NULL, ",")) {
+                char *colon = strchr(t, ':');
+                PlPrecision p = PL_PRECISION_FP32;
+                if (colon) *colon = 0;
+                if ((colon && pl_precision_parse(colon + 1, &p) != PL_OK) ||
+                    pl_kernels_find(t, p, &engines[nengines]) != PL_OK) {
+                    fprintf(stderr, "bench_vit: --engine: %s\n", pl_error_message());
+                    return 2;
+                }
+                precisions[nengines++] = p;
             }
         }
         else { fprintf(stderr, "bench_vit: unknown option %s\n", a); return 2; }
@@ -184,6 +203,7 @@ int main(int argc, char **argv) {
             printf("# openblas sgemm 2048^3 threads=%d: %.1f GFLOP/s\n", threads[t], gemm_gflops[t]);
         }
     if (nlevels == 0) levels[nlevels++] = pl_vit_kernels_level();
+    if (nengines == 0) engines[nengines] = pl_kernels_openblas(), precisions[nengines++] = PL_PRECISION_FP32;
     printf("# cpu level %s\n", pl_cpu_level_name(pl_cpu_level()));
     double peak[8] = {0};
     for (int t = 0; t < nthreads; t++) {
@@ -198,13 +218,15 @@ int main(int argc, char **argv) {
     float *x = malloc(sizeof(float) * per * maxb), *y = malloc(sizeof(float) * (size_t)cfg.dim * maxb * 2);
     if (!x || !y) return 1;
     for (size_t i = 0; i < per * maxb; i++) x[i] = rng_normal();
+    for (int e = 0; e < nengines; e++)
     for (int l = 0; l < nlevels; l++)
     for (int t = 0; t < nthreads; t++) {
         if (pl_vit_kernels_use(levels[l]) != PL_OK) { fprintf(stderr, "bench_vit: %s\n", pl_error_message()); return 1; }
         PlThreadPool *pool = NULL;   // the process's one pool at this thread count (as protloc's programs have)
         if (pl_threadpool_create(threads[t], &pool) != PL_OK) { fprintf(stderr, "bench_vit: %s\n", pl_error_message()); return 1; }
         for (int b = 0; b < nbatches; b++) {
-            PlVitOptions opt = {.max_batch = batches[b], .height = size, .width = size, .pool = pool};
+            PlVitOptions opt = {.max_batch = batches[b], .height = size, .width = size, .pool = pool,
+                                .kernels = engines[e], .precision = precisions[e]};
             PlVit *vit;
             if (pl_vit_create(&w, &cfg, &opt, &vit) != PL_OK) { fprintf(stderr, "bench_vit: %s\n", pl_error_message()); return 1; }
             if (pl_vit_forward(vit, x, batches[b], y) != PL_OK) return 1;   // warm up
@@ -218,7 +240,8 @@ int main(int argc, char **argv) {
             double ips = iters * batches[b] / (t1 - t0);
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
-            printf("%s\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.1f\t%.1f\t%.0f\n", pl_cpu_level_name(levels[l]), threads[t], batches[b], ips, 1000.0 / ips, ips * flops / 1e9,
+            printf("%s/%s/%s\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.1f\t%.1f\t%.0f\n", pl_cpu_level_name(levels[l]), engines[e]->name,
+                   pl_precision_name(precisions[e]), threads[t], batches[b], ips, 1000.0 / ips, ips * flops / 1e9,
                    gemm ? 100.0 * ips * flops / 1e9 / gemm_gflops[t] : 0.0, pl_vit_activation_bytes(vit) / 1048576.0,
                    ru.ru_maxrss / 1024.0, 100.0 * ips * flops / 1e9 / peak[t]);
             fflush(stdout);

@@ -58,7 +58,7 @@ static void *fma_peak_thread(void *arg) {
     FmaPeakJob *j = arg;
 #if PL_DISPATCH_X86
     PlCpuLevel level = pl_cpu_level();
-    if (level == PL_CPU_AVX512) { j->lanes = 16; j->sink = fma_chain_avx512(j->iters); return NULL; }
+    if (level >= PL_CPU_AVX512) { j->lanes = 16; j->sink = fma_chain_avx512(j->iters); return NULL; }
     if (level == PL_CPU_AVX2 && __builtin_cpu_supports("fma")) { j->lanes = 8; j->sink = fma_chain_avx2(j->iters); return NULL; }
 #endif
     j->lanes = 4;

@@ -1,0 +1,185 @@
+// Unit tests for the kernel interface (pl_kernels.h) under every backend: GEMM and BF16 GEMM against a double
+// reference, linear() with each post-op against a reference, row results independent of how rows are chunked (the
+// property thread- and rank-count-independent embeddings rest on), and backend selection / refusal messages.
+#include "pl_testutil.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pl_bf16.h"
+#include "pl_kernels.h"
+
+static const char *backend_names[] = {"openblas", "onednn"};
+
+static float val(long i, int salt) { return (float)(((i * 7919 + salt * 104729) % 2001) - 1000) / 731.0f; }
+
+static float bf16_round(float x) { return pl_bf16_to_f32(pl_bf16_from_f32(x)); }
+
+// C (m, n) reference of linear(): [C +] act(round(A) round(W)^T + bias) in double.
+static void linear_reference(int m, int n, int k, const float *a, const float *w, const float *bias, int flags,
+                             int bf16, float *c) {
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double s = 0;
+            for (int p = 0; p < k; p++) {
+                float x = a[(size_t)i * k + p], y = w[(size_t)j * k + p];
+                if (bf16) x = bf16_round(x), y = bf16_round(y);
+                s += (double)x * y;
+            }
+            if (bias) s += bias[j];
+            if (flags & PL_LINEAR_GELU) s = 0.5 * s * (1.0 + erf(s / sqrt(2.0)));
+            c[(size_t)i * n + j] = (float)((flags & PL_LINEAR_ACCUMULATE) ? c[(size_t)i * n + j] + s : s);
+        }
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= worst)) worst = d;
+    }
+    return worst;
+}
+
+// linear() of one backend and precision: matches the reference, and every row's result is bit-identical however the
+// rows are cut into calls, as long as the cuts fall on multiples of 48 rows (what the ViT does: OpenBLAS rounds a
+// row according to its place in its 24/16-row tiles). oneDNN's rows are independent of any cut, small tails included.
+static void check_linear(const PlKernels *k, PlPrecision prec, int n, int kd) {
+    enum { M = 421 };
+    static const int aligned_a[] = {0, 48, 96, 240, 288, 384, M, M, M};
+    static const int aligned_b[] = {0, 144, 336, M, M, M, M, M};
+    static const int ragged_a[] = {0, 1, 6, 48, 96, 240, 288, 384, M};
+    static const int ragged_b[] = {0, 48, 53, 144, 190, 336, 420, M};
+    int ragged = strcmp(k->name, "onednn") == 0;
+    const int *cuts_a = ragged ? ragged_a : aligned_a, *cuts_b = ragged ? ragged_b : aligned_b;
+    float *w = malloc(sizeof(float) * n * kd), *bias = malloc(sizeof(float) * n), *a = malloc(sizeof(float) * M * kd);
+    float *ref = malloc(sizeof(float) * M * n), *c1 = malloc(sizeof(float) * M * n), *c2 = malloc(sizeof(float) * M * n);
+    void *scratch = NULL;
+    assert_int_equal(posix_memalign(&scratch, 64, pl_kernels_linear_scratch_bytes(M, kd, prec) + 64), 0);
+    for (long i = 0; i < (long)n * kd; i++) w[i] = val(i, 1) / sqrtf((float)kd);
+    for (int i = 0; i < n; i++) bias[i] = val(i, 2) * 0.1f;
+    for (long i = 0; i < (long)M * kd; i++) a[i] = val(i, 3);
+    PlKernelMat *mat = NULL;
+    assert_int_equal(k->mat_create(w, bias, n, kd, prec, &mat), PL_OK);
+    static const int all_flags[] = {0, PL_LINEAR_GELU, PL_LINEAR_ACCUMULATE};
+    for (int f = 0; f < 3; f++) {
+        int flags = all_flags[f];
+        for (long i = 0; i < (long)M * n; i++) ref[i] = c1[i] = c2[i] = val(i, 4);   // the residual for ACCUMULATE
+        linear_reference(M, n, kd, a, w, bias, flags, prec == PL_PRECISION_BF16, ref);
+        const int *cuts[2] = {cuts_a, cuts_b};
+        int ncuts[2] = {9, 8};
+        float *out[2] = {c1, c2};
+        for (int v = 0; v < 2; v++)
+            for (int i = 0; i + 1 < ncuts[v]; i++) {
+                int r0 = cuts[v][i], m = cuts[v][i + 1] - r0;
+                if (m == 0) continue;
+                assert_int_equal(k->mat_plan(mat, m, kd, n, flags), PL_OK);
+                k->linear(mat, m, a + (size_t)r0 * kd, kd, flags, out[v] + (size_t)r0 * n, n, scratch);
+            }
+        double e = max_abs_diff(c1, ref, (size_t)M * n);
+        print_message("%s %s linear (%d x %d) flags %d: max |diff| to reference %.3g\n", k->name, pl_precision_name(prec),
+                      n, kd, flags, e);
+        assert_true(e <= 2e-4 * sqrt((double)kd));   // FP32 accumulation of kd terms of size ~1
+        assert_memory_equal(c1, c2, sizeof(float) * M * n);
+    }
+    k->mat_destroy(mat);
+    free(scratch);
+    free(w);
+    free(bias);
+    free(a);
+    free(ref);
+    free(c1);
+    free(c2);
+}
+
+static void test_linear_every_backend(void **state) {
+    (void)state;
+    static const int shapes[][2] = {{96, 96}, {288, 96}, {384, 1536}, {1152, 384}, {200, 37}};
+    for (int b = 0; b < 2; b++)
+        for (int p = 0; p < 2; p++) {
+            const PlKernels *k = NULL;
+            if (pl_kernels_find(backend_names[b], (PlPrecision)p, &k) != PL_OK) {
+                print_message("%s %s: not available here (%s)\n", backend_names[b], pl_precision_name((PlPrecision)p),
+                              pl_error_message());
+                continue;
+            }
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) check_linear(k, (PlPrecision)p, shapes[s][0], shapes[s][1]);
+        }
+}
+
+// gemm (every transpose, alpha, beta) and gemm_bf16 against a double reference on the same (rounded) inputs.
+static void test_gemm_every_backend(void **state) {
+    (void)state;
+    enum { M = 37, N = 53, K = 71, LD = 80 };
+    static float a[LD * LD], b[LD * LD], c[M * LD], ref[M * LD];
+    static uint16_t a16[LD * LD], b16[LD * LD];
+    for (int i = 0; i < LD * LD; i++) a[i] = val(i, 5), b[i] = val(i, 6);
+    for (int i = 0; i < LD * LD; i++) a16[i] = pl_bf16_from_f32(a[i]), b16[i] = pl_bf16_from_f32(b[i]);
+    for (int bk = 0; bk < 2; bk++) {
+        const PlKernels *k = NULL;
+        assert_int_equal(pl_kernels_find(backend_names[bk], PL_PRECISION_FP32, &k), PL_OK);
+        for (int bf = 0; bf < 2; bf++) {
+            if (bf && !k->gemm_bf16) continue;
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++)
+                    for (int beta = 0; beta < 2; beta++) {
+                        float alpha = 0.37f;
+                        for (int i = 0; i < M * LD; i++) c[i] = ref[i] = val(i, 7);
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < N; j++) {
+                                double s = 0;
+                                for (int p = 0; p < K; p++) {
+                                    size_t ia = ta ? (size_t)p * LD + i : (size_t)i * LD + p;
+                                    size_t ib = tb ? (size_t)j * LD + p : (size_t)p * LD + j;
+                                    float x = bf ? bf16_round(a[ia]) : a[ia], y = bf ? bf16_round(b[ib]) : b[ib];
+                                    s += (double)x * y;
+                                }
+                                ref[i * LD + j] = (float)(alpha * s + beta * ref[i * LD + j]);
+                            }
+                        if (bf) k->gemm_bf16(ta, tb, M, N, K, alpha, a16, LD, b16, LD, (float)beta, c, LD);
+                        else k->gemm(ta, tb, M, N, K, alpha, a, LD, b, LD, (float)beta, c, LD);
+                        double e = max_abs_diff(c, ref, (size_t)M * LD);
+                        if (e > 1e-4) fail_msg("%s gemm%s ta=%d tb=%d beta=%d: max |diff| %g", k->name, bf ? "_bf16" : "", ta, tb, beta, e);
+                    }
+            print_message("%s gemm%s: every transpose and beta within 1e-4 of the reference\n", k->name, bf ? "_bf16" : "");
+        }
+    }
+}
+
+static void test_find_and_refusals(void **state) {
+    (void)state;
+    const PlKernels *k = NULL;
+    assert_int_equal(pl_kernels_find("auto", PL_PRECISION_FP32, &k), PL_OK);
+    assert_non_null(k);
+    assert_int_equal(pl_kernels_find(NULL, PL_PRECISION_FP32, &k), PL_OK);
+    assert_int_equal(pl_kernels_find("openblas", PL_PRECISION_FP32, &k), PL_OK);
+    assert_string_equal(k->name, "openblas");
+    assert_int_equal(pl_kernels_find("onednn", PL_PRECISION_FP32, &k), PL_OK);
+    assert_string_equal(k->name, "onednn");
+    assert_int_equal(pl_kernels_find("mkl", PL_PRECISION_FP32, &k), PL_ERR_ARG);
+    assert_non_null(strstr(pl_error_message(), "known: auto, openblas, onednn"));
+    assert_int_equal(pl_kernels_find("openblas", PL_PRECISION_BF16, &k), PL_ERR_UNSUPPORTED);
+    assert_non_null(strstr(pl_error_message(), "FP32 only"));
+    PlPrecision p;
+    assert_int_equal(pl_precision_parse("bf16", &p), PL_OK);
+    assert_int_equal(p, PL_PRECISION_BF16);
+    assert_int_equal(pl_precision_parse("fp16", &p), PL_ERR_ARG);
+    // BF16 rounding: nearest, ties to even, NaN stays NaN
+    assert_int_equal(pl_bf16_from_f32(1.0f), 0x3f80);
+    assert_int_equal(pl_bf16_from_f32(1.00390625f), 0x3f80);    // tie -> even (down)
+    assert_int_equal(pl_bf16_from_f32(1.01171875f), 0x3f82);    // tie -> even (up)
+    assert_true(isnan(pl_bf16_to_f32(pl_bf16_from_f32(NAN))));
+}
+
+int main(void) {
+    openblas_set_num_threads(1);   // the program's setting: GEMMs run inside the pool's tasks
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear_every_backend),
+        cmocka_unit_test(test_gemm_every_backend),
+        cmocka_unit_test(test_find_and_refusals),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
