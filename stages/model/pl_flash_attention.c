@@ -1,0 +1,367 @@
+// Flash attention on the CPU (pl_flash_attention.h): the scratch layout, the packing of q, k, v, dout into the
+// blocked layouts the micro-kernels read, and the per-CPU-level copies of the kernels (pl_flash_attention_simd.h +
+// pl_flash_attention_body.h, included once per level) behind one dispatch table.
+#include "pl_flash_attention.h"
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "pl_bf16.h"
+
+#if PL_DISPATCH_X86
+#include <immintrin.h>
+#endif
+
+#define FA_BC 64                     // keys (and, in the backward, queries) per block: the online-softmax step
+#define FA_BR_MAX 8                  // most rows any level blocks in registers (sizes the scratch tiles)
+#define FA_BF16_TINY_BITS 0x23800000 // 2^-56: |x| below it is flushed to a signed zero before rounding to BF16
+
+// Everything one call works on: arguments, then the packed copies and tiles carved from the scratch.
+typedef struct FaCtx {
+    int T, hd, hdp, dpairs, nkb;   // tokens, head dim, hd rounded up to 16, ceil(hd / 2), blocks of FA_BC tokens
+    float scale;
+    PlPrecision prec;
+    const float *q, *k, *v;   // (T, hd), row stride ld
+    int ld;
+    float *out;               // forward output (T, hd), row stride ldo
+    int ldo;
+    float *lse;               // forward: (T) or NULL
+    float *dq, *dk, *dv;      // backward outputs (T, hd), row stride ld
+    // forward, FP32: K^T blocks (nkb, hd, 64), V rows (nkb * 64, hdp); BF16: q pairs (T, dpairs), K^T pair blocks
+    // (nkb, dpairs, 64), V key pairs (nkb * 32, hdp)
+    float *kt, *vr;
+    uint32_t *q2, *kt2, *v2;
+    float *sb, *pb, *oacc;    // (FA_BR_MAX, 64) scores, (FA_BR_MAX, 64) probabilities, (FA_BR_MAX, hdp) output sums
+    uint32_t *p2;             // (FA_BR_MAX, 32) BF16 probability pairs
+    // backward, FP32: Q^T and dO^T blocks (nkb, hd, 64), Q and dO rows (nkb * 64, hdp); BF16: the same blocks as
+    // pairs over d (nkb, dpairs, 64), Q, dO and K as pairs over tokens (nkb * 32, hdp), K and V rows as pairs over d
+    // (T, dpairs)
+    float *qt, *dot, *qr, *dor;
+    uint32_t *qt2, *dot2, *q2t, *do2t, *k2t, *k2d, *v2d;
+    float *lsep, *dd;         // (nkb * 64) lse and rowsum(dO o), zero-padded
+    float *st, *dpt;          // (64 + FA_BR_MAX, 64) tiles S^T -> P^T and dP^T -> dS^T
+    uint32_t *pt16, *dst16;   // (64, 32) P^T and dS^T rows as BF16 pairs over queries
+    uint32_t *dsp;            // (32, 64) dS^T as BF16 pairs over keys
+    float *dkb, *dvb, *dqt;   // (64, hdp) dK and dV of the key block; (nkb, hd, 64) dQ^T
+    float *junk;              // (max(hdp, 64)) destination of the rows a register block computes past the end
+} FaCtx;
+
+// exp(x): pl_vit_kernels_body.h's polynomial, operation for operation (the vector versions match it lane by lane).
+static inline float fa_exp1(float in) {
+    float x = in > -87.3f ? in : -87.3f;
+    x = x < 88.3f ? x : 88.3f;
+    float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - fn * 0.693359375f;
+    r = r + fn * 2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)fn + 127) * (1 << 23);
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return in == in ? y * scale : in;
+}
+
+static inline float fa_bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+// BF16 of x after flushing |x| < 2^-56 to a signed zero (pl_flash_attention.h explains why).
+static inline uint16_t fa_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) < FA_BF16_TINY_BITS) u &= 0x80000000u;
+    return pl_bf16_from_f32(fa_bits_f32(u));
+}
+
+// ---- one copy of the kernels per CPU level ----
+#define PL_FA(name) fa_##name##_baseline
+#define PL_FATTR
+#define FA_ISA 0
+#define FA_BR 4
+#define FA_VMAX 2
+#include "pl_flash_attention_simd.h"
+#include "pl_flash_attention_body.h"
+#undef PL_FA
+#undef PL_FATTR
+#undef FA_ISA
+#undef FA_BR
+#undef FA_VMAX
+#if PL_DISPATCH_X86
+#define PL_FA(name) fa_##name##_avx2
+#define PL_FATTR __attribute__((target("avx2,fma")))
+#define FA_ISA 1
+#define FA_BR 2
+#define FA_VMAX 2
+#include "pl_flash_attention_simd.h"
+#include "pl_flash_attention_body.h"
+#undef PL_FA
+#undef PL_FATTR
+#undef FA_ISA
+#undef FA_BR
+#undef FA_VMAX
+#define PL_FA(name) fa_##name##_avx512
+#define PL_FATTR __attribute__((target("avx512f")))
+#define FA_ISA 2
+#define FA_BR 6
+#define FA_VMAX 4
+#include "pl_flash_attention_simd.h"
+#include "pl_flash_attention_body.h"
+#undef PL_FA
+#undef PL_FATTR
+#undef FA_ISA
+#undef FA_BR
+#undef FA_VMAX
+#define PL_FA(name) fa_##name##_avx512bf16
+#define PL_FATTR __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#define FA_ISA 3
+#define FA_BR 6
+#define FA_VMAX 4
+#include "pl_flash_attention_simd.h"
+#include "pl_flash_attention_body.h"
+#undef PL_FA
+#undef PL_FATTR
+#undef FA_ISA
+#undef FA_BR
+#undef FA_VMAX
+#endif
+
+typedef struct FaTable {
+    PlCpuLevel level;
+    void (*forward)(const FaCtx *);
+    void (*backward)(const FaCtx *);
+} FaTable;
+
+static const FaTable fa_tables[] = {
+    {PL_CPU_BASELINE, fa_forward_baseline, fa_backward_baseline},
+#if PL_DISPATCH_X86
+    {PL_CPU_AVX2, fa_forward_avx2, fa_backward_avx2},
+    {PL_CPU_AVX512, fa_forward_avx512, fa_backward_avx512},
+    {PL_CPU_AVX512_BF16, fa_forward_avx512bf16, fa_backward_avx512bf16},
+#endif
+};
+static _Atomic(const FaTable *) fa_table;
+
+// The best level this CPU runs (AVX2 also needs FMA here).
+static PlCpuLevel fa_best_level(void) {
+    PlCpuLevel best = pl_cpu_level();
+#if PL_DISPATCH_X86
+    __builtin_cpu_init();
+    if (best == PL_CPU_AVX2 && !__builtin_cpu_supports("fma")) best = PL_CPU_BASELINE;
+#endif
+    return best;
+}
+
+static const FaTable *fa_kernels(void) {
+    const FaTable *t = atomic_load_explicit(&fa_table, memory_order_acquire);
+    if (t) return t;
+    PlCpuLevel best = fa_best_level();
+    t = &fa_tables[0];
+    for (size_t i = 0; i < sizeof fa_tables / sizeof fa_tables[0]; i++)
+        if (fa_tables[i].level <= best) t = &fa_tables[i];
+    atomic_store_explicit(&fa_table, t, memory_order_release);
+    return t;
+}
+
+PlStatus pl_flash_attention_use(PlCpuLevel level) {
+    if (level > fa_best_level())
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "this CPU has no %s (best: %s)", pl_cpu_level_name(level),
+                       pl_cpu_level_name(fa_best_level()));
+    for (size_t i = 0; i < sizeof fa_tables / sizeof fa_tables[0]; i++)
+        if (fa_tables[i].level == level) {
+            atomic_store_explicit(&fa_table, &fa_tables[i], memory_order_release);
+            return PL_OK;
+        }
+    return PL_FAIL(PL_ERR_UNSUPPORTED, "no %s flash-attention kernels in this build", pl_cpu_level_name(level));
+}
+
+PlCpuLevel pl_flash_attention_level(void) { return fa_kernels()->level; }
+
+
+// ---- packing: copies of the operands in the layouts the micro-kernels read, zero beyond T and hd ----
+
+// dst (nkb, hd, 64): dst[b][d][j] = src[b * 64 + j][d] (token j of block b), src rows of stride ld.
+static void fa_pack_blocks_f32(float *dst, const float *src, int ld, int T, int hd, int nkb) {
+    for (int b = 0; b < nkb; b++)
+        for (int j = 0; j < FA_BC; j++) {
+            int t = b * FA_BC + j;
+            for (int d = 0; d < hd; d++)
+                dst[((size_t)b * hd + d) * FA_BC + j] = t < T ? src[(size_t)t * ld + d] : 0.0f;
+        }
+}
+
+// dst (nkb, np, 64) pairs over d: dst[b][p][j] = bf16(src[t][2p]) | bf16(src[t][2p + 1]) << 16, t = b * 64 + j.
+static void fa_pack_blocks_bf16(uint32_t *dst, const float *src, int ld, int T, int hd, int nkb) {
+    const int np = (hd + 1) / 2;
+    for (int b = 0; b < nkb; b++)
+        for (int j = 0; j < FA_BC; j++) {
+            int t = b * FA_BC + j;
+            const float *row = src + (size_t)(t < T ? t : 0) * ld;
+            for (int p = 0; p < np; p++) {
+                uint32_t lo = t < T ? fa_bf16(row[2 * p]) : 0, hi = t < T && 2 * p + 1 < hd ? fa_bf16(row[2 * p + 1]) : 0;
+                dst[((size_t)b * np + p) * FA_BC + j] = lo | hi << 16;
+            }
+        }
+}
+
+// dst (rows, hdp) = src rows (T, hd) of stride ld.
+static void fa_pack_rows_f32(float *dst, const float *src, int ld, int T, int hd, int hdp, int rows) {
+    for (int t = 0; t < rows; t++)
+        for (int d = 0; d < hdp; d++) dst[(size_t)t * hdp + d] = t < T && d < hd ? src[(size_t)t * ld + d] : 0.0f;
+}
+
+// dst (T, np) pairs over d of each row.
+static void fa_pack_rows_pairs(uint32_t *dst, const float *src, int ld, int T, int hd) {
+    const int np = (hd + 1) / 2;
+    for (int t = 0; t < T; t++)
+        for (int p = 0; p < np; p++) {
+            uint32_t lo = fa_bf16(src[(size_t)t * ld + 2 * p]);
+            uint32_t hi = 2 * p + 1 < hd ? fa_bf16(src[(size_t)t * ld + 2 * p + 1]) : 0;
+            dst[(size_t)t * np + p] = lo | hi << 16;
+        }
+}
+
+// dst (pairs, hdp) pairs over tokens: dst[t][d] = bf16(src[2t][d]) | bf16(src[2t + 1][d]) << 16.
+static void fa_pack_token_pairs(uint32_t *dst, const float *src, int ld, int T, int hd, int hdp, int pairs) {
+    for (int t = 0; t < pairs; t++)
+        for (int d = 0; d < hdp; d++) {
+            uint32_t lo = 2 * t < T && d < hd ? fa_bf16(src[(size_t)(2 * t) * ld + d]) : 0;
+            uint32_t hi = 2 * t + 1 < T && d < hd ? fa_bf16(src[(size_t)(2 * t + 1) * ld + d]) : 0;
+            dst[(size_t)t * hdp + d] = lo | hi << 16;
+        }
+}
+
+// ---- scratch layout ----
+
+// Points c's buffers into base (NULL: only sizes) for the forward or the backward; returns the bytes used.
+static size_t fa_carve(FaCtx *c, void *base, int backward) {
+    size_t off = 0;
+    const size_t T = (size_t)c->T, hd = (size_t)c->hd, hdp = (size_t)c->hdp, np = (size_t)c->dpairs;
+    const size_t nkb = (size_t)c->nkb, tp = nkb * FA_BC;
+    const int bf16 = c->prec == PL_PRECISION_BF16;
+#define FA_CARVE(field, n)                                                                  \
+    do {                                                                                    \
+        c->field = base ? (void *)((char *)base + off) : NULL;                              \
+        off += ((size_t)(n) * sizeof *c->field + 63) / 64 * 64;                             \
+    } while (0)
+    if (!backward) {
+        FA_CARVE(sb, FA_BR_MAX * FA_BC);
+        FA_CARVE(pb, FA_BR_MAX * FA_BC);
+        FA_CARVE(oacc, FA_BR_MAX * hdp);
+        if (bf16) {
+            FA_CARVE(q2, T * np);
+            FA_CARVE(kt2, nkb * np * FA_BC);
+            FA_CARVE(v2, tp / 2 * hdp);
+            FA_CARVE(p2, FA_BR_MAX * FA_BC / 2);
+        } else {
+            FA_CARVE(kt, nkb * hd * FA_BC);
+            FA_CARVE(vr, tp * hdp);
+        }
+    } else {
+        FA_CARVE(lsep, tp);
+        FA_CARVE(dd, tp);
+        FA_CARVE(st, (FA_BC + FA_BR_MAX) * FA_BC);
+        FA_CARVE(dpt, (FA_BC + FA_BR_MAX) * FA_BC);
+        FA_CARVE(dkb, FA_BC * hdp);
+        FA_CARVE(dvb, FA_BC * hdp);
+        FA_CARVE(dqt, nkb * hd * FA_BC);
+        FA_CARVE(junk, hdp > FA_BC ? hdp : FA_BC);
+        if (bf16) {
+            FA_CARVE(qt2, nkb * np * FA_BC);
+            FA_CARVE(dot2, nkb * np * FA_BC);
+            FA_CARVE(q2t, tp / 2 * hdp);
+            FA_CARVE(do2t, tp / 2 * hdp);
+            FA_CARVE(k2t, tp / 2 * hdp);
+            FA_CARVE(k2d, T * np);
+            FA_CARVE(v2d, T * np);
+            FA_CARVE(pt16, FA_BC * FA_BC / 2);
+            FA_CARVE(dst16, FA_BC * FA_BC / 2);
+            FA_CARVE(dsp, FA_BC / 2 * FA_BC);
+        } else {
+            FA_CARVE(qt, nkb * hd * FA_BC);
+            FA_CARVE(dot, nkb * hd * FA_BC);
+            FA_CARVE(qr, tp * hdp);
+            FA_CARVE(dor, tp * hdp);
+        }
+    }
+#undef FA_CARVE
+    return off;
+}
+
+static void fa_init(FaCtx *c, int T, int hd, float scale, PlPrecision precision) {
+    memset(c, 0, sizeof *c);
+    c->T = T;
+    c->hd = hd;
+    c->hdp = (hd + 15) / 16 * 16;
+    c->dpairs = (hd + 1) / 2;
+    c->nkb = (T + FA_BC - 1) / FA_BC;
+    c->scale = scale;
+    c->prec = precision;
+}
+
+size_t pl_flash_attention_scratch_bytes(int T, int hd, PlPrecision precision) {
+    if (T < 1 || hd < 1) return 0;
+    FaCtx c;
+    fa_init(&c, T, hd, 1.0f, precision);
+    size_t f = fa_carve(&c, NULL, 0), b = fa_carve(&c, NULL, 1);
+    return f > b ? f : b;
+}
+
+void pl_flash_attention_forward(int T, int hd, float scale, const float *q, const float *k, const float *v, int ld,
+                                float *o, int ldo, float *lse, PlPrecision precision, void *scratch) {
+    if (T < 1 || hd < 1) return;
+    FaCtx c;
+    fa_init(&c, T, hd, scale, precision);
+    c.q = q, c.k = k, c.v = v, c.ld = ld, c.out = o, c.ldo = ldo, c.lse = lse;
+    fa_carve(&c, scratch, 0);
+    if (precision == PL_PRECISION_BF16) {
+        fa_pack_rows_pairs(c.q2, q, ld, T, hd);
+        fa_pack_blocks_bf16(c.kt2, k, ld, T, hd, c.nkb);
+        fa_pack_token_pairs(c.v2, v, ld, T, hd, c.hdp, c.nkb * FA_BC / 2);
+    } else {
+        fa_pack_blocks_f32(c.kt, k, ld, T, hd, c.nkb);
+        fa_pack_rows_f32(c.vr, v, ld, T, hd, c.hdp, c.nkb * FA_BC);
+    }
+    fa_kernels()->forward(&c);
+}
+
+void pl_flash_attention_backward(int T, int hd, float scale, const float *q, const float *k, const float *v, int ld,
+                                 const float *o, const float *dout, int ldo, const float *lse, float *dq, float *dk,
+                                 float *dv, PlPrecision precision, void *scratch) {
+    if (T < 1 || hd < 1) return;
+    FaCtx c;
+    fa_init(&c, T, hd, scale, precision);
+    c.q = q, c.k = k, c.v = v, c.ld = ld, c.ldo = ldo, c.dq = dq, c.dk = dk, c.dv = dv;
+    fa_carve(&c, scratch, 1);
+    const int tp = c.nkb * FA_BC;
+    for (int i = 0; i < tp; i++) {   // lse and D = rowsum(dO o), zero-padded to whole blocks
+        double s = 0.0;
+        if (i < T)
+            for (int d = 0; d < hd; d++) s += (double)dout[(size_t)i * ldo + d] * o[(size_t)i * ldo + d];
+        c.dd[i] = (float)s;
+        c.lsep[i] = i < T ? lse[i] : 0.0f;
+    }
+    if (precision == PL_PRECISION_BF16) {
+        fa_pack_blocks_bf16(c.qt2, q, ld, T, hd, c.nkb);
+        fa_pack_blocks_bf16(c.dot2, dout, ldo, T, hd, c.nkb);
+        fa_pack_token_pairs(c.q2t, q, ld, T, hd, c.hdp, tp / 2);
+        fa_pack_token_pairs(c.do2t, dout, ldo, T, hd, c.hdp, tp / 2);
+        fa_pack_token_pairs(c.k2t, k, ld, T, hd, c.hdp, tp / 2);
+        fa_pack_rows_pairs(c.k2d, k, ld, T, hd);
+        fa_pack_rows_pairs(c.v2d, v, ld, T, hd);
+    } else {
+        fa_pack_blocks_f32(c.qt, q, ld, T, hd, c.nkb);
+        fa_pack_blocks_f32(c.dot, dout, ldo, T, hd, c.nkb);
+        fa_pack_rows_f32(c.qr, q, ld, T, hd, c.hdp, tp);
+        fa_pack_rows_f32(c.dor, dout, ldo, T, hd, c.hdp, tp);
+    }
+    fa_kernels()->backward(&c);
+}

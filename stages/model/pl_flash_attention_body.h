@@ -1,0 +1,210 @@
+// The flash-attention kernels written once over the 16-lane primitives of pl_flash_attention_simd.h:
+// pl_flash_attention.c includes this file once per CPU level (after the primitives, with FA_BR query/key rows per
+// register block and FA_VMAX 16-lane vectors per pass defined). Private to it.
+//
+// Register blocking (FA_BR, FA_VMAX) differs between levels, the arithmetic does not: every output element is one
+// fixed chain of fused multiply-adds (over d ascending, or over BF16 pairs ascending), every tile product starts
+// from zero and is folded into its running sum with one fma (out = out * alpha + tile), and the key blocks of 64
+// (FA_BC) at which the online softmax rescales are the same everywhere. So all levels are bit-identical.
+#define FA_AI static inline __attribute__((always_inline))
+
+// out (FA_BR, 16 * FA_VMAX from column j0; row stride 64) = scale * a b: a row r is arow[r] (hd), b packed as
+// (hd, 64) (column j of a key / query block). acc = fma(a[d], b[d][j], acc) for d ascending.
+PL_FATTR FA_AI void PL_FA(dot_f32)(const float *const *arow, const float *bp, int hd, int j0, float *out,
+                                   float scale) {
+    FV acc[FA_BR][FA_VMAX];
+    for (int r = 0; r < FA_BR; r++)
+        for (int c = 0; c < FA_VMAX; c++) acc[r][c] = PL_FA(set1)(0.0f);
+    for (int d = 0; d < hd; d++) {
+        FV b[FA_VMAX];
+        for (int c = 0; c < FA_VMAX; c++) b[c] = PL_FA(ld)(bp + (size_t)d * FA_BC + j0 + 16 * c);
+        for (int r = 0; r < FA_BR; r++) {
+            FV a = PL_FA(set1)(arow[r][d]);
+            for (int c = 0; c < FA_VMAX; c++) acc[r][c] = PL_FA(fma)(a, b[c], acc[r][c]);
+        }
+    }
+    FV s = PL_FA(set1)(scale);
+    for (int r = 0; r < FA_BR; r++)
+        for (int c = 0; c < FA_VMAX; c++) PL_FA(st)(out + (size_t)r * FA_BC + j0 + 16 * c, PL_FA(mul)(acc[r][c], s));
+}
+
+// The same with BF16 pairs: arow[r] (np pairs of a row), bp (np, 64) pairs.
+PL_FATTR FA_AI void PL_FA(dot_bf16)(const uint32_t *const *arow, const uint32_t *bp, int np, int j0, float *out,
+                                    float scale) {
+    FV acc[FA_BR][FA_VMAX];
+    for (int r = 0; r < FA_BR; r++)
+        for (int c = 0; c < FA_VMAX; c++) acc[r][c] = PL_FA(set1)(0.0f);
+    for (int p = 0; p < np; p++) {
+        FA_BW b[FA_VMAX];
+        for (int c = 0; c < FA_VMAX; c++) b[c] = PL_FA(bw_ld)(bp + (size_t)p * FA_BC + j0 + 16 * c);
+        for (int r = 0; r < FA_BR; r++) {
+            FA_AW a = PL_FA(aw_set)(arow[r][p]);
+            for (int c = 0; c < FA_VMAX; c++) acc[r][c] = PL_FA(dp)(acc[r][c], a, b[c]);
+        }
+    }
+    FV s = PL_FA(set1)(scale);
+    for (int r = 0; r < FA_BR; r++)
+        for (int c = 0; c < FA_VMAX; c++) PL_FA(st)(out + (size_t)r * FA_BC + j0 + 16 * c, PL_FA(mul)(acc[r][c], s));
+}
+
+// orow[r][0 .. 16 nv) = fma(orow[r], alpha[r], sum_t w(r, t) b[t]) with w(r, t) = wrow[r][t * wts] and b rows of
+// stride ldb; the sum is a fresh fma chain over t ascending.
+PL_FATTR FA_AI void PL_FA(axpy_f32)(const float *const *wrow, size_t wts, int nt, const float *b, size_t ldb, int nv,
+                                    float *const *orow, const float *alpha) {
+    FV acc[FA_BR][FA_VMAX];
+    for (int r = 0; r < FA_BR; r++)
+        for (int c = 0; c < nv; c++) acc[r][c] = PL_FA(set1)(0.0f);
+    for (int t = 0; t < nt; t++) {
+        FV bv[FA_VMAX];
+        for (int c = 0; c < nv; c++) bv[c] = PL_FA(ld)(b + (size_t)t * ldb + 16 * c);
+        for (int r = 0; r < FA_BR; r++) {
+            FV a = PL_FA(set1)(wrow[r][(size_t)t * wts]);
+            for (int c = 0; c < nv; c++) acc[r][c] = PL_FA(fma)(a, bv[c], acc[r][c]);
+        }
+    }
+    for (int r = 0; r < FA_BR; r++) {
+        FV al = PL_FA(set1)(alpha[r]);
+        for (int c = 0; c < nv; c++)
+            PL_FA(st)(orow[r] + 16 * c, PL_FA(fma)(PL_FA(ld)(orow[r] + 16 * c), al, acc[r][c]));
+    }
+}
+
+// The same with BF16 pairs: w(r, t) = wrow[r][t * wts] (a pair), b rows of pairs.
+PL_FATTR FA_AI void PL_FA(axpy_bf16)(const uint32_t *const *wrow, size_t wts, int nt, const uint32_t *b, size_t ldb,
+                                     int nv, float *const *orow, const float *alpha) {
+    FV acc[FA_BR][FA_VMAX];
+    for (int r = 0; r < FA_BR; r++)
+        for (int c = 0; c < nv; c++) acc[r][c] = PL_FA(set1)(0.0f);
+    for (int t = 0; t < nt; t++) {
+        FA_BW bv[FA_VMAX];
+        for (int c = 0; c < nv; c++) bv[c] = PL_FA(bw_ld)(b + (size_t)t * ldb + 16 * c);
+        for (int r = 0; r < FA_BR; r++) {
+            FA_AW a = PL_FA(aw_set)(wrow[r][(size_t)t * wts]);
+            for (int c = 0; c < nv; c++) acc[r][c] = PL_FA(dp)(acc[r][c], a, bv[c]);
+        }
+    }
+    for (int r = 0; r < FA_BR; r++) {
+        FV al = PL_FA(set1)(alpha[r]);
+        for (int c = 0; c < nv; c++)
+            PL_FA(st)(orow[r] + 16 * c, PL_FA(fma)(PL_FA(ld)(orow[r] + 16 * c), al, acc[r][c]));
+    }
+}
+
+// axpy over `cols` output columns (a multiple of 16) in passes of FA_VMAX vectors; orow0[r] is row r's column 0.
+// bf16: w, b are uint32_t pairs; else floats.
+PL_FATTR static void PL_FA(axpy)(int bf16, const void *const *wrow, size_t wts, int nt, const void *b, size_t ldb,
+                                 int cols, float *const *orow0, const float *alpha) {
+    for (int c0 = 0; c0 < cols; c0 += 16 * FA_VMAX) {
+        float *orow[FA_BR];
+        for (int r = 0; r < FA_BR; r++) orow[r] = orow0[r] + c0;
+        int nv = (cols - c0) / 16 < FA_VMAX ? (cols - c0) / 16 : FA_VMAX;
+        if (bf16) {
+            const uint32_t *bb = (const uint32_t *)b + c0;
+            const uint32_t *const *w = (const uint32_t *const *)wrow;
+            switch (nv) {
+            case 1: PL_FA(axpy_bf16)(w, wts, nt, bb, ldb, 1, orow, alpha); break;
+#if FA_VMAX > 2
+            case 3: PL_FA(axpy_bf16)(w, wts, nt, bb, ldb, 3, orow, alpha); break;
+            case 4: PL_FA(axpy_bf16)(w, wts, nt, bb, ldb, 4, orow, alpha); break;
+#endif
+            default: PL_FA(axpy_bf16)(w, wts, nt, bb, ldb, 2, orow, alpha); break;
+            }
+        } else {
+            const float *bb = (const float *)b + c0;
+            const float *const *w = (const float *const *)wrow;
+            switch (nv) {
+            case 1: PL_FA(axpy_f32)(w, wts, nt, bb, ldb, 1, orow, alpha); break;
+#if FA_VMAX > 2
+            case 3: PL_FA(axpy_f32)(w, wts, nt, bb, ldb, 3, orow, alpha); break;
+            case 4: PL_FA(axpy_f32)(w, wts, nt, bb, ldb, 4, orow, alpha); break;
+#endif
+            default: PL_FA(axpy_f32)(w, wts, nt, bb, ldb, 2, orow, alpha); break;
+            }
+        }
+    }
+}
+
+// Tile (FA_BR rows from row 0 of `out`, 64 columns, stride 64) = scale * rows . packed block, all 64 columns.
+PL_FATTR static void PL_FA(dot)(int bf16, const void *const *arow, const void *bp, int hd, float *out, float scale) {
+    for (int j0 = 0; j0 < FA_BC; j0 += 16 * FA_VMAX) {
+        if (bf16)
+            PL_FA(dot_bf16)((const uint32_t *const *)arow, (const uint32_t *)bp, (hd + 1) / 2, j0, out, scale);
+        else
+            PL_FA(dot_f32)((const float *const *)arow, (const float *)bp, hd, j0, out, scale);
+    }
+}
+
+// Online softmax step of one query row over one key block: s (64) scaled scores of which the first nk are keys;
+// m, lsum (16 partial sums, lane j gets keys j, j+16, ...) the running max and sum. Writes p = exp(s - m_new)
+// (0 beyond nk) as FP32 (p32) or BF16 (p16, when not NULL) and alpha = exp(m_old - m_new).
+PL_FATTR static inline void PL_FA(online_row)(const float *s, int nk, float *m, FV *lsum, float *alpha, float *p32,
+                                              void *p16) {
+    FV v[4];
+    for (int c = 0; c < 4; c++) v[c] = PL_FA(keep_lt)(PL_FA(ld)(s + 16 * c), nk - 16 * c, -INFINITY);
+    float bm = PL_FA(hmax)(PL_FA(max)(PL_FA(max)(v[0], v[1]), PL_FA(max)(v[2], v[3])));
+    float mn = *m > bm ? *m : bm;
+    float a = fa_exp1(*m - mn);
+    FV mv = PL_FA(set1)(mn), l = PL_FA(mul)(*lsum, PL_FA(set1)(a));
+    for (int c = 0; c < 4; c++) {
+        FV p = PL_FA(keep_lt)(PL_FA(exp)(PL_FA(sub)(v[c], mv)), nk - 16 * c, 0.0f);
+        l = PL_FA(add)(l, p);
+        if (p16)
+            PL_FA(cvt16)((uint16_t *)p16 + 16 * c, p);
+        else
+            PL_FA(st)(p32 + 16 * c, p);
+    }
+    *lsum = l;
+    *m = mn;
+    *alpha = a;
+}
+
+// Forward of query rows i0 .. i0 + FA_BR (rows past T repeat row T - 1 and are not written).
+PL_FATTR static void PL_FA(fwd_rows)(const FaCtx *c, int i0) {
+    const int T = c->T, hdp = c->hdp, bf16 = c->prec == PL_PRECISION_BF16;
+    float m[FA_BR], alpha[FA_BR];
+    FV lsum[FA_BR];
+    const void *arow[FA_BR], *wrow[FA_BR];
+    float *orow[FA_BR];
+    for (int r = 0; r < FA_BR; r++) {
+        int i = i0 + r < T ? i0 + r : T - 1;
+        arow[r] = bf16 ? (const void *)(c->q2 + (size_t)i * c->dpairs) : (const void *)(c->q + (size_t)i * c->ld);
+        wrow[r] = bf16 ? (const void *)(c->p2 + (size_t)r * FA_BC / 2) : (const void *)(c->pb + (size_t)r * FA_BC);
+        orow[r] = c->oacc + (size_t)r * hdp;
+        m[r] = -INFINITY;
+        lsum[r] = PL_FA(set1)(0.0f);
+    }
+    memset(c->oacc, 0, sizeof(float) * FA_BR * (size_t)hdp);
+    for (int kb = 0; kb < c->nkb; kb++) {
+        const int nk = T - kb * FA_BC < FA_BC ? T - kb * FA_BC : FA_BC;
+        const void *bp = bf16 ? (const void *)(c->kt2 + (size_t)kb * c->dpairs * FA_BC)
+                              : (const void *)(c->kt + (size_t)kb * c->hd * FA_BC);
+        PL_FA(dot)(bf16, arow, bp, c->hd, c->sb, c->scale);
+        for (int r = 0; r < FA_BR; r++)
+            PL_FA(online_row)(c->sb + (size_t)r * FA_BC, nk, &m[r], &lsum[r], &alpha[r], c->pb + (size_t)r * FA_BC,
+                              bf16 ? (void *)(c->p2 + (size_t)r * FA_BC / 2) : NULL);
+        if (bf16)
+            PL_FA(axpy)(1, wrow, 1, (nk + 1) / 2, c->v2 + (size_t)kb * FA_BC / 2 * hdp, (size_t)hdp, hdp, orow, alpha);
+        else
+            PL_FA(axpy)(0, wrow, 1, nk, c->vr + (size_t)kb * FA_BC * hdp, (size_t)hdp, hdp, orow, alpha);
+    }
+    for (int r = 0; r < FA_BR && i0 + r < T; r++) {
+        float lanes[16], l = 0.0f;
+        PL_FA(st)(lanes, lsum[r]);
+        for (int j = 0; j < 16; j++) l += lanes[j];
+        float *o = c->out + (size_t)(i0 + r) * c->ldo;
+        for (int d = 0; d < c->hd; d++) o[d] = orow[r][d] / l;
+        if (c->lse) c->lse[i0 + r] = m[r] + (float)log((double)l);
+    }
+}
+
+PL_FATTR static void PL_FA(forward)(const FaCtx *c) {
+    for (int i0 = 0; i0 < c->T; i0 += FA_BR) PL_FA(fwd_rows)(c, i0);
+}
+
+#include "pl_flash_attention_bwd.h"
+
+#undef FA_AI
+#undef FV
+#undef FA_AW
+#undef FA_BW
+#undef FA_EXP_CONSTS
