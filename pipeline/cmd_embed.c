@@ -32,6 +32,8 @@ void cmd_embed_usage(FILE *out) {
             "  --output Y.npy         written atomically: float32 (N, D)\n"
             "  --batch B              images per forward pass (default 8)\n"
             "  --threads T            worker threads (default: the cores this process may use)\n"
+            "  --kernels NAME         kernel backend: auto (default), openblas or onednn\n"
+            "  --precision P          fp32 (default) or bf16 (BF16 GEMM and attention inputs, FP32 accumulation)\n"
             "  --last-n N             concatenate the CLS tokens of the last N blocks (D = N x dim)\n"
             "  --avgpool              DINO linear-eval features: CLS and mean patch token (D = 2 x dim,\n"
             "                         interleaved as DINO's eval_linear.py lays them out)\n"
@@ -41,7 +43,7 @@ void cmd_embed_usage(FILE *out) {
 }
 
 static PlStatus embed_run(const char *model, const char *key, int heads, const char *input, const char *output, int batch,
-                          int threads, int last_n, int avgpool) {
+                          int threads, int last_n, int avgpool, const char *kernels_name, PlPrecision precision) {
     PlWeights w = {0};
     PlNpyArray x = {0};
     PlVit *vit = NULL;
@@ -90,8 +92,10 @@ static PlStatus embed_run(const char *model, const char *key, int heads, const c
     if (n > 0 && batch > n) batch = (int)n;
     PlThreadPool *pool = NULL;
     if ((st = pl_process_start_pool(threads, &pool)) != PL_OK) goto done;
+    const PlKernels *kernels = NULL;
+    if ((st = pl_kernels_find(kernels_name, precision, &kernels)) != PL_OK) goto done;
     PlVitOptions opt = {.max_batch = batch, .height = (int)h, .width = (int)wd, .pool = pool, .last_n = last_n,
-                        .avgpool = avgpool};
+                        .avgpool = avgpool, .kernels = kernels, .precision = precision};
     if ((st = pl_vit_create(&w, &cfg, &opt, &vit)) != PL_OK) goto done;
     int dim = pl_vit_output_dim(vit);
     if (h % cfg.patch || wd % cfg.patch)
@@ -108,8 +112,9 @@ static PlStatus embed_run(const char *model, const char *key, int heads, const c
         if ((st = pl_vit_forward(vit, xd + (size_t)b0 * per, nb, y + (size_t)b0 * dim)) != PL_OK) goto done;
     }
     double dt = pl_clock_now() - t0;
-    pl_log_info("embedded %lld images of %lldx%lld in %.3f s (%.1f images/s, %d threads, batch %d) -> (%lld, %d)", (long long)n,
-                (long long)h, (long long)wd, dt, dt > 0 ? (double)n / dt : 0.0, pl_vit_threads(vit), batch, (long long)n, dim);
+    pl_log_info("embedded %lld images of %lldx%lld in %.3f s (%.1f images/s, %d threads, batch %d, kernels %s, precision %s) -> "
+                "(%lld, %d)", (long long)n, (long long)h, (long long)wd, dt, dt > 0 ? (double)n / dt : 0.0,
+                pl_vit_threads(vit), batch, kernels->name, pl_precision_name(precision), (long long)n, dim);
     int64_t shape[2] = {n, dim};
     st = pl_npy_write_f32(output, 2, shape, y);
 done:
@@ -130,10 +135,12 @@ int cmd_embed_run(int argc, char **argv) {
         {"heads", required_argument, NULL, 'H'},  {"input", required_argument, NULL, 'i'},
         {"output", required_argument, NULL, 'o'}, {"batch", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'}, {"last-n", required_argument, NULL, 'n'},
-        {"avgpool", no_argument, NULL, 'a'},      {NULL, 0, NULL, 0},
+        {"avgpool", no_argument, NULL, 'a'},      {"kernels", required_argument, NULL, 'K'},
+        {"precision", required_argument, NULL, 'P'}, {NULL, 0, NULL, 0},
     };
-    const char *model = NULL, *key = NULL, *input = NULL, *output = NULL;
+    const char *model = NULL, *key = NULL, *input = NULL, *output = NULL, *kernels = "auto";
     int heads = 0, batch = 8, threads = 0, last_n = 1, avgpool = 0, rc;
+    PlPrecision precision = PL_PRECISION_FP32;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
@@ -147,6 +154,11 @@ int cmd_embed_run(int argc, char **argv) {
         case 't': if ((rc = pl_cli_option_int("embed", "--threads", optarg, 1, 1024, &threads))) return rc; break;
         case 'n': if ((rc = pl_cli_option_int("embed", "--last-n", optarg, 1, 1024, &last_n))) return rc; break;
         case 'a': avgpool = 1; break;
+        case 'K': kernels = optarg; break;
+        case 'P':
+            if (pl_precision_parse(optarg, &precision) != PL_OK)
+                return pl_cli_usage_error("embed", "--precision must be fp32 or bf16, not '%s'", optarg);
+            break;
         case ':': return pl_cli_usage_error("embed", "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error("embed", "unknown option '%s'", argv[optind - 1]);
         }
@@ -159,5 +171,7 @@ int cmd_embed_run(int argc, char **argv) {
         return pl_cli_usage_error("embed", "--checkpoint-key must not be empty");
     if (avgpool && last_n > 1)
         return pl_cli_usage_error("embed", "--avgpool works with --last-n 1 only (as DINO's eval_linear.py)");
-    return embed_run(model, key, heads, input, output, batch, threads, last_n, avgpool) == PL_OK ? PL_EXIT_OK : PL_EXIT_FAIL;
+    return embed_run(model, key, heads, input, output, batch, threads, last_n, avgpool, kernels, precision) == PL_OK
+               ? PL_EXIT_OK
+               : PL_EXIT_FAIL;
 }

@@ -42,6 +42,8 @@ void cmd_run_usage(FILE *out) {
             "                         card's pixel_size_um, i.e. no rescaling; docs/stages.md \"Pixel sizes\")\n"
             "  --batch N              ViT batch for tiles and cells (default 16)\n"
             "  --threads N            ViT threads per rank (default: cores of the node / ranks on the node)\n"
+            "  --kernels NAME         kernel backend: auto (default), openblas or onednn (recorded in the store)\n"
+            "  --precision P          fp32 (default) or bf16 GEMM and attention inputs (recorded in the store)\n"
             "  --prefetch N           items prepared ahead of the embedding (default 2)\n"
             "  --verify               digest inputs by content SHA-256 instead of size + mtime\n"
             "  --strict               any failed item fails the run (the store is not replaced)\n"
@@ -110,7 +112,7 @@ int cmd_run_run(int argc, char **argv) {
     }
     enum { O_MANIFEST = 256, O_MODEL, O_OUT, O_ROOT, O_OUTSIDE, O_LEVEL, O_ALIGN, O_FOV, O_TILE, O_STRIDE, O_CROP,
            O_CROPUM, O_BORDER, O_MINAREA, O_PIXEL, O_BATCH, O_THREADS, O_PREFETCH, O_VERIFY, O_STRICT, O_NOPROG, O_FILL, O_SEED,
-           O_CELL_LABELS, O_MAXFAILED, O_ACCEPT, O_MAXPIX, O_MAXMEM, O_MAXTOK };
+           O_CELL_LABELS, O_MAXFAILED, O_ACCEPT, O_MAXPIX, O_MAXMEM, O_MAXTOK, O_KERNELS, O_PRECISION };
     static const struct option longopts[] = {
         {"manifest", required_argument, 0, O_MANIFEST}, {"model", required_argument, 0, O_MODEL},
         {"out", required_argument, 0, O_OUT}, {"root", required_argument, 0, O_ROOT},
@@ -126,11 +128,13 @@ int cmd_run_run(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED}, {"cell-labels", required_argument, 0, O_CELL_LABELS},
         {"max-failed", required_argument, 0, O_MAXFAILED}, {"accept-failures", no_argument, 0, O_ACCEPT},
         {"max-pixels", required_argument, 0, O_MAXPIX}, {"max-memory", required_argument, 0, O_MAXMEM},
-        {"max-tokens", required_argument, 0, O_MAXTOK}, {0, 0, 0, 0}};
+        {"max-tokens", required_argument, 0, O_MAXTOK}, {"kernels", required_argument, 0, O_KERNELS},
+        {"precision", required_argument, 0, O_PRECISION}, {0, 0, 0, 0}};
     PlRunOptions o;
     pl_run_options_default(&o);
     const char *cmd = argv[0];
     int c, rc = 0, threads = 0;
+    const char *kernels = "auto";
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
@@ -196,6 +200,11 @@ int cmd_run_run(int argc, char **argv) {
         case O_VERIFY: o.verify = 1; break;
         case O_STRICT: o.strict = 1; break;
         case O_NOPROG: o.no_progress = 1; break;
+        case O_KERNELS: kernels = optarg; break;
+        case O_PRECISION:
+            if (pl_precision_parse(optarg, &o.precision) != PL_OK)
+                return pl_cli_usage_error(cmd, "--precision must be fp32 or bf16, not '%s'", optarg);
+            break;
         case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -206,6 +215,10 @@ int cmd_run_run(int argc, char **argv) {
     if (o.cell_labels && !(o.levels & PL_RUN_CELLS)) return pl_cli_usage_error(cmd, "--cell-labels needs --level cells");
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (pl_kernels_find(kernels, o.precision, &o.kernels) != PL_OK) {
+        if (rank == 0) pl_log_error("protloc run: %s", pl_error_message());
+        return PL_EXIT_USAGE;
+    }
     if (pl_process_start_pool(threads, &o.pool) != PL_OK) return PL_EXIT_ABORT;
     if (o.max_memory == 0) o.max_memory = pl_process_memory_share() / 4;
     o.stop_signal = pl_process_stop_signal();

@@ -134,6 +134,8 @@ static PlStatus run_load(RunContext *ctx) {
     if (card->patch && card->patch != ctx->vit_cfg.patch)
         return PL_FAIL(PL_ERR_FORMAT, "%s: the card says patch %d but the weights have patch %d", card->path,
                        card->patch, ctx->vit_cfg.patch);
+    if (pl_vit_linears_create(&ctx->weights, &ctx->vit_cfg, o->kernels, o->precision, &ctx->linears) != PL_OK)
+        return pl_error_wrap("model card %s", card->path);
     ctx->C = card->n_slots;
     ctx->nucleus_role = pl_manifest_role_index(&ctx->manifest, "nucleus");
     PL_TRY(run_prep_config(ctx));
@@ -192,10 +194,11 @@ static PlStatus run_settings(RunContext *ctx) {
     const char *fill = o->fill ? o->fill : ctx->card.fill ? ctx->card.fill : "";
     snprintf(buf, sizeof buf,
              "{\"levels\":%d,\"align\":\"%s\",\"fill\":\"%s\",\"seed\":%ld,\"tile\":%d,\"tile_stride\":%d,\"crop\":%d,\"crop_um\":%g,"
-             "\"cell_border\":\"%s\",\"min_cell_area\":%d,\"pixel_size_um\":%g,\"fov_size\":%d,\"digest\":\"%s\"}",
+             "\"cell_border\":\"%s\",\"min_cell_area\":%d,\"pixel_size_um\":%g,\"fov_size\":%d,\"digest\":\"%s\","
+             "\"kernels\":\"%s\",\"precision\":\"%s\"}",
              o->levels, align, fill, o->seed, o->tile, o->tile_stride > 0 ? o->tile_stride : o->tile, o->crop, o->crop_um,
              o->cell_border ? o->cell_border : "shift", o->min_cell_area, o->pixel_size_um, o->fov_size,
-             o->verify ? "content" : "stat");
+             o->verify ? "content" : "stat", o->kernels ? o->kernels->name : "openblas", pl_precision_name(o->precision));
     ctx->options_json = pl_strdup(buf);
     if (!ctx->options_json) return PL_ERR_NOMEM;
     size_t n = strlen(ctx->weights_sha) + strlen(ctx->card.json) + strlen(buf) + 4;
@@ -213,6 +216,7 @@ static void run_context_free(RunContext *ctx) {
     free(ctx->digest_error);
     pl_manifest_free(&ctx->manifest);
     pl_modelcard_free(&ctx->card);
+    pl_vit_linears_destroy(ctx->linears);
     pl_weights_free(&ctx->weights);
     free(ctx->digests);
     free(ctx->cost);

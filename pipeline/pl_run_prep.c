@@ -111,7 +111,7 @@ static int prep_check_budget(const RunContext *ctx, const PlManifestItem *it, co
     double planes = 4.0 * n * (H * W + (f != 1.0 ? H2 * W2 : 0.0)) * 2;   // decoded (+ the reader's copy) + rescaled
     double need = planes, vit = 0, in_px = 0;
     int th = 0, tw = 0, R = ctx->R, C = ctx->C, batch = o->batch > 0 ? o->batch : 16;
-    PlVitOptions vo = {.pool = o->pool, .last_n = ctx->card.last_n, .avgpool = ctx->card.avgpool};
+    PlVitOptions vo = {.pool = o->pool, .last_n = ctx->card.last_n, .avgpool = ctx->card.avgpool, .precision = o->precision};
     if (o->levels & PL_RUN_FOV) {
         prep_fov_size(ctx, (int)H2, (int)W2, &th, &tw);
         vo.max_batch = R, vo.height = th, vo.width = tw;

@@ -47,6 +47,7 @@ typedef struct RunContext {
     PlModelCard card;
     PlWeights weights;
     PlVitConfig vit_cfg;
+    PlVitLinears *linears;      // the weights' linears prepared once for opt->kernels and opt->precision
     char weights_sha[65];
     char settings_key[65];
     char *options_json;         // preprocessing/run options that decide reuse (stored in the store)

@@ -84,6 +84,9 @@ static PlStatus worker_vit(const RunContext *ctx, VitEntry *cache, long tick, in
     vo.pool = ctx->opt->pool;
     vo.last_n = ctx->card.last_n;
     vo.avgpool = ctx->card.avgpool;
+    vo.kernels = ctx->opt->kernels;
+    vo.precision = ctx->opt->precision;
+    vo.linears = ctx->linears;
     PL_TRY(pl_vit_create(&ctx->weights, &ctx->vit_cfg, &vo, &cache[lru].vit));
     cache[lru].h = h;
     cache[lru].w = w;

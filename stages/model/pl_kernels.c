@@ -32,9 +32,11 @@ PlStatus pl_kernels_find(const char *name, PlPrecision precision, const PlKernel
     *out = NULL;
     const PlKernels *k;
     if (!name || strcmp(name, "auto") == 0) {
-        // The rule (docs/performance.md has the measurements): BF16 needs oneDNN; FP32 runs on OpenBLAS, which is as
-        // fast as oneDNN's FP32 matmul on the ViT's shapes.
-        k = precision == PL_PRECISION_BF16 ? pl_kernels_onednn() : pl_kernels_openblas();
+        // The rule (docs/performance.md has the measurements): BF16 needs oneDNN; FP32 runs on oneDNN where the CPU has
+        // AVX-512 (its packed-weight matmul with fused post-ops: 85% of the FMA peak on ViT-S/16 against OpenBLAS's
+        // 77% on Zen 4, and OpenBLAS falls to its Haswell kernels where OPENBLAS_CORETYPE=Haswell is set), on
+        // OpenBLAS elsewhere.
+        k = precision == PL_PRECISION_BF16 || pl_cpu_level() >= PL_CPU_AVX512 ? pl_kernels_onednn() : pl_kernels_openblas();
     } else if (strcmp(name, "openblas") == 0) {
         k = pl_kernels_openblas();
     } else if (strcmp(name, "onednn") == 0) {

@@ -26,13 +26,14 @@ void omp_set_num_threads(int n);   // libgomp (oneDNN's runtime); declared here 
 #define ONEDNN_SLOTS 256       // calling threads with their own stream and memory objects
 #define ONEDNN_GEMM_PLANS 4096 // shapes in the process-wide gemm table (open addressing)
 
-enum { ARG_SRC, ARG_WEI, ARG_BIAS, ARG_DST, ARG_COUNT };
+enum { ARG_SRC, ARG_WEI, ARG_BIAS, ARG_DST, ARG_SCRATCH, ARG_COUNT };
 
 // One primitive for one shape, and its memory objects per calling thread.
 typedef struct OnednnPlan {
     dnnl_primitive_t prim;
     dnnl_memory_desc_t md[ARG_COUNT];
     int has_bias;
+    size_t scratch_bytes;   // the primitive's scratchpad (user mode: each calling thread passes its own)
     _Atomic(dnnl_memory_t) mem[ONEDNN_SLOTS][ARG_COUNT];   // created by the slot's own thread on its first call
 } OnednnPlan;
 
@@ -40,6 +41,10 @@ static dnnl_engine_t onednn_engine;
 static dnnl_status_t onednn_engine_status = dnnl_runtime_error;
 static pthread_once_t onednn_once = PTHREAD_ONCE_INIT;
 static dnnl_stream_t onednn_streams[ONEDNN_SLOTS];
+// Each slot's scratchpad buffer, grown (by its own thread only) to the largest scratchpad its plans need: with the
+// scratchpad in user mode a primitive holds no mutable state, so threads may execute the same one at once.
+static void *onednn_scratch[ONEDNN_SLOTS];
+static size_t onednn_scratch_size[ONEDNN_SLOTS];
 static atomic_int onednn_next_slot;
 static _Thread_local int onednn_slot_plus1;   // 0 = this thread has no slot yet, -1 = none to be had
 
@@ -88,6 +93,7 @@ static PlStatus onednn_plan_create(const dnnl_memory_desc_t *src, const dnnl_mem
     OnednnPlan *p = NULL;
     dnnl_status_t s = dnnl_matmul_desc_init(&desc, src, wei, bias, dst);
     if (s == dnnl_success) s = dnnl_primitive_attr_create(&attr);
+    if (s == dnnl_success) s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
     if (s == dnnl_success && scale != 1.0f) s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
     if (s == dnnl_success && (sum_scale != 0.0f || gelu)) {
         s = dnnl_post_ops_create(&po);
@@ -101,10 +107,11 @@ static PlStatus onednn_plan_create(const dnnl_memory_desc_t *src, const dnnl_mem
         if (!p) s = dnnl_out_of_memory;
     }
     if (s == dnnl_success) s = dnnl_primitive_create(&p->prim, pd);
-    if (pd) dnnl_primitive_desc_destroy(pd);
     if (po) dnnl_post_ops_destroy(po);
     if (attr) dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) {
+        if (pd) dnnl_primitive_desc_destroy(pd);
+        if (p && p->prim) dnnl_primitive_destroy(p->prim);
         free(p);
         return PL_FAIL(PL_ERR_UNSUPPORTED, "oneDNN has no matmul for (%lld x %lld) x (%lld x %lld) %s (status %d)",
                        (long long)src->dims[0], (long long)src->dims[1], (long long)wei->dims[0],
@@ -115,23 +122,42 @@ static PlStatus onednn_plan_create(const dnnl_memory_desc_t *src, const dnnl_mem
     if (bias) p->md[ARG_BIAS] = *bias;
     p->md[ARG_DST] = *dst;
     p->has_bias = bias != NULL;
+    const dnnl_memory_desc_t *sp = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    if (sp) {
+        p->md[ARG_SCRATCH] = *sp;
+        p->scratch_bytes = dnnl_memory_desc_get_size(sp);
+    }
+    dnnl_primitive_desc_destroy(pd);
     *out = p;
     return PL_OK;
 }
 
 // Run plan p on these buffers on the calling thread. Returns non-zero only if oneDNN fails (callers fall back).
 static int onednn_plan_run(OnednnPlan *p, const void *src, const void *wei, const void *bias, void *dst) {
-    const void *ptr[ARG_COUNT] = {src, wei, bias, dst};
-    static const int arg_id[ARG_COUNT] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST};
+    static const int arg_id[ARG_COUNT] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST, DNNL_ARG_SCRATCHPAD};
     dnnl_exec_arg_t args[ARG_COUNT];
     dnnl_memory_t own[ARG_COUNT] = {0};
     int slot = onednn_slot(), nargs = 0, bad = 0;
+    void *scratch = NULL, *own_scratch = NULL;
+    if (p->scratch_bytes && slot >= 0) {
+        if (onednn_scratch_size[slot] < p->scratch_bytes) {   // grows to the largest plan once, then never again
+            free(onednn_scratch[slot]);
+            onednn_scratch_size[slot] = 0;
+            if (posix_memalign(&onednn_scratch[slot], 64, p->scratch_bytes) != 0) onednn_scratch[slot] = NULL;
+            else onednn_scratch_size[slot] = p->scratch_bytes;
+        }
+        scratch = onednn_scratch[slot];
+    } else if (p->scratch_bytes && posix_memalign(&own_scratch, 64, p->scratch_bytes) == 0) {
+        scratch = own_scratch;
+    }
+    if (p->scratch_bytes && !scratch) return 1;
+    const void *ptr[ARG_COUNT] = {src, wei, bias, dst, scratch};
     dnnl_stream_t stream = NULL;
     int own_stream = slot < 0;
     if (own_stream) bad |= dnnl_stream_create(&stream, onednn_engine, dnnl_stream_default_flags) != dnnl_success;
     else stream = onednn_streams[slot];
     for (int a = 0; a < ARG_COUNT && !bad; a++) {
-        if (a == ARG_BIAS && !p->has_bias) continue;
+        if ((a == ARG_BIAS && !p->has_bias) || (a == ARG_SCRATCH && !p->scratch_bytes)) continue;
         dnnl_memory_t m = slot >= 0 ? atomic_load_explicit(&p->mem[slot][a], memory_order_relaxed) : NULL;
         if (!m) {
             bad |= dnnl_memory_create(&m, &p->md[a], onednn_engine, DNNL_MEMORY_NONE) != dnnl_success;
@@ -148,6 +174,7 @@ static int onednn_plan_run(OnednnPlan *p, const void *src, const void *wei, cons
     for (int a = 0; a < ARG_COUNT; a++)
         if (own[a]) dnnl_memory_destroy(own[a]);
     if (own_stream && stream) dnnl_stream_destroy(stream);
+    free(own_scratch);
     return bad;
 }
 

@@ -29,15 +29,27 @@
 
 typedef struct PlVitBlockW {
     const float *n1w, *n1b, *qkvw, *qkvb, *projw, *projb, *n2w, *n2b, *fc1w, *fc1b, *fc2w, *fc2b;
-    PlKernelMat *qkv, *proj, *fc1, *fc2;   // the four linears, prepared by the kernel backend at create
+    PlKernelMat *qkv, *proj, *fc1, *fc2;   // the four linears (owned by the PlVitLinears)
 } PlVitBlockW;
+
+// The model's linears prepared once by one kernel backend at one precision (pl_vit.h); any number of PlVits (input
+// sizes, batch sizes) share one.
+struct PlVitLinears {
+    const PlKernels *k;
+    PlPrecision precision;
+    int depth;
+    PlKernelMat *patch;    // patch_embed.proj.weight as a linear without bias (bias and position are added after it)
+    PlKernelMat **mats;    // (depth, 4): qkv, proj, fc1, fc2 of each block
+};
 
 struct PlVit {
     PlVitConfig cfg;
     PlVitOptions opt;
     int gh, gw, T, K, out_dim, last_n, threads;
     const float *patch_w, *patch_b, *cls, *norm_w, *norm_b;
-    PlKernelMat *patch;     // patch_w as a linear without bias (bias and position are added after it)
+    PlKernelMat *patch;     // from lin
+    PlVitLinears *lin;      // the prepared linears: borrowed from the options, or owned (own_lin)
+    int own_lin;
     PlVitBlockW *blocks;
     float *pos;             // (T, D) position embedding for this input size
     float *slab;            // every activation below
@@ -79,15 +91,7 @@ double pl_vit_flops_per_image(const PlVitConfig *c, int height, int width) {
 
 void pl_vit_destroy(PlVit *vit) {
     if (!vit) return;
-    if (vit->k) {
-        vit->k->mat_destroy(vit->patch);
-        for (int i = 0; vit->blocks && i < vit->cfg.depth; i++) {
-            vit->k->mat_destroy(vit->blocks[i].qkv);
-            vit->k->mat_destroy(vit->blocks[i].proj);
-            vit->k->mat_destroy(vit->blocks[i].fc1);
-            vit->k->mat_destroy(vit->blocks[i].fc2);
-        }
-    }
+    if (vit->own_lin) pl_vit_linears_destroy(vit->lin);
     free(vit->blocks);
     free(vit->pos);
     free(vit->slab);
@@ -142,22 +146,54 @@ double pl_vit_memory_bytes(const PlVitConfig *cfg, const PlVitOptions *opt) {
     return (double)pl_vit_slab_plan(&v, sizes) * sizeof(float) + T * cfg->dim * sizeof(float);   // + position embedding
 }
 
-// The kernel backend prepares every linear once (conversion, packing) and plans it for every row count a forward up
-// to max_batch images uses (the row chunks of pl_vit_plan_chunks), so a forward never creates anything.
-static PlStatus pl_vit_prepare_linears(PlVit *v) {
+void pl_vit_linears_destroy(PlVitLinears *lin) {
+    if (!lin) return;
+    lin->k->mat_destroy(lin->patch);
+    for (int i = 0; lin->mats && i < 4 * lin->depth; i++) lin->k->mat_destroy(lin->mats[i]);
+    free(lin->mats);
+    free(lin);
+}
+
+PlStatus pl_vit_linears_create(const PlWeights *w, const PlVitConfig *cfg, const PlKernels *kernels,
+                               PlPrecision precision, PlVitLinears **out) {
+    *out = NULL;
+    const int D = cfg->dim, H = cfg->mlp_hidden, K = cfg->in_chans * cfg->patch * cfg->patch;
+    PlVitLinears *lin = pl_calloc(1, sizeof *lin);
+    if (!lin) return PL_ERR_NOMEM;
+    lin->k = kernels ? kernels : pl_kernels_openblas();
+    lin->precision = precision;
+    lin->depth = cfg->depth;
+    lin->mats = pl_calloc((size_t)4 * cfg->depth, sizeof *lin->mats);
+    PlStatus st = lin->mats ? PL_OK : PL_ERR_NOMEM;
+    const float *pw = pl_vit_tensor(w, "patch_embed.proj.weight");
+    if (st == PL_OK && !pw) st = PL_FAIL(PL_ERR_ARG, "weights lack 'patch_embed.proj.weight' (validate them with pl_vit_config_infer first)");
+    if (st == PL_OK) st = lin->k->mat_create(pw, NULL, D, K, precision, &lin->patch);
+    static const char *names[4] = {"attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2"};
+    const int rows[4] = {3 * D, D, H, D}, cols[4] = {D, D, D, H};
+    for (int i = 0; i < cfg->depth && st == PL_OK; i++)
+        for (int j = 0; j < 4 && st == PL_OK; j++) {
+            char wn[96], bn[96];
+            snprintf(wn, sizeof wn, "blocks.%d.%s.weight", i, names[j]);
+            snprintf(bn, sizeof bn, "blocks.%d.%s.bias", i, names[j]);
+            const float *wt = pl_vit_tensor(w, wn), *bt = pl_vit_tensor(w, bn);
+            if (!wt || !bt) st = PL_FAIL(PL_ERR_ARG, "weights lack '%s' (validate them with pl_vit_config_infer first)", !wt ? wn : bn);
+            else st = lin->k->mat_create(wt, bt, rows[j], cols[j], precision, &lin->mats[4 * i + j]);
+        }
+    if (st != PL_OK) {
+        pl_vit_linears_destroy(lin);
+        return pl_error_wrap("preparing the ViT's weights for the %s kernels at %s", kernels ? kernels->name : "openblas",
+                             pl_precision_name(precision));
+    }
+    *out = lin;
+    return PL_OK;
+}
+
+// Plan every linear for every row count a forward up to max_batch images uses (the row chunks of
+// pl_vit_plan_chunks), so a forward never creates anything. Identical shapes share one plan inside the backend, so
+// planning block 0's linears (and the patch embedding) covers every block.
+static PlStatus pl_vit_plan_linears(PlVit *v) {
     const int D = v->cfg.dim, H = v->cfg.mlp_hidden, K = v->K;
     const PlKernels *k = v->k;
-    PlPrecision prec = v->opt.precision;
-    PL_TRY(k->mat_create(v->patch_w, NULL, D, K, prec, &v->patch));
-    for (int i = 0; i < v->cfg.depth; i++) {
-        PlVitBlockW *b = &v->blocks[i];
-        PL_TRY(k->mat_create(b->qkvw, b->qkvb, 3 * D, D, prec, &b->qkv));
-        PL_TRY(k->mat_create(b->projw, b->projb, D, D, prec, &b->proj));
-        PL_TRY(k->mat_create(b->fc1w, b->fc1b, H, D, prec, &b->fc1));
-        PL_TRY(k->mat_create(b->fc2w, b->fc2b, D, H, prec, &b->fc2));
-    }
-    // Identical shapes share one plan inside the backend, so planning block 0's linears (and the patch embedding)
-    // covers every block. Row counts: every chunk length of every batch size up to max_batch.
     int last = -1;
     for (int batch = 1; batch <= v->opt.max_batch; batch++) {
         pl_vit_plan_chunks(v, batch * v->T);
@@ -251,7 +287,27 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     else
         pl_vit_pos_resize(pos_src + D, grid, D, v->gh, v->gw, v->pos + D);
 
-    PlStatus st = pl_vit_prepare_linears(v);
+    PlStatus st = PL_OK;
+    if (opt->linears) {
+        v->lin = opt->linears;
+        if (v->lin->k != v->k || v->lin->precision != opt->precision || v->lin->depth != c->depth)
+            st = PL_FAIL(PL_ERR_ARG, "prepared linears are for the %s kernels at %s, not %s at %s", v->lin->k->name,
+                         pl_precision_name(v->lin->precision), v->k->name, pl_precision_name(opt->precision));
+    } else {
+        st = pl_vit_linears_create(w, c, v->k, opt->precision, &v->lin);
+        v->own_lin = st == PL_OK;
+    }
+    if (st == PL_OK) {
+        v->patch = v->lin->patch;
+        for (int i = 0; i < c->depth; i++) {
+            PlVitBlockW *b = &v->blocks[i];
+            b->qkv = v->lin->mats[4 * i];
+            b->proj = v->lin->mats[4 * i + 1];
+            b->fc1 = v->lin->mats[4 * i + 2];
+            b->fc2 = v->lin->mats[4 * i + 3];
+        }
+        st = pl_vit_plan_linears(v);
+    }
     if (st != PL_OK) {
         pl_vit_destroy(v);
         return st;

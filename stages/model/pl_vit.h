@@ -1,7 +1,8 @@
 // DINO Vision Transformer forward pass (facebookresearch/dino vision_transformer.py) on flat float32 buffers.
 //
-// Ownership: a PlVit borrows the PlWeights it was created from, the thread pool it computes on and its kernel backend
-// (pl_kernels.h; every GEMM goes through it), all of which must outlive it, and owns one activation slab sized at
+// Ownership: a PlVit borrows the PlWeights it was created from, the thread pool it computes on, its kernel backend
+// (pl_kernels.h; every GEMM goes through it) and the prepared linears it was given (PlVitOptions.linears), all of
+// which must outlive it; it owns prepared linears it made itself, and one activation slab sized at
 // create time for (max_batch, height, width) and its interpolated position embedding; pl_vit_destroy releases those. pl_vit_forward never allocates.
 // A PlVit is not re-entrant: one forward at a time per PlVit (and per pool). Its GEMMs run inside the pool's
 // tasks, so the program must have set OpenBLAS to one thread (pipeline/pl_process.h does; tests and
@@ -30,6 +31,14 @@ typedef struct PlVitConfig {
 // args/metadata when the loader found them, else dim / 64.
 PlStatus pl_vit_config_infer(const PlWeights *w, int heads, PlVitConfig *cfg);
 
+// The model's linears (patch embedding and each block's qkv, proj, fc1, fc2) prepared once by one kernel backend at
+// one precision (converted, packed): made once per model and shared by every PlVit of it (each input size / batch
+// size). Borrows w's tensors (they must outlive it). Optional: a PlVit without one prepares its own.
+typedef struct PlVitLinears PlVitLinears;
+PlStatus pl_vit_linears_create(const PlWeights *w, const PlVitConfig *cfg, const PlKernels *kernels,
+                               PlPrecision precision, PlVitLinears **out);
+void pl_vit_linears_destroy(PlVitLinears *lin);
+
 typedef struct PlVitOptions {
     int max_batch;     // largest batch passed to pl_vit_forward (>= 1)
     int height, width; // input size in pixels (fixed for this PlVit; remainder pixels are cropped)
@@ -38,6 +47,7 @@ typedef struct PlVitOptions {
                        // (each after the final LayerNorm, as DINO's get_intermediate_layers)
     const PlKernels *kernels;   // GEMM backend (pl_kernels.h); NULL = openblas
     PlPrecision precision;      // FP32 (default) or BF16 GEMM inputs (FP32 accumulation, statistics and residuals)
+    PlVitLinears *linears;      // borrowed, optional: prepared for these kernels and precision (NULL = prepare own)
     int avgpool;       // 1 = DINO eval_linear --avgpool features: (B, 2D) laid out exactly as DINO does,
                        // i.e. CLS and mean patch token interleaved per feature [c0, a0, c1, a1, ...];
                        // DINO defines it only with last_n <= 1 (other combinations are refused)

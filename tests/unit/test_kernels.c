@@ -11,6 +11,7 @@
 
 #include "pl_bf16.h"
 #include "pl_kernels.h"
+#include "pl_threadpool.h"
 
 static const char *backend_names[] = {"openblas", "onednn"};
 
@@ -149,6 +150,64 @@ static void test_gemm_every_backend(void **state) {
     }
 }
 
+// Threads of one pool running the same prepared linear (the same primitive) at once, as the ViT's row chunks do:
+// every chunk's result equals the serial one (a primitive holding per-call state would race here).
+typedef struct ConcurrentJob {
+    const PlKernels *k;
+    PlKernelMat *mat;
+    const float *a;
+    float *c;
+    unsigned char *scratch;
+    size_t scratch_bytes;
+    int rows, n, kd;
+} ConcurrentJob;
+
+static void concurrent_task(void *ctx, int task, int thread) {
+    ConcurrentJob *j = ctx;
+    j->k->linear(j->mat, j->rows, j->a + (size_t)task * j->rows * j->kd, j->kd, PL_LINEAR_GELU,
+                 j->c + (size_t)task * j->rows * j->n, j->n, j->scratch + (size_t)thread * j->scratch_bytes);
+}
+
+static void test_linear_concurrent_threads(void **state) {
+    (void)state;
+    enum { TASKS = 16, ROWS = 96, N = 384, KD = 384 };
+    float *w = malloc(sizeof(float) * N * KD), *bias = malloc(sizeof(float) * N), *a = malloc(sizeof(float) * TASKS * ROWS * KD);
+    float *serial = malloc(sizeof(float) * TASKS * ROWS * N), *par = malloc(sizeof(float) * TASKS * ROWS * N);
+    for (long i = 0; i < (long)N * KD; i++) w[i] = val(i, 8) / 20.0f;
+    for (int i = 0; i < N; i++) bias[i] = val(i, 9) * 0.1f;
+    for (long i = 0; i < (long)TASKS * ROWS * KD; i++) a[i] = val(i, 10);
+    PlThreadPool *pool = NULL;
+    assert_int_equal(pl_threadpool_create(2, &pool), PL_OK);
+    for (int b = 0; b < 2; b++)
+        for (int p = 0; p < 2; p++) {
+            const PlKernels *k = NULL;
+            if (pl_kernels_find(backend_names[b], (PlPrecision)p, &k) != PL_OK) continue;
+            ConcurrentJob j = {.k = k, .a = a, .rows = ROWS, .n = N, .kd = KD};
+            j.scratch_bytes = pl_kernels_linear_scratch_bytes(ROWS, KD, (PlPrecision)p) + 64;
+            assert_int_equal(posix_memalign((void **)&j.scratch, 64, 2 * j.scratch_bytes), 0);
+            assert_int_equal(k->mat_create(w, bias, N, KD, (PlPrecision)p, &j.mat), PL_OK);
+            assert_int_equal(k->mat_plan(j.mat, ROWS, KD, N, PL_LINEAR_GELU), PL_OK);
+            j.c = serial;
+            for (int t = 0; t < TASKS; t++) concurrent_task(&j, t, 0);
+            for (int rep = 0; rep < 5; rep++) {
+                j.c = par;
+                memset(par, 0, sizeof(float) * TASKS * ROWS * N);
+                pl_threadpool_run(pool, concurrent_task, &j, TASKS);
+                assert_memory_equal(par, serial, sizeof(float) * TASKS * ROWS * N);
+            }
+            print_message("%s %s: one linear run by 2 threads at once = serial, bit for bit\n", k->name,
+                          pl_precision_name((PlPrecision)p));
+            k->mat_destroy(j.mat);
+            free(j.scratch);
+        }
+    pl_threadpool_destroy(pool);
+    free(w);
+    free(bias);
+    free(a);
+    free(serial);
+    free(par);
+}
+
 static void test_find_and_refusals(void **state) {
     (void)state;
     const PlKernels *k = NULL;
@@ -179,6 +238,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_every_backend),
         cmocka_unit_test(test_gemm_every_backend),
+        cmocka_unit_test(test_linear_concurrent_threads),
         cmocka_unit_test(test_find_and_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
