@@ -4,7 +4,8 @@
 // inside each task):
 //   - row phases: contiguous chunks of the (B*T) token rows; everything that is row-independent is
 //     fused into one phase (proj + residual + LN2 + fc1 + GELU + fc2 + residual + next block's LN1 + qkv);
-//   - attention phases: one task per (image, head), softmax(q k^T / sqrt(hd)) v in query chunks.
+//   - attention phases: one task per (image, head), softmax(q k^T / sqrt(hd)) v by the fused flash-style kernel
+//     (pl_flash_attention.h: online softmax over key blocks, O(T * hd) memory per thread, no (T, T) matrix).
 // So a block costs two dispatches. All activations live in one slab allocated (and touched) at create.
 #include "pl_vit.h"
 
@@ -13,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl_flash_attention.h"
 #include "pl_kernels.h"
 #include "pl_threadpool.h"
 #include "pl_vit_kernels.h"
 
-#define PL_VIT_QCHUNK 256     // attention query rows per inner step (bounds the score scratch)
 #define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
 #ifndef PL_VIT_MAX_ROWS
 #define PL_VIT_MAX_ROWS 256   // largest row chunk (bounds the per-thread MLP buffer); overridable for tuning
@@ -59,7 +60,8 @@ struct PlVit {
     float *qkv;             // (B, T, 3D)
     float *att;             // (B, T, D) attention output (heads concatenated)
     float *hid;             // (threads, hid_rows, max(hidden, K)) per-thread MLP hidden / unfolded patches
-    float *scores;          // (threads, QCHUNK, T) attention scratch
+    unsigned char *scores;  // (threads, attn_bytes) the fused attention's scratch (pl_flash_attention.h)
+    size_t attn_bytes;
     unsigned char *lin_scratch;   // (threads, lin_scratch_bytes) the kernel backend's linear() scratch
     size_t lin_scratch_bytes;
     int hid_ld;
@@ -107,7 +109,6 @@ static void pl_vit_chunk(const PlVit *v, int task, int *r0, int *n);
 static size_t pl_vit_slab_plan(PlVit *v, size_t sizes[6]) {
     size_t B = (size_t)v->opt.max_batch, T = (size_t)v->T, D = (size_t)v->cfg.dim;
     v->hid_ld = v->cfg.mlp_hidden > v->K ? v->cfg.mlp_hidden : v->K;
-    size_t qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
     // Per-thread MLP/unfold buffer: rows of the largest chunk any batch up to max_batch uses (often far fewer
     // than PL_VIT_MAX_ROWS at small batches).
     v->hid_rows = 1;
@@ -119,7 +120,8 @@ static size_t pl_vit_slab_plan(PlVit *v, size_t sizes[6]) {
     sizes[1] = B * T * 3 * D;
     sizes[2] = B * T * D;
     sizes[3] = (size_t)v->threads * (size_t)v->hid_rows * (size_t)v->hid_ld;
-    sizes[4] = (size_t)v->threads * qrows * T;
+    v->attn_bytes = (pl_flash_attention_scratch_bytes(v->T, v->cfg.dim / v->cfg.heads, v->opt.precision) + 63) & ~(size_t)63;
+    sizes[4] = (size_t)v->threads * v->attn_bytes / sizeof(float);
     int widest = v->cfg.mlp_hidden > v->K ? v->cfg.mlp_hidden : v->K;
     v->lin_scratch_bytes = pl_kernels_linear_scratch_bytes(v->hid_rows, widest > v->cfg.dim ? widest : v->cfg.dim,
                                                            v->opt.precision);
@@ -330,7 +332,7 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     }
     memset(v->slab, 0, v->slab_bytes);   // touch every page now, not in the first forward
     float *p = v->slab;
-    float **dst[6] = {&v->x, &v->qkv, &v->att, &v->hid, &v->scores, (float **)&v->lin_scratch};
+    float **dst[6] = {&v->x, &v->qkv, &v->att, &v->hid, (float **)&v->scores, (float **)&v->lin_scratch};
     for (int i = 0; i < 6; i++) {
         *dst[i] = p;
         p += (sizes[i] + 15) & ~(size_t)15;
@@ -459,25 +461,15 @@ static void pl_vit_task_rows(void *ctx, int task, int thread) {
                          v->cfg.dim, v->norm_w, v->norm_b, v->cfg.ln_eps);
 }
 
-// ---- attention: task = (image, head) ----
+// ---- attention: task = (image, head), the fused flash-style kernel (no (T, T) matrix) ----
 static void pl_vit_task_attention(void *ctx, int task, int thread) {
     PlVit *v = ctx;
     const int D = v->cfg.dim, T = v->T, nh = v->cfg.heads, hd = D / nh;
     int b = task / nh, h = task % nh;
     const float *q = v->qkv + (size_t)b * T * 3 * D + (size_t)h * hd;
-    const float *k = q + D, *val = q + 2 * D;
     float *o = v->att + (size_t)b * T * D + (size_t)h * hd;
-    int qrows = T < PL_VIT_QCHUNK ? T : PL_VIT_QCHUNK;
-    float *s = v->scores + (size_t)thread * qrows * T;
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int i0 = 0; i0 < T; i0 += qrows) {
-        int m = T - i0 < qrows ? T - i0 : qrows;
-        // s = q k^T * scale: (m, T)
-        v->k->gemm(0, 1, m, T, hd, scale, q + (size_t)i0 * 3 * D, 3 * D, k, 3 * D, 0.0f, s, T);
-        pl_vit_softmax_rows(s, T, m, T);
-        // o = s v: (m, hd)
-        v->k->gemm(0, 0, m, hd, T, 1.0f, s, T, val, 3 * D, 0.0f, o + (size_t)i0 * D, D);
-    }
+    pl_flash_attention_forward(T, hd, 1.0f / sqrtf((float)hd), q, q + D, q + 2 * D, 3 * D, o, D, NULL, v->opt.precision,
+                               v->scores + (size_t)thread * v->attn_bytes);
 }
 
 // out[b, slot*D ...] = final LayerNorm of image b's CLS row.
