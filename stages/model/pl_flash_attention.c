@@ -48,24 +48,28 @@ typedef struct FaCtx {
     float *junk;              // (max(hdp, 64)) destination of the rows a register block computes past the end
 } FaCtx;
 
-// exp(x): pl_vit_kernels_body.h's polynomial, operation for operation (the vector versions match it lane by lane).
+// exp(x): pl_vit_kernels_body.h's range reduction x = n ln2 + r and degree-6 polynomial (Cephes), written with
+// fused multiply-adds as exp(r) = (P(r) r + 1) r + 1 and 2^n from its exponent bits; the vector versions
+// (pl_flash_attention_simd.h) compute the same operations lane by lane. Inputs are clamped to [-87.3, 88.3]
+// (so n stays in [-126, 127]); NaN gives NaN.
 static inline float fa_exp1(float in) {
-    float x = in > -87.3f ? in : -87.3f;
-    x = x < 88.3f ? x : 88.3f;
-    float fn = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - fn * 0.693359375f;
-    r = r + fn * 2.12194440e-4f;
-    float y = 1.9875691500e-4f;
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * r * r + r + 1.0f;
+    float x = -87.3f > in ? -87.3f : in;   // the operand order of MAXPS / MINPS: a NaN passes through
+    x = 88.3f < x ? 88.3f : x;
+    if (x != x) return x;
+    float fn = fmaf(x, 1.44269504088896341f, 12582912.0f) - 12582912.0f;   // round(x / ln2)
+    float r = fmaf(fn, -0.693359375f, x);
+    r = fmaf(fn, 2.12194440e-4f, r);
+    float y = fmaf(1.9875691500e-4f, r, 1.3981999507e-3f);
+    y = fmaf(y, r, 8.3334519073e-3f);
+    y = fmaf(y, r, 4.1665795894e-2f);
+    y = fmaf(y, r, 1.6666665459e-1f);
+    y = fmaf(y, r, 5.0000001201e-1f);
+    y = fmaf(y, r, 1.0f);
+    y = fmaf(y, r, 1.0f);
     int32_t bits = ((int32_t)fn + 127) * (1 << 23);
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return in == in ? y * scale : in;
+    return y * scale;
 }
 
 static inline float fa_bits_f32(uint32_t u) {
@@ -184,6 +188,8 @@ PlStatus pl_flash_attention_use(PlCpuLevel level) {
 }
 
 PlCpuLevel pl_flash_attention_level(void) { return fa_kernels()->level; }
+
+float pl_flash_attention_exp(float x) { return fa_exp1(x); }
 
 
 // ---- packing: copies of the operands in the layouts the micro-kernels read, zero beyond T and hd ----

@@ -41,5 +41,7 @@ void pl_flash_attention_backward(int T, int hd, float scale, const float *q, con
 // use (the best the CPU has unless forced).
 PlStatus pl_flash_attention_use(PlCpuLevel level);
 PlCpuLevel pl_flash_attention_level(void);
+// The kernels' exp (every level computes exactly this), for tests that model the arithmetic.
+float pl_flash_attention_exp(float x);
 
 #endif

@@ -8,43 +8,43 @@
 // (FA_BC) at which the online softmax rescales are the same everywhere. So all levels are bit-identical.
 #define FA_AI static inline __attribute__((always_inline))
 
-// out (FA_BR, 16 * FA_VMAX from column j0; row stride 64) = scale * a b: a row r is arow[r] (hd), b packed as
-// (hd, 64) (column j of a key / query block). acc = fma(a[d], b[d][j], acc) for d ascending.
-PL_FATTR FA_AI void PL_FA(dot_f32)(const float *const *arow, const float *bp, int hd, int j0, float *out,
+// out (FA_BR, 16 * nk from column j0; row stride 64) = scale * a b: a row r is arow[r] (hd), b packed as (hd, 64)
+// (column j of a key / query block). acc = fma(a[d], b[d][j], acc) for d ascending.
+PL_FATTR FA_AI void PL_FA(dot_f32)(const float *const *arow, const float *bp, int hd, int j0, int nk, float *out,
                                    float scale) {
     FV acc[FA_BR][FA_VMAX];
     for (int r = 0; r < FA_BR; r++)
-        for (int c = 0; c < FA_VMAX; c++) acc[r][c] = PL_FA(set1)(0.0f);
+        for (int c = 0; c < nk; c++) acc[r][c] = PL_FA(set1)(0.0f);
     for (int d = 0; d < hd; d++) {
         FV b[FA_VMAX];
-        for (int c = 0; c < FA_VMAX; c++) b[c] = PL_FA(ld)(bp + (size_t)d * FA_BC + j0 + 16 * c);
+        for (int c = 0; c < nk; c++) b[c] = PL_FA(ld)(bp + (size_t)d * FA_BC + j0 + 16 * c);
         for (int r = 0; r < FA_BR; r++) {
             FV a = PL_FA(set1)(arow[r][d]);
-            for (int c = 0; c < FA_VMAX; c++) acc[r][c] = PL_FA(fma)(a, b[c], acc[r][c]);
+            for (int c = 0; c < nk; c++) acc[r][c] = PL_FA(fma)(a, b[c], acc[r][c]);
         }
     }
     FV s = PL_FA(set1)(scale);
     for (int r = 0; r < FA_BR; r++)
-        for (int c = 0; c < FA_VMAX; c++) PL_FA(st)(out + (size_t)r * FA_BC + j0 + 16 * c, PL_FA(mul)(acc[r][c], s));
+        for (int c = 0; c < nk; c++) PL_FA(st)(out + (size_t)r * FA_BC + j0 + 16 * c, PL_FA(mul)(acc[r][c], s));
 }
 
 // The same with BF16 pairs: arow[r] (np pairs of a row), bp (np, 64) pairs.
-PL_FATTR FA_AI void PL_FA(dot_bf16)(const uint32_t *const *arow, const uint32_t *bp, int np, int j0, float *out,
-                                    float scale) {
+PL_FATTR FA_AI void PL_FA(dot_bf16)(const uint32_t *const *arow, const uint32_t *bp, int np, int j0, int nk,
+                                    float *out, float scale) {
     FV acc[FA_BR][FA_VMAX];
     for (int r = 0; r < FA_BR; r++)
-        for (int c = 0; c < FA_VMAX; c++) acc[r][c] = PL_FA(set1)(0.0f);
+        for (int c = 0; c < nk; c++) acc[r][c] = PL_FA(set1)(0.0f);
     for (int p = 0; p < np; p++) {
         FA_BW b[FA_VMAX];
-        for (int c = 0; c < FA_VMAX; c++) b[c] = PL_FA(bw_ld)(bp + (size_t)p * FA_BC + j0 + 16 * c);
+        for (int c = 0; c < nk; c++) b[c] = PL_FA(bw_ld)(bp + (size_t)p * FA_BC + j0 + 16 * c);
         for (int r = 0; r < FA_BR; r++) {
             FA_AW a = PL_FA(aw_set)(arow[r][p]);
-            for (int c = 0; c < FA_VMAX; c++) acc[r][c] = PL_FA(dp)(acc[r][c], a, b[c]);
+            for (int c = 0; c < nk; c++) acc[r][c] = PL_FA(dp)(acc[r][c], a, b[c]);
         }
     }
     FV s = PL_FA(set1)(scale);
     for (int r = 0; r < FA_BR; r++)
-        for (int c = 0; c < FA_VMAX; c++) PL_FA(st)(out + (size_t)r * FA_BC + j0 + 16 * c, PL_FA(mul)(acc[r][c], s));
+        for (int c = 0; c < nk; c++) PL_FA(st)(out + (size_t)r * FA_BC + j0 + 16 * c, PL_FA(mul)(acc[r][c], s));
 }
 
 // orow[r][0 .. 16 nv) = fma(orow[r], alpha[r], sum_t w(r, t) b[t]) with w(r, t) = wrow[r][t * wts] and b rows of
@@ -124,13 +124,31 @@ PL_FATTR static void PL_FA(axpy)(int bf16, const void *const *wrow, size_t wts, 
     }
 }
 
-// Tile (FA_BR rows from row 0 of `out`, 64 columns, stride 64) = scale * rows . packed block, all 64 columns.
-PL_FATTR static void PL_FA(dot)(int bf16, const void *const *arow, const void *bp, int hd, float *out, float scale) {
-    for (int j0 = 0; j0 < FA_BC; j0 += 16 * FA_VMAX) {
-        if (bf16)
-            PL_FA(dot_bf16)((const uint32_t *const *)arow, (const uint32_t *)bp, (hd + 1) / 2, j0, out, scale);
-        else
-            PL_FA(dot_f32)((const float *const *)arow, (const float *)bp, hd, j0, out, scale);
+// Tile (FA_BR rows from row 0 of `out`, the first 16 * nvec of 64 columns, stride 64) = scale * rows . packed block.
+PL_FATTR static void PL_FA(dot)(int bf16, const void *const *arow, const void *bp, int hd, int nvec, float *out,
+                                float scale) {
+    const uint32_t *const *a2 = (const uint32_t *const *)arow;
+    const float *const *a1 = (const float *const *)arow;
+    const int np = (hd + 1) / 2;
+    for (int j0 = 0; j0 < 16 * nvec; j0 += 16 * FA_VMAX) {
+        int nv = nvec - j0 / 16 < FA_VMAX ? nvec - j0 / 16 : FA_VMAX;
+#define FA_DOT_CASE(n)                                                                            \
+    case n:                                                                                       \
+        if (bf16)                                                                                 \
+            PL_FA(dot_bf16)(a2, (const uint32_t *)bp, np, j0, n, out, scale);                     \
+        else                                                                                      \
+            PL_FA(dot_f32)(a1, (const float *)bp, hd, j0, n, out, scale);                         \
+        break
+        switch (nv) {
+            FA_DOT_CASE(1);
+#if FA_VMAX > 2
+            FA_DOT_CASE(3);
+            FA_DOT_CASE(4);
+#endif
+        default:
+            FA_DOT_CASE(2);
+        }
+#undef FA_DOT_CASE
     }
 }
 
@@ -139,15 +157,24 @@ PL_FATTR static void PL_FA(dot)(int bf16, const void *const *arow, const void *b
 // (0 beyond nk) as FP32 (p32) or BF16 (p16, when not NULL) and alpha = exp(m_old - m_new).
 PL_FATTR static inline void PL_FA(online_row)(const float *s, int nk, float *m, FV *lsum, float *alpha, float *p32,
                                               void *p16) {
-    FV v[4];
-    for (int c = 0; c < 4; c++) v[c] = PL_FA(keep_lt)(PL_FA(ld)(s + 16 * c), nk - 16 * c, -INFINITY);
-    float bm = PL_FA(hmax)(PL_FA(max)(PL_FA(max)(v[0], v[1]), PL_FA(max)(v[2], v[3])));
+    const int nv = (nk + 15) / 16;
+    FV v[4], mx = PL_FA(set1)(-INFINITY), zero = PL_FA(set1)(0.0f);
+    for (int c = 0; c < nv; c++) {
+        v[c] = PL_FA(ld)(s + 16 * c);
+        if (nk < 16 * c + 16) v[c] = PL_FA(keep_lt)(v[c], nk - 16 * c, -INFINITY);
+        mx = PL_FA(max)(mx, v[c]);
+    }
+    float bm = PL_FA(hmax)(mx);
     float mn = *m > bm ? *m : bm;
     float a = fa_exp1(*m - mn);
     FV mv = PL_FA(set1)(mn), l = PL_FA(mul)(*lsum, PL_FA(set1)(a));
     for (int c = 0; c < 4; c++) {
-        FV p = PL_FA(keep_lt)(PL_FA(exp)(PL_FA(sub)(v[c], mv)), nk - 16 * c, 0.0f);
-        l = PL_FA(add)(l, p);
+        FV p = zero;
+        if (c < nv) {
+            p = PL_FA(exp)(PL_FA(sub)(v[c], mv));
+            if (nk < 16 * c + 16) p = PL_FA(keep_lt)(p, nk - 16 * c, 0.0f);
+            l = PL_FA(add)(l, p);
+        }
         if (p16)
             PL_FA(cvt16)((uint16_t *)p16 + 16 * c, p);
         else
@@ -178,7 +205,7 @@ PL_FATTR static void PL_FA(fwd_rows)(const FaCtx *c, int i0) {
         const int nk = T - kb * FA_BC < FA_BC ? T - kb * FA_BC : FA_BC;
         const void *bp = bf16 ? (const void *)(c->kt2 + (size_t)kb * c->dpairs * FA_BC)
                               : (const void *)(c->kt + (size_t)kb * c->hd * FA_BC);
-        PL_FA(dot)(bf16, arow, bp, c->hd, c->sb, c->scale);
+        PL_FA(dot)(bf16, arow, bp, c->hd, (nk + 15) / 16, c->sb, c->scale);
         for (int r = 0; r < FA_BR; r++)
             PL_FA(online_row)(c->sb + (size_t)r * FA_BC, nk, &m[r], &lsum[r], &alpha[r], c->pb + (size_t)r * FA_BC,
                               bf16 ? (void *)(c->p2 + (size_t)r * FA_BC / 2) : NULL);

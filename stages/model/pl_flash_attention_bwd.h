@@ -22,8 +22,8 @@ PL_FATTR static void PL_FA(bwd_probs)(const FaCtx *c, int kb, int nk, int qb, in
             ak[r] = bf16 ? (const void *)(c->k2d + j * c->dpairs) : (const void *)(c->k + j * c->ld);
             av[r] = bf16 ? (const void *)(c->v2d + j * c->dpairs) : (const void *)(c->v + j * c->ld);
         }
-        PL_FA(dot)(bf16, ak, bq, c->hd, c->st + (size_t)j0 * FA_BC, c->scale);
-        PL_FA(dot)(bf16, av, bo, c->hd, c->dpt + (size_t)j0 * FA_BC, 1.0f);
+        PL_FA(dot)(bf16, ak, bq, c->hd, (nq + 15) / 16, c->st + (size_t)j0 * FA_BC, c->scale);
+        PL_FA(dot)(bf16, av, bo, c->hd, (nq + 15) / 16, c->dpt + (size_t)j0 * FA_BC, 1.0f);
     }
     const float *lse = c->lsep + (size_t)qb * FA_BC, *dd = c->dd + (size_t)qb * FA_BC;
     const int rows = bf16 ? (nk + 1) & ~1 : nk;
@@ -31,7 +31,7 @@ PL_FATTR static void PL_FA(bwd_probs)(const FaCtx *c, int kb, int nk, int qb, in
         float *s = c->st + (size_t)j * FA_BC, *g = c->dpt + (size_t)j * FA_BC;
         for (int q = 0; q < 4; q++) {
             FV p = PL_FA(set1)(0.0f), ds = p;
-            if (j < nk) {
+            if (j < nk && 16 * q < nq) {   // columns past the computed vectors are never read
                 p = PL_FA(exp)(PL_FA(sub)(PL_FA(ld)(s + 16 * q), PL_FA(ld)(lse + 16 * q)));
                 p = PL_FA(keep_lt)(p, nq - 16 * q, 0.0f);
                 ds = PL_FA(mul)(p, PL_FA(sub)(PL_FA(ld)(g + 16 * q), PL_FA(ld)(dd + 16 * q)));

@@ -103,21 +103,20 @@ PL_FATTR static inline FV PL_FA(keep_lt)(FV v, int n, float fill) {
 }
 PL_FATTR static inline __m256 PL_FA(exp8)(__m256 in) {
     FA_EXP_CONSTS;
-    __m256 x = _mm256_min_ps(_mm256_max_ps(in, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
+    __m256 x = _mm256_min_ps(_mm256_set1_ps(hi), _mm256_max_ps(_mm256_set1_ps(lo), in));   // NaN stays NaN
     __m256 mg = _mm256_set1_ps(magic);
-    __m256 fn = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(l2e)), mg), mg);
-    __m256 r = _mm256_sub_ps(x, _mm256_mul_ps(fn, _mm256_set1_ps(c1)));
-    r = _mm256_add_ps(r, _mm256_mul_ps(fn, _mm256_set1_ps(c2)));
-    __m256 y = _mm256_set1_ps(p0);
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(p1));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(p2));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(p3));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(p4));
-    y = _mm256_add_ps(_mm256_mul_ps(y, r), _mm256_set1_ps(p5));
-    y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(y, r), r), r), _mm256_set1_ps(1.0f));
+    __m256 fn = _mm256_sub_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(l2e), mg), mg);
+    __m256 r = _mm256_fmadd_ps(fn, _mm256_set1_ps(-c1), x);
+    r = _mm256_fmadd_ps(fn, _mm256_set1_ps(c2), r);
+    __m256 y = _mm256_fmadd_ps(_mm256_set1_ps(p0), r, _mm256_set1_ps(p1));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(p2));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(p3));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(p4));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(p5));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(1.0f));
     __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(fn), _mm256_set1_epi32(127)), 23);
-    __m256 res = _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
-    return _mm256_blendv_ps(in, res, _mm256_cmp_ps(in, in, _CMP_ORD_Q));
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
 }
 PL_FATTR static inline FV PL_FA(exp)(FV v) { return (FV){PL_FA(exp8)(v.lo), PL_FA(exp8)(v.hi)}; }
 PL_FATTR static inline float PL_FA(hmax)(FV v) {
@@ -183,21 +182,19 @@ PL_FATTR static inline FV PL_FA(keep_lt)(FV v, int n, float fill) {
 }
 PL_FATTR static inline FV PL_FA(exp)(FV in) {
     FA_EXP_CONSTS;
-    __m512 x = _mm512_min_ps(_mm512_max_ps(in, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+    __m512 x = _mm512_min_ps(_mm512_set1_ps(hi), _mm512_max_ps(_mm512_set1_ps(lo), in));   // NaN stays NaN
     __m512 mg = _mm512_set1_ps(magic);
-    __m512 fn = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(l2e)), mg), mg);
-    __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(fn, _mm512_set1_ps(c1)));
-    r = _mm512_add_ps(r, _mm512_mul_ps(fn, _mm512_set1_ps(c2)));
-    __m512 y = _mm512_set1_ps(p0);
-    y = _mm512_add_ps(_mm512_mul_ps(y, r), _mm512_set1_ps(p1));
-    y = _mm512_add_ps(_mm512_mul_ps(y, r), _mm512_set1_ps(p2));
-    y = _mm512_add_ps(_mm512_mul_ps(y, r), _mm512_set1_ps(p3));
-    y = _mm512_add_ps(_mm512_mul_ps(y, r), _mm512_set1_ps(p4));
-    y = _mm512_add_ps(_mm512_mul_ps(y, r), _mm512_set1_ps(p5));
-    y = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(y, r), r), r), _mm512_set1_ps(1.0f));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(fn), _mm512_set1_epi32(127)), 23);
-    __m512 res = _mm512_mul_ps(y, _mm512_castsi512_ps(bits));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(in, in, _CMP_ORD_Q), in, res);
+    __m512 fn = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(l2e), mg), mg);
+    __m512 r = _mm512_fmadd_ps(fn, _mm512_set1_ps(-c1), x);
+    r = _mm512_fmadd_ps(fn, _mm512_set1_ps(c2), r);
+    __m512 y = _mm512_fmadd_ps(_mm512_set1_ps(p0), r, _mm512_set1_ps(p1));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(p2));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(p3));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(p4));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(p5));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, fn);   // y * 2^fn, fn in [-126, 127]: the same single rounding as a multiply
 }
 PL_FATTR static inline float PL_FA(hmax)(FV v) {
     __m256 a = _mm256_max_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));

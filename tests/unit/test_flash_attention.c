@@ -11,7 +11,6 @@
 
 #include "pl_bf16.h"
 #include "pl_flash_attention.h"
-#include "pl_vit_kernels.h"
 
 static const int sizes_t[] = {1, 7, 197, 300};
 static const int sizes_hd[] = {16, 24, 64};
@@ -122,10 +121,10 @@ static void model_row(const Prob *p, int bf16, int i, float *o, float *lse) {
         }
         float bm = -INFINITY;
         for (int j = 0; j < nk; j++) bm = s[j] > bm ? s[j] : bm;
-        float mn = m > bm ? m : bm, alpha = pl_vit_exp(m - mn);
+        float mn = m > bm ? m : bm, alpha = pl_flash_attention_exp(m - mn);
         for (int l = 0; l < 16; l++) lanes[l] *= alpha;
         for (int j = 0; j < 64; j++) {
-            pr[j] = j < nk ? pl_vit_exp(s[j] - mn) : 0.0f;
+            pr[j] = j < nk ? pl_flash_attention_exp(s[j] - mn) : 0.0f;
             lanes[j % 16] += pr[j];
             if (bf16) pr[j] = bf(pr[j]);
         }
