@@ -24,6 +24,7 @@ typedef struct FaCtx {
     float scale;
     PlPrecision prec;
     const float *q, *k, *v;   // (T, hd), row stride ld
+    const float *dout;        // backward: (T, hd), row stride ldo
     int ld;
     float *out;               // forward output (T, hd), row stride ldo
     int ldo;
@@ -192,59 +193,6 @@ PlCpuLevel pl_flash_attention_level(void) { return fa_kernels()->level; }
 float pl_flash_attention_exp(float x) { return fa_exp1(x); }
 
 
-// ---- packing: copies of the operands in the layouts the micro-kernels read, zero beyond T and hd ----
-
-// dst (nkb, hd, 64): dst[b][d][j] = src[b * 64 + j][d] (token j of block b), src rows of stride ld.
-static void fa_pack_blocks_f32(float *dst, const float *src, int ld, int T, int hd, int nkb) {
-    for (int b = 0; b < nkb; b++)
-        for (int j = 0; j < FA_BC; j++) {
-            int t = b * FA_BC + j;
-            for (int d = 0; d < hd; d++)
-                dst[((size_t)b * hd + d) * FA_BC + j] = t < T ? src[(size_t)t * ld + d] : 0.0f;
-        }
-}
-
-// dst (nkb, np, 64) pairs over d: dst[b][p][j] = bf16(src[t][2p]) | bf16(src[t][2p + 1]) << 16, t = b * 64 + j.
-static void fa_pack_blocks_bf16(uint32_t *dst, const float *src, int ld, int T, int hd, int nkb) {
-    const int np = (hd + 1) / 2;
-    for (int b = 0; b < nkb; b++)
-        for (int j = 0; j < FA_BC; j++) {
-            int t = b * FA_BC + j;
-            const float *row = src + (size_t)(t < T ? t : 0) * ld;
-            for (int p = 0; p < np; p++) {
-                uint32_t lo = t < T ? fa_bf16(row[2 * p]) : 0, hi = t < T && 2 * p + 1 < hd ? fa_bf16(row[2 * p + 1]) : 0;
-                dst[((size_t)b * np + p) * FA_BC + j] = lo | hi << 16;
-            }
-        }
-}
-
-// dst (rows, hdp) = src rows (T, hd) of stride ld.
-static void fa_pack_rows_f32(float *dst, const float *src, int ld, int T, int hd, int hdp, int rows) {
-    for (int t = 0; t < rows; t++)
-        for (int d = 0; d < hdp; d++) dst[(size_t)t * hdp + d] = t < T && d < hd ? src[(size_t)t * ld + d] : 0.0f;
-}
-
-// dst (T, np) pairs over d of each row.
-static void fa_pack_rows_pairs(uint32_t *dst, const float *src, int ld, int T, int hd) {
-    const int np = (hd + 1) / 2;
-    for (int t = 0; t < T; t++)
-        for (int p = 0; p < np; p++) {
-            uint32_t lo = fa_bf16(src[(size_t)t * ld + 2 * p]);
-            uint32_t hi = 2 * p + 1 < hd ? fa_bf16(src[(size_t)t * ld + 2 * p + 1]) : 0;
-            dst[(size_t)t * np + p] = lo | hi << 16;
-        }
-}
-
-// dst (pairs, hdp) pairs over tokens: dst[t][d] = bf16(src[2t][d]) | bf16(src[2t + 1][d]) << 16.
-static void fa_pack_token_pairs(uint32_t *dst, const float *src, int ld, int T, int hd, int hdp, int pairs) {
-    for (int t = 0; t < pairs; t++)
-        for (int d = 0; d < hdp; d++) {
-            uint32_t lo = 2 * t < T && d < hd ? fa_bf16(src[(size_t)(2 * t) * ld + d]) : 0;
-            uint32_t hi = 2 * t + 1 < T && d < hd ? fa_bf16(src[(size_t)(2 * t + 1) * ld + d]) : 0;
-            dst[(size_t)t * hdp + d] = lo | hi << 16;
-        }
-}
-
 // ---- scratch layout ----
 
 // Points c's buffers into base (NULL: only sizes) for the forward or the backward; returns the bytes used.
@@ -328,14 +276,6 @@ void pl_flash_attention_forward(int T, int hd, float scale, const float *q, cons
     fa_init(&c, T, hd, scale, precision);
     c.q = q, c.k = k, c.v = v, c.ld = ld, c.out = o, c.ldo = ldo, c.lse = lse;
     fa_carve(&c, scratch, 0);
-    if (precision == PL_PRECISION_BF16) {
-        fa_pack_rows_pairs(c.q2, q, ld, T, hd);
-        fa_pack_blocks_bf16(c.kt2, k, ld, T, hd, c.nkb);
-        fa_pack_token_pairs(c.v2, v, ld, T, hd, c.hdp, c.nkb * FA_BC / 2);
-    } else {
-        fa_pack_blocks_f32(c.kt, k, ld, T, hd, c.nkb);
-        fa_pack_rows_f32(c.vr, v, ld, T, hd, c.hdp, c.nkb * FA_BC);
-    }
     fa_kernels()->forward(&c);
 }
 
@@ -345,7 +285,7 @@ void pl_flash_attention_backward(int T, int hd, float scale, const float *q, con
     if (T < 1 || hd < 1) return;
     FaCtx c;
     fa_init(&c, T, hd, scale, precision);
-    c.q = q, c.k = k, c.v = v, c.ld = ld, c.ldo = ldo, c.dq = dq, c.dk = dk, c.dv = dv;
+    c.q = q, c.k = k, c.v = v, c.ld = ld, c.dout = dout, c.ldo = ldo, c.dq = dq, c.dk = dk, c.dv = dv;
     fa_carve(&c, scratch, 1);
     const int tp = c.nkb * FA_BC;
     for (int i = 0; i < tp; i++) {   // lse and D = rowsum(dO o), zero-padded to whole blocks
@@ -354,20 +294,6 @@ void pl_flash_attention_backward(int T, int hd, float scale, const float *q, con
             for (int d = 0; d < hd; d++) s += (double)dout[(size_t)i * ldo + d] * o[(size_t)i * ldo + d];
         c.dd[i] = (float)s;
         c.lsep[i] = i < T ? lse[i] : 0.0f;
-    }
-    if (precision == PL_PRECISION_BF16) {
-        fa_pack_blocks_bf16(c.qt2, q, ld, T, hd, c.nkb);
-        fa_pack_blocks_bf16(c.dot2, dout, ldo, T, hd, c.nkb);
-        fa_pack_token_pairs(c.q2t, q, ld, T, hd, c.hdp, tp / 2);
-        fa_pack_token_pairs(c.do2t, dout, ldo, T, hd, c.hdp, tp / 2);
-        fa_pack_token_pairs(c.k2t, k, ld, T, hd, c.hdp, tp / 2);
-        fa_pack_rows_pairs(c.k2d, k, ld, T, hd);
-        fa_pack_rows_pairs(c.v2d, v, ld, T, hd);
-    } else {
-        fa_pack_blocks_f32(c.qt, q, ld, T, hd, c.nkb);
-        fa_pack_blocks_f32(c.dot, dout, ldo, T, hd, c.nkb);
-        fa_pack_rows_f32(c.qr, q, ld, T, hd, c.hdp, tp);
-        fa_pack_rows_f32(c.dor, dout, ldo, T, hd, c.hdp, tp);
     }
     fa_kernels()->backward(&c);
 }

@@ -185,6 +185,72 @@ PL_FATTR static inline void PL_FA(online_row)(const float *s, int nk, float *m, 
     *alpha = a;
 }
 
+// ---- packing (pl_flash_attention.c's FaCtx layouts), with this level's BF16 conversion ----
+
+// dst (as BF16) = x (n), plus a zero when n is odd: ceil(n / 2) pairs.
+PL_FATTR static void PL_FA(cvt_row)(void *dst, const float *x, int n) {
+    int d = 0;
+    for (; d + 16 <= n; d += 16) PL_FA(cvt16)((uint16_t *)dst + d, PL_FA(ld)(x + d));
+    if (d < n) {
+        uint16_t t[16] = {0};
+        for (int i = 0; i < n - d; i++) t[i] = fa_bf16(x[d + i]);
+        memcpy((uint16_t *)dst + d, t, sizeof(uint16_t) * (size_t)((n - d + 1) & ~1));
+    }
+}
+
+// dst (T, np): each row's BF16 pairs over d.
+PL_FATTR static void PL_FA(pack_rows_pairs)(uint32_t *dst, const float *src, int ld, int T, int hd) {
+    const int np = (hd + 1) / 2;
+    for (int t = 0; t < T; t++) PL_FA(cvt_row)(dst + (size_t)t * np, src + (size_t)t * ld, hd);
+}
+
+// dst (nkb, np, 64): dst[b][p][j] = pair p of token b * 64 + j (0 past T).
+PL_FATTR static void PL_FA(pack_blocks_bf16)(uint32_t *dst, const float *src, int ld, int T, int hd, int nkb) {
+    const int np = (hd + 1) / 2;
+    for (int b = 0; b < nkb; b++)
+        for (int j = 0; j < FA_BC; j++) {
+            const int t = b * FA_BC + j;
+            uint32_t *col = dst + (size_t)b * np * FA_BC + j;
+            for (int p0 = 0; p0 < np; p0 += 16) {
+                uint32_t tmp[16] = {0};
+                int n = hd - 2 * p0 < 32 ? hd - 2 * p0 : 32;
+                if (t < T) PL_FA(cvt_row)(tmp, src + (size_t)t * ld + 2 * p0, n);
+                for (int i = 0; i < (n + 1) / 2; i++) col[(size_t)(p0 + i) * FA_BC] = tmp[i];
+            }
+        }
+}
+
+// dst (pairs, hdp): dst[t][d] = bf16(src[2t][d]) | bf16(src[2t + 1][d]) << 16 (0 past T and hd).
+PL_FATTR static void PL_FA(pack_token_pairs)(uint32_t *dst, const float *src, int ld, int T, int hd, int hdp,
+                                             int pairs) {
+    for (int t = 0; t < pairs; t++) {
+        const float *r0 = 2 * t < T ? src + (size_t)(2 * t) * ld : NULL;
+        const float *r1 = 2 * t + 1 < T ? src + (size_t)(2 * t + 1) * ld : NULL;
+        uint32_t *o = dst + (size_t)t * hdp;
+        int d = 0;
+        if (r1)
+            for (; d + 16 <= hd; d += 16) PL_FA(cvt_pair)(o + d, PL_FA(ld)(r0 + d), PL_FA(ld)(r1 + d));
+        for (; d < hdp; d++)
+            o[d] = (uint32_t)(r0 && d < hd ? fa_bf16(r0[d]) : 0) | (uint32_t)(r1 && d < hd ? fa_bf16(r1[d]) : 0) << 16;
+    }
+}
+
+// dst (nkb, hd, 64): dst[b][d][j] = src[b * 64 + j][d] (0 past T).
+PL_FATTR static void PL_FA(pack_blocks_f32)(float *dst, const float *src, int ld, int T, int hd, int nkb) {
+    for (int b = 0; b < nkb; b++)
+        for (int j = 0; j < FA_BC; j++) {
+            const int t = b * FA_BC + j;
+            float *col = dst + (size_t)b * hd * FA_BC + j;
+            for (int d = 0; d < hd; d++) col[(size_t)d * FA_BC] = t < T ? src[(size_t)t * ld + d] : 0.0f;
+        }
+}
+
+// dst (rows, hdp) = src (T, hd) rows, 0 past T and hd.
+static void PL_FA(pack_rows_f32)(float *dst, const float *src, int ld, int T, int hd, int hdp, int rows) {
+    memset(dst, 0, sizeof(float) * (size_t)rows * hdp);
+    for (int t = 0; t < T; t++) memcpy(dst + (size_t)t * hdp, src + (size_t)t * ld, sizeof(float) * (size_t)hd);
+}
+
 // Forward of query rows i0 .. i0 + FA_BR (rows past T repeat row T - 1 and are not written).
 PL_FATTR static void PL_FA(fwd_rows)(const FaCtx *c, int i0) {
     const int T = c->T, hdp = c->hdp, bf16 = c->prec == PL_PRECISION_BF16;
@@ -225,7 +291,16 @@ PL_FATTR static void PL_FA(fwd_rows)(const FaCtx *c, int i0) {
 }
 
 PL_FATTR static void PL_FA(forward)(const FaCtx *c) {
-    for (int i0 = 0; i0 < c->T; i0 += FA_BR) PL_FA(fwd_rows)(c, i0);
+    const int T = c->T, hd = c->hd;
+    if (c->prec == PL_PRECISION_BF16) {
+        PL_FA(pack_rows_pairs)(c->q2, c->q, c->ld, T, hd);
+        PL_FA(pack_blocks_bf16)(c->kt2, c->k, c->ld, T, hd, c->nkb);
+        PL_FA(pack_token_pairs)(c->v2, c->v, c->ld, T, hd, c->hdp, c->nkb * FA_BC / 2);
+    } else {
+        PL_FA(pack_blocks_f32)(c->kt, c->k, c->ld, T, hd, c->nkb);
+        PL_FA(pack_rows_f32)(c->vr, c->v, c->ld, T, hd, c->hdp, c->nkb * FA_BC);
+    }
+    for (int i0 = 0; i0 < T; i0 += FA_BR) PL_FA(fwd_rows)(c, i0);
 }
 
 #include "pl_flash_attention_bwd.h"

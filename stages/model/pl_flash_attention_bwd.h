@@ -90,7 +90,21 @@ PL_FATTR static void PL_FA(bwd_grads)(const FaCtx *c, int kb, int nk, int qb, in
 }
 
 PL_FATTR static void PL_FA(backward)(const FaCtx *c) {
-    const int T = c->T, hd = c->hd, hdp = c->hdp;
+    const int T = c->T, hd = c->hd, hdp = c->hdp, tp = c->nkb * FA_BC;
+    if (c->prec == PL_PRECISION_BF16) {
+        PL_FA(pack_blocks_bf16)(c->qt2, c->q, c->ld, T, hd, c->nkb);
+        PL_FA(pack_blocks_bf16)(c->dot2, c->dout, c->ldo, T, hd, c->nkb);
+        PL_FA(pack_token_pairs)(c->q2t, c->q, c->ld, T, hd, hdp, tp / 2);
+        PL_FA(pack_token_pairs)(c->do2t, c->dout, c->ldo, T, hd, hdp, tp / 2);
+        PL_FA(pack_token_pairs)(c->k2t, c->k, c->ld, T, hd, hdp, tp / 2);
+        PL_FA(pack_rows_pairs)(c->k2d, c->k, c->ld, T, hd);
+        PL_FA(pack_rows_pairs)(c->v2d, c->v, c->ld, T, hd);
+    } else {
+        PL_FA(pack_blocks_f32)(c->qt, c->q, c->ld, T, hd, c->nkb);
+        PL_FA(pack_blocks_f32)(c->dot, c->dout, c->ldo, T, hd, c->nkb);
+        PL_FA(pack_rows_f32)(c->qr, c->q, c->ld, T, hd, hdp, tp);
+        PL_FA(pack_rows_f32)(c->dor, c->dout, c->ldo, T, hd, hdp, tp);
+    }
     memset(c->dqt, 0, sizeof(float) * (size_t)c->nkb * hd * FA_BC);
     for (int kb = 0; kb < c->nkb; kb++) {
         const int nk = T - kb * FA_BC < FA_BC ? T - kb * FA_BC : FA_BC;
