@@ -1,6 +1,7 @@
 // The ViT's training layers: forward/backward pairs over flat float32 arrays (see pl_train_layers.h).
 #include "pl_train_layers.h"
 
+#include "pl_flash_attention.h"
 #include "pl_vit_kernels.h"
 
 #include <math.h>
@@ -78,43 +79,34 @@ void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t 
     pl_vit_gelu_backward(dpre, dout, pre, (size_t)n);
 }
 
-void pl_attention_forward(const PlKernels *k, float *out, float *probs, const float *qkv, int B, int T, int D, int NH) {
+size_t pl_attention_scratch_bytes(int T, int D, int NH, PlPrecision precision) {
+    return pl_flash_attention_scratch_bytes(T, D / NH, precision);
+}
+
+void pl_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int D, int NH, PlPrecision precision,
+                          void *scratch) {
     const int hd = D / NH;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * 3 * D + (size_t)h * hd, *kk = q + D, *v = q + 2 * D;
-            float *p = probs + ((size_t)b * NH + h) * T * T;
-            k->gemm(0, 1, T, T, hd, scale, q, 3 * D, kk, 3 * D, 0.0f, p, T);   // (T, hd) x (hd, T)
-            pl_vit_softmax_rows(p, T, T, T);
-            k->gemm(0, 0, T, hd, T, 1.0f, p, T, v, 3 * D, 0.0f, out + (size_t)b * T * D + (size_t)h * hd, D);
+            const float *q = qkv + (size_t)b * T * 3 * D + (size_t)h * hd;
+            pl_flash_attention_forward(T, hd, scale, q, q + D, q + 2 * D, 3 * D, out + (size_t)b * T * D + (size_t)h * hd,
+                                       D, lse + ((size_t)b * NH + h) * T, precision, scratch);
         }
 }
 
-void pl_attention_backward(const PlKernels *k, float *dqkv, float *dscratch, const float *dout, const float *qkv,
-                           const float *probs, int B, int T, int D, int NH) {
+void pl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, int B,
+                           int T, int D, int NH, PlPrecision precision, void *scratch) {
     const int hd = D / NH;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             size_t row0 = (size_t)b * T;
-            const float *q = qkv + row0 * 3 * D + (size_t)h * hd, *kk = q + D, *v = q + 2 * D;
-            float *dq = dqkv + row0 * 3 * D + (size_t)h * hd, *dk = dq + D, *dv = dq + 2 * D;
-            const float *p = probs + ((size_t)b * NH + h) * T * T;
-            const float *g = dout + row0 * D + (size_t)h * hd;
-            float *dp = dscratch;
-            k->gemm(1, 0, T, hd, T, 1.0f, p, T, g, D, 0.0f, dv, 3 * D);   // dv = P^T dO: (T, T) x (T, hd)
-            k->gemm(0, 1, T, T, hd, 1.0f, g, D, v, 3 * D, 0.0f, dp, T);  // dP = dO V^T: (T, hd) x (hd, T)
-            for (int i = 0; i < T; i++) {   // dS = P * (dP - rowsum(dP * P))
-                const float *pr = p + (size_t)i * T;
-                float *dr = dp + (size_t)i * T;
-                double s = 0.0;
-                for (int j = 0; j < T; j++) s += (double)dr[j] * pr[j];
-                float sf = (float)s;
-                for (int j = 0; j < T; j++) dr[j] = pr[j] * (dr[j] - sf);
-            }
-            k->gemm(0, 0, T, hd, T, scale, dp, T, kk, 3 * D, 0.0f, dq, 3 * D);   // dq = scale dS K
-            k->gemm(1, 0, T, hd, T, scale, dp, T, q, 3 * D, 0.0f, dk, 3 * D);    // dk = scale dS^T Q
+            const float *q = qkv + row0 * 3 * D + (size_t)h * hd;
+            float *dq = dqkv + row0 * 3 * D + (size_t)h * hd;
+            const float *o = out + row0 * D + (size_t)h * hd, *g = dout + row0 * D + (size_t)h * hd;
+            pl_flash_attention_backward(T, hd, scale, q, q + D, q + 2 * D, 3 * D, o, g, D,
+                                        lse + ((size_t)b * NH + h) * T, dq, dq + D, dq + 2 * D, precision, scratch);
         }
 }
 

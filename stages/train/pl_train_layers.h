@@ -31,12 +31,17 @@ void pl_linear_backward(const PlKernels *k, float *dinp, float dinp_beta, float 
 void pl_gelu_forward(float *out, const float *pre, int64_t n);
 void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n);
 
-// Multi-head softmax attention of B images: qkv (B, T, 3D) laid out [q | k | v] per row with heads in contiguous
-// blocks of D/NH (D a multiple of NH: the trainer checks); probs (B, NH, T, T) saved; out (B, T, D) heads concatenated.
-void pl_attention_forward(const PlKernels *k, float *out, float *probs, const float *qkv, int B, int T, int D, int NH);
-// dqkv (B, T, 3D) = gradient (overwritten); dscratch: (T, T) floats.
-void pl_attention_backward(const PlKernels *k, float *dqkv, float *dscratch, const float *dout, const float *qkv,
-                           const float *probs, int B, int T, int D, int NH);
+// Multi-head softmax attention of B images with the fused flash kernel (pl_flash_attention.h), one (image, head) at
+// a time: qkv (B, T, 3D) laid out [q | k | v] per row with heads in contiguous blocks of D/NH (D a multiple of NH:
+// the trainer checks); out (B, T, D) heads concatenated; lse (B, NH, T) each query row's log-sum-exp, saved for the
+// backward instead of the (T, T) probabilities. precision: FP32, or BF16 products with FP32 softmax statistics.
+// scratch: pl_attention_scratch_bytes(T, D, NH, precision) bytes, 64-byte aligned.
+size_t pl_attention_scratch_bytes(int T, int D, int NH, PlPrecision precision);
+void pl_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int D, int NH, PlPrecision precision,
+                          void *scratch);
+// dqkv (B, T, 3D) = gradient (overwritten) from dout (B, T, D) and the forward's out and lse (same precision).
+void pl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, int B,
+                           int T, int D, int NH, PlPrecision precision, void *scratch);
 
 // Unfold the P x P patches of B images x (B, C, H, W) on a gh x gw grid into rows u (B * gh * gw, C*P*P) in the
 // order of a Conv2d weight (C, P, P); remainder pixels beyond gh*P / gw*P are ignored, as the convolution does.

@@ -21,7 +21,7 @@ enum { T_CLS = 0, T_POS, T_PW, T_PB, T_BLOCK0 };
 typedef struct BlockActs {     // one block's saved activations, rows = m * T
     float *ln1, *ln1m, *ln1r;  // (rows, D), (rows), (rows)
     float *qkv;                // (rows, 3D)
-    float *probs;              // (m, NH, T, T)
+    float *lse;                // (m, NH, T) attention log-sum-exp per query row (the flash backward's input)
     float *att;                // (rows, D)
     float *xmid;               // (rows, D) residual after the attention branch
     float *ln2, *ln2m, *ln2r;
@@ -40,7 +40,8 @@ typedef struct Worker {
     float *h1, *a1, *k1, *h2, *a2, *k2;   // MLP head: pre-ReLU, post-dropout, dropout scale per unit: (m, 512 / 256)
     float *dh1, *dh2;          // MLP head gradients (m, 512 / 256)
     float *scale;              // (depth, 2, m) drop-path scale per block, branch, sample
-    float *dres, *dtmp, *dln, *dqkv, *datt, *dh, *dscratch, *dpos, *dcls;
+    float *dres, *dtmp, *dln, *dqkv, *datt, *dh, *dpos, *dcls;
+    float *attn_scratch;       // pl_attention_scratch_bytes (64-byte aligned), forward and backward
 } Worker;
 
 struct PlVitTrain {
@@ -135,7 +136,7 @@ static size_t carve_worker(const PlVitTrain *t, Worker *w, float *base) {
         PL_CARVE(b->ln1m, rows);
         PL_CARVE(b->ln1r, rows);
         PL_CARVE(b->qkv, rows * 3 * D);
-        PL_CARVE(b->probs, m * NH * T * T);
+        PL_CARVE(b->lse, m * NH * T);
         PL_CARVE(b->att, rows * D);
         PL_CARVE(b->xmid, rows * D);
         PL_CARVE(b->ln2, rows * D);
@@ -169,7 +170,8 @@ static size_t carve_worker(const PlVitTrain *t, Worker *w, float *base) {
     PL_CARVE(x->dqkv, rows * 3 * D);
     PL_CARVE(x->datt, rows * D);
     PL_CARVE(x->dh, rows * Hm);
-    PL_CARVE(x->dscratch, T * T);
+    PL_CARVE(x->attn_scratch,
+             (pl_attention_scratch_bytes((int)T, (int)D, (int)NH, t->s.precision) + sizeof(float) - 1) / sizeof(float));
     PL_CARVE(x->dpos, T * D);
     PL_CARVE(x->dcls, m * D);
 #undef PL_CARVE
@@ -231,17 +233,13 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
         return PL_FAIL(PL_ERR_ARG, "head dropout %g is outside [0, 1)", (double)spec->head_dropout);
     if (!(spec->drop_path >= 0.0f && spec->drop_path < 1.0f))
         return PL_FAIL(PL_ERR_ARG, "drop-path rate %g is outside [0, 1)", (double)spec->drop_path);
+    if (spec->precision != PL_PRECISION_FP32 && spec->precision != PL_PRECISION_BF16)
+        return PL_FAIL(PL_ERR_ARG, "unknown attention precision %d", (int)spec->precision);
     PlVitTrain *t = pl_calloc(1, sizeof *t);
     if (!t) return PL_ERR_NOMEM;
     t->s = *spec;
     t->k = kernels ? kernels : pl_kernels_openblas();
     set_geometry(t);
-    if ((double)t->T * t->T * spec->micro_batch * c->heads > 4e9) {
-        int T = t->T;
-        free(t);
-        return PL_FAIL(PL_ERR_LIMIT, "%d tokens per image are too many to train on (attention scores for a micro-batch "
-                                     "of %d would exceed 16 GB)", T, spec->micro_batch);
-    }
     t->tensors = pl_calloc((size_t)T_BLOCK0 + (size_t)c->depth * PL_TRAIN_BLOCK_TENSORS + 8, sizeof *t->tensors);
     if (!t->tensors) goto nomem;
     build_layout(t);
@@ -390,7 +388,7 @@ static void forward_block(PlVitTrain *t, Worker *w, int l, int n) {
     const float *s = w->scale + (size_t)l * 2 * t->s.micro_batch;
     pl_layernorm_forward(a->ln1, a->ln1m, a->ln1r, x, PRM(t, bt(l, 0)), PRM(t, bt(l, 1)), rows, D, c->ln_eps);
     pl_linear_forward(t->k, a->qkv, a->ln1, PRM(t, bt(l, 2)), PRM(t, bt(l, 3)), rows, D, 3 * D);
-    pl_attention_forward(t->k, a->att, a->probs, a->qkv, n, T, D, c->heads);
+    pl_attention_forward(a->att, a->lse, a->qkv, n, T, D, c->heads, t->s.precision, w->attn_scratch);
     pl_linear_forward(t->k, w->dtmp, a->att, PRM(t, bt(l, 4)), PRM(t, bt(l, 5)), rows, D, D);
     memcpy(a->xmid, x, (size_t)rows * D * sizeof(float));
     scale_rows(a->xmid, w->dtmp, s, n, T, D, 1);
@@ -492,7 +490,8 @@ static void backward_block(PlVitTrain *t, Worker *w, int l, int n, float *g) {
     scale_rows(w->dtmp, w->dres, s, n, T, D, 0);
     pl_linear_backward(t->k, w->datt, 0.0f, GRD(t, g, bt(l, 4)), GRD(t, g, bt(l, 5)), w->dtmp, a->att,
                        PRM(t, bt(l, 4)), rows, D, D);
-    pl_attention_backward(t->k, w->dqkv, w->dscratch, w->datt, a->qkv, a->probs, n, T, D, c->heads);
+    pl_attention_backward(w->dqkv, w->datt, a->qkv, a->att, a->lse, n, T, D, c->heads, t->s.precision,
+                          w->attn_scratch);
     pl_linear_backward(t->k, w->dln, 0.0f, GRD(t, g, bt(l, 2)), GRD(t, g, bt(l, 3)), w->dqkv, a->ln1,
                        PRM(t, bt(l, 2)), rows, D, 3 * D);
     // The key bias shifts every score of a query row by the same amount, which softmax cancels: its gradient is

@@ -44,6 +44,7 @@ typedef struct PlVitTrainSpec {
                         // Linear(dim, 512)-ReLU-Dropout-Linear(512, 256)-ReLU-Dropout-Linear(256, classes), tensors
                         // head.{0,3,6}.{weight,bias} (nn.Sequential names)
     float head_dropout; // MLP head: dropout probability in training (DINO4Cells 0.5)
+    PlPrecision precision;   // attention products (pl_flash_attention.h): FP32 (default, 0) or BF16
 } PlVitTrainSpec;
 
 #define PL_TRAIN_MLP_H1 512
