@@ -1,9 +1,13 @@
 // Exact k-nearest-neighbour search (blocked sgemm + bounded heaps) and the kNN vote / per-k scoring.
 //
 // Search: queries (Q, D) against references (R, D) in row blocks; the process's thread pool (borrowed) runs one
-// task per query block, each running single-threaded OpenBLAS sgemm on (qb, D) x (D, rb) and feeding its own
-// queries' candidate lists. Memory beyond inputs and results: pool threads * qb * rb * 4 bytes of similarity
-// scratch (see docs/evaluation.md).
+// task per query block, each running a single-threaded GEMM of the kernel interface on (qb, D) x (D, rb) and feeding
+// its own queries' candidate lists, which are rescored with a fixed-order FP32 dot product: the result is exact and
+// the same, bit for bit, for every backend, precision, block size and shard layout. Precision BF16 computes the
+// block similarities from BF16 copies of the rows (FP32 accumulation; about 2x the FP32 GEMM rate) and rescores
+// every candidate within a rigorous bound of the BF16 rounding. Memory beyond inputs and results: pool threads *
+// qb * rb * 4 bytes of similarity scratch plus the candidate buffers; BF16 adds (Q + R) * (2 D + 28) bytes (see
+// docs/evaluation.md).
 // Ownership: the caller owns every array passed in and the pool; results go into a caller-initialised PlTopK.
 #ifndef PL_KNN_H
 #define PL_KNN_H
@@ -16,6 +20,12 @@
 
 typedef enum PlKnnMetric { PL_KNN_COSINE = 0, PL_KNN_EUCLIDEAN = 1 } PlKnnMetric;
 typedef enum PlKnnVote { PL_KNN_VOTE_WEIGHTED = 0, PL_KNN_VOTE_MAJORITY = 1 } PlKnnVote;
+
+// What a search did (optional output): how much exact work the candidate pass left.
+typedef struct PlKnnStats {
+    int64_t rescored;            // candidates rescored with the fixed-order dot product
+    int64_t rescans;             // queries rescanned over the whole shard (their candidate set overflowed)
+} PlKnnStats;
 
 typedef struct PlKnnSearch {
     const float *queries;        // (Q, D), already L2-normalised for cosine
@@ -32,7 +42,10 @@ typedef struct PlKnnSearch {
     PlThreadPool *pool;          // borrowed; NULL = run on the calling thread
     int query_block;             // 0 = default (256)
     int ref_block;               // 0 = default (2048)
-    const PlKernels *kernels;    // the similarity GEMM's backend (pl_kernels.h); NULL = openblas
+    const PlKernels *kernels;    // the similarity GEMM's backend (pl_kernels.h); NULL = openblas (FP32) or
+                                 // pl_kernels_find("auto") (BF16)
+    PlPrecision precision;       // FP32 (default) or BF16 similarities (needs kernels with gemm_bf16); same results
+    PlKnnStats *stats;           // NULL, or filled by pl_knn_search
 } PlKnnSearch;
 
 // Fill `out` (n_queries, k; initialised by the caller, reset here) with each query's best-first top-k among

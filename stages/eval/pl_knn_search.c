@@ -1,33 +1,53 @@
-// Blocked exact kNN search: a thread pool over query blocks, single-threaded sgemm per block, heap updates,
-// then a deterministic rescoring so that scores (and the tie order) do not depend on block or shard layout.
+// Blocked exact kNN search: a thread pool over query blocks, one single-threaded GEMM per block (the kernel
+// interface: FP32, or BF16 operands with FP32 accumulation), candidate collection, then a deterministic rescoring so
+// that scores (and the tie order) depend neither on the block or shard layout nor on the backend or precision.
 //
-// Why rescoring: sgemm may round a dot product differently depending on where the pair falls in a block, so
-// two ranks (or block sizes) could order near-equal neighbours differently. Each query therefore collects the
-// best K + S candidates by sgemm score; the candidates are rescored with a fixed-order dot product and the
-// best K by (rescored value, index) are kept. This is exact when every candidate that could enter the top K
-// was collected: all items within 2 eps of the K-th sgemm score fit in the K + S slots (eps bounds sgemm's
-// rounding error). When they do not (large groups of near-duplicates), that query is rescanned with the
-// fixed-order dot product over the whole shard.
-// Collection: each thread keeps, for the queries of the block in flight only, an append buffer of 2 (K + S)
-// candidates above a running threshold; when it fills, a quickselect keeps the best K + S and raises the
-// threshold (amortised O(1) per candidate, no per-candidate heap operations).
+// Why rescoring: a GEMM may round a dot product differently depending on where the pair falls in a block (and BF16
+// rounds its inputs), so two ranks, block sizes or backends could order near-equal neighbours differently. Each
+// query therefore collects candidates by GEMM score; the candidates are rescored with a fixed-order FP32 dot product
+// (knn_score_fixed) and the best K by (rescored value, index) are kept. This is exact when every candidate that
+// could enter the top K was collected: with eps bounding |GEMM score - fixed-order score|, every reference within
+// 2 eps of the K-th GEMM score. When that cannot be guaranteed (large groups of near-duplicates), the query is
+// rescanned with the fixed-order dot product over the whole shard. Both precisions thus return the same lists,
+// bit for bit.
+//   FP32: each query keeps its best K + S candidates by sgemm score (eps: sgemm's rounding, (D + 8) 2^-23);
+//         the query is safe when the (K + S)-th lies more than 2 eps below the K-th.
+//   BF16: queries and references are rounded to BF16 once per search (one allocation); eps bounds the BF16
+//         rounding of the inputs as well (knn_bf16_bounds, about 2^-8 for unit rows), and each query keeps every
+//         candidate within 2 eps of its running K-th score (a window, not a fixed count), up to 3/4 of its buffer.
+// Collection: each thread keeps, for the queries of the block in flight only, an append buffer of candidates above
+// a running threshold; when it fills, a quickselect keeps what may still matter and raises the threshold
+// (knn_buffer_full; amortised O(1) per candidate, no per-candidate heap operations).
 #include "pl_knn.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl_bf16.h"
+
+#define KNN_CONVERT_ROWS 256   // rows per task of the BF16 conversion
+
 typedef struct KnnShared {
     const PlKnnSearch *s;
     PlTopK *out;              // (Q, K) final lists
-    int ks, cap;              // K + S kept candidates, buffer capacity 2 (K + S)
+    const PlKernels *k;       // the similarity GEMM's backend
+    int bf16;                 // 1: BF16 similarities, a window of 2 eps below the K-th score is rescored
+    int ks, cap;              // FP32: K + S kept candidates, buffer capacity 2 (K + S); BF16: capacity
+    int keep;                 // BF16: most candidates kept by a compaction (3/4 of the capacity)
     int qb, rb;
     int64_t n_qblocks;
     struct KnnWorker *workers;   // (pool threads) one scratch set per thread of the pool
     float *qnorm;             // (Q) squared query norms (euclidean)
     float ref_max_sqnorm;     // for the rounding bound
+    void *bf16_slab;          // BF16: one allocation for everything below
+    double *row_norms;        // (Q + R, 3) ||x||, ||bf16(x)||, ||x - bf16(x)|| of every query, then reference
+    float *eps2;              // (Q) twice the bound on |BF16 score - fixed-order score| (knn_bf16_bounds)
+    uint16_t *qh, *rh;        // (Q, D), (R, D) the queries and references rounded to BF16
     atomic_llong rescans;     // queries that needed a full fixed-order rescan
+    atomic_llong rescored;    // candidates rescored
 } KnnShared;
 
 typedef struct KnnWorker {
@@ -35,6 +55,7 @@ typedef struct KnnWorker {
     PlNeighbour *buf;         // (qb, cap) candidates of the block's queries
     int *n;                   // (qb) candidates held
     float *thr;               // (qb) running threshold
+    float *drop;              // (qb) BF16: best score a truncation dropped (-inf: none)
     PlTopK one;               // (1, K) final selection of one query
 } KnnWorker;
 
@@ -107,11 +128,49 @@ static float knn_score_fixed(const float *a, const float *b, int D, PlKnnMetric 
     return metric == PL_KNN_COSINE ? v : -v;
 }
 
+// The largest float <= t - two_eps (computed in double, rounded down: the window never loses a candidate to the
+// rounding of its own bound).
+static float knn_lower(float t, float two_eps) {
+    double lo = (double)t - (double)two_eps;
+    float f = (float)lo;
+    return (double)f > lo ? nextafterf(f, -INFINITY) : f;
+}
+
+// Query q's candidate buffer (row i of the block) is full: keep what may still enter its top K, raise its threshold.
+//   FP32: the best K + S by sgemm score; the threshold becomes the (K + S)-th score.
+//   BF16: every candidate within 2 eps of the K-th BF16 score so far (nothing below can enter the top K: the K-th
+//   score only rises). When near-ties leave too little room (more than `keep`), the best `keep` stay and the best
+//   dropped score is remembered in drop[i]; knn_finalise_bf16 rescans the query unless that score ends up below
+//   the final window.
+static void knn_buffer_full(const KnnShared *sh, KnnWorker *w, int64_t q, int i, PlNeighbour *buf, int *n, float *thr) {
+    if (!sh->bf16) {
+        knn_nth(buf, *n, sh->ks - 1);
+        *n = sh->ks;
+        *thr = buf[sh->ks - 1].score;
+        return;
+    }
+    int K = sh->out->k;
+    knn_nth(buf, *n, K - 1);
+    float lower = knn_lower(buf[K - 1].score, sh->eps2[q]);
+    int m = K;
+    for (int j = K; j < *n; j++)
+        if (buf[j].score >= lower) buf[m++] = buf[j];
+    if (m > sh->keep) {
+        knn_nth(buf, m, sh->keep - 1);
+        float cut = buf[sh->keep - 1].score;   // every dropped candidate scores <= cut
+        if (cut > w->drop[i]) w->drop[i] = cut;
+        if (cut > lower) lower = cut;
+        m = sh->keep;
+    }
+    *n = m;
+    *thr = lower;
+}
+
 // Scan one (nq, nr) similarity block row by row: only candidates at or above the threshold are kept.
 static void knn_scan_block(KnnShared *sh, KnnWorker *w, const float *S, int64_t q0, int nq, int64_t r0, int nr) {
     const PlKnnSearch *s = sh->s;
     int euclid = s->metric == PL_KNN_EUCLIDEAN;
-    int ks = sh->ks, cap = sh->cap;
+    int cap = sh->cap;
     for (int i = 0; i < nq; i++) {
         int64_t q = q0 + i;
         const float *row = S + (size_t)i * nr;
@@ -140,61 +199,93 @@ static void knn_scan_block(KnnShared *sh, KnnWorker *w, const float *S, int64_t 
             buf[n].score = v;
             buf[n].pad = 0;
             buf[n].index = g;
-            if (++n == cap) {
-                knn_nth(buf, n, ks - 1);
-                n = ks;
-                thr = buf[ks - 1].score;
-            }
+            if (++n == cap) knn_buffer_full(sh, w, q, i, buf, &n, &thr);
         }
         w->n[i] = n;
         w->thr[i] = thr;
     }
 }
 
-// Turn query q's candidates (cl, n) into its exact final top-K (see the file comment).
+// Rescore query q's candidates (cl, n) with the fixed-order dot product into w->one.
+static void knn_rescore(KnnShared *sh, KnnWorker *w, int64_t q, const PlNeighbour *cl, int n) {
+    const PlKnnSearch *s = sh->s;
+    int D = s->dim;
+    const float *qv = s->queries + (size_t)q * D;
+    enum { AHEAD = 6 };   // reference rows are scattered in memory: prefetch a few candidates ahead
+    for (int j = 0; j < n && j < AHEAD; j++) {
+        const char *p = (const char *)(s->refs + (size_t)(cl[j].index - s->ref_offset) * D);
+        for (size_t off = 0; off < (size_t)D * sizeof(float); off += 64) __builtin_prefetch(p + off);
+    }
+    for (int j = 0; j < n; j++) {
+        if (j + AHEAD < n) {
+            const char *p = (const char *)(s->refs + (size_t)(cl[j + AHEAD].index - s->ref_offset) * D);
+            for (size_t off = 0; off < (size_t)D * sizeof(float); off += 64) __builtin_prefetch(p + off);
+        }
+        int64_t r = cl[j].index - s->ref_offset;
+        pl_topk_push(&w->one, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), cl[j].index);
+    }
+    atomic_fetch_add_explicit(&sh->rescored, n, memory_order_relaxed);
+}
+
+// Query q's exact top K from a fixed-order scan of the whole shard (its candidate set may be incomplete).
+static void knn_rescan(KnnShared *sh, KnnWorker *w, int64_t q) {
+    const PlKnnSearch *s = sh->s;
+    int D = s->dim;
+    const float *qv = s->queries + (size_t)q * D;
+    atomic_fetch_add(&sh->rescans, 1);
+    int32_t qg = s->query_group ? s->query_group[q] : 0;
+    int64_t self = s->query_self ? s->query_self[q] : -1;
+    for (int64_t r = 0; r < s->n_refs; r++) {
+        int64_t g = s->ref_offset + r;
+        if (g == self || (s->query_group && s->ref_group[r] == qg)) continue;
+        pl_topk_push(&w->one, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), g);
+    }
+}
+
+// w->one, finished, becomes query q's final list.
+static void knn_store_query(KnnShared *sh, KnnWorker *w, int64_t q) {
+    PlTopK *out = sh->out;
+    pl_topk_finish_query(&w->one, 0);
+    memcpy(out->items + (size_t)q * out->k, w->one.items, (size_t)out->k * sizeof(PlNeighbour));
+    out->count[q] = w->one.count[0];
+}
+
+// FP32: turn query q's candidates (cl, n) into its exact final top-K (see the file comment).
 static void knn_finalise_query(KnnShared *sh, KnnWorker *w, int64_t q, PlNeighbour *cl, int n) {
     const PlKnnSearch *s = sh->s;
-    PlTopK *out = sh->out;
-    int K = out->k, KS = sh->ks, D = s->dim;
+    int K = sh->out->k, KS = sh->ks, D = s->dim;
     if (n > KS) {
         knn_nth(cl, n, KS - 1);
         n = KS;
     }
     qsort(cl, (size_t)n, sizeof *cl, knn_cmp_best_first);
-    const float *qv = s->queries + (size_t)q * D;
     // rounding bound of sgemm scores (generous: (D + 8) units of 2^-23 times the magnitudes involved)
     double mag = s->metric == PL_KNN_COSINE ? 1.0 : 4.0 * ((double)sh->qnorm[q] + sh->ref_max_sqnorm);
     float eps = (float)((D + 8) * 0x1.0p-23 * mag);
     int safe = n < KS || cl[KS - 1].score < cl[K - 1].score - 2 * eps;
-    PlTopK *dst = &w->one;
-    pl_topk_reset(dst);
-    if (safe) {
-        enum { AHEAD = 6 };   // reference rows are scattered in memory: prefetch a few candidates ahead
-        for (int j = 0; j < n && j < AHEAD; j++) {
-            const char *p = (const char *)(s->refs + (size_t)(cl[j].index - s->ref_offset) * D);
-            for (size_t off = 0; off < (size_t)D * sizeof(float); off += 64) __builtin_prefetch(p + off);
-        }
-        for (int j = 0; j < n; j++) {
-            if (j + AHEAD < n) {
-                const char *p = (const char *)(s->refs + (size_t)(cl[j + AHEAD].index - s->ref_offset) * D);
-                for (size_t off = 0; off < (size_t)D * sizeof(float); off += 64) __builtin_prefetch(p + off);
-            }
-            int64_t r = cl[j].index - s->ref_offset;
-            pl_topk_push(dst, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), cl[j].index);
-        }
-    } else {
-        atomic_fetch_add(&sh->rescans, 1);
-        int32_t qg = s->query_group ? s->query_group[q] : 0;
-        int64_t self = s->query_self ? s->query_self[q] : -1;
-        for (int64_t r = 0; r < s->n_refs; r++) {
-            int64_t g = s->ref_offset + r;
-            if (g == self || (s->query_group && s->ref_group[r] == qg)) continue;
-            pl_topk_push(dst, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), g);
-        }
+    pl_topk_reset(&w->one);
+    if (safe) knn_rescore(sh, w, q, cl, n);
+    else knn_rescan(sh, w, q);
+    knn_store_query(sh, w, q);
+}
+
+// BF16: rescore every candidate of query q (row i of the block) within 2 eps of its K-th BF16 score; rescan the
+// query when a truncation dropped a candidate that could be in that window.
+static void knn_finalise_bf16(KnnShared *sh, KnnWorker *w, int64_t q, int i, PlNeighbour *cl, int n) {
+    int K = sh->out->k;
+    float lower = -INFINITY;
+    if (n > K) {
+        knn_nth(cl, n, K - 1);
+        lower = knn_lower(cl[K - 1].score, sh->eps2[q]);
+        int m = K;
+        for (int j = K; j < n; j++)
+            if (cl[j].score >= lower) cl[m++] = cl[j];
+        n = m;
     }
-    pl_topk_finish_query(dst, 0);
-    memcpy(out->items + (size_t)q * K, dst->items, (size_t)K * sizeof(PlNeighbour));
-    out->count[q] = dst->count[0];
+    pl_topk_reset(&w->one);
+    if (w->drop[i] == -INFINITY || w->drop[i] < lower) knn_rescore(sh, w, q, cl, n);
+    else knn_rescan(sh, w, q);
+    knn_store_query(sh, w, q);
 }
 
 // Pool task: query block b, on the scratch of the thread that runs it.
@@ -202,22 +293,136 @@ static void knn_task_block(void *ctx, int b, int thread) {
     KnnShared *sh = ctx;
     KnnWorker *w = &sh->workers[thread];
     const PlKnnSearch *s = sh->s;
+    int D = s->dim;
     float alpha = s->metric == PL_KNN_EUCLIDEAN ? 2.0f : 1.0f;
     int64_t q0 = (int64_t)b * sh->qb;
     int nq = (int)(s->n_queries - q0 < sh->qb ? s->n_queries - q0 : sh->qb);
     for (int i = 0; i < nq; i++) {
         w->n[i] = 0;
         w->thr[i] = -INFINITY;
+        w->drop[i] = -INFINITY;
     }
     for (int64_t r0 = 0; r0 < s->n_refs; r0 += sh->rb) {
         int nr = (int)(s->n_refs - r0 < sh->rb ? s->n_refs - r0 : sh->rb);
         // S (nq, nr) = alpha * Q[q0:q0+nq] (nq, D) . R[r0:r0+nr]^T (D, nr)
-        const PlKernels *k = s->kernels ? s->kernels : pl_kernels_openblas();
-        k->gemm(0, 1, nq, nr, s->dim, alpha, s->queries + (size_t)q0 * s->dim, s->dim, s->refs + (size_t)r0 * s->dim,
-                s->dim, 0.0f, w->S, nr);
+        if (sh->bf16)
+            sh->k->gemm_bf16(0, 1, nq, nr, D, alpha, sh->qh + (size_t)q0 * D, D, sh->rh + (size_t)r0 * D, D, 0.0f,
+                             w->S, nr);
+        else
+            sh->k->gemm(0, 1, nq, nr, D, alpha, s->queries + (size_t)q0 * D, D, s->refs + (size_t)r0 * D, D, 0.0f,
+                        w->S, nr);
         knn_scan_block(sh, w, w->S, q0, nq, r0, nr);
     }
-    for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i, w->buf + (size_t)i * sh->cap, w->n[i]);
+    for (int i = 0; i < nq; i++) {
+        PlNeighbour *cl = w->buf + (size_t)i * sh->cap;
+        if (sh->bf16) knn_finalise_bf16(sh, w, q0 + i, i, cl, w->n[i]);
+        else knn_finalise_query(sh, w, q0 + i, cl, w->n[i]);
+    }
+}
+
+// Pool task: BF16 copies of rows [b * KNN_CONVERT_ROWS, ...) of (queries, then references) and their norms.
+static void knn_task_convert(void *ctx, int b, int thread) {
+    (void)thread;
+    KnnShared *sh = ctx;
+    const PlKnnSearch *s = sh->s;
+    int D = s->dim;
+    int64_t total = s->n_queries + s->n_refs, r0 = (int64_t)b * KNN_CONVERT_ROWS;
+    int64_t r1 = total - r0 < KNN_CONVERT_ROWS ? total : r0 + KNN_CONVERT_ROWS;
+    for (int64_t r = r0; r < r1; r++) {
+        int is_q = r < s->n_queries;
+        size_t row = (size_t)(is_q ? r : r - s->n_queries) * D;
+        const float *x = (is_q ? s->queries : s->refs) + row;
+        uint16_t *h = (is_q ? sh->qh : sh->rh) + row;
+        pl_bf16_from_f32_n(h, x, (size_t)D);
+        double xx = 0, hh = 0, dd = 0;
+        for (int d = 0; d < D; d++) {
+            double xv = x[d], hv = pl_bf16_to_f32(h[d]);
+            xx += xv * xv;
+            hh += hv * hv;
+            dd += (xv - hv) * (xv - hv);
+        }
+        double *nr = sh->row_norms + (size_t)r * 3;
+        nr[0] = sqrt(xx);
+        nr[1] = sqrt(hh);
+        nr[2] = sqrt(dd);
+    }
+}
+
+// eps2[q] = 2 eps(q), eps(q) bounding |BF16 score - fixed-order FP32 score| for query q and any reference.
+// With q~ = bf16(q), dq = q - q~ (likewise r~, dr):
+//   q.r - q~.r~ = q~.dr + dq.r  (exactly), so  |q.r - q~.r~| <= ||q~|| ||dr|| + ||dq|| ||r||  (Cauchy-Schwarz).
+// Rounding to BF16 (8 significant bits, nearest) has relative error <= 2^-8 per element, so ||dq|| <= 2^-8 ||q|| and
+// this is at most (2^-7 + 2^-16) ||q|| ||r|| (<= 2^-7 + 2^-16 for unit rows); the measured residual norms ||dq||,
+// ||dr|| are used instead of that worst case (same rigour, about 2.5x tighter on real data).
+// The BF16 GEMM multiplies exactly (8 x 8 bits fit FP32) and sums the D products in FP32 in whatever order it
+// blocks them: error <= gamma_D sum |q~_i r~_i| <= gamma_D ||q~|| ||r~||, gamma_D = D u / (1 - D u), u = 2^-24.
+// AVX512-BF16 treats denormal inputs and results as zero: < 2^-126 (1 + |q~_i| + |r~_i|) per product and sum, within
+// the absolute D 2^-120 (1 + ||q~||)(1 + ||r~||).
+// References: their maxima (the bound must hold for a candidate the search never kept). The score is alpha q.r
+// (+ norms for euclidean), alpha = 1 (cosine) or 2 (euclidean); the fixed-order rescoring and the euclidean norm
+// terms keep the FP32 path's own bound, (D + 8) 2^-23 times the magnitudes (with ||q|| max ||r|| for cosine, so
+// rows that are not exactly unit length stay covered). eps is the sum, enlarged by 2^-20 for the rounding of the
+// bound's own arithmetic.
+static void knn_bf16_bounds(KnnShared *sh) {
+    const PlKnnSearch *s = sh->s;
+    const double *rnorm = sh->row_norms + (size_t)s->n_queries * 3;
+    double r_max = 0, rt_max = 0, dr_max = 0;
+    for (int64_t r = 0; r < s->n_refs; r++) {
+        r_max = fmax(r_max, rnorm[r * 3]);
+        rt_max = fmax(rt_max, rnorm[r * 3 + 1]);
+        dr_max = fmax(dr_max, rnorm[r * 3 + 2]);
+    }
+    int euclid = s->metric == PL_KNN_EUCLIDEAN;
+    double D = s->dim, gamma = D * 0x1.0p-24 / (1.0 - D * 0x1.0p-24), alpha = euclid ? 2.0 : 1.0;
+    for (int64_t q = 0; q < s->n_queries; q++) {
+        const double *qn = sh->row_norms + (size_t)q * 3;
+        double dot = qn[1] * dr_max + qn[2] * r_max + gamma * qn[1] * rt_max + D * 0x1.0p-120 * (1 + qn[1]) * (1 + rt_max);
+        double mag = euclid ? 4.0 * ((double)sh->qnorm[q] + sh->ref_max_sqnorm) : fmax(1.0, qn[0] * r_max);
+        double eps2 = 2.0 * (alpha * dot + (D + 8) * 0x1.0p-23 * mag) * (1.0 + 0x1.0p-20);
+        float f = (float)eps2;
+        sh->eps2[q] = (double)f < eps2 ? nextafterf(f, INFINITY) : f;
+    }
+}
+
+// BF16: the one allocation of the search's BF16 data (converted once, here), and the bounds.
+static PlStatus knn_bf16_prepare(KnnShared *sh) {
+    const PlKnnSearch *s = sh->s;
+    size_t rows = (size_t)s->n_queries + (size_t)s->n_refs, bytes;
+    if (pl_mul_overflows(rows, (size_t)s->dim * sizeof(uint16_t) + 3 * sizeof(double) + sizeof(float), &bytes))
+        return PL_FAIL(PL_ERR_LIMIT, "knn search: BF16 copies of %zu rows x %d", rows, s->dim);
+    sh->bf16_slab = pl_malloc(bytes + 64);
+    if (!sh->bf16_slab) return pl_error_wrap("knn search: BF16 copies of %zu rows x %d", rows, s->dim);
+    sh->row_norms = sh->bf16_slab;
+    sh->eps2 = (float *)(sh->row_norms + rows * 3);
+    uintptr_t at = (uintptr_t)(sh->eps2 + s->n_queries);
+    sh->qh = (uint16_t *)((at + 63) & ~(uintptr_t)63);   // the GEMM's operands start on a cache line
+    sh->rh = sh->qh + (size_t)s->n_queries * s->dim;
+    int64_t tasks = ((int64_t)rows + KNN_CONVERT_ROWS - 1) / KNN_CONVERT_ROWS;
+    if (tasks > INT32_MAX) return PL_FAIL(PL_ERR_LIMIT, "knn search: %zu rows", rows);
+    pl_threadpool_run(s->pool, knn_task_convert, sh, (int)tasks);
+    knn_bf16_bounds(sh);
+    return PL_OK;
+}
+
+// The GEMM backend and the candidate buffer sizes for s's precision.
+static PlStatus knn_setup(KnnShared *sh, int K) {
+    const PlKnnSearch *s = sh->s;
+    if (s->precision != PL_PRECISION_FP32 && s->precision != PL_PRECISION_BF16)
+        return PL_FAIL(PL_ERR_ARG, "knn search: unknown precision %d", (int)s->precision);
+    sh->bf16 = s->precision == PL_PRECISION_BF16;
+    sh->k = s->kernels;
+    if (sh->bf16 && !sh->k) PL_TRY(pl_kernels_find("auto", PL_PRECISION_BF16, &sh->k));
+    if (!sh->k) sh->k = pl_kernels_openblas();
+    if (sh->bf16 && !sh->k->gemm_bf16)
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "knn search: the %s kernels have no BF16 GEMM (use onednn or fp32)",
+                       sh->k->name);
+    sh->ks = K + 16 + K / 8;
+    sh->cap = 2 * sh->ks;
+    if (sh->bf16) {   // room for the window of near-ties below the K-th score
+        sh->cap = 3 * K + 128;
+        sh->keep = sh->cap - sh->cap / 4;
+    }
+    return PL_OK;
 }
 
 PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
@@ -230,15 +435,17 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
         return PL_FAIL(PL_ERR_ARG, "knn search: query and reference groups must both be given");
     if (s->metric == PL_KNN_EUCLIDEAN && !s->ref_sqnorm && s->n_refs > 0)
         return PL_FAIL(PL_ERR_ARG, "knn search: euclidean metric needs reference norms");
+    KnnShared sh;
+    memset(&sh, 0, sizeof sh);
+    sh.s = s;
+    sh.out = out;
+    PL_TRY(knn_setup(&sh, out->k));
+    if (s->stats) memset(s->stats, 0, sizeof *s->stats);
     pl_topk_reset(out);
     if (s->n_queries == 0 || s->n_refs == 0) {
         pl_topk_finish(out);
         return PL_OK;
     }
-    KnnShared sh;
-    memset(&sh, 0, sizeof sh);
-    sh.s = s;
-    sh.out = out;
     sh.qb = s->query_block > 0 ? s->query_block : 256;
     sh.rb = s->ref_block > 0 ? s->ref_block : 2048;
     if (sh.qb > s->n_queries) sh.qb = (int)s->n_queries;
@@ -246,16 +453,15 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
     sh.n_qblocks = (s->n_queries + sh.qb - 1) / sh.qb;
     if (sh.n_qblocks > INT32_MAX) return PL_FAIL(PL_ERR_LIMIT, "knn search: %lld query blocks", (long long)sh.n_qblocks);
     atomic_init(&sh.rescans, 0);
-    sh.ks = out->k + 16 + out->k / 8;
-    sh.cap = 2 * sh.ks;
+    atomic_init(&sh.rescored, 0);
     // every thread of the pool may take a block: one scratch set each
     int threads = pl_threadpool_size(s->pool);
     sh.workers = pl_calloc((size_t)threads, sizeof *sh.workers);
     if (!sh.workers) return pl_error_wrap("knn scratch for %d threads", threads);
     PlStatus st = PL_OK;
-    // one slab per thread: candidate buffers | similarity block | thresholds | counts
+    // one slab per thread: candidate buffers | similarity block | thresholds | drops | counts
     size_t per = (size_t)sh.qb * sh.cap * sizeof(PlNeighbour) + (size_t)sh.qb * sh.rb * sizeof(float) +
-                 (size_t)sh.qb * (sizeof(int) + sizeof(float));
+                 (size_t)sh.qb * (sizeof(int) + 2 * sizeof(float));
     for (int i = 0; i < threads && st == PL_OK; i++) {
         KnnWorker *w = &sh.workers[i];
         st = pl_topk_init(&w->one, 1, out->k);
@@ -265,7 +471,8 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
             w->buf = (PlNeighbour *)slab;
             w->S = (float *)(w->buf + (size_t)sh.qb * sh.cap);
             w->thr = w->S + (size_t)sh.qb * sh.rb;
-            w->n = (int *)(w->thr + sh.qb);
+            w->drop = w->thr + sh.qb;
+            w->n = (int *)(w->drop + sh.qb);
         }
     }
     if (st == PL_OK && s->metric == PL_KNN_EUCLIDEAN) {
@@ -280,8 +487,10 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
         for (int64_t r = 0; st == PL_OK && r < s->n_refs; r++)
             if (s->ref_sqnorm[r] > sh.ref_max_sqnorm) sh.ref_max_sqnorm = s->ref_sqnorm[r];
     }
+    if (st == PL_OK && sh.bf16) st = knn_bf16_prepare(&sh);
     if (st == PL_OK) {
-        // the pool's threads each run single-threaded BLAS (the program set OpenBLAS to one thread)
+        // the pool's threads each run a single-threaded GEMM (the program set OpenBLAS to one thread; oneDNN runs
+        // single-threaded on the calling thread)
         pl_threadpool_run(s->pool, knn_task_block, &sh, (int)sh.n_qblocks);
         for (int64_t q = 0; q < s->n_queries; q++)   // pad the empty slots
             for (int j = out->count[q]; j < out->k; j++) {
@@ -296,6 +505,11 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
     }
     free(sh.workers);
     free(sh.qnorm);
+    free(sh.bf16_slab);
+    if (st == PL_OK && s->stats) {
+        s->stats->rescored = atomic_load(&sh.rescored);
+        s->stats->rescans = atomic_load(&sh.rescans);
+    }
     return st;
 }
 
