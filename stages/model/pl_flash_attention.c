@@ -1,6 +1,6 @@
-// Flash attention on the CPU (pl_flash_attention.h): the scratch layout, the packing of q, k, v, dout into the
-// blocked layouts the micro-kernels read, and the per-CPU-level copies of the kernels (pl_flash_attention_simd.h +
-// pl_flash_attention_body.h, included once per level) behind one dispatch table.
+// Flash attention on the CPU (pl_flash_attention.h): the scratch layout of one call, the scalar exp and BF16 rounding
+// every level shares, and the per-CPU-level copies of the packing and the kernels (pl_flash_attention_simd.h +
+// pl_flash_attention_body.h + pl_flash_attention_bwd.h, included once per level) behind one dispatch table.
 #include "pl_flash_attention.h"
 
 #include <math.h>

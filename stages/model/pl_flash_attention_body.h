@@ -7,6 +7,7 @@
 // from zero and is folded into its running sum with one fma (out = out * alpha + tile), and the key blocks of 64
 // (FA_BC) at which the online softmax rescales are the same everywhere. So all levels are bit-identical.
 #define FA_AI static inline __attribute__((always_inline))
+_Static_assert(FA_BR <= FA_BR_MAX && FA_BC % (16 * FA_VMAX) == 0, "register block larger than the scratch tiles");
 
 // out (FA_BR, 16 * nk from column j0; row stride 64) = scale * a b: a row r is arow[r] (hd), b packed as (hd, 64)
 // (column j of a key / query block). acc = fma(a[d], b[d][j], acc) for d ascending.
