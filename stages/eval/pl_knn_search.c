@@ -28,6 +28,10 @@
 
 #include "pl_bf16.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #define KNN_CONVERT_ROWS 256   // rows per task of the BF16 conversion
 
 typedef struct KnnShared {
@@ -53,6 +57,7 @@ typedef struct KnnShared {
 typedef struct KnnWorker {
     float *S;                 // (qb, rb) similarity block
     PlNeighbour *buf;         // (qb, cap) candidates of the block's queries
+    float *sel;               // (cap) BF16: scores for knn_kth_largest
     int *n;                   // (qb) candidates held
     float *thr;               // (qb) running threshold
     float *drop;              // (qb) BF16: best score a truncation dropped (-inf: none)
@@ -88,6 +93,29 @@ static void knn_nth(PlNeighbour *a, int n, int kth) {
         else if (kth >= i) lo = i;
         else break;
     }
+}
+
+// The kth largest (0-based) of v[0..n) (v is reordered): quickselect on plain floats, for the BF16 window, which
+// needs the K-th score but not the order of ties.
+static float knn_kth_largest(float *v, int n, int kth) {
+    int lo = 0, hi = n - 1;
+    while (hi > lo) {
+        float pv = v[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] > pv) i++;
+            while (pv > v[j]) j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        }
+        if (kth <= j) hi = j;
+        else if (kth >= i) lo = i;
+        else break;
+    }
+    return v[kth];
 }
 
 static int knn_cmp_best_first(const void *x, const void *y) {
@@ -149,11 +177,10 @@ static void knn_buffer_full(const KnnShared *sh, KnnWorker *w, int64_t q, int i,
         *thr = buf[sh->ks - 1].score;
         return;
     }
-    int K = sh->out->k;
-    knn_nth(buf, *n, K - 1);
-    float lower = knn_lower(buf[K - 1].score, sh->eps2[q]);
-    int m = K;
-    for (int j = K; j < *n; j++)
+    int K = sh->out->k, m = 0;
+    for (int j = 0; j < *n; j++) w->sel[j] = buf[j].score;
+    float lower = knn_lower(knn_kth_largest(w->sel, *n, K - 1), sh->eps2[q]);
+    for (int j = 0; j < *n; j++)
         if (buf[j].score >= lower) buf[m++] = buf[j];
     if (m > sh->keep) {
         knn_nth(buf, m, sh->keep - 1);
@@ -166,7 +193,24 @@ static void knn_buffer_full(const KnnShared *sh, KnnWorker *w, int64_t q, int i,
     *thr = lower;
 }
 
-// Scan one (nq, nr) similarity block row by row: only candidates at or above the threshold are kept.
+// Bit l of the result set when row[l] >= thr, l < 16 (SSE2 is x86-64's baseline; a plain loop elsewhere).
+static inline unsigned knn_mask16(const float *row, float thr) {
+#if defined(__SSE2__)
+    __m128 t = _mm_set1_ps(thr);
+    unsigned m = (unsigned)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(row), t));
+    m |= (unsigned)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(row + 4), t)) << 4;
+    m |= (unsigned)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(row + 8), t)) << 8;
+    m |= (unsigned)_mm_movemask_ps(_mm_cmpge_ps(_mm_loadu_ps(row + 12), t)) << 12;
+    return m;
+#else
+    unsigned m = 0;
+    for (int l = 0; l < 16; l++) m |= (unsigned)(row[l] >= thr) << l;
+    return m;
+#endif
+}
+
+// Scan one (nq, nr) similarity block row by row: only candidates at or above the threshold are kept. Cosine tests
+// 16 scores at once and visits only those at or above the threshold (it only rises, so the mask stays a superset).
 static void knn_scan_block(KnnShared *sh, KnnWorker *w, const float *S, int64_t q0, int nq, int64_t r0, int nr) {
     const PlKnnSearch *s = sh->s;
     int euclid = s->metric == PL_KNN_EUCLIDEAN;
@@ -181,25 +225,22 @@ static void knn_scan_block(KnnShared *sh, KnnWorker *w, const float *S, int64_t 
         int64_t self = s->query_self ? s->query_self[q] : -1;
         float qn = euclid ? sh->qnorm[q] : 0.0f;
         const float *rn = euclid ? s->ref_sqnorm + r0 : NULL;
-        for (int j = 0; j < nr; j++) {
-            if (!euclid && (j & 15) == 0 && j + 16 <= nr) {
-                // cosine fast path: skip 16 scores at once when none reaches the threshold
-                int any = 0;
-                for (int l = 0; l < 16; l++) any |= row[j + l] >= thr;
-                if (!any) {
-                    j += 15;
-                    continue;
-                }
+        for (int j0 = 0; j0 < nr; j0 += 16) {
+            int len = nr - j0 < 16 ? nr - j0 : 16;
+            unsigned mask = !euclid && len == 16 ? knn_mask16(row + j0, thr) : (1u << len) - 1;
+            while (mask) {
+                int j = j0 + __builtin_ctz(mask);
+                mask &= mask - 1;
+                float v = euclid ? row[j] - rn[j] - qn : row[j];
+                if (v < thr) continue;
+                int64_t g = s->ref_offset + r0 + j;
+                if (g == self) continue;
+                if (s->query_group && s->ref_group[r0 + j] == qg) continue;
+                buf[n].score = v;
+                buf[n].pad = 0;
+                buf[n].index = g;
+                if (++n == cap) knn_buffer_full(sh, w, q, i, buf, &n, &thr);
             }
-            float v = euclid ? row[j] - rn[j] - qn : row[j];
-            if (v < thr) continue;
-            int64_t g = s->ref_offset + r0 + j;
-            if (g == self) continue;
-            if (s->query_group && s->ref_group[r0 + j] == qg) continue;
-            buf[n].score = v;
-            buf[n].pad = 0;
-            buf[n].index = g;
-            if (++n == cap) knn_buffer_full(sh, w, q, i, buf, &n, &thr);
         }
         w->n[i] = n;
         w->thr[i] = thr;
@@ -275,10 +316,10 @@ static void knn_finalise_bf16(KnnShared *sh, KnnWorker *w, int64_t q, int i, PlN
     int K = sh->out->k;
     float lower = -INFINITY;
     if (n > K) {
-        knn_nth(cl, n, K - 1);
-        lower = knn_lower(cl[K - 1].score, sh->eps2[q]);
-        int m = K;
-        for (int j = K; j < n; j++)
+        for (int j = 0; j < n; j++) w->sel[j] = cl[j].score;
+        lower = knn_lower(knn_kth_largest(w->sel, n, K - 1), sh->eps2[q]);
+        int m = 0;
+        for (int j = 0; j < n; j++)
             if (cl[j].score >= lower) cl[m++] = cl[j];
         n = m;
     }
@@ -459,9 +500,9 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
     sh.workers = pl_calloc((size_t)threads, sizeof *sh.workers);
     if (!sh.workers) return pl_error_wrap("knn scratch for %d threads", threads);
     PlStatus st = PL_OK;
-    // one slab per thread: candidate buffers | similarity block | thresholds | drops | counts
+    // one slab per thread: candidate buffers | similarity block | thresholds | drops | selection | counts
     size_t per = (size_t)sh.qb * sh.cap * sizeof(PlNeighbour) + (size_t)sh.qb * sh.rb * sizeof(float) +
-                 (size_t)sh.qb * (sizeof(int) + 2 * sizeof(float));
+                 (size_t)sh.qb * (sizeof(int) + 2 * sizeof(float)) + (size_t)sh.cap * sizeof(float);
     for (int i = 0; i < threads && st == PL_OK; i++) {
         KnnWorker *w = &sh.workers[i];
         st = pl_topk_init(&w->one, 1, out->k);
@@ -472,7 +513,8 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
             w->S = (float *)(w->buf + (size_t)sh.qb * sh.cap);
             w->thr = w->S + (size_t)sh.qb * sh.rb;
             w->drop = w->thr + sh.qb;
-            w->n = (int *)(w->drop + sh.qb);
+            w->sel = w->drop + sh.qb;
+            w->n = (int *)(w->sel + sh.cap);
         }
     }
     if (st == PL_OK && s->metric == PL_KNN_EUCLIDEAN) {
