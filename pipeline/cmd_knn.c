@@ -47,8 +47,11 @@ void cmd_knn_usage(FILE *out) {
             "  --vote V               weighted (default; DINO: sum exp(sim/T)) or majority\n"
             "  --temperature T        weighted-vote temperature (default 0.07)\n"
             "  --threads N            threads per rank (default: the cores of this rank / ranks on the node)\n"
-            "  --query-block N        queries per sgemm block (default 256)\n"
-            "  --ref-block N          references per sgemm block (default 2048)\n"
+            "  --query-block N        queries per GEMM block (default 256)\n"
+            "  --ref-block N          references per GEMM block (default 2048)\n"
+            "  --kernels NAME         similarity GEMM backend: auto (default), openblas or onednn\n"
+            "  --precision P          fp32 (default) or bf16: BF16 similarities (about 2x the GEMM rate), every\n"
+            "                         candidate near the k-th rescored in FP32: the same neighbours, scores and F1\n"
             "Output (written by rank 0; a summary is printed on stdout):\n"
             "  --json FILE            all figures + configuration + provenance\n"
             "  --csv FILE             F1 vs k table\n"
@@ -59,7 +62,8 @@ void cmd_knn_usage(FILE *out) {
 }
 
 enum { O_STORE = 256, O_LEVEL, O_FEATURES, O_META, O_PROTOCOL, O_TRAIN, O_TEST, O_SET, O_EXCLUDE, O_FOLDS, O_SEEDS,
-       O_SEED, O_MULTI, O_UNLAB, O_METRIC, O_VOTE, O_TEMP, O_THREADS, O_QB, O_RB, O_JSON, O_CSV, O_DIR, O_NB, O_PRED };
+       O_SEED, O_MULTI, O_UNLAB, O_METRIC, O_VOTE, O_TEMP, O_THREADS, O_QB, O_RB, O_JSON, O_CSV, O_DIR, O_NB, O_PRED,
+       O_KERNELS, O_PRECISION };
 
 static PlStatus knn_write_predictions(const char *path, const PlFeatureSet *fs, const PlKnnResult *r) {
     PlAtomicFile af;
@@ -147,6 +151,8 @@ static json_t *knn_config_json(const PlKnnOptions *o, const PlFeatureSet *fs, co
     json_object_set_new(config, "metric", json_string(knn_metrics[o->metric]));
     json_object_set_new(config, "vote", json_string(knn_votes[o->vote]));
     json_object_set_new(config, "temperature", json_real(o->temperature));
+    json_object_set_new(config, "kernels", json_string(o->kernels ? o->kernels->name : "openblas"));
+    json_object_set_new(config, "precision", json_string(pl_precision_name(o->precision)));
     json_object_set_new(config, "ranks", json_integer(size));
     json_object_set_new(config, "threads_per_rank", json_integer(n_threads));
     json_object_set_new(config, "rows", json_integer(fs->n));
@@ -174,14 +180,15 @@ int cmd_knn_run(int argc, char **argv) {
         {"threads", required_argument, 0, O_THREADS}, {"query-block", required_argument, 0, O_QB},
         {"ref-block", required_argument, 0, O_RB}, {"json", required_argument, 0, O_JSON},
         {"csv", required_argument, 0, O_CSV}, {"report-dir", required_argument, 0, O_DIR},
-        {"neighbours", required_argument, 0, O_NB}, {"predictions", required_argument, 0, O_PRED}, {0, 0, 0, 0}};
+        {"neighbours", required_argument, 0, O_NB}, {"predictions", required_argument, 0, O_PRED},
+        {"kernels", required_argument, 0, O_KERNELS}, {"precision", required_argument, 0, O_PRECISION}, {0, 0, 0, 0}};
     const char *cmd = argv[0];
     PlKnnOptions o;
     pl_knn_options_default(&o);
     const char *store = NULL, *level_s = "fov", *features = NULL, *meta = NULL;
     const char *json_path = NULL, *csv_path = NULL, *dir = NULL, *nb_path = NULL, *pred_path = NULL;
     const char *protocol_s = "train-test", *exclude_s = "none", *metric_s = "cosine", *vote_s = "weighted",
-               *multi_s = "skip";
+               *multi_s = "skip", *kernels_s = "auto";
     long threads = 0, v;
     double d;
     int c, rc;
@@ -206,6 +213,11 @@ int cmd_knn_run(int argc, char **argv) {
         case O_DIR: dir = optarg; break;
         case O_NB: nb_path = optarg; break;
         case O_PRED: pred_path = optarg; break;
+        case O_KERNELS: kernels_s = optarg; break;
+        case O_PRECISION:
+            if (pl_precision_parse(optarg, &o.precision) != PL_OK)
+                return pl_cli_usage_error(cmd, "--precision must be fp32 or bf16, not '%s'", optarg);
+            break;
         case O_TEMP:
             if ((rc = pl_cli_option_double(cmd, "--temperature", optarg, DBL_MIN, 1e6, &d))) return rc;
             o.temperature = (float)d;
@@ -252,6 +264,10 @@ int cmd_knn_run(int argc, char **argv) {
             return PL_EXIT_ABORT;
         o.comm = MPI_COMM_WORLD;
     }
+    if (pl_kernels_find(kernels_s, o.precision, &o.kernels) != PL_OK) {   // the same rule on every rank
+        if (rank == 0) pl_log_error("protloc knn: %s", pl_error_message());
+        return PL_EXIT_USAGE;
+    }
     if (pl_process_start_pool((int)threads, &o.pool) != PL_OK) return size > 1 ? PL_EXIT_ABORT : PL_EXIT_FAIL;
     int n_threads = pl_threadpool_size(o.pool);
     o.keep_neighbours = 1;
@@ -261,7 +277,8 @@ int cmd_knn_run(int argc, char **argv) {
     if (st != PL_OK) return size > 1 ? PL_EXIT_ABORT : PL_EXIT_FAIL;
     if (fs.n_skipped > 0 && rank == 0)
         pl_log_warn("%s: skipped %lld rows with non-finite embeddings (failed items)", store, (long long)fs.n_skipped);
-    pl_log_info("knn: %lld rows x %d dims, %d rank(s) x %d thread(s)", (long long)fs.n, fs.dim, size, n_threads);
+    pl_log_info("knn: %lld rows x %d dims, %d rank(s) x %d thread(s), kernels %s, precision %s", (long long)fs.n, fs.dim,
+                size, n_threads, o.kernels->name, pl_precision_name(o.precision));
     PlKnnResult r;
     st = pl_knn_evaluate(&fs, &o, &r);
     if (st != PL_OK) {

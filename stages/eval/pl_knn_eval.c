@@ -24,6 +24,7 @@ void pl_knn_options_default(PlKnnOptions *o) {
     o->seeds = 1;
     o->seed = 0;
     o->multilabel = PL_MULTILABEL_SKIP;
+    o->precision = PL_PRECISION_FP32;
     o->comm = MPI_COMM_NULL;
 }
 
@@ -148,7 +149,8 @@ static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, co
                      .metric = o->metric, .ref_sqnorm = o->metric == PL_KNN_EUCLIDEAN ? rn : NULL,
                      .query_group = gid ? qg : NULL, .ref_group = gid ? rg : NULL,
                      .query_self = self_in_refs ? qself : NULL, .pool = o->pool,
-                     .query_block = o->query_block, .ref_block = o->ref_block};
+                     .query_block = o->query_block, .ref_block = o->ref_block, .kernels = o->kernels,
+                     .precision = o->precision};
     PlStatus st = pl_knn_search(&s, t);
     free(slab);
     if (st == PL_OK && o->comm != MPI_COMM_NULL) st = pl_knn_mpi_merge(t, o->comm);

@@ -48,6 +48,38 @@ for np_ in 2 3; do
     || fail "$np_ ranks: macro F1 differs from 1 rank"
 done
 
+# ---- --precision bf16 (BF16 similarities, candidates rescored in FP32) and --kernels onednn: byte-identical
+# neighbours, F1 table, per-class table and predictions; the JSON records kernels and precision
+for mode in "openblas fp32" "onednn fp32" "onednn bf16"; do
+  set -- $mode
+  for proto in train-test "loo --exclude-same group"; do
+    tag="$1-$2-${proto%% *}"
+    out=$("$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" --protocol $proto -k 50 --threads 2 \
+          --kernels "$1" --precision "$2" --neighbours "$T/p_$tag.npy" --csv "$T/p_$tag.csv" \
+          --predictions "$T/p_$tag.tsv" --report-dir "$T/p_$tag" --query-block 9 --ref-block 31 2>&1)
+    st=$?
+    if [ "$2" = bf16 ] && [ $st -eq 2 ] && echo "$out" | grep -q "bf16"; then
+      skip_part "--precision bf16: this CPU has no BF16 kernels ($(echo "$out" | head -1))"
+      continue
+    fi
+    [ $st -eq 0 ] || { fail "knn --kernels $1 --precision $2 --protocol $proto exited $st: $out"; continue; }
+    $PY -c "import json,sys; c=json.load(open('$T/p_$tag/knn.json'))['config']; sys.exit(0 if (c['kernels'], c['precision']) == ('$1', '$2') else 1)" \
+      || fail "knn.json config does not record kernels $1, precision $2"
+    base="openblas-fp32-${proto%% *}"
+    [ "$tag" = "$base" ] && continue
+    for f in "p_$tag.npy:p_$base.npy" "p_$tag.csv:p_$base.csv" "p_$tag.tsv:p_$base.tsv" \
+             "p_$tag/knn_per_class.csv:p_$base/knn_per_class.csv"; do
+      cmp -s "$T/${f%%:*}" "$T/${f##*:}" || fail "$tag: ${f%%:*} differs from ${f##*:} (fp32 openblas)"
+    done
+    $PY -c "import json,sys; a,b=(json.load(open(f'$T/{x}/knn.json')) for x in ('p_$tag','p_$base')); drop=('config','seconds_search','seconds_score'); sys.exit(0 if {k:v for k,v in a.items() if k not in drop}=={k:v for k,v in b.items() if k not in drop} else 1)" \
+      || fail "$tag: F1 figures in knn.json differ from fp32 openblas"
+    pass "knn --kernels $1 --precision $2 --protocol $proto: outputs byte-identical to fp32 openblas"
+  done
+done
+expect_status 2 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" --precision fp16
+expect_status 2 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" --kernels cublas
+expect_status 2 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" --kernels openblas --precision bf16
+
 # ---- leave-one-out: neighbours as sklearn (self excluded); with group exclusion no neighbour shares the protein
 expect_status 0 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" --protocol loo -k 50 \
   --neighbours "$T/loo_nb.npy" --json "$T/loo.json"
