@@ -99,7 +99,9 @@ void cmd_finetune_usage(FILE *out) {
             "  --recompute            keep only each block's input and recompute it in the backward pass (less memory)\n"
             "  --checkpoint-every S   steps between checkpoints (default 100; also at every epoch end)\n"
             "  --resume               continue from DIR/checkpoint.safetensors (same arguments and inputs required)\n"
-            "  --kernels NAME         kernel backend: auto (default) or openblas\n"
+            "  --kernels NAME         kernel backend: auto (default), openblas or onednn\n"
+            "  --precision P          fp32 (default) or bf16: BF16 GEMM and attention inputs with FP32 accumulation;\n"
+            "                         weights, gradients and optimizer state stay FP32\n"
             "  -h, --help             this help\n"
             "\n"
             "Exit status: 0 done; 1 failed (a NaN/Inf loss names the step and keeps the last checkpoint);\n"
@@ -110,6 +112,7 @@ void cmd_finetune_usage(FILE *out) {
 
 typedef struct FtArgs {
     const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe, *card;
+    PlPrecision precision;
     int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp, level, tile, crop;
     float drop_path, head_dropout;
     double fractions[FT_MAX_FRACTIONS];
@@ -295,9 +298,9 @@ static PlStatus load_manifest(FtArgs *a, const PlModelCard *card, const PlVitCon
 }
 
 // Options that change the result, as text: a checkpoint only resumes a run with the same text.
-static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *sp, double fraction, int si,
-                             char *buf, size_t size) {
-    snprintf(buf, size,
+static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *sp, const PlKernels *kernels,
+                             double fraction, int si, char *buf, size_t size) {
+    int n = snprintf(buf, size,
              "optimizer=%d lr=%.17g base_lr=%.17g no_lr_scaling=%d min_lr=%.17g momentum=%.17g weight_decay=%.17g "
              "layer_decay=%.17g clip=%.17g schedule_constant=%d warmup=%lld steps=%lld epochs=%d batch=%d micro_batch=%d "
              "drop_path=%.9g augment=%d shuffle=%d balanced=%d seed=%llu reduce=%d classes=%d fraction=%.17g seed_index=%d "
@@ -307,6 +310,9 @@ static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *s
              (long long)o->warmup_steps, (long long)o->steps, o->epochs, o->batch, sp->micro_batch,
              (double)sp->drop_path, o->augment, o->shuffle, o->balanced, (unsigned long long)o->seed, o->allreduce,
              sp->classes, fraction, si, sp->head_mlp, (double)sp->head_dropout);
+    // the arithmetic: another backend or precision gives other bits, so it resumes only with the same ones
+    if (n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, " kernels=%s precision=%s", kernels->name, pl_precision_name(sp->precision));
 }
 
 typedef struct FtModel {
@@ -354,13 +360,14 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     int threads = pl_threadpool_size(pool);
     PlVitTrainSpec sp = {.cfg = m->cfg, .classes = C, .loss = d->targets ? PL_LOSS_BCE : PL_LOSS_XENT, .height = d->H,
                          .width = d->W, .micro_batch = mb, .recompute = a->recompute, .drop_path = a->drop_path,
-                         .workers = threads, .head_mlp = a->head_mlp, .head_dropout = a->head_dropout};
+                         .workers = threads, .head_mlp = a->head_mlp, .head_dropout = a->head_dropout,
+                         .precision = a->precision};
     if (st == PL_OK) st = pl_mkdir_p(dir);
     if (st == PL_OK) st = pl_vit_train_create(&sp, kernels, &t);
     if (st == PL_OK) st = pl_vit_train_load(t, &m->w, m->have_head ? &m->head : NULL, train_seed);
     PlFinetuneOptions o = a->o;
     char fp[2048];
-    args_fingerprint(&a->o, &sp, frac, si, fp, sizeof fp);
+    args_fingerprint(&a->o, &sp, kernels, frac, si, fp, sizeof fp);
     o.args_text = fp;
     o.out_dir = dir;
     o.seed = train_seed;
@@ -386,7 +393,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                           .fraction_index = fi, .seed_index = si, .subset_seed = subset_seed, .train_seed = train_seed,
                           .n_train = m_rows, .n_train_total = d->ntr, .n_val = d->nva, .n_test = d->nte,
                           .n_failed = d->n_failed, .classes = d->class_names, .n_classes = C, .ranks = ranks,
-                          .threads = threads, .kernels = kernels->name,
+                          .threads = threads, .kernels = kernels->name, .precision = pl_precision_name(a->precision),
                           .memory_bytes = P * (1 + moments + threads + 2 + (ranks > 1)) + act * threads,
                           .activation_bytes = act, .params = pl_vit_train_param_floats(t)};
         st = ft_report_write(dir, &o, &sp, &r, &info);
@@ -432,7 +439,7 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     }
     if (a->collect) return rank == 0 ? ft_collect(a->collect, a->probe) : PL_OK;
     const PlKernels *kernels;
-    PL_TRY(pl_kernels_find(a->kernels, PL_PRECISION_FP32, &kernels));
+    PL_TRY(pl_kernels_find(a->kernels, a->precision, &kernels));
     // --out first: an unwritable folder fails before any work
     if (pl_mkdir_p(a->o.out_dir) != PL_OK) return pl_error_wrap("--out %s", a->o.out_dir);
     if (access(a->o.out_dir, W_OK) != 0) return PL_FAIL(PL_ERR_IO, "--out %s is not writable", a->o.out_dir);
@@ -517,7 +524,7 @@ int cmd_finetune_run(int argc, char **argv) {
     a.n_fractions = 1;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_PRECISION, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -535,7 +542,7 @@ int cmd_finetune_run(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"reduce", required_argument, 0, O_REDUCE}, {"recompute", no_argument, 0, O_RECOMP},
         {"checkpoint-every", required_argument, 0, O_CKPT}, {"resume", no_argument, 0, O_RESUME},
-        {"kernels", required_argument, 0, O_KERNELS}, {"manifest", required_argument, 0, O_MANIFEST},
+        {"kernels", required_argument, 0, O_KERNELS}, {"precision", required_argument, 0, O_PRECISION}, {"manifest", required_argument, 0, O_MANIFEST},
         {"size", required_argument, 0, O_SIZE}, {"fraction", required_argument, 0, O_FRACTION},
         {"seeds", required_argument, 0, O_SEEDS}, {"task", required_argument, 0, O_TASK},
         {"collect", required_argument, 0, O_COLLECT}, {"probe", required_argument, 0, O_PROBE},
@@ -598,6 +605,10 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_CKPT: if ((rc = pl_cli_option_long(cmd, "--checkpoint-every", optarg, 0, 1L << 40, &lv))) return rc; a.o.checkpoint_every = lv; break;
         case O_RESUME: a.o.resume = 1; break;
         case O_KERNELS: a.kernels = optarg; break;
+        case O_PRECISION:
+            if (pl_precision_parse(optarg, &a.precision) != PL_OK)
+                return pl_cli_usage_error(cmd, "--precision must be fp32 or bf16, not '%s'", optarg);
+            break;
         case O_MANIFEST: a.manifest = optarg; break;
         case O_SIZE: if ((rc = pl_cli_option_int(cmd, "--size", optarg, 8, 8192, &a.size))) return rc; break;
         case O_FRACTION: if ((rc = parse_fractions(optarg, &a))) return rc; break;

@@ -66,7 +66,7 @@ PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVi
     json_t *j = json_pack(
         "{s:s, s:o, s:{s:s, s:s?, s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:s, s:f, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:o},"
         " s:{s:I, s:I, s:f, s:f, s:f, s:i, s:o, s:o, s:i, s:o, s:s, s:I, s:f, s:f, s:o, s:o},"
-        " s:{s:i, s:i, s:s, s:f, s:f, s:I}}",
+        " s:{s:i, s:i, s:s, s:s, s:f, s:f, s:I}}",
         "command", "finetune", "options", options_json(o, sp, r), "model", "weights", info->model, "head_init",
         info->head_init, "dim", sp->cfg.dim, "depth", sp->cfg.depth, "heads", sp->cfg.heads, "patch", sp->cfg.patch,
         "in_chans", sp->cfg.in_chans, "classes", C, "data", "source", info->data, "fraction", info->fraction,
@@ -81,6 +81,7 @@ PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVi
         r->eval_split ? r->eval_split : "train", "n_eval", (json_int_t)r->n_eval, "macro_f1", r->eval_macro_f1,
         "accuracy", r->eval_accuracy, "per_class_f1", doubles(r->per_class_f1, r->per_class_f1 ? C : 0), "confusion",
         conf, "execution", "ranks", info->ranks, "threads", info->threads, "kernels", info->kernels,
+        "precision", info->precision,
         "memory_bytes_per_rank", info->memory_bytes, "activation_bytes_per_thread", info->activation_bytes, "parameters",
         (json_int_t)info->params);
     char path[4096];

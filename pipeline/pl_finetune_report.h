@@ -21,7 +21,7 @@ typedef struct FtRunInfo {
     char *const *classes;                   // (n_classes) or NULL (class ids)
     int n_classes;
     int ranks, threads;
-    const char *kernels;
+    const char *kernels, *precision;
     double memory_bytes, activation_bytes;
     size_t params;
 } FtRunInfo;

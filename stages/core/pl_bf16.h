@@ -24,15 +24,11 @@ static inline float pl_bf16_to_f32(uint16_t h) {
     return f;
 }
 
-// dst[i] = bf16(src[i]) for n elements.
-static inline void pl_bf16_from_f32_n(uint16_t *restrict dst, const float *restrict src, size_t n) {
-    for (size_t i = 0; i < n; i++) dst[i] = pl_bf16_from_f32(src[i]);
-}
+// dst[i] = bf16(src[i]) for n elements: the same rule, compiled per CPU level (pl_bf16.c, runtime dispatch), so bulk
+// conversions run 16 lanes wide where the CPU has AVX-512; every level gives the same bits.
+void pl_bf16_from_f32_n(uint16_t *restrict dst, const float *restrict src, size_t n);
 
 // dst (rows, cols) with row stride ldd = bf16 of src (rows, cols) with row stride lds.
-static inline void pl_bf16_from_f32_rows(uint16_t *dst, size_t ldd, const float *src, size_t lds, size_t rows,
-                                         size_t cols) {
-    for (size_t r = 0; r < rows; r++) pl_bf16_from_f32_n(dst + r * ldd, src + r * lds, cols);
-}
+void pl_bf16_from_f32_rows(uint16_t *dst, size_t ldd, const float *src, size_t lds, size_t rows, size_t cols);
 
 #endif

@@ -43,6 +43,7 @@ PlStatus pl_finetune_evaluate(PlVitTrain *t, PlThreadPool *pool, const PlFinetun
     PlStatus rc = logits && st && pred && cnt && (!d->y || yt) && (!d->rows || gather) ? PL_OK : PL_ERR_NOMEM;
     if (rc == PL_OK) {
         PredictCtx p = {t, d, logits, mb, st, gather};
+        pl_vit_train_sync(t);
         pl_threadpool_run(pool, task_predict, &p, ntasks);
         for (int i = 0; i < ntasks && rc == PL_OK; i++)
             if (st[i] != PL_OK) rc = PL_FAIL(st[i], "predicting evaluation images %lld..: failed", (long long)i * mb);

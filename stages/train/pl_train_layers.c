@@ -1,10 +1,12 @@
 // The ViT's training layers: forward/backward pairs over flat float32 arrays (see pl_train_layers.h).
 #include "pl_train_layers.h"
 
+#include "pl_bf16.h"
 #include "pl_flash_attention.h"
 #include "pl_vit_kernels.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 void pl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
@@ -50,9 +52,36 @@ void pl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
     }
 }
 
-void pl_linear_forward(const PlKernels *k, float *out, const float *inp, const float *w, const float *b, int N, int IC,
+// dst (packed, rows x cols) = bf16 of the stored matrix src (rows x cols, row stride ld).
+static void train_to_bf16(uint16_t *dst, const float *src, int ld, int rows, int cols) {
+    pl_bf16_from_f32_rows(dst, (size_t)cols, src, (size_t)ld, (size_t)rows, (size_t)cols);
+}
+
+// The resident BF16 copy of p when p points into the parameter slab and the copy is current; NULL otherwise.
+static const uint16_t *train_resident(const PlTrainGemm *g, const float *p) {
+    if (!g->w16 || !g->w16_valid || !atomic_load_explicit(g->w16_valid, memory_order_acquire)) return NULL;
+    if (p < g->w32 || p >= g->w32 + g->wn) return NULL;
+    return g->w16 + (p - g->w32);
+}
+
+void pl_train_gemm(const PlTrainGemm *g, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc) {
+    if (g->precision != PL_PRECISION_BF16) {
+        g->k->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    // the stored shapes: A is (m, k), or (k, m) when transposed; B (k, n) or (n, k)
+    int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    const uint16_t *a16 = train_resident(g, a), *b16 = train_resident(g, b);
+    if (!a16) train_to_bf16(g->a16, a, lda, ar, ac);
+    if (!b16) train_to_bf16(g->b16, b, ldb, br, bc);
+    g->k->gemm_bf16(ta, tb, m, n, k, alpha, a16 ? a16 : g->a16, a16 ? lda : ac, b16 ? b16 : g->b16, b16 ? ldb : bc, beta,
+                    c, ldc);
+}
+
+void pl_linear_forward(const PlTrainGemm *k, float *out, const float *inp, const float *w, const float *b, int N, int IC,
                        int OC) {
-    k->gemm(0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
+    pl_train_gemm(k, 0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
     if (b)
         for (int r = 0; r < N; r++) {
             float *o = out + (size_t)r * OC;
@@ -60,10 +89,10 @@ void pl_linear_forward(const PlKernels *k, float *out, const float *inp, const f
         }
 }
 
-void pl_linear_backward(const PlKernels *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
+void pl_linear_backward(const PlTrainGemm *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
                         const float *inp, const float *w, int N, int IC, int OC) {
-    if (dinp) k->gemm(0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, dinp_beta, dinp, IC);   // (N, OC) x (OC, IC)
-    k->gemm(1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 0.0f, dw, IC);                  // (OC, N) x (N, IC)
+    if (dinp) pl_train_gemm(k, 0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, dinp_beta, dinp, IC);   // (N, OC) x (OC, IC)
+    pl_train_gemm(k, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 0.0f, dw, IC);                  // (OC, N) x (N, IC)
     if (db) {
         for (int i = 0; i < OC; i++) db[i] = 0.0f;
         for (int r = 0; r < N; r++) {

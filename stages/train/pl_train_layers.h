@@ -18,12 +18,33 @@ void pl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 void pl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                            const float *mean, const float *rstd, int N, int C);
 
+// Every GEMM of training: the kernel backend and the precision, and (BF16) the calling worker's operand scratch.
+// FP32: k->gemm. BF16: both operands are rounded to BF16 (pl_bf16.h) into a16 / b16 and multiplied by k->gemm_bf16
+// with FP32 accumulation (the parameters, gradients and optimizer state stay FP32: BF16 is only what enters the
+// products). a16 / b16 hold cap elements each; pl_train_gemm_cap tells how many a GEMM needs.
+// An operand inside [w32, w32 + wn) (the parameter slab) is taken from its resident BF16 copy w16 (same offsets)
+// when *w16_valid, instead of being converted again by every micro-batch.
+typedef struct PlTrainGemm {
+    const PlKernels *k;
+    PlPrecision precision;
+    uint16_t *a16, *b16;
+    size_t cap;
+    const float *w32;
+    const uint16_t *w16;
+    size_t wn;
+    const _Atomic int *w16_valid;
+} PlTrainGemm;
+
+// Row-major C (m, n) = alpha op(A) op(B) + beta C, as PlKernels.gemm, at g's precision.
+void pl_train_gemm(const PlTrainGemm *g, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                   int lda, const float *b, int ldb, float beta, float *c, int ldc);
+
 // out (N, OC) = inp (N, IC) W^T + b, W (OC, IC). beta = 1 adds into out instead of overwriting (residual GEMMs).
-void pl_linear_forward(const PlKernels *k, float *out, const float *inp, const float *w, const float *b, int N, int IC,
+void pl_linear_forward(const PlTrainGemm *k, float *out, const float *inp, const float *w, const float *b, int N, int IC,
                        int OC);
 // dinp (N, IC) = (beta 0) or += (beta 1) dout W; dw (OC, IC) = dout^T inp; db (OC) = column sums of dout.
 // dinp may be NULL (the input needs no gradient), db NULL (no bias).
-void pl_linear_backward(const PlKernels *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
+void pl_linear_backward(const PlTrainGemm *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
                         const float *inp, const float *w, int N, int IC, int OC);
 
 // out = gelu(pre) with the exact erf form (out may equal pre); gelu_backward: dpre = dout * gelu'(pre) (dpre may

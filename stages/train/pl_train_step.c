@@ -308,6 +308,7 @@ static PlStatus reduce_allreduce(PlTrainStep *s) {
 
 PlStatus pl_train_step_run(PlTrainStep *s, const PlTrainBatch *batch, float **grad, double *loss) {
     s->batch = batch;
+    pl_vit_train_sync(s->t);   // BF16: the parameters the optimizer changed, rounded once for every micro-batch
     release_stack(s);
     PlStatus bad = PL_OK;
     for (int i0 = s->first; i0 < s->end; i0 += s->threads) {

@@ -3,10 +3,12 @@
 #include "pl_vit_train.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl_bf16.h"
 #include "pl_rng.h"
 #include "pl_train_layers.h"
 #include "pl_vit_kernels.h"
@@ -42,6 +44,7 @@ typedef struct Worker {
     float *scale;              // (depth, 2, m) drop-path scale per block, branch, sample
     float *dres, *dtmp, *dln, *dqkv, *datt, *dh, *dpos, *dcls;
     float *attn_scratch;       // pl_attention_scratch_bytes (64-byte aligned), forward and backward
+    PlTrainGemm gemm;          // every GEMM of this worker: backend, precision, BF16 operand scratch (in the slab)
 } Worker;
 
 struct PlVitTrain {
@@ -52,11 +55,22 @@ struct PlVitTrain {
     int ntensors;
     float *params;
     size_t param_floats;
+    uint16_t *params16;        // BF16: the parameters rounded once per step (pl_vit_train_sync), read by every GEMM
+    _Atomic int params16_valid;
     Worker *workers;
 };
 
 size_t pl_vit_train_param_floats(const PlVitTrain *t) { return t->param_floats; }
-float *pl_vit_train_params(PlVitTrain *t) { return t->params; }
+float *pl_vit_train_params(PlVitTrain *t) {
+    atomic_store_explicit(&t->params16_valid, 0, memory_order_release);   // the caller may change them
+    return t->params;
+}
+
+void pl_vit_train_sync(PlVitTrain *t) {
+    if (!t->params16 || atomic_load_explicit(&t->params16_valid, memory_order_acquire)) return;
+    pl_bf16_from_f32_n(t->params16, t->params, t->param_floats);
+    atomic_store_explicit(&t->params16_valid, 1, memory_order_release);
+}
 const PlVitTrainSpec *pl_vit_train_spec(const PlVitTrain *t) { return &t->s; }
 const PlTrainTensor *pl_vit_train_tensors(const PlVitTrain *t, int *count) {
     *count = t->ntensors;
@@ -174,6 +188,22 @@ static size_t carve_worker(const PlVitTrain *t, Worker *w, float *base) {
              (pl_attention_scratch_bytes((int)T, (int)D, (int)NH, t->s.precision) + sizeof(float) - 1) / sizeof(float));
     PL_CARVE(x->dpos, T * D);
     PL_CARVE(x->dcls, m * D);
+    // BF16 operands of the largest GEMM (activations rows x widest, or the largest weight), two of them
+    size_t cap = 0;
+    if (t->s.precision == PL_PRECISION_BF16) {
+        size_t K = (size_t)t->K, width = 3 * D > Hm ? 3 * D : Hm;
+        width = width > K ? width : K;
+        width = width > H1 ? width : H1;
+        width = width > NC ? width : NC;
+        size_t sizes[] = {rows * width, Hm * D, 3 * D * D, D * K, H1 * D, H2 * H1, NC * D, NC * H2};
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) cap = sizes[i] > cap ? sizes[i] : cap;
+    }
+    float *a16 = NULL, *b16 = NULL;
+    PL_CARVE(a16, (cap + 1) / 2);
+    PL_CARVE(b16, (cap + 1) / 2);
+    if (base)
+        x->gemm = (PlTrainGemm){t->k,          t->s.precision, (uint16_t *)a16,   (uint16_t *)b16,   cap,
+                                t->params,     t->params16,    t->param_floats, &t->params16_valid};
 #undef PL_CARVE
     return off;
 }
@@ -207,6 +237,7 @@ void pl_vit_train_destroy(PlVitTrain *t) {
     free(t->workers);
     free(t->tensors);
     free(t->params);
+    free(t->params16);
     free(t);
 }
 
@@ -234,7 +265,10 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
     if (!(spec->drop_path >= 0.0f && spec->drop_path < 1.0f))
         return PL_FAIL(PL_ERR_ARG, "drop-path rate %g is outside [0, 1)", (double)spec->drop_path);
     if (spec->precision != PL_PRECISION_FP32 && spec->precision != PL_PRECISION_BF16)
-        return PL_FAIL(PL_ERR_ARG, "unknown attention precision %d", (int)spec->precision);
+        return PL_FAIL(PL_ERR_ARG, "unknown precision %d", (int)spec->precision);
+    if (spec->precision == PL_PRECISION_BF16 && !(kernels ? kernels : pl_kernels_openblas())->gemm_bf16)
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "the %s kernels have no BF16 GEMM: use --kernels onednn or auto for --precision bf16",
+                       (kernels ? kernels : pl_kernels_openblas())->name);
     PlVitTrain *t = pl_calloc(1, sizeof *t);
     if (!t) return PL_ERR_NOMEM;
     t->s = *spec;
@@ -246,6 +280,10 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
     t->params = pl_train_alloc_slab(t->param_floats);
     t->workers = pl_calloc((size_t)spec->workers, sizeof *t->workers);
     if (!t->params || !t->workers) goto nomem;
+    if (spec->precision == PL_PRECISION_BF16) {
+        t->params16 = pl_calloc(t->param_floats, sizeof *t->params16);
+        if (!t->params16) goto nomem;
+    }
     size_t wfloats = carve_worker(t, NULL, NULL);
     for (int i = 0; i < spec->workers; i++) {
         Worker *w = &t->workers[i];
@@ -372,7 +410,7 @@ static void forward_embed(PlVitTrain *t, Worker *w, const float *x, int n) {
     float *x0 = w->xs;
     for (int b = 0; b < n; b++) {
         float *xb = x0 + (size_t)b * T * D;
-        t->k->gemm(0, 1, t->np, D, K, 1.0f, w->u + (size_t)b * t->np * K, K, pw, K, 0.0f, xb + D, D);
+        pl_train_gemm(&w->gemm, 0, 1, t->np, D, K, 1.0f, w->u + (size_t)b * t->np * K, K, pw, K, 0.0f, xb + D, D);
         for (int i = 0; i < D; i++) xb[i] = cls[i] + w->pos[i];
         for (int r = 1; r < T; r++)
             for (int i = 0; i < D; i++) xb[(size_t)r * D + i] += pb[i] + w->pos[(size_t)r * D + i];
@@ -387,15 +425,15 @@ static void forward_block(PlVitTrain *t, Worker *w, int l, int n) {
     BlockActs *a = &w->blk[l];
     const float *s = w->scale + (size_t)l * 2 * t->s.micro_batch;
     pl_layernorm_forward(a->ln1, a->ln1m, a->ln1r, x, PRM(t, bt(l, 0)), PRM(t, bt(l, 1)), rows, D, c->ln_eps);
-    pl_linear_forward(t->k, a->qkv, a->ln1, PRM(t, bt(l, 2)), PRM(t, bt(l, 3)), rows, D, 3 * D);
+    pl_linear_forward(&w->gemm, a->qkv, a->ln1, PRM(t, bt(l, 2)), PRM(t, bt(l, 3)), rows, D, 3 * D);
     pl_attention_forward(a->att, a->lse, a->qkv, n, T, D, c->heads, t->s.precision, w->attn_scratch);
-    pl_linear_forward(t->k, w->dtmp, a->att, PRM(t, bt(l, 4)), PRM(t, bt(l, 5)), rows, D, D);
+    pl_linear_forward(&w->gemm, w->dtmp, a->att, PRM(t, bt(l, 4)), PRM(t, bt(l, 5)), rows, D, D);
     memcpy(a->xmid, x, (size_t)rows * D * sizeof(float));
     scale_rows(a->xmid, w->dtmp, s, n, T, D, 1);
     pl_layernorm_forward(a->ln2, a->ln2m, a->ln2r, a->xmid, PRM(t, bt(l, 6)), PRM(t, bt(l, 7)), rows, D, c->ln_eps);
-    pl_linear_forward(t->k, a->fc1, a->ln2, PRM(t, bt(l, 8)), PRM(t, bt(l, 9)), rows, D, Hm);
+    pl_linear_forward(&w->gemm, a->fc1, a->ln2, PRM(t, bt(l, 8)), PRM(t, bt(l, 9)), rows, D, Hm);
     pl_gelu_forward(a->gel, a->fc1, (int64_t)rows * Hm);
-    pl_linear_forward(t->k, w->dtmp, a->gel, PRM(t, bt(l, 10)), PRM(t, bt(l, 11)), rows, Hm, D);
+    pl_linear_forward(&w->gemm, w->dtmp, a->gel, PRM(t, bt(l, 10)), PRM(t, bt(l, 11)), rows, Hm, D);
     memcpy(xout, a->xmid, (size_t)rows * D * sizeof(float));
     scale_rows(xout, w->dtmp, s + t->s.micro_batch, n, T, D, 1);
 }
@@ -409,33 +447,33 @@ static void relu_dropout(float *a, const float *h, const float *k, size_t n) {
 static void head_forward(PlVitTrain *t, Worker *w, int n, int hd) {
     const int D = t->s.cfg.dim, NC = t->s.classes;
     if (!t->s.head_mlp) {
-        pl_linear_forward(t->k, w->logits, w->lnf, PRM(t, hd), PRM(t, hd + 1), n, D, NC);
+        pl_linear_forward(&w->gemm, w->logits, w->lnf, PRM(t, hd), PRM(t, hd + 1), n, D, NC);
         return;
     }
     const int H1 = PL_TRAIN_MLP_H1, H2 = PL_TRAIN_MLP_H2;
-    pl_linear_forward(t->k, w->h1, w->lnf, PRM(t, hd), PRM(t, hd + 1), n, D, H1);
+    pl_linear_forward(&w->gemm, w->h1, w->lnf, PRM(t, hd), PRM(t, hd + 1), n, D, H1);
     relu_dropout(w->a1, w->h1, w->k1, (size_t)n * H1);
-    pl_linear_forward(t->k, w->h2, w->a1, PRM(t, hd + 2), PRM(t, hd + 3), n, H1, H2);
+    pl_linear_forward(&w->gemm, w->h2, w->a1, PRM(t, hd + 2), PRM(t, hd + 3), n, H1, H2);
     relu_dropout(w->a2, w->h2, w->k2, (size_t)n * H2);
-    pl_linear_forward(t->k, w->logits, w->a2, PRM(t, hd + 4), PRM(t, hd + 5), n, H2, NC);
+    pl_linear_forward(&w->gemm, w->logits, w->a2, PRM(t, hd + 4), PRM(t, hd + 5), n, H2, NC);
 }
 
 // Backward of the head from w->dlogits: parameter gradients into g, d(lnf) (n, D) into w->dtmp.
 static void head_backward(PlVitTrain *t, Worker *w, int n, int hd, float *g) {
     const int D = t->s.cfg.dim, NC = t->s.classes;
     if (!t->s.head_mlp) {
-        pl_linear_backward(t->k, w->dtmp, 0.0f, GRD(t, g, hd), GRD(t, g, hd + 1), w->dlogits, w->lnf, PRM(t, hd), n, D,
+        pl_linear_backward(&w->gemm, w->dtmp, 0.0f, GRD(t, g, hd), GRD(t, g, hd + 1), w->dlogits, w->lnf, PRM(t, hd), n, D,
                            NC);
         return;
     }
     const int H1 = PL_TRAIN_MLP_H1, H2 = PL_TRAIN_MLP_H2;
-    pl_linear_backward(t->k, w->dh2, 0.0f, GRD(t, g, hd + 4), GRD(t, g, hd + 5), w->dlogits, w->a2, PRM(t, hd + 4), n,
+    pl_linear_backward(&w->gemm, w->dh2, 0.0f, GRD(t, g, hd + 4), GRD(t, g, hd + 5), w->dlogits, w->a2, PRM(t, hd + 4), n,
                        H2, NC);
     for (size_t i = 0; i < (size_t)n * H2; i++) w->dh2[i] = w->h2[i] > 0.0f ? w->dh2[i] * w->k2[i] : 0.0f;
-    pl_linear_backward(t->k, w->dh1, 0.0f, GRD(t, g, hd + 2), GRD(t, g, hd + 3), w->dh2, w->a1, PRM(t, hd + 2), n, H1,
+    pl_linear_backward(&w->gemm, w->dh1, 0.0f, GRD(t, g, hd + 2), GRD(t, g, hd + 3), w->dh2, w->a1, PRM(t, hd + 2), n, H1,
                        H2);
     for (size_t i = 0; i < (size_t)n * H1; i++) w->dh1[i] = w->h1[i] > 0.0f ? w->dh1[i] * w->k1[i] : 0.0f;
-    pl_linear_backward(t->k, w->dtmp, 0.0f, GRD(t, g, hd), GRD(t, g, hd + 1), w->dh1, w->lnf, PRM(t, hd), n, D, H1);
+    pl_linear_backward(&w->gemm, w->dtmp, 0.0f, GRD(t, g, hd), GRD(t, g, hd + 1), w->dh1, w->lnf, PRM(t, hd), n, D, H1);
 }
 
 // MLP head dropout scales for n samples: 0 or 1 / (1 - p) per unit from the sample's key; 1 without keys (eval).
@@ -479,20 +517,20 @@ static void backward_block(PlVitTrain *t, Worker *w, int l, int n, float *g) {
     const float *s = w->scale + (size_t)l * 2 * t->s.micro_batch;
     // MLP branch: xout = xmid + s2 * fc2(gelu(fc1(LN2(xmid))))
     scale_rows(w->dtmp, w->dres, s + t->s.micro_batch, n, T, D, 0);
-    pl_linear_backward(t->k, w->dh, 0.0f, GRD(t, g, bt(l, 10)), GRD(t, g, bt(l, 11)), w->dtmp, a->gel,
+    pl_linear_backward(&w->gemm, w->dh, 0.0f, GRD(t, g, bt(l, 10)), GRD(t, g, bt(l, 11)), w->dtmp, a->gel,
                        PRM(t, bt(l, 10)), rows, Hm, D);
     pl_gelu_backward(w->dh, w->dh, a->fc1, (int64_t)rows * Hm);
-    pl_linear_backward(t->k, w->dln, 0.0f, GRD(t, g, bt(l, 8)), GRD(t, g, bt(l, 9)), w->dh, a->ln2, PRM(t, bt(l, 8)),
+    pl_linear_backward(&w->gemm, w->dln, 0.0f, GRD(t, g, bt(l, 8)), GRD(t, g, bt(l, 9)), w->dh, a->ln2, PRM(t, bt(l, 8)),
                        rows, D, Hm);
     pl_layernorm_backward(w->dres, GRD(t, g, bt(l, 6)), GRD(t, g, bt(l, 7)), w->dln, a->xmid, PRM(t, bt(l, 6)), a->ln2m,
                           a->ln2r, rows, D);
     // attention branch: xmid = x + s1 * proj(attn(qkv(LN1(x))))
     scale_rows(w->dtmp, w->dres, s, n, T, D, 0);
-    pl_linear_backward(t->k, w->datt, 0.0f, GRD(t, g, bt(l, 4)), GRD(t, g, bt(l, 5)), w->dtmp, a->att,
+    pl_linear_backward(&w->gemm, w->datt, 0.0f, GRD(t, g, bt(l, 4)), GRD(t, g, bt(l, 5)), w->dtmp, a->att,
                        PRM(t, bt(l, 4)), rows, D, D);
     pl_attention_backward(w->dqkv, w->datt, a->qkv, a->att, a->lse, n, T, D, c->heads, t->s.precision,
                           w->attn_scratch);
-    pl_linear_backward(t->k, w->dln, 0.0f, GRD(t, g, bt(l, 2)), GRD(t, g, bt(l, 3)), w->dqkv, a->ln1,
+    pl_linear_backward(&w->gemm, w->dln, 0.0f, GRD(t, g, bt(l, 2)), GRD(t, g, bt(l, 3)), w->dqkv, a->ln1,
                        PRM(t, bt(l, 2)), rows, D, 3 * D);
     // The key bias shifts every score of a query row by the same amount, which softmax cancels: its gradient is
     // exactly zero (in float it would be rounding noise, which Adam would turn into lr-sized steps).
@@ -523,7 +561,7 @@ static void backward_embed(PlVitTrain *t, Worker *w, int n, float *g) {
     for (int r = 1; r < T; r++)
         for (int i = 0; i < D; i++) gpb[i] += w->dpos[(size_t)r * D + i];
     for (int b = 0; b < n; b++)   // (D, np) x (np, K), images in order
-        t->k->gemm(1, 0, D, K, t->np, 1.0f, w->dres + ((size_t)b * T + 1) * D, D, w->u + (size_t)b * t->np * K, K,
+        pl_train_gemm(&w->gemm, 1, 0, D, K, t->np, 1.0f, w->dres + ((size_t)b * T + 1) * D, D, w->u + (size_t)b * t->np * K, K,
                    b ? 1.0f : 0.0f, GRD(t, g, T_PW), K);
 }
 

@@ -59,7 +59,11 @@ double pl_vit_train_activation_bytes(const PlVitTrainSpec *spec);
 
 size_t pl_vit_train_param_floats(const PlVitTrain *t);   // slab length in floats, padding included
 const PlTrainTensor *pl_vit_train_tensors(const PlVitTrain *t, int *count);
-float *pl_vit_train_params(PlVitTrain *t);
+float *pl_vit_train_params(PlVitTrain *t);   // also marks the BF16 copy stale (the caller may change them)
+// BF16: round the parameters into their resident BF16 copy if they changed since (pl_vit_train_params was called);
+// call it before each step's micro-batches and before predicting. No-op for FP32. Until it is called after a change,
+// the GEMMs convert the parameters themselves (slower, same result).
+void pl_vit_train_sync(PlVitTrain *t);
 const PlVitTrainSpec *pl_vit_train_spec(const PlVitTrain *t);
 
 // Copy the backbone from `w` (validated against the spec's config: every tensor present with its shape) and the head

@@ -8,6 +8,7 @@
 #
 #   tests/bench/finetune_vs_torch.sh [BUILD_DIR]      (default build/)
 #   env: THREADS=2 BATCH=32 STEPS=4 (timed) WARMUP=1 (untimed, first) CLASSES=17
+#        ENGINES="openblas:fp32 onednn:fp32 onednn:bf16" (protloc's --kernels:--precision, one run each)
 #        DIM=384 DEPTH=12 HEADS=6 PATCH=16 SIZE=224 CHANS=3 (ViT-S/16, 224 x 224, RGB)   MPI=0|1
 #
 # protloc: the per-step img/s of OUT/train.jsonl times the step alone (data fetch + forward + backward +
@@ -32,6 +33,7 @@ WARMUP=${WARMUP:-1}
 CLASSES=${CLASSES:-17}
 DIM=${DIM:-384} DEPTH=${DEPTH:-12} HEADS=${HEADS:-6} PATCH=${PATCH:-16} SIZE=${SIZE:-224} CHANS=${CHANS:-3}
 MPI=${MPI:-0}
+ENGINES=${ENGINES:-openblas:fp32 onednn:fp32 onednn:bf16}
 [ -x "$PROTLOC" ] || { echo "build first: $PROTLOC not found" >&2; exit 1; }
 [ -x "$TIME" ] || { echo "$TIME (GNU time) is needed for peak RSS" >&2; exit 1; }
 [ "$STEPS" -ge 1 ] && [ "$WARMUP" -ge 0 ] || { echo "STEPS must be >= 1, WARMUP >= 0" >&2; exit 2; }
@@ -73,9 +75,15 @@ PYEOF
 FT=(finetune --model "$W/w.safetensors" --input "$W/x.npy" --labels "$W/y.npy" --classes "$CLASSES"
     --steps "$TOTAL" --batch "$BATCH" --no-augment --drop-path 0 --checkpoint-every 0 --optimizer adamw --lr 1e-4)
 
-# protloc, 1 rank x THREADS threads
-$TIME -v -o "$W/time_protloc.txt" "$PROTLOC" "${FT[@]}" --threads "$THREADS" --out "$W/protloc" \
-  >"$W/protloc.log" 2>&1 || { echo "protloc finetune failed:" >&2; cat "$W/protloc.log" >&2; exit 1; }
+# protloc, 1 rank x THREADS threads, once per engine (the first is "protloc", the reference of the MPI rows)
+TAGS=
+for e in $ENGINES; do
+  tag=protloc_${e//:/_}
+  [ -z "$TAGS" ] && tag=protloc
+  $TIME -v -o "$W/time_$tag.txt" "$PROTLOC" "${FT[@]}" --threads "$THREADS" --kernels "${e%%:*}" --precision "${e##*:}" \
+    --out "$W/$tag" >"$W/$tag.log" 2>&1 || { echo "protloc finetune ($e) failed:" >&2; cat "$W/$tag.log" >&2; exit 1; }
+  TAGS="$TAGS $tag"
+done
 
 # PyTorch, same weights / batch / threads / steps (glibc malloc: nothing preloaded, no tunables)
 env -u LD_PRELOAD -u GLIBC_TUNABLES OMP_WAIT_POLICY=PASSIVE $TIME -v -o "$W/time_torch.txt" \
@@ -94,10 +102,11 @@ if [ "$MPI" = 1 ]; then
   done
 fi
 
-$PY - "$W" "$WARMUP" "$BATCH" "$THREADS" "${fwd_gflop:-0}" "$MPI_RUNS" <<'PYEOF'
+$PY - "$W" "$WARMUP" "$BATCH" "$THREADS" "${fwd_gflop:-0}" "$MPI_RUNS" "$TAGS" <<'PYEOF'
 import json, re, statistics, sys
 w, warmup, batch, threads, fwd_gflop, mpi_runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \
     float(sys.argv[5]), sys.argv[6].split()
+tags = sys.argv[7].split()
 
 def gnu_time(path):
     t = open(path).read()
@@ -116,7 +125,8 @@ def protloc(tag):
                 rep["results"]["last_loss"]), ex=rep["execution"], mb=rep["options"]["micro_batch"],
                 warm=[s["img_per_s"] for s in steps[:warmup]], timed=timed)
 
-p = protloc("protloc")
+runs = {tag: protloc(tag) for tag in tags}
+p = runs["protloc"]
 t = json.loads(open(f"{w}/torch.json").read().strip().splitlines()[-1])
 t_rss, t_wall = gnu_time(f"{w}/time_torch.txt")
 peak = {}
@@ -134,8 +144,10 @@ print(f"\n| impl | ranks x threads | img/s (median step) | img/s (mean step) | s
       f"peak RSS MiB | wall s | img/s protloc / PyTorch |")
 print("|---|---|---|---|---|---|---|---|---|")
 tm = t["img_per_s_median"]
-print(f"| protloc | 1 x {threads} | {p['median']:.2f} | {p['mean']:.2f} | {batch / p['median']:.3f} | "
-      f"{pct(p['median'], threads)} | {p['rss']:.1f} | {p['wall']:.1f} | {p['median'] / tm:.2f} |")
+for tag, q in runs.items():
+    print(f"| protloc {q['ex'].get('kernels')} {q['ex'].get('precision', 'fp32')} | 1 x {threads} | {q['median']:.2f} | "
+          f"{q['mean']:.2f} | {batch / q['median']:.3f} | {pct(q['median'], threads)} | {q['rss']:.1f} | {q['wall']:.1f} | "
+          f"{q['median'] / tm:.2f} |")
 print(f"| pytorch {t['torch']} | 1 x {threads} | {tm:.2f} | {t['img_per_s']:.2f} | {t['step_s_median']:.3f} | "
       f"{pct(tm, threads)} | {t_rss:.1f} | {t_wall:.1f} | 1.00 |")
 mp = {r: protloc(f"mpi_{r}") for r in mpi_runs}
@@ -160,6 +172,11 @@ for r, m in mp.items():
     print(f"- MPI --reduce {r}: 2 ranks x 1 thread = {m['median']:.2f} img/s vs 1 rank x {threads} threads = "
           f"{p['median']:.2f} img/s ({m['median'] / p['median']:.2f}x); whole run {m['whole']:.2f} img/s; "
           f"loss {m['loss'][0]:.4f} -> {m['loss'][1]:.4f}; timed steps {', '.join(f'{v:g}' for v in m['timed'])}")
+fp32 = [q["median"] for q in runs.values() if q["ex"].get("precision", "fp32") == "fp32"]
+for tag, q in runs.items():
+    if q["ex"].get("precision") == "bf16" and fp32:
+        print(f"- BF16 fine-tuning ({q['ex'].get('kernels')}): {q['median']:.2f} img/s = {q['median'] / max(fp32):.2f}x the "
+              f"fastest FP32 run ({max(fp32):.2f} img/s); loss {q['loss'][0]:.4f} -> {q['loss'][1]:.4f}")
 if mp and "tree" in mp:
     print(f"- last loss, 1 rank vs 2 ranks --reduce tree: {p['loss'][1]!r} vs {mp['tree']['loss'][1]!r} "
           f"({'identical' if p['loss'][1] == mp['tree']['loss'][1] else 'DIFFERENT'})")

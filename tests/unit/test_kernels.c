@@ -231,6 +231,15 @@ static void test_find_and_refusals(void **state) {
     assert_int_equal(pl_bf16_from_f32(1.00390625f), 0x3f80);    // tie -> even (down)
     assert_int_equal(pl_bf16_from_f32(1.01171875f), 0x3f82);    // tie -> even (up)
     assert_true(isnan(pl_bf16_to_f32(pl_bf16_from_f32(NAN))));
+    // the bulk conversion (vectorised per CPU level) gives the element rule's bits, special values included
+    enum { NB = 1001 };
+    static float src[NB];
+    static uint16_t bulk[NB];
+    for (int i = 0; i < NB; i++) src[i] = val(i, 11) * powf(2.0f, (float)(i % 300 - 150));
+    src[0] = NAN, src[1] = INFINITY, src[2] = -INFINITY, src[3] = 1.00390625f, src[4] = -0.0f, src[5] = 1e-40f;
+    pl_bf16_from_f32_n(bulk, src, NB);
+    for (int i = 0; i < NB; i++)
+        if (bulk[i] != pl_bf16_from_f32(src[i])) fail_msg("bulk bf16 of %g: %#x, element rule %#x", (double)src[i], bulk[i], pl_bf16_from_f32(src[i]));
 }
 
 int main(void) {

@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "pl_kernels.h"
+#include "pl_bf16.h"
 #include "pl_train_layers.h"
+#include <stdatomic.h>
 #include "pl_vit_kernels.h"
 
 // Float forwards, loss L = sum(g * out) in double, eps = 1e-3: float rounding of the forward leaves ~1e-4 of noise
@@ -118,10 +120,16 @@ static void test_layernorm_backward(void **state) {
 
 // ---- linear ----
 typedef struct {
-    const PlKernels *k;
+    const PlTrainGemm *k;
     float *inp, *w, *b, *g, *out;
     int N, IC, OC;
 } LinCtx;
+static const PlTrainGemm *fp32_gemm(void) {
+    static PlTrainGemm g;
+    g.k = pl_kernels_openblas();
+    g.precision = PL_PRECISION_FP32;
+    return &g;
+}
 static double lin_loss(void *p) {
     LinCtx *c = p;
     pl_linear_forward(c->k, c->out, c->inp, c->w, c->b, c->N, c->IC, c->OC);
@@ -134,7 +142,7 @@ static void test_linear_backward(void **state) {
     for (int s = 0; s < 2; s++) {
         const int N = 5, IC = shapes[s][0], OC = shapes[s][1];
         size_t ni = (size_t)N * IC, no = (size_t)N * OC, nw = (size_t)OC * IC;
-        LinCtx c = {pl_kernels_openblas(), rand_buf(ni, 1.0f), rand_buf(nw, 0.5f), rand_buf(OC, 0.5f),
+        LinCtx c = {fp32_gemm(), rand_buf(ni, 1.0f), rand_buf(nw, 0.5f), rand_buf(OC, 0.5f),
                     rand_buf(no, 1.0f), const_buf(no, 0), N, IC, OC};
         float *dinp = const_buf(ni, 7.0f), *dw = const_buf(nw, 7.0f), *db = const_buf(OC, 7.0f);   // all overwritten
         pl_linear_backward(c.k, dinp, 0.0f, dw, db, c.g, c.inp, c.w, N, IC, OC);
@@ -162,6 +170,50 @@ static void test_linear_backward(void **state) {
         free(pre), free(acc), free(sum), free(dw2), free(db2), free(dw3), free(db3), free(dinp), free(dw), free(db);
         free(c.inp), free(c.w), free(c.b), free(c.g), free(c.out);
     }
+}
+
+// BF16 training GEMMs: every transpose gives the product of the BF16-rounded operands accumulated in FP32 (against a
+// double reference on the same rounded operands), and the parameters themselves are never touched.
+static void test_train_gemm_bf16(void **state) {
+    (void)state;
+    const PlKernels *k = NULL;
+    if (pl_kernels_find("onednn", PL_PRECISION_BF16, &k) != PL_OK) {
+        print_message("SKIPPED part: no BF16 GEMM on this CPU (%s)\n", pl_error_message());
+        skip();
+    }
+    enum { M = 29, N = 41, K = 53, LD = 64 };
+    uint16_t a16[LD * LD], b16[LD * LD];
+    PlTrainGemm g = {.k = k, .precision = PL_PRECISION_BF16, .a16 = a16, .b16 = b16, .cap = LD * LD};
+    float *a = rand_buf(LD * LD, 1.0f), *b = rand_buf(LD * LD, 1.0f), *c = const_buf(M * LD, 0.5f), *ref = malloc(sizeof(float) * M * LD);
+    float *a_copy = malloc(sizeof(float) * LD * LD);
+    memcpy(a_copy, a, sizeof(float) * LD * LD);
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            for (int i = 0; i < M * LD; i++) c[i] = ref[i] = 0.5f;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double acc = 0;
+                    for (int p = 0; p < K; p++) {
+                        float x = ta ? a[p * LD + i] : a[i * LD + p], y = tb ? b[j * LD + p] : b[p * LD + j];
+                        acc += (double)pl_bf16_to_f32(pl_bf16_from_f32(x)) * pl_bf16_to_f32(pl_bf16_from_f32(y));
+                    }
+                    ref[i * LD + j] = (float)(acc + 0.5);
+                }
+            pl_train_gemm(&g, ta, tb, M, N, K, 1.0f, a, LD, b, LD, 1.0f, c, LD);
+            assert_close("bf16 train gemm", c, ref, M * LD, 2e-5);
+            // b as a parameter with a resident BF16 copy (pl_vit_train_sync) is read from that copy: a copy holding
+            // 2 b (exact in BF16) doubles the product
+            static uint16_t w16[LD * LD];
+            static _Atomic int valid = 1;
+            for (int i = 0; i < LD * LD; i++) w16[i] = pl_bf16_from_f32(2.0f * pl_bf16_to_f32(pl_bf16_from_f32(b[i])));
+            PlTrainGemm gr = g;
+            gr.w32 = b, gr.w16 = w16, gr.wn = LD * LD, gr.w16_valid = &valid;
+            for (int i = 0; i < M * LD; i++) c[i] = 0.5f, ref[i] = 2.0f * (ref[i] - 0.5f) + 0.5f;
+            pl_train_gemm(&gr, ta, tb, M, N, K, 1.0f, a, LD, b, LD, 1.0f, c, LD);
+            assert_close("bf16 train gemm (resident parameters)", c, ref, M * LD, 4e-5);
+        }
+    assert_memory_equal(a, a_copy, sizeof(float) * LD * LD);   // FP32 master values untouched
+    free(a), free(b), free(c), free(ref), free(a_copy);
 }
 
 // ---- GELU ----
@@ -352,6 +404,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layernorm_backward),
         cmocka_unit_test(test_linear_backward),
+        cmocka_unit_test(test_train_gemm_bf16),
         cmocka_unit_test(test_gelu_backward),
         cmocka_unit_test(test_attention_backward),
         cmocka_unit_test(test_softmax_xent),
