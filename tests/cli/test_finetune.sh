@@ -87,6 +87,35 @@ cmp -s "$TEST_TMP/id1/backbone.safetensors" "$TEST_TMP/rc/backbone.safetensors" 
 expect_status 0 "${MPIRUN[@]}" -np 2 "$PROTLOC" finetune "${run_args[@]}" --threads 1 --reduce allreduce --out "$TEST_TMP/ar"
 grep -q '"reduce": "allreduce"' "$TEST_TMP/ar/report.json" || fail "report lacks the reduce mode"
 
+# ---- 2b. BF16 (GEMM and attention inputs rounded to BF16, FP32 master weights): the same guarantees ----
+if "$PROTLOC" finetune "${run_args[@]}" --precision bf16 --threads 1 --out "$TEST_TMP/bf1" >"$TEST_TMP/bf.out" 2>&1; then
+  pass "BF16 fine-tune runs"
+  expect_status 0 "$PROTLOC" finetune "${run_args[@]}" --precision bf16 --threads 2 --out "$TEST_TMP/bf2"
+  expect_status 0 "${MPIRUN[@]}" -np 3 "$PROTLOC" finetune "${run_args[@]}" --precision bf16 --threads 1 --out "$TEST_TMP/bf3"
+  for d in bf2 bf3; do
+    cmp -s "$TEST_TMP/bf1/backbone.safetensors" "$TEST_TMP/$d/backbone.safetensors" &&
+      cmp -s "$TEST_TMP/bf1/head.safetensors" "$TEST_TMP/$d/head.safetensors" &&
+      pass "BF16 weights of $d bit-identical to 1 rank x 1 thread" || fail "BF16 weights of $d differ from 1 rank x 1 thread"
+  done
+  grep -q '"precision": "bf16"' "$TEST_TMP/bf1/report.json" && grep -q '"kernels": "onednn"' "$TEST_TMP/bf1/report.json" &&
+    pass "report records kernels onednn, precision bf16" || fail "report lacks the BF16 precision or backend"
+  # BF16 changes the arithmetic, not the training: 1 SGD step against the float64 PyTorch reference, to BF16's accuracy
+  X16="$FX/p16_c3_48x80"
+  expect_status 0 "$PROTLOC" finetune --model "$X16/model.safetensors" --heads 3 --head-init "$X16/head.safetensors" \
+    --input "$X16/x.npy" --labels "$X16/y.npy" --schedule constant --warmup-steps 0 --drop-path 0 --no-augment \
+    --no-shuffle --threads 2 --out "$TEST_TMP/bfsgd" --optimizer sgd --momentum 0 --lr 0.1 --weight-decay 0 --steps 1 \
+    --batch 6 --precision bf16
+  if $PY "$COMPARE" "$X16" "$TEST_TMP/bfsgd" sgd1 bf16; then pass "BF16: 1 SGD step = torch to BF16 accuracy"; else fail "BF16 SGD step far from torch"; fi
+  # the backend and precision are part of the checkpoint fingerprint: no resuming FP32 training in BF16
+  expect_status 1 "$PROTLOC" finetune "${run_args[@]}" --precision bf16 --threads 2 --out "$TEST_TMP/id2" --resume
+  grep -q "other arguments" "$TEST_TMP/last.err" || fail "BF16 resume of an FP32 run: $(cat "$TEST_TMP/last.err")"
+else
+  grep -q "BF16" "$TEST_TMP/bf.out" && echo "SKIPPED part: BF16 fine-tuning is not available on this CPU: $(tail -1 "$TEST_TMP/bf.out")" ||
+    fail "BF16 fine-tune failed: $(tail -3 "$TEST_TMP/bf.out")"
+fi
+expect_status 2 "$PROTLOC" finetune "${run_args[@]}" --precision fp16 --out "$TEST_TMP/bad"
+grep -q "fp32 or bf16" "$TEST_TMP/last.err" || fail "bad --precision message: $(cat "$TEST_TMP/last.err")"
+
 # ---- 3. kill -9 at a random step, then --resume: bit-identical final weights ----
 long_args=(--model "$C/model.safetensors" --heads 2 --input "$C/x.npy" --labels "$C/y.npy" --steps 240 --batch 5
            --micro-batch 2 --drop-path 0.2 --lr 1e-3 --checkpoint-every 7 --threads 2)
