@@ -36,6 +36,10 @@ enum {
 
 typedef struct PlKernels {
     const char *name;   // "openblas" | "onednn"
+    // Callers that cut the rows of one product into several calls get bit-identical rows whatever the cut when every
+    // call starts on a multiple of row_align rows (OpenBLAS: 48, its rows depend on their place in its 16/24-row
+    // tiles; oneDNN: 1, its rows are independent), and are fastest with calls of about max_rows rows.
+    int row_align, max_rows;
     // Row-major C (m, n) = alpha * op(A) (m, k) * op(B) (k, n) + beta * C; op transposes when trans_* != 0. FP32.
     void (*gemm)(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
                  int ldb, float beta, float *c, int ldc);

@@ -56,7 +56,8 @@ static void openblas_linear(const PlKernelMat *mat, int m, const float *a, int l
     }
 }
 
-static const PlKernels openblas_kernels = {"openblas",           openblas_gemm,     NULL, openblas_mat_create,
-                                           openblas_mat_destroy, openblas_mat_plan, openblas_linear};
+static const PlKernels openblas_kernels = {"openblas",          48,   256, openblas_gemm,
+                                           NULL,                openblas_mat_create, openblas_mat_destroy,
+                                           openblas_mat_plan,   openblas_linear};
 
 const PlKernels *pl_kernels_openblas(void) { return &openblas_kernels; }

@@ -20,13 +20,8 @@
 #include "pl_vit_kernels.h"
 
 #define PL_VIT_MIN_ROWS 48    // smallest row chunk worth a separate GEMM call
-#ifndef PL_VIT_MAX_ROWS
-#define PL_VIT_MAX_ROWS 256   // largest row chunk (bounds the per-thread MLP buffer); overridable for tuning
-#endif
-#define PL_VIT_ROW_ALIGN 48   // chunk starts on multiples of this (OpenBLAS sgemm M tiles: 24 on Haswell/Zen, 16 on others)
-#if PL_VIT_MAX_ROWS <= PL_VIT_ROW_ALIGN
-#error "PL_VIT_MAX_ROWS must exceed PL_VIT_ROW_ALIGN"
-#endif
+// The largest row chunk (it bounds the per-thread MLP buffer) and the multiple chunks start on come from the kernel
+// backend (PlKernels.max_rows, .row_align).
 
 typedef struct PlVitBlockW {
     const float *n1w, *n1b, *qkvw, *qkvb, *projw, *projb, *n2w, *n2b, *fc1w, *fc1b, *fc2w, *fc2b;
@@ -110,7 +105,7 @@ static size_t pl_vit_slab_plan(PlVit *v, size_t sizes[6]) {
     size_t B = (size_t)v->opt.max_batch, T = (size_t)v->T, D = (size_t)v->cfg.dim;
     v->hid_ld = v->cfg.mlp_hidden > v->K ? v->cfg.mlp_hidden : v->K;
     // Per-thread MLP/unfold buffer: rows of the largest chunk any batch up to max_batch uses (often far fewer
-    // than PL_VIT_MAX_ROWS at small batches).
+    // than the backend's max_rows at small batches).
     v->hid_rows = 1;
     for (int b = 1; b <= v->opt.max_batch; b++) {
         pl_vit_plan_chunks(v, b * v->T);
@@ -144,6 +139,7 @@ double pl_vit_memory_bytes(const PlVitConfig *cfg, const PlVitOptions *opt) {
     v.T = (int)T;
     v.K = cfg->in_chans * cfg->patch * cfg->patch;
     v.threads = pl_threadpool_size(opt->pool);
+    v.k = opt->kernels ? opt->kernels : pl_kernels_openblas();
     size_t sizes[6];
     return (double)pl_vit_slab_plan(&v, sizes) * sizeof(float) + T * cfg->dim * sizeof(float);   // + position embedding
 }
@@ -406,12 +402,12 @@ static void pl_vit_rows_embed(PlVit *v, int r0, int n, int thread) {
     }
 }
 
-// Chunk boundaries: the balanced split point rounded down to a multiple of PL_VIT_ROW_ALIGN, so every
+// Chunk boundaries: the balanced split point rounded down to a multiple of the backend's row_align, so every
 // row meets the same GEMM micro-kernel tiling whatever the chunk count (see pl_vit_forward).
 static int pl_vit_chunk_start(const PlVit *v, int task) {
     if (task >= v->nchunks) return v->rows;
     long s = (long)task * v->rows / v->nchunks;
-    return (int)(s / PL_VIT_ROW_ALIGN * PL_VIT_ROW_ALIGN);
+    return (int)(s / v->k->row_align * v->k->row_align);
 }
 
 static void pl_vit_chunk(const PlVit *v, int task, int *r0, int *n) {
@@ -419,14 +415,15 @@ static void pl_vit_chunk(const PlVit *v, int task, int *r0, int *n) {
     *n = pl_vit_chunk_start(v, task + 1) - *r0;
 }
 
-// Plan the row chunks of a forward over `rows` token rows: at most PL_VIT_MAX_ROWS rows each, a multiple of
-// the thread count when there are enough rows (equal shares), about PL_VIT_MIN_ROWS rows or more each (GEMM
-// efficiency). Chunks start on multiples of PL_VIT_ROW_ALIGN rows: OpenBLAS rounds a row differently
-// depending on where it falls in its micro-kernel tiles, and aligned starts make every row's tiling
-// independent of the chunk count, so embeddings are bit-identical for any thread count (and so for any MPI
+// Plan the row chunks of a forward over `rows` token rows: at most about the backend's max_rows rows each, a
+// multiple of the thread count when there are enough rows (equal shares), about PL_VIT_MIN_ROWS rows or more each
+// (GEMM efficiency). Chunks start on multiples of the backend's row_align rows (OpenBLAS: 48, as it rounds a row
+// differently depending on where it falls in its micro-kernel tiles; oneDNN: any row), which makes every row's
+// result independent of the chunk count, so embeddings are bit-identical for any thread count (and so for any MPI
 // rank count). Sets rows, nchunks and chunk_rows (the largest chunk).
 static void pl_vit_plan_chunks(PlVit *v, int rows) {
-    int nchunks = (rows + (PL_VIT_MAX_ROWS - PL_VIT_ROW_ALIGN) - 1) / (PL_VIT_MAX_ROWS - PL_VIT_ROW_ALIGN);
+    int span = v->k->max_rows - v->k->row_align;   // a chunk's share before rounding its start down
+    int nchunks = (rows + span - 1) / span;
     nchunks = (nchunks + v->threads - 1) / v->threads * v->threads;
     if (rows / nchunks < PL_VIT_MIN_ROWS) {
         nchunks = rows / PL_VIT_MIN_ROWS;

@@ -240,7 +240,7 @@ int main(int argc, char **argv) {
             double ips = iters * batches[b] / (t1 - t0);
             struct rusage ru;
             getrusage(RUSAGE_SELF, &ru);
-            printf("%s/%s/%s\t%d\t%d\t%.2f\t%.2f\t%.1f\t%.0f\t%.1f\t%.1f\t%.0f\n", pl_cpu_level_name(levels[l]), engines[e]->name,
+            printf("%s/%s/%s\t%d\t%d\t%.4f\t%.2f\t%.1f\t%.0f\t%.1f\t%.1f\t%.0f\n", pl_cpu_level_name(levels[l]), engines[e]->name,
                    pl_precision_name(precisions[e]), threads[t], batches[b], ips, 1000.0 / ips, ips * flops / 1e9,
                    gemm ? 100.0 * ips * flops / 1e9 / gemm_gflops[t] : 0.0, pl_vit_activation_bytes(vit) / 1048576.0,
                    ru.ru_maxrss / 1024.0, 100.0 * ips * flops / 1e9 / peak[t]);

@@ -116,7 +116,7 @@ def main():
                     break
         ips = iters * bs / (t1 - t0)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"{a.label}\t{a.threads}\t{bs}\t{ips:.2f}\t{1000 / ips:.2f}\t{rss:.1f}", flush=True)
+        print(f"{a.label}\t{a.threads}\t{bs}\t{ips:.4f}\t{1000 / ips:.2f}\t{rss:.1f}", flush=True)
 
 
 if __name__ == "__main__":
