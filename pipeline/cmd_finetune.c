@@ -380,11 +380,11 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     double act = pl_vit_train_activation_bytes(&sp), P = t ? (double)pl_vit_train_param_floats(t) * 4 : 0.0;
     if (st == PL_OK && rank == 0)
         pl_log_info("fine-tuning %s on %lld of %lld training images (fraction %g, repetition %d): dim %d, depth %d, "
-                    "heads %d, patch %d, %dx%d, %d classes (%s), batch %d (micro-batch %d), %d rank(s) x %d thread(s); "
-                    "activations %.1f MiB per thread, parameters %.1f MiB -> %s",
+                    "heads %d, patch %d, %dx%d, %d classes (%s), batch %d (micro-batch %d), %d rank(s) x %d thread(s), "
+                    "kernels %s, precision %s; activations %.1f MiB per thread, parameters %.1f MiB -> %s",
                     m->weights, (long long)m_rows, (long long)d->ntr, frac, si, m->cfg.dim, m->cfg.depth, m->cfg.heads,
                     m->cfg.patch, d->H, d->W, C, d->targets ? "BCE" : "cross-entropy", a->o.batch, mb, ranks, threads,
-                    act / 1048576.0, P / 1048576.0, dir);
+                    kernels->name, pl_precision_name(a->precision), act / 1048576.0, P / 1048576.0, dir);
     PlFinetuneResult r = {0};
     if (st == PL_OK) st = pl_finetune_run(t, &tr, d->nva ? &va : NULL, d->nte ? &te : NULL, &o, &r);
     if (st == PL_OK && rank == 0) {

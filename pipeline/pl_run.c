@@ -344,8 +344,9 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     if (st == PL_OK && ctx.rank == 0) {
         st = run_plan(&ctx, &jw, tasks, &n_tasks, valid, sum);
         pl_log_info("run: %zu items, %ld to compute, %ld resumed from the journal, %ld reused from %s; %d rank%s x %d "
-                    "thread%s, embedding dim %d", N, n_tasks, sum->resumed, sum->reused, o->out, ctx.size,
-                    ctx.size > 1 ? "s" : "", ctx.threads, ctx.threads > 1 ? "s" : "", ctx.dim);
+                    "thread%s, embedding dim %d, kernels %s, precision %s", N, n_tasks, sum->resumed, sum->reused,
+                    o->out, ctx.size, ctx.size > 1 ? "s" : "", ctx.threads, ctx.threads > 1 ? "s" : "", ctx.dim,
+                    o->kernels ? o->kernels->name : "openblas", pl_precision_name(o->precision));
     }
     st = run_agree(st, "planning on rank 0");
     if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(&n_tasks, 1, MPI_LONG, 0, MPI_COMM_WORLD));
