@@ -3,6 +3,7 @@
 #include "pl_bf16.h"
 
 #include <stdatomic.h>
+#include <stddef.h>
 
 #include "pl_dispatch.h"
 
@@ -21,17 +22,24 @@ __attribute__((target("avx512f,avx512bw"))) static void bf16_n_avx512(uint16_t *
 #endif
 
 typedef void (*Bf16Fn)(uint16_t *restrict, const float *restrict, size_t);
+typedef struct Bf16Copy {
+    PlCpuLevel level;
+    Bf16Fn fn;
+} Bf16Copy;
+static const Bf16Copy bf16_copies[] = {
+    {PL_CPU_BASELINE, bf16_n_baseline},
+#if PL_DISPATCH_X86
+    {PL_CPU_AVX2, bf16_n_avx2},
+    {PL_CPU_AVX512, bf16_n_avx512},
+#endif
+};
 static _Atomic(Bf16Fn) bf16_fn;
 
 static Bf16Fn bf16_pick(void) {
     Bf16Fn f = atomic_load_explicit(&bf16_fn, memory_order_acquire);
     if (f) return f;
-    f = bf16_n_baseline;
-#if PL_DISPATCH_X86
-    PlCpuLevel level = pl_cpu_level();
-    if (level >= PL_CPU_AVX512) f = bf16_n_avx512;
-    else if (level >= PL_CPU_AVX2) f = bf16_n_avx2;
-#endif
+    f = bf16_copies[pl_dispatch_pick(bf16_copies, sizeof bf16_copies / sizeof bf16_copies[0], sizeof bf16_copies[0],
+                                     offsetof(Bf16Copy, level), pl_cpu_level())].fn;
     atomic_store_explicit(&bf16_fn, f, memory_order_release);
     return f;
 }

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -153,6 +154,7 @@ static const FaTable fa_tables[] = {
     {PL_CPU_AVX512_BF16, fa_forward_avx512bf16, fa_backward_avx512bf16},
 #endif
 };
+#define FA_NTABLES (sizeof fa_tables / sizeof fa_tables[0])
 static _Atomic(const FaTable *) fa_table;
 
 // The best level this CPU runs (AVX2 also needs FMA here).
@@ -168,24 +170,17 @@ static PlCpuLevel fa_best_level(void) {
 static const FaTable *fa_kernels(void) {
     const FaTable *t = atomic_load_explicit(&fa_table, memory_order_acquire);
     if (t) return t;
-    PlCpuLevel best = fa_best_level();
-    t = &fa_tables[0];
-    for (size_t i = 0; i < sizeof fa_tables / sizeof fa_tables[0]; i++)
-        if (fa_tables[i].level <= best) t = &fa_tables[i];
+    t = &fa_tables[pl_dispatch_pick(fa_tables, FA_NTABLES, sizeof fa_tables[0], offsetof(FaTable, level), fa_best_level())];
     atomic_store_explicit(&fa_table, t, memory_order_release);
     return t;
 }
 
 PlStatus pl_flash_attention_use(PlCpuLevel level) {
-    if (level > fa_best_level())
-        return PL_FAIL(PL_ERR_UNSUPPORTED, "this CPU has no %s (best: %s)", pl_cpu_level_name(level),
-                       pl_cpu_level_name(fa_best_level()));
-    for (size_t i = 0; i < sizeof fa_tables / sizeof fa_tables[0]; i++)
-        if (fa_tables[i].level == level) {
-            atomic_store_explicit(&fa_table, &fa_tables[i], memory_order_release);
-            return PL_OK;
-        }
-    return PL_FAIL(PL_ERR_UNSUPPORTED, "no %s flash-attention kernels in this build", pl_cpu_level_name(level));
+    size_t i;
+    PL_TRY(pl_dispatch_find(fa_tables, FA_NTABLES, sizeof fa_tables[0], offsetof(FaTable, level), level, fa_best_level(),
+                            "flash-attention", &i));
+    atomic_store_explicit(&fa_table, &fa_tables[i], memory_order_release);
+    return PL_OK;
 }
 
 PlCpuLevel pl_flash_attention_level(void) { return fa_kernels()->level; }

@@ -4,6 +4,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -49,30 +50,25 @@ static const VitKernelTable vit_tables[] = {
     PL_KTABLE(avx512, PL_CPU_AVX512),
 #endif
 };
+#define VIT_NTABLES (sizeof vit_tables / sizeof vit_tables[0])
 static _Atomic(const VitKernelTable *) vit_table;
 
 // The table in use: the best level the CPU has, chosen on first use (a race picks the same table twice).
 static const VitKernelTable *vit_kernels(void) {
     const VitKernelTable *t = atomic_load_explicit(&vit_table, memory_order_acquire);
     if (t) return t;
-    PlCpuLevel best = pl_cpu_level();
-    t = &vit_tables[0];
-    for (size_t i = 0; i < sizeof vit_tables / sizeof vit_tables[0]; i++)
-        if (vit_tables[i].level <= best) t = &vit_tables[i];
+    t = &vit_tables[pl_dispatch_pick(vit_tables, VIT_NTABLES, sizeof vit_tables[0], offsetof(VitKernelTable, level),
+                                     pl_cpu_level())];
     atomic_store_explicit(&vit_table, t, memory_order_release);
     return t;
 }
 
 PlStatus pl_vit_kernels_use(PlCpuLevel level) {
-    if (level > pl_cpu_level())
-        return PL_FAIL(PL_ERR_UNSUPPORTED, "this CPU has no %s (best: %s)", pl_cpu_level_name(level),
-                       pl_cpu_level_name(pl_cpu_level()));
-    for (size_t i = 0; i < sizeof vit_tables / sizeof vit_tables[0]; i++)
-        if (vit_tables[i].level == level) {
-            atomic_store_explicit(&vit_table, &vit_tables[i], memory_order_release);
-            return PL_OK;
-        }
-    return PL_FAIL(PL_ERR_UNSUPPORTED, "no %s kernels in this build", pl_cpu_level_name(level));
+    size_t i;
+    PL_TRY(pl_dispatch_find(vit_tables, VIT_NTABLES, sizeof vit_tables[0], offsetof(VitKernelTable, level), level,
+                            pl_cpu_level(), "ViT row", &i));
+    atomic_store_explicit(&vit_table, &vit_tables[i], memory_order_release);
+    return PL_OK;
 }
 
 PlCpuLevel pl_vit_kernels_level(void) { return vit_kernels()->level; }
