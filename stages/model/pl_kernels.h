@@ -32,6 +32,9 @@ typedef struct PlKernelMat PlKernelMat;   // a weight matrix prepared by one bac
 enum {
     PL_LINEAR_ACCUMULATE = 1,   // C += result (the residual add) instead of C = result
     PL_LINEAR_GELU = 2,         // result = gelu(x W^T + bias), the exact erf form (not with ACCUMULATE)
+    PL_LINEAR_BF16_IN = 4,      // BF16 mats only: A is already BF16 (uint16_t, row stride lda elements)
+    PL_LINEAR_BF16_OUT = 8,     // BF16 mats only: C is written as BF16 (uint16_t, row stride ldc), rounded to nearest
+                                // even from the FP32 result (not with ACCUMULATE)
 };
 
 typedef struct PlKernels {
@@ -56,9 +59,10 @@ typedef struct PlKernels {
     // fails nor allocates (call it at create time for every row count the caller will use).
     PlStatus (*mat_plan)(PlKernelMat *mat, int m, int lda, int ldc, int flags);
     // C (m, n) (row stride ldc) = [C +] act(A (m, k) (row stride lda) W^T + bias) with a planned (m, lda, ldc,
-    // flags). scratch: pl_kernels_linear_scratch_bytes(m, k, precision) bytes, 64-byte aligned, private to the
-    // calling thread (NULL when that is 0).
-    void (*linear)(const PlKernelMat *mat, int m, const float *a, int lda, int flags, float *c, int ldc, void *scratch);
+    // flags). A and C are float, or BF16 (uint16_t) where the flags say so. scratch:
+    // pl_kernels_linear_scratch_bytes(m, k, precision) bytes, 64-byte aligned, private to the calling thread (NULL
+    // when that is 0).
+    void (*linear)(const PlKernelMat *mat, int m, const void *a, int lda, int flags, void *c, int ldc, void *scratch);
 } PlKernels;
 
 // Scratch linear() needs for m rows of k inputs at this precision (the BF16 copy of A; 0 for FP32).

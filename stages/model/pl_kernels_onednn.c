@@ -239,7 +239,8 @@ static PlStatus gemm_plan_make(const GemmKey *key, const dnnl_memory_desc_t *wei
     dnnl_data_type_t dt = key->dt ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t bdims = {1, key->n};
     int ok = onednn_md(&a, key->m, key->k, dt, key->ta ? 1 : key->lda, key->ta ? key->lda : 1) == dnnl_success &&
-             onednn_md(&c, key->m, key->n, dnnl_f32, key->ldc, 1) == dnnl_success &&
+             onednn_md(&c, key->m, key->n, (key->flags & PL_LINEAR_BF16_OUT) ? dnnl_bf16 : dnnl_f32, key->ldc, 1) ==
+                 dnnl_success &&
              dnnl_memory_desc_init_by_tag(&bias, 2, bdims, dnnl_f32, dnnl_ab) == dnnl_success;
     if (key->kind == 0)
         ok = ok && onednn_md(&b, key->k, key->n, dt, key->tb ? 1 : key->ldb, key->tb ? key->ldb : 1) == dnnl_success;
@@ -413,7 +414,8 @@ static PlStatus onednn_mat_create(const float *w, const float *bias, int n, int 
     return PL_OK;
 }
 
-// The table key of mat's linear for (m, lda, ldc, flags). BF16: A is converted into the thread's scratch, packed (m, k).
+// The table key of mat's linear for (m, lda, ldc, flags). BF16: A is converted into the thread's scratch, packed (m, k),
+// unless it comes as BF16 already.
 static GemmKey mat_key(const PlKernelMat *mat, int m, int lda, int ldc, int flags) {
     GemmKey key;
     memset(&key, 0, sizeof key);
@@ -422,9 +424,9 @@ static GemmKey mat_key(const PlKernelMat *mat, int m, int lda, int ldc, int flag
     key.m = m;
     key.n = mat->n;
     key.k = mat->k;
-    key.lda = key.dt ? mat->k : lda;
+    key.lda = key.dt && !(flags & PL_LINEAR_BF16_IN) ? mat->k : lda;
     key.ldc = ldc;
-    key.flags = flags & (PL_LINEAR_ACCUMULATE | PL_LINEAR_GELU);
+    key.flags = flags & (PL_LINEAR_ACCUMULATE | PL_LINEAR_GELU | PL_LINEAR_BF16_IN | PL_LINEAR_BF16_OUT);
     key.has_bias = mat->bias != NULL;
     key.alpha = 1.0f;
     key.beta = (flags & PL_LINEAR_ACCUMULATE) ? 1.0f : 0.0f;
@@ -432,8 +434,10 @@ static GemmKey mat_key(const PlKernelMat *mat, int m, int lda, int ldc, int flag
 }
 
 static PlStatus onednn_mat_plan(PlKernelMat *mat, int m, int lda, int ldc, int flags) {
-    if ((flags & PL_LINEAR_ACCUMULATE) && (flags & PL_LINEAR_GELU))
-        return PL_FAIL(PL_ERR_ARG, "linear: GELU and accumulate together are not supported");
+    if ((flags & PL_LINEAR_ACCUMULATE) && (flags & (PL_LINEAR_GELU | PL_LINEAR_BF16_OUT)))
+        return PL_FAIL(PL_ERR_ARG, "linear: accumulating into a GELU or BF16 output is not supported");
+    if ((flags & (PL_LINEAR_BF16_IN | PL_LINEAR_BF16_OUT)) && mat->precision != PL_PRECISION_BF16)
+        return PL_FAIL(PL_ERR_ARG, "linear: BF16 operands need a BF16 weight");
     if (m < 1) return PL_FAIL(PL_ERR_ARG, "linear: %d rows", m);
     GemmKey key = mat_key(mat, m, lda, ldc, flags);
     if (!gemm_plan(&key, &mat->wei_md))
@@ -442,13 +446,13 @@ static PlStatus onednn_mat_plan(PlKernelMat *mat, int m, int lda, int ldc, int f
     return PL_OK;
 }
 
-static void onednn_linear(const PlKernelMat *mat, int m, const float *a, int lda, int flags, float *c, int ldc,
+static void onednn_linear(const PlKernelMat *mat, int m, const void *a, int lda, int flags, void *c, int ldc,
                           void *scratch) {
     if (m <= 0) return;
     GemmKey key = mat_key(mat, m, lda, ldc, flags);
     OnednnPlan *p = gemm_plan(&key, &mat->wei_md);
     const void *src = a;
-    if (p && mat->precision == PL_PRECISION_BF16) {
+    if (p && mat->precision == PL_PRECISION_BF16 && !(flags & PL_LINEAR_BF16_IN)) {
         pl_bf16_from_f32_rows(scratch, (size_t)mat->k, a, (size_t)lda, (size_t)m, (size_t)mat->k);
         src = scratch;
     }
@@ -457,7 +461,10 @@ static void onednn_linear(const PlKernelMat *mat, int m, const float *a, int lda
         pl_log_error("onednn: linear (%d x %d) x (%d x %d) could not run; its output is NaN", m, mat->k, mat->k, mat->n);
         pl_error_clear();
         for (int i = 0; i < m; i++)
-            for (int j = 0; j < mat->n; j++) c[(size_t)i * ldc + j] = NAN;
+            for (int j = 0; j < mat->n; j++) {
+                if (flags & PL_LINEAR_BF16_OUT) ((uint16_t *)c)[(size_t)i * ldc + j] = 0x7fc0;   // BF16 NaN
+                else ((float *)c)[(size_t)i * ldc + j] = NAN;
+            }
     }
 }
 

@@ -36,13 +36,17 @@ static void openblas_mat_destroy(PlKernelMat *mat) { free(mat); }
 static PlStatus openblas_mat_plan(PlKernelMat *mat, int m, int lda, int ldc, int flags) {
     if ((flags & PL_LINEAR_ACCUMULATE) && (flags & PL_LINEAR_GELU))
         return PL_FAIL(PL_ERR_ARG, "linear: GELU and accumulate together are not supported");
+    if (flags & (PL_LINEAR_BF16_IN | PL_LINEAR_BF16_OUT))
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "the openblas kernels have no BF16 operands");
     return PL_OK;
 }
 
 // C = [C +] A W^T (one sgemm, beta 1 when accumulating), then + bias (with GELU when asked) row by row.
-static void openblas_linear(const PlKernelMat *mat, int m, const float *a, int lda, int flags, float *c, int ldc,
+static void openblas_linear(const PlKernelMat *mat, int m, const void *av, int lda, int flags, void *cv, int ldc,
                             void *scratch) {
     if (m <= 0) return;
+    const float *a = av;
+    float *c = cv;
     openblas_gemm(0, 1, m, mat->n, mat->k, 1.0f, a, lda, mat->w, mat->k, (flags & PL_LINEAR_ACCUMULATE) ? 1.0f : 0.0f, c, ldc);
     if (flags & PL_LINEAR_GELU) {
         if (mat->bias && ldc == mat->n) pl_vit_bias_gelu(c, m, mat->n, mat->bias);

@@ -60,6 +60,7 @@ struct PlVit {
     unsigned char *lin_scratch;   // (threads, lin_scratch_bytes) the kernel backend's linear() scratch
     size_t lin_scratch_bytes;
     int hid_ld;
+    int hid_bf16;           // PL_LINEAR_BF16_OUT when the MLP hidden activation is kept in BF16 (--precision bf16)
     PlThreadPool *pool;     // borrowed
     const PlKernels *k;     // the kernel backend (pl_kernels.h)
     // per-forward state read by the tasks
@@ -204,8 +205,8 @@ static PlStatus pl_vit_plan_linears(PlVit *v) {
             PL_TRY(k->mat_plan(v->patch, n, K, D, 0));
             PL_TRY(k->mat_plan(b->qkv, n, D, 3 * D, 0));
             PL_TRY(k->mat_plan(b->proj, n, D, D, PL_LINEAR_ACCUMULATE));
-            PL_TRY(k->mat_plan(b->fc1, n, D, H, PL_LINEAR_GELU));
-            PL_TRY(k->mat_plan(b->fc2, n, H, D, PL_LINEAR_ACCUMULATE));
+            PL_TRY(k->mat_plan(b->fc1, n, D, H, PL_LINEAR_GELU | v->hid_bf16));
+            PL_TRY(k->mat_plan(b->fc2, n, H, D, PL_LINEAR_ACCUMULATE | (v->hid_bf16 ? PL_LINEAR_BF16_IN : 0)));
         }
     }
     return PL_OK;
@@ -240,6 +241,7 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     v->out_dim = opt->avgpool ? 2 * c->dim : v->last_n * c->dim;
     v->pool = opt->pool;
     v->k = opt->kernels ? opt->kernels : pl_kernels_openblas();
+    v->hid_bf16 = opt->precision == PL_PRECISION_BF16 ? PL_LINEAR_BF16_OUT : 0;
     v->threads = pl_threadpool_size(opt->pool);
     const int D = c->dim;
 
@@ -365,8 +367,10 @@ static void pl_vit_rows_mlp(PlVit *v, const PlVitBlockW *b, int r0, int n, int t
     void *scratch = pl_vit_lin_scratch(v, thread);
     v->k->linear(b->proj, n, att, D, PL_LINEAR_ACCUMULATE, x, D, scratch);
     pl_vit_layernorm(x, D, xn, D, n, D, b->n2w, b->n2b, v->cfg.ln_eps);
-    v->k->linear(b->fc1, n, xn, D, PL_LINEAR_GELU, hid, H, scratch);
-    v->k->linear(b->fc2, n, hid, H, PL_LINEAR_ACCUMULATE, x, D, scratch);
+    // BF16: fc1 stores its GELU output as BF16 and fc2 reads it as such (the rounding fc2 would do anyway, without
+    // writing, reading and converting the widest activation in FP32)
+    v->k->linear(b->fc1, n, xn, D, PL_LINEAR_GELU | v->hid_bf16, hid, H, scratch);
+    v->k->linear(b->fc2, n, hid, H, PL_LINEAR_ACCUMULATE | (v->hid_bf16 ? PL_LINEAR_BF16_IN : 0), x, D, scratch);
 }
 
 // Patch embedding for rows [r0, r0 + n): unfold each patch (C, p, p) into a row, one GEMM with the
