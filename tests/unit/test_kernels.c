@@ -208,6 +208,52 @@ static void test_linear_concurrent_threads(void **state) {
     free(par);
 }
 
+// BF16 operands passed as such: a BF16 GELU output (PL_LINEAR_BF16_OUT) is the FP32 output rounded to BF16 (to one
+// BF16 unit: oneDNN's GELU on the way), and feeding it back as BF16 input (PL_LINEAR_BF16_IN) equals feeding the same
+// values in FP32 (the backend converts them to the same BF16), bit for bit. openblas refuses both flags.
+static void test_linear_bf16_operands(void **state) {
+    (void)state;
+    const PlKernels *k = NULL;
+    if (pl_kernels_find("onednn", PL_PRECISION_BF16, &k) != PL_OK) {
+        print_message("SKIPPED part: no BF16 kernels on this CPU (%s)\n", pl_error_message());
+        skip();
+    }
+    enum { M = 100, N = 96, K = 64 };
+    static float w[N * K], bias[N], a[M * K], c32[M * N], back[M * N], y1[M * K], y2[M * K], w2[K * N];
+    static uint16_t c16[M * N];
+    for (int i = 0; i < N * K; i++) w[i] = val(i, 12) / 8.0f, w2[i] = val(i, 13) / 8.0f;
+    for (int i = 0; i < N; i++) bias[i] = val(i, 14) * 0.1f;
+    for (int i = 0; i < M * K; i++) a[i] = val(i, 15);
+    void *scratch = NULL;
+    assert_int_equal(posix_memalign(&scratch, 64, pl_kernels_linear_scratch_bytes(M, N > K ? N : K, PL_PRECISION_BF16) + 64), 0);
+    PlKernelMat *mat = NULL, *mat2 = NULL;
+    assert_int_equal(k->mat_create(w, bias, N, K, PL_PRECISION_BF16, &mat), PL_OK);
+    assert_int_equal(k->mat_create(w2, NULL, K, N, PL_PRECISION_BF16, &mat2), PL_OK);
+    assert_int_equal(k->mat_plan(mat, M, K, N, PL_LINEAR_GELU), PL_OK);
+    assert_int_equal(k->mat_plan(mat, M, K, N, PL_LINEAR_GELU | PL_LINEAR_BF16_OUT), PL_OK);
+    k->linear(mat, M, a, K, PL_LINEAR_GELU, c32, N, scratch);
+    k->linear(mat, M, a, K, PL_LINEAR_GELU | PL_LINEAR_BF16_OUT, c16, N, scratch);
+    for (int i = 0; i < M * N; i++) {
+        float r = pl_bf16_to_f32(pl_bf16_from_f32(c32[i])), g = pl_bf16_to_f32(c16[i]);
+        if (!(fabsf(g - r) <= fabsf(r) * (1.0f / 128.0f) + 1e-6f)) fail_msg("bf16 out [%d]: %g vs %g", i, (double)g, (double)r);
+        back[i] = g;
+    }
+    assert_int_equal(k->mat_plan(mat2, M, N, K, PL_LINEAR_BF16_IN), PL_OK);
+    assert_int_equal(k->mat_plan(mat2, M, N, K, 0), PL_OK);
+    k->linear(mat2, M, c16, N, PL_LINEAR_BF16_IN, y1, K, scratch);
+    k->linear(mat2, M, back, N, 0, y2, K, scratch);
+    assert_memory_equal(y1, y2, sizeof y1);
+    assert_int_equal(k->mat_plan(mat, M, K, N, PL_LINEAR_ACCUMULATE | PL_LINEAR_BF16_OUT), PL_ERR_ARG);
+    k->mat_destroy(mat);
+    k->mat_destroy(mat2);
+    PlKernelMat *om = NULL;
+    const PlKernels *ob = pl_kernels_openblas();
+    assert_int_equal(ob->mat_create(w, bias, N, K, PL_PRECISION_FP32, &om), PL_OK);
+    assert_int_equal(ob->mat_plan(om, M, K, N, PL_LINEAR_BF16_IN), PL_ERR_UNSUPPORTED);
+    ob->mat_destroy(om);
+    free(scratch);
+}
+
 static void test_find_and_refusals(void **state) {
     (void)state;
     const PlKernels *k = NULL;
@@ -248,6 +294,7 @@ int main(void) {
         cmocka_unit_test(test_linear_every_backend),
         cmocka_unit_test(test_gemm_every_backend),
         cmocka_unit_test(test_linear_concurrent_threads),
+        cmocka_unit_test(test_linear_bf16_operands),
         cmocka_unit_test(test_find_and_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
