@@ -2,7 +2,8 @@
 # the HPA field, standardised per tile, embedded by `protloc embed` at --precision fp32 and bf16 with the same
 # weights; prints the per-row cosine between the two and protloc's kNN macro F1 for every k (leave-one-out, label =
 # the field a tile comes from, so neighbourhoods carry real image structure) for both, side by side.
-#   /usr/bin/python3 tests/bench/bf16_agreement.py PROTLOC SHARED_DIR WORK_DIR [--model-dim 384 --depth 12 --heads 6]
+#   /usr/bin/python3 tests/bench/bf16_agreement.py PROTLOC SHARED_DIR WORK_DIR [--dim 384 --depth 12 --heads 6]
+#   ... [--model W.safetensors]   a 1-channel model of your own (e.g. fine-tuned) instead of an untrained one
 import argparse
 import csv
 import glob
@@ -36,6 +37,7 @@ def main():
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--stride", type=int, default=112)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", help="1-input-channel weights to use instead of a fresh untrained ViT")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     x, ids, labels = [], [], []
@@ -54,9 +56,10 @@ def main():
         f.write("id\tlabel\n")
         for i, l in zip(ids, labels):
             f.write(f"{i}\t{l}\n")
-    model = f"{a.work}/model.safetensors"
-    subprocess.run([a.protloc, "-q", "model", "init", "--dim", str(a.dim), "--depth", str(a.depth), "--heads",
-                    str(a.heads), "--patch", "16", "--in-chans", "1", "--seed", "7", "--out", model], check=True)
+    model = a.model or f"{a.work}/model.safetensors"
+    if not a.model:
+        subprocess.run([a.protloc, "-q", "model", "init", "--dim", str(a.dim), "--depth", str(a.depth), "--heads",
+                        str(a.heads), "--patch", "16", "--in-chans", "1", "--seed", "7", "--out", model], check=True)
     f1 = {}
     emb = {}
     for prec in ("fp32", "bf16"):
@@ -75,8 +78,9 @@ def main():
     cos = (a32 * a16).sum(1) / np.linalg.norm(a32, axis=1) / np.linalg.norm(a16, axis=1)
     ks = sorted(f1["fp32"])
     diff = [abs(f1["bf16"][k] - f1["fp32"][k]) for k in ks]
+    what = f"model {a.model}" if a.model else f"untrained ViT dim {a.dim}, depth {a.depth}, heads {a.heads}, patch 16"
     print(f"# {X.shape[0]} tiles of {len(set(labels))} real fields (7 OpenCell Hoechst FOVs, 1 HPA protein FOV), "
-          f"{a.size}x{a.size}, stride {a.stride}; untrained ViT dim {a.dim}, depth {a.depth}, heads {a.heads}, patch 16")
+          f"{a.size}x{a.size}, stride {a.stride}; {what}")
     print(f"per-row cosine(bf16, fp32): min {cos.min():.6f}  mean {cos.mean():.6f}")
     print(f"kNN (loo, DINO weighted vote) macro F1 over k = 1..{ks[-1]}: max |bf16 - fp32| = {max(diff):.4f} "
           f"(at k = {ks[int(np.argmax(diff))]})")
