@@ -24,8 +24,8 @@
 // backend (PlKernels.max_rows, .row_align).
 
 typedef struct PlVitBlockW {
-    const float *n1w, *n1b, *qkvw, *qkvb, *projw, *projb, *n2w, *n2b, *fc1w, *fc1b, *fc2w, *fc2b;
-    PlKernelMat *qkv, *proj, *fc1, *fc2;   // the four linears (owned by the PlVitLinears)
+    const float *n1w, *n1b, *n2w, *n2b;
+    PlKernelMat *qkv, *proj, *fc1, *fc2;   // the four linears with their biases (owned by the PlVitLinears)
 } PlVitBlockW;
 
 // The model's linears prepared once by one kernel backend at one precision (pl_vit.h); any number of PlVits (input
@@ -42,7 +42,7 @@ struct PlVit {
     PlVitConfig cfg;
     PlVitOptions opt;
     int gh, gw, T, K, out_dim, last_n, threads;
-    const float *patch_w, *patch_b, *cls, *norm_w, *norm_b;
+    const float *patch_b, *cls, *norm_w, *norm_b;
     PlKernelMat *patch;     // from lin
     PlVitLinears *lin;      // the prepared linears: borrowed from the options, or owned (own_lin)
     int own_lin;
@@ -245,7 +245,6 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     v->threads = pl_threadpool_size(opt->pool);
     const int D = c->dim;
 
-    v->patch_w = pl_vit_tensor(w, "patch_embed.proj.weight");
     v->patch_b = pl_vit_tensor(w, "patch_embed.proj.bias");
     v->cls = pl_vit_tensor(w, "cls_token");
     v->norm_w = pl_vit_tensor(w, "norm.weight");
@@ -253,23 +252,16 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     const float *pos_src = pl_vit_tensor(w, "pos_embed");
     v->blocks = pl_calloc((size_t)c->depth, sizeof *v->blocks);
     if (!v->blocks) goto nomem;
-    int missing = !v->patch_w || !v->patch_b || !v->cls || !v->norm_w || !v->norm_b || !pos_src;
+    // (the linears' weights and biases are looked up, and a missing one named, by pl_vit_linears_create)
+    int missing = !v->patch_b || !v->cls || !v->norm_w || !v->norm_b || !pos_src;
     for (int i = 0; i < c->depth && !missing; i++) {
         PlVitBlockW *b = &v->blocks[i];
         char n[96];
 #define PL_W(field, suffix) (snprintf(n, sizeof n, "blocks.%d." suffix, i), b->field = pl_vit_tensor(w, n), missing |= !b->field)
         PL_W(n1w, "norm1.weight");
         PL_W(n1b, "norm1.bias");
-        PL_W(qkvw, "attn.qkv.weight");
-        PL_W(qkvb, "attn.qkv.bias");
-        PL_W(projw, "attn.proj.weight");
-        PL_W(projb, "attn.proj.bias");
         PL_W(n2w, "norm2.weight");
         PL_W(n2b, "norm2.bias");
-        PL_W(fc1w, "mlp.fc1.weight");
-        PL_W(fc1b, "mlp.fc1.bias");
-        PL_W(fc2w, "mlp.fc2.weight");
-        PL_W(fc2b, "mlp.fc2.bias");
 #undef PL_W
     }
     if (missing) {
