@@ -43,6 +43,9 @@ void cmd_probe_usage(FILE *out) {
             "  --wd X / --wd-end X    cosine weight decay (default 0.04 -> 0.4)\n"
             "  --dropout X            (default 0.5)\n"
             "  --val-fraction X       without a val split: stratified share of train held out (default 0.1)\n"
+            "Compute (results are bit-identical for any thread count with one backend):\n"
+            "  --threads N            threads (default: the cores of this process)\n"
+            "  --kernels NAME         GEMM backend of the heads: auto (default), openblas or onednn (FP32)\n"
             "Output (a summary is printed on stdout):\n"
             "  --json FILE, --csv FILE (F1 vs fraction), --report-dir DIR (probe.json, probe_f1_vs_fraction.csv,\n"
             "  PNG+SVG plots: F1 vs fraction, confusion and per-class F1 per head)\n"
@@ -51,7 +54,7 @@ void cmd_probe_usage(FILE *out) {
 
 enum { O_STORE = 256, O_LEVEL, O_FEATURES, O_META, O_TRAIN, O_VAL, O_TEST, O_MULTI, O_HEAD, O_FRACTION, O_SEEDS,
        O_SEED, O_C, O_MAXIT, O_EPOCHS, O_PATIENCE, O_BATCH, O_LR, O_LRMIN, O_WD, O_WDEND, O_DROPOUT, O_VALFRAC,
-       O_JSON, O_CSV, O_DIR };
+       O_JSON, O_CSV, O_DIR, O_THREADS, O_KERNELS };
 
 static PlStatus probe_write_reports(const char *json_path, const char *csv_path, const char *dir, const PlProbeResult *r,
                                     json_t *config) {
@@ -106,14 +109,15 @@ int cmd_probe_run(int argc, char **argv) {
         {"lr-min", required_argument, 0, O_LRMIN}, {"wd", required_argument, 0, O_WD},
         {"wd-end", required_argument, 0, O_WDEND}, {"dropout", required_argument, 0, O_DROPOUT},
         {"val-fraction", required_argument, 0, O_VALFRAC}, {"json", required_argument, 0, O_JSON},
-        {"csv", required_argument, 0, O_CSV}, {"report-dir", required_argument, 0, O_DIR}, {0, 0, 0, 0}};
+        {"csv", required_argument, 0, O_CSV}, {"report-dir", required_argument, 0, O_DIR},
+        {"threads", required_argument, 0, O_THREADS}, {"kernels", required_argument, 0, O_KERNELS}, {0, 0, 0, 0}};
     const char *cmd = argv[0];
     PlProbeOptions o;
     pl_probe_options_default(&o);
     double fractions[64] = {1.0};
     const char *store = NULL, *level_s = "fov", *features = NULL, *meta = NULL, *head_s = "both", *multi_s = "skip";
-    const char *json_path = NULL, *csv_path = NULL, *dir = NULL;
-    long v;
+    const char *json_path = NULL, *csv_path = NULL, *dir = NULL, *kernels_s = "auto";
+    long v, threads = 0;
     double d;
     int c, rc;
     opterr = 0;
@@ -131,6 +135,10 @@ int cmd_probe_run(int argc, char **argv) {
         case O_JSON: json_path = optarg; break;
         case O_CSV: csv_path = optarg; break;
         case O_DIR: dir = optarg; break;
+        case O_KERNELS: kernels_s = optarg; break;
+        case O_THREADS:
+            if ((rc = pl_cli_option_long(cmd, argv[optind - 1], optarg, 1, 4096, &threads))) return rc;
+            break;
         case O_FRACTION:
             o.n_fractions = pl_eval_parse_fractions(optarg, fractions, 64);
             if (o.n_fractions < 1) return pl_cli_usage_error(cmd, "--fraction wants up to 64 comma-separated values in (0, 1]");
@@ -177,11 +185,18 @@ int cmd_probe_run(int argc, char **argv) {
     PlStoreLevel level;
     if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
 
-    if (pl_process_start_blas(0) != PL_OK) return PL_EXIT_FAIL;   // the heads' GEMMs use OpenBLAS's own threads
+    if (pl_kernels_find(kernels_s, PL_PRECISION_FP32, &o.kernels) != PL_OK) {
+        pl_log_error("protloc probe: %s", pl_error_message());
+        return PL_EXIT_USAGE;
+    }
+    if (pl_process_start_pool((int)threads, &o.pool) != PL_OK) return PL_EXIT_FAIL;
+    int n_threads = pl_threadpool_size(o.pool);
     PlFeatureSet fs;
     PlStatus st = store ? pl_features_read_store(store, level, &fs) : pl_features_read_npy_tsv(features, meta, &fs);
     if (st != PL_OK) return PL_EXIT_FAIL;
     if (fs.n_skipped > 0) pl_log_warn("%s: skipped %lld rows with non-finite embeddings", store, (long long)fs.n_skipped);
+    pl_log_info("probe: %lld rows x %d dims, %d thread(s), kernels %s", (long long)fs.n, fs.dim, n_threads,
+                o.kernels->name);
     PlProbeResult r;
     st = pl_probe_evaluate(&fs, &o, &r);
     if (st != PL_OK) {
@@ -215,6 +230,8 @@ int cmd_probe_run(int argc, char **argv) {
     json_object_set_new(config, "hidden", json_pack("[ii]", o.hidden1, o.hidden2));
     json_object_set_new(config, "rows", json_integer(fs.n));
     json_object_set_new(config, "dim", json_integer(fs.dim));
+    json_object_set_new(config, "kernels", json_string(o.kernels->name));
+    json_object_set_new(config, "threads", json_integer(n_threads));
     pl_eval_add_provenance(config, store ? store : features);
     st = probe_write_reports(json_path, csv_path, dir, &r, config);
     json_decref(config);

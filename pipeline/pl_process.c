@@ -49,13 +49,6 @@ PlStatus pl_process_start_pool(int threads, PlThreadPool **pool) {
     return PL_OK;
 }
 
-PlStatus pl_process_start_blas(int threads) {
-    if (process_started) return PL_FAIL(PL_ERR_INTERNAL, "the process's compute resources were already started");
-    openblas_set_num_threads(threads > 0 ? threads : pl_process_default_threads());
-    process_started = 1;
-    return PL_OK;
-}
-
 PlThreadPool *pl_process_pool(void) { return process_pool; }
 
 void pl_process_stop(void) {

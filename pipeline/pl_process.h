@@ -1,11 +1,9 @@
 // Process-wide compute resources, owned by the program and never by library objects: the one thread pool and
 // OpenBLAS's thread count.
 //
-// A command that computes calls exactly one of the two start functions, once, before it creates anything that
-// computes; main() calls pl_process_stop() after the command returns.
-//   - pl_process_start_pool: protloc's own threads do the parallel work (ViT, kNN); OpenBLAS runs one thread
-//     inside each task, so the two never fight over the cores.
-//   - pl_process_start_blas: the command's parallelism is OpenBLAS's own (the probe heads' GEMMs); no pool.
+// A command that computes calls pl_process_start_pool once, before it creates anything that computes; main() calls
+// pl_process_stop() after the command returns. protloc's own threads do all the parallel work (ViT, training, kNN,
+// probe heads); OpenBLAS and oneDNN run one thread inside each task, so nothing fights over the cores.
 // Ownership: this module owns the pool; callers borrow it until pl_process_stop.
 #ifndef PL_PROCESS_H
 #define PL_PROCESS_H
@@ -23,8 +21,6 @@ int pl_process_default_threads(void);
 int64_t pl_process_memory_share(void);
 // Create the process's thread pool (threads >= 1; 0 = pl_process_default_threads) and set OpenBLAS to one thread.
 PlStatus pl_process_start_pool(int threads, PlThreadPool **pool);
-// Let OpenBLAS use `threads` threads (0 = pl_process_default_threads); no protloc pool.
-PlStatus pl_process_start_blas(int threads);
 // The pool started by pl_process_start_pool, or NULL.
 PlThreadPool *pl_process_pool(void);
 // Destroy the pool (idempotent).

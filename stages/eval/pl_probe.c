@@ -37,6 +37,7 @@ void pl_probe_options_default(PlProbeOptions *o) {
     o->batch = 128;
     o->lr = 1e-4;
     o->lr_min = 1e-6;
+    o->kernels = pl_kernels_openblas();
     o->wd_start = 0.04;
     o->wd_end = 0.4;
     o->patience = 10;
@@ -134,6 +135,7 @@ PlStatus pl_probe_evaluate(const PlFeatureSet *fs, const PlProbeOptions *o, PlPr
     memset(r, 0, sizeof *r);
     if (!o->use_logreg && !o->use_mlp) return PL_FAIL(PL_ERR_ARG, "no probe head selected");
     if (o->n_fractions < 1 || o->seeds < 1) return PL_FAIL(PL_ERR_ARG, "need >= 1 fraction and >= 1 seed");
+    if (!o->kernels) return PL_FAIL(PL_ERR_ARG, "probe: no kernel backend (pl_probe_options_default sets openblas)");
     int d = fs->dim;
     size_t n1 = (size_t)fs->n + 1;
     int32_t *cls = pl_malloc(n1 * sizeof(int32_t));
@@ -224,8 +226,8 @@ PlStatus pl_probe_evaluate(const PlFeatureSet *fs, const PlProbeOptions *o, PlPr
                 probe_gather(fs->x, d, te, nte, mean, sd, cls, xte, yte);
                 int iters = 0;
                 if (head == PL_PROBE_LOGREG) {
-                    st = pl_probe_logreg_fit(xtr, ytr, m, d, C, o->C, o->max_iter, o->tol, W, W + (size_t)d * C, &iters);
-                    if (st == PL_OK) pl_probe_linear_predict(xte, nte, d, C, W, W + (size_t)d * C, pred);
+                    st = pl_probe_logreg_fit(o->kernels, o->pool, xtr, ytr, m, d, C, o->C, o->max_iter, o->tol, W, W + (size_t)d * C, &iters);
+                    if (st == PL_OK) pl_probe_linear_predict(o->kernels, o->pool, xte, nte, d, C, W, W + (size_t)d * C, pred);
                 } else {
                     probe_gather(fs->x, d, va, nva, mean, sd, cls, xva, yva);
                     st = pl_probe_mlp_run(o, C, d, xtr, ytr, m, xva, yva, nva, xte, nte, seed, pred, &iters);

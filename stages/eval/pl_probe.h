@@ -1,14 +1,17 @@
 // Classifier heads on frozen embeddings: multinomial logistic regression (L-BFGS, L2) and the DINO4Cells MLP,
 // trained on stratified, seeded fractions of the training split, scored by macro F1 on the test split.
 //
-// Ownership: PlProbeResult owns its arrays (pl_probe_result_free). Deterministic for a given seed and
-// thread count (threads only split independent work; reductions are in a fixed order).
+// The heads' GEMMs go through the kernel interface (pl_kernels.h), cut into fixed row blocks over the process's pool
+// (pl_kernels_gemm_pooled), so results are bit-identical for any thread count with a given backend.
+// Ownership: PlProbeResult owns its arrays (pl_probe_result_free); the options borrow the kernels and the pool.
 #ifndef PL_PROBE_H
 #define PL_PROBE_H
 
 #include <stdint.h>
 #include "pl_error.h"
 #include "pl_features.h"
+#include "pl_kernels.h"
+#include "pl_threadpool.h"
 
 typedef enum PlProbeHead { PL_PROBE_LOGREG = 0, PL_PROBE_MLP = 1 } PlProbeHead;
 
@@ -33,6 +36,10 @@ typedef struct PlProbeOptions {
     double lr, lr_min;           // 1e-4 -> 1e-6 cosine
     double wd_start, wd_end;     // 0.04 -> 0.4 cosine
     int patience;                // early stopping: epochs without validation macro-F1 gain (10)
+    // compute: the GEMM backend (default openblas; FP32) and the process's pool (borrowed; NULL = the calling
+    // thread only)
+    const PlKernels *kernels;
+    PlThreadPool *pool;
 } PlProbeOptions;
 
 void pl_probe_options_default(PlProbeOptions *o);
@@ -60,9 +67,10 @@ void pl_probe_result_free(PlProbeResult *r);
 const char *pl_probe_head_name(PlProbeHead h);   // "logreg", "mlp"
 
 // ---- building blocks (exposed for tests)
-// Fit multinomial logistic regression on x (n, d) standardised, y in [0, C): W (d, C) and b (C) out.
-PlStatus pl_probe_logreg_fit(const float *x, const int32_t *y, int64_t n, int d, int C, double Creg, int max_iter,
-                             double tol, float *W, float *b, int *iters);
+// Fit multinomial logistic regression on x (n, d) standardised, y in [0, C): W (d, C) and b (C) out. GEMMs on
+// kernels k over pool (NULL: the calling thread).
+PlStatus pl_probe_logreg_fit(const PlKernels *k, PlThreadPool *pool, const float *x, const int32_t *y, int64_t n, int d,
+                             int C, double Creg, int max_iter, double tol, float *W, float *b, int *iters);
 // Stratified seeded subset of `pool` (n rows with classes cls in [0, C), -1 = none): per class max(1, round(f * n_c))
 // rows, returned in ascending row order in out (tmp: n scratch); returns the count. `protloc finetune --fraction`
 // draws its training subsets with this function and pl_probe_subset_seed, so frozen and fine-tuned runs are paired.
@@ -70,7 +78,8 @@ int64_t pl_probe_subset(const int64_t *pool, int64_t n, const int32_t *cls, int 
                         int64_t *tmp);
 // The subset seed of repetition s (0-based) of the f-th fraction of the list, for base seed `seed`.
 uint64_t pl_probe_subset_seed(uint64_t seed, int s, int f);
-// Predict argmax(x W + b) for n rows.
-void pl_probe_linear_predict(const float *x, int64_t n, int d, int C, const float *W, const float *b, int32_t *pred);
+// Predict argmax(x W + b) for n rows (GEMMs as for pl_probe_logreg_fit).
+void pl_probe_linear_predict(const PlKernels *k, PlThreadPool *pool, const float *x, int64_t n, int d, int C,
+                             const float *W, const float *b, int32_t *pred);
 
 #endif

@@ -1,5 +1,5 @@
 // Multinomial logistic regression with L2 (sklearn's objective) fitted by L-BFGS; linear prediction.
-#include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +7,8 @@
 #include "pl_probe.h"
 
 typedef struct LogregProblem {
+    const PlKernels *k;
+    PlThreadPool *pool;
     const float *x;        // (n, d)
     const int32_t *y;      // (n)
     int64_t n;
@@ -24,7 +26,7 @@ static double logreg_eval(LogregProblem *p, const double *theta, double *grad) {
     for (size_t i = 0; i < nw; i++) p->W[i] = (float)theta[i];
     const double *b = theta + nw;
     // logits (n, C) = x (n, d) . W (d, C)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)p->n, C, d, 1.0f, p->x, d, p->W, C, 0.0f, p->logits, C);
+    pl_kernels_gemm_pooled(p->k, p->pool, 0, 0, (int)p->n, C, d, 1.0f, p->x, d, p->W, C, 0.0f, p->logits, C);
     double loss = 0;
     double *gb = grad + nw;
     for (int c = 0; c < C; c++) gb[c] = 0;
@@ -46,7 +48,7 @@ static double logreg_eval(LogregProblem *p, const double *theta, double *grad) {
         }
     }
     // gW (d, C) = x^T (d, n) . (P - Y) (n, C)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d, C, (int)p->n, 1.0f, p->x, d, p->logits, C, 0.0f, p->gW, C);
+    pl_kernels_gemm_pooled(p->k, p->pool, 1, 0, d, C, (int)p->n, 1.0f, p->x, d, p->logits, C, 0.0f, p->gW, C);
     double reg = 0;
     for (size_t i = 0; i < nw; i++) {
         reg += theta[i] * theta[i];
@@ -61,9 +63,9 @@ static double logreg_dot(const double *a, const double *b, size_t n) {
     return s;
 }
 
-PlStatus pl_probe_logreg_fit(const float *x, const int32_t *y, int64_t n, int d, int C, double Creg, int max_iter,
-                             double tol, float *Wout, float *bout, int *iters) {
-    if (n < 1 || d < 1 || C < 1 || !(Creg > 0)) return PL_FAIL(PL_ERR_ARG, "logistic regression: bad sizes or C");
+PlStatus pl_probe_logreg_fit(const PlKernels *k, PlThreadPool *pool, const float *x, const int32_t *y, int64_t n, int d,
+                             int C, double Creg, int max_iter, double tol, float *Wout, float *bout, int *iters) {
+    if (n < 1 || n > INT_MAX || d < 1 || C < 1 || !(Creg > 0)) return PL_FAIL(PL_ERR_ARG, "logistic regression: bad sizes or C");
     enum { M = 10 };
     size_t np = (size_t)d * C + C;
     // one slab: theta, grad, dir, theta_new, grad_new, S (M, np), Y (M, np) | floats: W, gW, logits
@@ -77,7 +79,7 @@ PlStatus pl_probe_logreg_fit(const float *x, const int32_t *y, int64_t n, int d,
     }
     double *th = slab, *g = th + np, *dir = g + np, *th2 = dir + np, *g2 = th2 + np, *S = g2 + np, *Yv = S + M * np;
     double rho[M], alpha[M];
-    LogregProblem p = {x, y, n, d, C, 1.0 / Creg, fs, fs + (size_t)d * C * 2, fs + (size_t)d * C};
+    LogregProblem p = {k, pool, x, y, n, d, C, 1.0 / Creg, fs, fs + (size_t)d * C * 2, fs + (size_t)d * C};
     double f = logreg_eval(&p, th, g);
     int hist = 0, head = 0, it = 0;
     double gnorm0 = 0;
@@ -155,12 +157,13 @@ PlStatus pl_probe_logreg_fit(const float *x, const int32_t *y, int64_t n, int d,
     return st;
 }
 
-void pl_probe_linear_predict(const float *x, int64_t n, int d, int C, const float *W, const float *b, int32_t *pred) {
+void pl_probe_linear_predict(const PlKernels *k, PlThreadPool *pool, const float *x, int64_t n, int d, int C,
+                             const float *W, const float *b, int32_t *pred) {
     float z[4096];
     int chunk = C > 0 && C <= 4096 ? 4096 / C : 1;
     for (int64_t i0 = 0; i0 < n; i0 += chunk) {
         int m = (int)(n - i0 < chunk ? n - i0 : chunk);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, C, d, 1.0f, x + (size_t)i0 * d, d, W, C, 0.0f, z, C);
+        pl_kernels_gemm_pooled(k, pool, 0, 0, m, C, d, 1.0f, x + (size_t)i0 * d, d, W, C, 0.0f, z, C);
         for (int i = 0; i < m; i++) {
             int best = 0;
             for (int c = 1; c < C; c++)

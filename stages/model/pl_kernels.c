@@ -1,5 +1,6 @@
-// What the kernel backends share (pl_kernels.h): the precision names, the scratch rule of linear(), and the choice of
-// a backend by name ("auto": a fixed rule per CPU and precision, so every rank of a job picks the same one).
+// What the kernel backends share (pl_kernels.h): the precision names, the scratch rule of linear(), the choice of a
+// backend by name ("auto": a fixed rule per CPU and precision, so every rank of a job picks the same one), and a GEMM
+// cut into fixed row blocks over the process's pool.
 #include <string.h>
 
 #include "pl_dispatch.h"
@@ -48,4 +49,41 @@ PlStatus pl_kernels_find(const char *name, PlPrecision precision, const PlKernel
     if (st != PL_OK) return pl_error_wrap("--kernels %s --precision %s", name ? name : "auto", pl_precision_name(precision));
     *out = k;
     return PL_OK;
+}
+
+int pl_kernels_pool_rows(const PlKernels *k) {
+    int align = k->row_align > 0 ? k->row_align : 1;
+    return (64 + align - 1) / align * align;
+}
+
+typedef struct PooledGemm {
+    const PlKernels *k;
+    int ta, tb, m, n, kk, lda, ldb, ldc, rows;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+} PooledGemm;
+
+// Pool task `task`: rows [task * rows, ...) of C. Row r of op(A) starts at a + r * lda, or at column r when A is
+// transposed.
+static void gemm_pooled_block(void *ctx, int task, int thread) {
+    (void)thread;
+    const PooledGemm *g = ctx;
+    int r0 = task * g->rows, m = g->m - r0 < g->rows ? g->m - r0 : g->rows;
+    const float *a = g->ta ? g->a + r0 : g->a + (size_t)r0 * (size_t)g->lda;
+    g->k->gemm(g->ta, g->tb, m, g->n, g->kk, g->alpha, a, g->lda, g->b, g->ldb, g->beta, g->c + (size_t)r0 * (size_t)g->ldc,
+               g->ldc);
+}
+
+void pl_kernels_gemm_pooled(const PlKernels *k, PlThreadPool *pool, int trans_a, int trans_b, int m, int n, int kk,
+                            float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                            int ldc) {
+    if (m <= 0 || n <= 0) return;
+    PooledGemm g = {k, trans_a, trans_b, m, n, kk, lda, ldb, ldc, pl_kernels_pool_rows(k), alpha, beta, a, b, c};
+    int blocks = (m + g.rows - 1) / g.rows;
+    if (pool && blocks > 1) {
+        pl_threadpool_run(pool, gemm_pooled_block, &g, blocks);
+    } else {
+        for (int t = 0; t < blocks; t++) gemm_pooled_block(&g, t, 0);
+    }
 }

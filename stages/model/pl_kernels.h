@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "pl_error.h"
+#include "pl_threadpool.h"
 
 typedef enum PlPrecision {
     PL_PRECISION_FP32 = 0,   // FP32 everywhere (the default; every reproducibility guarantee)
@@ -65,6 +66,15 @@ typedef struct PlKernels {
     void (*linear)(const PlKernelMat *mat, int m, const void *a, int lda, int flags, void *c, int ldc, void *scratch);
 } PlKernels;
 
+// gemm (FP32) spread over the process's pool for callers whose parallelism is one big product (the probe heads): C's
+// m rows are cut into fixed blocks of pl_kernels_pool_rows(k) rows, one gemm call and one pool task each. The blocks
+// do not depend on the pool's size, so C is bit-identical for any thread count. pool NULL: the calling thread
+// computes the same blocks. Not for use inside a pool task (the pool is not re-entrant).
+void pl_kernels_gemm_pooled(const PlKernels *k, PlThreadPool *pool, int trans_a, int trans_b, int m, int n, int kk,
+                            float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                            int ldc);
+// The row block of pl_kernels_gemm_pooled: the smallest multiple of row_align that is at least 64.
+int pl_kernels_pool_rows(const PlKernels *k);
 // Scratch linear() needs for m rows of k inputs at this precision (the BF16 copy of A; 0 for FP32).
 size_t pl_kernels_linear_scratch_bytes(int m, int k, PlPrecision precision);
 

@@ -18,14 +18,24 @@ assert abs(got - want) <= 0.01, f"protloc {got:.4f} vs sklearn {want:.4f}"
 print(f"logreg macro F1 {got:.4f} (sklearn {want:.4f})")
 PY
 
-# fractions x seeds with both heads, full report
+# fractions x seeds with both heads, full report; the same numbers with 1 and 3 threads (the heads' GEMMs are cut
+# into fixed row blocks over the pool), and within 0.02 on the other kernel backend
 expect_status 0 "$PROTLOC" probe --features "$FX/features.npy" --meta "$FX/meta.tsv" --fraction 0.1,0.5,1 --seeds 2 \
-  --epochs $EPOCHS --lr $LR --patience 5 --json "$T/p1.json" --report-dir "$T/rep"
+  --epochs $EPOCHS --lr $LR --patience 5 --threads 1 --json "$T/p1.json" --report-dir "$T/rep"
+grep -q "1 thread(s), kernels " "$T/last.err" || fail "probe does not log its threads and kernels"
 expect_status 0 "$PROTLOC" probe --features "$FX/features.npy" --meta "$FX/meta.tsv" --fraction 0.1,0.5,1 --seeds 2 \
-  --epochs $EPOCHS --lr $LR --patience 5 --json "$T/p2.json"
-$PY - "$T/p1.json" "$T/p2.json" <<'PY' || fail "probe fractions / determinism"
+  --epochs $EPOCHS --lr $LR --patience 5 --threads 3 --json "$T/p2.json"
+expect_status 0 "$PROTLOC" probe --features "$FX/features.npy" --meta "$FX/meta.tsv" --fraction 0.1,0.5,1 --seeds 2 \
+  --epochs $EPOCHS --lr $LR --patience 5 --threads 2 --kernels openblas --json "$T/p3.json"
+$PY - "$T/p1.json" "$T/p2.json" "$T/p3.json" <<'PY' || fail "probe fractions / determinism"
 import json, sys
-a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2]))
+a = json.load(open(sys.argv[1])); b = json.load(open(sys.argv[2])); o = json.load(open(sys.argv[3]))
+assert a["config"]["threads"] == 1 and b["config"]["threads"] == 3, "threads not recorded"
+assert o["config"]["kernels"] == "openblas" and a["config"]["kernels"] in ("openblas", "onednn"), "kernels not recorded"
+for h in ("logreg", "mlp"):
+    assert a["heads"][h]["runs_macro_f1"] == b["heads"][h]["runs_macro_f1"], f"{h}: 1 and 3 threads differ"
+    d = max(abs(x - y) for x, y in zip(a["heads"][h]["macro_f1_mean"], o["heads"][h]["macro_f1_mean"]))
+    assert d <= 0.02, f"{h}: {a['config']['kernels']} and openblas differ by {d}"
 assert a["fractions"] == [0.1, 0.5, 1]
 for h in ("logreg", "mlp"):
     x = a["heads"][h]
@@ -51,6 +61,8 @@ cmp -s <($PY -c "import json; print(json.load(open('$T/s5.json'))['heads'])") \
 # errors
 expect_status 2 "$PROTLOC" probe --features "$FX/features.npy" --meta "$FX/meta.tsv" --fraction 0,1
 expect_status 2 "$PROTLOC" probe --features "$FX/features.npy" --meta "$FX/meta.tsv" --head svm
+expect_status 2 "$PROTLOC" probe --features "$FX/features.npy" --meta "$FX/meta.tsv" --kernels nosuch
+grep -q "nosuch" "$T/last.err" || fail "unknown backend not named"
 expect_status 2 "$PROTLOC" probe --features "$FX/features.npy" --meta "$FX/meta.tsv" --dropout 1
 expect_status 0 "$PROTLOC" probe --help
 expect_status 1 "$PROTLOC" probe --features "$FX/features.npy" --meta "$FX/meta.tsv" --test-split nosuch --json "$T/bad.json"

@@ -232,9 +232,10 @@ static void test_logreg_blobs(void **state) {
     }
     float W[D * C], b[C];
     int iters = 0;
-    assert_int_equal(pl_probe_logreg_fit(x, y, N, D, C, 1.0, 500, 1e-6, W, b, &iters), PL_OK);
+    assert_int_equal(pl_probe_logreg_fit(pl_kernels_openblas(), NULL, x, y, N, D, C, 1.0, 500, 1e-6, W, b, &iters),
+                     PL_OK);
     assert_true(iters > 0);
-    pl_probe_linear_predict(x, N, D, C, W, b, pred);
+    pl_probe_linear_predict(pl_kernels_openblas(), NULL, x, N, D, C, W, b, pred);
     int ok = 0;
     for (int i = 0; i < N; i++) ok += pred[i] == y[i];
     assert_true(ok > 0.9 * N);
@@ -307,12 +308,100 @@ static void test_long_label_same_classes_in_knn_and_probe(void **state) {
     pl_features_free(&fs);
 }
 
+// The probe heads on the kernel interface: for each backend, the same bits for no pool and pools of 1, 2 and 3
+// threads (the GEMMs' row blocks do not depend on the pool; 700 rows, 100 dims and the MLP's 512/256 hidden units
+// make several blocks, a partial last one included), and both backends agree on what they learn.
+static void probe_blob_set(PlFeatureSet *fs, int n, int dim, int classes) {
+    memset(fs, 0, sizeof *fs);
+    fs->n = n;
+    fs->dim = dim;
+    fs->x = calloc((size_t)n * dim, sizeof(float));
+    fs->id = calloc(n, sizeof(char *)), fs->label = calloc(n, sizeof(char *));
+    fs->split = calloc(n, sizeof(char *)), fs->group = calloc(n, sizeof(char *));
+    fs->item = calloc(n, sizeof(int64_t));
+    assert_true(fs->x && fs->id && fs->label && fs->split && fs->group && fs->item);
+    PlRng rng;
+    pl_rng_seed(&rng, 11);
+    for (int i = 0; i < n; i++) {
+        int c = i % classes;
+        char id[16], lab[16];
+        snprintf(id, sizeof id, "r%d", i);
+        snprintf(lab, sizeof lab, "class%d", c);
+        fs->id[i] = strdup(id), fs->group[i] = strdup(id), fs->label[i] = strdup(lab);
+        fs->split[i] = strdup(i % 5 == 0 ? "test" : i % 5 == 1 ? "val" : "train");
+        fs->item[i] = i;
+        for (int d = 0; d < dim; d++)
+            fs->x[(size_t)i * dim + d] = (float)pl_rng_normal(&rng) + (d % classes == c ? 0.6f : 0.0f);
+    }
+}
+
+static void test_probe_kernels_and_threads(void **state) {
+    (void)state;
+    enum { N = 700, DIM = 100, C = 4 };
+    PlFeatureSet fs;
+    probe_blob_set(&fs, N, DIM, C);
+    const PlKernels *backends[2] = {pl_kernels_openblas(), NULL};
+    int nb = pl_kernels_find("onednn", PL_PRECISION_FP32, &backends[1]) == PL_OK ? 2 : 1;
+    double f1[2][2];
+    for (int b = 0; b < nb; b++) {
+        PlProbeResult ref;
+        memset(&ref, 0, sizeof ref);
+        for (int threads = 0; threads <= 3; threads++) {
+            PlThreadPool *pool = NULL;
+            if (threads > 0) assert_int_equal(pl_threadpool_create(threads, &pool), PL_OK);
+            PlProbeOptions po;
+            pl_probe_options_default(&po);
+            po.kernels = backends[b];
+            po.pool = pool;
+            po.epochs = 6;
+            po.lr = 1e-3;
+            PlProbeResult pr;
+            assert_int_equal(pl_probe_evaluate(&fs, &po, &pr), PL_OK);
+            assert_int_equal(pr.n_heads, 2);
+            if (threads == 0) {
+                ref = pr;
+                for (int h = 0; h < 2; h++) f1[b][h] = pr.macro_f1[h];
+            } else {
+                assert_memory_equal(pr.macro_f1, ref.macro_f1, 2 * sizeof(double));
+                assert_memory_equal(pr.epochs_run, ref.epochs_run, 2 * sizeof(int));
+                assert_memory_equal(pr.per_class_f1, ref.per_class_f1, 2 * C * sizeof(double));
+                assert_memory_equal(pr.confusion, ref.confusion, 2 * C * (C + 1) * sizeof(int64_t));
+                pl_probe_result_free(&pr);
+            }
+            pl_threadpool_destroy(pool);
+        }
+        assert_true(f1[b][0] > 0.8 && f1[b][1] > 0.6);   // both heads learn the blobs
+        pl_probe_result_free(&ref);
+    }
+    if (nb == 2)
+        for (int h = 0; h < 2; h++) assert_true(fabs(f1[0][h] - f1[1][h]) < 0.03);
+    // the logistic-regression weights themselves: bit-identical across pools, within 1e-3 across backends
+    static float x[N * DIM];
+    static int32_t y[N];
+    for (int i = 0; i < N; i++) y[i] = i % C;
+    memcpy(x, fs.x, sizeof x);
+    float W[2][4][DIM * C + C];
+    for (int b = 0; b < nb; b++)
+        for (int threads = 0; threads <= 3; threads++) {
+            PlThreadPool *pool = NULL;
+            if (threads > 0) assert_int_equal(pl_threadpool_create(threads, &pool), PL_OK);
+            int iters = 0;
+            assert_int_equal(pl_probe_logreg_fit(backends[b], pool, x, y, N, DIM, C, 1.0, 200, 1e-6, W[b][threads],
+                                                 W[b][threads] + DIM * C, &iters), PL_OK);
+            pl_threadpool_destroy(pool);
+            if (threads > 0) assert_memory_equal(W[b][threads], W[b][0], sizeof W[b][0]);
+        }
+    if (nb == 2)
+        for (int i = 0; i < DIM * C + C; i++) assert_true(fabsf(W[0][0][i] - W[1][0][i]) < 1e-3f * (1 + fabsf(W[0][0][i])));
+    pl_features_free(&fs);
+}
+
 int main(void) {
     openblas_set_num_threads(1);   // the program's setting: GEMMs run inside the pool's tasks
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_macro_f1_hand_case), cmocka_unit_test(test_topk_ties_and_merge),
         cmocka_unit_test(test_search_matches_brute_force), cmocka_unit_test(test_vote_all_k),
         cmocka_unit_test(test_npy_tsv_errors), cmocka_unit_test(test_logreg_blobs),
-        cmocka_unit_test(test_long_label_same_classes_in_knn_and_probe)};
+        cmocka_unit_test(test_long_label_same_classes_in_knn_and_probe), cmocka_unit_test(test_probe_kernels_and_threads)};
     return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
