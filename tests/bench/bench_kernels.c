@@ -3,7 +3,7 @@
 // training GEMMs (transposed operands) and the kNN similarity block, for openblas FP32, onednn FP32 and onednn BF16.
 // Each thread computes its own rows (as protloc's pool does); GFLOP/s counts all threads together.
 //
-//   build/bench/bench_kernels [--threads 1,2] [--seconds 1]
+//   build/bench/bench_kernels [--threads 1,2] [--seconds 1] [--peak]   (--peak: only the FMA peak per thread count)
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +116,17 @@ static double measure(const PlKernels *k, PlPrecision p, const Shape *s, int thr
 int main(int argc, char **argv) {
     int threads[4] = {1, 2}, nthreads = 2;
     double seconds = 1.0;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    int peak_only = 0;   // --peak: print the FMA peak per thread count only (for benchmark scripts)
+    for (int i = 1; i < argc; i += 2) {
+        if (!strcmp(argv[i], "--peak")) {
+            peak_only = 1;
+            i--;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "bench_kernels: %s needs a value\n", argv[i]);
+            return 2;
+        }
         if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--threads")) {
             nthreads = 0;
@@ -133,6 +143,7 @@ int main(int argc, char **argv) {
         if (threads[t] < 1 || threads[t] > 16) continue;
         double peak = fma_peak_gflops(threads[t]);
         printf("\n## %d thread(s): FP32 FMA peak %.1f GFLOP/s (measured now)\n\n", threads[t], peak);
+        if (peak_only) continue;
         printf("| shape (m x n x k) | openblas FP32 | onednn FP32 | onednn BF16 | BF16 / best FP32 |\n|---|---|---|---|---|\n");
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const Shape *sh = &shapes[s];
