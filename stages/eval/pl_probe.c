@@ -226,8 +226,10 @@ PlStatus pl_probe_evaluate(const PlFeatureSet *fs, const PlProbeOptions *o, PlPr
                 probe_gather(fs->x, d, te, nte, mean, sd, cls, xte, yte);
                 int iters = 0;
                 if (head == PL_PROBE_LOGREG) {
-                    st = pl_probe_logreg_fit(o->kernels, o->pool, xtr, ytr, m, d, C, o->C, o->max_iter, o->tol, W, W + (size_t)d * C, &iters);
-                    if (st == PL_OK) pl_probe_linear_predict(o->kernels, o->pool, xte, nte, d, C, W, W + (size_t)d * C, pred);
+                    st = pl_probe_logreg_fit(o->kernels, o->pool, xtr, ytr, m, d, C, o->C, o->max_iter, o->tol, W,
+                                             W + (size_t)d * C, &iters);
+                    if (st == PL_OK)
+                        pl_probe_linear_predict(o->kernels, o->pool, xte, nte, d, C, W, W + (size_t)d * C, pred);
                 } else {
                     probe_gather(fs->x, d, va, nva, mean, sd, cls, xva, yva);
                     st = pl_probe_mlp_run(o, C, d, xtr, ytr, m, xva, yva, nva, xte, nte, seed, pred, &iters);

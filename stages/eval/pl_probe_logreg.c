@@ -65,7 +65,9 @@ static double logreg_dot(const double *a, const double *b, size_t n) {
 
 PlStatus pl_probe_logreg_fit(const PlKernels *k, PlThreadPool *pool, const float *x, const int32_t *y, int64_t n, int d,
                              int C, double Creg, int max_iter, double tol, float *Wout, float *bout, int *iters) {
-    if (n < 1 || n > INT_MAX || d < 1 || C < 1 || !(Creg > 0)) return PL_FAIL(PL_ERR_ARG, "logistic regression: bad sizes or C");
+    if (n < 1 || n > INT_MAX || d < 1 || C < 1 || !(Creg > 0))
+        return PL_FAIL(PL_ERR_ARG, "logistic regression: bad sizes or C (%lld rows, %d dims, %d classes, C %g)",
+                       (long long)n, d, C, Creg);
     enum { M = 10 };
     size_t np = (size_t)d * C + C;
     // one slab: theta, grad, dir, theta_new, grad_new, S (M, np), Y (M, np) | floats: W, gW, logits

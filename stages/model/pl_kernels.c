@@ -71,8 +71,8 @@ static void gemm_pooled_block(void *ctx, int task, int thread) {
     const PooledGemm *g = ctx;
     int r0 = task * g->rows, m = g->m - r0 < g->rows ? g->m - r0 : g->rows;
     const float *a = g->ta ? g->a + r0 : g->a + (size_t)r0 * (size_t)g->lda;
-    g->k->gemm(g->ta, g->tb, m, g->n, g->kk, g->alpha, a, g->lda, g->b, g->ldb, g->beta, g->c + (size_t)r0 * (size_t)g->ldc,
-               g->ldc);
+    float *c = g->c + (size_t)r0 * (size_t)g->ldc;
+    g->k->gemm(g->ta, g->tb, m, g->n, g->kk, g->alpha, a, g->lda, g->b, g->ldb, g->beta, c, g->ldc);
 }
 
 void pl_kernels_gemm_pooled(const PlKernels *k, PlThreadPool *pool, int trans_a, int trans_b, int m, int n, int kk,

@@ -392,7 +392,8 @@ static void test_probe_kernels_and_threads(void **state) {
             if (threads > 0) assert_memory_equal(W[b][threads], W[b][0], sizeof W[b][0]);
         }
     if (nb == 2)
-        for (int i = 0; i < DIM * C + C; i++) assert_true(fabsf(W[0][0][i] - W[1][0][i]) < 1e-3f * (1 + fabsf(W[0][0][i])));
+        for (int i = 0; i < DIM * C + C; i++)
+            assert_true(fabsf(W[0][0][i] - W[1][0][i]) < 1e-3f * (1 + fabsf(W[0][0][i])));
     pl_features_free(&fs);
 }
 
@@ -402,6 +403,7 @@ int main(void) {
         cmocka_unit_test(test_macro_f1_hand_case), cmocka_unit_test(test_topk_ties_and_merge),
         cmocka_unit_test(test_search_matches_brute_force), cmocka_unit_test(test_vote_all_k),
         cmocka_unit_test(test_npy_tsv_errors), cmocka_unit_test(test_logreg_blobs),
-        cmocka_unit_test(test_long_label_same_classes_in_knn_and_probe), cmocka_unit_test(test_probe_kernels_and_threads)};
+        cmocka_unit_test(test_long_label_same_classes_in_knn_and_probe),
+        cmocka_unit_test(test_probe_kernels_and_threads)};
     return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
