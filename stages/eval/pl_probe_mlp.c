@@ -44,6 +44,36 @@ static void mlp_linear(const MlpCompute *mc, const float *x, int n, int k, const
         for (size_t i = 0; i < (size_t)n * m; i++) out[i] = out[i] > 0 ? out[i] : 0;
 }
 
+// One AdamW step (torch's formulas) over the parameter slab, cut into fixed blocks of MLP_ADAM_BLOCK elements, one
+// pool task each: every element is updated on its own, so the result does not depend on the blocks or the threads.
+enum { MLP_ADAM_BLOCK = 32768 };
+
+typedef struct MlpAdamStep {
+    float *theta, *am, *av;
+    const float *grad;
+    size_t n;
+    size_t seg[6][2];         // (start, length) of W1 b1 W2 b2 W3 b3 in theta; weight decay on the matrices only
+    double b1, b2, eps, lr, bc1, bc2;
+    float decay;              // 1 - lr * wd
+} MlpAdamStep;
+
+static void mlp_adam_block(void *ctx, int task, int thread) {
+    (void)thread;
+    const MlpAdamStep *s = ctx;
+    size_t lo = (size_t)task * MLP_ADAM_BLOCK, hi = lo + MLP_ADAM_BLOCK < s->n ? lo + MLP_ADAM_BLOCK : s->n;
+    for (int l = 0; l < 6; l++) {
+        size_t a = s->seg[l][0] > lo ? s->seg[l][0] : lo, e = s->seg[l][0] + s->seg[l][1];
+        if (e > hi) e = hi;
+        float decay = (l % 2 == 0) ? s->decay : 1.0f;
+        for (size_t i = a; i < e; i++) {
+            float gi = s->grad[i];
+            s->am[i] = (float)(s->b1 * s->am[i] + (1 - s->b1) * gi);
+            s->av[i] = (float)(s->b2 * s->av[i] + (1 - s->b2) * gi * gi);
+            s->theta[i] = s->theta[i] * decay - (float)(s->lr * (s->am[i] / s->bc1) / (sqrt(s->av[i] / s->bc2) + s->eps));
+        }
+    }
+}
+
 // Predictions for n rows in chunks (inference: no dropout). buf holds chunk * (H1 + H2 + C) floats.
 static void mlp_predict(const MlpCompute *mc, const MlpParams *p, int F, int H1, int H2, int C, const float *x,
                         int64_t n, float *buf, int chunk, int32_t *pred) {
@@ -165,18 +195,14 @@ PlStatus pl_probe_mlp_run(const PlProbeOptions *o, int C, int F, const float *xt
             double lr = o->lr_min + (o->lr - o->lr_min) * cosw;
             double wd = o->wd_end + (o->wd_start - o->wd_end) * cosw;
             double bc1 = 1 - pow(b1c, (double)(step + 1)), bc2 = 1 - pow(b2c, (double)(step + 1));
-            size_t seg[6][2] = {{0, (size_t)F * H1}, {(size_t)(P.b1 - theta), (size_t)H1},
-                                {(size_t)(P.W2 - theta), (size_t)H1 * H2}, {(size_t)(P.b2 - theta), (size_t)H2},
-                                {(size_t)(P.W3 - theta), (size_t)H2 * C}, {(size_t)(P.b3 - theta), (size_t)C}};
-            for (int l = 0; l < 6; l++) {
-                float decay = (l % 2 == 0) ? (float)(1 - lr * wd) : 1.0f;
-                for (size_t i = seg[l][0]; i < seg[l][0] + seg[l][1]; i++) {
-                    float gi = grad[i];
-                    am[i] = (float)(b1c * am[i] + (1 - b1c) * gi);
-                    av[i] = (float)(b2c * av[i] + (1 - b2c) * gi * gi);
-                    theta[i] = theta[i] * decay - (float)(lr * (am[i] / bc1) / (sqrt(av[i] / bc2) + eps));
-                }
-            }
+            MlpAdamStep as = {theta, am, av, grad, np,
+                              {{0, (size_t)F * H1}, {(size_t)(P.b1 - theta), (size_t)H1},
+                               {(size_t)(P.W2 - theta), (size_t)H1 * H2}, {(size_t)(P.b2 - theta), (size_t)H2},
+                               {(size_t)(P.W3 - theta), (size_t)H2 * C}, {(size_t)(P.b3 - theta), (size_t)C}},
+                              b1c, b2c, eps, lr, bc1, bc2, (float)(1 - lr * wd)};
+            int blocks = (int)((np + MLP_ADAM_BLOCK - 1) / MLP_ADAM_BLOCK);
+            if (o->pool) pl_threadpool_run(o->pool, mlp_adam_block, &as, blocks);
+            else for (int b = 0; b < blocks; b++) mlp_adam_block(&as, b, 0);
         }
         mlp_predict(&mc, &P, F, H1, H2, C, xva, n_va, ebuf, chunk, pva);
         double f1 = mlp_macro_f1(yva, pva, n_va, C, counts);
