@@ -23,28 +23,22 @@ static void mlp_carve(float *base, int F, int H1, int H2, int C, MlpParams *p) {
     p->b3 = p->W3 + (size_t)H2 * C;
 }
 
-// The GEMMs of one run: backend and pool (pl_kernels_gemm_pooled).
-typedef struct MlpCompute {
-    const PlKernels *k;
-    PlThreadPool *pool;
-} MlpCompute;
-
-// Row-major C (m, n) = op(A) op(B) [+ C when accumulate]
-static void mlp_gemm(const MlpCompute *mc, int ta, int tb, int m, int n, int k, const float *a, int lda, const float *b,
-                     int ldb, int accumulate, float *c, int ldc) {
-    pl_kernels_gemm_pooled(mc->k, mc->pool, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
+// Row-major C (m, n) = op(A) op(B) [+ C when accumulate], on the options' kernels over their pool
+static void mlp_gemm(const PlProbeOptions *o, int ta, int tb, int m, int n, int k, const float *a, int lda,
+                     const float *b, int ldb, int accumulate, float *c, int ldc) {
+    pl_kernels_gemm_pooled(o->kernels, o->pool, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
 }
 
 // out (n, m) = relu?(x (n, k) . W (k, m) + b)
-static void mlp_linear(const MlpCompute *mc, const float *x, int n, int k, const float *W, const float *b, int m,
+static void mlp_linear(const PlProbeOptions *o, const float *x, int n, int k, const float *W, const float *b, int m,
                        float *out, int relu) {
     for (int i = 0; i < n; i++) memcpy(out + (size_t)i * m, b, (size_t)m * sizeof(float));
-    mlp_gemm(mc, 0, 0, n, m, k, x, k, W, m, 1, out, m);
+    mlp_gemm(o, 0, 0, n, m, k, x, k, W, m, 1, out, m);
     if (relu)
         for (size_t i = 0; i < (size_t)n * m; i++) out[i] = out[i] > 0 ? out[i] : 0;
 }
 
-// One AdamW step (torch's formulas) over the parameter slab, cut into fixed blocks of MLP_ADAM_BLOCK elements, one
+// One AdamW step over the parameter slab, cut into fixed blocks of MLP_ADAM_BLOCK elements, one
 // pool task each: every element is updated on its own, so the result does not depend on the blocks or the threads.
 enum { MLP_ADAM_BLOCK = 32768 };
 
@@ -75,14 +69,14 @@ static void mlp_adam_block(void *ctx, int task, int thread) {
 }
 
 // Predictions for n rows in chunks (inference: no dropout). buf holds chunk * (H1 + H2 + C) floats.
-static void mlp_predict(const MlpCompute *mc, const MlpParams *p, int F, int H1, int H2, int C, const float *x,
+static void mlp_predict(const PlProbeOptions *o, const MlpParams *p, int F, int H1, int H2, int C, const float *x,
                         int64_t n, float *buf, int chunk, int32_t *pred) {
     float *h1 = buf, *h2 = h1 + (size_t)chunk * H1, *z = h2 + (size_t)chunk * H2;
     for (int64_t i0 = 0; i0 < n; i0 += chunk) {
         int m = (int)(n - i0 < chunk ? n - i0 : chunk);
-        mlp_linear(mc, x + (size_t)i0 * F, m, F, p->W1, p->b1, H1, h1, 1);
-        mlp_linear(mc, h1, m, H1, p->W2, p->b2, H2, h2, 1);
-        mlp_linear(mc, h2, m, H2, p->W3, p->b3, C, z, 0);
+        mlp_linear(o, x + (size_t)i0 * F, m, F, p->W1, p->b1, H1, h1, 1);
+        mlp_linear(o, h1, m, H1, p->W2, p->b2, H2, h2, 1);
+        mlp_linear(o, h2, m, H2, p->W3, p->b3, C, z, 0);
         for (int i = 0; i < m; i++) {
             int best = 0;
             for (int c = 1; c < C; c++)
@@ -102,7 +96,6 @@ PlStatus pl_probe_mlp_run(const PlProbeOptions *o, int C, int F, const float *xt
                           const float *xva, const int32_t *yva, int64_t n_va, const float *xte, int64_t n_te,
                           uint64_t seed, int32_t *pred, int *best_epoch) {
     int H1 = o->hidden1, H2 = o->hidden2, B = o->batch;
-    const MlpCompute mc = {o->kernels, o->pool};
     if (n_tr < 1 || n_va < 1 || C < 2 || B < 1) return PL_FAIL(PL_ERR_ARG, "MLP head: needs training and validation rows and 2+ classes");
     size_t np = (size_t)F * H1 + H1 + (size_t)H1 * H2 + H2 + (size_t)H2 * C + C;
     const int chunk = 512;
@@ -163,11 +156,11 @@ PlStatus pl_probe_mlp_run(const PlProbeOptions *o, int C, int F, const float *xt
                 yb[i] = ytr[r];
             }
             // forward with dropout masks (m1, m2 hold 0 or 1/keep)
-            mlp_linear(&mc, xb, B, F, P.W1, P.b1, H1, h1, 1);
+            mlp_linear(o, xb, B, F, P.W1, P.b1, H1, h1, 1);
             for (size_t i = 0; i < (size_t)B * H1; i++) { m1[i] = pl_rng_uniform(&rng) < keep ? inv_keep : 0; h1[i] *= m1[i]; }
-            mlp_linear(&mc, h1, B, H1, P.W2, P.b2, H2, h2, 1);
+            mlp_linear(o, h1, B, H1, P.W2, P.b2, H2, h2, 1);
             for (size_t i = 0; i < (size_t)B * H2; i++) { m2[i] = pl_rng_uniform(&rng) < keep ? inv_keep : 0; h2[i] *= m2[i]; }
-            mlp_linear(&mc, h2, B, H2, P.W3, P.b3, C, z, 0);
+            mlp_linear(o, h2, B, H2, P.W3, P.b3, C, z, 0);
             // dz = (softmax - onehot) / B
             for (int i = 0; i < B; i++) {
                 float *zi = z + (size_t)i * C;
@@ -178,16 +171,16 @@ PlStatus pl_probe_mlp_run(const PlProbeOptions *o, int C, int F, const float *xt
                 for (int c = 0; c < C; c++) zi[c] = (float)((zi[c] / sum - (c == yb[i] ? 1.0 : 0.0)) / B);
             }
             // backward: dW3 = h2^T dz, db3 = sum dz, dh2 = dz W3^T * mask2 * relu'
-            mlp_gemm(&mc, 1, 0, H2, C, B, h2, H2, z, C, 0, G.W3, C);
+            mlp_gemm(o, 1, 0, H2, C, B, h2, H2, z, C, 0, G.W3, C);
             for (int c = 0; c < C; c++) { float a = 0; for (int i = 0; i < B; i++) a += z[(size_t)i * C + c]; G.b3[c] = a; }
             // dh2 overwrites m2 (h2 > 0 exactly where relu and mask were active)
-            mlp_gemm(&mc, 0, 1, B, H2, C, z, C, P.W3, C, 0, ebuf, H2);
+            mlp_gemm(o, 0, 1, B, H2, C, z, C, P.W3, C, 0, ebuf, H2);
             for (size_t i = 0; i < (size_t)B * H2; i++) m2[i] = h2[i] > 0 ? ebuf[i] * m2[i] : 0;
-            mlp_gemm(&mc, 1, 0, H1, H2, B, h1, H1, m2, H2, 0, G.W2, H2);
+            mlp_gemm(o, 1, 0, H1, H2, B, h1, H1, m2, H2, 0, G.W2, H2);
             for (int c = 0; c < H2; c++) { float a = 0; for (int i = 0; i < B; i++) a += m2[(size_t)i * H2 + c]; G.b2[c] = a; }
-            mlp_gemm(&mc, 0, 1, B, H1, H2, m2, H2, P.W2, H2, 0, ebuf, H1);
+            mlp_gemm(o, 0, 1, B, H1, H2, m2, H2, P.W2, H2, 0, ebuf, H1);
             for (size_t i = 0; i < (size_t)B * H1; i++) m1[i] = h1[i] > 0 ? ebuf[i] * m1[i] : 0;
-            mlp_gemm(&mc, 1, 0, F, H1, B, xb, F, m1, H1, 0, G.W1, H1);
+            mlp_gemm(o, 1, 0, F, H1, B, xb, F, m1, H1, 0, G.W1, H1);
             for (int c = 0; c < H1; c++) { float a = 0; for (int i = 0; i < B; i++) a += m1[(size_t)i * H1 + c]; G.b1[c] = a; }
             // AdamW with cosine schedules (weight decay on weight matrices only)
             double t = total > 1 ? (double)step / (double)(total - 1) : 1.0;
@@ -204,7 +197,7 @@ PlStatus pl_probe_mlp_run(const PlProbeOptions *o, int C, int F, const float *xt
             if (o->pool) pl_threadpool_run(o->pool, mlp_adam_block, &as, blocks);
             else for (int b = 0; b < blocks; b++) mlp_adam_block(&as, b, 0);
         }
-        mlp_predict(&mc, &P, F, H1, H2, C, xva, n_va, ebuf, chunk, pva);
+        mlp_predict(o, &P, F, H1, H2, C, xva, n_va, ebuf, chunk, pva);
         double f1 = mlp_macro_f1(yva, pva, n_va, C, counts);
         if (!isfinite(theta[0])) break;
         if (f1 > best_f1) {
@@ -221,7 +214,7 @@ PlStatus pl_probe_mlp_run(const PlProbeOptions *o, int C, int F, const float *xt
     PlStatus st = PL_OK;
     for (size_t i = 0; i < np; i++)
         if (!isfinite(best[i])) { st = PL_FAIL(PL_ERR_NUMERIC, "MLP head: weights became non-finite"); break; }
-    if (st == PL_OK) mlp_predict(&mc, &Bp, F, H1, H2, C, xte, n_te, ebuf, chunk, pred);
+    if (st == PL_OK) mlp_predict(o, &Bp, F, H1, H2, C, xte, n_te, ebuf, chunk, pred);
     free(slab); free(byclass); free(yb); free(counts);
     return st;
 }

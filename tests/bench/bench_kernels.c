@@ -117,22 +117,16 @@ int main(int argc, char **argv) {
     int threads[4] = {1, 2}, nthreads = 2;
     double seconds = 1.0;
     int peak_only = 0;   // --peak: print the FMA peak per thread count only (for benchmark scripts)
-    for (int i = 1; i < argc; i += 2) {
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--peak")) {
             peak_only = 1;
-            i--;
-            continue;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "bench_kernels: %s needs a value\n", argv[i]);
-            return 2;
-        }
-        if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads")) {
+        } else if (i + 1 < argc && !strcmp(argv[i], "--seconds")) {
+            seconds = atof(argv[++i]);
+        } else if (i + 1 < argc && !strcmp(argv[i], "--threads")) {
             nthreads = 0;
-            for (char *t = strtok(argv[i + 1], ","); t && nthreads < 4; t = strtok(NULL, ",")) threads[nthreads++] = atoi(t);
+            for (char *t = strtok(argv[++i], ","); t && nthreads < 4; t = strtok(NULL, ",")) threads[nthreads++] = atoi(t);
         } else {
-            fprintf(stderr, "bench_kernels: unknown option %s\n", argv[i]);
+            fprintf(stderr, "bench_kernels: unknown option or missing value: %s\n", argv[i]);
             return 2;
         }
     }

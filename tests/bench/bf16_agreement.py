@@ -18,6 +18,19 @@ import tifffile
 from PIL import Image
 
 
+def sample_fields(shared):
+    # the real fields under SHARED/samples as (name, image): the 7 OpenCell Hoechst FOVs, then the HPA protein FOV
+    # (tests/bench/ssl_standin_pretrain.py trains on the same fields)
+    fields = [(os.path.basename(p).split("_RAW")[0], tifffile.imread(p))
+              for p in sorted(glob.glob(f"{shared}/samples/opencell_hoechst_proj/*.tif"))]
+    hpa = f"{shared}/samples/hpa_1000_A12_2/1000_A12_2_green.png"
+    if os.path.exists(hpa):
+        fields.append(("hpa_1000_A12_2", np.asarray(Image.open(hpa))))
+    if not fields:
+        sys.exit("no sample images found under " + shared)
+    return fields
+
+
 def tiles_of(img, size, stride):
     img = img.astype(np.float64)
     out = []
@@ -43,15 +56,10 @@ def main():
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     x, ids, labels = [], [], []
-    for path in sorted(glob.glob(f"{a.shared}/samples/opencell_hoechst_proj/*.tif")):
-        name = os.path.basename(path).split("_RAW")[0]
-        for i, t in enumerate(tiles_of(tifffile.imread(path), a.size, a.stride)):
+    for name, img in sample_fields(a.shared):
+        stride = 2 * a.stride if name.startswith("hpa") else a.stride   # HPA pixels are 2.6x smaller
+        for i, t in enumerate(tiles_of(img, a.size, stride)):
             x.append(t), ids.append(f"{name}_t{i}"), labels.append(name)
-    hpa = np.asarray(Image.open(f"{a.shared}/samples/hpa_1000_A12_2/1000_A12_2_green.png"))
-    for i, t in enumerate(tiles_of(hpa, a.size, 2 * a.stride)):
-        x.append(t), ids.append(f"hpa_1000_A12_2_t{i}"), labels.append("hpa_1000_A12_2")
-    if not x:
-        sys.exit("no sample images found under " + a.shared)
     X = np.stack(x)[:, None].astype(np.float32)   # (N, 1, size, size): one channel (Hoechst / protein)
     np.save(f"{a.work}/x.npy", X)
     with open(f"{a.work}/meta.tsv", "w") as f:
@@ -72,7 +80,8 @@ def main():
                         str(a.threads), "--batch", "8"], check=True)
         emb[name] = np.load(f"{a.work}/y_{name}.npy")
         subprocess.run([a.protloc, "-q", "knn", "--features", f"{a.work}/y_{name}.npy", "--meta", f"{a.work}/meta.tsv",
-                        "--protocol", "loo", "-k", "100", "--csv", f"{a.work}/f1_{name}.csv", "--threads",
+                        "--protocol", "loo", "-k", "100", "--csv", f"{a.work}/f1_{name}.csv",
+                        "--neighbours", f"{a.work}/nb_{name}.npy", "--threads",
                         str(a.threads)], check=True, stdout=subprocess.DEVNULL)
         with open(f"{a.work}/f1_{name}.csv") as f:
             rows = list(csv.DictReader(f))
@@ -83,32 +92,30 @@ def main():
     ks = sorted(f1["fp32"])
     diff = [abs(f1["bf16"][k] - f1["fp32"][k]) for k in ks]
     floor = [abs(f1["fp32-openblas"][k] - f1["fp32"][k]) for k in ks]
-    # nearest-neighbour cosine gap (1st - 2nd neighbour) of the FP32 embeddings: how near-tied neighbourhoods are
-    u = a32 / np.linalg.norm(a32, axis=1, keepdims=True)
-    sim = u @ u.T
-    np.fill_diagonal(sim, -np.inf)
-    top2 = -np.sort(-sim, axis=1)[:, :2]
-    # predictions that change between fp32 and bf16 at each k (DINO's weighted vote, T = 0.07, leave-one-out, on the
-    # top 100 by cosine): with 529 queries one changed prediction moves macro F1 by about 0.002
-    def predictions(e):
-        v = e / np.linalg.norm(e, axis=1, keepdims=True)
-        s2 = v @ v.T
-        np.fill_diagonal(s2, -np.inf)
-        nb = np.argsort(-s2, axis=1, kind="stable")[:, :ks[-1]]
-        w = np.exp(np.take_along_axis(s2, nb, axis=1) / 0.07)
-        lab = np.unique(labels, return_inverse=True)[1][nb]
-        votes = np.zeros((e.shape[0], lab.max() + 1))
+    # protloc's neighbour lists (leave-one-out, top 100) and their cosines
+    def neighbours(name):
+        u = emb[name].astype(np.float64)
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        nb = np.load(f"{a.work}/nb_{name}.npy")
+        return nb, np.einsum("nd,nkd->nk", u, u[nb])
+    # predictions that change between fp32 and bf16 at each k (DINO's weighted vote, T = 0.07): with 529 queries one
+    # changed prediction moves macro F1 by about 0.002
+    lab = np.unique(labels, return_inverse=True)[1]
+    def predictions(nb, sim):
+        w = np.exp(sim / 0.07)
+        votes = np.zeros((nb.shape[0], lab.max() + 1))
         out = []
-        for k in range(ks[-1]):
-            np.add.at(votes, (np.arange(e.shape[0]), lab[:, k]), w[:, k])
+        for k in range(nb.shape[1]):
+            np.add.at(votes, (np.arange(nb.shape[0]), lab[nb[:, k]]), w[:, k])
             out.append(votes.argmax(1))
         return np.stack(out)
-    changed = (predictions(a32) != predictions(a16)).sum(1)
+    nb32, sim32 = neighbours("fp32")
+    changed = (predictions(nb32, sim32) != predictions(*neighbours("bf16"))).sum(1)
     what = f"model {a.model}" if a.model else f"untrained ViT dim {a.dim}, depth {a.depth}, heads {a.heads}, patch 16"
     print(f"# {X.shape[0]} tiles of {len(set(labels))} real fields (7 OpenCell Hoechst FOVs, 1 HPA protein FOV), "
           f"{a.size}x{a.size}, stride {a.stride}; {what}")
     print(f"per-row cosine(bf16, fp32): min {cos.min():.6f}  mean {cos.mean():.6f}")
-    print(f"median cosine gap between a tile's 1st and 2nd neighbour (fp32): {np.median(top2[:, 0] - top2[:, 1]):.5f}")
+    print(f"median cosine gap between a tile's 1st and 2nd neighbour (fp32): {np.median(sim32[:, 0] - sim32[:, 1]):.5f}")
     print(f"kNN (loo, DINO weighted vote) macro F1 over k = 1..{ks[-1]}: max |bf16 - fp32| = {max(diff):.4f} "
           f"(at k = {ks[int(np.argmax(diff))]}); for scale, max |fp32 openblas - fp32 onednn| = {max(floor):.4f}")
     print(f"predictions changed by bf16 (of {X.shape[0]}): max {changed.max()} (k = {int(np.argmax(changed)) + 1}), "

@@ -12,33 +12,20 @@
 #   /usr/bin/python3 tests/bench/ssl_standin_pretrain.py SHARED_DIR OUT.safetensors \
 #       [--dim 192 --depth 6 --heads 3 --steps 300 --batch 32 --threads 2 --seed 0]
 import argparse
-import glob
 import math
 import os
 import sys
 import time
 
 import numpy as np
-import tifffile
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "vit"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.join(HERE, "..", "fixtures", "vit")]
+from bf16_agreement import sample_fields  # noqa: E402
 from make_vit_fixtures import ViT, write_safetensors  # noqa: E402
-
-
-def load_fields(shared):
-    fields = []
-    for path in sorted(glob.glob(f"{shared}/samples/opencell_hoechst_proj/*.tif")):
-        fields.append(tifffile.imread(path).astype(np.float32))
-    hpa = f"{shared}/samples/hpa_1000_A12_2/1000_A12_2_green.png"
-    if os.path.exists(hpa):
-        fields.append(np.asarray(Image.open(hpa)).astype(np.float32))
-    if not fields:
-        sys.exit("no sample images found under " + shared)
-    return fields
 
 
 def region(rng, fields, side_lo, side_hi):
@@ -95,7 +82,7 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     rng = np.random.default_rng(a.seed)
-    fields = load_fields(a.shared)
+    fields = [img.astype(np.float32) for _, img in sample_fields(a.shared)]
 
     bb = ViT(224, 16, 1, a.dim, a.depth, a.heads)
     for m in bb.modules():
