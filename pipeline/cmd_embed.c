@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pl_cli.h"
+#include "pl_cli_outputs.h"
 #include "pl_clock.h"
 #include "pl_cmds.h"
 #include "pl_error.h"
@@ -171,6 +172,9 @@ int cmd_embed_run(int argc, char **argv) {
         return pl_cli_usage_error("embed", "--checkpoint-key must not be empty");
     if (avgpool && last_n > 1)
         return pl_cli_usage_error("embed", "--avgpool works with --last-n 1 only (as DINO's eval_linear.py)");
+    const PlCliPath outputs[] = {{"--output", output, NULL, 0}};
+    const PlCliPath inputs[] = {{"--model", model, NULL, 0}, {"--input", input, NULL, 0}};
+    if (pl_cli_check_outputs(outputs, 1, inputs, 2) != PL_OK) return PL_EXIT_FAIL;
     return embed_run(model, key, heads, input, output, batch, threads, last_n, avgpool, kernels, precision) == PL_OK
                ? PL_EXIT_OK
                : PL_EXIT_FAIL;

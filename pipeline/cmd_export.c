@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "pl_cli.h"
+#include "pl_cli_outputs.h"
 #include "pl_cmds.h"
 #include "pl_error.h"
 #include "pl_export.h"
-#include "pl_fs.h"
 #include "pl_log.h"
 
 void cmd_export_usage(FILE *out) {
@@ -81,13 +81,15 @@ int cmd_export_run(int argc, char **argv) {
         else strcat(meta_buf, ".tsv");
         meta = meta_buf;
     }
-    int clash = pl_same_file(out_path, store) ? 1 : meta && pl_same_file(meta, store) ? 2
-              : meta && pl_same_file(meta, out_path) ? 3 : 0;
-    if (clash) {
+    // outputs never overwrite the input store (nor each other); export reports it as a usage error (exit 2)
+    const PlCliPath outputs[] = {{"--out", out_path, NULL, 0},
+                                 {meta_buf ? "the metadata file of --out" : "--meta", meta, NULL, 0}};
+    const PlCliPath inputs[] = {{"the STORE argument", store, NULL, 0}};
+    if (pl_cli_check_outputs(outputs, 2, inputs, 1) != PL_OK) {
         free(meta_buf);
-        return pl_cli_usage_error(cmd, clash == 1 ? "--out %s is the input store itself: choose another name"
-                                  : clash == 2 ? "the metadata file %s is the input store itself"
-                                               : "the metadata file %s is the --out file itself", clash == 1 ? out_path : meta);
+        int rc = pl_cli_usage_error(cmd, "%s", pl_error_message());
+        pl_error_clear();
+        return rc;
     }
     PlStoreTable t;
     if (pl_store_table_load(store, level, &t) != PL_OK) {

@@ -1,5 +1,6 @@
 // `protloc finetune`: fine-tune a DINO ViT backbone together with a linear head on (N, C, H, W) float32 arrays with
 // class ids or multi-hot labels; MPI data-parallel, checkpointed, bit-identical for any rank and thread count.
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
@@ -7,9 +8,11 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pl_cli.h"
+#include "pl_cli_outputs.h"
 #include "pl_cmds.h"
 #include "pl_digest.h"
 #include "pl_error.h"
@@ -18,6 +21,7 @@
 #include "pl_finetune_report.h"
 #include "pl_fs.h"
 #include "pl_kernels.h"
+#include "pl_lock.h"
 #include "pl_log.h"
 #include "pl_modelcard.h"
 #include "pl_mpi.h"
@@ -25,6 +29,7 @@
 #include "pl_probe.h"
 #include "pl_process.h"
 #include "pl_safetensors.h"
+#include "pl_train_ckpt.h"
 #include "pl_vit_train.h"
 #include "pl_weights.h"
 
@@ -98,14 +103,19 @@ void cmd_finetune_usage(FILE *out) {
             "                         MPI_Allreduce (faster, not bit-identical across rank counts)\n"
             "  --recompute            keep only each block's input and recompute it in the backward pass (less memory)\n"
             "  --checkpoint-every S   steps between checkpoints (default 100; also at every epoch end)\n"
-            "  --resume               continue from DIR/checkpoint.safetensors (same arguments and inputs required)\n"
+            "  --resume               continue from DIR/checkpoint.safetensors (same arguments, architecture and inputs\n"
+            "                         required; its digest is verified)\n"
+            "  --force                start over although DIR holds a checkpoint (it is removed); without --resume or\n"
+            "                         --force an existing checkpoint is never replaced\n"
             "  --kernels NAME         kernel backend: auto (default), openblas or onednn\n"
             "  --precision P          fp32 (default) or bf16: BF16 GEMM and attention inputs with FP32 accumulation;\n"
             "                         weights, gradients and optimizer state stay FP32\n"
             "  -h, --help             this help\n"
             "\n"
-            "Exit status: 0 done; 1 failed (a NaN/Inf loss names the step and keeps the last checkpoint);\n"
-            "2 bad command line; 128+N stopped by signal N after a checkpoint (--resume continues).\n");
+            "Exit status: 0 done; 1 failed (a NaN/Inf loss names the step and keeps the last checkpoint;\n"
+            "under MPI every rank ends with the failing rank's message); 2 bad command line; 3 done, but some\n"
+            "manifest items failed to preprocess (skipped, listed in DIR/failures.tsv); 128+N stopped by signal N\n"
+            "after a checkpoint (--resume continues).\n");
 }
 
 #define FT_MAX_FRACTIONS 64
@@ -113,7 +123,7 @@ void cmd_finetune_usage(FILE *out) {
 typedef struct FtArgs {
     const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe, *card;
     PlPrecision precision;
-    int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp, level, tile, crop;
+    int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp, level, tile, crop, force;
     float drop_path, head_dropout;
     double fractions[FT_MAX_FRACTIONS];
     int n_fractions;
@@ -304,12 +314,13 @@ static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *s
              "optimizer=%d lr=%.17g base_lr=%.17g no_lr_scaling=%d min_lr=%.17g momentum=%.17g weight_decay=%.17g "
              "layer_decay=%.17g clip=%.17g schedule_constant=%d warmup=%lld steps=%lld epochs=%d batch=%d micro_batch=%d "
              "drop_path=%.9g augment=%d shuffle=%d balanced=%d seed=%llu reduce=%d classes=%d fraction=%.17g seed_index=%d "
-             "head_mlp=%d head_dropout=%.9g",
+             "head_mlp=%d head_dropout=%.9g arch=dim%d,depth%d,heads%d,patch%d,in%d,pos%d,%dx%d",
              (int)o->optim.kind, o->lr, o->base_lr, o->no_lr_scaling, o->min_lr, o->optim.momentum,
              o->optim.weight_decay, o->optim.layer_decay, o->optim.clip, o->schedule_constant,
              (long long)o->warmup_steps, (long long)o->steps, o->epochs, o->batch, sp->micro_batch,
              (double)sp->drop_path, o->augment, o->shuffle, o->balanced, (unsigned long long)o->seed, o->allreduce,
-             sp->classes, fraction, si, sp->head_mlp, (double)sp->head_dropout);
+             sp->classes, fraction, si, sp->head_mlp, (double)sp->head_dropout, sp->cfg.dim, sp->cfg.depth,
+             sp->cfg.heads, sp->cfg.patch, sp->cfg.in_chans, sp->cfg.pos_grid, sp->height, sp->width);
     // the arithmetic: another backend or precision gives other bits, so it resumes only with the same ones
     if (n >= 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " kernels=%s precision=%s", kernels->name, pl_precision_name(sp->precision));
@@ -321,7 +332,43 @@ typedef struct FtModel {
     int have_card, have_head;
     PlVitConfig cfg;
     const char *weights;
+    FtFingerprint fp;   // rank 0: the digests report.json records (ft_collect compares them across runs)
 } FtModel;
+
+// Rank 0: lock DIR (DIR/finetune.lock: one fine-tune per folder), remove temporaries of dead runs, and refuse to
+// replace an earlier run's checkpoint unless --resume continues it or --force starts over.
+static PlStatus ft_claim_dir(const FtArgs *a, const char *dir, PlLock *lock) {
+    char path[4200], ckpt[4200];
+    snprintf(path, sizeof path, "%s/finetune.lock", dir);
+    PL_TRY(pl_lock_acquire(lock, path, "protloc finetune"));
+    static const char *const names[] = {PL_TRAIN_CKPT_NAME, "train.jsonl", "report.json", "backbone.safetensors",
+                                        "head.safetensors", "model.json", "failures.tsv"};
+    enum { N_NAMES = sizeof names / sizeof names[0] };
+    char finals[N_NAMES][4200];
+    const char *fin[N_NAMES];
+    for (int i = 0; i < N_NAMES; i++) {
+        snprintf(finals[i], sizeof finals[i], "%s/%s", dir, names[i]);
+        fin[i] = finals[i];
+    }
+    pl_lock_remove_stale_temps(fin, N_NAMES);
+    snprintf(ckpt, sizeof ckpt, "%s/%s", dir, PL_TRAIN_CKPT_NAME);
+    struct stat sb;
+    if (lstat(ckpt, &sb) != 0) return PL_OK;
+    if (!S_ISREG(sb.st_mode))
+        return PL_FAIL(PL_ERR_ARG, "%s is not a regular file (a %s): remove it or choose another --out", ckpt,
+                       S_ISDIR(sb.st_mode) ? "directory" : S_ISLNK(sb.st_mode) ? "symbolic link" : S_ISFIFO(sb.st_mode) ? "FIFO" : "special file");
+    if (a->o.resume) return PL_OK;
+    if (!a->force) {
+        long long s = (long long)pl_train_ckpt_step(ckpt);
+        char at[64] = "";
+        if (s >= 0) snprintf(at, sizeof at, " (step %lld)", s);
+        return PL_FAIL(PL_ERR_ARG, "%s holds the checkpoint of an earlier run%s; --resume continues it, --force starts "
+                       "over and replaces it, or choose another --out", ckpt, at);
+    }
+    if (unlink(ckpt) != 0) return PL_FAIL(PL_ERR_IO, "--force: cannot remove %s: %s", ckpt, strerror(errno));
+    pl_log_info("--force: removed %s of an earlier run", ckpt);
+    return pl_fsync_parent_dir(ckpt);
+}
 
 // One fine-tune: fraction index fi, repetition si, into dir.
 static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels *kernels, PlThreadPool *pool, int fi,
@@ -339,18 +386,23 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     } else {
         memcpy(sub, d->train, (size_t)d->ntr * sizeof(int64_t));
     }
-    if (st == PL_OK && d->cls) {   // every class needs a training image (name the first that has none)
-        char *seen = pl_calloc((size_t)C, 1);
+    if (st == PL_OK && d->cls) {   // classes without a training image: a warning; an error when the subset lost it
+        char *seen = pl_calloc((size_t)C * 2, 1);   // (C) in the whole train split | (C) in this fraction's subset
         if (!seen) st = PL_ERR_NOMEM;
-        for (int64_t i = 0; i < m_rows && st == PL_OK; i++) seen[d->cls[sub[i]]] = 1;
-        for (int c = 0; c < C && st == PL_OK; c++)
-            if (!seen[c]) {
-                char id[16];
-                snprintf(id, sizeof id, "%d", c);
-                st = PL_FAIL(PL_ERR_ARG, "class '%s' has no training image at fraction %g (the train split holds none of "
-                                         "it); add training items of that class or drop it from the labels",
-                             d->class_names ? d->class_names[c] : id, frac);
-            }
+        for (int64_t i = 0; i < d->ntr && st == PL_OK; i++) seen[d->cls[d->train[i]]] = 1;
+        for (int64_t i = 0; i < m_rows && st == PL_OK; i++) seen[C + d->cls[sub[i]]] = 1;
+        for (int c = 0; c < C && st == PL_OK; c++) {
+            char id[16];
+            snprintf(id, sizeof id, "%d", c);
+            const char *name = d->class_names ? d->class_names[c] : id;
+            if (!seen[c] && rank == 0)   // as in PyTorch: its head row still trains (the softmax pushes it down)
+                pl_log_warn("class '%s' has no training image (the train split holds none of it); its head row is "
+                            "trained only through the other classes", name);
+            else if (seen[c] && !seen[C + c])   // a guard: pl_probe_subset keeps >= 1 image of every class
+                st = PL_FAIL(PL_ERR_ARG, "class '%s' has training images but none in the subset at fraction %g "
+                                         "(repetition %d); use a larger fraction or add training items of that class",
+                             name, frac, si);
+        }
         free(seen);
     }
     PlVitTrain *t = NULL;
@@ -362,11 +414,13 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                          .width = d->W, .micro_batch = mb, .recompute = a->recompute, .drop_path = a->drop_path,
                          .workers = threads, .head_mlp = a->head_mlp, .head_dropout = a->head_dropout,
                          .precision = a->precision};
+    PlLock lock = {.fd = -1};
     if (st == PL_OK) st = pl_mkdir_p(dir);
+    if (st == PL_OK && rank == 0) st = ft_claim_dir(a, dir, &lock);
     if (st == PL_OK) st = pl_vit_train_create(&sp, kernels, &t);
     if (st == PL_OK) st = pl_vit_train_load(t, &m->w, m->have_head ? &m->head : NULL, train_seed);
     PlFinetuneOptions o = a->o;
-    char fp[2048];
+    char fp[4096];
     args_fingerprint(&a->o, &sp, kernels, frac, si, fp, sizeof fp);
     o.args_text = fp;
     o.out_dir = dir;
@@ -386,8 +440,10 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                     m->cfg.patch, d->H, d->W, C, d->targets ? "BCE" : "cross-entropy", a->o.batch, mb, ranks, threads,
                     kernels->name, pl_precision_name(a->precision), act / 1048576.0, P / 1048576.0, dir);
     PlFinetuneResult r = {0};
-    if (st == PL_OK) st = pl_finetune_run(t, &tr, d->nva ? &va : NULL, d->nte ? &te : NULL, &o, &r);
-    if (st == PL_OK && rank == 0) {
+    st = pl_mpi_agree(st, "preparing the fine-tune");
+    // every failure inside pl_finetune_run is known to every rank (agreed, or the job is aborted)
+    int trained = st == PL_OK && (st = pl_finetune_run(t, &tr, d->nva ? &va : NULL, d->nte ? &te : NULL, &o, &r)) == PL_OK;
+    if (trained && rank == 0) {
         int moments = a->o.optim.kind == PL_OPTIM_ADAMW ? 2 : 1;
         FtRunInfo info = {.model = m->weights, .data = d->source, .head_init = a->head_init, .fraction = frac,
                           .fraction_index = fi, .seed_index = si, .subset_seed = subset_seed, .train_seed = train_seed,
@@ -395,7 +451,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                           .n_failed = d->n_failed, .classes = d->class_names, .n_classes = C, .ranks = ranks,
                           .threads = threads, .kernels = kernels->name, .precision = pl_precision_name(a->precision),
                           .memory_bytes = P * (1 + moments + threads + 2 + (ranks > 1)) + act * threads,
-                          .activation_bytes = act, .params = pl_vit_train_param_floats(t)};
+                          .activation_bytes = act, .params = pl_vit_train_param_floats(t), .fingerprint = &m->fp};
         st = ft_report_write(dir, &o, &sp, &r, &info);
         if (st == PL_OK && m->have_card) st = ft_card_write(&m->card, dir);
         if (st == PL_OK)
@@ -403,8 +459,10 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                         "%.4f; weights in %s", (long long)r.steps, r.first_loss, r.last_loss, r.img_per_s, r.best_epoch,
                         r.eval_split, r.eval_macro_f1, r.eval_accuracy, dir);
     }
+    if (trained) st = pl_mpi_agree(st, "writing the report");   // rank 0 wrote alone
     pl_finetune_result_free(&r);
     pl_vit_train_destroy(t);
+    pl_lock_release(&lock);
     free(sub);
     return st;
 }
@@ -437,12 +495,14 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
         PL_TRY(PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)));
         PL_TRY(PL_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &ranks)));
     }
-    if (a->collect) return rank == 0 ? ft_collect(a->collect, a->probe) : PL_OK;
+    if (a->collect) return pl_mpi_agree(rank == 0 ? ft_collect(a->collect, a->probe) : PL_OK, "collecting the runs");
     const PlKernels *kernels;
-    PL_TRY(pl_kernels_find(a->kernels, a->precision, &kernels));
-    // --out first: an unwritable folder fails before any work
-    if (pl_mkdir_p(a->o.out_dir) != PL_OK) return pl_error_wrap("--out %s", a->o.out_dir);
-    if (access(a->o.out_dir, W_OK) != 0) return PL_FAIL(PL_ERR_IO, "--out %s is not writable", a->o.out_dir);
+    PL_TRY(pl_kernels_find(a->kernels, a->precision, &kernels));   // checked with the command line already
+    // --out first: an unwritable folder fails before any work (every rank checks; they agree)
+    PlStatus os = pl_mkdir_p(a->o.out_dir);
+    if (os != PL_OK) pl_error_wrap("--out %s", a->o.out_dir);
+    else if (access(a->o.out_dir, W_OK) != 0) os = PL_FAIL(PL_ERR_IO, "--out %s is not writable", a->o.out_dir);
+    PL_TRY(pl_mpi_agree(os, "creating --out"));
     FtModel m;
     memset(&m, 0, sizeof m);
     FtData d;
@@ -461,11 +521,11 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     }
     if (st == PL_OK) st = pl_process_start_pool(a->threads, &pool);
     if (st == PL_OK) st = a->manifest ? load_manifest(a, &m.card, &m.cfg, pool, rank, &classes, &d) : load_arrays(a, &m.cfg, &classes, &d);
+    if (st == PL_OK && rank == 0)
+        st = ft_fingerprint(m.weights, a->key, a->head_init, d.source, a->manifest ? NULL : a->labels, &m.fp);
+    st = pl_mpi_agree(st, "loading the model and data");
     int tasks = a->n_fractions * a->seeds, first = 0, end = tasks;
-    if (a->task >= 0) {
-        if (a->task >= tasks)
-            st = st != PL_OK ? st : PL_FAIL(PL_ERR_ARG, "--task %d is out of range 0..%d (%d fractions x %d seeds)", a->task,
-                                            tasks - 1, a->n_fractions, a->seeds);
+    if (a->task >= 0) {   // range-checked with the command line
         first = a->task;
         end = a->task + 1;
     }
@@ -478,13 +538,34 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
             snprintf(dir, sizeof dir, "%s/f%g_s%d", a->o.out_dir, a->fractions[fi], si);
         st = run_task(a, &m, &d, kernels, pool, fi, si, dir, rank, ranks);
     }
-    if (st == PL_OK && tasks > 1 && a->task < 0 && rank == 0) st = ft_collect(a->o.out_dir, a->probe);
+    if (st == PL_OK && tasks > 1 && a->task < 0)
+        st = pl_mpi_agree(rank == 0 ? ft_collect(a->o.out_dir, a->probe) : PL_OK, "collecting the runs");
     *partial = d.n_failed > 0;
     ft_data_free(&d);
     pl_weights_free(&m.w);
     if (m.have_head) pl_weights_free(&m.head);
     if (m.have_card) pl_modelcard_free(&m.card);
     return st;
+}
+
+// Outputs never overwrite inputs: every file finetune writes into --out (and its grid folders) against every input.
+// With --collect the runs' report.json files are inputs, so only the summary files count as outputs.
+static PlStatus ft_check_outputs(const FtArgs *a) {
+    static const char *const names[] = {PL_TRAIN_CKPT_NAME, "train.jsonl", "report.json", "backbone.safetensors",
+        "head.safetensors", "model.json", "failures.tsv", "finetune.lock", "grid.tsv", "grid.json", "grid.png",
+        "grid.svg", "training_loss.*", "training_val_f1.*", "confusion.*", "class_f1.*", "*.tmp.*", "f*_s*/*", NULL};
+    static const char *const collect_names[] = {"grid.tsv", "grid.json", "grid.png", "grid.svg", NULL};
+    char *weights = a->model ? pl_cli_card_weights(a->model) : NULL, *card_weights = a->card ? pl_cli_card_weights(a->card) : NULL;
+    PlCliPath outs[] = {{"--out", a->collect ? a->collect : a->o.out_dir, a->collect ? collect_names : names, 0}};
+    PlCliPath ins[] = {{"--manifest", a->manifest, NULL, 0}, {"--model", a->model, NULL, 0},
+                       {"the weights named by --model", weights, NULL, 0}, {"--card", a->card, NULL, 0},
+                       {"the weights named by --card", card_weights, NULL, 0}, {"--input", a->input, NULL, 0},
+                       {"--labels", a->labels, NULL, 0}, {"--head-init", a->head_init, NULL, 0},
+                       {"--probe", a->probe, NULL, 0}};
+    PlStatus st = pl_cli_check_outputs(outs, 1, ins, (int)(sizeof ins / sizeof ins[0]));
+    free(weights);
+    free(card_weights);
+    return st;   // main prints the message
 }
 
 // --fraction LIST: comma-separated numbers in (0, 1].
@@ -498,6 +579,17 @@ static int parse_fractions(const char *text, FtArgs *a) {
             free(copy);
             return pl_cli_usage_error("finetune", "--fraction needs up to %d comma-separated numbers in (0, 1], got '%s'",
                                       FT_MAX_FRACTIONS, text);
+        }
+        for (int j = 0; j < a->n_fractions; j++) {   // each fraction names a folder f<fraction>_s<seed>
+            char mine[64], other[64];
+            snprintf(mine, sizeof mine, "f%g", f);
+            snprintf(other, sizeof other, "f%g", a->fractions[j]);
+            if (strcmp(mine, other) == 0) {
+                free(copy);
+                return pl_cli_usage_error("finetune", "--fraction lists %g %s (both would write the folders %s_s*); give "
+                                          "each fraction once, distinct in 6 significant digits", f,
+                                          f == a->fractions[j] ? "twice" : "and a fraction that prints the same", mine);
+            }
         }
         a->fractions[a->n_fractions++] = f;
     }
@@ -524,7 +616,7 @@ int cmd_finetune_run(int argc, char **argv) {
     a.n_fractions = 1;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_PRECISION, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_PRECISION, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP, O_FORCE };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -549,7 +641,7 @@ int cmd_finetune_run(int argc, char **argv) {
         {"balanced", no_argument, 0, O_BALANCED}, {"head", required_argument, 0, O_HEAD},
         {"head-dropout", required_argument, 0, O_HEADDROP}, {"card", required_argument, 0, O_CARD},
         {"level", required_argument, 0, O_LEVEL}, {"tile", required_argument, 0, O_TILE},
-        {"crop", required_argument, 0, O_CROP}, {0, 0, 0, 0}};
+        {"crop", required_argument, 0, O_CROP}, {"force", no_argument, 0, O_FORCE}, {0, 0, 0, 0}};
     static const char *const optimizers[] = {"adamw", "sgd"}, *const schedules[] = {"cosine", "constant"},
                              *const reduces[] = {"tree", "allreduce"};
     const char *cmd = "finetune";
@@ -604,6 +696,7 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_RECOMP: a.recompute = 1; break;
         case O_CKPT: if ((rc = pl_cli_option_long(cmd, "--checkpoint-every", optarg, 0, 1L << 40, &lv))) return rc; a.o.checkpoint_every = lv; break;
         case O_RESUME: a.o.resume = 1; break;
+        case O_FORCE: a.force = 1; break;
         case O_KERNELS: a.kernels = optarg; break;
         case O_PRECISION:
             if (pl_precision_parse(optarg, &a.precision) != PL_OK)
@@ -646,7 +739,20 @@ int cmd_finetune_run(int argc, char **argv) {
         if (a.manifest && (a.input || a.labels)) return pl_cli_usage_error(cmd, "--manifest excludes --input/--labels");
         if (!a.o.out_dir) return pl_cli_usage_error(cmd, "--out is required");
         if (a.o.balanced && !a.o.shuffle) return pl_cli_usage_error(cmd, "--balanced draws a random order; drop --no-shuffle");
+        if (a.force && a.o.resume) return pl_cli_usage_error(cmd, "--force starts over, --resume continues: give one");
+        int tasks = a.n_fractions * a.seeds;
+        if (a.task >= 0 && tasks == 1)
+            return pl_cli_usage_error(cmd, "--task %d needs a grid (several --fraction values or --seeds > 1)", a.task);
+        if (a.task >= tasks)
+            return pl_cli_usage_error(cmd, "--task %d is out of range 0..%d (%d fraction%s x %d seed%s)", a.task, tasks - 1,
+                                      a.n_fractions, a.n_fractions > 1 ? "s" : "", a.seeds, a.seeds > 1 ? "s" : "");
     }
+    {   // --kernels is a command-line choice everywhere (also with --collect, which computes nothing)
+        const PlKernels *k;
+        if (pl_kernels_find(a.kernels, a.precision, &k) != PL_OK)
+            return pl_cli_usage_error(cmd, "--kernels %s: %s", a.kernels, pl_error_message());
+    }
+    if (ft_check_outputs(&a) != PL_OK) return PL_EXIT_FAIL;   // every rank alike, before any compute
     int partial = 0;
     PlStatus st = finetune_run(&a, &partial);
     if (st == PL_ERR_INTERRUPTED) {

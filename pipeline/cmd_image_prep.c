@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pl_cli.h"
+#include "pl_cli_outputs.h"
 #include "pl_cmds.h"
 #include "pl_error.h"
 #include "pl_fs.h"
@@ -68,6 +69,22 @@ static PlStatus write_tiles_tsv(const char *path, const PlPrepResult *res) {
         return PL_FAIL(PL_ERR_IO, "%s: write failed", path);
     }
     return pl_atomic_commit(&af);
+}
+
+// Outputs never overwrite inputs: --out and --tiles-out against every --channel image.
+static PlStatus prep_check_outputs(const char *out, const char *tiles_out, const PlChannelSource *src, int n_src) {
+    char *paths[PREP_MAX_CHANNELS] = {0};
+    PlCliPath inputs[PREP_MAX_CHANNELS];
+    PlStatus st = PL_OK;
+    for (int i = 0; i < n_src && st == PL_OK; i++) {
+        int page;
+        st = pl_image_ref_parse(src[i].ref, &paths[i], &page);
+        inputs[i] = (PlCliPath){"--channel", paths[i], NULL, 0};
+    }
+    const PlCliPath outputs[] = {{"--out", out, NULL, 0}, {"--tiles-out", tiles_out, NULL, 0}};
+    if (st == PL_OK) st = pl_cli_check_outputs(outputs, 2, inputs, n_src);
+    for (int i = 0; i < n_src; i++) free(paths[i]);
+    return st;
 }
 
 int cmd_image_prep_run(int argc, char **argv) {
@@ -160,6 +177,7 @@ int cmd_image_prep_run(int argc, char **argv) {
     if (optind < argc) return pl_cli_usage_error("image prep", "unexpected argument '%s'", argv[optind]);
     if (n_src == 0) return pl_cli_usage_error("image prep", "give at least one --channel ROLE=IMG");
     if (!out) return pl_cli_usage_error("image prep", "--out FILE.npy is required");
+    if (prep_check_outputs(out, tiles_out, src, n_src) != PL_OK) return PL_EXIT_FAIL;
 
     PlPrepConfig cfg;
     PlAlignStrategy strat;

@@ -256,6 +256,8 @@ int cmd_knn_run(int argc, char **argv) {
     if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
     if (nb_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--neighbours is for train-test and loo");
     if (pred_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--predictions is for train-test and loo");
+    if (pl_eval_check_outputs("knn", store, features, meta, json_path, csv_path, dir, nb_path, pred_path) != PL_OK)
+        return PL_EXIT_FAIL;   // every rank sees the same paths and refuses alike
 
     int rank = 0, size = 1;
     if (pl_mpi_active()) {
@@ -268,13 +270,17 @@ int cmd_knn_run(int argc, char **argv) {
         if (rank == 0) pl_log_error("protloc knn: %s", pl_error_message());
         return PL_EXIT_USAGE;
     }
-    if (pl_process_start_pool((int)threads, &o.pool) != PL_OK) return size > 1 ? PL_EXIT_ABORT : PL_EXIT_FAIL;
+    PlStatus st = pl_mpi_agree(pl_process_start_pool((int)threads, &o.pool), "starting the thread pool");
+    if (st != PL_OK) return PL_EXIT_FAIL;
     int n_threads = pl_threadpool_size(o.pool);
     o.keep_neighbours = 1;
 
     PlFeatureSet fs;
-    PlStatus st = store ? pl_features_read_store(store, level, &fs) : pl_features_read_npy_tsv(features, meta, &fs);
-    if (st != PL_OK) return size > 1 ? PL_EXIT_ABORT : PL_EXIT_FAIL;
+    st = store ? pl_features_read_store(store, level, &fs) : pl_features_read_npy_tsv(features, meta, &fs);
+    if (pl_mpi_agree(st, "reading the features") != PL_OK) {
+        if (st == PL_OK) pl_features_free(&fs);
+        return PL_EXIT_FAIL;
+    }
     if (fs.n_skipped > 0 && rank == 0)
         pl_log_warn("%s: skipped %lld rows with non-finite embeddings (failed items)", store, (long long)fs.n_skipped);
     pl_log_info("knn: %lld rows x %d dims, %d rank(s) x %d thread(s), kernels %s, precision %s", (long long)fs.n, fs.dim,
@@ -282,23 +288,19 @@ int cmd_knn_run(int argc, char **argv) {
     PlKnnResult r;
     st = pl_knn_evaluate(&fs, &o, &r);
     if (st != PL_OK) {
+        // a check of the options against the data fails alike on every rank before any collective, and a failed
+        // search is agreed inside: every rank is at this point; an MPI failure is not (main then ends every rank)
+        if (st != PL_ERR_MPI) pl_mpi_agree(st, "the kNN evaluation");
         pl_features_free(&fs);
-        // every rank sees the same data and options, so every rank fails the same way
         return PL_EXIT_FAIL;
     }
-    rc = PL_EXIT_OK;
     if (rank == 0) {
         json_t *config = knn_config_json(&o, &fs, store, features, meta, level_s, size, n_threads);
         st = knn_write_reports(json_path, csv_path, dir, nb_path, pred_path, &fs, &r, config);
         json_decref(config);
         if (st == PL_OK) pl_report_knn_summary(stdout, &r);
-        else rc = PL_EXIT_FAIL;
     }
     pl_knn_result_free(&r);
     pl_features_free(&fs);
-    if (size > 1 && pl_mpi_active()) {
-        int bad = rc != PL_EXIT_OK, any = 0;
-        if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD) == MPI_SUCCESS && any && rank != 0) rc = PL_EXIT_FAIL;
-    }
-    return rc;
+    return pl_mpi_agree(st, "writing the kNN reports") == PL_OK ? PL_EXIT_OK : PL_EXIT_FAIL;
 }

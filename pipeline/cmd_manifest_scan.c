@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pl_cli.h"
+#include "pl_cli_outputs.h"
 #include "pl_cmds.h"
 #include "pl_error.h"
 #include "pl_fs.h"
@@ -109,6 +110,9 @@ int cmd_manifest_scan_run(int argc, char **argv) {
         return pl_cli_usage_error(cmd, "--test-fraction + --val-fraction must not exceed 1");
     if (absolute && root) return pl_cli_usage_error(cmd, "--absolute and --root exclude each other");
     const char *dir = argv[optind];
+    const PlCliPath outputs[] = {{"--out", out_path, NULL, 0}};
+    const PlCliPath inputs[] = {{"--labels", opt.labels_csv, NULL, 0}, {"the scanned folder", dir, NULL, 0}};
+    if (pl_cli_check_outputs(outputs, 1, inputs, 2) != PL_OK) return PL_EXIT_FAIL;
 
     // Paths relative to --root, else to the output file's folder (created if needed), else absolute.
     char *out_dir_copy = NULL;

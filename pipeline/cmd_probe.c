@@ -184,6 +184,8 @@ int cmd_probe_run(int argc, char **argv) {
     o.multilabel = (PlMultilabel)multi;   // PlMultilabel follows the order of multis
     PlStoreLevel level;
     if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
+    if (pl_eval_check_outputs("probe", store, features, meta, json_path, csv_path, dir, NULL, NULL) != PL_OK)
+        return PL_EXIT_FAIL;
 
     if (pl_kernels_find(kernels_s, PL_PRECISION_FP32, &o.kernels) != PL_OK) {
         pl_log_error("protloc probe: %s", pl_error_message());

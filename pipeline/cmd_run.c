@@ -1,4 +1,5 @@
 // `protloc run`: parse options, run the distributed embedding pipeline, print the summary (rank 0) and exit status.
+#include <errno.h>
 #include <float.h>
 #include <getopt.h>
 #include <limits.h>
@@ -8,6 +9,7 @@
 
 #include "pl_cli.h"
 #include "pl_cmds.h"
+#include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
 #include "pl_process.h"
@@ -215,9 +217,19 @@ int cmd_run_run(int argc, char **argv) {
     if (o.cell_labels && !(o.levels & PL_RUN_CELLS)) return pl_cli_usage_error(cmd, "--cell-labels needs --level cells");
     int rank = 0;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (pl_run_check_outputs(&o) != PL_OK) {   // every rank sees the same paths and refuses; rank 0 says why
+        if (rank != 0) pl_error_clear();
+        return PL_EXIT_FAIL;
+    }
     if (pl_kernels_find(kernels, o.precision, &o.kernels) != PL_OK) {
         if (rank == 0) pl_log_error("protloc run: %s", pl_error_message());
         return PL_EXIT_USAGE;
+    }
+    // --out before any work: a directory, FIFO or device there, or a missing folder, would otherwise fail only when
+    // the finished store is renamed into place (the folder must exist: run does not create it)
+    if (pl_mpi_agree(rank == 0 ? pl_output_file_check(o.out, "--out") : PL_OK, "checking --out") != PL_OK) {
+        if (rank != 0) pl_error_clear();   // rank 0 prints the reason
+        return PL_EXIT_FAIL;
     }
     if (pl_process_start_pool(threads, &o.pool) != PL_OK) return PL_EXIT_ABORT;
     if (o.max_memory == 0) o.max_memory = pl_process_memory_share() / 4;
@@ -242,11 +254,17 @@ int cmd_run_run(int argc, char **argv) {
     }
     if (rank == 0) {
         static const char *const outcome[] = {"replaced", "kept", "kept"};
-        printf("summary: items=%ld added=%ld changed=%ld removed=%ld reused=%ld resumed=%ld computed=%ld failed=%ld "
-               "tiles=%ld cells=%ld dim=%d seconds=%.2f store=%s regressions=%ld\n",
-               s.items, s.added, s.changed, s.removed, s.reused, s.resumed, s.computed, s.failed, s.tiles, s.cells,
-               s.dim, s.seconds, outcome[s.outcome], s.regressions);
-        fflush(stdout);
+        // the store is decided already: a closed or full stdout only loses the summary line (a warning), never the
+        // run's exit status (SIGPIPE is ignored by the program)
+        int w = printf("summary: items=%ld added=%ld changed=%ld removed=%ld reused=%ld resumed=%ld computed=%ld "
+                       "failed=%ld tiles=%ld cells=%ld dim=%d seconds=%.2f store=%s regressions=%ld\n",
+                       s.items, s.added, s.changed, s.removed, s.reused, s.resumed, s.computed, s.failed, s.tiles,
+                       s.cells, s.dim, s.seconds, outcome[s.outcome], s.regressions);
+        if (w < 0 || fflush(stdout) != 0 || ferror(stdout)) {
+            pl_log_warn("protloc run: cannot print the summary to stdout (%s); the store at %s is %s", strerror(errno),
+                        o.out, outcome[s.outcome]);
+            clearerr(stdout);
+        }
         pl_log_info("timings (summed over ranks): prepare %.2fs (reader thread), embed %.2fs, journal %.2fs, waiting "
                     "for input %.2fs; store write %.2fs; rank busy min/mean/max %.2f/%.2f/%.2fs; peak RSS per rank "
                     "(largest) %.1f MiB",

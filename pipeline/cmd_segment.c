@@ -9,6 +9,7 @@
 
 #include "pl_cells.h"
 #include "pl_cli.h"
+#include "pl_cli_outputs.h"
 #include "pl_cmds.h"
 #include "pl_decode.h"
 #include "pl_fs.h"
@@ -127,6 +128,14 @@ int cmd_segment_run(int argc, char **argv) {
     if (optind != argc) return pl_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
     if (!nucleus) return pl_cli_usage_error(argv[0], "--nucleus IMG is required");
     if (!(p.pixel_size_um > 0)) return pl_cli_usage_error(argv[0], "--pixel-size must be > 0");
+    char *nucleus_path = NULL;
+    int page = 0;
+    if (pl_image_ref_parse(nucleus, &nucleus_path, &page) != PL_OK) return PL_EXIT_FAIL;
+    const PlCliPath outputs[] = {{"--mask-out", mask_out, NULL, 0}, {"--json", json_out, NULL, 0}};
+    const PlCliPath inputs[] = {{"--nucleus", nucleus_path, NULL, 0}};
+    PlStatus guard = pl_cli_check_outputs(outputs, 2, inputs, 1);
+    free(nucleus_path);
+    if (guard != PL_OK) return PL_EXIT_FAIL;
 
     PlImage img;
     memset(&img, 0, sizeof img);

@@ -1,4 +1,5 @@
-// pl_card_prep_config: a model card's alignment, normalisation and pixel size as a pl_prep configuration.
+// pl_card_prep_config: a model card's alignment, normalisation and pixel size as a pl_prep configuration, and the
+// checks of a card against its weights and manifest made once at load.
 #include "pl_card_prep.h"
 
 #include <stdio.h>
@@ -55,4 +56,52 @@ int pl_card_manifest_roles(const PlModelCard *card, const char **roles) {
         if (!dup) roles[n++] = card->slots[k];
     }
     return n;
+}
+
+PlStatus pl_card_check_depth(const PlModelCard *card, int depth) {
+    if (card->last_n > depth)
+        return PL_FAIL(PL_ERR_FORMAT, "model card %s: \"last_n\" is %d, out of range for its weights %s: 1..%d (the "
+                       "model has %d blocks)", card->path, card->last_n, card->weights, depth, depth);
+    return PL_OK;
+}
+
+// The manifest's roles that at least one item has a file for, comma-separated ("none" when there is none).
+static void card_roles_held(const PlManifest *m, char *buf, size_t size) {
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int r = 0; r < m->n_roles; r++) {
+        size_t i = 0;
+        while (i < m->count && !m->items[i].channels[r].path) i++;
+        if (i == m->count) continue;
+        int w = snprintf(buf + used, size - used, "%s%s", used ? ", " : "", m->roles[r]);
+        if (w < 0 || (size_t)w >= size - used) break;
+        used += (size_t)w;
+    }
+    if (!used) snprintf(buf, size, "none");
+}
+
+PlStatus pl_card_check_fill(const PlModelCard *card, const PlAlignSpec *align, const char *fill, const PlManifest *m) {
+    if (align->strategy != PL_ALIGN_DUPLICATE) return PL_OK;
+    for (int s = 0; s < align->n_slots && s < card->n_slots; s++) {
+        if (!align->fill[s][0]) continue;
+        int own = card->slots[s][0] ? pl_manifest_role_index(m, card->slots[s]) : -1;
+        int role = pl_manifest_role_index(m, align->fill[s]);
+        size_t need = 0, held = 0;
+        for (size_t i = 0; i < m->count; i++) {
+            need += own < 0 || !m->items[i].channels[own].path;
+            held += role >= 0 && m->items[i].channels[role].path;
+        }
+        if (need == 0 || held > 0) continue;
+        char roles[1024];
+        card_roles_held(m, roles, sizeof roles);
+        const char *slot = card->slots[s][0] ? card->slots[s] : align->slots[s];
+        if (fill)
+            return PL_FAIL(PL_ERR_ARG, "--fill '%s' fills slot '%s' with role '%s', which no item of %s has (its roles: "
+                           "%s); %zu item%s leave slot '%s' empty", fill, slot, align->fill[s], m->path, roles, need,
+                           need > 1 ? "s" : "", slot);
+        return PL_FAIL(PL_ERR_FORMAT, "model card %s: \"fill\" '%s' fills slot '%s' with role '%s', which no item of %s "
+                       "has (its roles: %s); %zu item%s leave slot '%s' empty", card->path, card->fill, slot,
+                       align->fill[s], m->path, roles, need, need > 1 ? "s" : "", slot);
+    }
+    return PL_OK;
 }

@@ -20,6 +20,14 @@ PlStatus pl_card_prep_config(const PlModelCard *card, int n_slots, const char *s
                              uint64_t seed, PlPrepConfig *cfg, PlAlignStrategy *strategy_out, char *slots,
                              size_t slots_size);
 
+// Checks of a card made once at load, so that no run computes every item before failing each the same way:
+// pl_card_check_depth: the card's "last_n" is within 1..depth, the number of blocks of its weights;
+// pl_card_check_fill: under alignment 'duplicate' (`align` from pl_card_prep_config), every fill role that some item
+// of `m` needs (the slot's own role is missing for it) is held by at least one item. `fill` is the --fill option
+// (NULL: the card's "fill"), named in the message with the slot, the role and the roles the manifest has.
+PlStatus pl_card_check_depth(const PlModelCard *card, int depth);
+PlStatus pl_card_check_fill(const PlModelCard *card, const PlAlignSpec *align, const char *fill, const PlManifest *m);
+
 // The manifest role columns a command feeding this card accepts: the default roles, then every role the card's slots
 // name that is not among them. roles must hold PL_CARD_MAX_ROLES entries (borrowed strings); returns the count.
 #define PL_CARD_MAX_ROLES (PL_MANIFEST_MAX_ROLES + PL_CARD_MAX_SLOTS)

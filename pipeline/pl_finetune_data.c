@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pl_card_prep.h"
 #include "pl_features.h"
@@ -187,6 +188,7 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
     if (st == PL_OK && n == 0)
         st = PL_FAIL(PL_ERR_EMPTY, "%s: no labelled item in the train, val or test split", manifest);
     if (st == PL_OK) st = pl_card_prep_config(card, C, NULL, NULL, 0, &cfg, NULL, slots, sizeof slots);
+    if (st == PL_OK) st = pl_card_check_fill(card, &cfg.align, NULL, &m);   // once, not per item
     if (st == PL_OK) {   // the level's geometry, as `protloc run` sets it
         cfg.fov.patch = fo->patch;
         if (fo->level == FT_LEVEL_TILES) {
@@ -260,6 +262,9 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
             pl_log_warn("%lld item(s) failed to preprocess and are skipped; listed in %s", (long long)ds->n_failed, failures);
             PlStatus ws = write_failures(failures, &m, items, p.out, n);
             if (st == PL_OK) st = ws;
+        } else if (failures && unlink(failures) == 0) {   // a clean re-run leaves no stale list of an earlier run
+            pl_log_info("removed %s of an earlier run: every item preprocessed", failures);
+            if (st == PL_OK) st = pl_fsync_parent_dir(failures);
         }
         if (st == PL_OK && ds->n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
     }

@@ -12,6 +12,18 @@
 #include "pl_modelcard.h"
 #include "pl_vit_train.h"
 
+// What the runs of one grid must share (ft_collect refuses a mix), recorded in report.json as model.weights_sha256,
+// model.checkpoint_key, model.head_init_sha256, data.source_sha256, data.labels and data.labels_sha256.
+typedef struct FtFingerprint {
+    char weights_sha256[65], head_init_sha256[65], source_sha256[65], labels_sha256[65];   // "" where no such file
+    const char *checkpoint_key, *labels;   // borrowed; NULL: none
+} FtFingerprint;
+
+// SHA-256 of the weights file, the head init (NULL: none), the data source (manifest or X.npy) and the labels file
+// (NULL: none, e.g. a manifest). On failure *fp is zeroed and the error names the file.
+PlStatus ft_fingerprint(const char *weights, const char *checkpoint_key, const char *head_init, const char *source,
+                        const char *labels, FtFingerprint *fp);
+
 typedef struct FtRunInfo {
     const char *model, *data, *head_init;   // what was trained on (manifest or arrays)
     double fraction;
@@ -24,6 +36,7 @@ typedef struct FtRunInfo {
     const char *kernels, *precision;
     double memory_bytes, activation_bytes;
     size_t params;
+    const FtFingerprint *fingerprint;       // borrowed; NULL: not recorded (ft_collect then compares the paths)
 } FtRunInfo;
 
 // DIR/report.json, DIR/training.{png,svg} (loss and validation macro F1 per epoch), DIR/confusion.{png,svg} and
@@ -34,6 +47,11 @@ PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVi
 PlStatus ft_card_write(const PlModelCard *card, const char *dir);
 // Aggregate every DIR/*/report.json (one per fraction and seed) into DIR/grid.tsv, DIR/grid.json and
 // DIR/grid.{png,svg}; probe_json (or NULL): a `protloc probe` report whose logreg curve is drawn alongside.
+// Every input is read only when it is a regular file, and checked before anything is written: a report of another
+// kind, a number out of range (F1 and accuracy in [0, 1], fraction in (0, 1], seeds and counts non-negative
+// integers), runs of another model or data (the fingerprint above; paths where older reports have no digests), the
+// same (fraction, repetition) twice, or a probe report without the grid's fractions is an error naming the file.
+// A folder without report.json (a run still going or failed) is skipped with a warning.
 PlStatus ft_collect(const char *dir, const char *probe_json);
 
 #endif

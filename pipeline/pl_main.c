@@ -1,5 +1,6 @@
 // The protloc program: global options, command dispatch, MPI start/stop, process resources, and the only place that
 // decides the exit status (main.c calls pl_main).
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,9 +133,15 @@ int pl_main(int argc, char **argv) {
             return PL_EXIT_FAIL;
         }
     }
+    // A closed stdout (`protloc run ... | head -1`) must not kill the process with SIGPIPE after its work is done
+    // (a committed run would exit 141): writes fail with EPIPE instead, and each command decides what that means.
+    signal(SIGPIPE, SIG_IGN);
     int rc = cmd->run(cargc, cargv);
     if ((rc == PL_EXIT_FAIL || rc == PL_EXIT_ABORT) && pl_error_message()[0])
         pl_log_error("protloc %s: %s", cmd->name, pl_error_message());
+    // A multi-rank failure that the ranks did not agree on (pl_mpi_agree) may leave another rank waiting in a
+    // collective: end the whole job now, with this rank's message printed above.
+    if (size > 1 && rc == PL_EXIT_FAIL && !pl_mpi_failure_agreed()) rc = PL_EXIT_ABORT;
     if (rc == PL_EXIT_ABORT) {
         if (size > 1) pl_mpi_abort(PL_EXIT_FAIL);
         rc = PL_EXIT_FAIL;

@@ -38,15 +38,6 @@ PlStatus pl_run_parse_levels(const char *text, int *levels) {
     return PL_OK;
 }
 
-PlStatus run_agree(PlStatus st, const char *what) {
-    int mine = (int)st, worst = 0;
-    PlStatus m = PL_MPI_CHECK(MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD));
-    if (m != PL_OK) return m;
-    if (worst == PL_OK) return PL_OK;
-    if (st != PL_OK) return st;
-    return PL_FAIL((PlStatus)worst, "%s failed on another rank", what);
-}
-
 static PlStatus run_bcast_string(char *buf, int cap) {
     return PL_MPI_CHECK(MPI_Bcast(buf, cap, MPI_CHAR, 0, MPI_COMM_WORLD));
 }
@@ -68,6 +59,7 @@ static PlStatus run_prep_config(RunContext *ctx) {
     PlPrepConfig *cfg = &ctx->prep_fov;
     PL_TRY(pl_card_prep_config(card, ctx->C, run_strategy_name(ctx), o->fill, (uint64_t)o->seed, cfg, &strategy, slots,
                                sizeof slots));
+    PL_TRY(pl_card_check_fill(card, &cfg->align, o->fill, &ctx->manifest));   // once, not per item
     if (o->max_pixels > 0) cfg->limits.max_pixels = (uint64_t)o->max_pixels;   // --max-pixels, checked from headers
     ctx->prep_tiles = *cfg;
     if (o->fov_size > 0) {
@@ -134,6 +126,7 @@ static PlStatus run_load(RunContext *ctx) {
     if (card->patch && card->patch != ctx->vit_cfg.patch)
         return PL_FAIL(PL_ERR_FORMAT, "%s: the card says patch %d but the weights have patch %d", card->path,
                        card->patch, ctx->vit_cfg.patch);
+    PL_TRY(pl_card_check_depth(card, ctx->vit_cfg.depth));
     if (pl_vit_linears_create(&ctx->weights, &ctx->vit_cfg, o->kernels, o->precision, &ctx->linears) != PL_OK)
         return pl_error_wrap("model card %s", card->path);
     ctx->C = card->n_slots;
@@ -306,7 +299,7 @@ static PlStatus run_prepare(RunContext *ctx) {
         for (size_t i = 0; i < ctx->manifest.n_errors; i++) pl_log_error("%s", ctx->manifest.errors[i]);
     if (st == PL_OK && ctx->rank == 0 && pl_modelcard_verify_weights(&ctx->card, ctx->weights_sha) != PL_OK)
         st = PL_ERR_FORMAT;
-    st = run_agree(st, "loading the manifest and model");
+    st = pl_mpi_agree(st, "loading the manifest and model");
     if (st == PL_OK) st = run_bcast_string(ctx->weights_sha, sizeof ctx->weights_sha);
     if (st == PL_OK) st = run_digests(ctx);
     if (st == PL_OK) st = run_settings(ctx);
@@ -322,7 +315,7 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     PL_MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &ctx.rank));
     PL_MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &ctx.size));
     PlLock lock;
-    PlStatus st = run_agree(run_lock_output(&ctx, &lock), "locking the output");
+    PlStatus st = pl_mpi_agree(run_lock_output(&ctx, &lock), "locking the output");
     if (st == PL_OK) st = run_prepare(&ctx);
     size_t N = ctx.manifest.count;
     sum->items = (long)N;
@@ -336,7 +329,7 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
     if (ctx.rank == 0) ctx.had_row = calloc(N ? N : 1, 1);
     if (st == PL_OK && (!tasks || !valid || !ctx.journal_dir || (ctx.rank == 0 && !ctx.had_row)))
         st = PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    st = run_agree(st, "planning");
+    st = pl_mpi_agree(st, "planning");
     long n_tasks = 0;
     PlJournalWriter jw;
     memset(&jw, 0, sizeof jw);
@@ -348,19 +341,19 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
                     o->out, ctx.size, ctx.size > 1 ? "s" : "", ctx.threads, ctx.threads > 1 ? "s" : "", ctx.dim,
                     o->kernels ? o->kernels->name : "openblas", pl_precision_name(o->precision));
     }
-    st = run_agree(st, "planning on rank 0");
+    st = pl_mpi_agree(st, "planning on rank 0");
     if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(&n_tasks, 1, MPI_LONG, 0, MPI_COMM_WORLD));
     if (st == PL_OK && n_tasks > 0) st = PL_MPI_CHECK(MPI_Bcast(tasks, (int)n_tasks, MPI_LONG, 0, MPI_COMM_WORLD));
     if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(valid, ctx.size, MPI_INT64_T, 0, MPI_COMM_WORLD));
     ctx.journal_start = valid;
     if (st == PL_OK && ctx.rank != 0) st = pl_journal_open(&jw, ctx.journal_dir, ctx.rank, valid[ctx.rank]);
-    st = run_agree(st, "opening the journals");
+    st = pl_mpi_agree(st, "opening the journals");
     RunWorkerStats ws;
     memset(&ws, 0, sizeof ws);
     if (st == PL_OK) st = run_worker(&ctx, tasks, n_tasks, &jw, &ws);
     PlStatus cs = pl_journal_close(&jw);   // flushed also after a failure or a stop: a re-run resumes from it
     if (st == PL_OK) st = cs;
-    st = run_agree(st, "embedding");
+    st = pl_mpi_agree(st, "embedding");
     if (st == PL_OK) st = run_check_stop(&ctx, sum);
     if (st == PL_OK) st = run_gather_stats(&ctx, &ws, sum);
     if (st == PL_OK) st = run_finish(&ctx, sum);

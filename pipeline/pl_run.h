@@ -90,6 +90,10 @@ void pl_run_options_default(PlRunOptions *o);
 // was kept (summary->outcome); PL_ERR_BUSY when another run holds --out (STORE.h5.lock); PL_ERR_INTERRUPTED on a
 // stop request (summary->stop_signal; the journal keeps the finished items); other errors abort the whole run.
 PlStatus pl_run(const PlRunOptions *o, PlRunSummary *summary);
+// Outputs never overwrite inputs (pl_run_paths.c): PL_ERR_ARG when --out, STORE.h5.failures.tsv, STORE.h5.lock,
+// the journal folder STORE.h5.journal/ (or anything inside it) or a temporary file beside the store names the same
+// file as --manifest, --model, the weights the card names or --cell-labels. Local: every rank decides the same.
+PlStatus pl_run_check_outputs(const PlRunOptions *o);
 // "fov,tiles" → PL_RUN_* bits; PL_ERR_ARG on unknown names.
 PlStatus pl_run_parse_levels(const char *text, int *levels);
 

@@ -5,8 +5,6 @@
 // row and its failures are acceptable: within --max-failed when given, else none of the failed items had a row in
 // the previous store (a regression), unless --accept-failures. Otherwise the previous store stays byte-identical,
 // the journal keeps every finished item, and STORE.h5.failures.tsv lists the failures.
-#include <dirent.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,32 +16,6 @@
 #include "pl_mpi.h"
 #include "pl_run_priv.h"
 
-// Remove temporary files of dead runs beside the output (their names: OUT.tmp.<pid>.<n>, OUT.failures.tsv.tmp.*).
-// Only called while holding the output's lock, so no live run owns them.
-static void commit_remove_stale_temps(const char *out) {
-    char *copy = pl_strdup(out), *copy2 = pl_strdup(out);
-    if (!copy || !copy2) {
-        free(copy);
-        free(copy2);
-        return;
-    }
-    const char *dir = dirname(copy), *base = basename(copy2);
-    char p1[1024], p2[1024];
-    snprintf(p1, sizeof p1, "%s.tmp.", base);
-    snprintf(p2, sizeof p2, "%s.failures.tsv.tmp.", base);
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, p1, strlen(p1)) != 0 && strncmp(e->d_name, p2, strlen(p2)) != 0) continue;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        if (unlink(path) == 0) pl_log_info("removed %s, left by a run that did not finish", path);
-    }
-    if (d) closedir(d);
-    free(copy);
-    free(copy2);
-}
-
 PlStatus run_lock_output(const RunContext *ctx, PlLock *lock) {
     lock->fd = -1;
     lock->path = NULL;
@@ -54,7 +26,12 @@ PlStatus run_lock_output(const RunContext *ctx, PlLock *lock) {
     snprintf(path, n, "%s.lock", ctx->opt->out);
     PlStatus st = pl_lock_acquire(lock, path, "protloc run");
     free(path);
-    if (st == PL_OK) commit_remove_stale_temps(ctx->opt->out);
+    if (st == PL_OK) {   // temporaries of dead runs: OUT.tmp.<pid>.<n>, OUT.failures.tsv.tmp.<pid>.<n>
+        char failures[4096];
+        snprintf(failures, sizeof failures, "%s.failures.tsv", ctx->opt->out);
+        const char *finals[] = {ctx->opt->out, failures};
+        pl_lock_remove_stale_temps(finals, 2);
+    }
     return st;
 }
 
@@ -116,18 +93,16 @@ static PlStatus commit_store(const RunContext *ctx, const RunStorePlan *plan, Pl
         else st = PL_ERR_NOMEM;
         free(t);
     }
-    st = run_agree(st, "naming the temporary store");
+    st = pl_mpi_agree(st, "naming the temporary store");
     if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(temp, sizeof temp, MPI_CHAR, 0, MPI_COMM_WORLD));
-    if (st == PL_OK) st = run_agree(run_write_store(ctx, plan, temp), "writing the store");
+    if (st == PL_OK) st = pl_mpi_agree(run_write_store(ctx, plan, temp), "writing the store");
     if (st == PL_OK && ctx->opt->after_item) ctx->opt->after_item(ctx->opt->after_item_ctx, -1);
     if (st == PL_OK) st = run_check_stop(ctx, sum);   // a stop request during the write: nothing is replaced
-    if (ctx->rank == 0) {
-        if (st == PL_OK) {
-            st = pl_file_commit_rename(temp, ctx->opt->out);
-            if (st == PL_OK) st = pl_journal_remove(ctx->journal_dir);
-        } else if (temp[0]) {
-            unlink(temp);
-        }
+    if (ctx->rank == 0 && st == PL_OK) {
+        st = pl_file_commit_rename(temp, ctx->opt->out);
+        if (st == PL_OK) st = pl_journal_remove(ctx->journal_dir);
+    } else if ((ctx->rank == 0 || pl_mpi_desynced()) && st != PL_OK && temp[0]) {
+        unlink(temp);   // out of step, rank 0 may never return: the failing rank removes the temporary store
     }
     return st;
 }
@@ -136,13 +111,13 @@ static PlStatus commit_store(const RunContext *ctx, const RunStorePlan *plan, Pl
 static double commit_peak_rss(void) {
     struct rusage ru;
     double mine = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0, max = mine;
-    if (MPI_Allreduce(&mine, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) max = mine;
+    if (!pl_mpi_desynced() && MPI_Allreduce(&mine, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) max = mine;
     return max;
 }
 
 PlStatus run_finish(const RunContext *ctx, PlRunSummary *sum) {
     RunStorePlan plan;
-    PlStatus st = run_agree(run_store_plan(ctx, &plan), "planning the store");
+    PlStatus st = pl_mpi_agree(run_store_plan(ctx, &plan), "planning the store");
     int decision[2] = {PL_RUN_COMMITTED, 0};
     char why[512] = "";
     if (st == PL_OK && ctx->rank == 0) {
@@ -156,7 +131,7 @@ PlStatus run_finish(const RunContext *ctx, PlRunSummary *sum) {
     sum->tiles = (long)plan.n_tiles;
     sum->cells = (long)plan.n_cells;
     double ts = pl_clock_now();
-    if (st == PL_OK) st = run_agree(ctx->rank == 0 ? commit_failure_report(ctx, &plan) : PL_OK, "writing the failure report");
+    if (st == PL_OK) st = pl_mpi_agree(ctx->rank == 0 ? commit_failure_report(ctx, &plan) : PL_OK, "writing the failure report");
     if (st == PL_OK && decision[1])
         st = PL_FAIL(PL_ERR_FORMAT, "%ld item%s failed and --strict is set: the store was not replaced (the journal "
                      "%s keeps the finished items)", plan.n_fail, plan.n_fail > 1 ? "s" : "", ctx->journal_dir);
@@ -166,7 +141,7 @@ PlStatus run_finish(const RunContext *ctx, PlRunSummary *sum) {
         pl_log_error("the store %s was NOT replaced: %s. The previous store is unchanged; the journal %s keeps the "
                      "finished items; the failures are listed in %s.failures.tsv", ctx->opt->out, why,
                      ctx->journal_dir, ctx->opt->out);
-    st = run_agree(st, "committing the store");
+    st = pl_mpi_agree(st, "committing the store");
     sum->t_store = pl_clock_now() - ts;
     sum->peak_rss_mib = commit_peak_rss();
     run_store_plan_free(&plan);

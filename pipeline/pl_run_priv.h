@@ -99,10 +99,6 @@ typedef struct RunPrepared {
     double seconds;
 } RunPrepared;
 
-// pl_run.c: every rank reaches the same verdict: PL_OK only when `st` is PL_OK on all ranks, else the largest
-// status code of any rank (so PL_ERR_BUSY and PL_ERR_INTERRUPTED reach every rank). A rank whose own status was fine
-// reports that another rank failed (rank 0's message is the one printed).
-PlStatus run_agree(PlStatus st, const char *what);
 
 // pl_run_commit.c: rank 0 locks --out (OUT.lock) and removes temporaries of dead runs (other ranks: no-op).
 PlStatus run_lock_output(const RunContext *ctx, PlLock *lock);

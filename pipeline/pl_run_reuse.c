@@ -4,6 +4,8 @@
 // options) and holds the item's id with the same input digest. Its FOV row and its tile / cell rows (found
 // through /tiles/item and /cells/item, which are sorted by item row) become one journal record, so the store
 // writer treats reused and freshly computed items alike.
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,6 +71,28 @@ static void reuse_buffers_free(ReuseBuffers *b) {
 
 // Interleave two columns of n values into (n, 2) pairs.
 #define REUSE_PAIR(dst, col, n, k) for (int64_t j_ = 0; j_ < (n); j_++) (dst)[2 * j_ + (k)] = (col)[j_]
+
+// Where a read record holds a NaN or an infinity (a store written before non-finite embeddings failed their item, or
+// a damaged one), said into why; 0 when every value is finite. Such rows are never copied: the item is recomputed.
+static int reuse_nonfinite(const PlJournalRecord *rec, size_t D, char *why, size_t size) {
+    static const char *const names[3] = {"FOV", "tile", "cell"};
+    const float *emb[3] = {rec->has_fov ? rec->fov : NULL, rec->tile_emb, rec->cell_emb};
+    size_t rows[3] = {rec->has_fov ? 1 : 0, (size_t)rec->n_tiles, (size_t)rec->n_cells};
+    for (int l = 0; l < 3; l++)
+        for (size_t i = 0; i < rows[l] * D; i++)
+            if (!isfinite(emb[l][i])) {
+                if (l == 0) snprintf(why, size, "its FOV embedding holds %g at column %zu", (double)emb[l][i], i % D);
+                else snprintf(why, size, "its %s embedding row %zu holds %g at column %zu", names[l], i / D,
+                              (double)emb[l][i], i % D);
+                return 1;
+            }
+    for (size_t i = 0; i < 2 * (size_t)rec->n_cells; i++)
+        if (!isfinite(rec->cell_cyx[i])) {
+            snprintf(why, size, "its cell row %zu has a centre of %g", i / 2, (double)rec->cell_cyx[i]);
+            return 1;
+        }
+    return 0;
+}
 
 static PlStatus reuse_item(hid_t f, long old, int want_fov, const ReuseRanges *tiles, const ReuseRanges *cells, size_t D,
                            ReuseBuffers *b, PlJournalRecord *rec) {
@@ -183,6 +207,11 @@ PlStatus run_reuse_old_store(const RunContext *ctx, const unsigned char *done, u
         rec.digest = ctx->digests[i];
         rec.dim = ctx->dim;
         st = reuse_item(f, old, want_fov, &tiles, &cells, (size_t)ctx->dim, &buf, &rec);
+        char why[160];
+        if (st == PL_OK && reuse_nonfinite(&rec, (size_t)ctx->dim, why, sizeof why)) {
+            pl_log_warn("item %s: not reusing its rows of %s (%s): computing it again", it->id, o->out, why);
+            continue;
+        }
         if (st == PL_OK) st = pl_journal_append(journal, &rec);
         if (st == PL_OK) {
             reused[i] = 1;

@@ -77,9 +77,7 @@ PlStatus run_store_plan(const RunContext *ctx, RunStorePlan *plan) {
     plan->table = pl_calloc((size_t)(N > 0 ? N : 1) * F_N, sizeof *plan->table);
     PlStatus st = plan->table ? PL_OK : PL_ERR_NOMEM;
     if (st == PL_OK && ctx->rank == 0) st = store_plan_scan(ctx, plan);
-    int ok = st == PL_OK, all = 0;
-    PL_MPI_TRY(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (!all) return st != PL_OK ? st : PL_FAIL(PL_ERR_INTERNAL, "rank 0 could not plan the store (see its log)");
+    PL_TRY(pl_mpi_agree(st, "planning the store"));
     PL_MPI_TRY(MPI_Bcast(&plan->n_files, 1, MPI_INT, 0, MPI_COMM_WORLD));
     if (ctx->rank != 0 && plan->n_files > 0) {
         plan->file_rank = pl_malloc((size_t)plan->n_files * sizeof *plan->file_rank);
@@ -307,17 +305,17 @@ static PlStatus store_write_numeric(const RunContext *ctx, const RunStorePlan *p
     if (st == PL_OK) st = store_files(ctx, plan, &files);
     long rounds = 0;
     PlStatus ms = PL_MPI_CHECK(MPI_Allreduce(&b.n_chunks, &rounds, 1, MPI_LONG, MPI_MAX, MPI_COMM_WORLD));
-    if (st == PL_OK) st = ms;
-    int ok = st == PL_OK, all = 0;
-    if (PL_MPI_CHECK(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD)) != PL_OK || !all) {
+    if (ms != PL_OK) st = ms;
+    st = pl_mpi_agree(st, "planning the store rows");
+    if (st != PL_OK) {
         store_block_free(&b);
         store_files_free(plan, files);
-        return st != PL_OK ? st : PL_FAIL(PL_ERR_INTERNAL, "another rank could not plan its store rows");
+        return st;
     }
     PlStoreWriter w;
     PlStoreDataset ds[DS_N];
-    st = pl_store_create(&w, temp_path, MPI_COMM_WORLD);
-    if (st == PL_OK) st = store_create_datasets(ctx, plan, &w, ds);
+    st = pl_mpi_agree(pl_store_create(&w, temp_path, MPI_COMM_WORLD), "creating the temporary store");
+    if (st == PL_OK) st = pl_mpi_agree(store_create_datasets(ctx, plan, &w, ds), "creating the store's datasets");
     for (long k = 0; k < rounds && st == PL_OK; k++) {
         PlStatus rs = PL_OK;   // a read error still joins the round (with nothing), then every rank stops
         if (k < b.n_chunks) {
@@ -326,18 +324,23 @@ static PlStatus store_write_numeric(const RunContext *ctx, const RunStorePlan *p
             c.rows = (long)(b.row0[k + 1] - c.row0), c.tiles = b.tile0[k + 1] - c.tile0, c.cells = b.cell0[k + 1] - c.cell0;
             rs = store_chunk_read(ctx, plan, files, &c, &rec);
         }
-        ok = rs == PL_OK;
-        ms = PL_MPI_CHECK(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-        if (rs != PL_OK || ms != PL_OK) st = rs != PL_OK ? rs : ms;
-        else if (!all) st = PL_FAIL(PL_ERR_IO, "another rank could not read its journal records");
-        else st = store_chunk_write(&w, ds, k < b.n_chunks ? &c : NULL);
+        st = pl_mpi_agree(rs, "reading the journal records");
+        // every rank learns the round's write outcome (a full file system may hit one rank) before the next round
+        if (st == PL_OK) st = pl_mpi_agree(store_chunk_write(&w, ds, k < b.n_chunks ? &c : NULL), "writing the store");
     }
     for (int k = 0; w.file > 0 && k < DS_N; k++) {
-        PlStatus cs = pl_store_dataset_close(&w, &ds[k]);
+        PlStatus cs = pl_store_dataset_close(&w, &ds[k]);   // collective: a failure may leave another rank inside
+        if (cs != PL_OK) pl_mpi_mark_desynced("a failed close of a dataset of the parallel store");
         if (st == PL_OK) st = cs;
     }
-    if (st == PL_OK) st = pl_store_close(&w);
-    else pl_store_discard(&w);
+    st = pl_mpi_agree(st, "finishing the store's datasets");
+    if (pl_mpi_desynced()) {
+        // no further collective call: the job is aborted by main; only this process's memory is left
+    } else if (st == PL_OK) {
+        st = pl_store_close(&w);
+    } else {
+        pl_store_discard(&w);
+    }
     store_chunk_free(&c);
     pl_journal_item_free(&rec);
     store_block_free(&b);
@@ -477,10 +480,8 @@ static PlStatus store_write_strings(const RunContext *ctx, const RunStorePlan *p
 }
 
 PlStatus run_write_store(const RunContext *ctx, const RunStorePlan *plan, const char *temp_path) {
-    PlStatus st = store_write_numeric(ctx, plan, temp_path);
-    int ok = st == PL_OK, all = 0;
-    PL_MPI_TRY(MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
-    if (!all) return st != PL_OK ? st : PL_FAIL(PL_ERR_IO, "another rank could not write its store rows");
+    PL_TRY(pl_mpi_agree(store_write_numeric(ctx, plan, temp_path), "writing the store rows"));
+    PlStatus st = PL_OK;
     if (ctx->rank == 0) st = store_write_strings(ctx, plan, temp_path);
     return st;
 }

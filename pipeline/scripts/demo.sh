@@ -90,6 +90,7 @@ current="linear / MLP probes (protloc probe)"; step "$current"
 "$protloc" probe --store "$out/store.h5" --report-dir "$out/report/probe"
 
 current="fine-tuning the backbone + a linear head end to end (protloc finetune, 3 epochs)"; step "$current"
+rm -rf "$out/finetune"   # a re-run of the demo starts over (finetune never replaces a checkpoint unasked)
 "$protloc" finetune --manifest "$out/data/manifest.tsv" --model "$out/model/demo-card.json" --out "$out/finetune" \
   --epochs 3 --batch 16 --lr 5e-4
 

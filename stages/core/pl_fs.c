@@ -56,6 +56,13 @@ PlStatus pl_fsync_parent_dir(const char *path) {
     return st;
 }
 
+PlStatus pl_fs_write_fail(const char *file, int line, const char *verb, const char *path, int err) {
+    char note[512];
+    pl_fs_space_note(path, note, sizeof note);   // statvfs may change errno: `err` was saved by the caller
+    return pl_error_set(PL_ERR_IO, file, line, "%s %s: %s%s", verb, path, err ? strerror(err) : "write failed",
+                        note);
+}
+
 PlStatus pl_atomic_open(PlAtomicFile *af, const char *final_path) {
     memset(af, 0, sizeof *af);
     af->final_path = pl_strdup(final_path);
@@ -66,7 +73,7 @@ PlStatus pl_atomic_open(PlAtomicFile *af, const char *final_path) {
     }
     af->fp = fopen(af->temp_path, "wb");
     if (!af->fp) {
-        PlStatus st = PL_FAIL(PL_ERR_IO, "cannot create %s: %s", af->temp_path, strerror(errno));
+        PlStatus st = PL_FS_WRITE_FAIL("cannot create", af->temp_path, errno);
         pl_atomic_abort(af);
         return st;
     }
@@ -74,18 +81,22 @@ PlStatus pl_atomic_open(PlAtomicFile *af, const char *final_path) {
 }
 
 PlStatus pl_atomic_sync(PlAtomicFile *af) {
-    if (fflush(af->fp) != 0) return PL_FAIL(PL_ERR_IO, "cannot write %s: %s", af->temp_path, strerror(errno));
-    if (fsync(fileno(af->fp)) != 0) return PL_FAIL(PL_ERR_IO, "fsync of %s failed: %s", af->temp_path, strerror(errno));
+    if (fflush(af->fp) != 0) return PL_FS_WRITE_FAIL("cannot write", af->temp_path, errno);
+    if (ferror(af->fp)) return PL_FS_WRITE_FAIL("cannot write", af->temp_path, 0);   // an earlier unchecked write
+    if (fsync(fileno(af->fp)) != 0) return PL_FS_WRITE_FAIL("cannot sync", af->temp_path, errno);
     return PL_OK;
 }
 
 PlStatus pl_atomic_commit(PlAtomicFile *af) {
     PlStatus st = pl_atomic_sync(af);
-    if (fclose(af->fp) != 0 && st == PL_OK)
-        st = PL_FAIL(PL_ERR_IO, "cannot close %s: %s", af->temp_path, strerror(errno));
+    if (fclose(af->fp) != 0 && st == PL_OK) st = PL_FS_WRITE_FAIL("cannot close", af->temp_path, errno);
     af->fp = NULL;
-    if (st == PL_OK && rename(af->temp_path, af->final_path) != 0)
-        st = PL_FAIL(PL_ERR_IO, "cannot rename %s to %s: %s", af->temp_path, af->final_path, strerror(errno));
+    if (st == PL_OK && rename(af->temp_path, af->final_path) != 0) {
+        int err = errno;
+        char note[512];
+        pl_fs_space_note(af->final_path, note, sizeof note);
+        st = PL_FAIL(PL_ERR_IO, "cannot rename %s to %s: %s%s", af->temp_path, af->final_path, strerror(err), note);
+    }
     if (st == PL_OK) st = pl_fsync_parent_dir(af->final_path);
     if (st != PL_OK) unlink(af->temp_path);
     free(af->final_path);
@@ -106,7 +117,7 @@ PlStatus pl_file_write_atomic(const char *path, const void *data, size_t size) {
     PlAtomicFile af;
     PL_TRY(pl_atomic_open(&af, path));
     if (size && fwrite(data, 1, size, af.fp) != size) {
-        PlStatus st = PL_FAIL(PL_ERR_IO, "cannot write %s: %s", af.temp_path, strerror(errno));
+        PlStatus st = PL_FS_WRITE_FAIL("cannot write", af.temp_path, errno);
         pl_atomic_abort(&af);
         return st;
     }
@@ -119,9 +130,13 @@ PlStatus pl_file_commit_rename(const char *temp_path, const char *final_path) {
     int rc = fsync(fd);
     int saved = errno;
     close(fd);
-    if (rc != 0) return PL_FAIL(PL_ERR_IO, "fsync of %s failed: %s", temp_path, strerror(saved));
-    if (rename(temp_path, final_path) != 0)
-        return PL_FAIL(PL_ERR_IO, "cannot rename %s to %s: %s", temp_path, final_path, strerror(errno));
+    if (rc != 0) return PL_FS_WRITE_FAIL("cannot sync", temp_path, saved);
+    if (rename(temp_path, final_path) != 0) {
+        int err = errno;
+        char note[512];
+        pl_fs_space_note(final_path, note, sizeof note);
+        return PL_FAIL(PL_ERR_IO, "cannot rename %s to %s: %s%s", temp_path, final_path, strerror(err), note);
+    }
     return pl_fsync_parent_dir(final_path);
 }
 
@@ -196,6 +211,28 @@ PlStatus pl_file_read_all(const char *path, size_t max_size, char **data, size_t
     return PL_OK;
 }
 
+PlStatus pl_output_file_check(const char *path, const char *what) {
+    struct stat sb;
+    if (!path[0]) return PL_FAIL(PL_ERR_ARG, "%s is empty: name the file to write", what);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return PL_FAIL(PL_ERR_ARG, "%s %s is a directory: name the file to write, e.g. %s/out.h5", what, path, path);
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return PL_FAIL(PL_ERR_ARG, "%s %s is %s, not a regular file: name a file to write (it is replaced "
+                       "atomically)", what, path, fs_kind(sb.st_mode));
+    char *copy = pl_strdup(path);
+    if (!copy) return PL_ERR_NOMEM;
+    const char *dir = dirname(copy);
+    PlStatus st = PL_OK;
+    if (stat(dir, &sb) != 0)
+        st = errno == ENOENT ? PL_FAIL(PL_ERR_ARG, "the folder %s of %s %s does not exist; it is not created: make it "
+                                       "first (mkdir -p %s)", dir, what, path, dir)
+                             : PL_FAIL(PL_ERR_IO, "the folder %s of %s %s: %s", dir, what, path, strerror(errno));
+    else if (!S_ISDIR(sb.st_mode))
+        st = PL_FAIL(PL_ERR_ARG, "%s %s: %s is %s, not a folder", what, path, dir, fs_kind(sb.st_mode));
+    free(copy);
+    return st;
+}
+
 PlStatus pl_mkdir_p(const char *path) {
     char *copy = pl_strdup(path);
     if (!copy) return PL_ERR_NOMEM;
@@ -204,7 +241,7 @@ PlStatus pl_mkdir_p(const char *path) {
             char saved = *p;
             *p = '\0';
             if (mkdir(copy, 0777) != 0 && errno != EEXIST) {
-                PlStatus st = PL_FAIL(PL_ERR_IO, "cannot create directory %s: %s", copy, strerror(errno));
+                PlStatus st = PL_FS_WRITE_FAIL("cannot create directory", copy, errno);
                 free(copy);
                 return st;
             }
@@ -243,4 +280,8 @@ int pl_same_file(const char *a, const char *b) {
     free(ra);
     free(rb);
     return same;
+}
+
+char *pl_path_resolve(const char *path) {
+    return fs_resolve(path);
 }

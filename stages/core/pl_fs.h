@@ -41,9 +41,22 @@ PlStatus pl_file_read_all(const char *path, size_t max_size, char **data, size_t
 // 1 when `a` and `b` name the same file: the same inode when both exist, else the same resolved path (so a
 // command can refuse to write over one of its inputs through another spelling, a link or "./").
 int pl_same_file(const char *a, const char *b);
+// The absolute path `path` names with symlinks, "." and ".." resolved, also when the file does not exist yet (the
+// resolved folder + its name); malloc'd, or NULL when its folder does not exist. Caller frees.
+char *pl_path_resolve(const char *path);
 // Why writing under `path`'s directory may have failed, for an error message: "; the file system holding DIR is
 // full (N KiB free)" or "; DIR is on a read-only file system", or "" when neither (statvfs of the directory).
 void pl_fs_space_note(const char *path, char *note, size_t size);
+// Record (PL_ERR_IO) a failed write of `path`: "<verb> <path>: <strerror(err)>" and the pl_fs_space_note; pass
+// the failed call's errno saved before anything else runs (0: no errno known). Call it before the partial file is
+// removed, so a full file system is still full when it is looked at. Every writer's error goes through it, e.g.
+//     if (fwrite(buf, 1, n, fp) != n) { st = PL_FS_WRITE_FAIL("cannot write", temp_path, errno); ... }
+#define PL_FS_WRITE_FAIL(verb, path, err) pl_fs_write_fail(__FILE__, __LINE__, (verb), (path), (err))
+PlStatus pl_fs_write_fail(const char *file, int line, const char *verb, const char *path, int err);
+// Before any work: may an output file be written (replaced) at `path`? An existing `path` must be a regular file
+// (a directory, FIFO, device or socket is refused, naming its kind), and its folder must exist (it is not created;
+// writability is left to the write). `what` names the path in messages (e.g. "--out"). PL_ERR_ARG when refused.
+PlStatus pl_output_file_check(const char *path, const char *what);
 // Create a directory and its parents (like mkdir -p).
 PlStatus pl_mkdir_p(const char *path);
 // A unique temporary path next to `final_path` (malloc'd; caller frees).

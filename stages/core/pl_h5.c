@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "pl_fs.h"
+#include "pl_mpi.h"
 
 static int h5_close_failed;   // a file close failed: shutting the library down would crash (see pl_h5.h)
 
@@ -19,13 +20,32 @@ void pl_h5_stop(void) {
     if (!h5_close_failed) H5close();
 }
 
+// Is `file` open through MPI-IO (a collective close: a rank whose close fails may leave the others inside it)?
+static int h5_file_is_parallel(hid_t file) {
+    hid_t fapl = H5Fget_access_plist(file);
+    if (fapl < 0) return 0;
+    int parallel = H5Pget_driver(fapl) == H5FD_MPIO;
+    H5Pclose(fapl);
+    return parallel;
+}
+
 PlStatus pl_h5_close_file(hid_t file, const char *path) {
+    int parallel = h5_file_is_parallel(file);
     if (H5Fclose(file) >= 0) return PL_OK;
     h5_close_failed = 1;
+    if (parallel) pl_mpi_mark_desynced("a failed close of a parallel HDF5 file");
     return PL_H5_WRITE_FAIL(path, "cannot finish writing %s", path);
 }
 
 void pl_h5_discard_file(hid_t file) {
+    if (h5_file_is_parallel(file)) {
+        // A parallel file is discarded after an error that every rank agreed on, often a full file system: its
+        // collective close would flush metadata, and HDF5 1.10 can fail that flush on one rank and leave the other
+        // ranks waiting inside the close for ever. Nothing in the file is wanted (the caller removes it), so it is
+        // left open for the kernel to release at exit, and the library is not shut down (pl_h5_stop).
+        h5_close_failed = 1;
+        return;
+    }
     if (H5Fclose(file) < 0) {
         h5_close_failed = 1;
         H5Eclear2(H5E_DEFAULT);

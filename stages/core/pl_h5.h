@@ -15,7 +15,9 @@ void pl_h5_stop(void);
 // Close an HDF5 file (every file close in protloc goes through here). On failure the error names `path` and,
 // when the cause is visible, a full or read-only file system; the library is then not shut down (pl_h5_stop).
 PlStatus pl_h5_close_file(hid_t file, const char *path);
-// Close a file after an earlier error, keeping that error's message (a close failure is only remembered).
+// Close a file after an earlier error, keeping that error's message (a close failure is only remembered). A parallel
+// (MPI-IO) file is not closed at all: its collective close can hang inside HDF5 after a full disk; the handle is
+// left to the kernel at exit (the caller removes the file) and the library is then not shut down.
 void pl_h5_discard_file(hid_t file);
 // Turn HDF5's automatic error printing off (call once per process before any HDF5 call; idempotent).
 void pl_h5_quiet(void);

@@ -1,7 +1,9 @@
 // Output locks with fcntl record locks (see pl_lock.h).
 #include "pl_lock.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <unistd.h>
 
 #include "pl_clock.h"
+#include "pl_log.h"
 
 // The holder's description from the file (what the holder wrote), with its pid checked when on this host.
 static void lock_describe_holder(int fd, const char *path, char *out, size_t size) {
@@ -72,4 +75,32 @@ void pl_lock_release(PlLock *lock) {
     free(lock->path);
     lock->fd = -1;
     lock->path = NULL;
+}
+
+int pl_lock_remove_stale_temps(const char *const *finals, int n) {
+    int removed = 0;
+    for (int i = 0; i < n; i++) {
+        char *copy = pl_strdup(finals[i]), *copy2 = pl_strdup(finals[i]);
+        DIR *d = copy && copy2 ? opendir(dirname(copy)) : NULL;
+        const char *dir = copy, *base = copy2 ? basename(copy2) : "";
+        char prefix[1024];
+        snprintf(prefix, sizeof prefix, "%s.tmp.", base);
+        size_t pl = strlen(prefix);
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            // "<base>.tmp.<pid>.<n>": digits and one dot after the prefix, so "<base>.tmp.x" of a user is kept
+            const char *t = e->d_name + pl;
+            if (strncmp(e->d_name, prefix, pl) != 0 || strspn(t, "0123456789.") != strlen(t) || !strchr(t, '.')) continue;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            if (unlink(path) == 0) {
+                pl_log_info("removed %s, left by a run that did not finish", path);
+                removed++;
+            }
+        }
+        if (d) closedir(d);
+        free(copy);
+        free(copy2);
+    }
+    return removed;
 }

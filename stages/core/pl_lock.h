@@ -18,5 +18,8 @@ typedef struct PlLock {
 // e.g. a lock kept by a file server for a node that died). Other failures: PL_ERR_IO naming the file.
 PlStatus pl_lock_acquire(PlLock *lock, const char *path, const char *what);
 void pl_lock_release(PlLock *lock);
+// While holding the lock that guards the outputs `finals[0..n)`: remove the temporary files that dead runs left
+// beside them ("<final>.tmp.<pid>.<n>", pl_temp_path_for), logging each; returns how many were removed.
+int pl_lock_remove_stale_temps(const char *const *finals, int n);
 
 #endif

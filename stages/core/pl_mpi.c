@@ -2,7 +2,19 @@
 #include "pl_mpi.h"
 
 #include <stdio.h>
+#include <string.h>
 #include "pl_log.h"
+
+static int mpi_failure_agreed;
+static int mpi_desynced;
+static char mpi_desync_why[256];
+
+void pl_mpi_mark_desynced(const char *why) {
+    if (!mpi_desynced) snprintf(mpi_desync_why, sizeof mpi_desync_why, "%s", why ? why : "a collective failed");
+    mpi_desynced = 1;
+}
+
+int pl_mpi_desynced(void) { return mpi_desynced; }
 
 PlStatus pl_mpi_check(int rc, const char *what, const char *file, int line) {
     if (rc == MPI_SUCCESS) return PL_OK;
@@ -36,4 +48,33 @@ void pl_mpi_stop(void) {
 
 void pl_mpi_abort(int code) {
     if (pl_mpi_active()) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+int pl_mpi_failure_agreed(void) { return mpi_failure_agreed; }
+
+PlStatus pl_mpi_agree(PlStatus st, const char *what) { return pl_mpi_agree_comm(MPI_COMM_WORLD, st, what); }
+
+PlStatus pl_mpi_agree_comm(MPI_Comm comm, PlStatus st, const char *what) {
+    if (!pl_mpi_active() || comm == MPI_COMM_NULL) return st;
+    int rank = 0, size = 1;
+    PL_MPI_TRY(MPI_Comm_rank(comm, &rank));
+    PL_MPI_TRY(MPI_Comm_size(comm, &size));
+    if (size == 1) return st;
+    if (mpi_desynced)   // the ranks are no longer in step: a collective here could wait forever
+        return st != PL_OK ? st : PL_FAIL(PL_ERR_MPI, "%s: the ranks are out of step after %s", what, mpi_desync_why);
+    int mine = st != PL_OK ? rank : size, first = size;
+    PL_MPI_TRY(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm));
+    if (first == size) return PL_OK;
+    // the lowest failing rank's status and message travel to every rank (one fixed-size broadcast)
+    struct { int code; char text[PL_ERROR_MESSAGE_MAX]; } msg;
+    memset(&msg, 0, sizeof msg);
+    if (rank == first) {
+        msg.code = (int)st;
+        snprintf(msg.text, sizeof msg.text, "%s", pl_error_message());
+    }
+    PL_MPI_TRY(MPI_Bcast(&msg, (int)sizeof msg, MPI_BYTE, first, comm));
+    mpi_failure_agreed = 1;
+    if (st != PL_OK) return st;
+    PlStatus code = msg.code > 0 ? (PlStatus)msg.code : PL_ERR_INTERNAL;
+    return pl_error_set(code, __FILE__, __LINE__, "%s failed on rank %d: %s", what, first, msg.text);
 }

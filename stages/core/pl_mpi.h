@@ -19,4 +19,22 @@ void pl_mpi_stop(void);
 void pl_mpi_abort(int code);
 int pl_mpi_active(void);   // MPI initialised and not finalised
 
+// Every rank agrees on the outcome of work that may fail on one rank, before the next collective. Collective over
+// MPI_COMM_WORLD: each rank passes its own status `st`; all return PL_OK when every rank succeeded. Otherwise every
+// rank returns a failure: a failing rank keeps its own status and message; the others get the status and message of
+// the lowest failing rank ("<what> failed on rank R: <its message>"), so every rank can end with the cause. Without
+// MPI or with one rank it returns `st`. Returns PL_ERR_MPI when the agreement itself fails (then main aborts).
+// Call it at a point every rank reaches by the same path (no rank may be inside another collective).
+PlStatus pl_mpi_agree(PlStatus st, const char *what);
+// The same over `comm` (MPI_COMM_NULL: returns st).
+PlStatus pl_mpi_agree_comm(MPI_Comm comm, PlStatus st, const char *what);
+// 1 once pl_mpi_agree has returned a failure on this rank: every rank knows, so main may end normally instead of
+// aborting the job (main aborts a multi-rank job whose failure was not agreed: another rank may be waiting).
+int pl_mpi_failure_agreed(void);
+// This rank left a collective half done (e.g. a failed close of a parallel HDF5 file: the other ranks may still be
+// inside it), so no later collective can be trusted: pl_mpi_agree then fails at once without communicating, and main
+// aborts the job instead of waiting. The first reason is kept for the message.
+void pl_mpi_mark_desynced(const char *why);
+int pl_mpi_desynced(void);
+
 #endif

@@ -111,7 +111,9 @@ static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, co
     size_t bytes = ((size_t)run->nq + (size_t)nrl) * D * sizeof(float) + (size_t)nrl * sizeof(float) +
                    ((size_t)run->nq + nrl) * sizeof(int32_t) + (size_t)run->nq * sizeof(int64_t) + 64;
     char *slab = pl_malloc(bytes);
-    if (!slab) return pl_error_wrap("kNN working set (%lld queries, %lld references)", (long long)run->nq, (long long)nrl);
+    if (!slab)   // every rank learns it at the agreement the others reach after their search
+        return pl_mpi_agree_comm(o->comm, pl_error_wrap("kNN working set (%lld queries, %lld references)",
+                                                        (long long)run->nq, (long long)nrl), "the kNN search");
     int64_t *qself = (int64_t *)slab;
     float *Q = (float *)(qself + run->nq);
     float *R = Q + (size_t)run->nq * D;
@@ -153,6 +155,7 @@ static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, co
                      .precision = o->precision};
     PlStatus st = pl_knn_search(&s, t);
     free(slab);
+    st = pl_mpi_agree_comm(o->comm, st, "the kNN search");   // before the merge's collectives
     if (st == PL_OK && o->comm != MPI_COMM_NULL) st = pl_knn_mpi_merge(t, o->comm);
     return st;
 }

@@ -1,6 +1,7 @@
 // Safetensors reader and writer: 8-byte little-endian header length, JSON header (jansson), raw tensor bytes.
 #include "pl_safetensors.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -247,8 +248,8 @@ PlStatus pl_safetensors_write(const char *path, const PlWeights *w, const char *
         ok = fwrite(w->tensors[i].data, sizeof(float), numel, af.fp) == numel;
     }
     if (!ok) {
+        st = PL_FS_WRITE_FAIL("cannot write", af.temp_path, errno);   // before the abort frees the space
         pl_atomic_abort(&af);
-        st = PL_FAIL(PL_ERR_IO, "cannot write %s", path);
         goto done;
     }
     st = pl_atomic_commit(&af);

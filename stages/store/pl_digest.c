@@ -48,6 +48,38 @@ void pl_digest_text(const char *text, char out[65]) {
     out[64] = '\0';
 }
 
+PlStatus pl_sha256_begin(PlSha256 *h) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    h->ctx = ctx;
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        pl_sha256_abort(h);
+        return PL_FAIL(PL_ERR_INTERNAL, "OpenSSL SHA-256 initialisation failed");
+    }
+    return PL_OK;
+}
+
+PlStatus pl_sha256_add(PlSha256 *h, const void *data, size_t size) {
+    if (size && EVP_DigestUpdate((EVP_MD_CTX *)h->ctx, data, size) != 1)
+        return PL_FAIL(PL_ERR_INTERNAL, "SHA-256 update failed");
+    return PL_OK;
+}
+
+PlStatus pl_sha256_end(PlSha256 *h, char hex[65]) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    int ok = EVP_DigestFinal_ex((EVP_MD_CTX *)h->ctx, md, &len) == 1 && len >= 32;
+    pl_sha256_abort(h);
+    if (!ok) return PL_FAIL(PL_ERR_INTERNAL, "SHA-256 final failed");
+    digest_hex(md, 32, hex);
+    hex[64] = '\0';
+    return PL_OK;
+}
+
+void pl_sha256_abort(PlSha256 *h) {
+    EVP_MD_CTX_free((EVP_MD_CTX *)h->ctx);
+    h->ctx = NULL;
+}
+
 static PlStatus digest_add_file(EVP_MD_CTX *ctx, const char *role, const PlManifestChannel *ch, int verify) {
     char line[8192];
     if (verify) {

@@ -17,4 +17,12 @@ PlStatus pl_sha256_file(const char *path, char hex[65]);
 // SHA-256 of a text as 64 hex chars (settings keys).
 void pl_digest_text(const char *text, char out[65]);
 
+// Streaming SHA-256 over several buffers (e.g. every tensor of a checkpoint). Ownership: begin allocates the state,
+// end (or abort) frees it; a failed add leaves the state for end/abort to free.
+typedef struct PlSha256 { void *ctx; } PlSha256;
+PlStatus pl_sha256_begin(PlSha256 *h);
+PlStatus pl_sha256_add(PlSha256 *h, const void *data, size_t size);
+PlStatus pl_sha256_end(PlSha256 *h, char hex[65]);
+void pl_sha256_abort(PlSha256 *h);
+
 #endif

@@ -73,9 +73,16 @@ PlStatus pl_journal_open(PlJournalWriter *w, const char *dir, int rank, int64_t 
     PL_TRY(pl_mkdir_p(dir));
     w->path = pl_journal_rank_path(dir, rank);
     if (!w->path) return PL_ERR_NOMEM;
-    w->fd = open(w->path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        PlStatus st = PL_FAIL(PL_ERR_IO, "cannot open journal %s: %s", w->path, strerror(errno));
+    // O_NONBLOCK, then the kind: a FIFO or device in place of the rank file fails here instead of blocking
+    w->fd = open(w->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+    struct stat sb;
+    int err = w->fd < 0 ? errno : fstat(w->fd, &sb) != 0 ? errno : 0;
+    if (err == 0 && !S_ISREG(sb.st_mode)) err = ENXIO;
+    if (err == 0 && fcntl(w->fd, F_SETFL, 0) != 0) err = errno;
+    if (err) {
+        PlStatus st = err == ENXIO ? PL_FAIL(PL_ERR_IO, "journal %s is not a regular file (a FIFO, device or socket): "
+                                             "remove it, or the whole journal folder, to start afresh", w->path)
+                                   : PL_FAIL(PL_ERR_IO, "cannot open journal %s: %s", w->path, strerror(err));
         pl_journal_close(w);
         return st;
     }
@@ -202,8 +209,9 @@ PlStatus pl_journal_close(PlJournalWriter *w) {
 
 static PlStatus journal_scan_file(PlJournalIndex *idx, int fi, size_t *cap) {
     const char *path = idx->files[fi];
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return PL_FAIL(PL_ERR_IO, "cannot open journal %s: %s", path, strerror(errno));
+    FILE *fp;   // a FIFO or device in the journal folder is an error naming it, never a hang
+    if (pl_fopen_regular(path, &fp) != PL_OK)
+        return pl_error_wrap("journal rank file (remove it, or the whole journal folder, to start afresh)");
     int64_t off = 0;
     unsigned char *rec = NULL;
     size_t rec_cap = 0;
@@ -330,8 +338,8 @@ PlStatus pl_journal_read(const PlJournalIndex *idx, size_t e, PlJournalItem *it)
     const PlJournalEntry *en = &idx->entries[e];
     const char *path = idx->files[en->file];
     PL_TRY(journal_reserve(&it->comp, &it->comp_cap, en->length));
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return PL_FAIL(PL_ERR_IO, "cannot open journal %s: %s", path, strerror(errno));
+    FILE *fp;
+    if (pl_fopen_regular(path, &fp) != PL_OK) return pl_error_wrap("journal rank file");
     int ok = fseeko(fp, (off_t)en->offset, SEEK_SET) == 0 && fread(it->comp, 1, en->length, fp) == en->length;
     fclose(fp);
     if (!ok) return PL_FAIL(PL_ERR_IO, "cannot read record at %lld of journal %s", (long long)en->offset, path);

@@ -12,8 +12,8 @@ static const char *const diff_fixed[] = {"id", "dataset", "label", "split", "gro
 
 PlStatus pl_manifest_load_any_roles(const char *path, PlManifest *out) {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "r");
-    if (!fp) return PL_FAIL(PL_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    FILE *fp;
+    PL_TRY(pl_fopen_regular(path, &fp));   // a FIFO or device is an error, never a hang
     char *line = malloc(PL_MANIFEST_MAX_LINE);
     if (!line) { fclose(fp); return PL_FAIL(PL_ERR_NOMEM, "out of memory"); }
     const char *roles[PL_MANIFEST_MAX_ROLES];

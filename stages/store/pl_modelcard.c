@@ -150,6 +150,9 @@ static PlStatus card_parse(const char *path, json_t *root, PlModelCard *c) {
     if (output && !strcmp(output, "avgpool")) c->avgpool = 1;
     else if (output && strcmp(output, "cls") != 0)
         return PL_FAIL(PL_ERR_FORMAT, "%s: unknown output '%s' (cls, avgpool)", path, output);
+    if (c->avgpool && c->last_n > 1)   // checked here, not per item by the ViT
+        return PL_FAIL(PL_ERR_FORMAT, "%s: \"last_n\" is %d with \"output\": \"avgpool\"; average pooling is defined "
+                       "only over the last block (last_n 1)", path, c->last_n);
     c->json = json_dumps(root, JSON_SORT_KEYS | JSON_COMPACT);
     if (!c->json) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
     return PL_OK;

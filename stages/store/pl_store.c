@@ -28,7 +28,7 @@ PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
     }
     w->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     H5Pclose(fapl);
-    if (w->file < 0) return PL_H5_FAIL("cannot create store %s", path);
+    if (w->file < 0) return PL_H5_WRITE_FAIL(path, "cannot create store %s", path);
     w->dxpl = H5Pcreate(H5P_DATASET_XFER);
     if (w->dxpl < 0 || H5Pset_dxpl_mpio(w->dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
         PlStatus st = PL_H5_FAIL("%s: collective transfer property", path);
@@ -41,13 +41,20 @@ PlStatus pl_store_create(PlStoreWriter *w, const char *path, MPI_Comm comm) {
 
 PlStatus pl_store_open_serial(PlStoreWriter *w, const char *path) {
     hid_t fapl = store_writer_init(w, MPI_COMM_NULL);
+    int fd;   // an existing file: a FIFO or device there is an error, never a hang inside HDF5's open
+    PlStatus reg = pl_open_regular(path, &fd);
+    if (reg != PL_OK) {
+        if (fapl >= 0) H5Pclose(fapl);
+        return reg;
+    }
+    close(fd);
     if (fapl < 0 || H5Pset_fapl_sec2(fapl) < 0) {
         if (fapl >= 0) H5Pclose(fapl);
         return PL_H5_FAIL("%s: serial file access", path);
     }
     w->file = H5Fopen(path, H5F_ACC_RDWR, fapl);
     H5Pclose(fapl);
-    if (w->file < 0) return PL_H5_FAIL("cannot open store %s for writing", path);
+    if (w->file < 0) return PL_H5_WRITE_FAIL(path, "cannot open store %s for writing", path);
     w->dxpl = H5Pcreate(H5P_DATASET_XFER);
     w->path = pl_strdup(path);
     if (w->dxpl < 0 || !w->path) {
@@ -99,7 +106,7 @@ PlStatus pl_store_dataset_create(PlStoreWriter *w, const char *name, PlStoreType
         st = PL_H5_FAIL("%s: dataspace for %s", w->path, name);
     if (st == PL_OK) {
         d->dset = H5Dcreate2(w->file, name, file_type, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
-        if (d->dset < 0) st = PL_H5_FAIL("%s: cannot create dataset %s", w->path, name);
+        if (d->dset < 0) st = PL_H5_WRITE_FAIL(w->path, "%s: cannot create dataset %s", w->path, name);
     }
     if (space >= 0) H5Sclose(space);
     if (lcpl >= 0) H5Pclose(lcpl);
@@ -177,22 +184,32 @@ static PlStatus store_attr(PlStoreWriter *w, const char *name, hid_t type, const
     hid_t space = H5Screate(H5S_SCALAR);
     hid_t attr = space >= 0 ? H5Acreate2(w->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT) : H5I_INVALID_HID;
     PlStatus st = PL_OK;
-    if (attr < 0 || H5Awrite(attr, type, value) < 0) st = PL_H5_FAIL("%s: cannot write attribute %s", w->path, name);
+    if (attr < 0 || H5Awrite(attr, type, value) < 0)
+        st = PL_H5_WRITE_FAIL(w->path, "%s: cannot write attribute %s", w->path, name);
     if (attr >= 0) H5Aclose(attr);
     if (space >= 0) H5Sclose(space);
     return st;
 }
 
+// Longest string kept as a fixed-length attribute. An attribute lives in the root object header, whose messages
+// are limited to 64 KiB in the store's (earliest) file format; a longer value (a model card with a long
+// description) is written as a variable-length string, whose bytes live in the file's global heap, so any size fits.
+// Readers take either form (pl_store_read_attr_string, h5py).
+#define STORE_ATTR_FIXED_MAX (16u << 10)
+
 PlStatus pl_store_attr_string(PlStoreWriter *w, const char *name, const char *value) {
     hid_t type = H5Tcopy(H5T_C_S1);
     size_t len = strlen(value);
-    if (type < 0 || H5Tset_size(type, len ? len : 1) < 0 || H5Tset_strpad(type, H5T_STR_NULLPAD) < 0 ||
-        H5Tset_cset(type, H5T_CSET_UTF8) < 0) {
+    int variable = len > STORE_ATTR_FIXED_MAX;
+    if (type < 0 || H5Tset_cset(type, H5T_CSET_UTF8) < 0 ||
+        (variable ? H5Tset_size(type, H5T_VARIABLE) < 0
+                  : H5Tset_size(type, len ? len : 1) < 0 || H5Tset_strpad(type, H5T_STR_NULLPAD) < 0)) {
         if (type >= 0) H5Tclose(type);
         return PL_H5_FAIL("%s: string type for attribute %s", w->path, name);
     }
     char zero = '\0';
-    PlStatus st = store_attr(w, name, type, len ? (const void *)value : &zero);
+    const void *data = variable ? (const void *)&value : len ? (const void *)value : &zero;
+    PlStatus st = store_attr(w, name, type, data);
     H5Tclose(type);
     return st;
 }

@@ -58,7 +58,8 @@ PlStatus pl_store_write_i64(PlStoreWriter *w, const char *name, int64_t total, i
                             const int64_t *data);
 PlStatus pl_store_write_i32(PlStoreWriter *w, const char *name, int64_t total, int64_t cols, int64_t row0, int64_t n,
                             const int32_t *data);
-// A root attribute (with a parallel writer: collective, every rank passes the same value).
+// A root attribute (with a parallel writer: collective, every rank passes the same value). A string of any length:
+// up to 16 KiB a fixed-length string, longer a variable-length one (the 64 KiB object-header limit).
 PlStatus pl_store_attr_string(PlStoreWriter *w, const char *name, const char *value);
 PlStatus pl_store_attr_i64(PlStoreWriter *w, const char *name, int64_t value);
 // Close (collective for a parallel writer); safe on a zeroed writer (file <= 0).

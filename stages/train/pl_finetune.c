@@ -1,6 +1,7 @@
 // The fine-tuning loop over in-memory data (see pl_finetune.h).
 #include "pl_finetune.h"
 
+#include <errno.h>
 #include <math.h>
 #include <mpi.h>
 #include <pthread.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pl_clock.h"
 #include "pl_fs.h"
@@ -17,9 +19,9 @@
 #include "pl_rng.h"
 #include "pl_safetensors.h"
 #include "pl_train_augment.h"
+#include "pl_train_ckpt.h"
 #include "pl_train_step.h"
 
-#define PL_FT_CHECKPOINT "checkpoint.safetensors"
 
 void pl_finetune_options_default(PlFinetuneOptions *o) {
     memset(o, 0, sizeof *o);
@@ -242,155 +244,11 @@ static uint64_t hash_data_into(const PlFinetuneData *d, uint64_t h) {
 
 static uint64_t hash_data(const PlFinetuneData *d) { return hash_data_into(d, PL_RNG_FNV_OFFSET); }
 
-// Training state beyond the weights and moments, saved in checkpoints so a resume continues bit-identically.
-typedef struct FtState {
-    int n_epochs, cap_epochs;
-    double *epoch_loss, *epoch_val_f1;   // (cap_epochs)
-    double loss_sum;                     // losses of the current epoch's finished steps
-    int64_t loss_steps;
-    int best_epoch;
-    double best_val_f1;
-    float *best;                         // the best epoch's parameters (validation only), else NULL
-} FtState;
-
-static PlStatus checkpoint_write(const PlVitTrain *t, PlOptim *op, const PlFinetuneOptions *o, int64_t step,
-                                 uint64_t init_hash, uint64_t data_hash, const FtState *fs) {
-    int nt;
-    const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
-    const float *src[4] = {pl_vit_train_params((PlVitTrain *)t), pl_optim_moment(op, 0), pl_optim_moment(op, 1),
-                           fs->best};
-    const char *pre[4] = {"p/", "m/", "v/", "b/"};
-    // A view on the slabs (no copy: a checkpoint of ViT-B would otherwise hold 3-4 extra parameter copies): the
-    // tensors borrow their data, so this PlWeights is released by hand below, never by pl_weights_free.
-    PlWeights w;
-    memset(&w, 0, sizeof w);
-    w.tensors = pl_calloc((size_t)nt * 4, sizeof *w.tensors);
-    PlStatus st = w.tensors ? PL_OK : PL_ERR_NOMEM;
-    for (int k = 0; k < 4 && st == PL_OK; k++)
-        for (int i = 0; i < nt && st == PL_OK && src[k]; i++) {
-            PlWeightTensor *x = &w.tensors[w.count];
-            char name[96];
-            snprintf(name, sizeof name, "%s%s", pre[k], tt[i].name);
-            if (!(x->name = pl_strdup(name))) {
-                st = PL_ERR_NOMEM;
-                break;
-            }
-            x->ndim = tt[i].ndim;
-            memcpy(x->shape, tt[i].shape, sizeof tt[i].shape);
-            x->data = (float *)(src[k] + tt[i].offset);
-            w.count++;
-        }
-    char path[4096], steps[32], ih[32], dh[32], ep[160];
-    size_t hist_size = 64 + (size_t)fs->n_epochs * 52;
-    char *hist = pl_malloc(hist_size);
-    if (!hist && st == PL_OK) st = PL_ERR_NOMEM;
-    if (st == PL_OK) {
-        size_t u = 0;
-        hist[0] = '\0';
-        for (int e = 0; e < fs->n_epochs; e++)
-            u += (size_t)snprintf(hist + u, hist_size - u, "%s%.17g,%.17g", e ? ";" : "", fs->epoch_loss[e],
-                                  fs->epoch_val_f1 ? fs->epoch_val_f1[e] : -1.0);
-    }
-    snprintf(path, sizeof path, "%s/%s", o->out_dir, PL_FT_CHECKPOINT);
-    snprintf(steps, sizeof steps, "%lld", (long long)step);
-    snprintf(ih, sizeof ih, "%016llx", (unsigned long long)init_hash);
-    snprintf(dh, sizeof dh, "%016llx", (unsigned long long)data_hash);
-    snprintf(ep, sizeof ep, "%.17g %lld %d %.17g", fs->loss_sum, (long long)fs->loss_steps, fs->best_epoch,
-             fs->best_val_f1);
-    const char *meta[] = {"protloc_finetune_step", steps, "protloc_finetune_args", o->args_text ? o->args_text : "",
-                          "protloc_finetune_init", ih, "protloc_finetune_data", dh, "protloc_finetune_history",
-                          hist ? hist : "", "protloc_finetune_epoch", ep, NULL};
-    if (st == PL_OK) st = pl_safetensors_write(path, &w, meta);
-    free(hist);
-    for (size_t i = 0; i < w.count; i++) free(w.tensors[i].name);
-    free(w.tensors);
-    if (st != PL_OK) pl_error_wrap("writing the checkpoint %s", path);
-    return st;
-}
-
-// The value of metadata key `key` in the loader's "name=value" lines (copied into buf), or NULL.
-static const char *meta_value(const PlWeights *w, const char *key, char *buf, size_t size) {
-    size_t kl = strlen(key);
-    for (const char *p = w->args_text; p && *p;) {
-        const char *eol = strchr(p, '\n');
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            snprintf(buf, size, "%.*s", (int)(len - kl - 1), p + kl + 1);
-            return buf;
-        }
-        p = eol ? eol + 1 : p + len;
-    }
-    return NULL;
-}
-
-static PlStatus history_parse(const char *text, FtState *fs) {
-    fs->n_epochs = 0;
-    for (const char *p = text; p && *p && fs->n_epochs < fs->cap_epochs;) {
-        double l, f;
-        if (sscanf(p, "%lf,%lf", &l, &f) != 2) return PL_FAIL(PL_ERR_FORMAT, "malformed epoch history in the checkpoint");
-        fs->epoch_loss[fs->n_epochs] = l;
-        if (fs->epoch_val_f1) fs->epoch_val_f1[fs->n_epochs] = f;
-        fs->n_epochs++;
-        p = strchr(p, ';');
-        if (p) p++;
-    }
-    return PL_OK;
-}
-
-static PlStatus checkpoint_read(PlVitTrain *t, PlOptim *op, const PlFinetuneOptions *o, uint64_t init_hash,
-                                uint64_t data_hash, int64_t *step, FtState *fs) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", o->out_dir, PL_FT_CHECKPOINT);
-    PlWeights w;
-    PL_TRY(pl_weights_load(path, NULL, &w));
-    PlStatus st = PL_OK;
-    size_t bufsize = 64 + (size_t)fs->cap_epochs * 52 + 8192;
-    char *buf = pl_malloc(bufsize), want[32];
-    if (!buf) {
-        pl_weights_free(&w);
-        return PL_ERR_NOMEM;
-    }
-    const char *v = meta_value(&w, "protloc_finetune_args", buf, bufsize);
-    if (!v || strcmp(v, o->args_text ? o->args_text : "") != 0)
-        st = PL_FAIL(PL_ERR_ARG, "%s was written with other arguments (it has: %s; this run: %s); use another --out "
-                                 "or the same arguments", path, v ? v : "none", o->args_text ? o->args_text : "");
-    snprintf(want, sizeof want, "%016llx", (unsigned long long)init_hash);
-    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_init", buf, bufsize)) || strcmp(v, want) != 0))
-        st = PL_FAIL(PL_ERR_ARG, "%s was started from another model or head (initial weights differ)", path);
-    snprintf(want, sizeof want, "%016llx", (unsigned long long)data_hash);
-    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_data", buf, bufsize)) || strcmp(v, want) != 0))
-        st = PL_FAIL(PL_ERR_ARG, "%s was trained on other images or labels", path);
-    long long s = -1, ls = 0;
-    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_step", buf, bufsize)) || sscanf(v, "%lld", &s) != 1 || s < 0))
-        st = PL_FAIL(PL_ERR_FORMAT, "%s has no valid step count", path);
-    if (st == PL_OK && (!(v = meta_value(&w, "protloc_finetune_epoch", buf, bufsize)) ||
-                        sscanf(v, "%lf %lld %d %lf", &fs->loss_sum, &ls, &fs->best_epoch, &fs->best_val_f1) != 4))
-        st = PL_FAIL(PL_ERR_FORMAT, "%s has no valid epoch state", path);
-    fs->loss_steps = ls;
-    if (st == PL_OK) st = history_parse(meta_value(&w, "protloc_finetune_history", buf, bufsize), fs);
-    int nt;
-    const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
-    float *dst[4] = {pl_vit_train_params(t), pl_optim_moment(op, 0), pl_optim_moment(op, 1), fs->best};
-    const char *pre[4] = {"p/", "m/", "v/", "b/"};
-    for (int k = 0; k < 4 && st == PL_OK; k++) {
-        if (!dst[k]) continue;
-        for (int i = 0; i < nt && st == PL_OK; i++) {
-            char name[96];
-            snprintf(name, sizeof name, "%s%s", pre[k], tt[i].name);
-            const PlWeightTensor *x = pl_weights_find(&w, name);
-            if (!x || (size_t)pl_weight_tensor_numel(x) != tt[i].numel)
-                st = PL_FAIL(PL_ERR_FORMAT, "%s: tensor %s is missing or has another shape", path, name);
-            else
-                memcpy(dst[k] + tt[i].offset, x->data, tt[i].numel * sizeof(float));
-        }
-    }
-    free(buf);
-    pl_weights_free(&w);
-    if (st == PL_OK) {
-        *step = s;
-        pl_optim_set_steps_taken(op, s);
-    }
-    return st;
+static PlStatus log_write_failed(const PlFinetuneOptions *o) {
+    char path[4096], note[512];
+    snprintf(path, sizeof path, "%s/train.jsonl", o->out_dir);
+    pl_fs_space_note(path, note, sizeof note);
+    return PL_FAIL(PL_ERR_IO, "cannot write %s: %s%s", path, strerror(errno), note);
 }
 
 // train.jsonl: on a resume keep the lines of steps before `start` (rewritten atomically), then append.
@@ -417,7 +275,7 @@ static PlStatus log_open(const PlFinetuneOptions *o, int64_t start, FILE **fp) {
         PL_TRY(pl_file_write_atomic(path, "", 0));
     }
     *fp = fopen(path, "a");
-    if (!*fp) return PL_FAIL(PL_ERR_IO, "cannot open %s for appending", path);
+    if (!*fp) return log_write_failed(o);
     return PL_OK;
 }
 
@@ -438,10 +296,33 @@ static PlStatus write_weights(PlVitTrain *t, const char *dir) {
     return PL_OK;
 }
 
-static int stop_requested(const PlFinetuneOptions *o) {
-    int mine = o->stop && *o->stop, any = mine;
-    if (o->use_mpi) MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return any;
+// Every rank learns whether any got a stop request (SIGTERM before a time limit).
+static PlStatus stop_requested(const PlFinetuneOptions *o, int *any) {
+    int mine = o->stop && *o->stop;
+    *any = mine;
+    if (o->use_mpi) PL_TRY(PL_MPI_CHECK(MPI_Allreduce(&mine, any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD)));
+    return PL_OK;
+}
+
+// "the last good checkpoint (step S) is kept in DIR/checkpoint.safetensors" (or that there is none yet).
+static const char *kept_note(const PlFinetuneOptions *o, int64_t good_step) {
+    static _Thread_local char note[4200];
+    if (good_step > 0)
+        snprintf(note, sizeof note, "the last good checkpoint (step %lld) is kept in %s/%s", (long long)good_step,
+                 o->out_dir, PL_TRAIN_CKPT_NAME);
+    else
+        snprintf(note, sizeof note, "no checkpoint of this run was written (lower --lr, or --clip)");
+    return note;
+}
+
+// One line of train.jsonl, flushed (a full file system is reported at the step it happens).
+static PlStatus log_step(FILE *log, const PlFinetuneOptions *o, int64_t step, long long epoch, double loss, double lr,
+                         double gnorm, double img_per_s) {
+    errno = 0;
+    int n = fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
+                         "\"img_per_s\": %.4g}\n", (long long)step, epoch, loss, lr, gnorm, img_per_s);
+    if (n < 0 || fflush(log) != 0 || ferror(log)) return log_write_failed(o);
+    return PL_OK;
 }
 
 void pl_finetune_result_free(PlFinetuneResult *r) {
@@ -453,7 +334,7 @@ void pl_finetune_result_free(PlFinetuneResult *r) {
 }
 
 // End of an epoch: its mean loss; with validation, its macro F1 and (when better) a copy of the weights.
-static PlStatus epoch_end(PlVitTrain *t, const PlFinetuneData *val, const PlFinetuneOptions *o, int rank, FtState *fs) {
+static PlStatus epoch_end(PlVitTrain *t, const PlFinetuneData *val, const PlFinetuneOptions *o, int rank, PlTrainState *fs) {
     if (fs->n_epochs >= fs->cap_epochs) return PL_FAIL(PL_ERR_INTERNAL, "epoch history overflow");
     int e = fs->n_epochs++;
     fs->epoch_loss[e] = fs->loss_steps ? fs->loss_sum / (double)fs->loss_steps : 0.0;
@@ -514,11 +395,12 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     PlTrainStep *step = NULL;
     FetchCtx f = {.d = d, .o = o, .perm_epoch0 = -1};
     FILE *log = NULL;
-    FtState fs = {0};
+    PlTrainState fs = {0};
     fs.cap_epochs = (int)((total * o->batch) / d->n + 2);
     fs.epoch_loss = pl_calloc((size_t)fs.cap_epochs, sizeof(double));
     if (val) fs.epoch_val_f1 = pl_calloc((size_t)fs.cap_epochs, sizeof(double));
     if (val) fs.best = pl_malloc(pl_vit_train_param_floats(t) * sizeof(float));
+    if (fs.best) memcpy(fs.best, pl_vit_train_params(t), pl_vit_train_param_floats(t) * sizeof(float));   // no garbage
     PlStatus st = fs.epoch_loss && (!val || (fs.epoch_val_f1 && fs.best)) ? PL_OK : PL_ERR_NOMEM;
     if (st == PL_OK) st = pl_optim_create(t, &o->optim, &op);
     PlTrainStepOptions so = {.global_batch = o->batch, .allreduce = o->allreduce, .use_mpi = o->use_mpi};
@@ -536,16 +418,14 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         if (st == PL_OK && o->balanced) st = balanced_weights(d, &f.cw);
     }
     int64_t s0 = 0;
-    if (st == PL_OK && o->resume) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", o->out_dir, PL_FT_CHECKPOINT);
-        FILE *probe = fopen(path, "rb");
-        if (probe) {
-            fclose(probe);
-            st = checkpoint_read(t, op, o, init_hash, data_hash, &s0, &fs);
-            if (st == PL_OK && !o->quiet && rank == 0)
-                pl_log_info("resuming %s at step %lld of %lld", path, (long long)s0, (long long)total);
-        }
+    char ckpt_path[4096];
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/%s", o->out_dir, PL_TRAIN_CKPT_NAME);
+    const PlTrainCkptKeys keys = {.args_text = o->args_text, .init_hash = init_hash, .data_hash = data_hash,
+                                  .total_steps = total};
+    if (st == PL_OK && o->resume && access(ckpt_path, F_OK) == 0) {   // every rank reads it (a shared file system)
+        st = pl_train_ckpt_read(ckpt_path, t, op, &keys, &s0, &fs);
+        if (st == PL_OK && !o->quiet && rank == 0)
+            pl_log_info("resuming %s at step %lld of %lld", ckpt_path, (long long)s0, (long long)total);
     }
     r->start_step = s0;
     Prefetch pf = {0};
@@ -555,8 +435,9 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         st = prefetch_start(&pf, &f, first, count);
     }
     if (st == PL_OK && rank == 0) st = log_open(o, s0, &log);
+    if (o->use_mpi) st = pl_mpi_agree(st, "setting up the training");
     double t_start = pl_clock_now();
-    int64_t done_here = 0;
+    int64_t done_here = 0, good_step = s0;   // good_step: the step of the newest checkpoint written
     for (int64_t s = s0; s < total && st == PL_OK; s++) {
         double t0 = pl_clock_now();
         prefetch_request(&pf, s);
@@ -565,19 +446,25 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         double loss = 0.0, gnorm = 0.0;
         PlTrainBatch batch;
         st = prefetch_wait(&pf, s, &batch);
+        if (o->use_mpi) st = pl_mpi_agree(st, "preparing the batch");
         if (st == PL_OK) st = pl_train_step_run(step, &batch, &grad, &loss);
         if (st != PL_OK) break;
+        // every rank holds the same loss, gradient and weights, so these checks stop every rank at the same step
         if (!isfinite(loss)) {
-            st = PL_FAIL(PL_ERR_NUMERIC, "the loss is %s at step %lld (epoch %lld); stopped, the last good checkpoint "
-                         "is kept in %s/%s", isnan(loss) ? "NaN" : "infinite", (long long)s,
-                         (long long)(s * o->batch / d->n), o->out_dir, PL_FT_CHECKPOINT);
+            st = PL_FAIL(PL_ERR_NUMERIC, "the loss is %s at step %lld (epoch %lld); stopped, %s",
+                         isnan(loss) ? "NaN" : "infinite", (long long)s, (long long)(s * o->batch / d->n),
+                         kept_note(o, good_step));
             break;
         }
         double lr = pl_lr_at(s, total, o->warmup_steps, peak, o->min_lr, o->schedule_constant);
         pl_optim_step(op, pl_vit_train_params(t), grad, lr, o->pool, &gnorm);
         if (!isfinite(gnorm)) {
-            st = PL_FAIL(PL_ERR_NUMERIC, "the gradient norm is not finite at step %lld; stopped, the last good "
-                         "checkpoint is kept in %s/%s", (long long)s, o->out_dir, PL_FT_CHECKPOINT);
+            st = PL_FAIL(PL_ERR_NUMERIC, "the gradient norm is not finite at step %lld; stopped, %s", (long long)s,
+                         kept_note(o, good_step));
+            break;
+        }
+        if ((st = pl_train_ckpt_check_finite(t, op, &fs)) != PL_OK) {   // e.g. AdamW's moments overflowed
+            pl_error_wrap("after step %lld: stopped, %s", (long long)s, kept_note(o, good_step));
             break;
         }
         done_here++;
@@ -586,19 +473,20 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         fs.loss_sum += loss;
         fs.loss_steps++;
         double dt = pl_clock_now() - t0;
-        if (log) {
-            fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-                         "\"img_per_s\": %.4g}\n", (long long)s, (long long)(s * o->batch / d->n), loss, lr, gnorm,
-                    o->batch / (dt > 0 ? dt : 1e-9));
-            fflush(log);
-        }
+        if (log)
+            st = log_step(log, o, s, (long long)(s * o->batch / d->n), loss, lr, gnorm, o->batch / (dt > 0 ? dt : 1e-9));
         int is_epoch_end = (s + 1) * o->batch / d->n > s * o->batch / d->n;
-        if (is_epoch_end || s + 1 == total) st = epoch_end(t, val, o, rank, &fs);
-        if (st != PL_OK) break;
+        if (st == PL_OK && (is_epoch_end || s + 1 == total)) st = epoch_end(t, val, o, rank, &fs);
         int due = (o->checkpoint_every > 0 && (s + 1) % o->checkpoint_every == 0) || is_epoch_end || s + 1 == total;
-        int stop = stop_requested(o);
-        if ((due || stop) && rank == 0) st = checkpoint_write(t, op, o, s + 1, init_hash, data_hash, &fs);
-        if (st == PL_OK && stop && s + 1 < total) {
+        int stop = 0;
+        PlStatus ss = stop_requested(o, &stop);
+        if (st == PL_OK) st = ss;
+        if (st == PL_OK && (due || stop) && rank == 0) st = pl_train_ckpt_write(ckpt_path, t, op, &keys, s + 1, &fs);
+        // rank 0's log and checkpoint writes may fail alone: every rank learns it before the next step's collectives
+        if (o->use_mpi) st = pl_mpi_agree(st, "writing the training log or checkpoint");
+        if (st != PL_OK) break;
+        if (due || stop) good_step = s + 1;
+        if (stop && s + 1 < total) {
             st = PL_FAIL(PL_ERR_INTERRUPTED, "stopped by a signal after step %lld of %lld; the checkpoint in %s "
                          "resumes it (--resume)", (long long)(s + 1), (long long)total, o->out_dir);
         }
@@ -609,10 +497,11 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     double elapsed = pl_clock_now() - t_start;
     r->steps = total;
     r->img_per_s = done_here > 0 && elapsed > 0 ? (double)done_here * o->batch / elapsed : 0.0;
-    if (log) fclose(log);
+    if (log && fclose(log) != 0 && st == PL_OK) st = log_write_failed(o);
     if (st == PL_OK && fs.best) memcpy(pl_vit_train_params(t), fs.best, pl_vit_train_param_floats(t) * sizeof(float));
     if (st == PL_OK) st = finish_scores(t, d, test, o, r);
     if (st == PL_OK && rank == 0) st = write_weights(t, o->out_dir);
+    if (o->use_mpi) st = pl_mpi_agree(st, "writing the fine-tuned weights");
     r->n_epochs = fs.n_epochs;
     r->epoch_loss = fs.epoch_loss;
     r->epoch_val_f1 = fs.epoch_val_f1;

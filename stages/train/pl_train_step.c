@@ -321,11 +321,8 @@ PlStatus pl_train_step_run(PlTrainStep *s, const PlTrainBatch *batch, float **gr
             push_leaf(s, j, i0 + j);
         }
     }
-    if (s->size > 1) {   // every rank learns whether any failed before the collective reduce
-        int mine = bad != PL_OK, any = 0;
-        PL_TRY(PL_MPI_CHECK(MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD)));
-        if (any && bad == PL_OK) return PL_FAIL(PL_ERR_ARG, "another rank failed to compute its micro-batches");
-    }
+    // every rank learns whether any failed before the collective reduce
+    if (s->size > 1) bad = pl_mpi_agree(bad, "computing the micro-batches");
     if (bad != PL_OK) return bad;
     if (s->size > 1) {
         PL_TRY(s->o.allreduce ? reduce_allreduce(s) : reduce_tree_mpi(s));
