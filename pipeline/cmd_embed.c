@@ -11,6 +11,8 @@
 #include "pl_clock.h"
 #include "pl_cmds.h"
 #include "pl_error.h"
+#include "pl_fs.h"
+#include "pl_kernels.h"
 #include "pl_log.h"
 #include "pl_npy.h"
 #include "pl_process.h"
@@ -172,9 +174,13 @@ int cmd_embed_run(int argc, char **argv) {
         return pl_cli_usage_error("embed", "--checkpoint-key must not be empty");
     if (avgpool && last_n > 1)
         return pl_cli_usage_error("embed", "--avgpool works with --last-n 1 only (as DINO's eval_linear.py)");
+    const PlKernels *k;   // --kernels is a command-line choice: refused before any input is read
+    if ((rc = pl_cli_option_kernels("embed", kernels, precision, &k))) return rc;
     const PlCliPath outputs[] = {{"--output", output, NULL, 0}};
     const PlCliPath inputs[] = {{"--model", model, NULL, 0}, {"--input", input, NULL, 0}};
     if (pl_cli_check_outputs(outputs, 1, inputs, 2) != PL_OK) return PL_EXIT_FAIL;
+    // its folder must exist (docs/guide.md "Output paths"): refused now, not after the embedding
+    if (pl_output_file_check(output, "--output") != PL_OK) return PL_EXIT_FAIL;
     return embed_run(model, key, heads, input, output, batch, threads, last_n, avgpool, kernels, precision) == PL_OK
                ? PL_EXIT_OK
                : PL_EXIT_FAIL;

@@ -7,6 +7,7 @@
 #include "pl_cli_outputs.h"
 #include "pl_cmds.h"
 #include "pl_error.h"
+#include "pl_fs.h"
 #include "pl_export.h"
 #include "pl_log.h"
 
@@ -90,6 +91,12 @@ int cmd_export_run(int argc, char **argv) {
         int rc = pl_cli_usage_error(cmd, "%s", pl_error_message());
         pl_error_clear();
         return rc;
+    }
+    // their folders must exist (docs/guide.md "Output paths"): refused before the store is read
+    if (pl_output_file_check(out_path, "--out") != PL_OK ||
+        (meta && pl_output_file_check(meta, meta_buf ? "the metadata file of --out" : "--meta") != PL_OK)) {
+        free(meta_buf);
+        return PL_EXIT_FAIL;
     }
     PlStoreTable t;
     if (pl_store_table_load(store, level, &t) != PL_OK) {

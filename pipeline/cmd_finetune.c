@@ -503,6 +503,10 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     if (os != PL_OK) pl_error_wrap("--out %s", a->o.out_dir);
     else if (access(a->o.out_dir, W_OK) != 0) os = PL_FAIL(PL_ERR_IO, "--out %s is not writable", a->o.out_dir);
     PL_TRY(pl_mpi_agree(os, "creating --out"));
+    // --probe is read at the end of a grid: a bad one fails now, before any training
+    int grid = a->n_fractions * a->seeds > 1 && a->task < 0;
+    if (a->probe && grid) PL_TRY(pl_mpi_agree(rank == 0 ? ft_probe_check(a->probe, a->fractions, a->n_fractions) : PL_OK,
+                                              "reading --probe"));
     FtModel m;
     memset(&m, 0, sizeof m);
     FtData d;
@@ -677,7 +681,7 @@ int cmd_finetune_run(int argc, char **argv) {
             a.o.schedule_constant = choice;
             break;
         case O_WARM: if ((rc = pl_cli_option_long(cmd, "--warmup-steps", optarg, 0, 1L << 40, &lv))) return rc; a.o.warmup_steps = lv; break;
-        case O_STEPS: if ((rc = pl_cli_option_long(cmd, "--steps", optarg, 1, 1L << 40, &lv))) return rc; a.o.steps = lv; break;
+        case O_STEPS: if ((rc = pl_cli_option_long(cmd, "--steps", optarg, 1, INT_MAX, &lv))) return rc; a.o.steps = lv; break;
         case O_EPOCHS: if ((rc = pl_cli_option_int(cmd, "--epochs", optarg, 1, 1000000, &a.o.epochs))) return rc; break;
         case O_BATCH: if ((rc = pl_cli_option_int(cmd, "--batch", optarg, 1, 1 << 20, &a.o.batch))) return rc; break;
         case O_MICRO: if ((rc = pl_cli_option_int(cmd, "--micro-batch", optarg, 1, 1 << 16, &a.micro_batch))) return rc; break;
@@ -740,6 +744,12 @@ int cmd_finetune_run(int argc, char **argv) {
         if (!a.o.out_dir) return pl_cli_usage_error(cmd, "--out is required");
         if (a.o.balanced && !a.o.shuffle) return pl_cli_usage_error(cmd, "--balanced draws a random order; drop --no-shuffle");
         if (a.force && a.o.resume) return pl_cli_usage_error(cmd, "--force starts over, --resume continues: give one");
+        // the run counts its epochs (images drawn / training images) in an int: bound the images drawn up front
+        const long long max_drawn = 1LL << 30;
+        if (a.o.steps > 0 && (long long)a.o.steps * a.o.batch > max_drawn)
+            return pl_cli_usage_error(cmd, "--steps %lld with --batch %d draws %lld images; at most %lld (2^30) are "
+                                      "supported: give fewer --steps or a smaller --batch (or --epochs)",
+                                      (long long)a.o.steps, a.o.batch, (long long)a.o.steps * a.o.batch, max_drawn);
         int tasks = a.n_fractions * a.seeds;
         if (a.task >= 0 && tasks == 1)
             return pl_cli_usage_error(cmd, "--task %d needs a grid (several --fraction values or --seeds > 1)", a.task);
@@ -749,8 +759,15 @@ int cmd_finetune_run(int argc, char **argv) {
     }
     {   // --kernels is a command-line choice everywhere (also with --collect, which computes nothing)
         const PlKernels *k;
-        if (pl_kernels_find(a.kernels, a.precision, &k) != PL_OK)
-            return pl_cli_usage_error(cmd, "--kernels %s: %s", a.kernels, pl_error_message());
+        if ((rc = pl_cli_option_kernels(cmd, a.kernels, a.precision, &k))) return rc;
+    }
+    if (!a.collect) {   // --out DIR is made with its missing parents (docs/guide.md "Output paths"): may it be?
+        int rank = 0;
+        if (pl_mpi_active()) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        if (pl_mpi_agree(rank == 0 ? pl_cli_output_dir_check(a.o.out_dir, "--out") : PL_OK, "checking --out") != PL_OK) {
+            if (rank != 0) pl_error_clear();   // rank 0 prints the reason
+            return PL_EXIT_FAIL;
+        }
     }
     if (ft_check_outputs(&a) != PL_OK) return PL_EXIT_FAIL;   // every rank alike, before any compute
     int partial = 0;

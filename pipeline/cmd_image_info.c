@@ -64,11 +64,12 @@ int cmd_image_info_run(int argc, char **argv) {
             break;
         } else if (strcmp(argv[first], "--header-only") == 0) {
             header_only = 1;
-        } else if (strcmp(argv[first], "--max-pixels") == 0 && first + 1 < argc) {
-            char *end;
-            unsigned long long v = strtoull(argv[++first], &end, 10);
-            if (*end || v == 0) return pl_cli_usage_error("image info", "--max-pixels needs a positive integer");
-            lim.max_pixels = v;
+        } else if (strcmp(argv[first], "--max-pixels") == 0) {
+            if (first + 1 >= argc) return pl_cli_usage_error("image info", "option '--max-pixels' needs a value");
+            long v = 0;
+            int rc = pl_cli_option_long("image info", "--max-pixels", argv[++first], 1, 1L << 40, &v);
+            if (rc) return rc;
+            lim.max_pixels = (uint64_t)v;
         } else {
             return pl_cli_usage_error("image info", "unknown option '%s'", argv[first]);
         }

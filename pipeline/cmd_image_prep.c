@@ -1,6 +1,7 @@
 // `protloc image prep`: run the FOV preprocessing stages on one item and write the model-input tensor (.npy).
 #include <float.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,13 +49,6 @@ void cmd_image_prep_usage(FILE *out) {
             "Output:\n"
             "  --out FILE.npy           the tensor (written atomically)\n"
             "  --tiles-out FILE.tsv     rows: index view tile y x (origins in the rescaled image)\n");
-}
-
-static int parse_pos_int(const char *s, int *out) {
-    long v;
-    if (!pl_cli_parse_long(s, 1, 1 << 20, &v)) return 0;
-    *out = (int)v;
-    return 1;
 }
 
 static PlStatus write_tiles_tsv(const char *path, const PlPrepResult *res) {
@@ -113,10 +107,10 @@ int cmd_image_prep_run(int argc, char **argv) {
     unsigned long long seed = 0, max_pixels = 0;
     PlChannelSource src[PREP_MAX_CHANNELS];
     char roles[PREP_MAX_CHANNELS][64];
-    int n_src = 0, c;
+    int n_src = 0, c, rc;
+    long lv;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end;
         switch (c) {
         case 'c': {
             const char *eq = strchr(optarg, '=');
@@ -135,38 +129,27 @@ int cmd_image_prep_run(int argc, char **argv) {
         case 'm': map = optarg; break;
         case 'f': fill = optarg; break;
         case 'S':
-            seed = strtoull(optarg, &end, 10);
-            if (!*optarg || *end) return pl_cli_usage_error("image prep", "--seed needs an integer");
+            if ((rc = pl_cli_option_long("image prep", "--seed", optarg, 0, LONG_MAX, &lv))) return rc;
+            seed = (unsigned long long)lv;
             break;
         case 'i': id = optarg; break;
         case 'n': norm = optarg; break;
         case 'M': mean = optarg; break;
         case 'D': std = optarg; break;
         case 'C': clip = optarg; break;
-        case 'x':
-            if (!pl_cli_parse_double(optarg, DBL_MIN, DBL_MAX, &scale)) return pl_cli_usage_error("image prep", "--scale needs a number > 0");
-            break;
-        case 'p':
-            if (!pl_cli_parse_double(optarg, DBL_MIN, DBL_MAX, &pixel)) return pl_cli_usage_error("image prep", "--pixel-size needs a number > 0");
-            break;
+        case 'x': if ((rc = pl_cli_option_double("image prep", "--scale", optarg, DBL_MIN, DBL_MAX, &scale))) return rc; break;
+        case 'p': if ((rc = pl_cli_option_double("image prep", "--pixel-size", optarg, DBL_MIN, DBL_MAX, &pixel))) return rc; break;
         case 'P':
-            if (!pl_cli_parse_double(optarg, DBL_MIN, DBL_MAX, &model_pixel))
-                return pl_cli_usage_error("image prep", "--model-pixel-size needs a number > 0");
+            if ((rc = pl_cli_option_double("image prep", "--model-pixel-size", optarg, DBL_MIN, DBL_MAX, &model_pixel))) return rc;
             break;
         case 'v': fov = optarg; break;
-        case 't':
-            if (!parse_pos_int(optarg, &tile)) return pl_cli_usage_error("image prep", "--tile needs a positive integer");
-            break;
-        case 'r':
-            if (!parse_pos_int(optarg, &stride)) return pl_cli_usage_error("image prep", "--stride needs a positive integer");
-            break;
+        case 't': if ((rc = pl_cli_option_int("image prep", "--tile", optarg, 1, 1 << 20, &tile))) return rc; break;
+        case 'r': if ((rc = pl_cli_option_int("image prep", "--stride", optarg, 1, 1 << 20, &stride))) return rc; break;
         case 'b': border = optarg; break;
-        case 'k':
-            if (!parse_pos_int(optarg, &patch)) return pl_cli_usage_error("image prep", "--patch needs a positive integer");
-            break;
+        case 'k': if ((rc = pl_cli_option_int("image prep", "--patch", optarg, 1, 1 << 20, &patch))) return rc; break;
         case 'L':
-            max_pixels = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || max_pixels == 0) return pl_cli_usage_error("image prep", "--max-pixels needs a positive integer");
+            if ((rc = pl_cli_option_long("image prep", "--max-pixels", optarg, 1, 1L << 40, &lv))) return rc;
+            max_pixels = (unsigned long long)lv;
             break;
         case 'o': out = optarg; break;
         case 'T': tiles_out = optarg; break;
@@ -178,6 +161,9 @@ int cmd_image_prep_run(int argc, char **argv) {
     if (n_src == 0) return pl_cli_usage_error("image prep", "give at least one --channel ROLE=IMG");
     if (!out) return pl_cli_usage_error("image prep", "--out FILE.npy is required");
     if (prep_check_outputs(out, tiles_out, src, n_src) != PL_OK) return PL_EXIT_FAIL;
+    // their folders must exist (docs/guide.md "Output paths"): refused before any image is read
+    if (pl_output_file_check(out, "--out") != PL_OK || (tiles_out && pl_output_file_check(tiles_out, "--tiles-out") != PL_OK))
+        return PL_EXIT_FAIL;
 
     PlPrepConfig cfg;
     PlAlignStrategy strat;
@@ -193,9 +179,18 @@ int cmd_image_prep_run(int argc, char **argv) {
     if ((mean != NULL) != (std != NULL)) return pl_cli_usage_error("image prep", "--mean and --std go together");
     if (mean && pl_norm_spec_set_fixed(&cfg.norm, mean, std) != PL_OK) return pl_cli_usage_error("image prep", "%s", pl_error_message());
     if (clip) {
-        double lo, hi;
-        char extra;
-        if (sscanf(clip, "%lf,%lf%c", &lo, &hi, &extra) != 2) return pl_cli_usage_error("image prep", "--clip needs LOW,HIGH percentiles");
+        double lo = 0, hi = 0;
+        char low[64];
+        const char *comma = strchr(clip, ',');
+        size_t nl = comma ? (size_t)(comma - clip) : sizeof low;
+        if (nl < sizeof low) {
+            memcpy(low, clip, nl);
+            low[nl] = '\0';
+        }
+        if (nl >= sizeof low || !pl_cli_parse_double(low, 0, 100, &lo) || !pl_cli_parse_double(comma + 1, 0, 100, &hi) ||
+            !(lo < hi))
+            return pl_cli_usage_error("image prep", "--clip needs LOW,HIGH percentiles with 0 <= LOW < HIGH <= 100, got '%s'",
+                                      clip);
         cfg.norm.clip_low = lo;
         cfg.norm.clip_high = hi;
     }

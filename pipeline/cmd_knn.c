@@ -2,6 +2,7 @@
 #include <float.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +53,7 @@ void cmd_knn_usage(FILE *out) {
             "  --kernels NAME         similarity GEMM backend: auto (default), openblas or onednn\n"
             "  --precision P          fp32 (default) or bf16: BF16 similarities (about 2x the GEMM rate), every\n"
             "                         candidate near the k-th rescored in FP32: the same neighbours, scores and F1\n"
-            "Output (written by rank 0; a summary is printed on stdout):\n"
+            "Output (written by rank 0; a summary is printed on stdout; a FILE's folder must exist, DIR is created):\n"
             "  --json FILE            all figures + configuration + provenance\n"
             "  --csv FILE             F1 vs k table\n"
             "  --report-dir DIR       knn.json, knn_f1_vs_k.csv, knn_per_class.csv, PNG+SVG plots\n"
@@ -222,16 +223,17 @@ int cmd_knn_run(int argc, char **argv) {
             if ((rc = pl_cli_option_double(cmd, "--temperature", optarg, DBL_MIN, 1e6, &d))) return rc;
             o.temperature = (float)d;
             break;
-        case 'k': case O_FOLDS: case O_SEEDS: case O_SEED: case O_THREADS: case O_QB: case O_RB:
-            if ((rc = pl_cli_option_long(cmd, argv[optind - 1], optarg, c == O_SEED ? 0 : 1, 1000000000L, &v))) return rc;
-            if (c == 'k') o.k_max = (int)v;
-            else if (c == O_FOLDS) o.folds = (int)v;
-            else if (c == O_SEEDS) o.seeds = (int)v;
-            else if (c == O_SEED) o.seed = (uint64_t)v;
-            else if (c == O_THREADS) threads = v;
-            else if (c == O_QB) o.query_block = (int)v;
-            else o.ref_block = (int)v;
+        // each integer option under its own name (argv[optind - 1] is the value when it was given apart)
+        case 'k': if ((rc = pl_cli_option_int(cmd, "-k/--k", optarg, 1, 1024, &o.k_max))) return rc; break;
+        case O_FOLDS: if ((rc = pl_cli_option_int(cmd, "--folds", optarg, 2, 100000, &o.folds))) return rc; break;
+        case O_SEEDS: if ((rc = pl_cli_option_int(cmd, "--seeds", optarg, 1, 1000, &o.seeds))) return rc; break;
+        case O_SEED:
+            if ((rc = pl_cli_option_long(cmd, "--seed", optarg, 0, LONG_MAX, &v))) return rc;
+            o.seed = (uint64_t)v;
             break;
+        case O_THREADS: if ((rc = pl_cli_option_long(cmd, "--threads", optarg, 1, 1024, &threads))) return rc; break;
+        case O_QB: if ((rc = pl_cli_option_int(cmd, "--query-block", optarg, 1, 8192, &o.query_block))) return rc; break;
+        case O_RB: if ((rc = pl_cli_option_int(cmd, "--ref-block", optarg, 1, 131072, &o.ref_block))) return rc; break;
         case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -253,7 +255,11 @@ int cmd_knn_run(int argc, char **argv) {
     o.vote = (PlKnnVote)choice[3];
     o.multilabel = (PlMultilabel)choice[4];
     PlStoreLevel level;
-    if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
+    if (pl_store_level_parse(level_s, &level) != PL_OK) {
+        rc = pl_cli_usage_error(cmd, "--level %s: %s", level_s, pl_error_message());
+        pl_error_clear();
+        return rc;
+    }
     if (nb_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--neighbours is for train-test and loo");
     if (pred_path && o.protocol == PL_KNN_KFOLD) return pl_cli_usage_error(cmd, "--predictions is for train-test and loo");
     if (pl_eval_check_outputs("knn", store, features, meta, json_path, csv_path, dir, nb_path, pred_path) != PL_OK)
@@ -266,11 +272,21 @@ int cmd_knn_run(int argc, char **argv) {
             return PL_EXIT_ABORT;
         o.comm = MPI_COMM_WORLD;
     }
-    if (pl_kernels_find(kernels_s, o.precision, &o.kernels) != PL_OK) {   // the same rule on every rank
-        if (rank == 0) pl_log_error("protloc knn: %s", pl_error_message());
-        return PL_EXIT_USAGE;
+    if ((rc = pl_cli_option_kernels(cmd, kernels_s, o.precision, &o.kernels))) return rc;   // alike on every rank
+    // output paths before any input is read (docs/guide.md "Output paths"); rank 0 checks, every rank agrees
+    PlStatus st = PL_OK;
+    if (rank == 0) {
+        const char *files[][2] = {{"--json", json_path}, {"--csv", csv_path}, {"--neighbours", nb_path},
+                                  {"--predictions", pred_path}};
+        for (int i = 0; i < 4 && st == PL_OK; i++)
+            if (files[i][1]) st = pl_output_file_check(files[i][1], files[i][0]);
+        if (st == PL_OK) st = pl_cli_output_dir_check(dir, "--report-dir");
     }
-    PlStatus st = pl_mpi_agree(pl_process_start_pool((int)threads, &o.pool), "starting the thread pool");
+    if (pl_mpi_agree(st, "checking the output paths") != PL_OK) {
+        if (rank != 0) pl_error_clear();   // rank 0 prints the reason
+        return PL_EXIT_FAIL;
+    }
+    st = pl_mpi_agree(pl_process_start_pool((int)threads, &o.pool), "starting the thread pool");
     if (st != PL_OK) return PL_EXIT_FAIL;
     int n_threads = pl_threadpool_size(o.pool);
     o.keep_neighbours = 1;

@@ -57,15 +57,17 @@ int cmd_manifest_check_run(int argc, char **argv) {
         case 'R':
             snprintf(roles_buf, sizeof roles_buf, "%s", optarg);
             opt.n_roles = manifest_check_split_roles(roles_buf, roles, PL_MANIFEST_MAX_ROLES);
-            if (opt.n_roles <= 0) return pl_cli_usage_error(argv[0], "--roles wants 1 to %d names", PL_MANIFEST_MAX_ROLES);
+            if (opt.n_roles <= 0)
+                return pl_cli_usage_error(argv[0], "--roles wants 1 to %d comma-separated names, got '%s'", PL_MANIFEST_MAX_ROLES,
+                                          optarg);
             opt.roles = roles;
             break;
         case 'o': opt.allow_outside_root = 1; break;
         case 'n': opt.check_files = 0; break;
         case 'm': {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v <= 0) return pl_cli_usage_error(argv[0], "--max-errors wants a positive integer");
+            long v = 0;
+            int rc = pl_cli_option_long(argv[0], "--max-errors", optarg, 1, 100000000L, &v);
+            if (rc) return rc;
             opt.max_errors = (size_t)v;
             break;
         }

@@ -113,17 +113,17 @@ int cmd_manifest_scan_run(int argc, char **argv) {
     const PlCliPath outputs[] = {{"--out", out_path, NULL, 0}};
     const PlCliPath inputs[] = {{"--labels", opt.labels_csv, NULL, 0}, {"the scanned folder", dir, NULL, 0}};
     if (pl_cli_check_outputs(outputs, 1, inputs, 2) != PL_OK) return PL_EXIT_FAIL;
+    // --out's folder must exist: it is not created (docs/guide.md "Output paths"); refused before the scan
+    if (out_path && pl_output_file_check(out_path, "--out") != PL_OK) return PL_EXIT_FAIL;
 
-    // Paths relative to --root, else to the output file's folder (created if needed), else absolute.
+    // Paths relative to --root, else to the output file's folder, else absolute.
     char *out_dir_copy = NULL;
     if (!absolute) {
         if (root) opt.paths_relative_to = root;
         else if (out_path) {
             out_dir_copy = pl_strdup(out_path);
             if (!out_dir_copy) return PL_EXIT_FAIL;
-            const char *od = dirname(out_dir_copy);
-            if (pl_mkdir_p(od) != PL_OK) { free(out_dir_copy); return PL_EXIT_FAIL; }
-            opt.paths_relative_to = od;
+            opt.paths_relative_to = dirname(out_dir_copy);
         }
     }
     PlScanResult r;

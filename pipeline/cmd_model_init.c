@@ -10,6 +10,7 @@
 #include "pl_cli.h"
 #include "pl_cmds.h"
 #include "pl_error.h"
+#include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_safetensors.h"
 #include "pl_weights_init.h"
@@ -87,6 +88,8 @@ int cmd_model_init_run(int argc, char **argv) {
         return pl_cli_usage_error("model init", "--dim, --depth, --heads, --patch, --in-chans and --out are required");
     if (dim % heads) return pl_cli_usage_error("model init", "--heads %ld does not divide --dim %ld", heads, dim);
     if (img < patch) return pl_cli_usage_error("model init", "--img-size %ld is smaller than --patch %ld", img, patch);
+    // --out's folder must exist (docs/guide.md "Output paths"): refused before the weights are drawn
+    if (pl_output_file_check(out, "--out") != PL_OK) return PL_EXIT_FAIL;
 
     PlVitInitSpec spec = {.dim = (int)dim, .depth = (int)depth, .heads = (int)heads, .patch = (int)patch,
                           .in_chans = (int)chans, .img_size = (int)img, .mlp_ratio = 4, .seed = seed,

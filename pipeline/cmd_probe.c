@@ -2,6 +2,7 @@
 #include <float.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@ void cmd_probe_usage(FILE *out) {
             "Compute (results are bit-identical for any thread count with one backend):\n"
             "  --threads N            threads (default: the cores of this process)\n"
             "  --kernels NAME         GEMM backend of the heads: auto (default), openblas or onednn (FP32)\n"
-            "Output (a summary is printed on stdout):\n"
+            "Output (a summary is printed on stdout; a FILE's folder must exist, DIR is created):\n"
             "  --json FILE, --csv FILE (F1 vs fraction), --report-dir DIR (probe.json, probe_f1_vs_fraction.csv,\n"
             "  PNG+SVG plots: F1 vs fraction, confusion and per-class F1 per head)\n"
             "See docs/evaluation.md.\n");
@@ -137,26 +138,33 @@ int cmd_probe_run(int argc, char **argv) {
         case O_DIR: dir = optarg; break;
         case O_KERNELS: kernels_s = optarg; break;
         case O_THREADS:
-            if ((rc = pl_cli_option_long(cmd, argv[optind - 1], optarg, 1, 4096, &threads))) return rc;
+            if ((rc = pl_cli_option_long(cmd, "--threads", optarg, 1, 1024, &threads))) return rc;
             break;
         case O_FRACTION:
             o.n_fractions = pl_eval_parse_fractions(optarg, fractions, 64);
-            if (o.n_fractions < 1) return pl_cli_usage_error(cmd, "--fraction wants up to 64 comma-separated values in (0, 1]");
+            if (o.n_fractions < 1)
+                return pl_cli_usage_error(cmd, "--fraction wants up to 64 comma-separated values in (0, 1], got '%s'", optarg);
             break;
-        case O_SEEDS: case O_SEED: case O_MAXIT: case O_EPOCHS: case O_PATIENCE: case O_BATCH:
-            if ((rc = pl_cli_option_long(cmd, argv[optind - 1], optarg, c == O_SEED ? 0 : 1, 100000000L, &v))) return rc;
-            if (c == O_SEEDS) o.seeds = (int)v;
-            else if (c == O_SEED) o.seed = (uint64_t)v;
-            else if (c == O_MAXIT) o.max_iter = (int)v;
-            else if (c == O_EPOCHS) o.epochs = (int)v;
-            else if (c == O_PATIENCE) o.patience = (int)v;
-            else o.batch = (int)v;
+        // each numeric option under its own name (argv[optind - 1] is the value when it was given apart)
+        case O_SEEDS: if ((rc = pl_cli_option_int(cmd, "--seeds", optarg, 1, 1000, &o.seeds))) return rc; break;
+        case O_SEED:
+            if ((rc = pl_cli_option_long(cmd, "--seed", optarg, 0, LONG_MAX, &v))) return rc;
+            o.seed = (uint64_t)v;
             break;
-        case O_C: case O_LR: case O_LRMIN: case O_WD: case O_WDEND: case O_DROPOUT: case O_VALFRAC:
-            if ((rc = pl_cli_option_double(cmd, argv[optind - 1], optarg,
-                                           c == O_C || c == O_LR || c == O_VALFRAC ? DBL_MIN : 0,
-                                           c == O_DROPOUT || c == O_VALFRAC ? nextafter(1.0, 0.0) : DBL_MAX, &d)))
+        case O_MAXIT: if ((rc = pl_cli_option_int(cmd, "--max-iter", optarg, 1, 100000000, &o.max_iter))) return rc; break;
+        case O_EPOCHS: if ((rc = pl_cli_option_int(cmd, "--epochs", optarg, 1, 1000000, &o.epochs))) return rc; break;
+        case O_PATIENCE: if ((rc = pl_cli_option_int(cmd, "--patience", optarg, 1, 1000000, &o.patience))) return rc; break;
+        case O_BATCH: if ((rc = pl_cli_option_int(cmd, "--batch", optarg, 1, 1 << 20, &o.batch))) return rc; break;
+        case O_C: case O_LR: case O_LRMIN: case O_WD: case O_WDEND: case O_DROPOUT: case O_VALFRAC: {
+            const char *name = c == O_C ? "--C" : c == O_LR ? "--lr" : c == O_LRMIN ? "--lr-min" : c == O_WD ? "--wd"
+                             : c == O_WDEND ? "--wd-end" : c == O_DROPOUT ? "--dropout" : "--val-fraction";
+            if (c == O_DROPOUT || c == O_VALFRAC) {   // below 1: a range the shared message cannot word
+                if (!pl_cli_parse_double(optarg, c == O_VALFRAC ? DBL_MIN : 0, nextafter(1.0, 0.0), &d))
+                    return pl_cli_usage_error(cmd, "%s expects a number in %s, got '%s'", name,
+                                              c == O_VALFRAC ? "(0, 1)" : "[0, 1)", optarg);
+            } else if ((rc = pl_cli_option_double(cmd, name, optarg, c == O_C || c == O_LR ? DBL_MIN : 0, DBL_MAX, &d))) {
                 return rc;
+            }
             if (c == O_C) o.C = d;
             else if (c == O_LR) o.lr = d;
             else if (c == O_LRMIN) o.lr_min = d;
@@ -165,6 +173,7 @@ int cmd_probe_run(int argc, char **argv) {
             else if (c == O_DROPOUT) o.dropout = d;
             else o.val_fraction = d;
             break;
+        }
         case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
         }
@@ -183,14 +192,19 @@ int cmd_probe_run(int argc, char **argv) {
     o.use_mlp = head != 0;
     o.multilabel = (PlMultilabel)multi;   // PlMultilabel follows the order of multis
     PlStoreLevel level;
-    if (pl_store_level_parse(level_s, &level) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
+    if (pl_store_level_parse(level_s, &level) != PL_OK) {
+        rc = pl_cli_usage_error(cmd, "--level %s: %s", level_s, pl_error_message());
+        pl_error_clear();
+        return rc;
+    }
+    if ((rc = pl_cli_option_kernels(cmd, kernels_s, PL_PRECISION_FP32, &o.kernels))) return rc;
     if (pl_eval_check_outputs("probe", store, features, meta, json_path, csv_path, dir, NULL, NULL) != PL_OK)
         return PL_EXIT_FAIL;
+    // output paths before any input is read (docs/guide.md "Output paths")
+    if ((json_path && pl_output_file_check(json_path, "--json") != PL_OK) ||
+        (csv_path && pl_output_file_check(csv_path, "--csv") != PL_OK) || pl_cli_output_dir_check(dir, "--report-dir") != PL_OK)
+        return PL_EXIT_FAIL;
 
-    if (pl_kernels_find(kernels_s, PL_PRECISION_FP32, &o.kernels) != PL_OK) {
-        pl_log_error("protloc probe: %s", pl_error_message());
-        return PL_EXIT_USAGE;
-    }
     if (pl_process_start_pool((int)threads, &o.pool) != PL_OK) return PL_EXIT_FAIL;
     int n_threads = pl_threadpool_size(o.pool);
     PlFeatureSet fs;

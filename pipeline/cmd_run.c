@@ -146,12 +146,16 @@ int cmd_run_run(int argc, char **argv) {
         case O_ROOT: o.root = optarg; break;
         case O_OUTSIDE: o.allow_outside_root = 1; break;
         case O_LEVEL:
-            if (pl_run_parse_levels(optarg, &o.levels) != PL_OK) return pl_cli_usage_error(cmd, "%s", pl_error_message());
+            if (pl_run_parse_levels(optarg, &o.levels) != PL_OK) {
+                rc = pl_cli_usage_error(cmd, "--level %s: %s", optarg, pl_error_message());
+                pl_error_clear();
+                return rc;
+            }
             break;
         case O_ALIGN:
             if (strcmp(optarg, "map") && strcmp(optarg, "natural") && strcmp(optarg, "replicate") &&
                 strcmp(optarg, "random") && strcmp(optarg, "duplicate"))
-                return pl_cli_usage_error(cmd, "--align wants map, replicate, random or duplicate");
+                return pl_cli_usage_error(cmd, "--align wants map, replicate, random or duplicate (got '%s')", optarg);
             o.align = optarg;
             break;
         case O_FILL: o.fill = optarg; break;
@@ -191,7 +195,7 @@ int cmd_run_run(int argc, char **argv) {
         case O_CROPUM: rc = pl_cli_option_double(cmd, "--crop-um", optarg, DBL_MIN, 1e6, &o.crop_um); break;
         case O_BORDER:
             if (strcmp(optarg, "skip") && strcmp(optarg, "pad") && strcmp(optarg, "shift"))
-                return pl_cli_usage_error(cmd, "--cell-border wants skip, pad or shift");
+                return pl_cli_usage_error(cmd, "--cell-border wants skip, pad or shift (got '%s')", optarg);
             o.cell_border = optarg;
             break;
         case O_MINAREA: rc = pl_cli_option_int(cmd, "--min-cell-area", optarg, 1, 1 << 30, &o.min_cell_area); break;
@@ -221,10 +225,7 @@ int cmd_run_run(int argc, char **argv) {
         if (rank != 0) pl_error_clear();
         return PL_EXIT_FAIL;
     }
-    if (pl_kernels_find(kernels, o.precision, &o.kernels) != PL_OK) {
-        if (rank == 0) pl_log_error("protloc run: %s", pl_error_message());
-        return PL_EXIT_USAGE;
-    }
+    if ((rc = pl_cli_option_kernels(cmd, kernels, o.precision, &o.kernels))) return rc;   // alike on every rank
     // --out before any work: a directory, FIFO or device there, or a missing folder, would otherwise fail only when
     // the finished store is renamed into place (the folder must exist: run does not create it)
     if (pl_mpi_agree(rank == 0 ? pl_output_file_check(o.out, "--out") : PL_OK, "checking --out") != PL_OK) {

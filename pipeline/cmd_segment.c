@@ -106,28 +106,35 @@ int cmd_segment_run(int argc, char **argv) {
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         double *target = NULL;
+        const char *name = NULL;   // the option's own name (argv[optind - 1] is its value when given apart)
         switch (c) {
         case 'n': nucleus = optarg; break;
         case 'm': mask_out = optarg; break;
         case 'j': json_out = optarg; break;
         case 'k': p.exclude_border = 0; break;
-        case 'p': target = &p.pixel_size_um; break;
-        case 's': target = &p.sigma_um; break;
-        case 'a': target = &p.min_area_um2; break;
-        case 'A': target = &p.max_area_um2; break;
-        case 'H': target = &p.max_hole_um2; break;
-        case 'S': target = &p.split_h_um; break;
-        case 'c': target = &p.min_contrast; break;
+        case 'p': target = &p.pixel_size_um, name = "--pixel-size"; break;
+        case 's': target = &p.sigma_um, name = "--sigma"; break;
+        case 'a': target = &p.min_area_um2, name = "--min-area"; break;
+        case 'A': target = &p.max_area_um2, name = "--max-area"; break;
+        case 'H': target = &p.max_hole_um2, name = "--max-hole"; break;
+        case 'S': target = &p.split_h_um, name = "--split"; break;
+        case 'c': target = &p.min_contrast, name = "--min-contrast"; break;
         case ':': return pl_cli_usage_error(argv[0], "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(argv[0], "unknown option '%s'", argv[optind - 1]);
         }
-        if (target && !pl_cli_parse_double(optarg, 0, DBL_MAX, target))
-            return pl_cli_usage_error(argv[0], "option '%s' wants a non-negative number, got '%s'", argv[optind - 1],
-                                      optarg);
+        int rc;
+        if (target && (rc = pl_cli_option_double(argv[0], name, optarg, c == 'p' ? DBL_MIN : 0, DBL_MAX, target)))
+            return rc;
     }
     if (optind != argc) return pl_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
     if (!nucleus) return pl_cli_usage_error(argv[0], "--nucleus IMG is required");
-    if (!(p.pixel_size_um > 0)) return pl_cli_usage_error(argv[0], "--pixel-size must be > 0");
+    if (!(p.pixel_size_um > 0)) return pl_cli_usage_error(argv[0], "--pixel-size must be > 0 (got %g)", p.pixel_size_um);
+    if (p.sigma_um / p.pixel_size_um > 50)   // the options together, as pl_segment checks them, before any input
+        return pl_cli_usage_error(argv[0], "--sigma %g µm is %.4g px at --pixel-size %g µm; at most 50 px", p.sigma_um,
+                                  p.sigma_um / p.pixel_size_um, p.pixel_size_um);
+    if (!(p.max_area_um2 > p.min_area_um2))
+        return pl_cli_usage_error(argv[0], "--min-area %g µm² must be below --max-area %g µm²", p.min_area_um2,
+                                  p.max_area_um2);
     char *nucleus_path = NULL;
     int page = 0;
     if (pl_image_ref_parse(nucleus, &nucleus_path, &page) != PL_OK) return PL_EXIT_FAIL;
@@ -136,6 +143,10 @@ int cmd_segment_run(int argc, char **argv) {
     PlStatus guard = pl_cli_check_outputs(outputs, 2, inputs, 1);
     free(nucleus_path);
     if (guard != PL_OK) return PL_EXIT_FAIL;
+    // their folders must exist (docs/guide.md "Output paths"): refused before the image is read
+    if ((mask_out && pl_output_file_check(mask_out, "--mask-out") != PL_OK) ||
+        (json_out && pl_output_file_check(json_out, "--json") != PL_OK))
+        return PL_EXIT_FAIL;
 
     PlImage img;
     memset(&img, 0, sizeof img);

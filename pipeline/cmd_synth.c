@@ -96,9 +96,14 @@ int cmd_synth_run(int argc, char **argv) {
     }
     if (optind != argc) return pl_cli_usage_error(argv[0], "unexpected argument '%s'", argv[optind]);
     if (!kind) return pl_cli_usage_error(argv[0], "--kind opencell|hpa is required");
-    if (pl_synth_kind_parse(kind, &p.kind) != PL_OK) return pl_cli_usage_error(argv[0], "%s", "--kind wants opencell or hpa");
+    if (pl_synth_kind_parse(kind, &p.kind) != PL_OK) {
+        pl_error_clear();
+        return pl_cli_usage_error(argv[0], "--kind wants opencell or hpa, got '%s'", kind);
+    }
     if (!have_classes || !have_per_class || !have_seed || !out)
         return pl_cli_usage_error(argv[0], "--classes, --per-class, --seed and --out are required");
+    // --out DIR is made with its missing parents (docs/guide.md "Output paths"): may it be?
+    if (pl_cli_output_dir_check(out, "--out") != PL_OK) return PL_EXIT_FAIL;
     int n = 0;
     if (pl_synth_write_dataset(&p, out, &n) != PL_OK) return PL_EXIT_FAIL;
     printf("wrote %d fields (%d classes x %d) to %s/manifest.tsv\n", n, p.classes, p.per_class, out);

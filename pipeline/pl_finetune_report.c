@@ -314,6 +314,11 @@ static const char *const fp_keys[] = {
     "data.class_names", "data.n_train_total", "data.n_val", "data.n_test"};
 #define FT_FP_KEYS (sizeof fp_keys / sizeof fp_keys[0])
 
+// 1 when a fingerprint key describes the model (the backbone, its head and loss), 0 when the data.
+static int fp_model_key(const char *key) {
+    return strncmp(key, "model.", 6) == 0 || strcmp(key, "options.head") == 0 || strcmp(key, "options.loss") == 0;
+}
+
 static const json_t *get_dotted(const json_t *j, const char *dotted) {
     const char *dot = strchr(dotted, '.');
     char sec[16];
@@ -360,7 +365,7 @@ static PlStatus read_run(const char *path, FtRun *run) {
              : strcmp(kind, "finetune grid") == 0
                  ? PL_FAIL(PL_ERR_FORMAT, "%s is a grid summary, not a fine-tuning run's report", path)
                  : PL_FAIL(PL_ERR_FORMAT, "%s is a `protloc %.40s` report, not a fine-tuning run's report", path, kind);
-    int64_t fi, subset_seed, train_seed, n_train, n_total;
+    int64_t fi = 0, subset_seed = 0, train_seed = 0, n_train = 0, n_total = 0;
     if (st == PL_OK) st = get_real(j, "data", "fraction", path, 0, 1, 1, &run->fraction);
     if (st == PL_OK) st = get_int(j, "data", "fraction_index", path, 0, INT_MAX, &fi);
     if (st == PL_OK) st = get_int(j, "data", "seed_index", path, 0, INT_MAX, &run->seed_index);
@@ -474,7 +479,7 @@ static PlStatus check_fingerprints(const char *dir, const FtRun *runs, size_t n)
             return PL_FAIL(PL_ERR_FORMAT, "%s/%s/report.json was trained on %s than the other runs: its %s is %s, "
                            "but %s in %zu other run(s) such as %s/%s/report.json (every run of a grid must fine-tune "
                            "the same model on the same data)", dir, runs[odd].name,
-                           strncmp(fp_keys[k], "data.", 5) == 0 ? "other data" : "another model", fp_keys[k], odd_v,
+                           fp_model_key(fp_keys[k]) ? "another model" : "other data", fp_keys[k], odd_v,
                            other_v, odd ? with_a : with_b, dir, runs[other].name);
         }
     return PL_OK;
@@ -561,6 +566,14 @@ static PlStatus probe_series(const char *path, const double *fr, int F, double *
                                         "(run `protloc probe` with the same --fraction list)", path, fr[f]);
     }
     json_decref(j);
+    return st;
+}
+
+PlStatus ft_probe_check(const char *probe_json, const double *fr, int n) {
+    double *mean = pl_malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof(double));
+    if (!mean) return PL_ERR_NOMEM;
+    PlStatus st = probe_series(probe_json, fr, n, mean, mean + n);
+    free(mean);
     return st;
 }
 

@@ -53,5 +53,8 @@ PlStatus ft_card_write(const PlModelCard *card, const char *dir);
 // same (fraction, repetition) twice, or a probe report without the grid's fractions is an error naming the file.
 // A folder without report.json (a run still going or failed) is skipped with a warning.
 PlStatus ft_collect(const char *dir, const char *probe_json);
+// Check a `--probe` report up front (before any training): a `protloc probe` report with logreg results at each of
+// the grid's fractions fr[0..n), as ft_collect will need.
+PlStatus ft_probe_check(const char *probe_json, const double *fr, int n);
 
 #endif

@@ -3,6 +3,7 @@
 #include <hdf5.h>
 #include <jansson.h>
 #include <mpi.h>
+#include <oneapi/dnnl/dnnl.h>
 #include <openssl/crypto.h>
 #include <png.h>
 #include <stdio.h>
@@ -36,6 +37,14 @@ void pl_print_versions(FILE *out) {
     fprintf(out, "  MPI       %s\n", mpi);
     fprintf(out, "  HDF5      %u.%u.%u (parallel)\n", maj, min, rel);
     fprintf(out, "  OpenBLAS  %s\n", openblas_get_config());
+    const dnnl_version_t *dnnl = dnnl_version();   // the library linked, not the header compiled against
+    const char *dnnl_rt = dnnl->cpu_runtime == DNNL_RUNTIME_OMP   ? "OpenMP"
+                          : dnnl->cpu_runtime == DNNL_RUNTIME_SEQ ? "sequential"
+                          : dnnl->cpu_runtime == DNNL_RUNTIME_TBB ? "TBB"
+                                                                  : "other";
+    int dnnl_hash = dnnl->hash && dnnl->hash[0] && strcmp(dnnl->hash, "N/A") != 0;   // Debian's build has none
+    fprintf(out, "  oneDNN    %d.%d.%d (CPU runtime %s%s%s)\n", dnnl->major, dnnl->minor, dnnl->patch, dnnl_rt,
+            dnnl_hash ? ", git " : "", dnnl_hash ? dnnl->hash : "");
     fprintf(out, "  libtiff   %s\n", tiff_line);
     fprintf(out, "  libpng    %s\n", png_get_libpng_ver(NULL));
     fprintf(out, "  zstd      %s\n", ZSTD_versionString());

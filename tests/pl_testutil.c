@@ -8,9 +8,36 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pl_dispatch.h"
 #include "pl_mpi.h"
 
 int pl_test_skipped;
+
+void pl_test_skip_part(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("SKIP: ");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    fflush(stdout);
+    pl_test_skipped = 1;
+}
+
+const PlKernels *pl_test_bf16_kernels(const char *what) {
+    const PlKernels *k = NULL;
+    PlStatus st = pl_kernels_find("onednn", PL_PRECISION_BF16, &k);
+    if (st == PL_OK) return k;
+    PlCpuLevel level = pl_cpu_level();
+    if (st == PL_ERR_UNSUPPORTED && level < PL_CPU_AVX512_BF16) {
+        pl_test_skip_part("%s: this CPU (level %s) has no AVX512-BF16 and oneDNN refuses BF16 here (%s)", what,
+                          pl_cpu_level_name(level), pl_error_message());
+        return NULL;
+    }
+    fail_msg("%s: onednn BF16 kernels unavailable (%s) on a CPU of level %s: %s", what, pl_status_name(st),
+             pl_cpu_level_name(level), pl_error_message());
+    return NULL;
+}
 
 int pl_test_exit(int failed) {
     if (failed) return 1;

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "pl_error.h"
+#include "pl_kernels.h"
 
 // Path of a file under the shared folder (../shared next to the source tree, or $PROTLOC_SHARED_DIR):
 // writes it into buf and returns buf, or returns NULL when the file is absent. Thread-unsafe static use is fine.
@@ -25,6 +26,15 @@ const char *pl_test_shared_path(const char *relative, char *buf, size_t size);
     } while (0)
 // Set when a test of this program was skipped.
 extern int pl_test_skipped;
+// A part of a test cannot run here (e.g. a CPU without the instructions it needs): prints "SKIP: <why>" and records
+// the skip, so the program exits 77 (pl_test_exit) after running everything else, never 0. The test itself goes on
+// (call cmocka's skip() after it when nothing more of the test can run).
+void pl_test_skip_part(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// The onednn backend in BF16 for `what` (a test or part of one), decided by asking the program (pl_kernels_find) and
+// the CPU (pl_cpu_level), never by reading an error message: the kernels when they are there; NULL after
+// pl_test_skip_part when oneDNN refuses BF16 (PL_ERR_UNSUPPORTED) on a CPU without AVX512-BF16. Fails the running
+// test when BF16 is refused on a CPU that has AVX512-BF16, or for any other status.
+const PlKernels *pl_test_bf16_kernels(const char *what);
 // The program's exit status after cmocka_run_group_tests returned `failed`: 1 on failures, else 77 when a test
 // was skipped (ctest's SKIP_RETURN_CODE), else 0. Use as: return pl_test_exit(cmocka_run_group_tests(...));
 int pl_test_exit(int failed);

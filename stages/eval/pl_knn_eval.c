@@ -2,6 +2,7 @@
 #include "pl_knn_eval.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,6 +218,31 @@ static PlStatus knn_assign_folds(const PlFeatureSet *fs, const PlKnnOptions *o, 
     return st;
 }
 
+// k-fold deals whole groups to the folds, so every fold needs a group of labelled rows in the set: the number of such
+// groups (rows without a group count alone) must be at least --folds. PL_ERR_ARG naming both and what to change.
+static PlStatus knn_check_folds(const PlFeatureSet *fs, const PlKnnOptions *o, const int32_t *cls, int64_t *n_groups) {
+    int32_t *g = pl_malloc(((size_t)fs->n + 1) * sizeof(int32_t));
+    char *seen = pl_calloc((size_t)fs->n * 2 + 1, 1);   // group ids are < 2n (knn_group_ids)
+    PlStatus st = g && seen ? knn_group_ids(fs, PL_KNN_EXCLUDE_GROUP, g) : PL_ERR_NOMEM;
+    int64_t ng = 0;
+    for (int64_t i = 0; i < fs->n && st == PL_OK; i++)
+        if (cls[i] >= 0 && knn_in_split(fs->split[i], o->set_split) && !seen[g[i]]) {
+            seen[g[i]] = 1;
+            ng++;
+        }
+    free(g);
+    free(seen);
+    *n_groups = ng;
+    if (st != PL_OK || ng >= o->folds) return st;
+    char set[300] = "", hint[160];
+    if (o->set_split) snprintf(set, sizeof set, " of split '%s' (--set)", o->set_split);
+    if (ng >= 2) snprintf(hint, sizeof hint, "give fewer --folds (at most %lld), or use --protocol loo", (long long)ng);
+    else snprintf(hint, sizeof hint, "use --protocol loo or train-test, or give the rows more groups");
+    return PL_FAIL(PL_ERR_ARG, "--protocol kfold --folds %d: the labelled rows%s form %lld group%s (the group column; a "
+                   "row without a group is a group of its own), and every fold needs one: %s", o->folds, set,
+                   (long long)ng, ng == 1 ? "" : "s", hint);
+}
+
 // The query and reference rows of fold f (train-test and loo have one run, f = 0).
 static void knn_select_rows(const PlFeatureSet *fs, const PlKnnOptions *o, const int32_t *cls, const int64_t *fold,
                             int f, KnnRun *run) {
@@ -331,6 +357,8 @@ PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnRes
     if (st == PL_OK) st = knn_encode_labels(fs, o, r, cls);
     if (st == PL_OK && gid) st = knn_group_ids(fs, o->exclude, gid);
     if (st == PL_OK && r->n_classes < 1) st = PL_FAIL(PL_ERR_EMPTY, "no usable labels in the feature set");
+    int64_t n_groups = 0;
+    if (st == PL_OK && o->protocol == PL_KNN_KFOLD) st = knn_check_folds(fs, o, cls, &n_groups);
     int K = 0;
     if (st == PL_OK) st = knn_choose_k(fs, o, cls, &K);
     r->K = K;
@@ -342,6 +370,13 @@ PlStatus pl_knn_evaluate(const PlFeatureSet *fs, const PlKnnOptions *o, PlKnnRes
         for (int f = 0; f < (o->protocol == PL_KNN_KFOLD ? o->folds : 1) && st == PL_OK; f++, run_index++) {
             KnnRun run = {rows, 0, rows + n, 0};
             knn_select_rows(fs, o, cls, fold, f, &run);
+            if (run.nq == 0 && o->protocol == PL_KNN_KFOLD) {   // the groups of other rows filled this fold
+                st = PL_FAIL(PL_ERR_EMPTY, "--protocol kfold --folds %d: fold %d of seed %d holds no labelled row%s%s%s: "
+                             "the %lld groups of labelled rows are dealt at random together with the groups of the other "
+                             "rows; give fewer --folds", o->folds, f + 1, seed_i + 1, o->set_split ? " of split '" : "",
+                             o->set_split ? o->set_split : "", o->set_split ? "'" : "", (long long)n_groups);
+                break;
+            }
             if (run.nq == 0) {
                 st = PL_FAIL(PL_ERR_EMPTY, "no labelled query items (split '%s')",
                              o->protocol == PL_KNN_TRAIN_TEST ? o->test_split : (o->set_split ? o->set_split : "any"));

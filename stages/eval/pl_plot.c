@@ -71,6 +71,7 @@ typedef struct Axes {
     double x0, y0, x1, y1;      // plot area in pixels (y0 top)
     double xmin, xmax, ymin, ymax;
     int xlog;
+    int xint;                   // x values are integers (k, epochs): ticks only at integers (a step of at least 1)
 } Axes;
 
 static double ax_x(const Axes *a, double v) {
@@ -87,6 +88,8 @@ static void plot_axes(cairo_t *cr, const Axes *a, const char *title, const char 
     cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
     char buf[64];
     double ys = plot_tick_step(a->ymax - a->ymin, 6);
+    int ydec = ys < 1 ? 2 : 0;   // enough decimals that no two tick labels read the same (a step of 0.005 needs 3)
+    while (ydec < 9 && fabs(ys * pow(10, ydec) - round(ys * pow(10, ydec))) > 1e-6 * ys * pow(10, ydec)) ydec++;
     for (double v = ceil(a->ymin / ys) * ys; v <= a->ymax + 1e-9; v += ys) {
         double y = ax_y(a, v);
         cairo_set_source_rgb(cr, 0.88, 0.88, 0.88);
@@ -94,10 +97,11 @@ static void plot_axes(cairo_t *cr, const Axes *a, const char *title, const char 
         cairo_line_to(cr, a->x1, y);
         cairo_stroke(cr);
         cairo_set_source_rgb(cr, 0, 0, 0);
-        snprintf(buf, sizeof buf, "%.2f", v);
+        snprintf(buf, sizeof buf, "%.*f", ydec, fabs(v) < ys * 1e-6 ? 0.0 : v);   // no "-0.00"
         plot_text(cr, a->x0 - 6, y, buf, 11, 1, 0.5);
     }
     double xs = plot_tick_step(a->xmax - a->xmin, 8);
+    if (a->xint && xs < 1) xs = 1;   // 1, 2, 5, 10, ... times a power of ten >= 1 are whole numbers already
     int n = 0;
     double auto_ticks[64];
     if (!xticks) {
@@ -135,7 +139,7 @@ static void draw_f1_vs_k(cairo_t *cr, double w, double h, const void *p) {
         if (c->mean[k] + s > hi) hi = c->mean[k] + s;
     }
     double pad = (hi - lo) * 0.1 + 0.01;
-    Axes a = {80, 60, w - 30, h - 70, 1, c->K > 1 ? c->K : 2, fmax(0, lo - pad), fmin(1, hi + pad), 0};
+    Axes a = {80, 60, w - 30, h - 70, 1, c->K > 1 ? c->K : 2, fmax(0, lo - pad), fmin(1, hi + pad), 0, 1};
     if (a.ymax - a.ymin < 0.02) a.ymax = a.ymin + 0.02;
     plot_axes(cr, &a, c->title, "k (neighbours)", "macro F1", NULL, 0);
     if (c->std) {
@@ -300,7 +304,7 @@ static void draw_f1_vs_fraction(cairo_t *cr, double w, double h, const void *p) 
     for (int f = 0; f < c->F; f++) fmin_ = fmin(fmin_, c->fr[f]), fmax_ = fmax(fmax_, c->fr[f]);
     if (fmax_ <= fmin_) fmin_ = fmax_ / 2;
     double pad = (hi - lo) * 0.1 + 0.01;
-    Axes a = {80, 60, w - 160, h - 70, fmin_ / 1.3, fmax_ * 1.3, fmax(0, lo - pad), fmin(1, hi + pad), 1};
+    Axes a = {80, 60, w - 160, h - 70, fmin_ / 1.3, fmax_ * 1.3, fmax(0, lo - pad), fmin(1, hi + pad), 1, 0};
     if (a.ymax - a.ymin < 0.02) a.ymax = a.ymin + 0.02;
     plot_axes(cr, &a, c->title, "fraction of training data (log scale)", "macro F1", c->fr, c->F);
     static const double col[4][3] = {{0.15, 0.35, 0.75}, {0.85, 0.35, 0.1}, {0.2, 0.6, 0.3}, {0.5, 0.2, 0.6}};
@@ -354,7 +358,7 @@ static void draw_curve(cairo_t *cr, double w, double h, const void *p) {
         }
     if (!isfinite(lo)) lo = 0, hi = 1;
     double pad = (hi - lo) * 0.1 + 1e-3;
-    Axes a = {80, 60, w - 30, h - 70, 1, c->n > 1 ? c->n : 2, lo - pad, hi + pad, 0};
+    Axes a = {80, 60, w - 30, h - 70, 1, c->n > 1 ? c->n : 2, lo - pad, hi + pad, 0, 1};
     plot_axes(cr, &a, c->title, c->xlabel, c->ylabel, NULL, 0);
     cairo_set_source_rgb(cr, 0.15, 0.35, 0.75);
     cairo_set_line_width(cr, 2);

@@ -26,7 +26,7 @@ void pl_standardise_channels(float *x, int C, int H, int W) {
 }
 
 // torchvision RandomResizedCrop.get_params: (top, left, h, w) of the crop.
-static void crop_params(PlRng *r, const PlAugmentOptions *o, int H, int W, int *top, int *left, int *ch, int *cw) {
+int pl_augment_crop_box(PlRng *r, const PlAugmentOptions *o, int H, int W, int *top, int *left, int *ch, int *cw) {
     double area = (double)H * W, lr0 = log(3.0 / 4.0), lr1 = log(4.0 / 3.0);
     for (int attempt = 0; attempt < 10; attempt++) {
         double target = area * (o->scale_min + (o->scale_max - o->scale_min) * pl_rng_uniform(r));
@@ -37,7 +37,7 @@ static void crop_params(PlRng *r, const PlAugmentOptions *o, int H, int W, int *
             *left = (int)pl_rng_below(r, W - w + 1);
             *ch = h;
             *cw = w;
-            return;
+            return attempt + 1;
         }
     }
     double in_ratio = (double)W / H;   // fallback: centre crop at the clamped aspect ratio
@@ -50,6 +50,7 @@ static void crop_params(PlRng *r, const PlAugmentOptions *o, int H, int W, int *
     *cw = w < W ? w : W;
     *top = (H - *ch) / 2;
     *left = (W - *cw) / 2;
+    return 0;
 }
 
 // Bilinear resize (align_corners=False, no antialias) of crop (top, left, ch, cw) of src (H, W) to dst (H, W).
@@ -72,29 +73,33 @@ static void resize_crop(const float *src, int H, int W, int top, int left, int c
     }
 }
 
+void pl_augment_flip_rotate(const float *src, int H, int W, int hflip, int vflip, int rot, float *dst) {
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            int sy = vflip ? H - 1 - y : y, sx = hflip ? W - 1 - x : x;
+            int ry = sy, rx = sx;   // rotate by rot * 90 degrees (square only)
+            for (int k = 0; k < rot; k++) {
+                int t = ry;
+                ry = rx;
+                rx = W - 1 - t;
+            }
+            dst[(size_t)y * W + x] = src[(size_t)ry * W + rx];
+        }
+}
+
 void pl_augment_image(const PlAugmentOptions *o, uint64_t key, const float *src, int C, int H, int W, float *dst,
                       float *scratch) {
     PlRng r;
     pl_rng_seed(&r, key);
     int top, left, ch, cw;
-    crop_params(&r, o, H, W, &top, &left, &ch, &cw);
+    pl_augment_crop_box(&r, o, H, W, &top, &left, &ch, &cw);
     int hflip = o->flips && pl_rng_uniform(&r) < 0.5, vflip = o->flips && pl_rng_uniform(&r) < 0.5;
     int rot = o->rot90 && H == W ? (int)pl_rng_below(&r, 4) : 0;
     size_t n = (size_t)H * W;
     for (int c = 0; c < C; c++) {
         float *s = scratch + (size_t)c * n, *d = dst + (size_t)c * n;
         resize_crop(src + (size_t)c * n, H, W, top, left, ch, cw, s);
-        for (int y = 0; y < H; y++)
-            for (int x = 0; x < W; x++) {
-                int sy = vflip ? H - 1 - y : y, sx = hflip ? W - 1 - x : x;
-                int ry = sy, rx = sx;   // rotate by rot * 90 degrees (square only)
-                for (int k = 0; k < rot; k++) {
-                    int t = ry;
-                    ry = rx;
-                    rx = W - 1 - t;
-                }
-                d[(size_t)y * W + x] = s[(size_t)ry * W + rx];
-            }
+        pl_augment_flip_rotate(s, H, W, hflip, vflip, rot, d);
         if (o->jitter) {   // DINO4Cells: brightness and contrast factors ~ N(1, 0.5), at least 0.5
             double b = 1.0 + 0.5 * pl_rng_normal(&r), k = 1.0 + 0.5 * pl_rng_normal(&r);
             float fb = (float)(b < 0.5 ? 0.5 : b), fk = (float)(k < 0.5 ? 0.5 : k);

@@ -32,6 +32,15 @@ require_shared() {
 # reports skipped (exit 77) instead of passed
 skipped_parts=0
 skip_part() { echo "SKIP: $*" >&2; skipped_parts=$((skipped_parts + 1)); }
+# cpu_has_avx512_bf16: whether the CPU reports AVX512-BF16 as pl_cpu_level (stages/core/pl_dispatch.c) requires it:
+# avx512f, avx512bw, avx512vl and avx512_bf16 in /proc/cpuinfo's flags (asked of the CPU, never of an error message)
+cpu_has_avx512_bf16() {
+  local flags f
+  flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  for f in avx512f avx512bw avx512vl avx512_bf16; do
+    case "$flags" in *" $f "*) ;; *) return 1 ;; esac
+  done
+}
 finish() {
   if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed" >&2; exit 1; fi
   if [ "$skipped_parts" -ne 0 ]; then echo "the other checks passed; $skipped_parts part(s) skipped" >&2; exit 77; fi

@@ -141,6 +141,11 @@ expect_status 2 "$PROTLOC" finetune "${FT[@]}" --out "$TEST_TMP/g" --kernels nos
 expect_status 2 "$PROTLOC" finetune --collect "$TEST_TMP/g" --kernels nosuch
 grep -q -- "--kernels nosuch" "$TEST_TMP/last.err" || fail "--collect --kernels: option not named"
 [ ! -e "$TEST_TMP/g" ] || fail "a refused command line created --out"
+# a bad --probe of a grid fails before any training (it is read at the end)
+echo '{"command": "knn"}' >"$TEST_TMP/notprobe.json"
+expect_status 1 "$PROTLOC" finetune "${FT[@]}" --out "$TEST_TMP/gp" --fraction 0.5,1 --probe "$TEST_TMP/notprobe.json"
+grep -q "not a \`protloc probe\` report" "$TEST_TMP/last.err" || fail "bad --probe not named: $(tail -1 "$TEST_TMP/last.err")"
+ls -d "$TEST_TMP"/gp/f* >/dev/null 2>&1 && fail "a grid run trained before its --probe was checked"
 # outputs never overwrite inputs: --model, --labels or --head-init where finetune writes (directly, by a symlink)
 mkdir -p "$TEST_TMP/in"
 cp "$C/model.safetensors" "$TEST_TMP/in/backbone.safetensors"

@@ -176,11 +176,8 @@ static void test_linear_backward(void **state) {
 // double reference on the same rounded operands), and the parameters themselves are never touched.
 static void test_train_gemm_bf16(void **state) {
     (void)state;
-    const PlKernels *k = NULL;
-    if (pl_kernels_find("onednn", PL_PRECISION_BF16, &k) != PL_OK) {
-        print_message("SKIPPED part: no BF16 GEMM on this CPU (%s)\n", pl_error_message());
-        skip();
-    }
+    const PlKernels *k = pl_test_bf16_kernels("BF16 training GEMMs");
+    if (!k) skip();
     enum { M = 29, N = 41, K = 53, LD = 64 };
     uint16_t a16[LD * LD], b16[LD * LD];
     PlTrainGemm g = {.k = k, .precision = PL_PRECISION_BF16, .a16 = a16, .b16 = b16, .cap = LD * LD};
