@@ -8,8 +8,10 @@
 // whose chunks are done writes empty selections), so no rank ever holds its whole block. The parallel file is then
 // closed and rank 0 adds the string datasets (variable-length UTF-8, also in chunks) and the attributes through
 // a serial writer. Memory: O(items) for the plan, plus one chunk.
+#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "pl_cli.h"
 #include "pl_fs.h"
@@ -479,7 +481,31 @@ static PlStatus store_write_strings(const RunContext *ctx, const RunStorePlan *p
     return st;
 }
 
+// Rank 0: is there room for the store? Its size is bounded from the plan (rows x (dim floats + row indices), the
+// items' strings, the card and options) plus HDF5's metadata. A full file system met inside HDF5's collective close
+// can leave ranks waiting there (HDF5 1.10), so it is found here, where every rank can still agree.
+static PlStatus store_space_check(const RunContext *ctx, const RunStorePlan *plan, const char *temp_path) {
+    double rows = (double)plan->n_ok + (double)plan->n_tiles + (double)plan->n_cells;
+    double need = rows * ((double)ctx->dim * 4 + 64) + (double)ctx->manifest.count * 1024 +
+                  (double)(ctx->card.json ? strlen(ctx->card.json) : 0) +
+                  (double)(ctx->options_json ? strlen(ctx->options_json) : 0) + 256.0 * 1024;
+    char *copy = pl_strdup(temp_path);
+    if (!copy) return PL_ERR_NOMEM;
+    struct statvfs vfs;
+    PlStatus st = PL_OK;
+    if (statvfs(dirname(copy), &vfs) == 0) {   // where the file system cannot tell, the write itself will
+        double avail = (double)vfs.f_bavail * (double)vfs.f_frsize;
+        if (avail < need)
+            st = PL_FAIL(PL_ERR_IO, "not enough space for the store: the file system holding %s has %.0f KiB free, the "
+                         "store needs about %.0f KiB; free space or choose another --out (the journal keeps the "
+                         "finished items)", copy, avail / 1024, need / 1024);
+    }
+    free(copy);
+    return st;
+}
+
 PlStatus run_write_store(const RunContext *ctx, const RunStorePlan *plan, const char *temp_path) {
+    PL_TRY(pl_mpi_agree(ctx->rank == 0 ? store_space_check(ctx, plan, temp_path) : PL_OK, "checking the free space"));
     PL_TRY(pl_mpi_agree(store_write_numeric(ctx, plan, temp_path), "writing the store rows"));
     PlStatus st = PL_OK;
     if (ctx->rank == 0) st = store_write_strings(ctx, plan, temp_path);
