@@ -349,15 +349,22 @@ static PlStatus run_fingerprint(const json_t *j, const char *path, json_t **out)
     return PL_OK;
 }
 
-// Read and check DIR/name/report.json (path) into *run.
-static PlStatus read_run(const char *path, FtRun *run) {
+// A JSON report read only when it is a regular file (pl_file_read_all), duplicate keys refused; caller decrefs.
+static PlStatus json_read_report(const char *path, json_t **out) {
     char *text = NULL;
     size_t size = 0;
     PL_TRY(pl_file_read_all(path, FT_REPORT_MAX_BYTES, &text, &size));
     json_error_t err;
-    json_t *j = json_loadb(text, size, JSON_REJECT_DUPLICATES, &err);
+    *out = json_loadb(text, size, JSON_REJECT_DUPLICATES, &err);
     free(text);
-    if (!j) return PL_FAIL(PL_ERR_FORMAT, "%s:%d: %s", path, err.line, err.text);
+    if (!*out) return PL_FAIL(PL_ERR_FORMAT, "%s:%d: %s", path, err.line, err.text);
+    return PL_OK;
+}
+
+// Read and check DIR/name/report.json (path) into *run.
+static PlStatus read_run(const char *path, FtRun *run) {
+    json_t *j;
+    PL_TRY(json_read_report(path, &j));
     const char *kind = report_kind(j);
     PlStatus st = PL_OK;
     if (!kind || strcmp(kind, "finetune") != 0)
@@ -540,13 +547,8 @@ static PlStatus probe_arrays(const char *path, const json_t *root, const json_t 
 // The logreg macro F1 mean/std of a `protloc probe` report at the grid's fractions fr[0..F): a fraction the probe
 // lacks is an error (the two curves are drawn at the same fractions).
 static PlStatus probe_series(const char *path, const double *fr, int F, double *mean, double *std) {
-    char *text = NULL;
-    size_t size = 0;
-    PL_TRY(pl_file_read_all(path, FT_REPORT_MAX_BYTES, &text, &size));
-    json_error_t err;
-    json_t *j = json_loadb(text, size, JSON_REJECT_DUPLICATES, &err);
-    free(text);
-    if (!j) return PL_FAIL(PL_ERR_FORMAT, "%s:%d: %s", path, err.line, err.text);
+    json_t *j;
+    PL_TRY(json_read_report(path, &j));
     const json_t *root = json_object_get(j, "fractions") ? j : json_object_get(j, "probe");
     const char *kind = report_kind(root ? root : j);
     const json_t *fj = NULL, *mu = NULL, *sd = NULL;
