@@ -741,6 +741,10 @@ int cmd_finetune_run(int argc, char **argv) {
         if (!a.manifest && (!a.input || !a.labels))
             return pl_cli_usage_error(cmd, "give --manifest M.tsv (with --model CARD.json), or --input X.npy and --labels Y.npy");
         if (a.manifest && (a.input || a.labels)) return pl_cli_usage_error(cmd, "--manifest excludes --input/--labels");
+        size_t ml = strlen(a.model);   // load_model's rule: a model ending in .json is a card
+        if (a.card && ml > 5 && strcmp(a.model + ml - 5, ".json") == 0)
+            return pl_cli_usage_error(cmd, "--card %s goes with --model CHECKPOINT, not with the card --model %s", a.card,
+                                      a.model);
         if (!a.o.out_dir) return pl_cli_usage_error(cmd, "--out is required");
         if (a.o.balanced && !a.o.shuffle) return pl_cli_usage_error(cmd, "--balanced draws a random order; drop --no-shuffle");
         if (a.force && a.o.resume) return pl_cli_usage_error(cmd, "--force starts over, --resume continues: give one");

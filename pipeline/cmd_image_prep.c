@@ -107,7 +107,7 @@ int cmd_image_prep_run(int argc, char **argv) {
     unsigned long long seed = 0, max_pixels = 0;
     PlChannelSource src[PREP_MAX_CHANNELS];
     char roles[PREP_MAX_CHANNELS][64];
-    int n_src = 0, c, rc;
+    int n_src = 0, c, rc = PL_EXIT_OK;
     long lv;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -137,11 +137,9 @@ int cmd_image_prep_run(int argc, char **argv) {
         case 'M': mean = optarg; break;
         case 'D': std = optarg; break;
         case 'C': clip = optarg; break;
-        case 'x': if ((rc = pl_cli_option_double("image prep", "--scale", optarg, DBL_MIN, DBL_MAX, &scale))) return rc; break;
-        case 'p': if ((rc = pl_cli_option_double("image prep", "--pixel-size", optarg, DBL_MIN, DBL_MAX, &pixel))) return rc; break;
-        case 'P':
-            if ((rc = pl_cli_option_double("image prep", "--model-pixel-size", optarg, DBL_MIN, DBL_MAX, &model_pixel))) return rc;
-            break;
+        case 'x': rc = pl_cli_option_double("image prep", "--scale", optarg, DBL_MIN, DBL_MAX, &scale); break;
+        case 'p': rc = pl_cli_option_double("image prep", "--pixel-size", optarg, DBL_MIN, DBL_MAX, &pixel); break;
+        case 'P': rc = pl_cli_option_double("image prep", "--model-pixel-size", optarg, DBL_MIN, DBL_MAX, &model_pixel); break;
         case 'v': fov = optarg; break;
         case 't': if ((rc = pl_cli_option_int("image prep", "--tile", optarg, 1, 1 << 20, &tile))) return rc; break;
         case 'r': if ((rc = pl_cli_option_int("image prep", "--stride", optarg, 1, 1 << 20, &stride))) return rc; break;
@@ -156,13 +154,15 @@ int cmd_image_prep_run(int argc, char **argv) {
         default:
             return pl_cli_usage_error("image prep", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
+        if (rc) return rc;
     }
     if (optind < argc) return pl_cli_usage_error("image prep", "unexpected argument '%s'", argv[optind]);
     if (n_src == 0) return pl_cli_usage_error("image prep", "give at least one --channel ROLE=IMG");
     if (!out) return pl_cli_usage_error("image prep", "--out FILE.npy is required");
     if (prep_check_outputs(out, tiles_out, src, n_src) != PL_OK) return PL_EXIT_FAIL;
     // their folders must exist (docs/guide.md "Output paths"): refused before any image is read
-    if (pl_output_file_check(out, "--out") != PL_OK || (tiles_out && pl_output_file_check(tiles_out, "--tiles-out") != PL_OK))
+    if (pl_output_file_check(out, "--out") != PL_OK ||
+        (tiles_out && pl_output_file_check(tiles_out, "--tiles-out") != PL_OK))
         return PL_EXIT_FAIL;
 
     PlPrepConfig cfg;
@@ -189,8 +189,8 @@ int cmd_image_prep_run(int argc, char **argv) {
         }
         if (nl >= sizeof low || !pl_cli_parse_double(low, 0, 100, &lo) || !pl_cli_parse_double(comma + 1, 0, 100, &hi) ||
             !(lo < hi))
-            return pl_cli_usage_error("image prep", "--clip needs LOW,HIGH percentiles with 0 <= LOW < HIGH <= 100, got '%s'",
-                                      clip);
+            return pl_cli_usage_error("image prep", "--clip needs LOW,HIGH percentiles, 0 <= LOW < HIGH <= 100, "
+                                      "got '%s'", clip);
         cfg.norm.clip_low = lo;
         cfg.norm.clip_high = hi;
     }

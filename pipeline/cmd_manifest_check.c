@@ -58,8 +58,8 @@ int cmd_manifest_check_run(int argc, char **argv) {
             snprintf(roles_buf, sizeof roles_buf, "%s", optarg);
             opt.n_roles = manifest_check_split_roles(roles_buf, roles, PL_MANIFEST_MAX_ROLES);
             if (opt.n_roles <= 0)
-                return pl_cli_usage_error(argv[0], "--roles wants 1 to %d comma-separated names, got '%s'", PL_MANIFEST_MAX_ROLES,
-                                          optarg);
+                return pl_cli_usage_error(argv[0], "--roles wants 1 to %d comma-separated names, got '%s'",
+                                          PL_MANIFEST_MAX_ROLES, optarg);
             opt.roles = roles;
             break;
         case 'o': opt.allow_outside_root = 1; break;

@@ -143,7 +143,8 @@ int cmd_probe_run(int argc, char **argv) {
         case O_FRACTION:
             o.n_fractions = pl_eval_parse_fractions(optarg, fractions, 64);
             if (o.n_fractions < 1)
-                return pl_cli_usage_error(cmd, "--fraction wants up to 64 comma-separated values in (0, 1], got '%s'", optarg);
+                return pl_cli_usage_error(cmd, "--fraction wants up to 64 comma-separated values in (0, 1], got '%s'",
+                                          optarg);
             break;
         // each numeric option under its own name (argv[optind - 1] is the value when it was given apart)
         case O_SEEDS: if ((rc = pl_cli_option_int(cmd, "--seeds", optarg, 1, 1000, &o.seeds))) return rc; break;
@@ -202,7 +203,8 @@ int cmd_probe_run(int argc, char **argv) {
         return PL_EXIT_FAIL;
     // output paths before any input is read (docs/guide.md "Output paths")
     if ((json_path && pl_output_file_check(json_path, "--json") != PL_OK) ||
-        (csv_path && pl_output_file_check(csv_path, "--csv") != PL_OK) || pl_cli_output_dir_check(dir, "--report-dir") != PL_OK)
+        (csv_path && pl_output_file_check(csv_path, "--csv") != PL_OK) ||
+        pl_cli_output_dir_check(dir, "--report-dir") != PL_OK)
         return PL_EXIT_FAIL;
 
     if (pl_process_start_pool((int)threads, &o.pool) != PL_OK) return PL_EXIT_FAIL;

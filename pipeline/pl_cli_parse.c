@@ -87,7 +87,8 @@ static PlStatus cli_dir_writable(const char *dir, const char *opt, const char *p
     char probe[4200], note[512];
     snprintf(probe, sizeof probe, "%s/.", dir);   // the space note describes the folder holding its argument
     pl_fs_space_note(probe, note, sizeof note);
-    if (strcmp(dir, path) == 0) return PL_FAIL(PL_ERR_IO, "%s %s: cannot write into it: %s%s", opt, path, strerror(err), note);
+    if (strcmp(dir, path) == 0)
+        return PL_FAIL(PL_ERR_IO, "%s %s: cannot write into it: %s%s", opt, path, strerror(err), note);
     return PL_FAIL(PL_ERR_IO, "%s %s cannot be created in %s: %s%s", opt, path, dir, strerror(err), note);
 }
 

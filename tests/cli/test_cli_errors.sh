@@ -63,6 +63,7 @@ bad --steps "'4294967297'" "$PROTLOC" "${F[@]}" --steps 4294967297
 bad "--steps 40000000 with --batch 32" 1280000000 "$PROTLOC" "${F[@]}" --steps 40000000
 bad "--steps 2000 with --batch 1048576" 2097152000 "$PROTLOC" "${F[@]}" --steps 2000 --batch 1048576
 bad --kernels nosuch "$PROTLOC" "${F[@]}" --kernels nosuch
+bad --card other.json "$PROTLOC" finetune --manifest nope.tsv --model card.json --card other.json --out out/ft
 bad --kernels nosuch "${MPIRUN[@]}" -np 2 "$PROTLOC" "${F[@]}" --kernels nosuch
 
 # ---- run ----

@@ -14,6 +14,7 @@ tail -n +2 "$ANN" | cut -d, -f1,2 | sort -u | awk -F, '{ d = (NR % 2) ? "plate1"
   printf "oc/%s/OC-FOV_%s_%s_CID%06d_FID%08d_proj.tif\n", d, $2, $1, NR, NR }' | xargs touch
 n_files=$(find oc -name '*_proj.tif' | wc -l)
 [ "$n_files" -eq 1310 ] || fail "expected 1310 targets in the annotation CSV, made $n_files files"
+mkdir -p m   # a FILE option's folder must exist (docs/guide.md "Output paths")
 expect_status 0 "$PROTLOC" manifest scan oc --layout opencell --labels "$ANN" --out m/all.tsv
 expect_status 0 "$PROTLOC" manifest scan oc --layout opencell --labels "$ANN" --labelled-only --out m/single.tsv
 [ "$(grep -vc '^#' m/single.tsv)" -eq 869 ] || fail "labelled-only manifest should have 868 items + header, has $(grep -vc '^#' m/single.tsv)"
