@@ -767,13 +767,17 @@ int cmd_finetune_run(int argc, char **argv) {
     }
     if (!a.collect) {   // --out DIR is made with its missing parents (docs/guide.md "Output paths"): may it be?
         int rank = 0;
-        if (pl_mpi_active()) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        if (pl_mpi_active() && PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)) != PL_OK) return PL_EXIT_ABORT;
         if (pl_mpi_agree(rank == 0 ? pl_cli_output_dir_check(a.o.out_dir, "--out") : PL_OK, "checking --out") != PL_OK) {
             if (rank != 0) pl_error_clear();   // rank 0 prints the reason
             return PL_EXIT_FAIL;
         }
     }
-    if (ft_check_outputs(&a) != PL_OK) return PL_EXIT_FAIL;   // every rank alike, before any compute
+    if (pl_mpi_agree(ft_check_outputs(&a), "checking the outputs") != PL_OK) {   // every rank alike, before any compute
+        int rank = 0;
+        if (pl_mpi_active() && MPI_Comm_rank(MPI_COMM_WORLD, &rank) == MPI_SUCCESS && rank != 0) pl_error_clear();
+        return PL_EXIT_FAIL;
+    }
     int partial = 0;
     PlStatus st = finetune_run(&a, &partial);
     if (st == PL_ERR_INTERRUPTED) {

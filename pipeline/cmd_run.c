@@ -220,8 +220,9 @@ int cmd_run_run(int argc, char **argv) {
     if (!o.manifest || !o.model || !o.out) return pl_cli_usage_error(cmd, "--manifest, --model and --out are required");
     if (o.cell_labels && !(o.levels & PL_RUN_CELLS)) return pl_cli_usage_error(cmd, "--cell-labels needs --level cells");
     int rank = 0;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    if (pl_run_check_outputs(&o) != PL_OK) {   // every rank sees the same paths and refuses; rank 0 says why
+    if (PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)) != PL_OK) return PL_EXIT_ABORT;
+    // every rank sees the same paths and refuses alike (agreed, so the job ends normally); rank 0 says why
+    if (pl_mpi_agree(pl_run_check_outputs(&o), "checking the outputs") != PL_OK) {
         if (rank != 0) pl_error_clear();
         return PL_EXIT_FAIL;
     }
