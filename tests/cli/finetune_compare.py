@@ -1,11 +1,11 @@
 # Compares a `protloc finetune` output folder with the float64 PyTorch reference deltas of
 # tests/fixtures/finetune/<case>/{sgd1,adamw3,sgdx3,bce1,mlp1}.npz (made by make_finetune_fixtures.py).
-# Usage: /usr/bin/python3 finetune_compare.py CASE_DIR OUT_DIR sgd1|adamw3|sgdx3|bce1|mlp1
+# Usage: /usr/bin/python3 finetune_compare.py CASE_DIR OUT_DIR sgd1|adamw3|sgdx3|bce1|mlp1|sparse_sgd1|sparse_adamw3
 #   The start weights are CASE_DIR/model.safetensors plus the start head (CASE_DIR/mlp_head.safetensors for mlp1,
 #   the DINO4Cells MLP head; CASE_DIR/head.safetensors otherwise), the end weights OUT_DIR/backbone.safetensors plus
 #   OUT_DIR/head.safetensors; every head tensor NAME is compared as head.NAME, whatever the head's tensors are.
-#   sgd1, bce1, mlp1: every tensor's update within 1e-3 of that tensor's largest reference update (max abs)
-#   adamw3, sgdx3:  every tensor's update within 5e-3 relative norm of the reference update
+#   sgd1, bce1, mlp1, sparse_sgd1: every tensor's update within 1e-3 of that tensor's largest reference update (max abs)
+#   adamw3, sgdx3, sparse_adamw3: every tensor's update within 5e-3 relative norm of the reference update
 # Also checks the first logged loss against the reference loss (relative 1e-4). Exit 1 on any failure.
 # A 4th argument "bf16" checks a --precision bf16 run against the same float64 reference: every tensor's update within
 # 0.15 relative norm, the whole update within 0.1, the loss within 2e-3 (BF16 keeps 8 significant bits per operand).
@@ -61,7 +61,7 @@ def main():
             tol = 0.15
             all_got.append(got.ravel())
             all_want.append(want.ravel())
-        elif which in ("sgd1", "bce1", "mlp1"):
+        elif which in ("sgd1", "bce1", "mlp1", "sparse_sgd1"):
             err = np.abs(got - want).max() / max(np.abs(want).max(), 1e-30)
             tol = 1e-3
         else:

@@ -30,6 +30,19 @@ for case_dir in "$FX"/*/; do
   if $PY "$COMPARE" "$case_dir" "$TEST_TMP/$name-adamw" adamw3; then pass "$name: 3 AdamW steps = torch"; else fail "$name: AdamW steps differ from torch"; fi
 done
 
+# a head with more classes than its labels use (5 classes, labels 0 and 1 only): trains as PyTorch does, with a
+# warning naming each class without a training image
+S="$FX/p16_c4_64x64"
+sparse=(--model "$S/model.safetensors" --heads 2 --head-init "$S/head.safetensors" --input "$S/x.npy"
+        --labels "$S/y_sparse.npy" --schedule constant --warmup-steps 0 --drop-path 0 --no-augment --no-shuffle --threads 2)
+expect_status 0 "$PROTLOC" finetune "${sparse[@]}" --out "$TEST_TMP/sparse-sgd" --optimizer sgd --momentum 0 --lr 0.1 \
+  --weight-decay 0 --steps 1 --batch 6
+grep -q "class '4' has no training image" "$TEST_TMP/last.err" || fail "unused class not warned about"
+if $PY "$COMPARE" "$S" "$TEST_TMP/sparse-sgd" sparse_sgd1; then pass "sparse labels: 1 SGD step = torch"; else fail "sparse labels: SGD step differs from torch"; fi
+expect_status 0 "$PROTLOC" finetune "${sparse[@]}" --out "$TEST_TMP/sparse-adamw" --optimizer adamw --lr 0.001 \
+  --weight-decay 0.04 --steps 3 --batch 4
+if $PY "$COMPARE" "$S" "$TEST_TMP/sparse-adamw" sparse_adamw3; then pass "sparse labels: 3 AdamW steps = torch"; else fail "sparse labels: AdamW steps differ from torch"; fi
+
 # SGD with momentum, DINO-group weight decay, layer-wise lr decay, gradient-norm clipping and the cosine schedule
 # (3 steps), and BCE-with-logits on multi-hot targets (1 step)
 X="$FX/p16_c3_48x80"
