@@ -8,6 +8,7 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@
 #include "pl_process.h"
 #include "pl_safetensors.h"
 #include "pl_train_ckpt.h"
+#include "pl_train_step.h"
 #include "pl_vit_train.h"
 #include "pl_weights.h"
 
@@ -370,6 +372,82 @@ static PlStatus ft_claim_dir(const FtArgs *a, const char *dir, PlLock *lock) {
     return pl_fsync_parent_dir(ckpt);
 }
 
+// This process's resident memory now (VmRSS), or its peak so far where /proc is not there (bytes).
+static double ft_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    if (kb >= 0) return (double)kb * 1024.0;
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss * 1024.0 : 0.0;
+}
+
+// Bytes of a loaded checkpoint: its slab and any tensor allocated on its own.
+static double ft_weights_bytes(const PlWeights *w) {
+    double b = (double)w->slab_floats * sizeof(float);
+    for (size_t i = 0; i < w->count; i++) {
+        const float *p = w->tensors[i].data;
+        if (!w->slab || p < w->slab || p >= w->slab + w->slab_floats)
+            b += (double)pl_weight_tensor_numel(&w->tensors[i]) * sizeof(float);
+    }
+    return b;
+}
+
+// What starts only with the training, per thread (the pool's and the reader): the thread's stack, its malloc arena
+// and the GEMM library's packing buffers. Measured with /usr/bin/time -v (Debian 12, OpenBLAS 0.3.21, oneDNN 2.6):
+// 0.3 to 2 MiB per thread, growing with the GEMM sizes (tests/cli/test_finetune_memory.sh checks the total).
+#define FT_RUNTIME_BYTES (1.5 * 1048576.0)
+
+// Memory per rank of one fine-tune (FtMemory): the trainer t (created) and the model and data are asked for their
+// bytes; the optimizer and the step, which pl_finetune_run creates, say what they will hold (*_bytes_for); the
+// reader's buffers, sample orders and evaluation buffers follow pl_finetune.c / pl_finetune_eval.c. rss0: resident
+// bytes measured before t was created (the baseline is what it holds besides the weights and data).
+static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const PlFinetuneOptions *o, int threads,
+                      int rank, int ranks, int64_t m_rows, double rss0, FtMemory *mem) {
+    memset(mem, 0, sizeof *mem);
+    if (!t) return;
+    const PlVitTrainSpec *sp = pl_vit_train_spec(t);
+    const double img = (double)d->C * d->H * d->W * sizeof(float), K = sp->classes;
+    const int mb = sp->micro_batch;
+    mem->weights = ft_weights_bytes(&m->w) + (m->have_head ? ft_weights_bytes(&m->head) : 0.0);
+    mem->data = (double)d->n * (img + (d->cls ? 4.0 : 0.0) + (d->targets ? K * 4.0 : 0.0)) +
+                (double)(d->is_manifest ? d->ntr + d->nva + d->nte : d->n) * 8.0 +   // split row lists
+                ((double)d->ntr + 1.0) * 2.0 * 8.0;                                   // run_task's subset rows
+    mem->baseline = rss0 > mem->weights + mem->data ? rss0 - mem->weights - mem->data : 0.0;
+    mem->runtime = (threads + 1.0) * FT_RUNTIME_BYTES;
+    pl_vit_train_bytes(t, &mem->parameters, &mem->bf16, &mem->activations);
+    mem->optimizer = pl_optim_bytes_for(t, &o->optim);
+    PlTrainStepOptions so = {.global_batch = o->batch, .allreduce = o->allreduce,
+                             .use_mpi = pl_mpi_active() && ranks > 1};
+    int count = 0;
+    mem->gradients = pl_train_step_bytes_for(t, threads, &so, rank, ranks, &count);
+    mem->best = d->nva > 0 ? mem->parameters : 0.0;
+    // Prefetch: 2 slots of (count + 1) images, labels, targets and keys; FetchCtx: augmentation scratch for the
+    // threads and the reader, (batch / n + 2) sample orders when shuffling, cumulative weights with --balanced
+    mem->batches = 2.0 * (count + 1) * (img + 4.0 + K * 4.0 + 8.0) + (threads + 1.0) * img +
+                   (o->shuffle ? (double)(o->batch / m_rows + 2) * m_rows * 8.0 : 0.0) +
+                   (o->balanced ? (double)m_rows * 8.0 : 0.0);
+    // on top, one at a time: the backbone copy write_weights exports, or an evaluation (logits, predictions,
+    // labels, and with a row list one micro-batch of gathered images per thread)
+    int nt;
+    const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
+    double backbone = 0.0;
+    for (int i = 0; i < nt; i++)
+        if (!tt[i].head) backbone += (double)pl_weights_slab_floats(tt[i].numel) * sizeof(float);
+    const int64_t n_eval[2] = {d->nva, d->nte > 0 ? d->nte : m_rows};
+    const double huge = 2.0 * 1048576.0;   // pl_weights_reserve: the export's slab is whole 2 MiB (huge) pages
+    mem->transient = ceil(backbone / huge) * huge;
+    for (int i = 0; i < 2; i++) {
+        double e = n_eval[i] > 0 ? (double)n_eval[i] * (K * 4.0 + 8.0) + (double)threads * mb * img : 0.0;
+        if (e > mem->transient) mem->transient = e;
+    }
+    mem->total = mem->baseline + mem->runtime + mem->weights + mem->parameters + mem->bf16 + mem->optimizer +
+                 mem->gradients + mem->best + mem->activations + mem->batches + mem->data + mem->transient;
+}
+
 // One fine-tune: fraction index fi, repetition si, into dir.
 static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels *kernels, PlThreadPool *pool, int fi,
                          int si, const char *dir, int rank, int ranks) {
@@ -417,6 +495,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     PlLock lock = {.fd = -1};
     if (st == PL_OK) st = pl_mkdir_p(dir);
     if (st == PL_OK && rank == 0) st = ft_claim_dir(a, dir, &lock);
+    double rss0 = ft_rss_bytes();   // the baseline of the memory estimate: before the trainer exists
     if (st == PL_OK) st = pl_vit_train_create(&sp, kernels, &t);
     if (st == PL_OK) st = pl_vit_train_load(t, &m->w, m->have_head ? &m->head : NULL, train_seed);
     PlFinetuneOptions o = a->o;
@@ -432,25 +511,37 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     PlFinetuneData va = {d->nva, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->val};
     PlFinetuneData te = {d->nte, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->test};
     double act = pl_vit_train_activation_bytes(&sp), P = t ? (double)pl_vit_train_param_floats(t) * 4 : 0.0;
-    if (st == PL_OK && rank == 0)
+    FtMemory mem;
+    ft_memory(m, d, t, &a->o, threads, rank, ranks, m_rows, rss0, &mem);
+    if (st == PL_OK && rank == 0) {
+        const double MiB = 1048576.0;
         pl_log_info("fine-tuning %s on %lld of %lld training images (fraction %g, repetition %d): dim %d, depth %d, "
                     "heads %d, patch %d, %dx%d, %d classes (%s), batch %d (micro-batch %d), %d rank(s) x %d thread(s), "
                     "kernels %s, precision %s; activations %.1f MiB per thread, parameters %.1f MiB -> %s",
                     m->weights, (long long)m_rows, (long long)d->ntr, frac, si, m->cfg.dim, m->cfg.depth, m->cfg.heads,
                     m->cfg.patch, d->H, d->W, C, d->targets ? "BCE" : "cross-entropy", a->o.batch, mb, ranks, threads,
-                    kernels->name, pl_precision_name(a->precision), act / 1048576.0, P / 1048576.0, dir);
+                    kernels->name, pl_precision_name(a->precision), act / MiB, P / MiB, dir);
+        pl_log_info("memory per rank: %.1f MiB = baseline %.1f + runtime %.1f + weights loaded %.1f + parameters "
+                    "%.1f + bf16 copy %.1f + optimizer %.1f + gradients %.1f + best epoch %.1f + activations %.1f "
+                    "(%d x %.1f) + batches %.1f + data %.1f + transient %.1f", mem.total / MiB, mem.baseline / MiB,
+                    mem.runtime / MiB, mem.weights / MiB, mem.parameters / MiB, mem.bf16 / MiB, mem.optimizer / MiB,
+                    mem.gradients / MiB, mem.best / MiB, mem.activations / MiB, threads,
+                    mem.activations / (threads > 0 ? threads : 1) / MiB, mem.batches / MiB, mem.data / MiB,
+                    mem.transient / MiB);
+    }
     PlFinetuneResult r = {0};
     st = pl_mpi_agree(st, "preparing the fine-tune");
     // every failure inside pl_finetune_run is known to every rank (agreed, or the job is aborted)
     int trained = st == PL_OK && (st = pl_finetune_run(t, &tr, d->nva ? &va : NULL, d->nte ? &te : NULL, &o, &r)) == PL_OK;
     if (trained && rank == 0) {
-        int moments = a->o.optim.kind == PL_OPTIM_ADAMW ? 2 : 1;
+        struct rusage ru;
+        mem.peak_measured = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss * 1024.0 : 0.0;
         FtRunInfo info = {.model = m->weights, .data = d->source, .head_init = a->head_init, .fraction = frac,
                           .fraction_index = fi, .seed_index = si, .subset_seed = subset_seed, .train_seed = train_seed,
                           .n_train = m_rows, .n_train_total = d->ntr, .n_val = d->nva, .n_test = d->nte,
                           .n_failed = d->n_failed, .classes = d->class_names, .n_classes = C, .ranks = ranks,
                           .threads = threads, .kernels = kernels->name, .precision = pl_precision_name(a->precision),
-                          .memory_bytes = P * (1 + moments + threads + 2 + (ranks > 1)) + act * threads,
+                          .memory = mem,
                           .activation_bytes = act, .params = pl_vit_train_param_floats(t), .fingerprint = &m->fp};
         st = ft_report_write(dir, &o, &sp, &r, &info);
         if (st == PL_OK && m->have_card) st = ft_card_write(&m->card, dir);

@@ -84,6 +84,18 @@ static PlStatus add_fingerprint(json_t *j, const FtFingerprint *fp, const char *
     return bad ? PL_FAIL(PL_ERR_INTERNAL, "cannot add the model and data fingerprint to %s", path) : PL_OK;
 }
 
+// execution.memory: the per-rank estimate's total and parts, in bytes (FtMemory).
+static json_t *memory_json(const FtMemory *m) {
+#define PL_B(x) (json_int_t)llround(x)
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "total", PL_B(m->total),
+                     "baseline", PL_B(m->baseline), "runtime", PL_B(m->runtime), "weights", PL_B(m->weights),
+                     "parameters", PL_B(m->parameters), "bf16", PL_B(m->bf16), "optimizer", PL_B(m->optimizer),
+                     "gradients", PL_B(m->gradients), "best", PL_B(m->best), "activations", PL_B(m->activations),
+                     "batches", PL_B(m->batches), "data", PL_B(m->data), "transient", PL_B(m->transient),
+                     "peak_measured", PL_B(m->peak_measured));
+#undef PL_B
+}
+
 static json_t *options_json(const PlFinetuneOptions *o, const PlVitTrainSpec *sp, const PlFinetuneResult *r) {
     return json_pack("{s:s, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:I, s:I, s:i, s:i, s:i, s:f, "
                      "s:b, s:b, s:b, s:I, s:s, s:b, s:I, s:s, s:i, s:i, s:s, s:f}",
@@ -146,7 +158,7 @@ PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVi
     json_t *j = json_pack(
         "{s:s, s:o, s:{s:s, s:s?, s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:s, s:f, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:I, s:o},"
         " s:{s:I, s:I, s:f, s:f, s:f, s:i, s:o, s:o, s:i, s:o, s:s, s:I, s:f, s:f, s:o, s:o},"
-        " s:{s:i, s:i, s:s, s:s, s:f, s:f, s:I}}",
+        " s:{s:i, s:i, s:s, s:s, s:f, s:o, s:f, s:I}}",
         "command", "finetune", "options", options_json(o, sp, r), "model", "weights", info->model, "head_init",
         info->head_init, "dim", sp->cfg.dim, "depth", sp->cfg.depth, "heads", sp->cfg.heads, "patch", sp->cfg.patch,
         "in_chans", sp->cfg.in_chans, "classes", C, "data", "source", info->data, "fraction", info->fraction,
@@ -162,7 +174,8 @@ PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVi
         "accuracy", r->eval_accuracy, "per_class_f1", doubles(r->per_class_f1, r->per_class_f1 ? C : 0), "confusion",
         conf, "execution", "ranks", info->ranks, "threads", info->threads, "kernels", info->kernels,
         "precision", info->precision,
-        "memory_bytes_per_rank", info->memory_bytes, "activation_bytes_per_thread", info->activation_bytes, "parameters",
+        "memory_bytes_per_rank", info->memory.total, "memory", memory_json(&info->memory),
+        "activation_bytes_per_thread", info->activation_bytes, "parameters",
         (json_int_t)info->params);
     if (j && info->fingerprint) {
         PlStatus st = add_fingerprint(j, info->fingerprint, path);

@@ -24,6 +24,29 @@ typedef struct FtFingerprint {
 PlStatus ft_fingerprint(const char *weights, const char *checkpoint_key, const char *head_init, const char *source,
                         const char *labels, FtFingerprint *fp);
 
+// Memory per rank of one fine-tune in bytes, as logged at its start and written to report.json (execution.memory):
+// what the code allocates, asked of the objects that allocate it where they exist (cmd_finetune.c ft_memory).
+typedef struct FtMemory {
+    double total;         // the sum of the parts below: the expected peak resident memory of the rank
+    double baseline;      // the process itself (libraries, MPI, oneDNN, thread stacks, heap): measured resident
+                          // memory before the trainer is created, less the weights and data below
+    double runtime;       // what starts with the training: each thread's stack, malloc arena and GEMM packing
+                          // buffers, the reader thread's included (1.5 MiB per thread, measured: FT_RUNTIME_BYTES)
+    double weights;       // the checkpoint (and --head-init) as loaded, kept for the whole command
+    double parameters;    // the trainer's FP32 parameter slab
+    double bf16;          // --precision bf16: the parameters' resident BF16 copy (0 for fp32)
+    double optimizer;     // moments: 2 slabs for AdamW, 1 for SGD with momentum, 0 for plain SGD
+    double gradients;     // leaf gradient per thread + tree node buffers (+ summed gradient and gather chunks with MPI)
+    double best;          // the best epoch's weights (with a validation split)
+    double activations;   // one activation slab per thread
+    double batches;       // the reader thread's double buffer, augmentation scratch, sample orders
+    double data;          // the samples in memory (X.npy and labels, or the canvases) and the row lists
+    double transient;     // the largest short-lived allocation on top of the rest: the backbone copy written at the
+                          // end, or an evaluation's logits and gathered images
+    double peak_measured; // not a part: this process's peak resident memory so far (getrusage), when the report is
+                          // written (0 where unknown)
+} FtMemory;
+
 typedef struct FtRunInfo {
     const char *model, *data, *head_init;   // what was trained on (manifest or arrays)
     double fraction;
@@ -34,7 +57,8 @@ typedef struct FtRunInfo {
     int n_classes;
     int ranks, threads;
     const char *kernels, *precision;
-    double memory_bytes, activation_bytes;
+    FtMemory memory;                        // per rank
+    double activation_bytes;                // per thread
     size_t params;
     const FtFingerprint *fingerprint;       // borrowed; NULL: not recorded (ft_collect then compares the paths)
 } FtRunInfo;

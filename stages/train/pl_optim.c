@@ -37,6 +37,16 @@ void pl_optim_set_steps_taken(PlOptim *op, int64_t steps) { op->steps = steps; }
 float *pl_optim_moment(PlOptim *op, int which) { return which ? op->v : op->m; }
 size_t pl_optim_floats(const PlOptim *op) { return op->floats; }
 
+static double moment_bytes(size_t floats, const PlOptimOptions *o) {
+    int slabs = o->kind == PL_OPTIM_ADAMW ? 2 : o->momentum != 0.0 ? 1 : 0;   // as update_tensor writes them
+    double partial = (double)((floats + PL_OPTIM_CHUNK - 1) / PL_OPTIM_CHUNK) * sizeof(double);   // norm sums
+    return (double)slabs * floats * sizeof(float) + partial;
+}
+double pl_optim_bytes(const PlOptim *op) { return moment_bytes(op->floats, &op->o); }
+double pl_optim_bytes_for(const PlVitTrain *t, const PlOptimOptions *o) {
+    return moment_bytes(pl_vit_train_param_floats(t), o);
+}
+
 void pl_optim_destroy(PlOptim *op) {
     if (!op) return;
     free(op->m);

@@ -41,6 +41,11 @@ int64_t pl_optim_steps_taken(const PlOptim *op);
 void pl_optim_set_steps_taken(PlOptim *op, int64_t steps);
 float *pl_optim_moment(PlOptim *op, int which);   // 0 = exp_avg / momentum buffer, 1 = exp_avg_sq (NULL for SGD)
 size_t pl_optim_floats(const PlOptim *op);
+// Bytes of moment state the optimizer keeps in memory, for the memory report: 2 slabs for AdamW, 1 for SGD with
+// momentum, 0 for plain SGD (its buffer is allocated zeroed but never written, so it takes no memory). _for: what
+// pl_optim_create(t, o) would hold, without creating it.
+double pl_optim_bytes(const PlOptim *op);
+double pl_optim_bytes_for(const PlVitTrain *t, const PlOptimOptions *o);
 
 // DINO's cosine_scheduler value at `step` of `total`: steps < warmup go linearly from 0 to base
 // (np.linspace(0, base, warmup)), the rest follow final + (base - final) (1 + cos(pi i / (total - warmup))) / 2.

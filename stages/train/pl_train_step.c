@@ -215,9 +215,43 @@ PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainSt
     return PL_OK;
 }
 
+// What create allocates and the step writes: nbufs gradient slabs; with several ranks the summed gradient, and of the
+// gather buffers (tree mode) one chunk per node, this rank's (send) and on rank 0 every rank's (recv).
+static double buffer_bytes(size_t P, int nbufs, int size, int rank, int allreduce, int nloc, int n_all) {
+    double b = (double)nbufs * P * sizeof(float);
+    if (size > 1) {
+        double chunk = (double)(P < PL_STEP_COMM_CHUNK ? P : PL_STEP_COMM_CHUNK) * sizeof(float);
+        b += (double)P * sizeof(float);
+        if (!allreduce) b += chunk * (nloc + (rank == 0 ? n_all : 0));
+    }
+    return b;
+}
+
 double pl_train_step_bytes(const PlTrainStep *s) {
-    double bufs = (double)s->nbufs + (s->total ? 1 : 0);
-    return bufs * s->P * sizeof(float);
+    return buffer_bytes(s->P, s->nbufs, s->size, s->rank, s->o.allreduce, counter_nodes(s->first, s->end, NULL, NULL),
+                        s->n_all);
+}
+
+double pl_train_step_bytes_for(const PlVitTrain *t, int threads, const PlTrainStepOptions *o, int rank, int ranks,
+                               int *samples) {
+    const PlVitTrainSpec *sp = pl_vit_train_spec(t);
+    if (samples) *samples = 0;
+    if (o->global_batch < 1 || threads < 1) return 0.0;
+    if (!o->use_mpi) rank = 0, ranks = 1;
+    if (threads > sp->workers) threads = sp->workers;
+    int mb = sp->micro_batch, M = (o->global_batch + mb - 1) / mb, a, b, depth = 0, n_all = 0;
+    range_of(M, ranks, rank, &a, &b);
+    int nloc = counter_nodes(a, b, NULL, &depth);
+    for (int r = 0; ranks > 1 && r < ranks; r++) {
+        int ra, rb;
+        range_of(M, ranks, r, &ra, &rb);
+        n_all += counter_nodes(ra, rb, NULL, NULL);
+    }
+    if (samples) {   // as pl_train_step_rank_samples
+        int first = a * mb, end = b * mb < o->global_batch ? b * mb : o->global_batch;
+        *samples = end > first ? end - first : 0;
+    }
+    return buffer_bytes(pl_vit_train_param_floats(t), threads + depth, ranks, rank, o->allreduce, nloc, n_all);
 }
 
 static void task_micro(void *ctx, int task, int thread) {

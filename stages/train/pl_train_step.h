@@ -44,8 +44,16 @@ void pl_train_step_destroy(PlTrainStep *s);
 PlStatus pl_train_step_run(PlTrainStep *s, const PlTrainBatch *batch, float **grad, double *loss);
 // The global batch positions this rank computes: [*first, *first + *count).
 void pl_train_step_rank_samples(const PlTrainStep *s, int *first, int *count);
-// Bytes this object holds (gradient buffers), for the memory report.
+// Bytes this object holds in memory (gradient buffers), for the memory report: one leaf gradient per thread, the
+// tree's node buffers (the deepest stack of this rank's binary counter), and with several ranks the summed gradient
+// and the pages of the gather buffers the tree combine writes (one parameter chunk per node; rank 0 receives every
+// rank's nodes).
 double pl_train_step_bytes(const PlTrainStep *s);
+// The same for the step pl_train_step_create(t, pool of `threads`, o) would build on rank `rank` of `ranks`
+// (ignored without o->use_mpi), without allocating; *samples (may be NULL) receives this rank's samples per global
+// batch (the count of pl_train_step_rank_samples).
+double pl_train_step_bytes_for(const PlVitTrain *t, int threads, const PlTrainStepOptions *o, int rank, int ranks,
+                               int *samples);
 int pl_train_step_micro_batches(const PlTrainStep *s);   // per global batch
 int pl_train_step_rank_range(const PlTrainStep *s, int *first, int *end);   // this rank's micro-batches
 

@@ -227,6 +227,14 @@ double pl_vit_train_activation_bytes(const PlVitTrainSpec *spec) {
     return (double)carve_worker(&t, NULL, NULL) * sizeof(float);
 }
 
+void pl_vit_train_bytes(const PlVitTrain *t, double *params, double *bf16, double *activations) {
+    *params = (double)t->param_floats * sizeof(float);
+    *bf16 = t->params16 ? (double)t->param_floats * sizeof *t->params16 : 0.0;
+    double a = 0.0;
+    for (int i = 0; i < t->s.workers; i++) a += (double)t->workers[i].slab_floats * sizeof(float);
+    *activations = a;
+}
+
 void pl_vit_train_destroy(PlVitTrain *t) {
     if (!t) return;
     if (t->workers)

@@ -56,6 +56,9 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
 void pl_vit_train_destroy(PlVitTrain *t);
 // Bytes of one worker's activations for this spec (the documented formula, computed without allocating).
 double pl_vit_train_activation_bytes(const PlVitTrainSpec *spec);
+// Bytes this trainer holds, for the memory report (what create allocated and touched): its FP32 parameter slab,
+// the resident BF16 copy of the parameters (0 for FP32) and the activation slabs of all its workers.
+void pl_vit_train_bytes(const PlVitTrain *t, double *params, double *bf16, double *activations);
 
 size_t pl_vit_train_param_floats(const PlVitTrain *t);   // slab length in floats, padding included
 const PlTrainTensor *pl_vit_train_tensors(const PlVitTrain *t, int *count);

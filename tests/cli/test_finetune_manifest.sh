@@ -22,8 +22,14 @@ expect_status 0 "$PROTLOC" run --manifest data/manifest.tsv --model card.json --
 expect_status 0 "$PROTLOC" probe --store frozen.h5 --head logreg --fraction 0.25,1 --seeds 2 --json probe.json
 
 # ---- fine-tuning learns and beats the frozen probe ----
+# Same manifest, same test split (64 items), same starting weights: the fine-tuned model's test macro F1 must beat the
+# frozen logistic probe's by 0.1. The recipe is chosen for a robust margin, not for the defaults: with augmentation and
+# no warm-up (lr 1e-3 or 3e-3) the test F1 of this tiny ViT on 192 training images ranged 0.39-0.73 over --seed 0-3 and
+# both backends (below the frozen 0.44 for some), and lr 3e-3 diverged at times. Warm-up, clipping, no augmentation and
+# no drop path gave 0.63-0.81 over --seed 0-3 x --kernels onednn/openblas (frozen 0.44), and margins 0.22-0.43 over
+# other synth/model-init seeds. Augmentation and drop path are checked elsewhere (test_finetune, test_train_augment).
 expect_status 0 "$PROTLOC" finetune --manifest data/manifest.tsv --model card.json --out ft --size 128 --epochs 40 \
-  --batch 16 --lr 1e-3 --threads 2
+  --batch 16 --lr 1e-3 --warmup-steps 60 --clip 1 --no-augment --drop-path 0 --threads 2
 for f in backbone.safetensors head.safetensors model.json report.json train.jsonl training_loss.png \
          training_val_f1.svg confusion.png class_f1.svg; do
   [ -s "ft/$f" ] || fail "ft/$f missing"
@@ -37,8 +43,11 @@ loss = r["epoch_loss"]
 print(f"epoch loss {loss[0]:.4f} -> {loss[-1]:.4f}; test macro F1 fine-tuned {r['macro_f1']:.4f} (best epoch "
       f"{r['best_epoch']}), frozen logreg {frozen:.4f}")
 assert r["eval_split"] == "test" and r["n_eval"] > 0
+d = json.load(open(sys.argv[1]))["data"]   # the same split: the same train and test items, the same classes
+assert (d["n_train"], d["n_test"], r["n_eval"]) == (p["n_train"], p["n_test"], p["n_test"]), (d, p["n_train"], p["n_test"])
+assert d["class_names"] == p["classes"], (d["class_names"], p["classes"])
 assert loss[-1] < 0.8 * loss[0], "the training loss did not fall"
-assert r["macro_f1"] > frozen + 0.02, "not better than the frozen probe"
+assert r["macro_f1"] > frozen + 0.1, f"test macro F1 {r['macro_f1']:.4f}: not 0.1 above the frozen probe's {frozen:.4f}"
 assert len(r["epoch_val_macro_f1"]) == 40 and r["best_epoch"] >= 1
 PYEOF
 # the fine-tuned card embeds with protloc run, and the embeddings differ from the starting weights'

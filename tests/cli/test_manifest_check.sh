@@ -55,8 +55,11 @@ expect_status 2 "$PROTLOC" manifest check
 expect_status 2 "$PROTLOC" manifest check "$B" --bogus
 expect_status 0 "$PROTLOC" manifest check --help
 # the example manifests in the repository are valid (syntax; their images are not shipped)
+n_examples=0
 for ex in "$PROTLOC_SOURCE_DIR"/manifests/*.tsv; do
   [ -e "$ex" ] || continue
+  n_examples=$((n_examples + 1))
   expect_status 0 "$PROTLOC" manifest check --no-files "$ex"
 done
+[ "$n_examples" -gt 0 ] || fail "no example manifests found in $PROTLOC_SOURCE_DIR/manifests (nothing was checked)"
 finish

@@ -4,7 +4,12 @@
 # diff output and exit statuses, clear errors.
 set -u
 . "$(dirname "$0")/lib.sh"
+# every shared file the script reads, checked up front: a require_shared further down would exit 77 after checks that
+# may have failed, reporting them as skipped
 require_shared samples/opencell_annotations/2021-09-29-public-annotations-flat.csv
+require_shared samples/opencell_hoechst_proj/FOV_00007_RAW.tif
+require_shared samples/hpa_1000_A12_2/1000_A12_2_green.png
+require_shared samples/hpa_1000_A12_2/1000_A12_2_cellmask.png
 ANN="$PROTLOC_SHARED_DIR/samples/opencell_annotations/2021-09-29-public-annotations-flat.csv"
 cd "$TEST_TMP" || exit 1
 
@@ -69,7 +74,6 @@ expect_status 0 "$PROTLOC" manifest check oc/manifest.tsv
 "$PROTLOC" -q manifest scan oc --layout opencell --absolute | grep -q $'\tENSG00000127837\t' || fail "no-label group should be the ENSG id"
 
 # ---- real files: the OpenCell sample projections (renamed *_proj.tif) pass `manifest check` ----
-require_shared samples/opencell_hoechst_proj/FOV_00007_RAW.tif
 mkdir -p real
 for f in "$PROTLOC_SHARED_DIR"/samples/opencell_hoechst_proj/*.tif; do
   b=$(basename "$f" _RAW.tif); ln -s "$f" "real/OC-FOV_${b#FOV_}_proj.tif"

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "pl_bf16.h"
+#include "pl_dispatch.h"
 #include "pl_flash_attention.h"
 
 static const int sizes_t[] = {1, 7, 197, 300};
@@ -158,7 +159,20 @@ static void use_best(void) {   // back to the best level this CPU runs
         if (pl_flash_attention_use((PlCpuLevel)lv) == PL_OK) return;
 }
 
-// Each level's forward and backward against the baseline's, bit for bit; returns the baseline's outputs.
+// The best level this CPU runs the flash-attention kernels at, decided as pl_flash_attention.c decides it (by asking
+// the CPU): its AVX2 copy also needs FMA.
+static PlCpuLevel cpu_best_level(void) {
+    PlCpuLevel best = pl_cpu_level();
+#if PL_DISPATCH_X86
+    __builtin_cpu_init();
+    if (best == PL_CPU_AVX2 && !__builtin_cpu_supports("fma")) best = PL_CPU_BASELINE;
+#endif
+    return best;
+}
+
+// Each level's forward and backward against the baseline's, bit for bit; returns the baseline's outputs. The levels
+// checked are those the CPU has (as the header says); a level the CPU has but the kernels refuse fails, and so does
+// one the CPU lacks but the kernels accept.
 static void check_levels(const Prob *p, PlPrecision prec, float *o, float *lse, float *dqkv) {
     const int T = p->T;
     const size_t no = (size_t)T * p->ldo, ng = (size_t)T * p->ld;
@@ -167,8 +181,18 @@ static void check_levels(const Prob *p, PlPrecision prec, float *o, float *lse, 
     run_forward(p, prec, o, lse);
     pl_flash_attention_backward(T, p->hd, p->scale, p->q, p->k, p->v, p->ld, o, p->dout, p->ldo, lse, dqkv,
                                 dqkv + p->hd, dqkv + 2 * p->hd, prec, p->scratch);
+    const PlCpuLevel best = cpu_best_level();
     for (int lv = PL_CPU_AVX2; lv <= PL_CPU_AVX512_BF16; lv++) {
-        if (pl_flash_attention_use((PlCpuLevel)lv) != PL_OK) continue;
+        PlStatus st = pl_flash_attention_use((PlCpuLevel)lv);
+        if (lv > (int)best) {   // not this CPU's level: it must be refused, and is not checked here
+            if (st != PL_ERR_UNSUPPORTED)
+                fail_msg("level %s accepted (%s) on a CPU whose best is %s", pl_cpu_level_name((PlCpuLevel)lv),
+                         pl_status_name(st), pl_cpu_level_name(best));
+            continue;
+        }
+        if (st != PL_OK)
+            fail_msg("level %s refused on a CPU that runs it (%s): %s", pl_cpu_level_name((PlCpuLevel)lv),
+                     pl_status_name(st), pl_error_message());
         memcpy(o2, o, no * sizeof(float));   // same padding columns, so whole buffers compare
         memcpy(g2, dqkv, ng * sizeof(float));
         run_forward(p, prec, o2, lse2);

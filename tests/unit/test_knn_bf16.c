@@ -1,7 +1,8 @@
 // Unit tests for the kNN search's kernel backends and BF16 candidate pass: BF16 similarities (onednn) and FP32
 // similarities under onednn and openblas give bit-identical neighbour lists (indices and scores) on random data
 // and on adversarial near-ties (1-4 ulp apart, equal in BF16, duplicated rows, near-duplicate groups larger than
-// the candidate buffers, group and self exclusions), for both metrics, several block sizes and thread counts.
+// the candidate buffers, group and self exclusions), for both metrics, several block sizes and thread counts. The BF16
+// runs are skipped (exit 77) only where pl_test_bf16_kernels finds a CPU without AVX512-BF16; elsewhere a refusal fails.
 #include "pl_testutil.h"
 
 #include <cblas.h>
@@ -161,21 +162,12 @@ static void assert_same_lists(const PlTopK *a, const PlTopK *b, const char *what
     }
 }
 
-// The onednn backend in BF16, or NULL after a visible skip message (this CPU or oneDNN build lacks BF16).
-static const PlKernels *onednn_bf16_or_skip(void) {
-    const PlKernels *k = NULL;
-    if (pl_kernels_find("onednn", PL_PRECISION_BF16, &k) != PL_OK) {
-        print_message("SKIP: BF16 kNN comparisons: onednn has no BF16 here (%s)\n", pl_error_message());
-        pl_test_skipped = 1;
-        return NULL;
-    }
-    return k;
-}
-
-// Every backend/precision/layout in `runs` against the first (openblas FP32, one thread, default blocks).
+// Every backend/precision/layout in `runs` against the first (openblas FP32, one thread, default blocks). bf: the
+// onednn BF16 kernels from pl_test_bf16_kernels, or NULL where that skipped BF16 visibly (a CPU without AVX512-BF16):
+// then only the FP32 runs compare. Both FP32 backends run on every CPU (oneDNN is a required dependency).
 static void compare_runs(const Data *d, PlKnnMetric metric, int exclusions, int K, const char *name,
-                         PlKnnStats *bf16_stats) {
-    const PlKernels *ob = NULL, *od = NULL, *bf = onednn_bf16_or_skip();
+                         const PlKernels *bf, PlKnnStats *bf16_stats) {
+    const PlKernels *ob = NULL, *od = NULL;
     PL_ASSERT_OK(pl_kernels_find("openblas", PL_PRECISION_FP32, &ob));
     PL_ASSERT_OK(pl_kernels_find("onednn", PL_PRECISION_FP32, &od));
     const Run runs[] = {
@@ -186,7 +178,7 @@ static void compare_runs(const Data *d, PlKnnMetric metric, int exclusions, int 
     PlTopK ref;
     search(d, metric, exclusions, &runs[0], K, &ref, NULL);
     for (size_t i = 1; i < sizeof runs / sizeof runs[0]; i++) {
-        if (!runs[i].kernels) continue;   // BF16 skipped (reported above)
+        if (!runs[i].kernels) continue;   // BF16 on a CPU without AVX512-BF16: skipped (pl_test_bf16_kernels said so)
         PlTopK t;
         PlKnnStats st;
         search(d, metric, exclusions, &runs[i], K, &t, &st);
@@ -205,16 +197,16 @@ static void test_random_normalised(void **state) {
     (void)state;
     Data d;
     make_random(&d, 300, 3000, 100, 11);   // D = 100: the fixed-order dot product's 16-lane tail is used
+    const PlKernels *bf = pl_test_bf16_kernels("BF16 kNN search on random data");
     PlKnnStats st = {0, 0};
-    compare_runs(&d, PL_KNN_COSINE, 0, 50, "random", &st);
-    compare_runs(&d, PL_KNN_COSINE, 1, 50, "random", NULL);
-    compare_runs(&d, PL_KNN_EUCLIDEAN, 0, 20, "random", NULL);
-    if (!pl_test_skipped) {
+    compare_runs(&d, PL_KNN_COSINE, 0, 50, "random", bf, &st);
+    compare_runs(&d, PL_KNN_COSINE, 1, 50, "random", bf, NULL);
+    compare_runs(&d, PL_KNN_EUCLIDEAN, 0, 20, "random", bf, NULL);
+    if (bf) {
         assert_int_equal(st.rescans, 0);   // ordinary data: the window fits, nothing is rescanned
         assert_true(st.rescored >= 300 * 50);
     }
     data_free(&d);
-    if (pl_test_skipped) skip();
 }
 
 // The BF16 order of the b1 group differs from its FP32 order (the data really tests the bound).
@@ -243,13 +235,14 @@ static void test_adversarial_near_ties(void **state) {
     (void)state;
     Data d;
     make_adversarial(&d, 5);
+    const PlKernels *bf = pl_test_bf16_kernels("BF16 kNN search on adversarial near-ties");
     PlKnnStats st = {0, 0};
-    compare_runs(&d, PL_KNN_COSINE, 0, 50, "adversarial", &st);
-    compare_runs(&d, PL_KNN_COSINE, 1, 50, "adversarial", NULL);
-    compare_runs(&d, PL_KNN_EUCLIDEAN, 0, 50, "adversarial", NULL);
-    compare_runs(&d, PL_KNN_EUCLIDEAN, 1, 50, "adversarial", NULL);
-    compare_runs(&d, PL_KNN_COSINE, 1, 7, "adversarial", NULL);   // K smaller than a duplicate group of 10
-    if (!pl_test_skipped) assert_true(st.rescans > 0);   // the 300-row groups overflow the BF16 buffer
+    compare_runs(&d, PL_KNN_COSINE, 0, 50, "adversarial", bf, &st);
+    compare_runs(&d, PL_KNN_COSINE, 1, 50, "adversarial", bf, NULL);
+    compare_runs(&d, PL_KNN_EUCLIDEAN, 0, 50, "adversarial", bf, NULL);
+    compare_runs(&d, PL_KNN_EUCLIDEAN, 1, 50, "adversarial", bf, NULL);
+    compare_runs(&d, PL_KNN_COSINE, 1, 7, "adversarial", bf, NULL);   // K smaller than a duplicate group of 10
+    if (bf) assert_true(st.rescans > 0);   // the 300-row groups overflow the BF16 buffer
     // query 1 is b1: the BF16 scores rank some reference outside the exact top 50 above the exact 50th
     PlTopK exact;
     Run run = {pl_kernels_openblas(), PL_PRECISION_FP32, 1, 0, 0};
@@ -257,7 +250,6 @@ static void test_adversarial_near_ties(void **state) {
     assert_bf16_reorders(&d, 1, 50, &exact);
     pl_topk_free(&exact);
     data_free(&d);
-    if (pl_test_skipped) skip();
 }
 
 // A window wider than the buffer but no rescan: many exact duplicates just above K, other rows far below.
@@ -268,8 +260,9 @@ static void test_duplicates_and_errors(void **state) {
     for (int j = 100; j < 160; j++) memcpy(d.r + (size_t)j * 48, d.r + 100 * 48, sizeof(float) * 48);
     memcpy(d.q, d.r + 100 * 48, sizeof(float) * 48);
     data_finish(&d);
-    compare_runs(&d, PL_KNN_COSINE, 0, 30, "duplicates", NULL);
-    compare_runs(&d, PL_KNN_COSINE, 1, 30, "duplicates", NULL);
+    const PlKernels *bf = pl_test_bf16_kernels("BF16 kNN search on duplicates");
+    compare_runs(&d, PL_KNN_COSINE, 0, 30, "duplicates", bf, NULL);
+    compare_runs(&d, PL_KNN_COSINE, 1, 30, "duplicates", bf, NULL);
     // BF16 on a backend without a BF16 GEMM is refused with a message naming it
     PlTopK t;
     PL_ASSERT_OK(pl_topk_init(&t, d.Q, 5));
@@ -281,7 +274,6 @@ static void test_duplicates_and_errors(void **state) {
     assert_int_equal(pl_knn_search(&s, &t), PL_ERR_ARG);
     pl_topk_free(&t);
     data_free(&d);
-    if (pl_test_skipped) skip();
 }
 
 int main(void) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl_dispatch.h"
 #include "pl_flash_attention.h"
 #include "pl_npy.h"
 #include "pl_threadpool.h"
@@ -73,7 +74,8 @@ static int embed_with(const PlWeights *w, const PlVitConfig *cfg, const PlNpyArr
 }
 
 // Embed x.npy with the model and compare to ref.npy under every kernel backend (FP32: 1e-4 of DINO), and BF16 under
-// onednn (per-row cosine >= 0.999); threads/batch vary to exercise the chunking.
+// onednn (per-row cosine >= 0.999; skipped visibly only on a CPU without AVX512-BF16, pl_test_bf16_kernels); threads/batch
+// vary to exercise the chunking.
 static void check_embed(const char *model, int heads, const char *xpath, const char *refpath, int last_n, int avgpool,
                         int threads, int max_batch) {
     PlWeights w = {0};
@@ -98,12 +100,14 @@ static void check_embed(const char *model, int heads, const char *xpath, const c
         assert_true(e <= 1e-4);
         free(y);
     }
-    float *y = NULL;
-    int D = embed_with(&w, &cfg, &x, last_n, avgpool, threads, max_batch, "onednn", PL_PRECISION_BF16, &y);
-    double c = min_row_cosine(y, ref.data, n, D);
-    print_message("    kernels=onednn bf16: min row cosine to DINO %.6f, max rel err %.3g\n", c, rel_err(y, ref.data, (size_t)n * D));
-    assert_true(c >= 0.999);
-    free(y);
+    if (pl_test_bf16_kernels("ViT forward, onednn bf16, against the FP32 reference")) {
+        float *y = NULL;
+        int D = embed_with(&w, &cfg, &x, last_n, avgpool, threads, max_batch, "onednn", PL_PRECISION_BF16, &y);
+        double c = min_row_cosine(y, ref.data, n, D);
+        print_message("    kernels=onednn bf16: min row cosine to DINO %.6f, max rel err %.3g\n", c, rel_err(y, ref.data, (size_t)n * D));
+        assert_true(c >= 0.999);
+        free(y);
+    }
     pl_npy_free(&x);
     pl_npy_free(&ref);
     pl_weights_free(&w);
@@ -157,10 +161,22 @@ static void test_fixture_remainder_pixels(void **state) {
     fixture("100x130", "avgpool", 1, 1, 1, 1);
 }
 
+// The best flash-attention level this CPU runs, decided as pl_flash_attention.c decides it (by asking the CPU): its
+// AVX2 copy also needs FMA.
+static PlCpuLevel flash_attention_cpu_best(void) {
+    PlCpuLevel best = pl_cpu_level();
+#if PL_DISPATCH_X86
+    __builtin_cpu_init();
+    if (best == PL_CPU_AVX2 && !__builtin_cpu_supports("fma")) best = PL_CPU_BASELINE;
+#endif
+    return best;
+}
+
 // Under every backend and precision: embeddings bit-identical for 1, 2 and 3 threads at a fixed batch (the row chunks
 // differ; with OpenBLAS a different batch size may round differently, as its rows depend on their tile position), and
 // for every CPU level of the attention and row kernels the CPU has (the dispatch levels compute the
-// same bits within a precision).
+// same bits within a precision). Both FP32 backends run on every CPU (oneDNN is a required dependency): a missing one
+// fails; BF16 is skipped visibly only on a CPU without AVX512-BF16 (pl_test_bf16_kernels), and fails elsewhere.
 static void test_backends_bit_identical_threads_and_levels(void **state) {
     (void)state;
     char model[4096], xp[4096];
@@ -178,9 +194,11 @@ static void test_backends_bit_identical_threads_and_levels(void **state) {
     PlCpuLevel best = pl_cpu_level(), row_before = pl_vit_kernels_level(), fa_before = pl_flash_attention_level();
     for (int e = 0; e < 3; e++) {
         const PlKernels *k = NULL;
-        if (pl_kernels_find(engines[e].k, engines[e].p, &k) != PL_OK) {
-            print_message("%s %s: not on this CPU (%s)\n", engines[e].k, pl_precision_name(engines[e].p), pl_error_message());
-            continue;
+        if (engines[e].p == PL_PRECISION_BF16) {
+            if (!(k = pl_test_bf16_kernels("ViT forward, onednn bf16, bit-identical for threads and CPU levels")))
+                continue;   // skip recorded (the program exits 77)
+        } else {
+            PL_ASSERT_OK(pl_kernels_find(engines[e].k, engines[e].p, &k));
         }
         float *ref = NULL;
         int D = embed_with(&w, &cfg, &x, 1, 0, runs[0][0], runs[0][1], engines[e].k, engines[e].p, &ref);
@@ -197,7 +215,16 @@ static void test_backends_bit_identical_threads_and_levels(void **state) {
             free(y);
         }
         for (int level = PL_CPU_BASELINE; level <= (int)best; level++) {
-            if (pl_flash_attention_use((PlCpuLevel)level) != PL_OK) continue;
+            PlStatus fa = pl_flash_attention_use((PlCpuLevel)level);
+            if (fa == PL_ERR_UNSUPPORTED && level > (int)flash_attention_cpu_best()) {
+                pl_test_skip_part("%s %s at CPU level %s: the flash-attention kernels need FMA there, which this CPU "
+                                  "lacks (%s)", engines[e].k, pl_precision_name(engines[e].p),
+                                  pl_cpu_level_name((PlCpuLevel)level), pl_error_message());
+                continue;
+            }
+            if (fa != PL_OK)
+                fail_msg("flash attention refuses CPU level %s on a CPU that runs it (%s): %s",
+                         pl_cpu_level_name((PlCpuLevel)level), pl_status_name(fa), pl_error_message());
             if (level <= PL_CPU_AVX512) assert_int_equal(pl_vit_kernels_use((PlCpuLevel)level), PL_OK);
             float *y = NULL;
             embed_with(&w, &cfg, &x, 1, 0, 2, 2, engines[e].k, engines[e].p, &y);

@@ -254,8 +254,14 @@ static void test_unpickler_values(void **state) {
     bomb[n - 1] = '.';
     assert_int_equal(pl_unpickle(bomb, n, "bomb", &p), PL_ERR_LIMIT);
     assert_non_null(strstr(pl_error_message(), "pickle stack deeper than"));
+    // 4 million live values before the limit: under ASan + UBSan with ctest's LSAN_OPTIONS (fast_unwind_on_malloc=0)
+    // that takes 77 s and 1.1 GB (measured; 0.6 s for the rest of this program), so the sanitizer build reports this
+    // part skipped (exit 77) instead of passing without it; the Release build runs it
     const char *san = getenv("PROTLOC_SANITIZE");
-    if (!(san && strcmp(san, "1") == 0)) {   // 4 million live values: too slow with ASan's redzones
+    if (san && strcmp(san, "1") == 0) {
+        pl_test_skip_part("the 4-million-value pickle bomb: too slow under the sanitizers (77 s); the Release build "
+                          "checks it");
+    } else {
         memset(bomb + 2, 'N', n - 3);
         assert_int_equal(pl_unpickle(bomb, n, "bomb", &p), PL_ERR_LIMIT);
         assert_non_null(strstr(pl_error_message(), "values: refusing to build more"));
