@@ -112,6 +112,10 @@ truncate -s 1000 "bad/${first}_proj.tif"
 expect_status 3 "$PROTLOC" finetune --manifest bad/manifest.tsv --model card.json --out badrun --size 64 --epochs 1 --batch 16
 grep -q "^$first	" badrun/failures.tsv || fail "failures.tsv lacks $first: $(cat badrun/failures.tsv 2>/dev/null)"
 [ -s badrun/backbone.safetensors ] || fail "the run with one bad item wrote no weights"
+# a clean re-run into the same folder (--force: it holds a checkpoint) leaves no stale failures.tsv
+expect_status 0 "$PROTLOC" finetune --manifest data/manifest.tsv --model card.json --out badrun --size 64 --epochs 1 \
+  --batch 16 --force
+[ ! -e badrun/failures.tsv ] && pass "clean re-run removed the stale failures.tsv" || fail "stale failures.tsv kept"
 cls=$(awk -F'\t' '!/^#/ && NR > 2 { print $3; exit }' data/manifest.tsv)
 awk -F'\t' -v c="$cls" 'BEGIN { OFS = "\t" } !/^#/ && $3 == c && $4 == "train" { $4 = "test" } { print }' \
   data/manifest.tsv >data/noclass.tsv

@@ -113,6 +113,10 @@ EOF
 expect_status 1 "$PROTLOC" finetune "${FT[@]}" --out "$O" --resume
 grep -q "is corrupt: its contents do not match its digest" "$TEST_TMP/last.err" \
   && pass "changed weight value refused" || fail "changed checkpoint resumed: $(tail -1 "$TEST_TMP/last.err")"
+# a FIFO where the checkpoint is: named at once, never a hang
+mkdir -p "$TEST_TMP/fifo" && mkfifo "$TEST_TMP/fifo/checkpoint.safetensors"
+expect_status 1 timeout -k 5 20 "$PROTLOC" finetune "${FT[@]}" --out "$TEST_TMP/fifo" --resume
+grep -q "not a regular file (a FIFO)" "$TEST_TMP/last.err" || fail "FIFO checkpoint not named: $(tail -1 "$TEST_TMP/last.err")"
 # a poisoned state is never written: SGD at lr 100 turns NaN; the checkpoint left holds only finite values and resumes
 P="$TEST_TMP/nan"
 expect_status 1 "$PROTLOC" finetune "${FT[@]}" --lr 100 --optimizer sgd --checkpoint-every 1 --out "$P"
