@@ -157,8 +157,7 @@ static const FaTable fa_tables[] = {
 #define FA_NTABLES (sizeof fa_tables / sizeof fa_tables[0])
 static _Atomic(const FaTable *) fa_table;
 
-// The best level this CPU runs (AVX2 also needs FMA here).
-static PlCpuLevel fa_best_level(void) {
+PlCpuLevel pl_flash_attention_best_level(void) {
     PlCpuLevel best = pl_cpu_level();
 #if PL_DISPATCH_X86
     __builtin_cpu_init();
@@ -170,15 +169,16 @@ static PlCpuLevel fa_best_level(void) {
 static const FaTable *fa_kernels(void) {
     const FaTable *t = atomic_load_explicit(&fa_table, memory_order_acquire);
     if (t) return t;
-    t = &fa_tables[pl_dispatch_pick(fa_tables, FA_NTABLES, sizeof fa_tables[0], offsetof(FaTable, level), fa_best_level())];
+    t = &fa_tables[pl_dispatch_pick(fa_tables, FA_NTABLES, sizeof fa_tables[0], offsetof(FaTable, level),
+                                    pl_flash_attention_best_level())];
     atomic_store_explicit(&fa_table, t, memory_order_release);
     return t;
 }
 
 PlStatus pl_flash_attention_use(PlCpuLevel level) {
     size_t i;
-    PL_TRY(pl_dispatch_find(fa_tables, FA_NTABLES, sizeof fa_tables[0], offsetof(FaTable, level), level, fa_best_level(),
-                            "flash-attention", &i));
+    PL_TRY(pl_dispatch_find(fa_tables, FA_NTABLES, sizeof fa_tables[0], offsetof(FaTable, level), level,
+                            pl_flash_attention_best_level(), "flash-attention", &i));
     atomic_store_explicit(&fa_table, &fa_tables[i], memory_order_release);
     return PL_OK;
 }

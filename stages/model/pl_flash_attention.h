@@ -41,6 +41,8 @@ void pl_flash_attention_backward(int T, int hd, float scale, const float *q, con
 // use (the best the CPU has unless forced).
 PlStatus pl_flash_attention_use(PlCpuLevel level);
 PlCpuLevel pl_flash_attention_level(void);
+// The best level this CPU runs the kernels at (asked of the CPU: the AVX2 copy also needs FMA).
+PlCpuLevel pl_flash_attention_best_level(void);
 // The kernels' exp (every level computes exactly this), for tests that model the arithmetic.
 float pl_flash_attention_exp(float x);
 

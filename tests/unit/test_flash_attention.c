@@ -159,19 +159,8 @@ static void use_best(void) {   // back to the best level this CPU runs
         if (pl_flash_attention_use((PlCpuLevel)lv) == PL_OK) return;
 }
 
-// The best level this CPU runs the flash-attention kernels at, decided as pl_flash_attention.c decides it (by asking
-// the CPU): its AVX2 copy also needs FMA.
-static PlCpuLevel cpu_best_level(void) {
-    PlCpuLevel best = pl_cpu_level();
-#if PL_DISPATCH_X86
-    __builtin_cpu_init();
-    if (best == PL_CPU_AVX2 && !__builtin_cpu_supports("fma")) best = PL_CPU_BASELINE;
-#endif
-    return best;
-}
-
 // Each level's forward and backward against the baseline's, bit for bit; returns the baseline's outputs. The levels
-// checked are those the CPU has (as the header says); a level the CPU has but the kernels refuse fails, and so does
+// checked are those the CPU has (pl_flash_attention_best_level); a level the CPU has but the kernels refuse fails, and so does
 // one the CPU lacks but the kernels accept.
 static void check_levels(const Prob *p, PlPrecision prec, float *o, float *lse, float *dqkv) {
     const int T = p->T;
@@ -181,7 +170,7 @@ static void check_levels(const Prob *p, PlPrecision prec, float *o, float *lse, 
     run_forward(p, prec, o, lse);
     pl_flash_attention_backward(T, p->hd, p->scale, p->q, p->k, p->v, p->ld, o, p->dout, p->ldo, lse, dqkv,
                                 dqkv + p->hd, dqkv + 2 * p->hd, prec, p->scratch);
-    const PlCpuLevel best = cpu_best_level();
+    const PlCpuLevel best = pl_flash_attention_best_level();
     for (int lv = PL_CPU_AVX2; lv <= PL_CPU_AVX512_BF16; lv++) {
         PlStatus st = pl_flash_attention_use((PlCpuLevel)lv);
         if (lv > (int)best) {   // not this CPU's level: it must be refused, and is not checked here

@@ -161,17 +161,6 @@ static void test_fixture_remainder_pixels(void **state) {
     fixture("100x130", "avgpool", 1, 1, 1, 1);
 }
 
-// The best flash-attention level this CPU runs, decided as pl_flash_attention.c decides it (by asking the CPU): its
-// AVX2 copy also needs FMA.
-static PlCpuLevel flash_attention_cpu_best(void) {
-    PlCpuLevel best = pl_cpu_level();
-#if PL_DISPATCH_X86
-    __builtin_cpu_init();
-    if (best == PL_CPU_AVX2 && !__builtin_cpu_supports("fma")) best = PL_CPU_BASELINE;
-#endif
-    return best;
-}
-
 // Under every backend and precision: embeddings bit-identical for 1, 2 and 3 threads at a fixed batch (the row chunks
 // differ; with OpenBLAS a different batch size may round differently, as its rows depend on their tile position), and
 // for every CPU level of the attention and row kernels the CPU has (the dispatch levels compute the
@@ -216,7 +205,7 @@ static void test_backends_bit_identical_threads_and_levels(void **state) {
         }
         for (int level = PL_CPU_BASELINE; level <= (int)best; level++) {
             PlStatus fa = pl_flash_attention_use((PlCpuLevel)level);
-            if (fa == PL_ERR_UNSUPPORTED && level > (int)flash_attention_cpu_best()) {
+            if (fa == PL_ERR_UNSUPPORTED && level > (int)pl_flash_attention_best_level()) {
                 pl_test_skip_part("%s %s at CPU level %s: the flash-attention kernels need FMA there, which this CPU "
                                   "lacks (%s)", engines[e].k, pl_precision_name(engines[e].p),
                                   pl_cpu_level_name((PlCpuLevel)level), pl_error_message());
