@@ -463,7 +463,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
                          kept_note(o, good_step));
             break;
         }
-        if ((st = pl_train_ckpt_check_finite(t, op, &fs)) != PL_OK) {   // e.g. AdamW's moments overflowed
+        if ((st = pl_train_ckpt_check_finite(t, op, NULL)) != PL_OK) {   // e.g. AdamW's moments overflowed
             pl_error_wrap("after step %lld: stopped, %s", (long long)s, kept_note(o, good_step));
             break;
         }

@@ -19,11 +19,11 @@ static const char *const ckpt_key[K_N] = {"protloc_finetune_step", "protloc_fine
 #define CKPT_DIGEST_KEY "protloc_finetune_digest"
 
 // The slabs a checkpoint holds: parameters, moments (v is NULL for SGD), best-epoch copy (NULL without validation).
-static void ckpt_slabs(PlVitTrain *t, PlOptim *op, const PlTrainState *fs, float *slab[CKPT_GROUPS]) {
+static void ckpt_slabs(PlVitTrain *t, PlOptim *op, float *best, float *slab[CKPT_GROUPS]) {
     slab[0] = pl_vit_train_params(t);
     slab[1] = pl_optim_moment(op, 0);
     slab[2] = pl_optim_moment(op, 1);
-    slab[3] = fs->best;
+    slab[3] = best;
 }
 
 // SHA-256 over every tensor (prefix, name, bytes) of the present slabs and every metadata value, in a fixed order.
@@ -49,9 +49,9 @@ static PlStatus ckpt_digest(const PlTrainTensor *tt, int nt, float *const slab[C
     return pl_sha256_end(&h, hex);
 }
 
-PlStatus pl_train_ckpt_check_finite(PlVitTrain *t, PlOptim *op, const PlTrainState *fs) {
+PlStatus pl_train_ckpt_check_finite(PlVitTrain *t, PlOptim *op, const float *best) {
     float *slab[CKPT_GROUPS];
-    ckpt_slabs(t, op, fs, slab);
+    ckpt_slabs(t, op, (float *)best, slab);   // only read
     int nt;
     const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
     for (int k = 0; k < CKPT_GROUPS; k++) {
@@ -86,11 +86,11 @@ static char *ckpt_history_text(const PlTrainState *fs) {
 
 PlStatus pl_train_ckpt_write(const char *path, PlVitTrain *t, PlOptim *op, const PlTrainCkptKeys *k, int64_t step,
                              const PlTrainState *fs) {
-    PL_TRY(pl_train_ckpt_check_finite(t, op, fs));
+    PL_TRY(pl_train_ckpt_check_finite(t, op, fs->best));
     int nt;
     const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
     float *slab[CKPT_GROUPS];
-    ckpt_slabs(t, op, fs, slab);
+    ckpt_slabs(t, op, fs->best, slab);
     // A view on the slabs (no copy: a checkpoint of ViT-B would otherwise hold 3-4 extra parameter copies): the
     // tensors borrow their data, so this PlWeights is released by hand below, never by pl_weights_free.
     PlWeights w;
@@ -223,7 +223,7 @@ PlStatus pl_train_ckpt_read(const char *path, PlVitTrain *t, PlOptim *op, const 
     int nt;
     const PlTrainTensor *tt = pl_vit_train_tensors(t, &nt);
     float *slab[CKPT_GROUPS];
-    ckpt_slabs(t, op, fs, slab);
+    ckpt_slabs(t, op, fs->best, slab);
     if (st == PL_OK) st = ckpt_load_tensors(path, &w, tt, nt, slab);
     char digest[65];
     const char *cvalue[K_N];
@@ -235,7 +235,7 @@ PlStatus pl_train_ckpt_read(const char *path, PlVitTrain *t, PlOptim *op, const 
     if (st == PL_OK && strcmp(digest, stored) != 0)
         st = PL_FAIL(PL_ERR_FORMAT, "%s is corrupt: its contents do not match its digest (a tensor or a state value "
                      "changed after it was written); resume from a good copy or start over with --force", path);
-    if (st == PL_OK) st = pl_train_ckpt_check_finite(t, op, fs);
+    if (st == PL_OK) st = pl_train_ckpt_check_finite(t, op, fs->best);
     if (st != PL_OK && pl_error_code() == PL_ERR_NUMERIC) pl_error_wrap("%s", path);
     for (int i = 0; i < K_N; i++) free(value[i]);
     free(stored);

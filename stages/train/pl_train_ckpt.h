@@ -35,9 +35,10 @@ typedef struct PlTrainCkptKeys {
     int64_t total_steps;     // the run's optimizer steps: a checkpoint's step must lie in [0, total_steps]
 } PlTrainCkptKeys;
 
-// Check that the parameters, the optimizer moments and the best-epoch copy are finite; otherwise PL_ERR_NUMERIC
-// naming the first tensor (p/, m/, v/ or b/ + its name), the element and the value.
-PlStatus pl_train_ckpt_check_finite(PlVitTrain *t, PlOptim *op, const PlTrainState *fs);
+// Check that the parameters, the optimizer moments and `best` (the best-epoch copy, or NULL) are finite; otherwise
+// PL_ERR_NUMERIC naming the first tensor (p/, m/, v/ or b/ + its name), the element and the value. The training loop
+// checks every step without `best` (a copy of weights that were checked when it was taken).
+PlStatus pl_train_ckpt_check_finite(PlVitTrain *t, PlOptim *op, const float *best);
 // Write `path` atomically at optimizer step `step` (after pl_train_ckpt_check_finite: a poisoned state never replaces
 // a good checkpoint).
 PlStatus pl_train_ckpt_write(const char *path, PlVitTrain *t, PlOptim *op, const PlTrainCkptKeys *k, int64_t step,
