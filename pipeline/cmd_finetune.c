@@ -337,19 +337,27 @@ typedef struct FtModel {
     FtFingerprint fp;   // rank 0: the digests report.json records (ft_collect compares them across runs)
 } FtModel;
 
+// The files a fine-tune writes into its folder (each atomically: a dead run leaves "<name>.tmp.<pid>.<n>"), those a
+// grid's summary writes into --out, and the rest of what may stand in a fine-tune's --out (lock, plots, temporaries,
+// the grid's run folders): ft_claim_dir removes the run files' stale temporaries, ft_check_outputs refuses inputs
+// among all of them.
+static const char *const ft_run_files[] = {PL_TRAIN_CKPT_NAME, "train.jsonl", "report.json", "backbone.safetensors",
+                                           "head.safetensors", "model.json", "failures.tsv", NULL};
+static const char *const ft_grid_files[] = {"grid.tsv", "grid.json", "grid.png", "grid.svg", NULL};
+static const char *const ft_other_files[] = {"finetune.lock", "training_loss.*", "training_val_f1.*", "confusion.*",
+                                             "class_f1.*", "*.tmp.*", "f*_s*/*", NULL};
+
 // Rank 0: lock DIR (DIR/finetune.lock: one fine-tune per folder), remove temporaries of dead runs, and refuse to
 // replace an earlier run's checkpoint unless --resume continues it or --force starts over.
 static PlStatus ft_claim_dir(const FtArgs *a, const char *dir, PlLock *lock) {
     char path[4200], ckpt[4200];
     snprintf(path, sizeof path, "%s/finetune.lock", dir);
     PL_TRY(pl_lock_acquire(lock, path, "protloc finetune"));
-    static const char *const names[] = {PL_TRAIN_CKPT_NAME, "train.jsonl", "report.json", "backbone.safetensors",
-                                        "head.safetensors", "model.json", "failures.tsv"};
-    enum { N_NAMES = sizeof names / sizeof names[0] };
+    enum { N_NAMES = sizeof ft_run_files / sizeof ft_run_files[0] - 1 };
     char finals[N_NAMES][4200];
     const char *fin[N_NAMES];
     for (int i = 0; i < N_NAMES; i++) {
-        snprintf(finals[i], sizeof finals[i], "%s/%s", dir, names[i]);
+        snprintf(finals[i], sizeof finals[i], "%s/%s", dir, ft_run_files[i]);
         fin[i] = finals[i];
     }
     pl_lock_remove_stale_temps(fin, N_NAMES);
@@ -646,18 +654,16 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
 // Outputs never overwrite inputs: every file finetune writes into --out (and its grid folders) against every input.
 // With --collect the runs' report.json files are inputs, so only the summary files count as outputs.
 static PlStatus ft_check_outputs(const FtArgs *a) {
-    static const char *const names[] = {PL_TRAIN_CKPT_NAME, "train.jsonl", "report.json", "backbone.safetensors",
-        "head.safetensors", "model.json", "failures.tsv", "finetune.lock", "grid.tsv", "grid.json", "grid.png",
-        "grid.svg", "training_loss.*", "training_val_f1.*", "confusion.*", "class_f1.*", "*.tmp.*", "f*_s*/*", NULL};
-    static const char *const collect_names[] = {"grid.tsv", "grid.json", "grid.png", "grid.svg", NULL};
     char *weights = a->model ? pl_cli_card_weights(a->model) : NULL, *card_weights = a->card ? pl_cli_card_weights(a->card) : NULL;
-    PlCliPath outs[] = {{"--out", a->collect ? a->collect : a->o.out_dir, a->collect ? collect_names : names, 0}};
+    const char *dir = a->collect ? a->collect : a->o.out_dir;   // --collect writes only the grid's summary
+    PlCliPath outs[] = {{"--out", dir, ft_grid_files, 0}, {"--out", a->collect ? NULL : dir, ft_run_files, 0},
+                        {"--out", a->collect ? NULL : dir, ft_other_files, 0}};
     PlCliPath ins[] = {{"--manifest", a->manifest, NULL, 0}, {"--model", a->model, NULL, 0},
                        {"the weights named by --model", weights, NULL, 0}, {"--card", a->card, NULL, 0},
                        {"the weights named by --card", card_weights, NULL, 0}, {"--input", a->input, NULL, 0},
                        {"--labels", a->labels, NULL, 0}, {"--head-init", a->head_init, NULL, 0},
                        {"--probe", a->probe, NULL, 0}};
-    PlStatus st = pl_cli_check_outputs(outs, 1, ins, (int)(sizeof ins / sizeof ins[0]));
+    PlStatus st = pl_cli_check_outputs(outs, 3, ins, (int)(sizeof ins / sizeof ins[0]));
     free(weights);
     free(card_weights);
     return st;   // main prints the message
