@@ -865,7 +865,7 @@ int cmd_finetune_run(int argc, char **argv) {
     if (!a.collect) {   // --out DIR is made with its missing parents (docs/guide.md "Output paths"): may it be?
         int rank = 0;
         if (pl_mpi_active() && PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)) != PL_OK) return PL_EXIT_ABORT;
-        if (pl_mpi_agree(rank == 0 ? pl_cli_output_dir_check(a.o.out_dir, "--out") : PL_OK, "checking --out") != PL_OK) {
+        if (pl_mpi_agree(rank == 0 ? pl_output_dir_check(a.o.out_dir, "--out") : PL_OK, "checking --out") != PL_OK) {
             if (rank != 0) pl_error_clear();   // rank 0 prints the reason
             return PL_EXIT_FAIL;
         }

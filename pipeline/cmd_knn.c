@@ -280,7 +280,7 @@ int cmd_knn_run(int argc, char **argv) {
                                   {"--predictions", pred_path}};
         for (int i = 0; i < 4 && st == PL_OK; i++)
             if (files[i][1]) st = pl_output_file_check(files[i][1], files[i][0]);
-        if (st == PL_OK) st = pl_cli_output_dir_check(dir, "--report-dir");
+        if (st == PL_OK) st = pl_output_dir_check(dir, "--report-dir");
     }
     if (pl_mpi_agree(st, "checking the output paths") != PL_OK) {
         if (rank != 0) pl_error_clear();   // rank 0 prints the reason

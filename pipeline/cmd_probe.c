@@ -204,7 +204,7 @@ int cmd_probe_run(int argc, char **argv) {
     // output paths before any input is read (docs/guide.md "Output paths")
     if ((json_path && pl_output_file_check(json_path, "--json") != PL_OK) ||
         (csv_path && pl_output_file_check(csv_path, "--csv") != PL_OK) ||
-        pl_cli_output_dir_check(dir, "--report-dir") != PL_OK)
+        pl_output_dir_check(dir, "--report-dir") != PL_OK)
         return PL_EXIT_FAIL;
 
     if (pl_process_start_pool((int)threads, &o.pool) != PL_OK) return PL_EXIT_FAIL;

@@ -7,6 +7,7 @@
 
 #include "pl_cli.h"
 #include "pl_cmds.h"
+#include "pl_fs.h"
 #include "pl_synth.h"
 
 void cmd_synth_usage(FILE *out) {
@@ -103,7 +104,7 @@ int cmd_synth_run(int argc, char **argv) {
     if (!have_classes || !have_per_class || !have_seed || !out)
         return pl_cli_usage_error(argv[0], "--classes, --per-class, --seed and --out are required");
     // --out DIR is made with its missing parents (docs/guide.md "Output paths"): may it be?
-    if (pl_cli_output_dir_check(out, "--out") != PL_OK) return PL_EXIT_FAIL;
+    if (pl_output_dir_check(out, "--out") != PL_OK) return PL_EXIT_FAIL;
     int n = 0;
     if (pl_synth_write_dataset(&p, out, &n) != PL_OK) return PL_EXIT_FAIL;
     printf("wrote %d fields (%d classes x %d) to %s/manifest.tsv\n", n, p.classes, p.per_class, out);

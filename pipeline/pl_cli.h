@@ -67,13 +67,6 @@ int pl_cli_option_choice(const char *cmd, const char *opt, const char *text, con
 // --kernels: the backend named by `text` for `precision` (pl_kernels_find): *out, or the usage error naming --kernels,
 // the value and why (an unknown name, a backend that cannot run the precision); PL_EXIT_USAGE or PL_EXIT_OK.
 int pl_cli_option_kernels(const char *cmd, const char *text, PlPrecision precision, const PlKernels **out);
-// Output paths (docs/guide.md "Output paths"): a command creates the folder an option names as a folder (finetune
-// --out DIR, synth --out DIR, --report-dir DIR), with its missing parents, and never the folder of a file an option
-// names (that folder must exist: pl_output_file_check in stages/core/pl_fs.h). Both are checked after the options
-// and before any input is read. This is the folder check: an existing `path` must be a folder the command may write
-// into; a missing one, the nearest existing folder above it (where it will be made). `opt` names it in messages.
-// NULL path: PL_OK. Records PL_ERR_ARG (a file or device in the way) or PL_ERR_IO (not writable, read-only).
-PlStatus pl_cli_output_dir_check(const char *path, const char *opt);
 
 // Test-only hooks: NULL in the protloc executable; tests/tools programs set them before calling pl_main.
 typedef struct PlCliTestHooks {

@@ -141,7 +141,7 @@ PlStatus pl_file_commit_rename(const char *temp_path, const char *final_path) {
 }
 
 static const char *fs_kind(mode_t m) {
-    return S_ISFIFO(m) ? "a FIFO (named pipe)" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
+    return S_ISREG(m) ? "a file" : S_ISFIFO(m) ? "a FIFO (named pipe)" : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device"
          : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket" : "not a regular file";
 }
 
@@ -230,6 +230,60 @@ PlStatus pl_output_file_check(const char *path, const char *what) {
     else if (!S_ISDIR(sb.st_mode))
         st = PL_FAIL(PL_ERR_ARG, "%s %s: %s is %s, not a folder", what, path, dir, fs_kind(sb.st_mode));
     free(copy);
+    return st;
+}
+
+// May the command write into `dir` (an existing folder)? Root passes access() except on a read-only file system.
+static PlStatus fs_dir_writable(const char *dir, const char *what, const char *path) {
+    if (access(dir, W_OK | X_OK) == 0) return PL_OK;
+    int err = errno;
+    char probe[4200], note[512];
+    snprintf(probe, sizeof probe, "%s/.", dir);   // the space note describes the folder holding its argument
+    pl_fs_space_note(probe, note, sizeof note);
+    if (strcmp(dir, path) == 0)
+        return PL_FAIL(PL_ERR_IO, "%s %s: cannot write into it: %s%s", what, path, strerror(err), note);
+    return PL_FAIL(PL_ERR_IO, "%s %s cannot be created in %s: %s%s", what, path, dir, strerror(err), note);
+}
+
+PlStatus pl_output_dir_check(const char *path, const char *what) {
+    if (!path) return PL_OK;
+    if (!path[0]) return PL_FAIL(PL_ERR_ARG, "%s is empty: name the folder to write into", what);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode))
+            return PL_FAIL(PL_ERR_ARG, "%s %s is %s: name a folder (it is created when missing)", what, path,
+                           fs_kind(sb.st_mode));
+        return fs_dir_writable(path, what, path);
+    }
+    if (errno != ENOENT && errno != ENOTDIR) return PL_FAIL(PL_ERR_IO, "%s %s: %s", what, path, strerror(errno));
+    // missing: walk up to the nearest existing path; the folder and its missing parents are made there
+    char *dir = pl_strdup(path);
+    if (!dir) return PL_ERR_NOMEM;
+    PlStatus st = PL_OK;
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        while (slash && slash > dir && slash[1] == '\0') {   // "a/b/" -> "a/b"
+            *slash = '\0';
+            slash = strrchr(dir, '/');
+        }
+        if (!slash) snprintf(dir, strlen(dir) + 1, ".");
+        else if (slash == dir) dir[1] = '\0';   // "/x" -> "/"
+        else *slash = '\0';
+        if (stat(dir, &sb) == 0) {
+            if (!S_ISDIR(sb.st_mode))
+                st = PL_FAIL(PL_ERR_ARG, "%s %s cannot be created: %s is %s, not a folder", what, path, dir,
+                             fs_kind(sb.st_mode));
+            else
+                st = fs_dir_writable(dir, what, path);
+            break;
+        }
+        if (errno != ENOENT && errno != ENOTDIR) {   // ENOTDIR: a file above; the walk reaches it and names it
+            st = PL_FAIL(PL_ERR_IO, "%s %s: %s: %s", what, path, dir, strerror(errno));
+            break;
+        }
+        if (strcmp(dir, ".") == 0 || strcmp(dir, "/") == 0) break;   // cannot happen: "." and "/" exist
+    }
+    free(dir);
     return st;
 }
 

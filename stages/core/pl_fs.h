@@ -53,10 +53,17 @@ void pl_fs_space_note(const char *path, char *note, size_t size);
 //     if (fwrite(buf, 1, n, fp) != n) { st = PL_FS_WRITE_FAIL("cannot write", temp_path, errno); ... }
 #define PL_FS_WRITE_FAIL(verb, path, err) pl_fs_write_fail(__FILE__, __LINE__, (verb), (path), (err))
 PlStatus pl_fs_write_fail(const char *file, int line, const char *verb, const char *path, int err);
-// Before any work: may an output file be written (replaced) at `path`? An existing `path` must be a regular file
+// Output paths (docs/guide.md "Output paths"): a command creates the folder an option names as a folder (finetune
+// --out DIR, synth --out DIR, --report-dir DIR), with its missing parents, and never the folder of a file an option
+// names (that folder must exist). Both are checked after the options and before any input is read.
+// pl_output_file_check: may an output file be written (replaced) at `path`? An existing `path` must be a regular file
 // (a directory, FIFO, device or socket is refused, naming its kind), and its folder must exist (it is not created;
 // writability is left to the write). `what` names the path in messages (e.g. "--out"). PL_ERR_ARG when refused.
 PlStatus pl_output_file_check(const char *path, const char *what);
+// pl_output_dir_check: an existing `path` must be a folder the command may write into; a missing one, the nearest
+// existing folder above it (where it will be made). NULL path: PL_OK. PL_ERR_ARG (a file or device in the way) or
+// PL_ERR_IO (not writable, read-only file system).
+PlStatus pl_output_dir_check(const char *path, const char *what);
 // Create a directory and its parents (like mkdir -p).
 PlStatus pl_mkdir_p(const char *path);
 // A unique temporary path next to `final_path` (malloc'd; caller frees).
