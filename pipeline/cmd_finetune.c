@@ -8,7 +8,6 @@
 #include <mpi.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -380,19 +379,6 @@ static PlStatus ft_claim_dir(const FtArgs *a, const char *dir, PlLock *lock) {
     return pl_fsync_parent_dir(ckpt);
 }
 
-// This process's resident memory now (VmRSS), or its peak so far where /proc is not there (bytes).
-static double ft_rss_bytes(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1) break;
-    if (f) fclose(f);
-    if (kb >= 0) return (double)kb * 1024.0;
-    struct rusage ru;
-    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss * 1024.0 : 0.0;
-}
-
 // Bytes of a loaded checkpoint: its slab and any tensor allocated on its own.
 static double ft_weights_bytes(const PlWeights *w) {
     double b = (double)w->slab_floats * sizeof(float);
@@ -503,7 +489,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     PlLock lock = {.fd = -1};
     if (st == PL_OK) st = pl_mkdir_p(dir);
     if (st == PL_OK && rank == 0) st = ft_claim_dir(a, dir, &lock);
-    double rss0 = ft_rss_bytes();   // the baseline of the memory estimate: before the trainer exists
+    double rss0 = pl_process_rss_bytes();   // the baseline of the memory estimate: before the trainer exists
     if (st == PL_OK) st = pl_vit_train_create(&sp, kernels, &t);
     if (st == PL_OK) st = pl_vit_train_load(t, &m->w, m->have_head ? &m->head : NULL, train_seed);
     PlFinetuneOptions o = a->o;
@@ -542,8 +528,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     // every failure inside pl_finetune_run is known to every rank (agreed, or the job is aborted)
     int trained = st == PL_OK && (st = pl_finetune_run(t, &tr, d->nva ? &va : NULL, d->nte ? &te : NULL, &o, &r)) == PL_OK;
     if (trained && rank == 0) {
-        struct rusage ru;
-        mem.peak_measured = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss * 1024.0 : 0.0;
+        mem.peak_measured = pl_process_peak_rss_bytes();
         FtRunInfo info = {.model = m->weights, .data = d->source, .head_init = a->head_init, .fraction = frac,
                           .fraction_index = fi, .seed_index = si, .subset_seed = subset_seed, .train_seed = train_seed,
                           .n_train = m_rows, .n_train_total = d->ntr, .n_val = d->nva, .n_test = d->nte,

@@ -3,7 +3,9 @@
 
 #include <cblas.h>
 #include <mpi.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "pl_mpi.h"
@@ -78,3 +80,18 @@ void pl_process_catch_signals(void) {
 }
 
 const volatile sig_atomic_t *pl_process_stop_signal(void) { return &process_stop_signal; }
+
+double pl_process_peak_rss_bytes(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss * 1024.0 : 0.0;
+}
+
+double pl_process_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb >= 0 ? (double)kb * 1024.0 : pl_process_peak_rss_bytes();
+}

@@ -19,6 +19,10 @@
 int pl_process_default_threads(void);
 // This process's share of the node's physical memory in bytes: the node's memory divided by the MPI ranks on it.
 int64_t pl_process_memory_share(void);
+// This process's resident memory now (VmRSS; where /proc is not there, the peak so far), and its peak resident
+// memory so far (getrusage), in bytes; 0 when unknown.
+double pl_process_rss_bytes(void);
+double pl_process_peak_rss_bytes(void);
 // Create the process's thread pool (threads >= 1; 0 = pl_process_default_threads) and set OpenBLAS to one thread.
 PlStatus pl_process_start_pool(int threads, PlThreadPool **pool);
 // The pool started by pl_process_start_pool, or NULL.

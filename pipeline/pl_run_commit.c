@@ -8,12 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
+#include "pl_process.h"
 #include "pl_run_priv.h"
 
 PlStatus run_lock_output(const RunContext *ctx, PlLock *lock) {
@@ -109,8 +109,7 @@ static PlStatus commit_store(const RunContext *ctx, const RunStorePlan *plan, Pl
 
 // Largest peak resident set size (MiB) of any rank.
 static double commit_peak_rss(void) {
-    struct rusage ru;
-    double mine = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0, max = mine;
+    double mine = pl_process_peak_rss_bytes() / 1048576.0, max = mine;
     if (!pl_mpi_desynced() && MPI_Allreduce(&mine, &max, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD) != MPI_SUCCESS) max = mine;
     return max;
 }
