@@ -131,53 +131,6 @@ typedef struct FtArgs {
     PlFinetuneOptions o;
 } FtArgs;
 
-// Labels: (N) integer class ids or (N, K) float multi-hot targets. Fills y or targets (malloc'd) and *classes.
-static PlStatus load_labels(const char *path, int64_t n, int *classes, int32_t **y, float **targets) {
-    PlNpyArray a = {0};
-    PL_TRY(pl_npy_read(path, &a));
-    PlStatus st = PL_OK;
-    int is_int = strcmp(a.descr, "<i8") == 0 || strcmp(a.descr, "<i4") == 0;
-    int is_float = strcmp(a.descr, "<f4") == 0 || strcmp(a.descr, "<f8") == 0;
-    if (a.ndim < 1 || a.shape[0] != n) {
-        st = PL_FAIL(PL_ERR_ARG, "%s has %lld labels but the input has %lld images", path,
-                     a.ndim ? (long long)a.shape[0] : 0LL, (long long)n);
-    } else if (a.ndim == 1 && is_int) {
-        *y = pl_malloc((size_t)n * sizeof(int32_t));
-        if (!*y) st = PL_ERR_NOMEM;
-        int64_t mx = -1;
-        for (int64_t i = 0; i < n && st == PL_OK; i++) {
-            int64_t v = a.descr[2] == '8' ? ((const int64_t *)a.data)[i] : ((const int32_t *)a.data)[i];
-            if (v < 0 || v > 1000000 || (*classes > 0 && v >= *classes))
-                st = PL_FAIL(PL_ERR_ARG, "%s: label %lld of row %lld is out of range 0..%d", path, (long long)v,
-                             (long long)i, *classes > 0 ? *classes - 1 : 1000000);
-            else
-                (*y)[i] = (int32_t)v;
-            if (v > mx) mx = v;
-        }
-        if (st == PL_OK && *classes <= 0) *classes = (int)mx + 1;
-    } else if (a.ndim == 2 && is_float) {
-        int k = (int)a.shape[1];
-        if (*classes > 0 && k != *classes)
-            st = PL_FAIL(PL_ERR_ARG, "%s has %d label columns but the head has %d classes", path, k, *classes);
-        *classes = k;
-        *targets = pl_malloc((size_t)n * k * sizeof(float));
-        if (!*targets && st == PL_OK) st = PL_ERR_NOMEM;
-        for (int64_t i = 0; i < n * k && st == PL_OK; i++) {
-            double v = a.descr[2] == '4' ? ((const float *)a.data)[i] : ((const double *)a.data)[i];
-            if (!(v >= 0.0 && v <= 1.0))
-                st = PL_FAIL(PL_ERR_ARG, "%s: target (%lld, %lld) = %g is not in [0, 1]", path, (long long)(i / k),
-                             (long long)(i % k), v);
-            else
-                (*targets)[i] = (float)v;
-        }
-    } else {
-        st = PL_FAIL(PL_ERR_ARG, "%s must hold int64/int32 class ids of shape (N) or float multi-hot targets of "
-                                 "shape (N, K); it holds %s with %d dimensions", path, a.descr, a.ndim);
-    }
-    pl_npy_free(&a);
-    return st;
-}
-
 static PlStatus check_head(const char *path, const PlWeights *h, int dim, int mlp, int *classes) {
     if (mlp) {   // DINO4Cells MLP: 0.weight (512, dim) ... 6.weight (classes, 256); every shape is checked at load
         const PlWeightTensor *w0 = pl_weights_find(h, "0.weight"), *w6 = pl_weights_find(h, "6.weight");
@@ -204,107 +157,6 @@ static PlStatus check_head(const char *path, const PlWeights *h, int dim, int ml
     if (*classes > 0 && *classes != w->shape[0])
         return PL_FAIL(PL_ERR_ARG, "%s has %lld classes but --classes says %d", path, (long long)w->shape[0], *classes);
     *classes = (int)w->shape[0];
-    return PL_OK;
-}
-
-// The training data of a command: arrays (every row trains) or a manifest (train / val / test splits).
-typedef struct FtData {
-    const char *source;
-    int64_t n;
-    int C, H, W, classes;
-    const float *x;
-    const int32_t *cls;
-    const float *targets;
-    char **class_names;
-    const int64_t *train, *val, *test;
-    int64_t ntr, nva, nte, n_failed;
-    // owned storage
-    PlNpyArray npy;
-    int32_t *y_own;
-    float *t_own;
-    int64_t *all_rows;
-    FtDataset ds;
-    int is_manifest;
-} FtData;
-
-static void ft_data_free(FtData *d) {
-    pl_npy_free(&d->npy);
-    free(d->y_own);
-    free(d->t_own);
-    free(d->all_rows);
-    if (d->is_manifest) ft_dataset_free(&d->ds);
-}
-
-static PlStatus load_arrays(FtArgs *a, const PlVitConfig *cfg, int *classes, FtData *d) {
-    PL_TRY(pl_npy_read_f32(a->input, 4, &d->npy));
-    const PlNpyArray *x = &d->npy;
-    int64_t n = x->shape[0];
-    if (n < 1 || x->shape[1] != cfg->in_chans || x->shape[2] < cfg->patch || x->shape[3] < cfg->patch)
-        return PL_FAIL(PL_ERR_ARG, "%s has shape (%lld, %lld, %lld, %lld); the model needs (N >= 1, %d, >= %d, >= %d)",
-                       a->input, (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2],
-                       (long long)x->shape[3], cfg->in_chans, cfg->patch, cfg->patch);
-    const float *xd = x->data;
-    size_t count = pl_npy_count(x), chw = count / (size_t)n;
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(xd[i]))
-            return PL_FAIL(PL_ERR_NUMERIC, "%s: image %zu holds %s (element %zu)", a->input, i / chw,
-                           isnan(xd[i]) ? "NaN" : "Inf", i % chw);
-    PL_TRY(load_labels(a->labels, n, classes, &d->y_own, &d->t_own));
-    d->all_rows = pl_malloc((size_t)n * sizeof(int64_t));
-    if (!d->all_rows) return PL_ERR_NOMEM;
-    for (int64_t i = 0; i < n; i++) d->all_rows[i] = i;
-    d->source = a->input;
-    d->n = n;
-    d->C = (int)x->shape[1];
-    d->H = (int)x->shape[2];
-    d->W = (int)x->shape[3];
-    d->x = xd;
-    d->cls = d->y_own;
-    d->targets = d->t_own;
-    d->classes = *classes;
-    d->train = d->all_rows;
-    d->ntr = n;
-    return PL_OK;
-}
-
-static PlStatus load_manifest(FtArgs *a, const PlModelCard *card, const PlVitConfig *cfg, PlThreadPool *pool, int rank,
-                              int *classes, FtData *d) {
-    if (card->n_slots != cfg->in_chans)
-        return PL_FAIL(PL_ERR_ARG, "model card %s names %d input slots, the weights take %d channels", card->path,
-                       card->n_slots, cfg->in_chans);
-    int size = a->size > 0 ? a->size : cfg->pos_grid * cfg->patch;
-    char failures[4096];
-    snprintf(failures, sizeof failures, "%s/failures.tsv", a->o.out_dir);
-    FtDataOptions fo = {.channels = cfg->in_chans, .patch = cfg->patch, .size = size, .level = (FtLevel)a->level,
-                        .tile = a->tile, .crop = a->crop};
-    PL_TRY(ft_dataset_load(a->manifest, card, &fo, rank == 0 ? failures : NULL, pool, &d->ds));
-    d->is_manifest = 1;
-    FtDataset *ds = &d->ds;
-    if (*classes > 0 && *classes != ds->n_classes)
-        return PL_FAIL(PL_ERR_ARG, "the head has %d classes but %s has %d (%s ... %s)", *classes, a->manifest,
-                       ds->n_classes, ds->classes[0], ds->classes[ds->n_classes - 1]);
-    *classes = ds->n_classes;
-    d->source = a->manifest;
-    d->n = ds->n;
-    d->C = ds->C;
-    d->H = d->W = ds->size;
-    d->x = ds->x;
-    d->cls = ds->cls;
-    d->classes = ds->n_classes;
-    d->class_names = ds->classes;
-    d->train = ds->train;
-    d->val = ds->val;
-    d->test = ds->test;
-    d->ntr = ds->n_train;
-    d->nva = ds->n_val;
-    d->nte = ds->n_test;
-    d->n_failed = ds->n_failed;
-    if (rank == 0)
-        pl_log_info("%s: %lld training, %lld validation, %lld test %s, %d classes, %dx%d canvases (items: %lld failed, "
-                    "%lld multi-label and %lld unlabelled skipped)", a->manifest, (long long)d->ntr, (long long)d->nva,
-                    (long long)d->nte, a->level == FT_LEVEL_CELLS ? "cells" : a->level == FT_LEVEL_TILES ? "tiles" : "FOVs",
-                    d->classes, size, size, (long long)ds->n_failed, (long long)ds->n_multilabel,
-                    (long long)ds->n_unlabelled);
     return PL_OK;
 }
 
@@ -608,7 +460,11 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
         }
     }
     if (st == PL_OK) st = pl_process_start_pool(a->threads, &pool);
-    if (st == PL_OK) st = a->manifest ? load_manifest(a, &m.card, &m.cfg, pool, rank, &classes, &d) : load_arrays(a, &m.cfg, &classes, &d);
+    if (st == PL_OK) {
+        FtDataOptions fo = {.size = a->size, .level = (FtLevel)a->level, .tile = a->tile, .crop = a->crop};
+        st = a->manifest ? ft_data_load_manifest(a->manifest, &m.card, &m.cfg, &fo, a->o.out_dir, pool, rank, &classes, &d)
+                         : ft_data_load_arrays(a->input, a->labels, &m.cfg, &classes, &d);
+    }
     if (st == PL_OK && rank == 0)
         st = ft_fingerprint(m.weights, a->key, a->head_init, d.source, a->manifest ? NULL : a->labels, &m.fp);
     st = pl_mpi_agree(st, "loading the model and data");

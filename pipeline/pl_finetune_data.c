@@ -1,7 +1,8 @@
-// Fine-tuning data from a manifest and a model card (see pl_finetune_data.h).
+// Fine-tuning data: a manifest through run's stages (ft_dataset_load), or arrays, as one FtData (pl_finetune_data.h).
 #include "pl_finetune_data.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "pl_geometry.h"
 #include "pl_log.h"
 #include "pl_manifest.h"
+#include "pl_npy.h"
 #include "pl_prep.h"
 
 #define FT_REF_MAX (PATH_MAX + 16)
@@ -291,3 +293,137 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
     if (st != PL_OK) ft_dataset_free(ds);
     return st;
 }
+
+// ---- the training data of a command: arrays or a manifest ----
+
+// Labels: (N) integer class ids or (N, K) float multi-hot targets. Fills y or targets (malloc'd) and *classes.
+static PlStatus ft_labels_load(const char *path, int64_t n, int *classes, int32_t **y, float **targets) {
+    PlNpyArray a = {0};
+    PL_TRY(pl_npy_read(path, &a));
+    PlStatus st = PL_OK;
+    int is_int = strcmp(a.descr, "<i8") == 0 || strcmp(a.descr, "<i4") == 0;
+    int is_float = strcmp(a.descr, "<f4") == 0 || strcmp(a.descr, "<f8") == 0;
+    if (a.ndim < 1 || a.shape[0] != n) {
+        st = PL_FAIL(PL_ERR_ARG, "%s has %lld labels but the input has %lld images", path,
+                     a.ndim ? (long long)a.shape[0] : 0LL, (long long)n);
+    } else if (a.ndim == 1 && is_int) {
+        *y = pl_malloc((size_t)n * sizeof(int32_t));
+        if (!*y) st = PL_ERR_NOMEM;
+        int64_t mx = -1;
+        for (int64_t i = 0; i < n && st == PL_OK; i++) {
+            int64_t v = a.descr[2] == '8' ? ((const int64_t *)a.data)[i] : ((const int32_t *)a.data)[i];
+            if (v < 0 || v > 1000000 || (*classes > 0 && v >= *classes))
+                st = PL_FAIL(PL_ERR_ARG, "%s: label %lld of row %lld is out of range 0..%d", path, (long long)v,
+                             (long long)i, *classes > 0 ? *classes - 1 : 1000000);
+            else
+                (*y)[i] = (int32_t)v;
+            if (v > mx) mx = v;
+        }
+        if (st == PL_OK && *classes <= 0) *classes = (int)mx + 1;
+    } else if (a.ndim == 2 && is_float) {
+        int k = (int)a.shape[1];
+        if (*classes > 0 && k != *classes)
+            st = PL_FAIL(PL_ERR_ARG, "%s has %d label columns but the head has %d classes", path, k, *classes);
+        *classes = k;
+        *targets = pl_malloc((size_t)n * k * sizeof(float));
+        if (!*targets && st == PL_OK) st = PL_ERR_NOMEM;
+        for (int64_t i = 0; i < n * k && st == PL_OK; i++) {
+            double v = a.descr[2] == '4' ? ((const float *)a.data)[i] : ((const double *)a.data)[i];
+            if (!(v >= 0.0 && v <= 1.0))
+                st = PL_FAIL(PL_ERR_ARG, "%s: target (%lld, %lld) = %g is not in [0, 1]", path, (long long)(i / k),
+                             (long long)(i % k), v);
+            else
+                (*targets)[i] = (float)v;
+        }
+    } else {
+        st = PL_FAIL(PL_ERR_ARG, "%s must hold int64/int32 class ids of shape (N) or float multi-hot targets of "
+                                 "shape (N, K); it holds %s with %d dimensions", path, a.descr, a.ndim);
+    }
+    pl_npy_free(&a);
+    return st;
+}
+
+void ft_data_free(FtData *d) {
+    pl_npy_free(&d->npy);
+    free(d->y_own);
+    free(d->t_own);
+    free(d->all_rows);
+    if (d->is_manifest) ft_dataset_free(&d->ds);
+}
+
+PlStatus ft_data_load_arrays(const char *input, const char *labels, const PlVitConfig *cfg, int *classes, FtData *d) {
+    PL_TRY(pl_npy_read_f32(input, 4, &d->npy));
+    const PlNpyArray *x = &d->npy;
+    int64_t n = x->shape[0];
+    if (n < 1 || x->shape[1] != cfg->in_chans || x->shape[2] < cfg->patch || x->shape[3] < cfg->patch)
+        return PL_FAIL(PL_ERR_ARG, "%s has shape (%lld, %lld, %lld, %lld); the model needs (N >= 1, %d, >= %d, >= %d)",
+                       input, (long long)x->shape[0], (long long)x->shape[1], (long long)x->shape[2],
+                       (long long)x->shape[3], cfg->in_chans, cfg->patch, cfg->patch);
+    const float *xd = x->data;
+    size_t count = pl_npy_count(x), chw = count / (size_t)n;
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(xd[i]))
+            return PL_FAIL(PL_ERR_NUMERIC, "%s: image %zu holds %s (element %zu)", input, i / chw,
+                           isnan(xd[i]) ? "NaN" : "Inf", i % chw);
+    PL_TRY(ft_labels_load(labels, n, classes, &d->y_own, &d->t_own));
+    d->all_rows = pl_malloc((size_t)n * sizeof(int64_t));
+    if (!d->all_rows) return PL_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) d->all_rows[i] = i;
+    d->source = input;
+    d->n = n;
+    d->C = (int)x->shape[1];
+    d->H = (int)x->shape[2];
+    d->W = (int)x->shape[3];
+    d->x = xd;
+    d->cls = d->y_own;
+    d->targets = d->t_own;
+    d->classes = *classes;
+    d->train = d->all_rows;
+    d->ntr = n;
+    return PL_OK;
+}
+
+PlStatus ft_data_load_manifest(const char *manifest, const PlModelCard *card, const PlVitConfig *cfg,
+                               const FtDataOptions *level, const char *out_dir, PlThreadPool *pool, int rank,
+                               int *classes, FtData *d) {
+    if (card->n_slots != cfg->in_chans)
+        return PL_FAIL(PL_ERR_ARG, "model card %s names %d input slots, the weights take %d channels", card->path,
+                       card->n_slots, cfg->in_chans);
+    int size = level->size > 0 ? level->size : cfg->pos_grid * cfg->patch;
+    char failures[4096];
+    snprintf(failures, sizeof failures, "%s/failures.tsv", out_dir);
+    FtDataOptions fo = *level;
+    fo.channels = cfg->in_chans;
+    fo.patch = cfg->patch;
+    fo.size = size;
+    PL_TRY(ft_dataset_load(manifest, card, &fo, rank == 0 ? failures : NULL, pool, &d->ds));
+    d->is_manifest = 1;
+    FtDataset *ds = &d->ds;
+    if (*classes > 0 && *classes != ds->n_classes)
+        return PL_FAIL(PL_ERR_ARG, "the head has %d classes but %s has %d (%s ... %s)", *classes, manifest,
+                       ds->n_classes, ds->classes[0], ds->classes[ds->n_classes - 1]);
+    *classes = ds->n_classes;
+    d->source = manifest;
+    d->n = ds->n;
+    d->C = ds->C;
+    d->H = d->W = ds->size;
+    d->x = ds->x;
+    d->cls = ds->cls;
+    d->classes = ds->n_classes;
+    d->class_names = ds->classes;
+    d->train = ds->train;
+    d->val = ds->val;
+    d->test = ds->test;
+    d->ntr = ds->n_train;
+    d->nva = ds->n_val;
+    d->nte = ds->n_test;
+    d->n_failed = ds->n_failed;
+    if (rank == 0)
+        pl_log_info("%s: %lld training, %lld validation, %lld test %s, %d classes, %dx%d canvases (items: %lld failed, "
+                    "%lld multi-label and %lld unlabelled skipped)", manifest, (long long)d->ntr, (long long)d->nva,
+                    (long long)d->nte, fo.level == FT_LEVEL_CELLS ? "cells" : fo.level == FT_LEVEL_TILES ? "tiles" : "FOVs",
+                    d->classes, size, size, (long long)ds->n_failed, (long long)ds->n_multilabel,
+                    (long long)ds->n_unlabelled);
+    return PL_OK;
+}
+

@@ -1,4 +1,5 @@
-// Fine-tuning data from a manifest and a model card: every labelled item of the train / val / test splits goes
+// Fine-tuning data: arrays (ft_data_load_arrays), or a manifest and a model card (ft_data_load_manifest,
+// ft_dataset_load): every labelled item of the train / val / test splits goes
 // through the same stages as `protloc run` at one level (decode -> rescale to the card's pixel size -> normalise ->
 // align channels; pl_card_prep_config): its whole field of view, its tiles, or its single-cell crops (label mask or
 // built-in nucleus segmentation); every sample is resized to a square canvas of `size` pixels (area average when
@@ -18,7 +19,9 @@
 
 #include "pl_error.h"
 #include "pl_modelcard.h"
+#include "pl_npy.h"
 #include "pl_threadpool.h"
+#include "pl_vit.h"
 
 typedef enum FtLevel { FT_LEVEL_FOV = 0, FT_LEVEL_TILES = 1, FT_LEVEL_CELLS = 2 } FtLevel;
 
@@ -45,5 +48,37 @@ typedef struct FtDataset {
 PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const FtDataOptions *fo, const char *failures,
                          PlThreadPool *pool, FtDataset *ds);
 void ft_dataset_free(FtDataset *ds);
+
+// The training data of a command: arrays (every row trains) or a manifest (train / val / test splits). Ownership: a
+// FtData owns the arrays it loaded and its FtDataset (ft_data_free); the pointers above "owned storage" view them.
+typedef struct FtData {
+    const char *source;
+    int64_t n;
+    int C, H, W, classes;
+    const float *x;
+    const int32_t *cls;
+    const float *targets;
+    char **class_names;
+    const int64_t *train, *val, *test;
+    int64_t ntr, nva, nte, n_failed;
+    // owned storage
+    PlNpyArray npy;
+    int32_t *y_own;
+    float *t_own;
+    int64_t *all_rows;
+    FtDataset ds;
+    int is_manifest;
+} FtData;
+
+// --input X.npy (float32 (N, C, H, W), finite, C = the model's channels) and --labels Y.npy ((N) int class ids: softmax
+// cross-entropy, or (N, K) float multi-hot targets in [0, 1]: BCE); every row trains. *classes: the head's class
+// count when known (> 0, checked), else set from the labels.
+PlStatus ft_data_load_arrays(const char *input, const char *labels, const PlVitConfig *cfg, int *classes, FtData *d);
+// A manifest's labelled items at level->level (tile, crop; level->size: canvas side, 0 = the model's native size),
+// through ft_dataset_load; rank 0 lists failed items in OUT_DIR/failures.tsv and logs the split sizes.
+PlStatus ft_data_load_manifest(const char *manifest, const PlModelCard *card, const PlVitConfig *cfg,
+                               const FtDataOptions *level, const char *out_dir, PlThreadPool *pool, int rank,
+                               int *classes, FtData *d);
+void ft_data_free(FtData *d);
 
 #endif
