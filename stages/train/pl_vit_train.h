@@ -15,21 +15,12 @@
 
 #include "pl_error.h"
 #include "pl_kernels.h"
+#include "pl_train_tensor.h"
 #include "pl_vit.h"
 #include "pl_weights.h"
 
 typedef enum PlLossKind { PL_LOSS_XENT = 0, PL_LOSS_BCE = 1 } PlLossKind;
 
-typedef struct PlTrainTensor {
-    char name[64];      // DINO backbone name, or "head.weight" / "head.bias"
-    int ndim;
-    int64_t shape[4];
-    size_t offset;      // floats into the slab (64-byte aligned)
-    size_t numel;
-    int decay;          // DINO utils.get_params_groups: 0 for names ending ".bias" and 1-D tensors
-    int layer;          // layer-wise lr decay id: 0 patch/cls/pos, i + 1 block i, depth + 1 final norm and head
-    int head;           // 1 for the head's tensors
-} PlTrainTensor;
 
 typedef struct PlVitTrainSpec {
     PlVitConfig cfg;    // backbone architecture
@@ -84,9 +75,6 @@ PlStatus pl_vit_train_export(const PlVitTrain *t, int head, PlWeights *out);
 // a mean loss). grad (param floats) is overwritten; *loss_sum receives the sum of the n samples' losses.
 PlStatus pl_vit_train_microbatch(PlVitTrain *t, int worker, const float *x, const int32_t *y, const float *targets,
                                  int n, const uint64_t *keys, float loss_scale, float *grad, double *loss_sum);
-// A 64-byte aligned, zeroed float slab with every page touched (parameters, activations, gradients); NULL when the
-// allocation fails. Free with free().
-float *pl_train_alloc_slab(size_t floats);
 
 // Forward only (no drop path): logits (n, classes).
 PlStatus pl_vit_train_predict(PlVitTrain *t, int worker, const float *x, int n, float *logits);
