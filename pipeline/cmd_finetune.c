@@ -30,6 +30,7 @@
 #include "pl_process.h"
 #include "pl_safetensors.h"
 #include "pl_train_ckpt.h"
+#include "pl_train_classify.h"
 #include "pl_train_step.h"
 #include "pl_vit_train.h"
 #include "pl_weights.h"
@@ -269,7 +270,9 @@ static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const Pl
     PlTrainStepOptions so = {.global_batch = o->batch, .allreduce = o->allreduce,
                              .use_mpi = pl_mpi_active() && ranks > 1};
     int count = 0;
-    mem->gradients = pl_train_step_bytes_for(t, threads, &so, rank, ranks, &count);
+    PlTrainObjective obj;
+    pl_train_classify_objective(t, &obj);
+    mem->gradients = pl_train_step_bytes_for(&obj, threads, &so, rank, ranks, &count);
     mem->best = d->nva > 0 ? mem->parameters : 0.0;
     // Prefetch: 2 slots of (count + 1) images, labels, targets and keys; FetchCtx: augmentation scratch for the
     // threads and the reader, (batch / n + 2) sample orders when shuffling, cumulative weights with --balanced

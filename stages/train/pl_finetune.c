@@ -20,6 +20,7 @@
 #include "pl_safetensors.h"
 #include "pl_train_augment.h"
 #include "pl_train_ckpt.h"
+#include "pl_train_classify.h"
 #include "pl_train_step.h"
 
 
@@ -404,7 +405,9 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     PlStatus st = fs.epoch_loss && (!val || (fs.epoch_val_f1 && fs.best)) ? PL_OK : PL_ERR_NOMEM;
     if (st == PL_OK) st = pl_optim_create(t, &o->optim, &op);
     PlTrainStepOptions so = {.global_batch = o->batch, .allreduce = o->allreduce, .use_mpi = o->use_mpi};
-    if (st == PL_OK) st = pl_train_step_create(t, o->pool, &so, &step);
+    PlTrainObjective obj;
+    pl_train_classify_objective(t, &obj);
+    if (st == PL_OK) st = pl_train_step_create(&obj, o->pool, &so, &step);
     f.threads = pl_threadpool_size(o->pool);
     f.nperms = (int)(o->batch / d->n) + 2;
     pl_augment_options_default(&f.aug);
@@ -447,7 +450,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         PlTrainBatch batch;
         st = prefetch_wait(&pf, s, &batch);
         if (o->use_mpi) st = pl_mpi_agree(st, "preparing the batch");
-        if (st == PL_OK) st = pl_train_step_run(step, &batch, &grad, &loss);
+        if (st == PL_OK) st = pl_train_step_run(step, &batch, &grad, NULL, &loss);
         if (st != PL_OK) break;
         // every rank holds the same loss, gradient and weights, so these checks stop every rank at the same step
         if (!isfinite(loss)) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pl_mpi.h"
+#include "pl_train_tensor.h"
 
 #define PL_STEP_ADD_CHUNK 65536          // floats per task of an element-wise add
 #define PL_STEP_COMM_CHUNK (1 << 20)     // floats per MPI round of the tree combine
@@ -23,11 +24,11 @@ typedef struct TaskSlot {
 } TaskSlot;
 
 struct PlTrainStep {
-    PlVitTrain *t;
+    PlTrainObjective obj;
     PlThreadPool *pool;
     PlTrainStepOptions o;
-    int threads, rank, size, M, mb, first, end, loss_div;
-    size_t P;
+    int threads, rank, size, M, mb, first, end;
+    size_t L;                    // floats of every reduced buffer: the gradient, then (padded) the statistics
     float **freebufs;            // buffers not in use (threads + tree depth of them in all)
     int nfree, nbufs;
     float **leaf;                // (threads) the leaf gradient each task writes
@@ -36,25 +37,19 @@ struct PlTrainStep {
     float *total;                // the summed gradient (MPI modes)
     TaskSlot *slots;             // per task of a round
     double *mb_loss;             // (M) loss sum of every micro-batch
-    int *counts, *displs;        // MPI gather layout (per rank), in floats per chunk unit / micro-batches
+    int *counts;                 // (size) tree nodes per rank
+    int *gcounts, *gdispls;      // (size) MPI_Gatherv layout of one chunk, in floats
+    int *mcounts, *mdispls;      // (size) micro-batches per rank and the first of each (the loss gather)
     Node *all_nodes;             // rank 0: every rank's nodes (buffers point into recv)
     int n_all;
     float *send, *recv;
     // per-run state read by tasks
     int round_first;
-    const PlTrainBatch *batch;
-    size_t chw;
+    const void *batch;
     float *add_dst;
     const float *add_src;
     size_t add_len;
 };
-
-int pl_train_step_micro_batches(const PlTrainStep *s) { return s->M; }
-int pl_train_step_rank_range(const PlTrainStep *s, int *first, int *end) {
-    *first = s->first;
-    *end = s->end;
-    return s->end - s->first;
-}
 
 static void range_of(int M, int size, int r, int *a, int *b) {
     *a = (int)((int64_t)M * r / size);
@@ -129,28 +124,38 @@ void pl_train_step_destroy(PlTrainStep *s) {
     free(s->slots);
     free(s->mb_loss);
     free(s->counts);
-    free(s->displs);
+    free(s->gcounts);
+    free(s->gdispls);
+    free(s->mcounts);
+    free(s->mdispls);
     free(s->all_nodes);
     free(s->send);
     free(s->recv);
     free(s);
 }
 
-PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainStepOptions *o, PlTrainStep **out) {
+// The reduced buffers' length: the gradient, then the statistics from a 16-float boundary (the gradient alone when
+// there are none).
+static size_t reduced_floats(const PlTrainObjective *obj) {
+    return obj->stat_floats ? ((obj->param_floats + 15) & ~(size_t)15) + obj->stat_floats : obj->param_floats;
+}
+
+PlStatus pl_train_step_create(const PlTrainObjective *obj, PlThreadPool *pool, const PlTrainStepOptions *o,
+                              PlTrainStep **out) {
     *out = NULL;
-    const PlVitTrainSpec *sp = pl_vit_train_spec(t);
     if (o->global_batch < 1) return PL_FAIL(PL_ERR_ARG, "global batch %d must be >= 1", o->global_batch);
+    if (obj->micro_batch < 1 || obj->workers < 1 || !obj->microbatch)
+        return PL_FAIL(PL_ERR_ARG, "objective '%s': micro-batch and workers must be >= 1", obj->name);
     PlTrainStep *s = pl_calloc(1, sizeof *s);
     if (!s) return PL_ERR_NOMEM;
-    s->t = t;
+    s->obj = *obj;
     s->pool = pool;
     s->o = *o;
     s->threads = pl_threadpool_size(pool);
-    if (s->threads > sp->workers) s->threads = sp->workers;
-    s->P = pl_vit_train_param_floats(t);
-    s->mb = sp->micro_batch;
+    if (s->threads > obj->workers) s->threads = obj->workers;
+    s->L = reduced_floats(obj);
+    s->mb = obj->micro_batch;
     s->M = (o->global_batch + s->mb - 1) / s->mb;
-    s->loss_div = sp->loss == PL_LOSS_BCE ? sp->classes : 1;
     s->size = 1;
     if (o->use_mpi) {
         PlStatus st = PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &s->rank));
@@ -165,33 +170,37 @@ PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainSt
     counter_nodes(s->first, s->end, NULL, &depth);
     s->max_stack = depth;
     s->nbufs = s->threads + depth;
-    s->chw = (size_t)sp->cfg.in_chans * sp->height * sp->width;
     s->freebufs = pl_calloc((size_t)s->nbufs, sizeof *s->freebufs);
     s->leaf = pl_calloc((size_t)s->threads, sizeof *s->leaf);
     s->stack = pl_calloc((size_t)depth + 1, sizeof *s->stack);
     s->slots = pl_calloc((size_t)s->threads, sizeof *s->slots);
     s->mb_loss = pl_calloc((size_t)s->M, sizeof *s->mb_loss);
     s->counts = pl_calloc((size_t)s->size, sizeof *s->counts);
-    s->displs = pl_calloc((size_t)s->size, sizeof *s->displs);
+    s->gcounts = pl_calloc((size_t)s->size, sizeof *s->gcounts);
+    s->gdispls = pl_calloc((size_t)s->size, sizeof *s->gdispls);
+    s->mcounts = pl_calloc((size_t)s->size, sizeof *s->mcounts);
+    s->mdispls = pl_calloc((size_t)s->size, sizeof *s->mdispls);
     PlStatus st = PL_OK;
-    if (!s->freebufs || !s->leaf || !s->stack || !s->slots || !s->mb_loss ||
-        !s->counts || !s->displs)
+    if (!s->freebufs || !s->leaf || !s->stack || !s->slots || !s->mb_loss || !s->counts || !s->gcounts ||
+        !s->gdispls || !s->mcounts || !s->mdispls)
         st = PL_ERR_NOMEM;
     for (int i = 0; i < s->threads && st == PL_OK; i++) {
-        s->leaf[i] = pl_train_alloc_slab(s->P);
+        s->leaf[i] = pl_train_alloc_slab(s->L);
         if (!s->leaf[i]) st = PL_ERR_NOMEM;
     }
     for (int i = 0; i < depth && st == PL_OK; i++) {
-        s->freebufs[s->nfree] = pl_train_alloc_slab(s->P);
+        s->freebufs[s->nfree] = pl_train_alloc_slab(s->L);
         if (!s->freebufs[s->nfree++]) st = PL_ERR_NOMEM;
     }
     if (st == PL_OK && s->size > 1) {
-        s->total = pl_train_alloc_slab(s->P);
+        s->total = pl_train_alloc_slab(s->L);
         int nloc = counter_nodes(s->first, s->end, NULL, NULL), n_all = 0;
         for (int r = 0; r < s->size; r++) {
             int a, b;
             range_of(s->M, s->size, r, &a, &b);
             s->counts[r] = counter_nodes(a, b, NULL, NULL);
+            s->mcounts[r] = b - a;
+            s->mdispls[r] = a;
             n_all += s->counts[r];
         }
         s->n_all = n_all;
@@ -207,7 +216,7 @@ PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainSt
         }
     }
     if (st != PL_OK) {
-        double mib = (double)s->nbufs * s->P * 4 / 1048576.0;
+        double mib = (double)s->nbufs * s->L * 4 / 1048576.0;
         pl_train_step_destroy(s);
         return PL_FAIL(PL_ERR_NOMEM, "cannot allocate the gradient buffers (%.0f MiB)", mib);
     }
@@ -227,19 +236,13 @@ static double buffer_bytes(size_t P, int nbufs, int size, int rank, int allreduc
     return b;
 }
 
-double pl_train_step_bytes(const PlTrainStep *s) {
-    return buffer_bytes(s->P, s->nbufs, s->size, s->rank, s->o.allreduce, counter_nodes(s->first, s->end, NULL, NULL),
-                        s->n_all);
-}
-
-double pl_train_step_bytes_for(const PlVitTrain *t, int threads, const PlTrainStepOptions *o, int rank, int ranks,
-                               int *samples) {
-    const PlVitTrainSpec *sp = pl_vit_train_spec(t);
+double pl_train_step_bytes_for(const PlTrainObjective *obj, int threads, const PlTrainStepOptions *o, int rank,
+                               int ranks, int *samples) {
     if (samples) *samples = 0;
-    if (o->global_batch < 1 || threads < 1) return 0.0;
+    if (o->global_batch < 1 || threads < 1 || obj->micro_batch < 1) return 0.0;
     if (!o->use_mpi) rank = 0, ranks = 1;
-    if (threads > sp->workers) threads = sp->workers;
-    int mb = sp->micro_batch, M = (o->global_batch + mb - 1) / mb, a, b, depth = 0, n_all = 0;
+    if (threads > obj->workers) threads = obj->workers;
+    int mb = obj->micro_batch, M = (o->global_batch + mb - 1) / mb, a, b, depth = 0, n_all = 0;
     range_of(M, ranks, rank, &a, &b);
     int nloc = counter_nodes(a, b, NULL, &depth);
     for (int r = 0; ranks > 1 && r < ranks; r++) {
@@ -251,21 +254,19 @@ double pl_train_step_bytes_for(const PlVitTrain *t, int threads, const PlTrainSt
         int first = a * mb, end = b * mb < o->global_batch ? b * mb : o->global_batch;
         *samples = end > first ? end - first : 0;
     }
-    return buffer_bytes(pl_vit_train_param_floats(t), threads + depth, ranks, rank, o->allreduce, nloc, n_all);
+    return buffer_bytes(reduced_floats(obj), threads + depth, ranks, rank, o->allreduce, nloc, n_all);
 }
 
 static void task_micro(void *ctx, int task, int thread) {
     PlTrainStep *s = ctx;
-    const PlVitTrainSpec *sp = pl_vit_train_spec(s->t);
-    const PlTrainBatch *b = s->batch;
     int i = s->round_first + task;
     int first = i * s->mb, n = s->o.global_batch - first < s->mb ? s->o.global_batch - first : s->mb;
-    size_t off = (size_t)(first - s->first * s->mb);   // sample offset within this rank's share
+    int off = first - s->first * s->mb;   // sample offset within this rank's share
     TaskSlot *slot = &s->slots[task];
-    float scale = 1.0f / (float)((double)s->o.global_batch * s->loss_div);
-    slot->st = pl_vit_train_microbatch(s->t, thread, b->x + off * s->chw, b->y ? b->y + off : NULL,
-                                       b->targets ? b->targets + off * (size_t)sp->classes : NULL, n, b->keys + off,
-                                       scale, s->leaf[task], &slot->loss);
+    float scale = 1.0f / (float)((double)s->o.global_batch * s->obj.loss_norm);
+    float *leaf = s->leaf[task];
+    slot->st = s->obj.microbatch(s->obj.ctx, thread, s->batch, off, n, scale, leaf,
+                                 s->obj.stat_floats ? leaf + (s->L - s->obj.stat_floats) : NULL, &slot->loss);
     if (slot->st != PL_OK) snprintf(slot->msg, sizeof slot->msg, "%s", pl_error_message());
 }
 
@@ -284,7 +285,7 @@ static void push_leaf(PlTrainStep *s, int task, int i) {
     while (s->nstack >= 2) {
         Node *l = &s->stack[s->nstack - 2], *r = &s->stack[s->nstack - 1];
         if (!(l->size == r->size && l->start % (2 * l->size) == 0 && l->start + l->size == r->start)) break;
-        add_into(s, l->buf, r->buf, s->P);
+        add_into(s, l->buf, r->buf, s->L);
         s->freebufs[s->nfree++] = r->buf;
         l->size *= 2;
         s->nstack--;
@@ -298,25 +299,16 @@ static void release_stack(PlTrainStep *s) {
 
 static PlStatus reduce_tree_mpi(PlTrainStep *s) {
     int root = tree_root(s->M);
-    for (size_t c0 = 0; c0 < s->P; c0 += PL_STEP_COMM_CHUNK) {
-        size_t len = s->P - c0 < PL_STEP_COMM_CHUNK ? s->P - c0 : PL_STEP_COMM_CHUNK;
+    for (size_t c0 = 0; c0 < s->L; c0 += PL_STEP_COMM_CHUNK) {
+        size_t len = s->L - c0 < PL_STEP_COMM_CHUNK ? s->L - c0 : PL_STEP_COMM_CHUNK;
         for (int i = 0; i < s->nstack; i++) memcpy(s->send + (size_t)i * len, s->stack[i].buf + c0, len * sizeof(float));
-        int counts[256], displs[256], *cp = counts, *dp = displs;
-        if (s->size > 256) {
-            cp = s->counts;   // reuse (rewritten below per chunk)
-            dp = s->displs;
+        for (int r = 0, nodes_before = 0; r < s->size; r++) {
+            s->gcounts[r] = s->counts[r] * (int)len;
+            s->gdispls[r] = nodes_before * (int)len;
+            nodes_before += s->counts[r];
         }
-        int nodes_before = 0;
-        for (int r = 0; r < s->size; r++) {
-            int a, b;
-            range_of(s->M, s->size, r, &a, &b);
-            int nr = counter_nodes(a, b, NULL, NULL);
-            cp[r] = nr * (int)len;
-            dp[r] = nodes_before * (int)len;
-            nodes_before += nr;
-        }
-        PL_TRY(PL_MPI_CHECK(MPI_Gatherv(s->send, s->nstack * (int)len, MPI_FLOAT, s->recv, cp, dp, MPI_FLOAT, 0,
-                                        MPI_COMM_WORLD)));
+        PL_TRY(PL_MPI_CHECK(MPI_Gatherv(s->send, s->nstack * (int)len, MPI_FLOAT, s->recv, s->gcounts, s->gdispls,
+                                        MPI_FLOAT, 0, MPI_COMM_WORLD)));
         if (s->rank == 0) {
             for (int i = 0; i < s->n_all; i++) s->all_nodes[i].buf = s->recv + (size_t)i * len;
             float *v = tree_value(s, s->all_nodes, s->n_all, 0, root, len);
@@ -329,20 +321,20 @@ static PlStatus reduce_tree_mpi(PlTrainStep *s) {
 
 static PlStatus reduce_allreduce(PlTrainStep *s) {
     if (s->nstack == 0)
-        memset(s->total, 0, s->P * sizeof(float));
+        memset(s->total, 0, s->L * sizeof(float));
     else
-        memcpy(s->total, s->stack[0].buf, s->P * sizeof(float));
-    for (int i = 1; i < s->nstack; i++) add_into(s, s->total, s->stack[i].buf, s->P);
-    for (size_t c0 = 0; c0 < s->P; c0 += PL_STEP_COMM_CHUNK) {
-        int len = (int)(s->P - c0 < PL_STEP_COMM_CHUNK ? s->P - c0 : PL_STEP_COMM_CHUNK);
+        memcpy(s->total, s->stack[0].buf, s->L * sizeof(float));
+    for (int i = 1; i < s->nstack; i++) add_into(s, s->total, s->stack[i].buf, s->L);
+    for (size_t c0 = 0; c0 < s->L; c0 += PL_STEP_COMM_CHUNK) {
+        int len = (int)(s->L - c0 < PL_STEP_COMM_CHUNK ? s->L - c0 : PL_STEP_COMM_CHUNK);
         PL_TRY(PL_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->total + c0, len, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD)));
     }
     return PL_OK;
 }
 
-PlStatus pl_train_step_run(PlTrainStep *s, const PlTrainBatch *batch, float **grad, double *loss) {
+PlStatus pl_train_step_run(PlTrainStep *s, const void *batch, float **grad, const float **stats, double *loss) {
     s->batch = batch;
-    pl_vit_train_sync(s->t);   // BF16: the parameters the optimizer changed, rounded once for every micro-batch
+    if (s->obj.begin_step) s->obj.begin_step(s->obj.ctx);
     release_stack(s);
     PlStatus bad = PL_OK;
     for (int i0 = s->first; i0 < s->end; i0 += s->threads) {
@@ -358,26 +350,19 @@ PlStatus pl_train_step_run(PlTrainStep *s, const PlTrainBatch *batch, float **gr
     // every rank learns whether any failed before the collective reduce
     if (s->size > 1) bad = pl_mpi_agree(bad, "computing the micro-batches");
     if (bad != PL_OK) return bad;
+    float *sum;
     if (s->size > 1) {
         PL_TRY(s->o.allreduce ? reduce_allreduce(s) : reduce_tree_mpi(s));
-        int *cnt = pl_malloc((size_t)s->size * 2 * sizeof(int));
-        if (!cnt) return PL_ERR_NOMEM;
-        for (int r = 0; r < s->size; r++) {
-            int a, b;
-            range_of(s->M, s->size, r, &a, &b);
-            cnt[r] = b - a;
-            cnt[s->size + r] = a;
-        }
-        PlStatus st = PL_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DOUBLE, s->mb_loss, cnt, cnt + s->size,
-                                                  MPI_DOUBLE, MPI_COMM_WORLD));
-        free(cnt);
-        PL_TRY(st);
-        *grad = s->total;
+        PL_TRY(PL_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DOUBLE, s->mb_loss, s->mcounts, s->mdispls,
+                                           MPI_DOUBLE, MPI_COMM_WORLD)));
+        sum = s->total;
     } else {
-        *grad = tree_value(s, s->stack, s->nstack, 0, tree_root(s->M), s->P);
+        sum = tree_value(s, s->stack, s->nstack, 0, tree_root(s->M), s->L);
     }
-    double sum = 0.0;
-    for (int i = 0; i < s->M; i++) sum += s->mb_loss[i];
-    *loss = sum / ((double)s->o.global_batch * s->loss_div);
+    *grad = sum;
+    if (stats) *stats = s->obj.stat_floats ? sum + (s->L - s->obj.stat_floats) : NULL;
+    double total = 0.0;
+    for (int i = 0; i < s->M; i++) total += s->mb_loss[i];
+    *loss = total / ((double)s->o.global_batch * s->obj.loss_norm);
     return PL_OK;
 }

@@ -9,8 +9,12 @@
 // chunk by chunk (MPI_Gatherv), and broadcasts the sum. `allreduce` mode instead sums locally and calls
 // MPI_Allreduce (faster, not bit-identical across rank counts).
 //
-// Ownership: a PlTrainStep borrows the trainer and the pool, and owns one leaf gradient per thread, the tree's node
-// buffers and the summed gradient, all allocated at create. The inputs belong to the caller (PlTrainBatch).
+// The driver does not know what it trains: an objective (pl_train_objective.h) computes each micro-batch; its
+// per-step statistics ride in the same buffers after the gradient and are summed by the same tree.
+//
+// Ownership: a PlTrainStep borrows the objective and the pool, and owns one leaf buffer per thread, the tree's node
+// buffers, the summed gradient and every per-step array, all allocated at create (a step allocates nothing). The
+// batch belongs to the caller (the objective's batch type).
 #ifndef PL_TRAIN_STEP_H
 #define PL_TRAIN_STEP_H
 
@@ -18,16 +22,7 @@
 
 #include "pl_error.h"
 #include "pl_threadpool.h"
-#include "pl_vit_train.h"
-
-// This rank's share of one global batch: the samples of its micro-batches, in order (global batch positions
-// [first, first + count) of pl_train_step_rank_samples).
-typedef struct PlTrainBatch {
-    const float *x;            // (count, C, H, W)
-    const int32_t *y;          // (count) class ids (cross-entropy), or NULL
-    const float *targets;      // (count, classes) targets (BCE), or NULL
-    const uint64_t *keys;      // (count) one 64-bit key per sample (drop path, head dropout)
-} PlTrainBatch;
+#include "pl_train_objective.h"
 
 typedef struct PlTrainStepOptions {
     int global_batch;          // images per optimizer step, across all ranks
@@ -37,24 +32,21 @@ typedef struct PlTrainStepOptions {
 
 typedef struct PlTrainStep PlTrainStep;
 
-PlStatus pl_train_step_create(PlVitTrain *t, PlThreadPool *pool, const PlTrainStepOptions *o, PlTrainStep **out);
+PlStatus pl_train_step_create(const PlTrainObjective *obj, PlThreadPool *pool, const PlTrainStepOptions *o,
+                              PlTrainStep **out);
 void pl_train_step_destroy(PlTrainStep *s);
-// Forward + backward of one global batch (this rank's samples in `batch`); on return *grad is the summed gradient (the mean-loss gradient) on every
-// rank and *loss the mean loss of the global batch (identical on every rank).
-PlStatus pl_train_step_run(PlTrainStep *s, const PlTrainBatch *batch, float **grad, double *loss);
+// Forward + backward of one global batch (`batch`: this rank's samples, in the objective's batch type). On return
+// *grad is the summed gradient (of the mean loss) on every rank, *stats (may be NULL) the summed statistics
+// (obj->stat_floats floats, NULL when 0) and *loss the mean loss of the global batch, identical on every rank.
+PlStatus pl_train_step_run(PlTrainStep *s, const void *batch, float **grad, const float **stats, double *loss);
 // The global batch positions this rank computes: [*first, *first + *count).
 void pl_train_step_rank_samples(const PlTrainStep *s, int *first, int *count);
-// Bytes this object holds in memory (gradient buffers), for the memory report: one leaf gradient per thread, the
-// tree's node buffers (the deepest stack of this rank's binary counter), and with several ranks the summed gradient
-// and the pages of the gather buffers the tree combine writes (one parameter chunk per node; rank 0 receives every
-// rank's nodes).
-double pl_train_step_bytes(const PlTrainStep *s);
-// The same for the step pl_train_step_create(t, pool of `threads`, o) would build on rank `rank` of `ranks`
-// (ignored without o->use_mpi), without allocating; *samples (may be NULL) receives this rank's samples per global
-// batch (the count of pl_train_step_rank_samples).
-double pl_train_step_bytes_for(const PlVitTrain *t, int threads, const PlTrainStepOptions *o, int rank, int ranks,
-                               int *samples);
-int pl_train_step_micro_batches(const PlTrainStep *s);   // per global batch
-int pl_train_step_rank_range(const PlTrainStep *s, int *first, int *end);   // this rank's micro-batches
+// Bytes the step pl_train_step_create(obj, pool of `threads`, o) would hold on rank `rank` of `ranks` (ignored
+// without o->use_mpi), without allocating, for the memory report: one leaf buffer per thread, the tree's node buffers
+// (the deepest stack of this rank's binary counter), and with several ranks the summed gradient and the pages of the
+// gather buffers the tree combine writes (one chunk per node; rank 0 receives every rank's nodes). *samples (may be
+// NULL) receives this rank's samples per global batch (the count of pl_train_step_rank_samples).
+double pl_train_step_bytes_for(const PlTrainObjective *obj, int threads, const PlTrainStepOptions *o, int rank,
+                               int ranks, int *samples);
 
 #endif
