@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pl_batch_reader.h"
 #include "pl_cli.h"
 #include "pl_cli_outputs.h"
 #include "pl_cmds.h"
@@ -274,9 +275,9 @@ static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const Pl
     pl_train_classify_objective(t, &obj);
     mem->gradients = pl_train_step_bytes_for(&obj, threads, &so, rank, ranks, &count);
     mem->best = d->nva > 0 ? mem->parameters : 0.0;
-    // Prefetch: 2 slots of (count + 1) images, labels, targets and keys; FetchCtx: augmentation scratch for the
-    // threads and the reader, (batch / n + 2) sample orders when shuffling, cumulative weights with --balanced
-    mem->batches = 2.0 * (count + 1) * (img + 4.0 + K * 4.0 + 8.0) + (threads + 1.0) * img +
+    // the batch source (pl_finetune.c): 2 slots of (count + 1) images, labels, targets and keys, one augmentation
+    // scratch, (batch / n + 2) sample orders when shuffling, cumulative weights with --balanced
+    mem->batches = 2.0 * (count + 1) * (img + 4.0 + K * 4.0 + 8.0) + img +
                    (o->shuffle ? (double)(o->batch / m_rows + 2) * m_rows * 8.0 : 0.0) +
                    (o->balanced ? (double)m_rows * 8.0 : 0.0);
     // on top, one at a time: the backbone copy write_weights exports, or an evaluation (logits, predictions,
@@ -298,8 +299,8 @@ static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const Pl
 }
 
 // One fine-tune: fraction index fi, repetition si, into dir.
-static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels *kernels, PlThreadPool *pool, int fi,
-                         int si, const char *dir, int rank, int ranks) {
+static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels *kernels, PlThreadPool *pool,
+                         const PlBatchReader *reader, int fi, int si, const char *dir, int rank, int ranks) {
     const double frac = a->fractions[fi];
     const int C = d->classes;
     uint64_t subset_seed = pl_probe_subset_seed(a->o.seed, si, fi), train_seed = a->o.seed + 1000003ULL * (uint64_t)si;
@@ -354,6 +355,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     o.out_dir = dir;
     o.seed = train_seed;
     o.pool = pool;
+    o.reader = reader;
     o.use_mpi = pl_mpi_active() && ranks > 1;
     o.stop = pl_process_stop_signal();
     PlFinetuneData tr = {m_rows, d->C, d->H, d->W, d->x, d->cls, d->targets, C, sub};
@@ -451,6 +453,8 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     FtData d;
     memset(&d, 0, sizeof d);
     PlThreadPool *pool = NULL;
+    PlReaderThread *reader = NULL;   // prepares each fine-tune's next batch while the pool computes
+    PlBatchReader reader_if = {0};
     int classes = a->classes;
     PlStatus st = load_model(a, &m);
     if (st == PL_OK && a->manifest && !m.have_card)
@@ -463,6 +467,7 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
         }
     }
     if (st == PL_OK) st = pl_process_start_pool(a->threads, &pool);
+    if (st == PL_OK) st = pl_batch_reader_start(&reader, &reader_if);
     if (st == PL_OK) {
         FtDataOptions fo = {.size = a->size, .level = (FtLevel)a->level, .tile = a->tile, .crop = a->crop};
         st = a->manifest ? ft_data_load_manifest(a->manifest, &m.card, &m.cfg, &fo, a->o.out_dir, pool, rank, &classes, &d)
@@ -483,11 +488,12 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
             snprintf(dir, sizeof dir, "%s", a->o.out_dir);
         else
             snprintf(dir, sizeof dir, "%s/f%g_s%d", a->o.out_dir, a->fractions[fi], si);
-        st = run_task(a, &m, &d, kernels, pool, fi, si, dir, rank, ranks);
+        st = run_task(a, &m, &d, kernels, pool, &reader_if, fi, si, dir, rank, ranks);
     }
     if (st == PL_OK && tasks > 1 && a->task < 0)
         st = pl_mpi_agree(rank == 0 ? ft_collect(a->o.out_dir, a->probe) : PL_OK, "collecting the runs");
     *partial = d.n_failed > 0;
+    pl_batch_reader_stop(reader);
     ft_data_free(&d);
     pl_weights_free(&m.w);
     if (m.have_head) pl_weights_free(&m.head);

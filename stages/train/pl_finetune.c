@@ -1,18 +1,12 @@
 // The fine-tuning loop over in-memory data (see pl_finetune.h).
 #include "pl_finetune.h"
 
-#include <errno.h>
 #include <math.h>
 #include <mpi.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "pl_clock.h"
-#include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_finetune_eval.h"
 #include "pl_mpi.h"
@@ -22,6 +16,7 @@
 #include "pl_train_ckpt.h"
 #include "pl_train_classify.h"
 #include "pl_train_step.h"
+#include "pl_trainer.h"
 
 
 void pl_finetune_options_default(PlFinetuneOptions *o) {
@@ -45,10 +40,14 @@ typedef struct FetchCtx {
     int64_t *perms;            // (nperms, n) row orders of epochs perm_epoch0 ...
     int64_t perm_epoch0;
     int nperms;
-    float **scratch;           // per thread (C, H, W)
+    float *scratch;            // (C, H, W) augmentation scratch (one prepare runs at a time)
     double *cw;                // --balanced: cumulative sampling weights (n), 1 / images of the row's class
-    int threads;
     PlAugmentOptions aug;
+    int first, count;          // this rank's positions [first, first + count) of every global batch
+    float *x[2], *t[2];        // two slots: (count + 1, C, H, W) images, (count + 1, classes) targets
+    int32_t *y[2];
+    uint64_t *keys[2];
+    PlTrainBatch batch[2];
 } FetchCtx;
 
 static void ensure_perms(FetchCtx *f, int64_t step) {
@@ -99,18 +98,22 @@ static PlStatus balanced_weights(const PlFinetuneData *d, double **out) {
     return PL_OK;
 }
 
-static PlStatus fetch(void *ctx, int thread, int64_t step, int first, int n, float *x, int32_t *y, float *targets,
-                      uint64_t *keys) {
+// PlBatchSource.prepare: this rank's samples of global batch `step` (shuffled order, augmentation) into `slot`.
+static PlStatus fetch_prepare(void *ctx, int64_t step, int slot) {
     FetchCtx *f = ctx;
     const PlFinetuneData *d = f->d;
     const size_t chw = (size_t)d->C * d->H * d->W;
-    for (int i = 0; i < n; i++) {
-        int64_t pos = step * f->o->batch + first + i, epoch = pos / d->n, j = pos % d->n;
+    ensure_perms(f, step);
+    float *x = f->x[slot], *targets = f->t[slot];
+    int32_t *y = f->y[slot];
+    uint64_t *keys = f->keys[slot];
+    for (int i = 0; i < f->count; i++) {
+        int64_t pos = step * f->o->batch + f->first + i, epoch = pos / d->n, j = pos % d->n;
         int64_t row = pl_finetune_row(d, f->o->shuffle ? f->perms[(size_t)(epoch - f->perm_epoch0) * d->n + j] : j);
         const float *src = d->x + (size_t)row * chw;
         if (f->o->augment)
             pl_augment_image(&f->aug, pl_rng_mix(pl_rng_mix(f->o->seed, (uint64_t)epoch), (uint64_t)row), src, d->C,
-                             d->H, d->W, x + (size_t)i * chw, f->scratch[thread]);
+                             d->H, d->W, x + (size_t)i * chw, f->scratch);
         else
             memcpy(x + (size_t)i * chw, src, chw * sizeof(float));
         if (d->y) y[i] = d->y[row];
@@ -121,113 +124,45 @@ static PlStatus fetch(void *ctx, int thread, int64_t step, int first, int n, flo
     return PL_OK;
 }
 
-// ---- the reader thread: prepares the next global batch (shuffled order, augmentation) while this one computes ----
+static const void *fetch_batch(void *ctx, int slot) { return &((FetchCtx *)ctx)->batch[slot]; }
 
-typedef struct Prefetch {
-    FetchCtx *f;
-    int first, count;                 // this rank's positions [first, first + count) of every global batch
-    float *x[2], *t[2];
-    int32_t *y[2];
-    uint64_t *keys[2];
-    int64_t want[2], have[2];         // step requested / ready in each slot (-1: none)
-    PlStatus st[2];
-    char msg[2][512];
-    int quit, started;
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} Prefetch;
-
-static void *prefetch_main(void *arg) {
-    Prefetch *p = arg;
-    pthread_mutex_lock(&p->mu);
-    for (;;) {
-        int k = -1;
-        for (int j = 0; j < 2; j++)   // the lowest requested step first: steps are prepared in order
-            if (p->want[j] >= 0 && p->want[j] != p->have[j] && (k < 0 || p->want[j] < p->want[k])) k = j;
-        if (k < 0) {
-            if (p->quit) break;
-            pthread_cond_wait(&p->cv, &p->mu);
-            continue;
-        }
-        int64_t step = p->want[k];
-        pthread_mutex_unlock(&p->mu);
-        ensure_perms(p->f, step);
-        PlStatus st = fetch(p->f, p->f->threads, step, p->first, p->count, p->x[k], p->y[k], p->t[k], p->keys[k]);
-        pthread_mutex_lock(&p->mu);
-        p->st[k] = st;
-        if (st != PL_OK) snprintf(p->msg[k], sizeof p->msg[k], "%s", pl_error_message());
-        p->have[k] = step;
-        pthread_cond_broadcast(&p->cv);
-    }
-    pthread_mutex_unlock(&p->mu);
-    return NULL;
-}
-
-static void prefetch_request(Prefetch *p, int64_t step) {
-    int k = (int)(step % 2);
-    pthread_mutex_lock(&p->mu);
-    if (p->want[k] != step) {
-        p->want[k] = step;
-        p->have[k] = -1;
-        pthread_cond_broadcast(&p->cv);
-    }
-    pthread_mutex_unlock(&p->mu);
-}
-
-static PlStatus prefetch_wait(Prefetch *p, int64_t step, PlTrainBatch *b) {
-    int k = (int)(step % 2);
-    pthread_mutex_lock(&p->mu);
-    while (p->have[k] != step) pthread_cond_wait(&p->cv, &p->mu);
-    PlStatus st = p->st[k];
-    pthread_mutex_unlock(&p->mu);
-    if (st != PL_OK) return PL_FAIL(st, "%s", p->msg[k]);
-    *b = (PlTrainBatch){p->x[k], p->y[k], p->t[k], p->keys[k]};
-    return PL_OK;
-}
-
-static PlStatus prefetch_start(Prefetch *p, FetchCtx *f, int first, int count) {
-    memset(p, 0, sizeof *p);
-    p->f = f;
-    p->first = first;
-    p->count = count;
-    const PlFinetuneData *d = f->d;
-    size_t n = (size_t)count + 1, chw = (size_t)d->C * d->H * d->W;
+// The source's buffers: the sample orders, the scratch, the two slots, and --balanced's weights.
+static PlStatus fetch_init(FetchCtx *f, const PlFinetuneData *d, const PlFinetuneOptions *o, int first, int count) {
+    memset(f, 0, sizeof *f);
+    f->d = d;
+    f->o = o;
+    f->perm_epoch0 = -1;
+    f->first = first;
+    f->count = count;
+    f->nperms = (int)(o->batch / d->n) + 2;
+    pl_augment_options_default(&f->aug);
+    const size_t n = (size_t)count + 1, chw = (size_t)d->C * d->H * d->W;
+    f->perms = pl_malloc((size_t)f->nperms * d->n * sizeof(int64_t));
+    f->scratch = pl_malloc(chw * sizeof(float));
+    if (!f->perms || !f->scratch) return PL_ERR_NOMEM;
+    f->perms[0] = -1;
     for (int k = 0; k < 2; k++) {
-        p->want[k] = p->have[k] = -1;
-        p->x[k] = pl_malloc(n * chw * sizeof(float));
-        p->y[k] = pl_malloc(n * sizeof(int32_t));
-        p->t[k] = pl_malloc(n * (size_t)d->classes * sizeof(float));
-        p->keys[k] = pl_malloc(n * sizeof(uint64_t));
-        if (!p->x[k] || !p->y[k] || !p->t[k] || !p->keys[k]) return PL_ERR_NOMEM;
-        if (!d->y) p->y[k][0] = 0;
+        f->x[k] = pl_malloc(n * chw * sizeof(float));
+        f->y[k] = pl_malloc(n * sizeof(int32_t));
+        f->t[k] = pl_malloc(n * (size_t)d->classes * sizeof(float));
+        f->keys[k] = pl_malloc(n * sizeof(uint64_t));
+        if (!f->x[k] || !f->y[k] || !f->t[k] || !f->keys[k]) return PL_ERR_NOMEM;
+        f->batch[k] = (PlTrainBatch){f->x[k], d->y ? f->y[k] : NULL, d->targets ? f->t[k] : NULL, f->keys[k]};
     }
-    if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_cond_init(&p->cv, NULL) != 0)
-        return PL_FAIL(PL_ERR_INTERNAL, "cannot create the reader thread's lock");
-    if (pthread_create(&p->th, NULL, prefetch_main, p) != 0)
-        return PL_FAIL(PL_ERR_INTERNAL, "cannot start the reader thread");
-    p->started = 1;
-    return PL_OK;
+    return o->balanced ? balanced_weights(d, &f->cw) : PL_OK;
 }
 
-static void prefetch_stop(Prefetch *p) {
-    if (p->started) {
-        pthread_mutex_lock(&p->mu);
-        p->quit = 1;
-        p->want[0] = p->want[1] = -1;
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        pthread_join(p->th, NULL);
-        pthread_mutex_destroy(&p->mu);
-        pthread_cond_destroy(&p->cv);
-    }
+static void fetch_free(FetchCtx *f) {
     for (int k = 0; k < 2; k++) {
-        free(p->x[k]);
-        free(p->y[k]);
-        free(p->t[k]);
-        free(p->keys[k]);
+        free(f->x[k]);
+        free(f->y[k]);
+        free(f->t[k]);
+        free(f->keys[k]);
     }
-    memset(p, 0, sizeof *p);
+    free(f->scratch);
+    free(f->perms);
+    free(f->cw);
+    memset(f, 0, sizeof *f);
 }
 
 // ---- checkpoints: p/<name>, m/<name>, v/<name> + metadata (step, args, init and data hashes) ----
@@ -244,41 +179,6 @@ static uint64_t hash_data_into(const PlFinetuneData *d, uint64_t h) {
 }
 
 static uint64_t hash_data(const PlFinetuneData *d) { return hash_data_into(d, PL_RNG_FNV_OFFSET); }
-
-static PlStatus log_write_failed(const PlFinetuneOptions *o) {
-    char path[4096], note[512];
-    snprintf(path, sizeof path, "%s/train.jsonl", o->out_dir);
-    pl_fs_space_note(path, note, sizeof note);
-    return PL_FAIL(PL_ERR_IO, "cannot write %s: %s%s", path, strerror(errno), note);
-}
-
-// train.jsonl: on a resume keep the lines of steps before `start` (rewritten atomically), then append.
-static PlStatus log_open(const PlFinetuneOptions *o, int64_t start, FILE **fp) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/train.jsonl", o->out_dir);
-    char *old = NULL;
-    size_t size = 0;
-    if (start > 0 && pl_file_read_all(path, (size_t)1 << 30, &old, &size) == PL_OK) {
-        size_t keep = 0;
-        for (char *p = old; p < old + size;) {
-            char *eol = memchr(p, '\n', (size_t)(old + size - p));
-            if (!eol) break;
-            long long s;
-            if (sscanf(p, "{\"step\": %lld", &s) != 1 || s >= start) break;
-            keep = (size_t)(eol + 1 - old);
-            p = eol + 1;
-        }
-        PlStatus st = pl_file_write_atomic(path, old, keep);
-        free(old);
-        PL_TRY(st);
-    } else {
-        free(old);
-        PL_TRY(pl_file_write_atomic(path, "", 0));
-    }
-    *fp = fopen(path, "a");
-    if (!*fp) return log_write_failed(o);
-    return PL_OK;
-}
 
 static PlStatus write_weights(PlVitTrain *t, const char *dir) {
     const PlVitConfig *c = &pl_vit_train_spec(t)->cfg;
@@ -297,35 +197,6 @@ static PlStatus write_weights(PlVitTrain *t, const char *dir) {
     return PL_OK;
 }
 
-// Every rank learns whether any got a stop request (SIGTERM before a time limit).
-static PlStatus stop_requested(const PlFinetuneOptions *o, int *any) {
-    int mine = o->stop && *o->stop;
-    *any = mine;
-    if (o->use_mpi) PL_TRY(PL_MPI_CHECK(MPI_Allreduce(&mine, any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD)));
-    return PL_OK;
-}
-
-// "the last good checkpoint (step S) is kept in DIR/checkpoint.safetensors" (or that there is none yet).
-static const char *kept_note(const PlFinetuneOptions *o, int64_t good_step) {
-    static _Thread_local char note[4200];
-    if (good_step > 0)
-        snprintf(note, sizeof note, "the last good checkpoint (step %lld) is kept in %s/%s", (long long)good_step,
-                 o->out_dir, PL_TRAIN_CKPT_NAME);
-    else
-        snprintf(note, sizeof note, "no checkpoint of this run was written (lower --lr, or --clip)");
-    return note;
-}
-
-// One line of train.jsonl, flushed (a full file system is reported at the step it happens).
-static PlStatus log_step(FILE *log, const PlFinetuneOptions *o, int64_t step, long long epoch, double loss, double lr,
-                         double gnorm, double img_per_s) {
-    errno = 0;
-    int n = fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-                         "\"img_per_s\": %.4g}\n", (long long)step, epoch, loss, lr, gnorm, img_per_s);
-    if (n < 0 || fflush(log) != 0 || ferror(log)) return log_write_failed(o);
-    return PL_OK;
-}
-
 void pl_finetune_result_free(PlFinetuneResult *r) {
     free(r->epoch_loss);
     free(r->epoch_val_f1);
@@ -334,28 +205,31 @@ void pl_finetune_result_free(PlFinetuneResult *r) {
     memset(r, 0, sizeof *r);
 }
 
-// End of an epoch: its mean loss; with validation, its macro F1 and (when better) a copy of the weights.
-static PlStatus epoch_end(PlVitTrain *t, const PlFinetuneData *val, const PlFinetuneOptions *o, int rank, PlTrainState *fs) {
-    if (fs->n_epochs >= fs->cap_epochs) return PL_FAIL(PL_ERR_INTERNAL, "epoch history overflow");
-    int e = fs->n_epochs++;
-    fs->epoch_loss[e] = fs->loss_steps ? fs->loss_sum / (double)fs->loss_steps : 0.0;
-    fs->loss_sum = 0.0;
-    fs->loss_steps = 0;
-    if (!val) {
+typedef struct EpochHook {
+    PlVitTrain *t;
+    const PlFinetuneData *val;
+    const PlFinetuneOptions *o;
+    int rank;
+} EpochHook;
+
+// The trainer's epoch-end hook: with validation, the epoch's macro F1 and (when better) a copy of the weights.
+static PlStatus epoch_validate(void *ctx, int e, PlTrainState *fs) {
+    const EpochHook *h = ctx;
+    if (!h->val) {
         fs->best_epoch = e + 1;
         return PL_OK;
     }
     double f1, acc;
-    PL_TRY(pl_finetune_evaluate(t, o->pool, val, &f1, &acc, NULL, NULL));
+    PL_TRY(pl_finetune_evaluate(h->t, h->o->pool, h->val, &f1, &acc, NULL, NULL));
     fs->epoch_val_f1[e] = f1;
     if (fs->best_epoch == 0 || f1 > fs->best_val_f1) {
         fs->best_epoch = e + 1;
         fs->best_val_f1 = f1;
-        memcpy(fs->best, pl_vit_train_params(t), pl_vit_train_param_floats(t) * sizeof(float));
+        memcpy(fs->best, pl_vit_train_params(h->t), pl_vit_train_param_floats(h->t) * sizeof(float));
     }
-    if (!o->quiet && rank == 0)
-        pl_log_info("epoch %d: loss %.5f, validation macro F1 %.4f (accuracy %.4f)%s", e + 1, fs->epoch_loss[e], f1, acc,
-                    fs->best_epoch == e + 1 ? " (best so far)" : "");
+    if (!h->o->quiet && h->rank == 0)
+        pl_log_info("epoch %d: loss %.5f, validation macro F1 %.4f (accuracy %.4f)%s", e + 1, fs->epoch_loss[e], f1,
+                    acc, fs->best_epoch == e + 1 ? " (best so far)" : "");
     return PL_OK;
 }
 
@@ -385,8 +259,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     // --epochs E: enough fixed-size global batches to cover E passes over the data (the last batch of a pass
     // continues into the next pass, so every step has the same batch size and micro-batch decomposition)
     const int64_t total = o->steps > 0 ? o->steps : ((int64_t)o->epochs * d->n + o->batch - 1) / o->batch;
-    const double peak = pl_finetune_peak_lr(o);
-    r->peak_lr = peak;
+    r->peak_lr = pl_finetune_peak_lr(o);
     uint64_t init_hash =
         pl_rng_hash_bytes(pl_vit_train_params(t), pl_vit_train_param_floats(t) * sizeof(float), PL_RNG_FNV_OFFSET);
     uint64_t data_hash = hash_data(d);
@@ -394,8 +267,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
 
     PlOptim *op = NULL;
     PlTrainStep *step = NULL;
-    FetchCtx f = {.d = d, .o = o, .perm_epoch0 = -1};
-    FILE *log = NULL;
+    FetchCtx f = {0};
     PlTrainState fs = {0};
     fs.cap_epochs = (int)((total * o->batch) / d->n + 2);
     fs.epoch_loss = pl_calloc((size_t)fs.cap_epochs, sizeof(double));
@@ -408,99 +280,31 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     PlTrainObjective obj;
     pl_train_classify_objective(t, &obj);
     if (st == PL_OK) st = pl_train_step_create(&obj, o->pool, &so, &step);
-    f.threads = pl_threadpool_size(o->pool);
-    f.nperms = (int)(o->batch / d->n) + 2;
-    pl_augment_options_default(&f.aug);
-    if (st == PL_OK) {
-        f.perms = pl_malloc((size_t)f.nperms * d->n * sizeof(int64_t));
-        f.scratch = pl_calloc((size_t)f.threads + 1, sizeof *f.scratch);   // + 1: the reader thread's
-        if (!f.perms || !f.scratch) st = PL_ERR_NOMEM;
-        for (int i = 0; i <= f.threads && st == PL_OK; i++)
-            if (!(f.scratch[i] = pl_malloc((size_t)d->C * d->H * d->W * sizeof(float)))) st = PL_ERR_NOMEM;
-        if (f.perms) f.perms[0] = -1;
-        if (st == PL_OK && o->balanced) st = balanced_weights(d, &f.cw);
-    }
-    int64_t s0 = 0;
-    char ckpt_path[4096];
-    snprintf(ckpt_path, sizeof ckpt_path, "%s/%s", o->out_dir, PL_TRAIN_CKPT_NAME);
-    const PlTrainCkptKeys keys = {.args_text = o->args_text, .init_hash = init_hash, .data_hash = data_hash,
-                                  .total_steps = total};
-    if (st == PL_OK && o->resume && access(ckpt_path, F_OK) == 0) {   // every rank reads it (a shared file system)
-        st = pl_train_ckpt_read(ckpt_path, t, op, &keys, &s0, &fs);
-        if (st == PL_OK && !o->quiet && rank == 0)
-            pl_log_info("resuming %s at step %lld of %lld", ckpt_path, (long long)s0, (long long)total);
-    }
-    r->start_step = s0;
-    Prefetch pf = {0};
     if (st == PL_OK) {
         int first = 0, count = 0;
         pl_train_step_rank_samples(step, &first, &count);
-        st = prefetch_start(&pf, &f, first, count);
+        st = fetch_init(&f, d, o, first, count);
     }
-    if (st == PL_OK && rank == 0) st = log_open(o, s0, &log);
-    if (o->use_mpi) st = pl_mpi_agree(st, "setting up the training");
-    double t_start = pl_clock_now();
-    int64_t done_here = 0, good_step = s0;   // good_step: the step of the newest checkpoint written
-    for (int64_t s = s0; s < total && st == PL_OK; s++) {
-        double t0 = pl_clock_now();
-        prefetch_request(&pf, s);
-        if (s + 1 < total) prefetch_request(&pf, s + 1);   // read while this step computes
-        float *grad = NULL;
-        double loss = 0.0, gnorm = 0.0;
-        PlTrainBatch batch;
-        st = prefetch_wait(&pf, s, &batch);
-        if (o->use_mpi) st = pl_mpi_agree(st, "preparing the batch");
-        if (st == PL_OK) st = pl_train_step_run(step, &batch, &grad, NULL, &loss);
-        if (st != PL_OK) break;
-        // every rank holds the same loss, gradient and weights, so these checks stop every rank at the same step
-        if (!isfinite(loss)) {
-            st = PL_FAIL(PL_ERR_NUMERIC, "the loss is %s at step %lld (epoch %lld); stopped, %s",
-                         isnan(loss) ? "NaN" : "infinite", (long long)s, (long long)(s * o->batch / d->n),
-                         kept_note(o, good_step));
-            break;
-        }
-        double lr = pl_lr_at(s, total, o->warmup_steps, peak, o->min_lr, o->schedule_constant);
-        pl_optim_step(op, pl_vit_train_params(t), grad, lr, o->pool, &gnorm);
-        if (!isfinite(gnorm)) {
-            st = PL_FAIL(PL_ERR_NUMERIC, "the gradient norm is not finite at step %lld; stopped, %s", (long long)s,
-                         kept_note(o, good_step));
-            break;
-        }
-        if ((st = pl_train_ckpt_check_finite(t, op, NULL)) != PL_OK) {   // e.g. AdamW's moments overflowed
-            pl_error_wrap("after step %lld: stopped, %s", (long long)s, kept_note(o, good_step));
-            break;
-        }
-        done_here++;
-        if (s == s0) r->first_loss = loss;
-        r->last_loss = loss;
-        fs.loss_sum += loss;
-        fs.loss_steps++;
-        double dt = pl_clock_now() - t0;
-        if (log)
-            st = log_step(log, o, s, (long long)(s * o->batch / d->n), loss, lr, gnorm, o->batch / (dt > 0 ? dt : 1e-9));
-        int is_epoch_end = (s + 1) * o->batch / d->n > s * o->batch / d->n;
-        if (st == PL_OK && (is_epoch_end || s + 1 == total)) st = epoch_end(t, val, o, rank, &fs);
-        int due = (o->checkpoint_every > 0 && (s + 1) % o->checkpoint_every == 0) || is_epoch_end || s + 1 == total;
-        int stop = 0;
-        PlStatus ss = stop_requested(o, &stop);
-        if (st == PL_OK) st = ss;
-        if (st == PL_OK && (due || stop) && rank == 0) st = pl_train_ckpt_write(ckpt_path, t, op, &keys, s + 1, &fs);
-        // rank 0's log and checkpoint writes may fail alone: every rank learns it before the next step's collectives
-        if (o->use_mpi) st = pl_mpi_agree(st, "writing the training log or checkpoint");
-        if (st != PL_OK) break;
-        if (due || stop) good_step = s + 1;
-        if (stop && s + 1 < total) {
-            st = PL_FAIL(PL_ERR_INTERRUPTED, "stopped by a signal after step %lld of %lld; the checkpoint in %s "
-                         "resumes it (--resume)", (long long)(s + 1), (long long)total, o->out_dir);
-        }
-        if (!o->quiet && rank == 0 && (s % 10 == 0 || s + 1 == total))
-            pl_log_info("step %lld/%lld loss %.5f lr %.3g %.2f img/s", (long long)s + 1, (long long)total, loss, lr,
-                        o->batch / (dt > 0 ? dt : 1e-9));
+    PlTrainerResult tr = {0};
+    if (st == PL_OK) {
+        const PlBatchSource src = {&f, fetch_prepare, fetch_batch};
+        EpochHook eh = {t, val, o, rank};
+        const PlTrainerHooks hooks = {.ctx = &eh, .epoch_end = epoch_validate};
+        const PlTrainerOptions to = {
+            .out_dir = o->out_dir, .total_steps = total, .batch = o->batch, .epoch_samples = d->n,
+            .peak_lr = r->peak_lr, .min_lr = o->min_lr, .warmup_steps = o->warmup_steps,
+            .schedule_constant = o->schedule_constant, .checkpoint_every = o->checkpoint_every, .resume = o->resume,
+            .keys = {.args_text = o->args_text, .init_hash = init_hash, .data_hash = data_hash, .total_steps = total},
+            .stop = o->stop, .pool = o->pool, .use_mpi = o->use_mpi, .quiet = o->quiet};
+        st = pl_trainer_run(t, step, op, &src, o->reader, &hooks, &to, &fs, &tr);
+    } else if (o->use_mpi) {
+        st = pl_mpi_agree(st, "setting up the training");
     }
-    double elapsed = pl_clock_now() - t_start;
+    r->start_step = tr.start_step;
+    r->first_loss = tr.first_loss;
+    r->last_loss = tr.last_loss;
+    r->img_per_s = tr.img_per_s;
     r->steps = total;
-    r->img_per_s = done_here > 0 && elapsed > 0 ? (double)done_here * o->batch / elapsed : 0.0;
-    if (log && fclose(log) != 0 && st == PL_OK) st = log_write_failed(o);
     if (st == PL_OK && fs.best) memcpy(pl_vit_train_params(t), fs.best, pl_vit_train_param_floats(t) * sizeof(float));
     if (st == PL_OK) st = finish_scores(t, d, test, o, r);
     if (st == PL_OK && rank == 0) st = write_weights(t, o->out_dir);
@@ -511,12 +315,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     r->best_epoch = fs.best_epoch;
     r->best_val_f1 = val ? fs.best_val_f1 : NAN;
     free(fs.best);
-    prefetch_stop(&pf);
-    if (f.scratch)
-        for (int i = 0; i <= f.threads; i++) free(f.scratch[i]);
-    free(f.scratch);
-    free(f.perms);
-    free(f.cw);
+    fetch_free(&f);
     pl_train_step_destroy(step);
     pl_optim_destroy(op);
     return st;

@@ -1,12 +1,14 @@
-// The fine-tuning loop: a trainer (pl_vit_train.h), an optimizer (pl_optim.h) and the data-parallel step
-// (pl_train_step.h) over in-memory training data, with seeded shuffling and augmentation, the lr schedule,
-// per-step logging (train.jsonl), atomic checkpoints and bit-identical resume, and the final weights.
+// Fine-tuning, wired from the training layers: the classification objective (pl_train_classify.h) of a trainer
+// (pl_vit_train.h), the data-parallel step (pl_train_step.h), the optimizer (pl_optim.h) and the one training loop
+// (pl_trainer.h: schedule, train.jsonl, checkpoints, resume), over in-memory training data as a batch source with
+// seeded shuffling and augmentation; validation at each epoch end (the best epoch's weights kept), the final scores
+// and the written weights.
 //
 // Reproducibility: every random choice is a pure function of (seed, global sample position) or (seed, epoch, row),
 // and the gradient is summed in a fixed order, so the final weights are bit-identical for any thread and rank count
 // (reduce "tree") and after any interruption + resume.
-// Threads: the pool computes; one reader thread per run prepares the next global batch (order, augmentation) into a
-// double buffer meanwhile, and is joined before pl_finetune_run returns.
+// Threads: the pool computes; the program's reader (o->reader, pipeline/pl_batch_reader.c) prepares the next global
+// batch (order, augmentation) into the source's second slot meanwhile.
 // Ownership: the caller owns the trainer, the data and the pool; pl_finetune_run allocates and frees the rest.
 // Rank 0 alone writes files; every rank holds identical weights after every step.
 #ifndef PL_FINETUNE_H
@@ -18,6 +20,7 @@
 #include "pl_error.h"
 #include "pl_optim.h"
 #include "pl_threadpool.h"
+#include "pl_trainer.h"
 #include "pl_vit_train.h"
 
 typedef struct PlFinetuneData {
@@ -53,6 +56,7 @@ typedef struct PlFinetuneOptions {
     const char *args_text;     // every option that changes the result, as text (checked on resume)
     const volatile sig_atomic_t *stop;   // nonzero: stop after the current step (checkpoint, PL_ERR_INTERRUPTED)
     PlThreadPool *pool;
+    const PlBatchReader *reader;   // the program's reader that prepares the next batch meanwhile (NULL: the loop)
     int quiet;
 } PlFinetuneOptions;
 
