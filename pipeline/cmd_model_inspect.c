@@ -105,14 +105,9 @@ int cmd_model_inspect_run(int argc, char **argv) {
         printf("architecture: not a usable DINO ViT (see the error below)\n");
     }
     printf("stored args:%s\n", w.args_text ? "" : " (none)");
-    if (w.args_text) {
-        for (const char *p = w.args_text; *p;) {
-            const char *nl = strchr(p, '\n');
-            int len = nl ? (int)(nl - p) : (int)strlen(p);
-            printf("  %.*s\n", len, p);
-            p += len + (nl ? 1 : 0);
-        }
-    }
+    const char *cursor = NULL, *line;
+    size_t len;
+    while ((line = pl_weights_arg_next(&w, &cursor, &len))) printf("  %.*s\n", (int)len, line);
     printf("tensor table:\n  %-40s %-22s %-5s %12s %12s %12s\n", "name", "shape", "dtype", "min", "max", "mean");
     for (size_t i = 0; i < w.count; i++) print_tensor_row(&w.tensors[i]);
     fflush(stdout);

@@ -47,19 +47,12 @@ static PlStatus pl_vit_expect(const PlWeights *w, const char *name, int ndim, co
 // Heads from the loader's stored args / metadata: "heads=", "num_heads=" lines, or the DINO arch name.
 static int pl_vit_heads_from_args(const PlWeights *w) {
     if (w->args_heads > 0) return w->args_heads;
-    const char *text = w->args_text;
-    while (text && *text) {
-        const char *eol = strchr(text, '\n');
-        size_t len = eol ? (size_t)(eol - text) : strlen(text);
-        const char *keys[] = {"heads=", "num_heads="};
-        for (int k = 0; k < 2; k++) {
-            size_t kl = strlen(keys[k]);
-            if (len > kl && strncmp(text, keys[k], kl) == 0) {
-                int v = atoi(text + kl);
-                if (v > 0) return v;
-            }
-        }
-        text = eol ? eol + 1 : NULL;
+    const char *keys[] = {"heads", "num_heads"};
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        const char *v = pl_weights_arg(w, keys[k], &len);
+        int heads = v && len > 0 ? atoi(v) : 0;   // atoi stops at the line's end
+        if (heads > 0) return heads;
     }
     const char *arch = w->args_arch;
     if (strcmp(arch, "vit_tiny") == 0) return 3;

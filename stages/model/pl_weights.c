@@ -99,6 +99,27 @@ PlStatus pl_weights_add_arg(PlWeights *w, const char *name, const char *value) {
     return PL_OK;
 }
 
+const char *pl_weights_arg_next(const PlWeights *w, const char **cursor, size_t *len) {
+    const char *p = *cursor ? *cursor : w->args_text;
+    if (!p || !*p) return NULL;
+    const char *eol = strchr(p, '\n');
+    *len = eol ? (size_t)(eol - p) : strlen(p);
+    *cursor = p + *len + (eol ? 1 : 0);
+    return p;
+}
+
+const char *pl_weights_arg(const PlWeights *w, const char *key, size_t *len) {
+    const size_t kl = strlen(key);
+    const char *cursor = NULL, *line;
+    size_t n;
+    while ((line = pl_weights_arg_next(w, &cursor, &n)))
+        if (n > kl && strncmp(line, key, kl) == 0 && line[kl] == '=') {
+            *len = n - kl - 1;
+            return line + kl + 1;
+        }
+    return NULL;
+}
+
 const PlWeightTensor *pl_weights_find(const PlWeights *w, const char *name) {
     for (size_t i = 0; i < w->count; i++)
         if (strcmp(w->tensors[i].name, name) == 0) return &w->tensors[i];

@@ -63,6 +63,11 @@ PlStatus pl_weights_reserve(PlWeights *w, size_t floats);
 size_t pl_weights_slab_floats(size_t numel);
 // Append "name=value\n" to w->args_text.
 PlStatus pl_weights_add_arg(PlWeights *w, const char *name, const char *value);
+// The one reader of w->args_text. pl_weights_arg: the value of `key` (*len bytes, not NUL-terminated: it ends at the
+// line's end), or NULL when no line is "key=...". pl_weights_arg_next: the stored lines one after the other (*cursor
+// NULL to start; *len bytes each, without the newline); NULL after the last.
+const char *pl_weights_arg(const PlWeights *w, const char *key, size_t *len);
+const char *pl_weights_arg_next(const PlWeights *w, const char **cursor, size_t *len);
 // The name a checkpoint key gets in PlWeights: "module." and "backbone." prefixes removed (repeatedly);
 // returns NULL when the tensor is dropped ("head.*"). The result points into `raw`.
 const char *pl_weights_canonical_name(const char *raw);

@@ -134,18 +134,11 @@ PlStatus pl_train_ckpt_write(const char *path, PlVitTrain *t, PlOptim *op, const
 
 // The value of metadata key `key` in the loader's "name=value" lines (malloc'd copy), or NULL.
 static char *ckpt_meta(const PlWeights *w, const char *key) {
-    size_t kl = strlen(key);
-    for (const char *p = w->args_text; p && *p;) {
-        const char *eol = strchr(p, '\n');
-        size_t len = eol ? (size_t)(eol - p) : strlen(p);
-        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
-            char *v = pl_malloc(len - kl);
-            if (v) snprintf(v, len - kl, "%.*s", (int)(len - kl - 1), p + kl + 1);
-            return v;
-        }
-        p = eol ? eol + 1 : p + len;
-    }
-    return NULL;
+    size_t len;
+    const char *value = pl_weights_arg(w, key, &len);
+    char *v = value ? pl_malloc(len + 1) : NULL;
+    if (v) snprintf(v, len + 1, "%.*s", (int)len, value);
+    return v;
 }
 
 static PlStatus ckpt_history_parse(const char *path, const char *text, PlTrainState *fs) {
