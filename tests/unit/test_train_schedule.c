@@ -1,9 +1,11 @@
-// Unit tests for the learning-rate schedule pl_lr_at (stages/train/pl_optim.h), which is DINO's cosine_scheduler
-// (utils.py): a warm-up np.linspace(0, base, warmup) (endpoint included), then for i = 0 .. n - 1 with
-// n = total - warmup: final + 0.5 (base - final) (1 + cos(pi i / n)). Checked twice: against that arithmetic written
+// Unit tests for the schedules pl_cosine_schedule_at and pl_lr_at (stages/train/pl_optim.h), which are DINO's
+// cosine_scheduler (utils.py): a warm-up np.linspace(start, base, warmup) (endpoint included), then for i = 0 .. n - 1
+// with n = total - warmup: final + 0.5 (base - final) (1 + cos(pi i / n)). Checked against that arithmetic written
 // here independently in double, at the first step, inside the warm-up, the last warm-up step, the first step after it,
-// the middle and the last step of several (total, warmup) combinations (warmup 0 and 1 included); and against every
-// step of the schedules numpy computes with DINO's code (tests/fixtures/schedule/make_schedule_fixture.py).
+// the middle and the last step of several (total, warmup) combinations (warmup 0 and 1 included); against every
+// step of the lr schedules numpy computes with DINO's code; and against DINO's three uses in main_dino.py (lr with
+// warm-up, weight decay, teacher momentum) and warm-ups from a non-zero start (both fixtures made by
+// tests/fixtures/schedule/make_schedule_fixture.py). Warm-up values are numpy's bit for bit.
 #include "pl_testutil.h"
 
 #include <math.h>
@@ -124,6 +126,8 @@ static void test_numpy_fixture(void **state) {
         expect_step++, prev_total = total, prev_warmup = warmup;
         double got = pl_lr_at(step, total, warmup, base, final, 0), scale = fmax(fabs(base), fabs(final));
         double err = fabs(got - lr);
+        if (step < warmup && got != lr)   // the warm-up is numpy's linspace arithmetic exactly
+            fail_msg("%s: warm-up step %lld of %lld: pl_lr_at %.17g, numpy %.17g", path, step, warmup, got, lr);
         if (lr == 0.0 ? got != 0.0 : !(err <= 1e-15 * scale) || (fabs(lr) >= 0.1 * scale && !(err <= 1e-15 * fabs(lr))))
             fail_msg("%s: step %lld of %lld (warm-up %lld): pl_lr_at %.17g, numpy %.17g", path, step, total, warmup, got, lr);
         if (err / scale > worst) worst = err / scale;
@@ -137,10 +141,58 @@ static void test_numpy_fixture(void **state) {
                   rows, schedules, worst);
 }
 
+// Every step of DINO's schedules as main_dino.py builds them (lr with a warm-up, rising weight decay, teacher momentum
+// to 1) and of warm-ups from a non-zero start_warmup_value: warm-up steps bit for bit; cosine steps within 1e-15 of
+// |final| + |base - final|, since numpy's own cos differs from libm's by an ulp in most steps and the rising schedules
+// (final - c (1 + cos)) cancel, which makes that ulp several of the result's; the momentum never falls, stays below 1.
+static void test_dino_uses(void **state) {
+    (void)state;
+    char path[4096], line[512];
+    pl_test_source_path("tests/fixtures/schedule/dino_schedule_uses.tsv", path, sizeof path);
+    FILE *fp = fopen(path, "r");
+    if (!fp) fail_msg("cannot open %s", path);
+    int rows = 0, warm_rows = 0, exact = 0, uses[3] = {0, 0, 0};
+    double worst = 0.0, prev_momentum = 0.0;
+    while (fgets(line, sizeof line, fp)) {
+        if (line[0] == '#') continue;
+        char use[16];
+        long long total, warmup, step;
+        double base, final, start, value;
+        if (sscanf(line, "%15s %lld %lld %lf %lf %lf %lld %lf", use, &total, &warmup, &base, &final, &start, &step,
+                   &value) != 8)
+            fail_msg("%s: bad row '%s'", path, line);
+        double got = pl_cosine_schedule_at(step, total, warmup, base, final, start);
+        double scale = fmax(fabs(base), fabs(final)), err = fabs(got - value);
+        if (step < warmup) {
+            if (got != value)
+                fail_msg("%s: %s warm-up step %lld of %lld (start %g): %.17g, numpy %.17g", path, use, step, warmup,
+                         start, got, value);
+            warm_rows++;
+        } else if (!(err <= 1e-15 * (fabs(final) + fabs(base - final)))) {   // ulps of the terms, not of the sum
+            fail_msg("%s: %s step %lld of %lld (warm-up %lld): %.17g, numpy %.17g", path, use, step, total, warmup, got,
+                     value);
+        }
+        if (strcmp(use, "lr") == 0 && start == 0.0) assert_true(got == pl_lr_at(step, total, warmup, base, final, 0));
+        if (strcmp(use, "momentum") == 0) {
+            assert_true(got < 1.0 && (step == 0 ? got == base : got >= prev_momentum));
+            prev_momentum = got;
+        }
+        uses[strcmp(use, "lr") == 0 ? 0 : strcmp(use, "wd") == 0 ? 1 : 2]++;
+        exact += got == value;
+        if (err / scale > worst) worst = err / scale;
+        rows++;
+    }
+    fclose(fp);
+    assert_true(rows >= 1600 && warm_rows >= 370 && uses[0] > 0 && uses[1] > 0 && uses[2] > 0);
+    print_message("%d steps of DINO's schedules (%d warm-up, all exact): %d bit-exact, worst %.3g of the scale\n", rows,
+                  warm_rows, exact, worst);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_named_steps),
         cmocka_unit_test(test_numpy_fixture),
+        cmocka_unit_test(test_dino_uses),
     };
     return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
