@@ -79,6 +79,8 @@ void cmd_finetune_usage(FILE *out) {
             "  --momentum M           SGD momentum (default 0.9)\n"
             "  --weight-decay W       decoupled (AdamW) / L2 (SGD) decay of weights; biases and 1-D tensors are\n"
             "                         never decayed (DINO's parameter groups) (default 0.04)\n"
+            "  --weight-decay-end W   weight decay cosine from --weight-decay to W over the steps, set every step\n"
+            "                         (DINO's wd_schedule; default: constant)\n"
             "  --layer-decay F        layer-wise lr decay (default 1 = off)\n"
             "  --clip NORM            clip the global gradient norm (default 0 = off)\n"
             "  --schedule cosine|constant  per-step lr schedule after the warm-up (default cosine)\n"
@@ -176,6 +178,8 @@ static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *s
              (double)sp->drop_path, o->augment, o->shuffle, o->balanced, (unsigned long long)o->seed, o->allreduce,
              sp->classes, fraction, si, sp->head_mlp, (double)sp->head_dropout, sp->cfg.dim, sp->cfg.depth,
              sp->cfg.heads, sp->cfg.patch, sp->cfg.in_chans, sp->cfg.pos_grid, sp->height, sp->width);
+    if (o->weight_decay_end >= 0 && n >= 0 && (size_t)n < size)   // only when set: older checkpoints keep resuming
+        n += snprintf(buf + n, size - (size_t)n, " weight_decay_end=%.17g", o->weight_decay_end);
     // the arithmetic: another backend or precision gives other bits, so it resumes only with the same ones
     if (n >= 0 && (size_t)n < size)
         snprintf(buf + n, size - (size_t)n, " kernels=%s precision=%s", kernels->name, pl_precision_name(sp->precision));
@@ -566,7 +570,7 @@ int cmd_finetune_run(int argc, char **argv) {
     a.fractions[0] = 1.0;
     a.n_fractions = 1;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
-           O_NOSCALE, O_MINLR, O_MOM, O_WD, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
+           O_NOSCALE, O_MINLR, O_MOM, O_WD, O_WDEND, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
            O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_PRECISION, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP, O_FORCE };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
@@ -576,7 +580,7 @@ int cmd_finetune_run(int argc, char **argv) {
         {"optimizer", required_argument, 0, O_OPT}, {"lr", required_argument, 0, O_LR},
         {"base-lr", required_argument, 0, O_BASELR}, {"no-lr-scaling", no_argument, 0, O_NOSCALE},
         {"min-lr", required_argument, 0, O_MINLR}, {"momentum", required_argument, 0, O_MOM},
-        {"weight-decay", required_argument, 0, O_WD}, {"layer-decay", required_argument, 0, O_LD},
+        {"weight-decay", required_argument, 0, O_WD}, {"weight-decay-end", required_argument, 0, O_WDEND}, {"layer-decay", required_argument, 0, O_LD},
         {"clip", required_argument, 0, O_CLIP}, {"schedule", required_argument, 0, O_SCHED},
         {"warmup-steps", required_argument, 0, O_WARM}, {"steps", required_argument, 0, O_STEPS},
         {"epochs", required_argument, 0, O_EPOCHS}, {"batch", required_argument, 0, O_BATCH},
@@ -621,6 +625,7 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_MINLR: if ((rc = pl_cli_option_double(cmd, "--min-lr", optarg, 0, 100, &a.o.min_lr))) return rc; break;
         case O_MOM: if ((rc = pl_cli_option_double(cmd, "--momentum", optarg, 0, 0.999999, &a.o.optim.momentum))) return rc; break;
         case O_WD: if ((rc = pl_cli_option_double(cmd, "--weight-decay", optarg, 0, 10, &a.o.optim.weight_decay))) return rc; break;
+        case O_WDEND: if ((rc = pl_cli_option_double(cmd, "--weight-decay-end", optarg, 0, 10, &a.o.weight_decay_end))) return rc; break;
         case O_LD: if ((rc = pl_cli_option_double(cmd, "--layer-decay", optarg, 1e-6, 1, &a.o.optim.layer_decay))) return rc; break;
         case O_CLIP: if ((rc = pl_cli_option_double(cmd, "--clip", optarg, 0, 1e12, &a.o.optim.clip))) return rc; break;
         case O_SCHED:

@@ -97,7 +97,7 @@ static json_t *memory_json(const FtMemory *m) {
 }
 
 static json_t *options_json(const PlFinetuneOptions *o, const PlVitTrainSpec *sp, const PlFinetuneResult *r) {
-    return json_pack("{s:s, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:I, s:I, s:i, s:i, s:i, s:f, "
+    json_t *opts = json_pack("{s:s, s:f, s:f, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:I, s:I, s:i, s:i, s:i, s:f, "
                      "s:b, s:b, s:b, s:I, s:s, s:b, s:I, s:s, s:i, s:i, s:s, s:f}",
                      "optimizer", o->optim.kind == PL_OPTIM_SGD ? "sgd" : "adamw", "lr", r->peak_lr, "base_lr",
                      o->base_lr, "lr_scaling", o->lr <= 0 && !o->no_lr_scaling, "min_lr", o->min_lr, "momentum",
@@ -110,6 +110,13 @@ static json_t *options_json(const PlFinetuneOptions *o, const PlVitTrainSpec *sp
                      sp->recompute, "checkpoint_every", (json_int_t)o->checkpoint_every, "loss",
                      sp->loss == PL_LOSS_BCE ? "bce_with_logits" : "cross_entropy", "height", sp->height, "width",
                      sp->width, "head", sp->head_mlp ? "mlp" : "linear", "head_dropout", (double)sp->head_dropout);
+    // DINO's wd_schedule end value, or null: constant weight decay
+    if (opts && json_object_set_new(opts, "weight_decay_end", o->weight_decay_end >= 0 ? json_real(o->weight_decay_end)
+                                                                                     : json_null()) != 0) {
+        json_decref(opts);
+        return NULL;
+    }
+    return opts;
 }
 
 // DIR/confusion.* and DIR/class_f1.* of the kept weights.

@@ -27,6 +27,7 @@ void pl_finetune_options_default(PlFinetuneOptions *o) {
     o->batch = 32;
     o->augment = o->shuffle = 1;
     o->checkpoint_every = 100;
+    o->weight_decay_end = -1.0;
 }
 
 double pl_finetune_peak_lr(const PlFinetuneOptions *o) {
@@ -293,7 +294,8 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
         const PlTrainerOptions to = {
             .out_dir = o->out_dir, .total_steps = total, .batch = o->batch, .epoch_samples = d->n,
             .peak_lr = r->peak_lr, .min_lr = o->min_lr, .warmup_steps = o->warmup_steps,
-            .schedule_constant = o->schedule_constant, .checkpoint_every = o->checkpoint_every, .resume = o->resume,
+            .schedule_constant = o->schedule_constant, .wd_schedule = o->weight_decay_end >= 0,
+            .wd_base = o->optim.weight_decay, .wd_final = o->weight_decay_end, .checkpoint_every = o->checkpoint_every, .resume = o->resume,
             .keys = {.args_text = o->args_text, .init_hash = init_hash, .data_hash = data_hash, .total_steps = total},
             .stop = o->stop, .pool = o->pool, .use_mpi = o->use_mpi, .quiet = o->quiet};
         st = pl_trainer_run(t, step, op, &src, o->reader, &hooks, &to, &fs, &tr);

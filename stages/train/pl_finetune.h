@@ -42,6 +42,7 @@ typedef struct PlFinetuneOptions {
     double base_lr;            // 1e-4 (DINO4Cells)
     int no_lr_scaling;
     double min_lr;             // cosine end value (0, as CosineAnnealingLR's eta_min)
+    double weight_decay_end;   // >= 0: weight decay cosine from optim.weight_decay to this (DINO's wd_schedule); < 0: constant
     int64_t steps;             // optimizer steps; 0 = epochs * ceil(n / batch)
     int epochs;
     int batch;                 // global batch

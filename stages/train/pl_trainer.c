@@ -51,11 +51,14 @@ static PlStatus log_open(const PlTrainerOptions *o, int64_t start, FILE **fp) {
 }
 
 // One line of train.jsonl, flushed (a full file system is reported at the step it happens).
-static PlStatus log_step(FILE *log, const PlTrainerOptions *o, int64_t step, long long epoch, double loss, double lr,
-                         double gnorm, double img_per_s) {
+// With a weight-decay schedule the line also has the step's "wd".
+static PlStatus log_step(FILE *log, const PlTrainerOptions *o, PlOptim *op, int64_t step, long long epoch,
+                         double loss, double lr, double gnorm, double img_per_s) {
     errno = 0;
-    int n = fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, "
-                         "\"img_per_s\": %.4g}\n", (long long)step, epoch, loss, lr, gnorm, img_per_s);
+    int n = fprintf(log, "{\"step\": %lld, \"epoch\": %lld, \"loss\": %.9g, \"lr\": %.9g, ", (long long)step, epoch,
+                    loss, lr);
+    if (n >= 0 && o->wd_schedule) n = fprintf(log, "\"wd\": %.9g, ", pl_optim_weight_decay(op));
+    if (n >= 0) n = fprintf(log, "\"grad_norm\": %.9g, \"img_per_s\": %.4g}\n", gnorm, img_per_s);
     if (n < 0 || fflush(log) != 0 || ferror(log)) return log_write_failed(o);
     return PL_OK;
 }
@@ -116,6 +119,8 @@ static PlStatus train_one(PlVitTrain *t, PlTrainStep *step, PlOptim *op, const v
                        isnan(*loss) ? "NaN" : "infinite", (long long)s, (long long)(s * o->batch / o->epoch_samples),
                        kept_note(o, good_step));
     *lr = pl_lr_at(s, o->total_steps, o->warmup_steps, o->peak_lr, o->min_lr, o->schedule_constant);
+    if (o->wd_schedule)
+        PL_TRY(pl_optim_set_weight_decay(op, pl_cosine_schedule_at(s, o->total_steps, 0, o->wd_base, o->wd_final, 0.0)));
     pl_optim_step(op, pl_vit_train_params(t), grad, *lr, o->pool, gnorm);
     if (!isfinite(*gnorm))
         return PL_FAIL(PL_ERR_NUMERIC, "the gradient norm is not finite at step %lld; stopped, %s", (long long)s,
@@ -164,7 +169,7 @@ PlStatus pl_trainer_run(PlVitTrain *t, PlTrainStep *step, PlOptim *op, const PlB
         fs->loss_sum += loss;
         fs->loss_steps++;
         double dt = pl_clock_now() - t0;
-        if (log) st = log_step(log, o, s, (long long)(s * B / E), loss, lr, gnorm, B / (dt > 0 ? dt : 1e-9));
+        if (log) st = log_step(log, o, op, s, (long long)(s * B / E), loss, lr, gnorm, B / (dt > 0 ? dt : 1e-9));
         int is_epoch_end = (s + 1) * B / E > s * B / E;
         if (st == PL_OK && (is_epoch_end || s + 1 == total)) st = epoch_end(h, fs);
         int due = (o->checkpoint_every > 0 && (s + 1) % o->checkpoint_every == 0) || is_epoch_end || s + 1 == total;

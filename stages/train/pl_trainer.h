@@ -1,4 +1,5 @@
-// The one training loop, for every objective: steps over fixed-size global batches, the learning-rate schedule,
+// The one training loop, for every objective: steps over fixed-size global batches, the learning-rate and
+// weight-decay schedules,
 // the optimizer, finiteness stops (NaN loss, gradient norm, weights or moments), per-step train.jsonl lines, atomic
 // checkpoints every N steps, at every epoch end and at the end, bit-identical resume, SIGTERM (checkpoint, then
 // stop), an epoch-end hook (validation) and an after-step hook (e.g. a teacher's EMA). Every failure one rank may
@@ -60,6 +61,8 @@ typedef struct PlTrainerOptions {
     double peak_lr, min_lr;       // DINO cosine_scheduler (pl_lr_at) from peak to min after the warm-up
     int64_t warmup_steps;
     int schedule_constant;        // 1: peak after the warm-up
+    int wd_schedule;              // 1: the decayed group's weight decay follows DINO's wd_schedule, a cosine (no
+    double wd_base, wd_final;     //    warm-up) from wd_base to wd_final, set every step; 0: the optimizer's own
     int64_t checkpoint_every;     // steps between checkpoints (0: epoch ends and the end only)
     int resume;                   // continue from out_dir/checkpoint.safetensors when it exists
     PlTrainCkptKeys keys;         // what the checkpoint must match to be resumed

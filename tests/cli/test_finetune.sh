@@ -65,6 +65,29 @@ expect_status 0 "$PROTLOC" finetune --model "$M/model.safetensors" --heads 2 --h
   --no-shuffle --threads 2
 if $PY "$COMPARE" "$M" "$TEST_TMP/mlp" mlp1; then pass "MLP head SGD step = torch"; else fail "mlp1 differs from torch"; fi
 
+# DINO's weight-decay schedule (--weight-decay-end): train.jsonl carries each step's decay, which is numpy's
+# cosine_scheduler(0.04, 0.4, 1, 4) (no warm-up) within float formatting; the report names the end value; the weights
+# differ from a constant-decay run's
+wd_args=(--model "$S/model.safetensors" --heads 2 --head-init "$S/head.safetensors" --input "$S/x.npy" --labels "$S/y.npy"
+         --schedule constant --warmup-steps 0 --drop-path 0 --no-augment --no-shuffle --threads 2 --optimizer adamw
+         --lr 0.01 --weight-decay 0.04 --steps 4 --batch 4)
+expect_status 0 "$PROTLOC" finetune "${wd_args[@]}" --weight-decay-end 0.4 --out "$TEST_TMP/wdsched"
+expect_status 0 "$PROTLOC" finetune "${wd_args[@]}" --out "$TEST_TMP/wdconst"
+if $PY - "$TEST_TMP/wdsched" <<'PYEOF'; then pass "--weight-decay-end: DINO's cosine per step"; else fail "--weight-decay-end schedule"; fi
+import json, math, sys
+import numpy as np
+d = sys.argv[1]
+rows = [json.loads(l) for l in open(d + "/train.jsonl")]
+iters = np.arange(4)
+want = 0.4 + 0.5 * (0.04 - 0.4) * (1 + np.cos(np.pi * iters / len(iters)))   # DINO utils.cosine_scheduler
+got = [r["wd"] for r in rows]
+assert len(got) == 4 and all(abs(g - w) <= 1e-8 * abs(w) for g, w in zip(got, want)), (got, want)
+assert json.load(open(d + "/report.json"))["options"]["weight_decay_end"] == 0.4
+PYEOF
+grep -q '"wd"' "$TEST_TMP/wdconst/train.jsonl" && fail "a constant decay logged a schedule"
+cmp -s "$TEST_TMP/wdsched/backbone.safetensors" "$TEST_TMP/wdconst/backbone.safetensors" &&
+  fail "--weight-decay-end changed nothing"
+
 # ---- 2. bit-identical for threads and ranks (drop path, augmentation and shuffling on) ----
 C="$FX/p16_c4_64x64"
 run_args=(--model "$C/model.safetensors" --heads 2 --input "$C/x.npy" --labels "$C/y.npy" --steps 5 --batch 5
