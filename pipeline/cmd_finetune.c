@@ -473,7 +473,7 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     if (st == PL_OK) st = pl_process_start_pool(a->threads, &pool);
     if (st == PL_OK) st = pl_batch_reader_start(&reader, &reader_if);
     if (st == PL_OK) {
-        FtDataOptions fo = {.size = a->size, .level = (FtLevel)a->level, .tile = a->tile, .crop = a->crop};
+        FtDataOptions fo = {.size = a->size, .level = (PlStoreLevel)a->level, .tile = a->tile, .crop = a->crop};
         st = a->manifest ? ft_data_load_manifest(a->manifest, &m.card, &m.cfg, &fo, a->o.out_dir, pool, rank, &classes, &d)
                          : ft_data_load_arrays(a->input, a->labels, &m.cfg, &classes, &d);
     }

@@ -1,5 +1,6 @@
-// pl_card_prep_config: a model card's alignment, normalisation and pixel size as a pl_prep configuration, and the
-// checks of a card against its weights and manifest made once at load.
+// pl_card_prep_config: a model card's alignment, normalisation and pixel size as a pl_prep configuration, the
+// geometry of the levels over it, the manifest columns an item is read from, and the checks of a card against its
+// weights and manifest made once at load.
 #include "pl_card_prep.h"
 
 #include <stdio.h>
@@ -9,13 +10,8 @@ _Static_assert((int)PL_CARD_INPUT_NATURAL == (int)PL_ALIGN_MAP && (int)PL_CARD_I
                    (int)PL_CARD_INPUT_RANDOM == (int)PL_ALIGN_RANDOM && (int)PL_CARD_INPUT_DUPLICATE == (int)PL_ALIGN_DUPLICATE,
                "model card input modes name the alignment strategies");
 
-PlStatus pl_card_prep_config(const PlModelCard *card, int n_slots, const char *strategy, const char *fill,
-                             uint64_t seed, PlPrepConfig *cfg, PlAlignStrategy *strategy_out, char *slots,
-                             size_t slots_size) {
-    const char *name = strategy ? strategy : pl_align_strategy_name((PlAlignStrategy)card->input_mode);
-    if (strcmp(name, "natural") == 0) name = "map";
-    PlAlignStrategy st;
-    if (pl_align_strategy_parse(name, &st) != PL_OK) return pl_error_wrap("--align");
+// The card's first n_slots slots, comma-separated; an empty slot is named "emptyK" so that no role feeds it.
+static PlStatus card_slots_csv(const PlModelCard *card, int n_slots, char *slots, size_t slots_size) {
     size_t used = 0;
     slots[0] = '\0';
     for (int k = 0; k < n_slots; k++) {
@@ -24,6 +20,17 @@ PlStatus pl_card_prep_config(const PlModelCard *card, int n_slots, const char *s
         if (w < 0 || (size_t)w >= slots_size - used) return PL_FAIL(PL_ERR_LIMIT, "model card %s: input_slots too long", card->path);
         used += (size_t)w;
     }
+    return PL_OK;
+}
+
+PlStatus pl_card_prep_config(const PlModelCard *card, int n_slots, const char *strategy, const char *fill,
+                             uint64_t seed, PlPrepConfig *cfg, PlAlignStrategy *strategy_out, char *slots,
+                             size_t slots_size) {
+    const char *name = strategy ? strategy : pl_align_strategy_name((PlAlignStrategy)card->input_mode);
+    if (strcmp(name, "natural") == 0) name = "map";
+    PlAlignStrategy st;
+    if (pl_align_strategy_parse(name, &st) != PL_OK) return pl_error_wrap("--align");
+    PL_TRY(card_slots_csv(card, n_slots, slots, slots_size));
     if (pl_prep_config_default(cfg, slots) != PL_OK) return pl_error_wrap("model card %s: input_slots", card->path);
     PL_TRY(pl_align_spec_init(&cfg->align, st, slots));
     const char *f = fill ? fill : card->fill;
@@ -44,6 +51,61 @@ PlStatus pl_card_prep_config(const PlModelCard *card, int n_slots, const char *s
     cfg->scale = 0;
     if (strategy_out) *strategy_out = st;
     return PL_OK;
+}
+
+void pl_card_levels_default(PlCardLevels *g) {
+    memset(g, 0, sizeof *g);
+    g->patch = 16;
+    g->tile = PL_PREP_TILE_DEFAULT;
+    g->crop = PL_PREP_CROP_DEFAULT;
+    g->cell_border = PL_CELL_BORDER_SHIFT;
+    g->min_cell_area = PL_PREP_MIN_CELL_AREA_DEFAULT;
+}
+
+PlStatus pl_card_prep_levels(const PlPrepConfig *base, const PlCardLevels *g, PlPrepConfig cfg[PL_STORE_N_LEVELS]) {
+    PlPrepConfig *fov = &cfg[PL_STORE_FOV], *tiles = &cfg[PL_STORE_TILES], *cells = &cfg[PL_STORE_CELLS];
+    *fov = *base;
+    *tiles = *base;
+    if (g->fov_size > 0) {
+        fov->fov.mode = PL_FOV_CENTER;
+        fov->fov.size = g->fov_size;
+    } else {
+        fov->fov.mode = PL_FOV_WHOLE;
+    }
+    fov->fov.patch = g->patch;
+    PlFovSpec *t = &tiles->fov;
+    t->mode = PL_FOV_TILES;
+    t->size = g->tile;
+    t->stride = g->tile_stride > 0 ? g->tile_stride : g->tile;
+    t->border = PL_BORDER_DROP;
+    t->patch = g->patch;
+    *cells = *fov;   // cells: the same alignment, normalisation and rescaling
+    PlCellSpec *c = &cells->cells;
+    c->crop_px = g->crop > 0 ? g->crop : g->crop_um > 0 ? 0 : PL_PREP_CROP_DEFAULT;
+    c->crop_um = g->crop > 0 ? 0 : g->crop_um;
+    c->border = g->cell_border;
+    c->min_area = g->min_cell_area;
+    for (int l = 0; l < PL_STORE_N_LEVELS; l++) PL_TRY(pl_prep_config_validate(&cfg[l]));
+    return PL_OK;
+}
+
+PlStatus pl_card_plane_roles(const PlModelCard *card, int n_slots, PlAlignStrategy strategy, const char *fill,
+                             const PlManifest *m, int *plane_role, int *n_planes) {
+    int n = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int k = 0; k < (pass == 0 ? n_slots : m->n_roles); k++) {
+            int r = pass == 0 ? pl_manifest_role_index(m, card->slots[k]) : k;
+            if (r < 0 || (pass == 1 && !(fill && strategy == PL_ALIGN_DUPLICATE && strstr(fill, m->roles[r])))) continue;
+            int dup = 0;
+            for (int q = 0; q < n; q++) dup |= plane_role[q] == r;
+            if (!dup && n < PL_CARD_MAX_SLOTS) plane_role[n++] = r;
+        }
+    *n_planes = n;
+    if (n > 0) return PL_OK;
+    char slots[PL_CARD_MAX_SLOTS * 40];
+    PL_TRY(card_slots_csv(card, n_slots, slots, sizeof slots));
+    return PL_FAIL(PL_ERR_FORMAT, "%s: none of the model's input slots (%s) is a column of %s", card->path, slots,
+                   m->path);
 }
 
 int pl_card_manifest_roles(const PlModelCard *card, const char **roles) {

@@ -1,14 +1,13 @@
 // Fine-tuning data: a manifest through run's stages (ft_dataset_load), or arrays, as one FtData (pl_finetune_data.h).
 #include "pl_finetune_data.h"
 
-#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "pl_card_prep.h"
+#include "pl_failures.h"
 #include "pl_features.h"
 #include "pl_fs.h"
 #include "pl_geometry.h"
@@ -17,77 +16,45 @@
 #include "pl_npy.h"
 #include "pl_prep.h"
 
-#define FT_REF_MAX (PATH_MAX + 16)
-
 typedef struct ItemOut {
     float *x;                // (n, C, size, size) samples of the item
     int n;
-    const char *stage;       // the stage that failed (a literal), or NULL
+    const char *stage;       // the step that failed (a literal), or NULL
     char *msg;               // NULL = ok, else the message (malloc'd)
 } ItemOut;
 
 typedef struct PrepCtx {
     const PlManifest *m;
     const PlModelCard *card;
-    const PlPrepConfig *cfg;
-    const int64_t *items;    // manifest item of each row
-    int C, size, level, nucleus_role;
-    ItemOut *out;            // per row
-    PlPrepResult *res;       // per thread
-    PlResizeWork *rw;        // per thread
-    PlSegmenter **seg;       // per thread (cells)
+    const PlPrepConfig *cfg;         // the level's (pl_card_prep_levels)
+    const int *plane_role;           // pl_card_plane_roles
+    int n_planes, every_plane;
+    const int64_t *items;            // manifest item of each row
+    int C, size, nucleus_role;
+    PlStoreLevel level;
+    ItemOut *out;                    // per row
+    PlPrepResult *res;               // per thread
+    PlResizeWork *rw;                // per thread
+    PlSegmenter **seg;               // per thread (cells)
 } PrepCtx;
 
-// Decode and preprocess one item at the chosen level; each sample resized to size x size.
+// One item through the card's preparation at the chosen level (pl_card_prep.h, as `protloc run`); each sample
+// resized to size x size. *stage: the step that failed.
 static PlStatus prep_item(PrepCtx *p, int row, int thread, const char **stage) {
     const PlManifestItem *it = &p->m->items[p->items[row]];
     PlChannelSource src[PL_CARD_MAX_SLOTS];
-    char refs[PL_CARD_MAX_SLOTS][FT_REF_MAX], mref[FT_REF_MAX], nref[FT_REF_MAX];
+    char refs[PL_CARD_MAX_SLOTS][PL_CARD_REF_MAX];
     int n = 0;
-    *stage = "input";
-    for (int k = 0; k < p->C; k++) {
-        int r = p->card->slots[k][0] ? pl_manifest_role_index(p->m, p->card->slots[k]) : -1;
-        if (r < 0 || !it->channels[r].path) continue;
-        int dup = 0;
-        for (int q = 0; q < n; q++) dup |= strcmp(src[q].role, p->m->roles[r]) == 0;
-        if (dup) continue;
-        PL_TRY(pl_manifest_channel_ref(&it->channels[r], refs[n], FT_REF_MAX));
-        src[n].role = p->m->roles[r];
-        src[n].ref = refs[n];
-        n++;
-    }
-    if (n == 0) return PL_FAIL(PL_ERR_ARG, "the item has none of the channels the model reads");
-    double px = it->pixel_size_um > 0 ? it->pixel_size_um : p->card->pixel_size_um;
+    PL_TRY(pl_card_item_sources(p->m, it, p->plane_role, p->n_planes, p->every_plane, src, refs, &n, stage));
     PlPrepResult *r = &p->res[thread];
-    *stage = "prep";
-    PlStatus st;
-    if (p->level == FT_LEVEL_CELLS) {
-        *stage = "cells";
-        const char *mask = NULL;
-        PlChannelSource nucleus = {0};
-        const PlChannelSource *segment_from = NULL;
-        if (it->mask.path) {
-            PL_TRY(pl_manifest_channel_ref(&it->mask, mref, FT_REF_MAX));
-            mask = mref;
-        } else if (p->nucleus_role >= 0 && it->channels[p->nucleus_role].path) {
-            PL_TRY(pl_manifest_channel_ref(&it->channels[p->nucleus_role], nref, FT_REF_MAX));
-            nucleus.role = p->m->roles[p->nucleus_role];
-            nucleus.ref = nref;
-            segment_from = &nucleus;
-        }
-        st = pl_prep_cells(p->cfg, it->id, px, src, n, mask, segment_from, &p->seg[thread], r);
-    } else {
-        st = pl_prep_fov(p->cfg, it->id, px, src, n, r);
-    }
-    if (st != PL_OK) {
-        if (r->failed_step) *stage = r->failed_step;
-        return st;
-    }
+    PL_TRY(pl_card_prep_item(p->cfg, p->level, p->m, it, pl_card_item_pixel_size(p->card, it, 0), src, n,
+                             p->nucleus_role, &p->seg[thread], r, stage));
+    *stage = pl_store_level_name(p->level);
     if (r->n_views != 1 || r->n_slots != p->C)
         return PL_FAIL(PL_ERR_UNSUPPORTED, "fine-tuning needs one view of %d slots per item (got %d views, %d slots; "
                                            "channel replication is not supported for fine-tuning)", p->C, r->n_views,
                        r->n_slots);
-    if (r->n_tiles < 1) return PL_FAIL(PL_ERR_EMPTY, "the item gave no %s", p->level == FT_LEVEL_CELLS ? "cell" : "tile");
+    if (r->n_tiles < 1) return PL_FAIL(PL_ERR_EMPTY, "the item gave no %s", p->level == PL_STORE_CELLS ? "cell" : "tile");
     const size_t plane = (size_t)p->size * p->size, in_plane = (size_t)r->tile_h * r->tile_w;
     ItemOut *o = &p->out[row];
     o->x = pl_malloc((size_t)r->n_tiles * p->C * plane * sizeof(float));
@@ -101,38 +68,43 @@ static PlStatus prep_item(PrepCtx *p, int row, int thread, const char **stage) {
     return PL_OK;
 }
 
-static void prep_row(void *vctx, int row, int thread) {
+// Pool task: an item that fails is recorded (its step and message) and skipped, as `run` records it; only failing
+// to record it fails the load.
+static PlStatus prep_row(void *vctx, int row, int thread) {
     PrepCtx *p = vctx;
     const char *stage = "input";
-    if (prep_item(p, row, thread, &stage) == PL_OK) return;
+    if (prep_item(p, row, thread, &stage) == PL_OK) return PL_OK;
     ItemOut *o = &p->out[row];
     free(o->x);
     o->x = NULL;
     o->n = 0;
     o->stage = stage;
-    o->msg = strdup(pl_error_message());
-    if (!o->msg) o->msg = (char *)"";   // still marks the row failed
+    o->msg = pl_strdup(pl_error_message());
+    return o->msg ? PL_OK : pl_error_wrap("recording the failure of item %s", p->m->items[p->items[row]].id);
 }
 
-// failures.tsv (id, line, stage, message), as `run` writes STORE.h5.failures.tsv: atomically, one line per item
-// (tabs and line breaks in messages become spaces).
-static PlStatus write_failures(const char *path, const PlManifest *m, const int64_t *items, ItemOut *out, int64_t n) {
-    PlAtomicFile af;
-    PL_TRY(pl_atomic_open(&af, path));
-    fprintf(af.fp, "id\tline\tstage\tmessage\n");
-    for (int64_t i = 0; i < n; i++) {
-        char *msg = out[i].msg;
-        if (!msg) continue;
-        for (char *c = msg; *c; c++)
-            if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
-        const PlManifestItem *it = &m->items[items[i]];
-        fprintf(af.fp, "%s\t%d\t%s\t%s\n", it->id, it->line, out[i].stage ? out[i].stage : "prep", msg);
+// FAILURES lists the items that failed (pl_failures.h, as `run`'s STORE.h5.failures.tsv; no previous store, so no
+// regression), or is removed when none did, so that a clean re-run leaves no stale list.
+static PlStatus write_failures(const char *path, const PlManifest *m, const int64_t *items, const ItemOut *out,
+                               int64_t n, int64_t n_failed) {
+    if (n_failed == 0) {
+        int removed = 0;
+        PL_TRY(pl_failures_remove(path, &removed));
+        if (removed) pl_log_info("removed %s of an earlier run: every item preprocessed", path);
+        return PL_OK;
     }
-    if (ferror(af.fp)) {
-        pl_atomic_abort(&af);
-        return PL_FAIL(PL_ERR_IO, "cannot write %s", path);
+    pl_log_warn("%lld item(s) failed to preprocess and are skipped; listed in %s", (long long)n_failed, path);
+    PlFailureList fl;
+    PL_TRY(pl_failures_open(&fl, path));
+    PlStatus st = PL_OK;
+    for (int64_t i = 0; i < n && st == PL_OK; i++)
+        if (out[i].msg)
+            st = pl_failures_add(&fl, m->items[items[i]].id, m->items[items[i]].line, out[i].stage, 0, out[i].msg);
+    if (st != PL_OK) {
+        pl_failures_abort(&fl);
+        return st;
     }
-    return pl_atomic_commit(&af);
+    return pl_failures_commit(&fl);
 }
 
 void ft_dataset_free(FtDataset *ds) {
@@ -172,8 +144,10 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
     fs.id = pl_calloc(m.count + 1, sizeof(char *));
     PlLabelCoding lc = {0};
     int64_t *items = pl_malloc((m.count + 1) * sizeof(int64_t));
-    PlPrepConfig cfg;
+    PlPrepConfig base, cfg[PL_STORE_N_LEVELS];
+    PlAlignStrategy strategy = PL_ALIGN_MAP;
     char slots[PL_CARD_MAX_SLOTS * 40];
+    int plane_role[PL_CARD_MAX_SLOTS], n_planes = 0;
     PrepCtx p = {0};
     if (!fs.label || !fs.split || !fs.id || !items) st = PL_ERR_NOMEM;
     for (size_t i = 0; i < m.count && st == PL_OK; i++) {
@@ -189,34 +163,29 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
     }
     if (st == PL_OK && n == 0)
         st = PL_FAIL(PL_ERR_EMPTY, "%s: no labelled item in the train, val or test split", manifest);
-    if (st == PL_OK) st = pl_card_prep_config(card, C, NULL, NULL, 0, &cfg, NULL, slots, sizeof slots);
-    if (st == PL_OK) st = pl_card_check_fill(card, &cfg.align, NULL, &m);   // once, not per item
-    if (st == PL_OK) {   // the level's geometry, as `protloc run` sets it
-        cfg.fov.patch = fo->patch;
-        if (fo->level == FT_LEVEL_TILES) {
-            cfg.fov.mode = PL_FOV_TILES;
-            cfg.fov.size = fo->tile;
-            cfg.fov.stride = fo->tile;
-            cfg.fov.border = PL_BORDER_DROP;
-        } else if (fo->level == FT_LEVEL_CELLS) {
-            cfg.cells.crop_px = fo->crop;
-            cfg.cells.crop_um = 0;
-            cfg.cells.border = PL_CELL_BORDER_SHIFT;
-            cfg.cells.min_area = 50;
-        }
-        st = pl_prep_config_validate(&cfg);
+    if (st == PL_OK) st = pl_card_prep_config(card, C, NULL, NULL, 0, &base, &strategy, slots, sizeof slots);
+    if (st == PL_OK) st = pl_card_check_fill(card, &base.align, NULL, &m);   // once, not per item
+    if (st == PL_OK) {   // the level's geometry and the item's sources, as `protloc run` has them
+        PlCardLevels g;
+        pl_card_levels_default(&g);
+        g.patch = fo->patch;
+        g.tile = fo->tile;
+        g.crop = fo->crop;
+        st = pl_card_prep_levels(&base, &g, cfg);
     }
+    if (st == PL_OK) st = pl_card_plane_roles(card, C, strategy, card->fill, &m, plane_role, &n_planes);
     int threads = pl_threadpool_size(pool);
     if (st == PL_OK) {
-        p = (PrepCtx){&m, card, &cfg, items, C, size, fo->level, pl_manifest_role_index(&m, "nucleus"), NULL, NULL, NULL,
-                      NULL};
+        p = (PrepCtx){.m = &m, .card = card, .cfg = &cfg[fo->level], .plane_role = plane_role, .n_planes = n_planes,
+                      .every_plane = strategy == PL_ALIGN_REPLICATE, .items = items, .C = C, .size = size,
+                      .nucleus_role = pl_manifest_role_index(&m, "nucleus"), .level = fo->level};
         p.out = pl_calloc((size_t)n, sizeof *p.out);
         p.res = pl_calloc((size_t)threads, sizeof *p.res);
         p.rw = pl_calloc((size_t)threads, sizeof *p.rw);
         p.seg = pl_calloc((size_t)threads, sizeof *p.seg);
         if (!p.out || !p.res || !p.rw || !p.seg) st = PL_ERR_NOMEM;
     }
-    if (st == PL_OK) pl_threadpool_run(pool, prep_row, &p, (int)n);
+    if (st == PL_OK) st = pl_threadpool_run_checked(pool, prep_row, &p, (int)n);
     // gather the samples of the items that prepared, in manifest order
     int64_t total = 0;
     for (int64_t i = 0; st == PL_OK && i < n; i++) total += p.out[i].n;
@@ -243,8 +212,8 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
             memcpy(ds->x + (size_t)k * img, o->x, (size_t)o->n * img * sizeof(float));
             for (int t = 0; t < o->n && st == PL_OK; t++, k++) {
                 char id[PL_MANIFEST_MAX_TEXT + 32];
-                if (fo->level == FT_LEVEL_FOV) snprintf(id, sizeof id, "%s", it->id);
-                else snprintf(id, sizeof id, "%s/%s%d", it->id, fo->level == FT_LEVEL_CELLS ? "cell" : "tile", t);
+                if (fo->level == PL_STORE_FOV) snprintf(id, sizeof id, "%s", it->id);
+                else snprintf(id, sizeof id, "%s/%s%d", it->id, fo->level == PL_STORE_CELLS ? "cell" : "tile", t);
                 ds->cls[k] = lc.cls[items[i]];
                 ds->ids[k] = pl_strdup(id);
                 if (!ds->ids[k]) st = PL_ERR_NOMEM;
@@ -260,20 +229,16 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
         lc.n_classes = 0;
         ds->n_multilabel = lc.n_multilabel_skipped;
         ds->n_unlabelled = lc.n_unlabelled;
-        if (ds->n_failed && failures) {
-            pl_log_warn("%lld item(s) failed to preprocess and are skipped; listed in %s", (long long)ds->n_failed, failures);
-            PlStatus ws = write_failures(failures, &m, items, p.out, n);
+        if (failures) {
+            PlStatus ws = write_failures(failures, &m, items, p.out, n, ds->n_failed);
             if (st == PL_OK) st = ws;
-        } else if (failures && unlink(failures) == 0) {   // a clean re-run leaves no stale list of an earlier run
-            pl_log_info("removed %s of an earlier run: every item preprocessed", failures);
-            if (st == PL_OK) st = pl_fsync_parent_dir(failures);
         }
         if (st == PL_OK && ds->n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
     }
     if (p.out)
         for (int64_t i = 0; i < n; i++) {
             free(p.out[i].x);
-            if (p.out[i].msg && p.out[i].msg[0]) free(p.out[i].msg);
+            free(p.out[i].msg);
         }
     for (int i = 0; i < threads; i++) {
         if (p.res) pl_prep_result_free(&p.res[i]);
@@ -421,7 +386,7 @@ PlStatus ft_data_load_manifest(const char *manifest, const PlModelCard *card, co
     if (rank == 0)
         pl_log_info("%s: %lld training, %lld validation, %lld test %s, %d classes, %dx%d canvases (items: %lld failed, "
                     "%lld multi-label and %lld unlabelled skipped)", manifest, (long long)d->ntr, (long long)d->nva,
-                    (long long)d->nte, fo.level == FT_LEVEL_CELLS ? "cells" : fo.level == FT_LEVEL_TILES ? "tiles" : "FOVs",
+                    (long long)d->nte, fo.level == PL_STORE_CELLS ? "cells" : fo.level == PL_STORE_TILES ? "tiles" : "FOVs",
                     d->classes, size, size, (long long)ds->n_failed, (long long)ds->n_multilabel,
                     (long long)ds->n_unlabelled);
     return PL_OK;

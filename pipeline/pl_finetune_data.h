@@ -1,15 +1,15 @@
 // Fine-tuning data: arrays (ft_data_load_arrays), or a manifest and a model card (ft_data_load_manifest,
-// ft_dataset_load): every labelled item of the train / val / test splits goes
-// through the same stages as `protloc run` at one level (decode -> rescale to the card's pixel size -> normalise ->
-// align channels; pl_card_prep_config): its whole field of view, its tiles, or its single-cell crops (label mask or
-// built-in nucleus segmentation); every sample is resized to a square canvas of `size` pixels (area average when
-// shrinking, bilinear when enlarging) that the trainer crops, flips and jitters. Tiles and cells inherit the item's
-// label and split.
+// ft_dataset_load): every labelled item of the train / val / test splits goes through `protloc run`'s preparation
+// at one level (pl_card_prep.h: the same manifest columns per channel, decode -> rescale to the card's pixel size ->
+// normalise -> align channels, the same level geometry): its whole field of view, its tiles, or its single-cell
+// crops (label mask or built-in nucleus segmentation); every sample is resized to a square canvas of `size` pixels
+// (area average when shrinking, bilinear when enlarging) that the trainer crops, flips and jitters. Tiles and cells
+// inherit the item's label and split.
 //
 // Classes come from the one label encoder (pl_features_encode_labels, multi-label rows skipped), so they are the
 // classes `protloc probe` scores; rows are in manifest order, so `--fraction` subsets (pl_probe_subset) pair with the
-// probe's on a store of the same manifest. Items that fail a stage are skipped and listed (id, line, stage, message)
-// in FAILURES (NULL: not written, e.g. on ranks other than 0); the rest are used.
+// probe's on a store of the same manifest. Items that fail a stage are skipped and listed in FAILURES with run's
+// columns (pl_failures.h; NULL: not written, e.g. on ranks other than 0); the rest are used.
 // Ownership: a FtDataset owns every array and string (ft_dataset_free). Every MPI rank loads the whole set (the
 // preprocessing is small next to training), with the process's thread pool.
 #ifndef PL_FINETUNE_DATA_H
@@ -20,16 +20,15 @@
 #include "pl_error.h"
 #include "pl_modelcard.h"
 #include "pl_npy.h"
+#include "pl_store_table.h"
 #include "pl_threadpool.h"
 #include "pl_vit.h"
 
-typedef enum FtLevel { FT_LEVEL_FOV = 0, FT_LEVEL_TILES = 1, FT_LEVEL_CELLS = 2 } FtLevel;
-
 typedef struct FtDataOptions {
     int channels, patch, size;  // model input channels, patch size, canvas side
-    FtLevel level;
-    int tile;                   // tiles: side in pixels of the rescaled image (stride = side, partial tiles dropped)
-    int crop;                   // cells: crop side in pixels of the rescaled image (border shift, cells >= 50 px)
+    PlStoreLevel level;         // fov, tiles or cells: the geometry of `protloc run` (pl_card_prep_levels) with
+    int tile;                   // tiles: this side (stride = side), and
+    int crop;                   // cells: this crop side; the other settings at run's defaults (PlCardLevels)
 } FtDataOptions;
 
 typedef struct FtDataset {

@@ -16,9 +16,9 @@
 void pl_run_options_default(PlRunOptions *o) {
     memset(o, 0, sizeof *o);
     o->levels = PL_RUN_FOV;
-    o->tile = 224;
+    o->tile = PL_PREP_TILE_DEFAULT;
     o->cell_border = "shift";
-    o->min_cell_area = 50;
+    o->min_cell_area = PL_PREP_MIN_CELL_AREA_DEFAULT;
     o->batch = 16;
     o->prefetch = 2;
     o->max_failed = -1;
@@ -56,50 +56,24 @@ static PlStatus run_prep_config(RunContext *ctx) {
     PlAlignStrategy strategy;
     char slots[PL_CARD_MAX_SLOTS * 40];
     const char *fill = o->fill ? o->fill : card->fill;
-    PlPrepConfig *cfg = &ctx->prep_fov;
-    PL_TRY(pl_card_prep_config(card, ctx->C, run_strategy_name(ctx), o->fill, (uint64_t)o->seed, cfg, &strategy, slots,
+    PlPrepConfig base;
+    PL_TRY(pl_card_prep_config(card, ctx->C, run_strategy_name(ctx), o->fill, (uint64_t)o->seed, &base, &strategy, slots,
                                sizeof slots));
-    PL_TRY(pl_card_check_fill(card, &cfg->align, o->fill, &ctx->manifest));   // once, not per item
-    if (o->max_pixels > 0) cfg->limits.max_pixels = (uint64_t)o->max_pixels;   // --max-pixels, checked from headers
-    ctx->prep_tiles = *cfg;
-    if (o->fov_size > 0) {
-        cfg->fov.mode = PL_FOV_CENTER;
-        cfg->fov.size = o->fov_size;
-    } else {
-        cfg->fov.mode = PL_FOV_WHOLE;
-    }
-    cfg->fov.patch = ctx->vit_cfg.patch;
-    PlFovSpec *t = &ctx->prep_tiles.fov;
-    t->mode = PL_FOV_TILES;
-    t->size = o->tile;
-    t->stride = o->tile_stride > 0 ? o->tile_stride : o->tile;
-    t->border = PL_BORDER_DROP;
-    t->patch = ctx->vit_cfg.patch;
-    ctx->prep_cells = ctx->prep_fov;   // cells: the same alignment, normalisation and rescaling
-    PlCellSpec *cells = &ctx->prep_cells.cells;
-    cells->crop_px = o->crop > 0 ? o->crop : o->crop_um > 0 ? 0 : 224;
-    cells->crop_um = o->crop > 0 ? 0 : o->crop_um;
-    if (pl_cell_border_parse(o->cell_border ? o->cell_border : "shift", &cells->border) != PL_OK)
+    PL_TRY(pl_card_check_fill(card, &base.align, o->fill, &ctx->manifest));   // once, not per item
+    if (o->max_pixels > 0) base.limits.max_pixels = (uint64_t)o->max_pixels;   // --max-pixels, checked from headers
+    PlCardLevels g;
+    pl_card_levels_default(&g);
+    g.patch = ctx->vit_cfg.patch;
+    g.fov_size = o->fov_size;
+    g.tile = o->tile;
+    g.tile_stride = o->tile_stride;
+    g.crop = o->crop;
+    g.crop_um = o->crop_um;
+    if (pl_cell_border_parse(o->cell_border ? o->cell_border : "shift", &g.cell_border) != PL_OK)
         return pl_error_wrap("--cell-border");
-    cells->min_area = o->min_cell_area;
-    PL_TRY(pl_prep_config_validate(&ctx->prep_fov));
-    PL_TRY(pl_prep_config_validate(&ctx->prep_tiles));
-    PL_TRY(pl_prep_config_validate(&ctx->prep_cells));
-    // planes read per item: the roles the card's slots name, in slot order (replicate concatenates its views in
-    // this order), then roles only a duplicate fill names; each when the manifest has that column
-    const PlManifest *m = &ctx->manifest;
-    ctx->n_planes = 0;
-    for (int pass = 0; pass < 2; pass++)
-        for (int k = 0; k < (pass == 0 ? ctx->C : m->n_roles); k++) {
-            int r = pass == 0 ? pl_manifest_role_index(m, card->slots[k]) : k;
-            if (r < 0 || (pass == 1 && !(fill && strategy == PL_ALIGN_DUPLICATE && strstr(fill, m->roles[r])))) continue;
-            int dup = 0;
-            for (int q = 0; q < ctx->n_planes; q++) dup |= ctx->plane_role[q] == r;
-            if (!dup && ctx->n_planes < RUN_MAX_VARIANTS) ctx->plane_role[ctx->n_planes++] = r;
-        }
-    if (ctx->n_planes == 0)
-        return PL_FAIL(PL_ERR_FORMAT, "%s: none of the model's input slots (%s) is a column of %s", card->path, slots,
-                       o->manifest);
+    g.min_cell_area = o->min_cell_area;
+    PL_TRY(pl_card_prep_levels(&base, &g, ctx->prep));
+    PL_TRY(pl_card_plane_roles(card, ctx->C, strategy, fill, &ctx->manifest, ctx->plane_role, &ctx->n_planes));
     ctx->R = strategy == PL_ALIGN_REPLICATE ? ctx->n_planes : 1;
     return PL_OK;
 }

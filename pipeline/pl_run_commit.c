@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pl_failures.h"
 #include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
@@ -77,8 +78,9 @@ static PlStatus commit_failure_report(const RunContext *ctx, const RunStorePlan 
     if (!path) return PL_ERR_NOMEM;
     snprintf(path, n, "%s.failures.tsv", ctx->opt->out);
     PlStatus st = PL_OK;
+    int removed = 0;
     if (plan->n_fail > 0) st = run_write_failure_report(ctx, plan, path);
-    else if (unlink(path) == 0) st = pl_fsync_parent_dir(path);
+    else st = pl_failures_remove(path, &removed);
     free(path);
     return st;
 }

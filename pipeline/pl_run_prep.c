@@ -1,11 +1,11 @@
-// `protloc run` preprocessing of one item: each level through its stage composition (pl_prep_fov for the FOV and
-// tiles, pl_prep_cells for cells); this file only picks the sources and reorders the output for the ViT.
-#include <limits.h>
+// `protloc run` preprocessing of one item: its sources and each level through the card's preparation
+// (pl_card_prep.h, shared with `finetune`); this file checks the per-item budgets and reorders the output for the ViT.
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl_card_prep.h"
 #include "pl_decode.h"
 #include "pl_log.h"
 #include "pl_run_priv.h"
@@ -20,42 +20,14 @@ static void prep_fail(RunPrepared *p, const char *stage, const char *fmt, ...) {
     va_end(ap);
 }
 
-// A channel's image reference "path#page" as the decoders take it; NULL (the item fails) when the path is too long
-// to name a file (PATH_MAX), never a truncated reference to another file.
-#define PREP_REF_MAX (PATH_MAX + 16)
-static const char *prep_channel_ref(const PlManifestChannel *ch, char ref[PREP_REF_MAX], RunPrepared *p) {
-    if (pl_manifest_channel_ref(ch, ref, PREP_REF_MAX) == PL_OK) return ref;
-    prep_fail(p, "input", "%s", pl_error_message());
-    return NULL;
-}
-
-double run_item_pixel_size(const RunContext *ctx, const PlManifestItem *it) {
-    if (it->pixel_size_um > 0) return it->pixel_size_um;
-    if (ctx->opt->pixel_size_um > 0) return ctx->opt->pixel_size_um;
-    return ctx->card.pixel_size_um > 0 ? ctx->card.pixel_size_um : 0.0;
-}
-
-// The sources of an item: every plane role it has a file for ("path#page"). Returns the count, 0 on failure.
+// The sources of an item (pl_card_item_sources over the run's planes). Returns the count, 0 on failure.
 static int prep_sources(const RunContext *ctx, const PlManifestItem *it, RunPrepared *p, PlChannelSource *src,
-                        char (*refs)[PREP_REF_MAX]) {
-    const PlManifest *m = &ctx->manifest;
+                        char (*refs)[PL_CARD_REF_MAX]) {
     int n = 0;
-    for (int q = 0; q < ctx->n_planes; q++) {
-        const PlManifestChannel *ch = &it->channels[ctx->plane_role[q]];
-        if (!ch->path) {
-            if (ctx->R > 1) {
-                prep_fail(p, "align", "replicate needs every channel, and the %s channel is empty",
-                          m->roles[ctx->plane_role[q]]);
-                return 0;
-            }
-            continue;
-        }
-        src[n].role = m->roles[ctx->plane_role[q]];
-        src[n].ref = prep_channel_ref(ch, refs[n], p);
-        if (!src[n].ref) return 0;
-        n++;
-    }
-    if (n == 0) prep_fail(p, "input", "the item has none of the channels the model reads");
+    const char *stage = "input";
+    if (pl_card_item_sources(&ctx->manifest, it, ctx->plane_role, ctx->n_planes, ctx->R > 1, src, refs, &n, &stage) !=
+        PL_OK)
+        prep_fail(p, stage, "%s", pl_error_message());
     return n;
 }
 
@@ -102,11 +74,12 @@ static int prep_check_budget(const RunContext *ctx, const PlManifestItem *it, co
     int channel = 0;
     PlImageInfo info;
     if (pl_image_ref_parse(src[0].ref, &path, &channel) != PL_OK) return 1;   // the decoder reports the problem
-    PlStatus st = pl_image_probe(path, &ctx->prep_fov.limits, &info);
+    PlStatus st = pl_image_probe(path, &ctx->prep[PL_STORE_FOV].limits, &info);
     free(path);
     if (st != PL_OK) return 1;
-    const PlPrepConfig *cfg = &ctx->prep_fov;
-    double f = cfg->scale > 0 ? cfg->scale : pl_resize_factor_from_pixel_size(run_item_pixel_size(ctx, it), cfg->model_pixel_um);
+    const PlPrepConfig *cfg = &ctx->prep[PL_STORE_FOV];
+    double px = pl_card_item_pixel_size(&ctx->card, it, ctx->opt->pixel_size_um);
+    double f = cfg->scale > 0 ? cfg->scale : pl_resize_factor_from_pixel_size(px, cfg->model_pixel_um);
     double H = info.height, W = info.width, H2 = H * f + 0.5, W2 = W * f + 0.5;
     double planes = 4.0 * n * (H * W + (f != 1.0 ? H2 * W2 : 0.0)) * 2;   // decoded (+ the reader's copy) + rescaled
     double need = planes, vit = 0, in_px = 0;
@@ -147,23 +120,25 @@ static int prep_check_budget(const RunContext *ctx, const PlManifestItem *it, co
     return 0;
 }
 
-// A failed stage call: the step that failed when the composition says (decode, mask, segment), else the level.
-static void prep_stage_failed(RunPrepared *p, const char *stage) {
-    prep_fail(p, p->pres.failed_step ? p->pres.failed_step : stage, "%s", pl_error_message());
-}
-
-// FOV or tiles through pl_prep_fov.
-static int prep_level(const RunContext *ctx, const PlManifestItem *it, const PlPrepConfig *cfg, const char *stage,
-                      const PlChannelSource *src, int n, RunPrepared *p, RunBatch *b, int with_tiles) {
+// One level of the item through the card's preparation (pl_card_prep_item), into the level's batch.
+static int prep_level(const RunContext *ctx, const PlManifestItem *it, PlStoreLevel level, const PlChannelSource *src,
+                      int n, PlSegmenter **segmenter, RunPrepared *p, RunBatch *b) {
     PlPrepResult *r = &p->pres;
-    if (pl_prep_fov(cfg, it->id, run_item_pixel_size(ctx, it), src, n, r) != PL_OK) {
-        prep_stage_failed(p, stage);
+    const char *stage = pl_store_level_name(level);
+    double px = pl_card_item_pixel_size(&ctx->card, it, ctx->opt->pixel_size_um);
+    if (pl_card_prep_item(&ctx->prep[level], level, &ctx->manifest, it, px, src, n, ctx->nucleus_role, segmenter, r,
+                          &stage) != PL_OK) {
+        prep_fail(p, stage, "%s", pl_error_message());
         return 0;
     }
-    if (!prep_to_batch(ctx, r, stage, p, b)) return 0;
-    if (!with_tiles) return 1;
+    return prep_to_batch(ctx, r, pl_store_level_name(level), p, b);
+}
+
+// The tiles' origins in the rescaled image.
+static int prep_tile_origins(RunPrepared *p) {
+    const PlPrepResult *r = &p->pres;
     if (pl_grow((void **)&p->tile_yx, &p->tile_yx_cap, (size_t)r->n_tiles * 2, sizeof(int32_t)) != PL_OK) {
-        prep_fail(p, stage, "%s", pl_error_message());
+        prep_fail(p, "tiles", "%s", pl_error_message());
         return 0;
     }
     for (int t = 0; t < r->n_tiles; t++) {
@@ -173,28 +148,9 @@ static int prep_level(const RunContext *ctx, const PlManifestItem *it, const PlP
     return 1;
 }
 
-// Cells through pl_prep_cells: the item's mask, or the built-in segmentation of its nucleus channel with the
-// reader thread's segmenter.
-static int prep_cells(const RunContext *ctx, const PlManifestItem *it, const PlChannelSource *src, int n,
-                      PlSegmenter **segmenter, RunPrepared *p) {
-    char mask_ref[PREP_REF_MAX], nuc_ref[PREP_REF_MAX];
-    const char *mask = NULL;
-    PlChannelSource nucleus = {0};
-    const PlChannelSource *segment_from = NULL;
-    if (it->mask.path) {
-        if (!(mask = prep_channel_ref(&it->mask, mask_ref, p))) return 0;
-    } else if (ctx->nucleus_role >= 0 && it->channels[ctx->nucleus_role].path) {
-        nucleus.role = ctx->manifest.roles[ctx->nucleus_role];
-        if (!(nucleus.ref = prep_channel_ref(&it->channels[ctx->nucleus_role], nuc_ref, p))) return 0;
-        segment_from = &nucleus;
-    }
-    PlPrepResult *r = &p->pres;
-    if (pl_prep_cells(&ctx->prep_cells, it->id, run_item_pixel_size(ctx, it), src, n, mask, segment_from, segmenter,
-                      r) != PL_OK) {
-        prep_stage_failed(p, "cells");
-        return 0;
-    }
-    if (!prep_to_batch(ctx, r, "cells", p, &p->cells)) return 0;
+// Each cell's centroid, area and label.
+static int prep_cell_records(RunPrepared *p) {
+    const PlPrepResult *r = &p->pres;
     int c = r->cells.count;
     if (pl_grow((void **)&p->cell_cyx, &p->cell_cyx_cap, (size_t)c * 2, sizeof(float)) != PL_OK ||
         pl_grow((void **)&p->cell_area, &p->cell_area_cap, (size_t)c, sizeof(int64_t)) != PL_OK ||
@@ -221,16 +177,18 @@ void run_prepare_item(const RunContext *ctx, long item, PlSegmenter **segmenter,
     p->stage[0] = p->message[0] = '\0';
     p->fov.rows = p->tiles.rows = p->cells.rows = 0;
     PlChannelSource src[RUN_MAX_VARIANTS];
-    static _Thread_local char refs[RUN_MAX_VARIANTS][PREP_REF_MAX];
+    static _Thread_local char refs[RUN_MAX_VARIANTS][PL_CARD_REF_MAX];
     int n = 0;
     if (ctx->digest_error && ctx->digest_error[item]) prep_fail(p, "input", "%s", ctx->digest_error[item]);
     else n = prep_sources(ctx, it, p, src, refs);
     if (n > 0 && !prep_check_budget(ctx, it, src, n, p)) n = 0;
-    if (n > 0 && (o->levels & PL_RUN_FOV))
-        (void)prep_level(ctx, it, &ctx->prep_fov, "fov", src, n, p, &p->fov, 0);
-    if (n > 0 && !p->failed && (o->levels & PL_RUN_TILES))
-        (void)prep_level(ctx, it, &ctx->prep_tiles, "tiles", src, n, p, &p->tiles, 1);
-    if (n > 0 && !p->failed && (o->levels & PL_RUN_CELLS)) (void)prep_cells(ctx, it, src, n, segmenter, p);
+    if (n > 0 && (o->levels & PL_RUN_FOV)) (void)prep_level(ctx, it, PL_STORE_FOV, src, n, segmenter, p, &p->fov);
+    if (n > 0 && !p->failed && (o->levels & PL_RUN_TILES) &&
+        prep_level(ctx, it, PL_STORE_TILES, src, n, segmenter, p, &p->tiles))
+        (void)prep_tile_origins(p);
+    if (n > 0 && !p->failed && (o->levels & PL_RUN_CELLS) &&
+        prep_level(ctx, it, PL_STORE_CELLS, src, n, segmenter, p, &p->cells))
+        (void)prep_cell_records(p);
     p->seconds = pl_clock_now() - t0;
 }
 

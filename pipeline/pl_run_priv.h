@@ -57,11 +57,9 @@ typedef struct RunContext {
     // model input mapping
     int C;                      // model input channels
     int R;                      // variants per embedding row (1 natural; #sources replicate)
-    int n_planes;               // distinct source roles read per item (slot roles + fill roles in the manifest)
+    int n_planes;               // distinct source roles read per item (pl_card_plane_roles)
     int plane_role[RUN_MAX_VARIANTS];            // manifest role index of each plane
-    PlPrepConfig prep_fov;      // pl_prep_fov configuration of the FOV level (alignment, normalisation, geometry)
-    PlPrepConfig prep_tiles;    // ... of the tiles level
-    PlPrepConfig prep_cells;    // pl_prep_cells configuration of the cells level
+    PlPrepConfig prep[PL_STORE_N_LEVELS];        // each level's configuration (pl_card_prep_levels)
     int nucleus_role;           // manifest role index of "nucleus" or -1
     int vit_dim;                // output dim of one forward
     int dim;                    // embedding row length = R * vit_dim
@@ -107,12 +105,9 @@ PlStatus run_check_stop(const RunContext *ctx, PlRunSummary *sum);
 // Collective: the end of a run: store plan, commit decision, the store or the kept previous one, failure report.
 PlStatus run_finish(const RunContext *ctx, PlRunSummary *sum);
 
-// pl_run_prep.c: one item through the stage compositions; *segmenter is the calling thread's (reused) segmenter.
+// pl_run_prep.c: one item through the card's preparation (pl_card_prep.h); *segmenter is the calling thread's (reused) segmenter.
 void run_prepare_item(const RunContext *ctx, long item, PlSegmenter **segmenter, RunPrepared *p);
 void run_prepared_free(RunPrepared *p);
-// The source pixel size of an item: its pixel_size_um, else --pixel-size, else the card's (the image is taken to be
-// at the model's resolution), else 0 (unknown: no physical rescaling).
-double run_item_pixel_size(const RunContext *ctx, const PlManifestItem *it);
 
 // pl_run_cells.c: the --cell-labels table.
 PlStatus run_cell_labels_load(const char *path, const PlManifest *m, RunCellLabels *t);

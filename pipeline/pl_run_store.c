@@ -14,6 +14,7 @@
 #include <sys/statvfs.h>
 
 #include "pl_cli.h"
+#include "pl_failures.h"
 #include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
@@ -517,21 +518,18 @@ PlStatus run_write_failure_report(const RunContext *ctx, const RunStorePlan *pla
     PL_TRY(store_files(ctx, plan, &files));
     PlJournalItem rec;
     memset(&rec, 0, sizeof rec);
-    PlAtomicFile af;
-    PlStatus st = pl_atomic_open(&af, path);
-    if (st == PL_OK) fprintf(af.fp, "id\tline\tstage\tregression\tmessage\n");
+    PlFailureList fl;
+    PlStatus st = pl_failures_open(&fl, path);
+    int opened = st == PL_OK;
     for (size_t i = 0; i < ctx->manifest.count && st == PL_OK; i++) {
         if (!plan->table[i * F_N + F_FAILED]) continue;
         st = store_read_record(ctx, plan, files, (long)i, &rec);
-        if (st != PL_OK) break;
-        for (char *c = rec.fail_message; *c; c++)
-            if (*c == '\t' || *c == '\n' || *c == '\r') *c = ' ';
-        fprintf(af.fp, "%s\t%d\t%s\t%s\t%s\n", ctx->manifest.items[i].id, ctx->manifest.items[i].line, rec.fail_stage,
-                ctx->had_row && ctx->had_row[i] ? "yes" : "no", rec.fail_message);
+        if (st == PL_OK)
+            st = pl_failures_add(&fl, ctx->manifest.items[i].id, ctx->manifest.items[i].line, rec.fail_stage,
+                                 ctx->had_row && ctx->had_row[i], rec.fail_message);
     }
-    if (st == PL_OK && ferror(af.fp)) st = PL_FAIL(PL_ERR_IO, "cannot write %s", path);
-    if (st == PL_OK) st = pl_atomic_commit(&af);
-    else if (af.fp) pl_atomic_abort(&af);
+    if (st == PL_OK) st = pl_failures_commit(&fl);
+    else if (opened) pl_failures_abort(&fl);
     pl_journal_item_free(&rec);
     store_files_free(plan, files);
     return st;

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +150,45 @@ void pl_threadpool_run(PlThreadPool *pool, PlPoolFn fn, void *ctx, int ntasks) {
     pthread_mutex_lock(&pool->mutex);
     while (atomic_load_explicit(&pool->busy, memory_order_acquire) != 0) pthread_cond_wait(&pool->done, &pool->mutex);
     pthread_mutex_unlock(&pool->mutex);
+}
+
+// pl_threadpool_run_checked: the lowest failing task so far, its status and its message (copied in the worker).
+typedef struct PoolChecked {
+    PlPoolCheckedFn fn;
+    void *ctx;
+    atomic_int first_failed;      // ntasks while none failed
+    pthread_mutex_t mutex;        // guards the three fields below and the lowering of first_failed
+    PlStatus status;
+    char message[PL_ERROR_MESSAGE_MAX];
+} PoolChecked;
+
+static void pool_checked_task(void *vctx, int task, int thread) {
+    PoolChecked *c = vctx;
+    if (task > atomic_load_explicit(&c->first_failed, memory_order_relaxed)) return;   // cannot be the lowest
+    pl_error_clear();   // a task that fails without a message must not report this thread's previous one
+    PlStatus st = c->fn(c->ctx, task, thread);
+    if (st == PL_OK) return;
+    pthread_mutex_lock(&c->mutex);
+    if (task < atomic_load_explicit(&c->first_failed, memory_order_relaxed)) {
+        c->status = st;
+        snprintf(c->message, sizeof c->message, "%s", pl_error_message());
+        atomic_store_explicit(&c->first_failed, task, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&c->mutex);
+}
+
+PlStatus pl_threadpool_run_checked(PlThreadPool *pool, PlPoolCheckedFn fn, void *ctx, int ntasks) {
+    if (ntasks <= 0) return PL_OK;
+    PoolChecked c = {.fn = fn, .ctx = ctx, .status = PL_OK};
+    atomic_init(&c.first_failed, ntasks);
+    if (pthread_mutex_init(&c.mutex, NULL) != 0) return PL_FAIL(PL_ERR_INTERNAL, "pthread_mutex_init failed");
+    pl_threadpool_run(pool, pool_checked_task, &c, ntasks);   // returns after every worker left the run
+    pthread_mutex_destroy(&c.mutex);
+    if (atomic_load_explicit(&c.first_failed, memory_order_relaxed) == ntasks) return PL_OK;
+    if (!c.message[0]) return PL_FAIL(c.status, "task %d failed (%s) without a message",
+                                      atomic_load_explicit(&c.first_failed, memory_order_relaxed),
+                                      pl_status_name(c.status));
+    return PL_FAIL(c.status, "%s", c.message);
 }
 
 void pl_threadpool_destroy(PlThreadPool *pool) {

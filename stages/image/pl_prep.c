@@ -12,12 +12,12 @@ PlStatus pl_prep_config_default(PlPrepConfig *cfg, const char *slots_csv) {
     pl_norm_spec_default(&cfg->norm, PL_NORM_SELF);
     cfg->fov.mode = PL_FOV_WHOLE;
     cfg->fov.patch = 16;
-    cfg->fov.size = 224;
-    cfg->fov.stride = 224;
+    cfg->fov.size = PL_PREP_TILE_DEFAULT;
+    cfg->fov.stride = PL_PREP_TILE_DEFAULT;
     cfg->fov.border = PL_BORDER_DROP;
-    cfg->cells.crop_px = 224;
+    cfg->cells.crop_px = PL_PREP_CROP_DEFAULT;
     cfg->cells.border = PL_CELL_BORDER_SHIFT;
-    cfg->cells.min_area = 50;
+    cfg->cells.min_area = PL_PREP_MIN_CELL_AREA_DEFAULT;
     pl_segment_params_default(&cfg->cells.segment);
     return pl_align_spec_init(&cfg->align, PL_ALIGN_MAP, slots_csv);
 }

@@ -32,6 +32,13 @@
 #include "pl_normalise.h"
 #include "pl_segment.h"
 
+// The default geometry of the levels, defined once for the stages and every command (`run`, `finetune`,
+// pl_card_prep.h): tile side and single-cell crop side in pixels of the rescaled image, smallest cell in pixels of
+// the source-resolution label image.
+#define PL_PREP_TILE_DEFAULT 224
+#define PL_PREP_CROP_DEFAULT 224
+#define PL_PREP_MIN_CELL_AREA_DEFAULT 50
+
 // Single-cell crops (pl_prep_cells): crop size and border policy, smallest cell, and the built-in segmentation
 // used for items without a label mask.
 typedef struct PlCellSpec {
@@ -76,9 +83,10 @@ typedef struct PlPrepResult {
     PlPrepWork *work;
 } PlPrepResult;
 
-// Defaults: limits default, norm self, scale 0, model_pixel_um 0, fov whole with patch 16, align
-// strategy map on `slots_csv` (e.g. "protein,nucleus,microtubules,er"); cells: 224 px crops, border shift,
-// min area 50 px, default segmentation parameters.
+// Defaults: limits default, norm self, scale 0, model_pixel_um 0, fov whole with patch 16 (tiles of
+// PL_PREP_TILE_DEFAULT), align strategy map on `slots_csv` (e.g. "protein,nucleus,microtubules,er"); cells:
+// PL_PREP_CROP_DEFAULT px crops, border shift, min area PL_PREP_MIN_CELL_AREA_DEFAULT px, default segmentation
+// parameters.
 PlStatus pl_prep_config_default(PlPrepConfig *cfg, const char *slots_csv);
 // Validate the whole configuration once (normalisation vs slot count, FOV spec).
 PlStatus pl_prep_config_validate(const PlPrepConfig *cfg);

@@ -139,6 +139,67 @@ static void test_threadpool_runs_every_task_once(void **state) {
     assert_true(pl_threadpool_cores_available() >= 1);
 }
 
+// Tasks fail where bad[task] is set (with a message naming the task); the others count themselves.
+typedef struct PoolFail {
+    const unsigned char *bad;
+    int ran[600];
+} PoolFail;
+
+static PlStatus pool_failing_task(void *ctx, int task, int thread) {
+    PoolFail *c = ctx;
+    __atomic_add_fetch(&c->ran[task], 1, __ATOMIC_RELAXED);
+    if (c->bad[task]) {
+        PL_FAIL(PL_ERR_IO, "an earlier message of thread %d", thread);   // overwritten below: never reported
+        return PL_FAIL(task % 2 ? PL_ERR_FORMAT : PL_ERR_IO, "task %d failed on purpose", task);
+    }
+    if (task % 7 == 3) return PL_OK;
+    volatile double x = 0;   // unequal task lengths, so that threads finish out of order
+    for (int i = 0; i < (task % 5) * 2000; i++) x += i;
+    return PL_OK;
+}
+
+static void test_threadpool_checked_returns_the_lowest_failure(void **state) {
+    (void)state;
+    enum { N = 600 };
+    static unsigned char bad[N];
+    static PoolFail c;
+    for (int threads = 1; threads <= 8; threads++) {
+        PlThreadPool *pool = NULL;
+        assert_int_equal(pl_threadpool_create(threads, &pool), PL_OK);
+        for (int run = 0; run < 40; run++) {
+            memset(bad, 0, sizeof bad);
+            memset(&c, 0, sizeof c);
+            c.bad = bad;
+            int lowest = run == 0 ? -1 : (run * 131) % N;   // run 0: nothing fails
+            if (lowest >= 0)
+                for (int t = lowest; t < N; t += 1 + run % 9) bad[t] = 1;   // more failures after the lowest
+            PlStatus st = pl_threadpool_run_checked(pool, pool_failing_task, &c, N);
+            if (lowest < 0) {
+                assert_int_equal(st, PL_OK);
+                for (int t = 0; t < N; t++) assert_int_equal(c.ran[t], 1);
+                continue;
+            }
+            assert_int_equal(st, lowest % 2 ? PL_ERR_FORMAT : PL_ERR_IO);
+            assert_int_equal(pl_error_code(), st);
+            char want[64];
+            snprintf(want, sizeof want, "task %d failed on purpose", lowest);
+            const char *msg = pl_error_message();
+            assert_non_null(strstr(msg, want));
+            assert_null(strstr(msg, "earlier message"));
+            for (int t = 0; t <= lowest; t++) assert_int_equal(c.ran[t], 1);   // every task up to the lowest ran once
+            for (int t = lowest + 1; t < N; t++) assert_true(c.ran[t] <= 1);
+        }
+        assert_int_equal(pl_threadpool_run_checked(pool, pool_failing_task, &c, 0), PL_OK);
+        pl_threadpool_destroy(pool);
+    }
+    memset(bad, 0, sizeof bad);   // no pool: the calling thread runs every task
+    bad[5] = bad[2] = 1;
+    memset(&c, 0, sizeof c);
+    c.bad = bad;
+    assert_int_equal(pl_threadpool_run_checked(NULL, pool_failing_task, &c, N), PL_ERR_IO);
+    assert_non_null(strstr(pl_error_message(), "task 2 failed on purpose"));
+}
+
 static void test_idindex_finds_every_key_and_rejects_duplicates(void **state) {
     (void)state;
     enum { N = 5000 };
@@ -226,6 +287,7 @@ int main(void) {
         cmocka_unit_test(test_atomic_write_leaves_no_temp),
         cmocka_unit_test(test_npy_roundtrip_and_errors),
         cmocka_unit_test(test_threadpool_runs_every_task_once),
+        cmocka_unit_test(test_threadpool_checked_returns_the_lowest_failure),
         cmocka_unit_test(test_idindex_finds_every_key_and_rejects_duplicates),
         cmocka_unit_test(test_grow_keeps_contents_and_capacity),
         cmocka_unit_test(test_rng_reference_values),
