@@ -256,7 +256,8 @@ static void test_linear_bf16_operands(void **state) {
     k->mat_destroy(mat);
     k->mat_destroy(mat2);
     PlKernelMat *om = NULL;
-    const PlKernels *ob = pl_kernels_openblas();
+    const PlKernels *ob = NULL;
+    PL_ASSERT_OK(pl_kernels_find("openblas", PL_PRECISION_FP32, &ob));
     assert_int_equal(ob->mat_create(w, bias, N, K, PL_PRECISION_FP32, &om), PL_OK);
     assert_int_equal(ob->mat_plan(om, M, K, N, PL_LINEAR_BF16_IN), PL_ERR_UNSUPPORTED);
     ob->mat_destroy(om);
