@@ -8,11 +8,17 @@
 #include "pl_kernels.h"
 
 extern const PlKernelsBackend pl_kernels_openblas_backend, pl_kernels_onednn_backend;
+#ifdef PROTLOC_KERNELS_REFERENCE
+extern const PlKernelsBackend pl_kernels_reference_backend;
+#endif
 
 // The first row is the default backend (pl_kernels_default) and wins auto's ties.
 static const PlKernelsBackend *const kernels_table[] = {
     &pl_kernels_openblas_backend,
     &pl_kernels_onednn_backend,
+#ifdef PROTLOC_KERNELS_REFERENCE
+    &pl_kernels_reference_backend,
+#endif
 };
 
 int pl_kernels_backend_count(void) { return (int)(sizeof kernels_table / sizeof kernels_table[0]); }
