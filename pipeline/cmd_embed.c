@@ -34,8 +34,9 @@ void cmd_embed_usage(FILE *out) {
             "  --input X.npy          float32 (N, C, H, W); C must equal the model's input channels\n"
             "  --output Y.npy         written atomically: float32 (N, D)\n"
             "  --batch B              images per forward pass (default 8)\n"
-            "  --threads T            worker threads (default: the cores this process may use)\n"
-            "  --kernels NAME         kernel backend: auto (default), openblas or onednn\n"
+            "  --threads T            worker threads (default: the cores this process may use)\n");
+    pl_cli_usage_kernels(out, "kernel backend", NULL);
+    fprintf(out,
             "  --precision P          fp32 (default) or bf16 (BF16 GEMM and attention inputs, FP32 accumulation)\n"
             "  --last-n N             concatenate the CLS tokens of the last N blocks (D = N x dim)\n"
             "  --avgpool              DINO linear-eval features: CLS and mean patch token (D = 2 x dim,\n"

@@ -111,8 +111,9 @@ void cmd_finetune_usage(FILE *out) {
             "  --resume               continue from DIR/checkpoint.safetensors (same arguments, architecture and inputs\n"
             "                         required; its digest is verified)\n"
             "  --force                start over although DIR holds a checkpoint (it is removed); without --resume or\n"
-            "                         --force an existing checkpoint is never replaced\n"
-            "  --kernels NAME         kernel backend: auto (default), openblas or onednn\n"
+            "                         --force an existing checkpoint is never replaced\n");
+    pl_cli_usage_kernels(out, "kernel backend", NULL);
+    fprintf(out,
             "  --precision P          fp32 (default) or bf16: BF16 GEMM and attention inputs with FP32 accumulation;\n"
             "                         weights, gradients and optimizer state stay FP32\n"
             "  -h, --help             this help\n"

@@ -49,8 +49,9 @@ void cmd_knn_usage(FILE *out) {
             "  --temperature T        weighted-vote temperature (default 0.07)\n"
             "  --threads N            threads per rank (default: the cores of this rank / ranks on the node)\n"
             "  --query-block N        queries per GEMM block (default 256)\n"
-            "  --ref-block N          references per GEMM block (default 2048)\n"
-            "  --kernels NAME         similarity GEMM backend: auto (default), openblas or onednn\n"
+            "  --ref-block N          references per GEMM block (default 2048)\n");
+    pl_cli_usage_kernels(out, "similarity GEMM backend", NULL);
+    fprintf(out,
             "  --precision P          fp32 (default) or bf16: BF16 similarities (about 2x the GEMM rate), every\n"
             "                         candidate near the k-th rescored in FP32: the same neighbours, scores and F1\n"
             "Output (written by rank 0; a summary is printed on stdout; a FILE's folder must exist, DIR is created):\n"
@@ -152,7 +153,7 @@ static json_t *knn_config_json(const PlKnnOptions *o, const PlFeatureSet *fs, co
     json_object_set_new(config, "metric", json_string(knn_metrics[o->metric]));
     json_object_set_new(config, "vote", json_string(knn_votes[o->vote]));
     json_object_set_new(config, "temperature", json_real(o->temperature));
-    json_object_set_new(config, "kernels", json_string(o->kernels ? o->kernels->name : "openblas"));
+    json_object_set_new(config, "kernels", json_string((o->kernels ? o->kernels : pl_kernels_default())->name));
     json_object_set_new(config, "precision", json_string(pl_precision_name(o->precision)));
     json_object_set_new(config, "ranks", json_integer(size));
     json_object_set_new(config, "threads_per_rank", json_integer(n_threads));

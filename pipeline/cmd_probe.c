@@ -45,8 +45,9 @@ void cmd_probe_usage(FILE *out) {
             "  --dropout X            (default 0.5)\n"
             "  --val-fraction X       without a val split: stratified share of train held out (default 0.1)\n"
             "Compute (results are bit-identical for any thread count with one backend):\n"
-            "  --threads N            threads (default: the cores of this process)\n"
-            "  --kernels NAME         GEMM backend of the heads: auto (default), openblas or onednn (FP32)\n"
+            "  --threads N            threads (default: the cores of this process)\n");
+    pl_cli_usage_kernels(out, "GEMM backend of the heads", " (FP32)");
+    fprintf(out,
             "Output (a summary is printed on stdout; a FILE's folder must exist, DIR is created):\n"
             "  --json FILE, --csv FILE (F1 vs fraction), --report-dir DIR (probe.json, probe_f1_vs_fraction.csv,\n"
             "  PNG+SVG plots: F1 vs fraction, confusion and per-class F1 per head)\n"

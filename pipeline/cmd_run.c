@@ -43,8 +43,9 @@ void cmd_run_usage(FILE *out) {
             "  --pixel-size X         source pixel size in um of items without pixel_size_um (default: the\n"
             "                         card's pixel_size_um, i.e. no rescaling; docs/stages.md \"Pixel sizes\")\n"
             "  --batch N              ViT batch for tiles and cells (default 16)\n"
-            "  --threads N            ViT threads per rank (default: cores of the node / ranks on the node)\n"
-            "  --kernels NAME         kernel backend: auto (default), openblas or onednn (recorded in the store)\n"
+            "  --threads N            ViT threads per rank (default: cores of the node / ranks on the node)\n");
+    pl_cli_usage_kernels(out, "kernel backend", " (recorded in the store)");
+    fprintf(out,
             "  --precision P          fp32 (default) or bf16 GEMM and attention inputs (recorded in the store)\n"
             "  --prefetch N           items prepared ahead of the embedding (default 2)\n"
             "  --verify               digest inputs by content SHA-256 instead of size + mtime\n"

@@ -67,6 +67,9 @@ int pl_cli_option_choice(const char *cmd, const char *opt, const char *text, con
 // --kernels: the backend named by `text` for `precision` (pl_kernels_find): *out, or the usage error naming --kernels,
 // the value and why (an unknown name, a backend that cannot run the precision); PL_EXIT_USAGE or PL_EXIT_OK.
 int pl_cli_option_kernels(const char *cmd, const char *text, PlPrecision precision, const PlKernels **out);
+// --kernels' help line, the same in every command's usage: "  --kernels NAME         <what>: auto (default),
+// <every registered backend><note>" (the names from the registry; note may be NULL).
+void pl_cli_usage_kernels(FILE *out, const char *what, const char *note);
 
 // Test-only hooks: NULL in the protloc executable; tests/tools programs set them before calling pl_main.
 typedef struct PlCliTestHooks {

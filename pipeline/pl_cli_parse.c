@@ -1,4 +1,5 @@
-// Strict number parsing for command-line options, shared by every command.
+// Strict option parsing for the command line, shared by every command (numbers, word choices, --kernels and its
+// help line).
 #include <errno.h>
 #include <float.h>
 #include <limits.h>
@@ -70,4 +71,11 @@ int pl_cli_option_kernels(const char *cmd, const char *text, PlPrecision precisi
                                        : pl_cli_usage_error(cmd, "--kernels %s: %s", text, why);
     pl_error_clear();
     return rc;
+}
+
+void pl_cli_usage_kernels(FILE *out, const char *what, const char *note) {
+    char names[256];
+    pl_kernels_names(names, sizeof names, 0);
+    const char *rest = strncmp(names, "auto", 4) == 0 ? names + 4 : names;   // "auto" carries "(default)"
+    fprintf(out, "  --kernels NAME         %s: auto (default)%s%s\n", what, rest, note ? note : "");
 }

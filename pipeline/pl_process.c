@@ -1,13 +1,13 @@
-// The program's thread pool and BLAS thread count (see pl_process.h).
+// The program's thread pool and the kernel libraries' thread count (see pl_process.h).
 #include "pl_process.h"
 
-#include <cblas.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "pl_kernels.h"
 #include "pl_mpi.h"
 
 static PlThreadPool *process_pool;
@@ -45,7 +45,7 @@ PlStatus pl_process_start_pool(int threads, PlThreadPool **pool) {
     *pool = NULL;
     if (process_started) return PL_FAIL(PL_ERR_INTERNAL, "the process's compute resources were already started");
     PL_TRY(pl_threadpool_create(threads > 0 ? threads : pl_process_default_threads(), &process_pool));
-    openblas_set_num_threads(1);
+    pl_kernels_single_thread();   // every kernel library computes on its caller's thread only
     process_started = 1;
     *pool = process_pool;
     return PL_OK;

@@ -1,9 +1,9 @@
 // Process-wide compute resources, owned by the program and never by library objects: the one thread pool and
-// OpenBLAS's thread count.
+// the kernel libraries' thread count.
 //
 // A command that computes calls pl_process_start_pool once, before it creates anything that computes; main() calls
 // pl_process_stop() after the command returns. protloc's own threads do all the parallel work (ViT, training, kNN,
-// probe heads); OpenBLAS and oneDNN run one thread inside each task, so nothing fights over the cores.
+// probe heads); every kernel backend (pl_kernels.h) runs one thread inside each task, so nothing fights over the cores.
 // Ownership: this module owns the pool; callers borrow it until pl_process_stop.
 #ifndef PL_PROCESS_H
 #define PL_PROCESS_H
@@ -23,7 +23,8 @@ int64_t pl_process_memory_share(void);
 // memory so far (getrusage), in bytes; 0 when unknown.
 double pl_process_rss_bytes(void);
 double pl_process_peak_rss_bytes(void);
-// Create the process's thread pool (threads >= 1; 0 = pl_process_default_threads) and set OpenBLAS to one thread.
+// Create the process's thread pool (threads >= 1; 0 = pl_process_default_threads) and set every kernel
+// backend's library to one thread (pl_kernels_single_thread).
 PlStatus pl_process_start_pool(int threads, PlThreadPool **pool);
 // The pool started by pl_process_start_pool, or NULL.
 PlThreadPool *pl_process_pool(void);

@@ -165,7 +165,7 @@ static PlStatus run_settings(RunContext *ctx) {
              "\"kernels\":\"%s\",\"precision\":\"%s\"}",
              o->levels, align, fill, o->seed, o->tile, o->tile_stride > 0 ? o->tile_stride : o->tile, o->crop, o->crop_um,
              o->cell_border ? o->cell_border : "shift", o->min_cell_area, o->pixel_size_um, o->fov_size,
-             o->verify ? "content" : "stat", o->kernels ? o->kernels->name : "openblas", pl_precision_name(o->precision));
+             o->verify ? "content" : "stat", (o->kernels ? o->kernels : pl_kernels_default())->name, pl_precision_name(o->precision));
     ctx->options_json = pl_strdup(buf);
     if (!ctx->options_json) return PL_ERR_NOMEM;
     size_t n = strlen(ctx->weights_sha) + strlen(ctx->card.json) + strlen(buf) + 4;
@@ -313,7 +313,7 @@ PlStatus pl_run(const PlRunOptions *o, PlRunSummary *sum) {
         pl_log_info("run: %zu items, %ld to compute, %ld resumed from the journal, %ld reused from %s; %d rank%s x %d "
                     "thread%s, embedding dim %d, kernels %s, precision %s", N, n_tasks, sum->resumed, sum->reused,
                     o->out, ctx.size, ctx.size > 1 ? "s" : "", ctx.threads, ctx.threads > 1 ? "s" : "", ctx.dim,
-                    o->kernels ? o->kernels->name : "openblas", pl_precision_name(o->precision));
+                    (o->kernels ? o->kernels : pl_kernels_default())->name, pl_precision_name(o->precision));
     }
     st = pl_mpi_agree(st, "planning on rank 0");
     if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(&n_tasks, 1, MPI_LONG, 0, MPI_COMM_WORLD));

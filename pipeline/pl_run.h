@@ -46,7 +46,7 @@ typedef struct PlRunOptions {
     int fov_size;               // > 0: centre-crop / zero-pad FOVs to this square size (default 0 = native)
     int batch;                  // ViT batch for tiles / cells (default 16)
     PlThreadPool *pool;         // borrowed: the process's pool for the ViT (NULL = the calling thread only)
-    const PlKernels *kernels;   // the ViT's kernel backend (pl_kernels.h; NULL = openblas)
+    const PlKernels *kernels;   // the ViT's kernel backend (pl_kernels.h; NULL = pl_kernels_default())
     PlPrecision precision;      // FP32 (default) or BF16; both recorded in the store's settings
     int verify;                 // content SHA-256 digests instead of size + mtime
     int strict;                 // any item failure makes the run fail (store not written, journal kept)

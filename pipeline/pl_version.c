@@ -1,9 +1,9 @@
-// Version reporting: protloc's own version and git revision plus the versions of every linked library.
+// Version reporting: protloc's own version and git revision plus the versions of every linked library and of every
+// registered kernel backend (from the registry, pl_kernels.h).
 #include <cairo.h>
 #include <hdf5.h>
 #include <jansson.h>
 #include <mpi.h>
-#include <oneapi/dnnl/dnnl.h>
 #include <openssl/crypto.h>
 #include <png.h>
 #include <stdio.h>
@@ -13,8 +13,7 @@
 
 #include "pl_build_info.h"
 #include "pl_cli.h"
-
-char *openblas_get_config(void);
+#include "pl_kernels.h"
 
 const char *pl_version_string(void) { return "protloc " PROTLOC_VERSION " (git " PROTLOC_GIT_REV ")"; }
 
@@ -36,19 +35,18 @@ void pl_print_versions(FILE *out) {
     fprintf(out, "%s\n", pl_version_string());
     fprintf(out, "  MPI       %s\n", mpi);
     fprintf(out, "  HDF5      %u.%u.%u (parallel)\n", maj, min, rel);
-    fprintf(out, "  OpenBLAS  %s\n", openblas_get_config());
-    const dnnl_version_t *dnnl = dnnl_version();   // the library linked, not the header compiled against
-    const char *dnnl_rt = dnnl->cpu_runtime == DNNL_RUNTIME_OMP   ? "OpenMP"
-                          : dnnl->cpu_runtime == DNNL_RUNTIME_SEQ ? "sequential"
-                          : dnnl->cpu_runtime == DNNL_RUNTIME_TBB ? "TBB"
-                                                                  : "other";
-    int dnnl_hash = dnnl->hash && dnnl->hash[0] && strcmp(dnnl->hash, "N/A") != 0;   // Debian's build has none
-    fprintf(out, "  oneDNN    %d.%d.%d (CPU runtime %s%s%s)\n", dnnl->major, dnnl->minor, dnnl->patch, dnnl_rt,
-            dnnl_hash ? ", git " : "", dnnl_hash ? dnnl->hash : "");
     fprintf(out, "  libtiff   %s\n", tiff_line);
     fprintf(out, "  libpng    %s\n", png_get_libpng_ver(NULL));
     fprintf(out, "  zstd      %s\n", ZSTD_versionString());
     fprintf(out, "  jansson   %s\n", JANSSON_VERSION);
     fprintf(out, "  OpenSSL   %s\n", OpenSSL_version(OPENSSL_VERSION));
     fprintf(out, "  cairo     %s\n", cairo_version_string());
+    fprintf(out, "kernel backends (--kernels NAME; auto picks one per CPU and precision):\n");
+    for (int i = 0; i < pl_kernels_backend_count(); i++) {
+        const PlKernelsBackend *b = pl_kernels_backend(i);
+        char version[256];
+        b->version(version, sizeof version);
+        fprintf(out, "  %-10s %s\n  %-10s %s\n", b->name, version, "", b->description);
+        if (b->options) fprintf(out, "  %-10s options: %s\n", "", b->options);
+    }
 }

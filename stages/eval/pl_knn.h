@@ -42,8 +42,8 @@ typedef struct PlKnnSearch {
     PlThreadPool *pool;          // borrowed; NULL = run on the calling thread
     int query_block;             // 0 = default (256)
     int ref_block;               // 0 = default (2048)
-    const PlKernels *kernels;    // the similarity GEMM's backend (pl_kernels.h); NULL = openblas (FP32) or
-                                 // pl_kernels_find("auto") (BF16)
+    const PlKernels *kernels;    // the similarity GEMM's backend (pl_kernels.h); NULL = pl_kernels_default() (FP32)
+                                 // or pl_kernels_find("auto") (BF16)
     PlPrecision precision;       // FP32 (default) or BF16 similarities (needs kernels with gemm_bf16); same results
     PlKnnStats *stats;           // NULL, or filled by pl_knn_search
 } PlKnnSearch;

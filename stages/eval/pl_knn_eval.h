@@ -36,7 +36,7 @@ typedef struct PlKnnOptions {
     PlMultilabel multilabel;
     PlThreadPool *pool;          // borrowed: the process's pool (NULL = the calling thread only)
     int query_block, ref_block;
-    const PlKernels *kernels;    // the similarity GEMM's backend (NULL: openblas for FP32, auto for BF16)
+    const PlKernels *kernels;    // the similarity GEMM's backend (NULL: the default for FP32, auto for BF16)
     PlPrecision precision;       // FP32 (default) or BF16 similarities: identical results (pl_knn.h)
     MPI_Comm comm;               // MPI_COMM_NULL or a communicator (references sharded over its ranks)
     int keep_neighbours;         // train_test/loo: keep the neighbour lists (feature rows)

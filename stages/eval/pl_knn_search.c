@@ -453,10 +453,13 @@ static PlStatus knn_setup(KnnShared *sh, int K) {
     sh->bf16 = s->precision == PL_PRECISION_BF16;
     sh->k = s->kernels;
     if (sh->bf16 && !sh->k) PL_TRY(pl_kernels_find("auto", PL_PRECISION_BF16, &sh->k));
-    if (!sh->k) sh->k = pl_kernels_openblas();
-    if (sh->bf16 && !sh->k->gemm_bf16)
-        return PL_FAIL(PL_ERR_UNSUPPORTED, "knn search: the %s kernels have no BF16 GEMM (use onednn or fp32)",
-                       sh->k->name);
+    if (!sh->k) sh->k = pl_kernels_default();
+    if (sh->bf16 && !sh->k->gemm_bf16) {
+        char bf16[128];
+        pl_kernels_names(bf16, sizeof bf16, 1);
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "knn search: the %s kernels have no BF16 GEMM (use %s, or fp32)",
+                       sh->k->name, bf16);
+    }
     sh->ks = K + 16 + K / 8;
     sh->cap = 2 * sh->ks;
     if (sh->bf16) {   // room for the window of near-ties below the K-th score

@@ -37,7 +37,7 @@ void pl_probe_options_default(PlProbeOptions *o) {
     o->batch = 128;
     o->lr = 1e-4;
     o->lr_min = 1e-6;
-    o->kernels = pl_kernels_openblas();
+    o->kernels = pl_kernels_default();
     o->wd_start = 0.04;
     o->wd_end = 0.4;
     o->patience = 10;
@@ -135,7 +135,7 @@ PlStatus pl_probe_evaluate(const PlFeatureSet *fs, const PlProbeOptions *o, PlPr
     memset(r, 0, sizeof *r);
     if (!o->use_logreg && !o->use_mlp) return PL_FAIL(PL_ERR_ARG, "no probe head selected");
     if (o->n_fractions < 1 || o->seeds < 1) return PL_FAIL(PL_ERR_ARG, "need >= 1 fraction and >= 1 seed");
-    if (!o->kernels) return PL_FAIL(PL_ERR_ARG, "probe: no kernel backend (pl_probe_options_default sets openblas)");
+    if (!o->kernels) return PL_FAIL(PL_ERR_ARG, "probe: no kernel backend (pl_probe_options_default sets the default one)");
     int d = fs->dim;
     size_t n1 = (size_t)fs->n + 1;
     int32_t *cls = pl_malloc(n1 * sizeof(int32_t));

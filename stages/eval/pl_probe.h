@@ -36,7 +36,7 @@ typedef struct PlProbeOptions {
     double lr, lr_min;           // 1e-4 -> 1e-6 cosine
     double wd_start, wd_end;     // 0.04 -> 0.4 cosine
     int patience;                // early stopping: epochs without validation macro-F1 gain (10)
-    // compute: the GEMM backend (default openblas; FP32) and the process's pool (borrowed; NULL = the calling
+    // compute: the GEMM backend (default pl_kernels_default(); FP32) and the process's pool (borrowed; NULL = the calling
     // thread only)
     const PlKernels *kernels;
     PlThreadPool *pool;

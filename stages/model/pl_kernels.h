@@ -1,11 +1,12 @@
 // The kernel interface: the dense linear algebra of the ViT (inference and training) and of the kNN search, as one
-// table of function pointers with one backend per file (the IOR aiori.h pattern):
-//   - `openblas` (pl_kernels_openblas.c): cblas_sgemm, FP32 only, always built;
-//   - `onednn`   (pl_kernels_onednn.c):   oneDNN matmul primitives, FP32 and BF16 (FP32 accumulation), weights
-//                                         pre-packed once, bias / exact GELU / residual add fused as post-ops.
+// table of function pointers (PlKernels) with one backend per file, and a registry of the backends built in (the IOR
+// aiori.h pattern): each backend file defines one PlKernelsBackend (name, description, availability probe, the
+// auto rule's rank, its PlKernels, its library's version) and pl_kernels_registry.c lists them, one row each, the
+// optional ones guarded by their CMake option. Selection by name, help text, refusals and `protloc --version` loop
+// over that table, so adding a backend is one file, one row and one CMake option (docs/architecture.md).
 // Backends compute on caller-owned buffers and start no threads of their own: callers run them inside the process's
-// one thread pool, one call per task (the program sets OpenBLAS to one thread; the onednn backend runs each primitive
-// single-threaded on the calling thread, so oneDNN's OpenMP pool never competes with protloc's).
+// one thread pool, one call per task (the program calls pl_kernels_single_thread once; the onednn backend, for one,
+// runs each primitive single-threaded on the calling thread, so oneDNN's OpenMP pool never competes with protloc's).
 // Determinism: for fixed shapes a backend returns bit-identical results on every call, whatever thread calls it
 // (callers rely on it for thread- and rank-count-independent embeddings and training).
 //
@@ -39,7 +40,7 @@ enum {
 };
 
 typedef struct PlKernels {
-    const char *name;   // "openblas" | "onednn"
+    const char *name;   // the backend's name (its PlKernelsBackend's)
     // Callers that cut the rows of one product into several calls get bit-identical rows whatever the cut when every
     // call starts on a multiple of row_align rows (OpenBLAS: 48, its rows depend on their place in its 16/24-row
     // tiles; oneDNN: 1, its rows are independent), and are fastest with calls of about max_rows rows.
@@ -78,12 +79,37 @@ int pl_kernels_pool_rows(const PlKernels *k);
 // Scratch linear() needs for m rows of k inputs at this precision (the BF16 copy of A; 0 for FP32).
 size_t pl_kernels_linear_scratch_bytes(int m, int k, PlPrecision precision);
 
-const PlKernels *pl_kernels_openblas(void);
-const PlKernels *pl_kernels_onednn(void);
-// The backend called `name` for this precision: "openblas", "onednn" or "auto" (NULL = "auto"): auto picks, by a
-// fixed rule from the CPU (so every rank of a job picks the same), the backend measured fastest for the precision
-// (docs/performance.md). PL_ERR_ARG for an unknown name, PL_ERR_UNSUPPORTED when the backend cannot compute the
-// precision on this CPU.
+// One registered backend (a row of the registry, pl_kernels_registry.c; defined in the backend's own file).
+typedef struct PlKernelsBackend {
+    const char *name;          // what --kernels takes; kernels->name is the same
+    const char *description;   // one line for help and --version
+    // PL_OK when it computes `precision` on this CPU, else PL_ERR_UNSUPPORTED with the reason.
+    PlStatus (*probe)(PlPrecision precision);
+    // How much "auto" wants it for `precision` on this CPU (a fixed rule of the CPU, so every rank of a job agrees):
+    // auto takes the highest rank, the earlier row on a tie; 0 (or a NULL function): never chosen by auto.
+    int (*auto_rank)(PlPrecision precision);
+    const PlKernels *kernels;   // the table it provides (static)
+    // Its library and version on one line into buf (the library linked, not the header compiled against).
+    void (*version)(char *buf, size_t size);
+    // Make its library compute on the calling thread only (callers run it inside their own pool); NULL: nothing.
+    void (*single_thread)(void);
+    const char *options;   // help for its own options, NULL when it has none
+} PlKernelsBackend;
+
+// The registry: backends 0..pl_kernels_backend_count()-1 in table order (NULL out of range).
+int pl_kernels_backend_count(void);
+const PlKernelsBackend *pl_kernels_backend(int i);
+// The backend of callers that pass no kernels (NULL): the table's first row, FP32.
+const PlKernels *pl_kernels_default(void);
+// "auto, " and the registered names separated by ", " into buf (truncated to size); bf16_gemm_only: only the
+// backends with a BF16 GEMM.
+void pl_kernels_names(char *buf, size_t size, int bf16_gemm_only);
+// Every backend's single_thread hook (the program calls it once before computing).
+void pl_kernels_single_thread(void);
+// The backend called `name` for this precision: a registered name or "auto" (NULL = "auto"): auto picks, by a fixed
+// rule from the CPU (the backends' auto_rank, so every rank of a job picks the same), the backend measured fastest
+// for the precision (docs/performance.md). PL_ERR_ARG for an unknown name (the message lists the known ones),
+// PL_ERR_UNSUPPORTED when the backend cannot compute the precision on this CPU.
 PlStatus pl_kernels_find(const char *name, PlPrecision precision, const PlKernels **out);
 
 #endif

@@ -2,6 +2,7 @@
 // FP32 only (Debian 12's OpenBLAS 0.3.21 exports no BF16 GEMM); linear() is one sgemm followed by the bias (and GELU)
 // pass of pl_vit_kernels.h, exactly the arithmetic the ViT forward has always used.
 #include <cblas.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "pl_kernels.h"
@@ -18,12 +19,18 @@ struct PlKernelMat {   // the borrowed weight and bias, as they are
     int n, k;
 };
 
+static PlStatus openblas_probe(PlPrecision precision) {
+    if (precision == PL_PRECISION_FP32) return PL_OK;
+    char bf16[128];
+    pl_kernels_names(bf16, sizeof bf16, 1);
+    return PL_FAIL(PL_ERR_UNSUPPORTED, "the openblas kernels compute FP32 only (Debian's OpenBLAS has no BF16 GEMM): "
+                                       "use --kernels %s for --precision %s", bf16, pl_precision_name(precision));
+}
+
 static PlStatus openblas_mat_create(const float *w, const float *bias, int n, int k, PlPrecision precision,
                                     PlKernelMat **out) {
     *out = NULL;
-    if (precision != PL_PRECISION_FP32)
-        return PL_FAIL(PL_ERR_UNSUPPORTED, "the openblas kernels compute FP32 only (Debian's OpenBLAS has no BF16 GEMM): "
-                                           "use --kernels onednn or auto for --precision %s", pl_precision_name(precision));
+    PL_TRY(openblas_probe(precision));
     PlKernelMat *m = pl_calloc(1, sizeof *m);
     if (!m) return PL_ERR_NOMEM;
     *m = (PlKernelMat){w, bias, n, k};
@@ -64,4 +71,20 @@ static const PlKernels openblas_kernels = {"openblas",          48,   256, openb
                                            NULL,                openblas_mat_create, openblas_mat_destroy,
                                            openblas_mat_plan,   openblas_linear};
 
-const PlKernels *pl_kernels_openblas(void) { return &openblas_kernels; }
+// auto's FP32 backend where oneDNN's rank does not beat it (CPUs without AVX-512; docs/performance.md); no BF16
+static int openblas_auto_rank(PlPrecision precision) { return precision == PL_PRECISION_FP32 ? 1 : 0; }
+
+static void openblas_version(char *buf, size_t size) { snprintf(buf, size, "%s", openblas_get_config()); }
+
+static void openblas_single_thread(void) { openblas_set_num_threads(1); }
+
+const PlKernelsBackend pl_kernels_openblas_backend = {
+    .name = "openblas",
+    .description = "OpenBLAS cblas_sgemm, FP32 only; bias and GELU in a pass after the GEMM",
+    .probe = openblas_probe,
+    .auto_rank = openblas_auto_rank,
+    .kernels = &openblas_kernels,
+    .version = openblas_version,
+    .single_thread = openblas_single_thread,
+    .options = NULL,
+};

@@ -140,7 +140,7 @@ double pl_vit_memory_bytes(const PlVitConfig *cfg, const PlVitOptions *opt) {
     v.T = (int)T;
     v.K = cfg->in_chans * cfg->patch * cfg->patch;
     v.threads = pl_threadpool_size(opt->pool);
-    v.k = opt->kernels ? opt->kernels : pl_kernels_openblas();
+    v.k = opt->kernels ? opt->kernels : pl_kernels_default();
     size_t sizes[6];
     return (double)pl_vit_slab_plan(&v, sizes) * sizeof(float) + T * cfg->dim * sizeof(float);   // + position embedding
 }
@@ -157,9 +157,10 @@ PlStatus pl_vit_linears_create(const PlWeights *w, const PlVitConfig *cfg, const
                                PlPrecision precision, PlVitLinears **out) {
     *out = NULL;
     const int D = cfg->dim, H = cfg->mlp_hidden, K = cfg->in_chans * cfg->patch * cfg->patch;
+    if (!kernels) kernels = pl_kernels_default();
     PlVitLinears *lin = pl_calloc(1, sizeof *lin);
     if (!lin) return PL_ERR_NOMEM;
-    lin->k = kernels ? kernels : pl_kernels_openblas();
+    lin->k = kernels;
     lin->precision = precision;
     lin->depth = cfg->depth;
     lin->mats = pl_calloc((size_t)4 * cfg->depth, sizeof *lin->mats);
@@ -180,7 +181,7 @@ PlStatus pl_vit_linears_create(const PlWeights *w, const PlVitConfig *cfg, const
         }
     if (st != PL_OK) {
         pl_vit_linears_destroy(lin);
-        return pl_error_wrap("preparing the ViT's weights for the %s kernels at %s", kernels ? kernels->name : "openblas",
+        return pl_error_wrap("preparing the ViT's weights for the %s kernels at %s", kernels->name,
                              pl_precision_name(precision));
     }
     *out = lin;
@@ -240,7 +241,7 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     v->last_n = opt->last_n > 1 ? opt->last_n : 1;
     v->out_dim = opt->avgpool ? 2 * c->dim : v->last_n * c->dim;
     v->pool = opt->pool;
-    v->k = opt->kernels ? opt->kernels : pl_kernels_openblas();
+    v->k = opt->kernels ? opt->kernels : pl_kernels_default();
     v->hid_bf16 = opt->precision == PL_PRECISION_BF16 ? PL_LINEAR_BF16_OUT : 0;
     v->threads = pl_threadpool_size(opt->pool);
     const int D = c->dim;

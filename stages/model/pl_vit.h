@@ -5,8 +5,8 @@
 // which must outlive it; it owns prepared linears it made itself, and one activation slab sized at
 // create time for (max_batch, height, width) and its interpolated position embedding; pl_vit_destroy releases those. pl_vit_forward never allocates.
 // A PlVit is not re-entrant: one forward at a time per PlVit (and per pool). Its GEMMs run inside the pool's
-// tasks, so the program must have set OpenBLAS to one thread (pipeline/pl_process.h does; tests and
-// benchmarks call openblas_set_num_threads(1)).
+// tasks, so the program must have set the kernel libraries to one thread (pl_kernels_single_thread;
+// pipeline/pl_process.h does).
 #ifndef PL_VIT_H
 #define PL_VIT_H
 
@@ -45,7 +45,7 @@ typedef struct PlVitOptions {
     PlThreadPool *pool;   // borrowed: the process's pool (NULL = everything on the calling thread)
     int last_n;        // 0 or 1 = CLS of the final block; n > 1 = CLS of the last n blocks concatenated
                        // (each after the final LayerNorm, as DINO's get_intermediate_layers)
-    const PlKernels *kernels;   // GEMM backend (pl_kernels.h); NULL = openblas
+    const PlKernels *kernels;   // GEMM backend (pl_kernels.h); NULL = pl_kernels_default()
     PlPrecision precision;      // FP32 (default) or BF16 GEMM inputs (FP32 accumulation, statistics and residuals)
     PlVitLinears *linears;      // borrowed, optional: prepared for these kernels and precision (NULL = prepare own)
     int avgpool;       // 1 = DINO eval_linear --avgpool features: (B, 2D) laid out exactly as DINO does,

@@ -274,13 +274,17 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
         return PL_FAIL(PL_ERR_ARG, "drop-path rate %g is outside [0, 1)", (double)spec->drop_path);
     if (spec->precision != PL_PRECISION_FP32 && spec->precision != PL_PRECISION_BF16)
         return PL_FAIL(PL_ERR_ARG, "unknown precision %d", (int)spec->precision);
-    if (spec->precision == PL_PRECISION_BF16 && !(kernels ? kernels : pl_kernels_openblas())->gemm_bf16)
-        return PL_FAIL(PL_ERR_UNSUPPORTED, "the %s kernels have no BF16 GEMM: use --kernels onednn or auto for --precision bf16",
-                       (kernels ? kernels : pl_kernels_openblas())->name);
+    if (!kernels) kernels = pl_kernels_default();
+    if (spec->precision == PL_PRECISION_BF16 && !kernels->gemm_bf16) {
+        char bf16[128];
+        pl_kernels_names(bf16, sizeof bf16, 1);
+        return PL_FAIL(PL_ERR_UNSUPPORTED, "the %s kernels have no BF16 GEMM: use --kernels %s for --precision bf16",
+                       kernels->name, bf16);
+    }
     PlVitTrain *t = pl_calloc(1, sizeof *t);
     if (!t) return PL_ERR_NOMEM;
     t->s = *spec;
-    t->k = kernels ? kernels : pl_kernels_openblas();
+    t->k = kernels;
     set_geometry(t);
     t->tensors = pl_calloc((size_t)T_BLOCK0 + (size_t)c->depth * PL_TRAIN_BLOCK_TENSORS + 8, sizeof *t->tensors);
     if (!t->tensors) goto nomem;

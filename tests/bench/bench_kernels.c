@@ -131,7 +131,11 @@ int main(int argc, char **argv) {
         }
     }
     openblas_set_num_threads(1);   // the program's setting: every call runs single-threaded on its calling thread
-    const PlKernels *ob = pl_kernels_openblas(), *dn = pl_kernels_onednn();
+    const PlKernels *ob = NULL, *dn = NULL;   // the two production backends, by name from the registry
+    if (pl_kernels_find("openblas", PL_PRECISION_FP32, &ob) != PL_OK || pl_kernels_find("onednn", PL_PRECISION_FP32, &dn) != PL_OK) {
+        fprintf(stderr, "bench_kernels: %s\n", pl_error_message());
+        return 1;
+    }
     printf("# kernel backends per shape; cpu level %s\n", pl_cpu_level_name(pl_cpu_level()));
     for (int t = 0; t < nthreads; t++) {
         if (threads[t] < 1 || threads[t] > 16) continue;

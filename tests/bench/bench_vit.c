@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
             printf("# openblas sgemm 2048^3 threads=%d: %.1f GFLOP/s\n", threads[t], gemm_gflops[t]);
         }
     if (nlevels == 0) levels[nlevels++] = pl_vit_kernels_level();
-    if (nengines == 0) engines[nengines] = pl_kernels_openblas(), precisions[nengines++] = PL_PRECISION_FP32;
+    if (nengines == 0) engines[nengines] = pl_kernels_default(), precisions[nengines++] = PL_PRECISION_FP32;
     printf("# cpu level %s\n", pl_cpu_level_name(pl_cpu_level()));
     double peak[8] = {0};
     for (int t = 0; t < nthreads; t++) {

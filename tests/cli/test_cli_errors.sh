@@ -110,5 +110,5 @@ expect_status 0 "$PROTLOC" knn --features "$FX/features.npy" --meta three.tsv --
 
 # ---- --version names every library, oneDNN included ----
 out=$("$PROTLOC" --version) || fail "--version exited non-zero"
-grep -q "^  oneDNN    [0-9]*\.[0-9]*\.[0-9]" <<<"$out" && pass "--version names oneDNN" || fail "--version lacks oneDNN: $out"
+grep -q "^  onednn     oneDNN [0-9]*\.[0-9]*\.[0-9]" <<<"$out" && pass "--version names oneDNN" || fail "--version lacks oneDNN: $out"
 finish

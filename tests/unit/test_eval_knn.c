@@ -232,10 +232,10 @@ static void test_logreg_blobs(void **state) {
     }
     float W[D * C], b[C];
     int iters = 0;
-    assert_int_equal(pl_probe_logreg_fit(pl_kernels_openblas(), NULL, x, y, N, D, C, 1.0, 500, 1e-6, W, b, &iters),
+    assert_int_equal(pl_probe_logreg_fit(pl_kernels_default(), NULL, x, y, N, D, C, 1.0, 500, 1e-6, W, b, &iters),
                      PL_OK);
     assert_true(iters > 0);
-    pl_probe_linear_predict(pl_kernels_openblas(), NULL, x, N, D, C, W, b, pred);
+    pl_probe_linear_predict(pl_kernels_default(), NULL, x, N, D, C, W, b, pred);
     int ok = 0;
     for (int i = 0; i < N; i++) ok += pred[i] == y[i];
     assert_true(ok > 0.9 * N);
@@ -341,7 +341,7 @@ static void test_probe_kernels_and_threads(void **state) {
     PlFeatureSet fs;
     probe_blob_set(&fs, N, DIM, C);
     // both FP32 backends run on every CPU protloc builds for (oneDNN is a required dependency): a missing one fails
-    const PlKernels *backends[2] = {pl_kernels_openblas(), NULL};
+    const PlKernels *backends[2] = {pl_kernels_default(), NULL};
     PL_ASSERT_OK(pl_kernels_find("onednn", PL_PRECISION_FP32, &backends[1]));
     const int nb = 2;
     double f1[2][2];

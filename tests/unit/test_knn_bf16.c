@@ -245,7 +245,7 @@ static void test_adversarial_near_ties(void **state) {
     if (bf) assert_true(st.rescans > 0);   // the 300-row groups overflow the BF16 buffer
     // query 1 is b1: the BF16 scores rank some reference outside the exact top 50 above the exact 50th
     PlTopK exact;
-    Run run = {pl_kernels_openblas(), PL_PRECISION_FP32, 1, 0, 0};
+    Run run = {pl_kernels_default(), PL_PRECISION_FP32, 1, 0, 0};
     search(&d, PL_KNN_COSINE, 0, &run, 50, &exact, NULL);
     assert_bf16_reorders(&d, 1, 50, &exact);
     pl_topk_free(&exact);
@@ -267,7 +267,7 @@ static void test_duplicates_and_errors(void **state) {
     PlTopK t;
     PL_ASSERT_OK(pl_topk_init(&t, d.Q, 5));
     PlKnnSearch s = {.queries = d.q, .n_queries = d.Q, .refs = d.r, .n_refs = d.R, .dim = d.D,
-                     .kernels = pl_kernels_openblas(), .precision = PL_PRECISION_BF16};
+                     .kernels = pl_kernels_default(), .precision = PL_PRECISION_BF16};
     assert_int_equal(pl_knn_search(&s, &t), PL_ERR_UNSUPPORTED);
     assert_non_null(strstr(pl_error_message(), "openblas"));
     s.precision = (PlPrecision)7;

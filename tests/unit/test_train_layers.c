@@ -126,7 +126,7 @@ typedef struct {
 } LinCtx;
 static const PlTrainGemm *fp32_gemm(void) {
     static PlTrainGemm g;
-    g.k = pl_kernels_openblas();
+    g.k = pl_kernels_default();
     g.precision = PL_PRECISION_FP32;
     return &g;
 }
