@@ -11,11 +11,10 @@ typedef struct PredictCtx {
     const PlFinetuneData *d;
     float *logits;     // (n, classes)
     int mb;
-    PlStatus *st;      // per task
     float *gather;     // (threads, mb, C, H, W) when the set picks rows
 } PredictCtx;
 
-static void task_predict(void *ctx, int task, int thread) {
+static PlStatus task_predict(void *ctx, int task, int thread) {
     PredictCtx *p = ctx;
     const PlFinetuneData *d = p->d;
     int64_t first = (int64_t)task * p->mb;
@@ -27,7 +26,9 @@ static void task_predict(void *ctx, int task, int thread) {
         for (int i = 0; i < n; i++) memcpy(g + (size_t)i * chw, d->x + (size_t)d->rows[first + i] * chw, chw * sizeof(float));
         x = g;
     }
-    p->st[task] = pl_vit_train_predict(p->t, thread, x, n, p->logits + (size_t)first * d->classes);
+    PlStatus st = pl_vit_train_predict(p->t, thread, x, n, p->logits + (size_t)first * d->classes);
+    return st == PL_OK ? PL_OK : pl_error_wrap("predicting evaluation images %lld..%lld", (long long)first,
+                                               (long long)(first + n - 1));
 }
 
 PlStatus pl_finetune_evaluate(PlVitTrain *t, PlThreadPool *pool, const PlFinetuneData *d, double *macro_f1,
@@ -35,18 +36,15 @@ PlStatus pl_finetune_evaluate(PlVitTrain *t, PlThreadPool *pool, const PlFinetun
     const int C = d->classes;
     int mb = pl_vit_train_spec(t)->micro_batch, ntasks = (int)((d->n + mb - 1) / mb);
     float *logits = pl_malloc((size_t)d->n * C * sizeof(float));
-    PlStatus *st = pl_calloc((size_t)ntasks, sizeof(PlStatus));
     int32_t *pred = pl_malloc((size_t)d->n * sizeof(int32_t));
     int64_t *cnt = pl_calloc((size_t)C * 3, sizeof(int64_t));
     int32_t *yt = d->y ? pl_malloc((size_t)d->n * sizeof(int32_t)) : NULL;
     float *gather = d->rows ? pl_malloc((size_t)pl_threadpool_size(pool) * mb * d->C * d->H * d->W * sizeof(float)) : NULL;
-    PlStatus rc = logits && st && pred && cnt && (!d->y || yt) && (!d->rows || gather) ? PL_OK : PL_ERR_NOMEM;
+    PlStatus rc = logits && pred && cnt && (!d->y || yt) && (!d->rows || gather) ? PL_OK : PL_ERR_NOMEM;
     if (rc == PL_OK) {
-        PredictCtx p = {t, d, logits, mb, st, gather};
+        PredictCtx p = {t, d, logits, mb, gather};
         pl_vit_train_sync(t);
-        pl_threadpool_run(pool, task_predict, &p, ntasks);
-        for (int i = 0; i < ntasks && rc == PL_OK; i++)
-            if (st[i] != PL_OK) rc = PL_FAIL(st[i], "predicting evaluation images %lld..: failed", (long long)i * mb);
+        rc = pl_threadpool_run_checked(pool, task_predict, &p, ntasks);
     }
     if (rc == PL_OK && d->y) {
         for (int64_t i = 0; i < d->n; i++) {
@@ -81,7 +79,6 @@ PlStatus pl_finetune_evaluate(PlVitTrain *t, PlThreadPool *pool, const PlFinetun
         *accuracy = d->n ? (double)exact / (double)d->n : 0.0;
     }
     free(logits);
-    free(st);
     free(pred);
     free(cnt);
     free(yt);

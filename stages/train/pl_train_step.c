@@ -17,11 +17,6 @@ typedef struct Node {
     float *buf;
 } Node;
 
-typedef struct TaskSlot {
-    PlStatus st;
-    char msg[512];
-    double loss;
-} TaskSlot;
 
 struct PlTrainStep {
     PlTrainObjective obj;
@@ -35,7 +30,7 @@ struct PlTrainStep {
     Node *stack;                 // this rank's tree nodes, in micro-batch order
     int nstack, max_stack;
     float *total;                // the summed gradient (MPI modes)
-    TaskSlot *slots;             // per task of a round
+    double *slot_loss;           // (threads) the loss sum of each task of a round
     double *mb_loss;             // (M) loss sum of every micro-batch
     int *counts;                 // (size) tree nodes per rank
     int *gcounts, *gdispls;      // (size) MPI_Gatherv layout of one chunk, in floats
@@ -121,7 +116,7 @@ void pl_train_step_destroy(PlTrainStep *s) {
     free(s->leaf);
     free(s->stack);
     free(s->total);
-    free(s->slots);
+    free(s->slot_loss);
     free(s->mb_loss);
     free(s->counts);
     free(s->gcounts);
@@ -173,7 +168,7 @@ PlStatus pl_train_step_create(const PlTrainObjective *obj, PlThreadPool *pool, c
     s->freebufs = pl_calloc((size_t)s->nbufs, sizeof *s->freebufs);
     s->leaf = pl_calloc((size_t)s->threads, sizeof *s->leaf);
     s->stack = pl_calloc((size_t)depth + 1, sizeof *s->stack);
-    s->slots = pl_calloc((size_t)s->threads, sizeof *s->slots);
+    s->slot_loss = pl_calloc((size_t)s->threads, sizeof *s->slot_loss);
     s->mb_loss = pl_calloc((size_t)s->M, sizeof *s->mb_loss);
     s->counts = pl_calloc((size_t)s->size, sizeof *s->counts);
     s->gcounts = pl_calloc((size_t)s->size, sizeof *s->gcounts);
@@ -181,7 +176,7 @@ PlStatus pl_train_step_create(const PlTrainObjective *obj, PlThreadPool *pool, c
     s->mcounts = pl_calloc((size_t)s->size, sizeof *s->mcounts);
     s->mdispls = pl_calloc((size_t)s->size, sizeof *s->mdispls);
     PlStatus st = PL_OK;
-    if (!s->freebufs || !s->leaf || !s->stack || !s->slots || !s->mb_loss || !s->counts || !s->gcounts ||
+    if (!s->freebufs || !s->leaf || !s->stack || !s->slot_loss || !s->mb_loss || !s->counts || !s->gcounts ||
         !s->gdispls || !s->mcounts || !s->mdispls)
         st = PL_ERR_NOMEM;
     for (int i = 0; i < s->threads && st == PL_OK; i++) {
@@ -257,17 +252,15 @@ double pl_train_step_bytes_for(const PlTrainObjective *obj, int threads, const P
     return buffer_bytes(reduced_floats(obj), threads + depth, ranks, rank, o->allreduce, nloc, n_all);
 }
 
-static void task_micro(void *ctx, int task, int thread) {
+static PlStatus task_micro(void *ctx, int task, int thread) {
     PlTrainStep *s = ctx;
     int i = s->round_first + task;
     int first = i * s->mb, n = s->o.global_batch - first < s->mb ? s->o.global_batch - first : s->mb;
     int off = first - s->first * s->mb;   // sample offset within this rank's share
-    TaskSlot *slot = &s->slots[task];
     float scale = 1.0f / (float)((double)s->o.global_batch * s->obj.loss_norm);
     float *leaf = s->leaf[task];
-    slot->st = s->obj.microbatch(s->obj.ctx, thread, s->batch, off, n, scale, leaf,
-                                 s->obj.stat_floats ? leaf + (s->L - s->obj.stat_floats) : NULL, &slot->loss);
-    if (slot->st != PL_OK) snprintf(slot->msg, sizeof slot->msg, "%s", pl_error_message());
+    return s->obj.microbatch(s->obj.ctx, thread, s->batch, off, n, scale, leaf,
+                             s->obj.stat_floats ? leaf + (s->L - s->obj.stat_floats) : NULL, &s->slot_loss[task]);
 }
 
 void pl_train_step_rank_samples(const PlTrainStep *s, int *first, int *count) {
@@ -337,13 +330,12 @@ PlStatus pl_train_step_run(PlTrainStep *s, const void *batch, float **grad, cons
     if (s->obj.begin_step) s->obj.begin_step(s->obj.ctx);
     release_stack(s);
     PlStatus bad = PL_OK;
-    for (int i0 = s->first; i0 < s->end; i0 += s->threads) {
+    for (int i0 = s->first; i0 < s->end && bad == PL_OK; i0 += s->threads) {
         int n = s->end - i0 < s->threads ? s->end - i0 : s->threads;
         s->round_first = i0;
-        pl_threadpool_run(s->pool, task_micro, s, n);
+        if ((bad = pl_threadpool_run_checked(s->pool, task_micro, s, n)) != PL_OK) break;
         for (int j = 0; j < n; j++) {
-            if (s->slots[j].st != PL_OK && bad == PL_OK) bad = PL_FAIL(s->slots[j].st, "%s", s->slots[j].msg);
-            s->mb_loss[i0 + j] = s->slots[j].loss;
+            s->mb_loss[i0 + j] = s->slot_loss[j];
             push_leaf(s, j, i0 + j);
         }
     }
