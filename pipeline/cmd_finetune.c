@@ -28,6 +28,7 @@
 #include "pl_mpi.h"
 #include "pl_npy.h"
 #include "pl_probe.h"
+#include "pl_prep.h"
 #include "pl_process.h"
 #include "pl_safetensors.h"
 #include "pl_train_ckpt.h"
@@ -52,8 +53,9 @@ void cmd_finetune_usage(FILE *out) {
             "  --manifest M.tsv       labelled items of the train / val / test splits, preprocessed as `run --level fov`\n"
             "                         and resized to --size x --size canvases; best epoch on val, test scored at the end\n"
             "  --level fov|tiles|cells  what each training sample is (default fov): the whole field of view, its\n"
-            "                         --tile x --tile tiles (default 224), or --crop x --crop single-cell crops (default\n"
-            "                         224; label mask or built-in nucleus segmentation); tiles and cells take the item's label\n"
+            "                         --tile x --tile tiles (default " PL_PREP_TILE_DEFAULT_TEXT "), or --crop x --crop single-cell crops\n"
+            "                         (default " PL_PREP_CROP_DEFAULT_TEXT "; label mask or built-in nucleus segmentation); tiles and\n"
+            "                         cells take the item's label\n"
             "  --size S               canvas side every sample is resized to (default: the checkpoint's native size)\n"
             "  --model FILE           backbone: checkpoint (safetensors, .pth, DINO training checkpoint) or model card .json\n"
             "  --card CARD.json       with --model CHECKPOINT: the card that says how to feed it (slots, normalisation,\n"
@@ -564,7 +566,8 @@ int cmd_finetune_run(int argc, char **argv) {
     pl_finetune_options_default(&a.o);
     a.drop_path = 0.1f;
     a.head_dropout = 0.5f;
-    a.tile = a.crop = 224;
+    a.tile = PL_PREP_TILE_DEFAULT;
+    a.crop = PL_PREP_CROP_DEFAULT;
     a.kernels = "auto";
     a.seeds = 1;
     a.task = -1;

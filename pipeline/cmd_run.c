@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pl_cli.h"
+#include "pl_prep.h"
 #include "pl_cmds.h"
 #include "pl_fs.h"
 #include "pl_log.h"
@@ -32,12 +33,12 @@ void cmd_run_usage(FILE *out) {
             "  --fill LIST            duplicate: fills for empty slots, e.g. '*=nucleus' or 'er=nucleus'\n"
             "  --seed N               random: seed of the per-item slot shuffle (default 0)\n"
             "  --fov-size N           centre-crop / zero-pad each FOV to N x N (default: native size)\n"
-            "  --tile N               tile side in pixels (default 224)\n"
+            "  --tile N               tile side in pixels (default " PL_PREP_TILE_DEFAULT_TEXT ")\n"
             "  --tile-stride N        tile step (default = tile)\n"
-            "  --crop N               cell crop side in pixels (default: --crop-um, else 224)\n"
+            "  --crop N               cell crop side in pixels (default: --crop-um, else " PL_PREP_CROP_DEFAULT_TEXT ")\n"
             "  --crop-um X            cell crop side in micrometres\n"
             "  --cell-border MODE     skip | pad | shift (default shift)\n"
-            "  --min-cell-area N      smallest cell kept, in pixels of its label image (default 50)\n"
+            "  --min-cell-area N      smallest cell kept, in pixels of its label image (default " PL_PREP_MIN_CELL_AREA_DEFAULT_TEXT ")\n"
             "  --cell-labels FILE     TSV (id, mask_label, label) of hand-labelled cells: stored per cell row;\n"
             "                         only these cells score in knn/probe --level cells (docs/manifests.md)\n"
             "  --pixel-size X         source pixel size in um of items without pixel_size_um (default: the\n"

@@ -38,6 +38,12 @@
 #define PL_PREP_TILE_DEFAULT 224
 #define PL_PREP_CROP_DEFAULT 224
 #define PL_PREP_MIN_CELL_AREA_DEFAULT 50
+// The defaults as string literals, for help texts.
+#define PL_PREP_TEXT_(x) #x
+#define PL_PREP_TEXT(x) PL_PREP_TEXT_(x)
+#define PL_PREP_TILE_DEFAULT_TEXT PL_PREP_TEXT(PL_PREP_TILE_DEFAULT)
+#define PL_PREP_CROP_DEFAULT_TEXT PL_PREP_TEXT(PL_PREP_CROP_DEFAULT)
+#define PL_PREP_MIN_CELL_AREA_DEFAULT_TEXT PL_PREP_TEXT(PL_PREP_MIN_CELL_AREA_DEFAULT)
 
 // Single-cell crops (pl_prep_cells): crop size and border policy, smallest cell, and the built-in segmentation
 // used for items without a label mask.
