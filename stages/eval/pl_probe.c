@@ -8,6 +8,7 @@
 #include "pl_metrics.h"
 #include "pl_probe_mlp.h"
 #include "pl_rng.h"
+#include "pl_train_head.h"
 
 uint64_t pl_probe_subset_seed(uint64_t seed, int s, int f) {
     return seed + 1000003ULL * (uint64_t)s + 7919ULL * (uint64_t)f;
@@ -30,8 +31,8 @@ void pl_probe_options_default(PlProbeOptions *o) {
     o->C = 1.0;
     o->max_iter = 1000;
     o->tol = 1e-6;
-    o->hidden1 = 512;
-    o->hidden2 = 256;
+    o->hidden1 = PL_HEAD_MLP_H1;
+    o->hidden2 = PL_HEAD_MLP_H2;
     o->dropout = 0.5;
     o->epochs = 100;
     o->batch = 128;

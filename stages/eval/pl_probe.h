@@ -29,7 +29,7 @@ typedef struct PlProbeOptions {
     int max_iter;                // 1000
     double tol;                  // 1e-6 (gradient inf-norm relative)
     // MLP (DINO4Cells head)
-    int hidden1, hidden2;        // 512, 256
+    int hidden1, hidden2;        // PL_HEAD_MLP_H1, PL_HEAD_MLP_H2 (pl_train_head.h)
     double dropout;              // 0.5
     int epochs;                  // 100
     int batch;                   // 128

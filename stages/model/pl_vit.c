@@ -216,14 +216,8 @@ static PlStatus pl_vit_plan_linears(PlVit *v) {
 PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOptions *opt, PlVit **out) {
     *out = NULL;
     const PlVitConfig *c = cfg;
-    if (c->dim < 1 || c->heads < 1 || c->dim % c->heads || c->patch < 1 || c->depth < 1 || c->in_chans < 1 ||
-        c->mlp_hidden < 1 || c->pos_grid < 1)
-        return PL_FAIL(PL_ERR_ARG, "invalid ViT config (dim %d, heads %d, patch %d, depth %d)", c->dim, c->heads, c->patch,
-                       c->depth);
+    PL_TRY(pl_vit_config_check(c, opt->height, opt->width));
     if (opt->max_batch < 1 || opt->max_batch > 65536) return PL_FAIL(PL_ERR_ARG, "batch size %d out of range 1..65536", opt->max_batch);
-    if (opt->height < c->patch || opt->width < c->patch)
-        return PL_FAIL(PL_ERR_ARG, "input %dx%d is smaller than one %dx%d patch", opt->height, opt->width, c->patch, c->patch);
-    if (opt->height > 65536 || opt->width > 65536) return PL_FAIL(PL_ERR_LIMIT, "input %dx%d too large", opt->height, opt->width);
     if (opt->avgpool && opt->last_n > 1)
         return PL_FAIL(PL_ERR_ARG, "--avgpool with last-n %d: DINO's eval_linear defines average pooling only with n_last_blocks = 1",
                        opt->last_n);
@@ -234,9 +228,7 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
     if (!v) return PL_ERR_NOMEM;
     v->cfg = *c;
     v->opt = *opt;
-    v->gh = opt->height / c->patch;
-    v->gw = opt->width / c->patch;
-    v->T = 1 + v->gh * v->gw;
+    v->T = pl_vit_config_tokens(c, opt->height, opt->width, &v->gh, &v->gw);
     v->K = c->in_chans * c->patch * c->patch;
     v->last_n = opt->last_n > 1 ? opt->last_n : 1;
     v->out_dim = opt->avgpool ? 2 * c->dim : v->last_n * c->dim;

@@ -31,6 +31,14 @@ typedef struct PlVitConfig {
 // args/metadata when the loader found them, else dim / 64.
 PlStatus pl_vit_config_infer(const PlWeights *w, int heads, PlVitConfig *cfg);
 
+// The one check of an architecture and an input size, shared by inference (pl_vit_create) and training
+// (pl_vit_train_create): positive sizes, dim a multiple of heads, an input of at least one patch and at most 65536
+// pixels a side.
+PlStatus pl_vit_config_check(const PlVitConfig *cfg, int height, int width);
+// Tokens per image including CLS for an input size: 1 + (height / patch) * (width / patch) (remainder pixels beyond
+// whole patches are cropped); the patch grid into *gh, *gw when they are not NULL.
+int pl_vit_config_tokens(const PlVitConfig *cfg, int height, int width, int *gh, int *gw);
+
 // The model's linears (patch embedding and each block's qkv, proj, fc1, fc2) prepared once by one kernel backend at
 // one precision (converted, packed): made once per model and shared by every PlVit of it (each input size / batch
 // size). Borrows w's tensors (they must outlive it). Optional: a PlVit without one prepares its own.
@@ -59,7 +67,7 @@ PlStatus pl_vit_create(const PlWeights *w, const PlVitConfig *cfg, const PlVitOp
 // x: (batch, in_chans, height, width) float32; out: (batch, pl_vit_output_dim) float32. 1 <= batch <= max_batch.
 PlStatus pl_vit_forward(PlVit *vit, const float *x, int batch, float *out);
 int pl_vit_output_dim(const PlVit *vit);
-// Tokens per image including CLS (1 + gh * gw) and the patch grid used for this input size.
+// Tokens per image including CLS (pl_vit_config_tokens of this PlVit's input size).
 int pl_vit_tokens(const PlVit *vit);
 // Bytes a PlVit of these options would allocate (activation slab + interpolated position embedding), computed
 // without allocating: budget checks before the allocation (`protloc run --max-memory`).

@@ -1,4 +1,5 @@
-// pl_vit_config_infer: DINO ViT architecture from checkpoint tensors, with full tensor validation.
+// The ViT architecture: pl_vit_config_infer (from checkpoint tensors, with full tensor validation), the one config
+// and input-size check, and the token count of an input size (pl_vit.h).
 #include "pl_vit.h"
 
 #include <math.h>
@@ -186,4 +187,22 @@ PlStatus pl_vit_config_infer(const PlWeights *w, int heads, PlVitConfig *cfg) {
     cfg->pos_grid = grid;
     cfg->ln_eps = 1e-6f;
     return PL_OK;
+}
+
+PlStatus pl_vit_config_check(const PlVitConfig *c, int height, int width) {
+    if (c->dim < 1 || c->heads < 1 || c->dim % c->heads || c->patch < 1 || c->depth < 1 || c->in_chans < 1 ||
+        c->mlp_hidden < 1 || c->pos_grid < 1)
+        return PL_FAIL(PL_ERR_ARG, "invalid ViT config (dim %d, heads %d, patch %d, depth %d)", c->dim, c->heads, c->patch,
+                       c->depth);
+    if (height < c->patch || width < c->patch)
+        return PL_FAIL(PL_ERR_ARG, "input %dx%d is smaller than one %dx%d patch", height, width, c->patch, c->patch);
+    if (height > 65536 || width > 65536) return PL_FAIL(PL_ERR_LIMIT, "input %dx%d too large", height, width);
+    return PL_OK;
+}
+
+int pl_vit_config_tokens(const PlVitConfig *cfg, int height, int width, int *gh, int *gw) {
+    int h = height / cfg->patch, w = width / cfg->patch;
+    if (gh) *gh = h;
+    if (gw) *gw = w;
+    return 1 + h * w;
 }

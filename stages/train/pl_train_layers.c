@@ -31,7 +31,13 @@ void pl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 
 void pl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                            const float *mean, const float *rstd, int N, int C) {
-    for (int i = 0; i < C; i++) dw[i] = db[i] = 0.0f;
+    pl_layernorm_backward_beta(dinp, dw, db, 0.0f, dout, inp, w, mean, rstd, N, C);
+}
+
+void pl_layernorm_backward_beta(float *dinp, float *dw, float *db, float grad_beta, const float *dout, const float *inp,
+                                const float *w, const float *mean, const float *rstd, int N, int C) {
+    if (grad_beta == 0.0f)
+        for (int i = 0; i < C; i++) dw[i] = db[i] = 0.0f;
     for (int r = 0; r < N; r++) {
         const float *x = inp + (size_t)r * C, *g = dout + (size_t)r * C;
         float *dx = dinp + (size_t)r * C;
@@ -67,7 +73,10 @@ static const uint16_t *train_resident(const PlTrainGemm *g, const float *p) {
 void pl_train_gemm(const PlTrainGemm *g, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                    const float *b, int ldb, float beta, float *c, int ldc) {
     if (g->precision != PL_PRECISION_BF16) {
-        g->k->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        if (g->pool)
+            pl_kernels_gemm_pooled(g->k, g->pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        else
+            g->k->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
     // the stored shapes: A is (m, k), or (k, m) when transposed; B (k, n) or (n, k)
@@ -91,10 +100,16 @@ void pl_linear_forward(const PlTrainGemm *k, float *out, const float *inp, const
 
 void pl_linear_backward(const PlTrainGemm *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
                         const float *inp, const float *w, int N, int IC, int OC) {
+    pl_linear_backward_beta(k, dinp, dinp_beta, dw, db, 0.0f, dout, inp, w, N, IC, OC);
+}
+
+void pl_linear_backward_beta(const PlTrainGemm *k, float *dinp, float dinp_beta, float *dw, float *db, float grad_beta,
+                             const float *dout, const float *inp, const float *w, int N, int IC, int OC) {
     if (dinp) pl_train_gemm(k, 0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, dinp_beta, dinp, IC);   // (N, OC) x (OC, IC)
-    pl_train_gemm(k, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, 0.0f, dw, IC);                  // (OC, N) x (N, IC)
+    pl_train_gemm(k, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, grad_beta, dw, IC);             // (OC, N) x (N, IC)
     if (db) {
-        for (int i = 0; i < OC; i++) db[i] = 0.0f;
+        if (grad_beta == 0.0f)
+            for (int i = 0; i < OC; i++) db[i] = 0.0f;
         for (int r = 0; r < N; r++) {
             const float *g = dout + (size_t)r * OC;
             for (int i = 0; i < OC; i++) db[i] += g[i];
@@ -106,6 +121,14 @@ void pl_gelu_forward(float *out, const float *pre, int64_t n) { pl_vit_gelu_forw
 
 void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n) {
     pl_vit_gelu_backward(dpre, dout, pre, (size_t)n);
+}
+
+void pl_relu_dropout_forward(float *out, const float *pre, const float *keep, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = pre[i] > 0.0f ? pre[i] * keep[i] : 0.0f;
+}
+
+void pl_relu_dropout_backward(float *dpre, const float *dout, const float *pre, const float *keep, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dpre[i] = pre[i] > 0.0f ? dout[i] * keep[i] : 0.0f;
 }
 
 size_t pl_attention_scratch_bytes(int T, int D, int NH, PlPrecision precision) {

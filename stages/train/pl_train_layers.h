@@ -2,8 +2,9 @@
 // single-threaded (the trainer runs one micro-batch per thread), GEMMs through the kernel interface (pl_kernels.h).
 //
 // Conventions: shapes in comments; `inp`/`out` row-major. Backward functions OVERWRITE parameter gradients (each
-// parameter is used once per micro-batch, so the trainer never has to zero them) and ACCUMULATE (+=) into input
-// gradients marked `+=` (residual streams). No allocation anywhere; callers own every buffer.
+// parameter is used once per micro-batch, so the trainer never has to zero them), or with a gradient beta of 1 (the
+// *_beta variants) ADD into them (several view groups of one step summing into one gradient slab); they ACCUMULATE
+// (+=) into input gradients marked `+=` (residual streams). No allocation anywhere; callers own every buffer.
 #ifndef PL_TRAIN_LAYERS_H
 #define PL_TRAIN_LAYERS_H
 
@@ -17,6 +18,9 @@ void pl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp
 // dinp (N, C) += d/dinp; dw, db (C) = gradients (overwritten).
 void pl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
                            const float *mean, const float *rstd, int N, int C);
+// The same with grad_beta: 0 overwrites dw, db (exactly pl_layernorm_backward), 1 adds the rows' sums into them.
+void pl_layernorm_backward_beta(float *dinp, float *dw, float *db, float grad_beta, const float *dout, const float *inp,
+                                const float *w, const float *mean, const float *rstd, int N, int C);
 
 // Every GEMM of training: the kernel backend and the precision, and (BF16) the calling worker's operand scratch.
 // FP32: k->gemm. BF16: both operands are rounded to BF16 (pl_bf16.h) into a16 / b16 and multiplied by k->gemm_bf16
@@ -24,6 +28,9 @@ void pl_layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
 // products). a16 / b16 hold cap elements each; pl_train_gemm_cap tells how many a GEMM needs.
 // An operand inside [w32, w32 + wn) (the parameter slab) is taken from its resident BF16 copy w16 (same offsets)
 // when *w16_valid, instead of being converted again by every micro-batch.
+// pool (optional, FP32 only): the GEMMs go through pl_kernels_gemm_pooled (fixed row blocks over the process's pool,
+// bit-identical for any pool size; for a caller whose parallelism is one big product, never inside a pool task);
+// NULL: k->gemm on the calling thread, as the ViT trainer's workers do.
 typedef struct PlTrainGemm {
     const PlKernels *k;
     PlPrecision precision;
@@ -33,6 +40,7 @@ typedef struct PlTrainGemm {
     const uint16_t *w16;
     size_t wn;
     const _Atomic int *w16_valid;
+    PlThreadPool *pool;
 } PlTrainGemm;
 
 // Row-major C (m, n) = alpha op(A) op(B) + beta C, as PlKernels.gemm, at g's precision.
@@ -46,11 +54,19 @@ void pl_linear_forward(const PlTrainGemm *k, float *out, const float *inp, const
 // dinp may be NULL (the input needs no gradient), db NULL (no bias).
 void pl_linear_backward(const PlTrainGemm *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
                         const float *inp, const float *w, int N, int IC, int OC);
+// The same with grad_beta for dw and db: 0 overwrites them (exactly pl_linear_backward), 1 adds into them.
+void pl_linear_backward_beta(const PlTrainGemm *k, float *dinp, float dinp_beta, float *dw, float *db, float grad_beta,
+                             const float *dout, const float *inp, const float *w, int N, int IC, int OC);
 
 // out = gelu(pre) with the exact erf form (out may equal pre); gelu_backward: dpre = dout * gelu'(pre) (dpre may
 // equal dout). n elements each.
 void pl_gelu_forward(float *out, const float *pre, int64_t n);
 void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n);
+
+// out = relu(pre) * keep (keep: the dropout scale per element, 0 or 1 / (1 - p), or 1 outside training); backward:
+// dpre = dout * keep where pre > 0, else 0 (dpre may equal dout). n elements each.
+void pl_relu_dropout_forward(float *out, const float *pre, const float *keep, int64_t n);
+void pl_relu_dropout_backward(float *dpre, const float *dout, const float *pre, const float *keep, int64_t n);
 
 // Multi-head softmax attention of B images with the fused flash kernel (pl_flash_attention.h), one (image, head) at
 // a time: qkv (B, T, 3D) laid out [q | k | v] per row with heads in contiguous blocks of D/NH (D a multiple of NH:

@@ -2,7 +2,7 @@
 // ParameterTensors), with DINO's parameter-group facts per tensor, and the slab allocator every training buffer uses.
 // Shared by the backbone, the heads, the optimizer, the step and the checkpoints, so none of them needs the others.
 //
-// Ownership: a table belongs to the module that built it (the trainer, a probe head); the slab to its allocator's
+// Ownership (pl_train_tensor.c): a table belongs to the module that built it (the trainer, a probe head); the slab to its allocator's
 // caller (free() it).
 #ifndef PL_TRAIN_TENSOR_H
 #define PL_TRAIN_TENSOR_H
@@ -20,6 +20,11 @@ typedef struct PlTrainTensor {
     int layer;          // layer-wise lr decay id: 0 patch/cls/pos, i + 1 block i, depth + 1 final norm and head
     int head;           // 1 for the head's tensors
 } PlTrainTensor;
+
+// Append tensor `name` (ndim dims of shape) to table[*count] at *off floats into the slab; *count and *off advance
+// (each tensor starts 64-byte aligned). decay follows DINO's rule from the name and ndim; layer and head as given.
+void pl_train_tensor_add(PlTrainTensor *table, int *count, size_t *off, const char *name, int ndim,
+                         const int64_t *shape, int layer, int head);
 
 // A 64-byte aligned, zeroed float slab with every page touched (parameters, activations, gradients); NULL when the
 // allocation fails. Free with free().

@@ -1,5 +1,7 @@
-// A trainable DINO ViT + classification head: parameters in one slab carved into named tensors (DINO names, then
-// head.weight / head.bias), and per-worker activation slabs for the forward/backward of one micro-batch.
+// A trainable DINO ViT + classification head: the layout (backbone tensors, DINO names, then the head's under
+// "head."), one parameter slab, per-worker activation slabs (one activation set per view group, plus the head's),
+// and the classification micro-batch composed of the modules: backbone forward (pl_vit_backbone.h) -> head forward
+// (pl_train_head.h) -> loss -> head backward -> backbone backward.
 //
 // Ownership: a PlVitTrain owns its parameter slab and one activation slab per worker, all allocated (and touched)
 // at create; pl_vit_train_destroy frees them. Gradient buffers belong to the caller (pl_train_step.h): they have the
@@ -15,11 +17,20 @@
 
 #include "pl_error.h"
 #include "pl_kernels.h"
+#include "pl_train_head.h"
 #include "pl_train_tensor.h"
 #include "pl_vit.h"
 #include "pl_weights.h"
 
 typedef enum PlLossKind { PL_LOSS_XENT = 0, PL_LOSS_BCE = 1 } PlLossKind;
+
+// One view size of a step (DINO: 2 global 224^2 views, 8 local 96^2 views per image): each worker holds one
+// activation set per group, so the forwards of all groups can be held before their backwards.
+typedef struct PlViewGroup {
+    int height, width;  // the largest input of this group (a forward may use any size whose tokens fit)
+    int micro_batch;    // images per micro-batch (>= 1)
+} PlViewGroup;
+#define PL_TRAIN_MAX_GROUPS 4
 
 
 typedef struct PlVitTrainSpec {
@@ -36,10 +47,11 @@ typedef struct PlVitTrainSpec {
                         // head.{0,3,6}.{weight,bias} (nn.Sequential names)
     float head_dropout; // MLP head: dropout probability in training (DINO4Cells 0.5)
     PlPrecision precision;   // attention products (pl_flash_attention.h): FP32 (default, 0) or BF16
+    // View groups: group 0 is always (height, width, micro_batch) (create fills groups[0]); ngroups 0 or 1 = that
+    // one; up to PL_TRAIN_MAX_GROUPS with extra groups in groups[1 ..] (backbone forward/backward only).
+    int ngroups;
+    PlViewGroup groups[PL_TRAIN_MAX_GROUPS];
 } PlVitTrainSpec;
-
-#define PL_TRAIN_MLP_H1 512
-#define PL_TRAIN_MLP_H2 256
 
 typedef struct PlVitTrain PlVitTrain;
 
@@ -78,5 +90,17 @@ PlStatus pl_vit_train_microbatch(PlVitTrain *t, int worker, const float *x, cons
 
 // Forward only (no drop path): logits (n, classes).
 PlStatus pl_vit_train_predict(PlVitTrain *t, int worker, const float *x, int n, float *logits);
+
+// The backbone of `group` on `worker` alone (pl_vit_backbone.h): forward of n <= the group's micro_batch images
+// x (n, C, height, width) of any size up to the group's, keys (n) for drop path (NULL: none), features (n, D) into
+// *features (the worker's buffer, valid until the group's next forward); then the backward from dfeat (n, D) into
+// grad (param floats; backbone tensors only), overwritten (accumulate 0) or added into (accumulate 1). Every group's
+// forward may be held before the backwards.
+PlStatus pl_vit_train_backbone_forward(PlVitTrain *t, int worker, int group, const float *x, int n, int height,
+                                       int width, const uint64_t *keys, const float **features);
+PlStatus pl_vit_train_backbone_backward(PlVitTrain *t, int worker, int group, const float *dfeat, float *grad,
+                                        int accumulate);
+// The head's spec and its named parameters (the head's tensors follow the backbone's in the table).
+const PlHeadSpec *pl_vit_train_head_spec(const PlVitTrain *t);
 
 #endif
