@@ -277,35 +277,37 @@ static PlStatus check_worker(const PlVitTrain *t, int worker, int group, int n, 
     return PL_OK;
 }
 
-PlStatus pl_vit_train_microbatch(PlVitTrain *t, int worker, const float *x, const int32_t *y, const float *targets,
-                                 int n, const uint64_t *keys, float loss_scale, float *grad, double *loss_sum) {
-    PL_TRY(check_worker(t, worker, 0, n, "micro-batch"));
+PlStatus pl_vit_train_forward(PlVitTrain *t, int worker, const float *x, int n, const uint64_t *keys,
+                              const float **logits, float **dlogits) {
+    PL_TRY(check_worker(t, worker, 0, n, "forward"));
     Worker *w = &t->workers[worker];
     PlBackboneActs *a = &w->acts[0];
-    const int NC = t->s.classes;
     pl_head_set_dropout(&t->hs, &w->head, n, keys);
     PL_TRY(pl_backbone_forward(&t->bb, a, &w->gemm, x, n, t->s.height, t->s.width, keys));
     pl_head_forward(&t->hs, &t->hp, &w->head, &w->gemm, a->lnf, n);
-    if (t->s.loss == PL_LOSS_XENT)
-        *loss_sum = pl_softmax_xent(w->dlogits, w->head.out, y, n, NC, loss_scale);
-    else
-        *loss_sum = pl_bce_logits(w->dlogits, w->head.out, targets, n, NC, loss_scale);
+    *logits = w->head.out;
+    if (dlogits) *dlogits = w->dlogits;
+    return PL_OK;
+}
+
+PlStatus pl_vit_train_backward(PlVitTrain *t, int worker, float *grad) {
+    PL_TRY(check_worker(t, worker, 0, 1, "backward"));
+    Worker *w = &t->workers[worker];
+    PlBackboneActs *a = &w->acts[0];
+    if (a->n < 1) return PL_FAIL(PL_ERR_ARG, "backward on worker %d before its forward", worker);
     PlBackboneParams bg;
     PlHeadParams hg;
     pl_backbone_point(&bg, &t->s.cfg, t->tensors, grad);
     pl_head_point(&hg, &t->hs, t->tensors + t->nbackbone, grad);
-    pl_head_backward(&t->hs, &t->hp, &hg, &w->head, &w->gemm, w->dlogits, a->lnf, n);
+    pl_head_backward(&t->hs, &t->hp, &hg, &w->head, &w->gemm, w->dlogits, a->lnf, a->n);
     pl_backbone_backward(&t->bb, a, &w->gemm, w->head.dinp, &bg, 0);
     return PL_OK;
 }
 
 PlStatus pl_vit_train_predict(PlVitTrain *t, int worker, const float *x, int n, float *logits) {
-    PL_TRY(check_worker(t, worker, 0, n, "prediction batch"));
-    Worker *w = &t->workers[worker];
-    pl_head_set_dropout(&t->hs, &w->head, n, NULL);
-    PL_TRY(pl_backbone_forward(&t->bb, &w->acts[0], &w->gemm, x, n, t->s.height, t->s.width, NULL));
-    pl_head_forward(&t->hs, &t->hp, &w->head, &w->gemm, w->acts[0].lnf, n);
-    memcpy(logits, w->head.out, (size_t)n * t->s.classes * sizeof(float));
+    const float *out;
+    PL_TRY(pl_vit_train_forward(t, worker, x, n, NULL, &out, NULL));
+    memcpy(logits, out, (size_t)n * t->s.classes * sizeof(float));
     return PL_OK;
 }
 

@@ -81,12 +81,15 @@ PlStatus pl_vit_train_load(PlVitTrain *t, const PlWeights *w, const PlWeights *h
 // The backbone (DINO names) or the head (its names without "head.") as a PlWeights copy, for writing.
 PlStatus pl_vit_train_export(const PlVitTrain *t, int head, PlWeights *out);
 
-// One micro-batch of n <= micro_batch images x (n, C, H, W) on `worker`: forward, loss, backward.
-// Labels: y (n) class ids for PL_LOSS_XENT, or targets (n, classes) for PL_LOSS_BCE. keys (n): one 64-bit key per
-// sample (drop-path masks are a pure function of it). loss_scale multiplies every gradient (1 / global batch for
-// a mean loss). grad (param floats) is overwritten; *loss_sum receives the sum of the n samples' losses.
-PlStatus pl_vit_train_microbatch(PlVitTrain *t, int worker, const float *x, const int32_t *y, const float *targets,
-                                 int n, const uint64_t *keys, float loss_scale, float *grad, double *loss_sum);
+// Forward of n <= micro_batch images x (n, C, H, W) on `worker` through the backbone and the head: *logits (n,
+// classes) and *dlogits, the worker's buffer (n, classes) the caller's loss fills with d(loss)/d(logits) before
+// pl_vit_train_backward; both valid until the worker's next forward. keys (n): one 64-bit key per sample (drop-path
+// and head-dropout masks are a pure function of it); NULL: evaluation (no drop path, no dropout).
+PlStatus pl_vit_train_forward(PlVitTrain *t, int worker, const float *x, int n, const uint64_t *keys,
+                              const float **logits, float **dlogits);
+// Backward of the worker's last forward from its dlogits: the gradient of every tensor into grad (param floats),
+// overwritten.
+PlStatus pl_vit_train_backward(PlVitTrain *t, int worker, float *grad);
 
 // Forward only (no drop path): logits (n, classes).
 PlStatus pl_vit_train_predict(PlVitTrain *t, int worker, const float *x, int n, float *logits);
