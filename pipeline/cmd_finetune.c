@@ -131,6 +131,7 @@ void cmd_finetune_usage(FILE *out) {
 typedef struct FtArgs {
     const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe, *card;
     PlPrecision precision;
+    const PlKernels *backend;   // --kernels, found once when the command line is read
     int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp, level, tile, crop, force;
     float drop_path, head_dropout;
     double fractions[FT_MAX_FRACTIONS];
@@ -444,8 +445,7 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
         PL_TRY(PL_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &ranks)));
     }
     if (a->collect) return pl_mpi_agree(rank == 0 ? ft_collect(a->collect, a->probe) : PL_OK, "collecting the runs");
-    const PlKernels *kernels;
-    PL_TRY(pl_kernels_find(a->kernels, a->precision, &kernels));   // checked with the command line already
+    const PlKernels *kernels = a->backend;
     // --out first: an unwritable folder fails before any work (every rank checks; they agree)
     PlStatus os = pl_mkdir_p(a->o.out_dir);
     if (os != PL_OK) pl_error_wrap("--out %s", a->o.out_dir);
@@ -717,10 +717,8 @@ int cmd_finetune_run(int argc, char **argv) {
             return pl_cli_usage_error(cmd, "--task %d is out of range 0..%d (%d fraction%s x %d seed%s)", a.task, tasks - 1,
                                       a.n_fractions, a.n_fractions > 1 ? "s" : "", a.seeds, a.seeds > 1 ? "s" : "");
     }
-    {   // --kernels is a command-line choice everywhere (also with --collect, which computes nothing)
-        const PlKernels *k;
-        if ((rc = pl_cli_option_kernels(cmd, a.kernels, a.precision, &k))) return rc;
-    }
+    // --kernels is a command-line choice everywhere (also with --collect, which computes nothing)
+    if ((rc = pl_cli_option_kernels(cmd, a.kernels, a.precision, &a.backend))) return rc;
     if (!a.collect) {   // --out DIR is made with its missing parents (docs/guide.md "Output paths"): may it be?
         int rank = 0;
         if (pl_mpi_active() && PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)) != PL_OK) return PL_EXIT_ABORT;
