@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pl_cli.h"
+#include "pl_dispatch.h"
 #include "pl_cmds.h"
 #include "pl_eval_cli.h"
 #include "pl_fs.h"
@@ -52,8 +53,10 @@ void cmd_knn_usage(FILE *out) {
             "  --ref-block N          references per GEMM block (default 2048)\n");
     pl_cli_usage_kernels(out, "similarity GEMM backend", NULL);
     fprintf(out,
-            "  --precision P          fp32 (default) or bf16: BF16 similarities (about 2x the GEMM rate), every\n"
-            "                         candidate near the k-th rescored in FP32: the same neighbours, scores and F1\n"
+            "  --precision P          auto (default), fp32 or bf16. bf16: BF16 similarities (about 2x the GEMM rate),\n"
+            "                         every candidate near the k-th rescored in FP32: the same neighbours, scores and\n"
+            "                         F1 as fp32. auto: bf16 where the CPU has AVX512-BF16 and the kernels compute it,\n"
+            "                         else fp32\n"
             "Output (written by rank 0; a summary is printed on stdout; a FILE's folder must exist, DIR is created):\n"
             "  --json FILE            all figures + configuration + provenance\n"
             "  --csv FILE             F1 vs k table\n"
@@ -131,6 +134,17 @@ static const char *const knn_metrics[] = {"cosine", "euclidean"}, *const knn_vot
 static const char *const knn_multis[] = {"skip", "first"};
 
 // The configuration block of the kNN report: every option as used, the input and the machine layout.
+// --precision auto: BF16 similarities with exact FP32 rescoring (the same neighbours, scores and F1 as FP32, and
+// faster: docs/performance.md) where the CPU multiplies BF16 natively and the kernels named compute BF16; FP32
+// elsewhere. Every rank of a job decides alike (the results do not depend on the choice).
+static PlPrecision knn_auto_precision(const char *kernels) {
+    const PlKernels *k;
+    if (pl_cpu_level() >= PL_CPU_AVX512_BF16 && pl_kernels_find(kernels, PL_PRECISION_BF16, &k) == PL_OK)
+        return PL_PRECISION_BF16;
+    pl_error_clear();
+    return PL_PRECISION_FP32;
+}
+
 static json_t *knn_config_json(const PlKnnOptions *o, const PlFeatureSet *fs, const char *store, const char *features,
                                const char *meta, const char *level_s, int size, int n_threads) {
     json_t *config = json_object();
@@ -193,7 +207,7 @@ int cmd_knn_run(int argc, char **argv) {
                *multi_s = "skip", *kernels_s = "auto";
     long threads = 0, v;
     double d;
-    int c, rc;
+    int c, rc, precision_auto = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":k:", longopts, NULL)) != -1) {
         switch (c) {
@@ -217,8 +231,9 @@ int cmd_knn_run(int argc, char **argv) {
         case O_PRED: pred_path = optarg; break;
         case O_KERNELS: kernels_s = optarg; break;
         case O_PRECISION:
-            if (pl_precision_parse(optarg, &o.precision) != PL_OK)
-                return pl_cli_usage_error(cmd, "--precision must be fp32 or bf16, not '%s'", optarg);
+            precision_auto = strcmp(optarg, "auto") == 0;
+            if (!precision_auto && pl_precision_parse(optarg, &o.precision) != PL_OK)
+                return pl_cli_usage_error(cmd, "--precision must be auto, fp32 or bf16, not '%s'", optarg);
             break;
         case O_TEMP:
             if ((rc = pl_cli_option_double(cmd, "--temperature", optarg, DBL_MIN, 1e6, &d))) return rc;
@@ -273,6 +288,7 @@ int cmd_knn_run(int argc, char **argv) {
             return PL_EXIT_ABORT;
         o.comm = MPI_COMM_WORLD;
     }
+    if (precision_auto) o.precision = knn_auto_precision(kernels_s);
     if ((rc = pl_cli_option_kernels(cmd, kernels_s, o.precision, &o.kernels))) return rc;   // alike on every rank
     // output paths before any input is read (docs/guide.md "Output paths"); rank 0 checks, every rank agrees
     PlStatus st = PL_OK;

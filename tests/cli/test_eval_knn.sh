@@ -83,6 +83,24 @@ for mode in "openblas fp32" "onednn fp32" "onednn bf16"; do
     pass "knn --kernels $1 --precision $2 --protocol $proto: outputs byte-identical to fp32 openblas"
   done
 done
+# ---- --precision auto, the default: BF16 candidates + FP32 rescoring where the CPU has AVX512-BF16 and the kernels
+# compute BF16, FP32 elsewhere (--kernels openblas: always FP32); outputs byte-identical to fp32 openblas either way
+for k in auto openblas; do
+  tag="default-$k"
+  expect_status 0 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" -k 50 --threads 2 --kernels "$k" \
+    --neighbours "$T/p_$tag.npy" --csv "$T/p_$tag.csv" --predictions "$T/p_$tag.tsv" --report-dir "$T/p_$tag" \
+    --query-block 9 --ref-block 31
+  want=fp32
+  if [ "$k" = auto ] && cpu_has_avx512_bf16; then want=bf16; fi
+  $PY -c "import json,sys; c=json.load(open('$T/p_$tag/knn.json'))['config']; sys.exit(0 if c['precision'] == '$want' else 1)" \
+    || fail "knn --kernels $k without --precision: knn.json does not record precision $want"
+  for f in "p_$tag.npy:p_openblas-fp32-train-test.npy" "p_$tag.csv:p_openblas-fp32-train-test.csv" \
+           "p_$tag.tsv:p_openblas-fp32-train-test.tsv"; do
+    cmp -s "$T/${f%%:*}" "$T/${f##*:}" || fail "$tag: ${f%%:*} differs from fp32 openblas"
+  done
+  pass "knn --kernels $k, default precision ($want): outputs byte-identical to fp32 openblas"
+done
+expect_status 0 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" -k 5 --precision auto --json "$T/auto.json"
 expect_status 2 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" --precision fp16
 expect_status 2 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" --kernels cublas
 expect_status 2 "$PROTLOC" knn --features "$FX/features.npy" --meta "$FX/meta.tsv" --kernels openblas --precision bf16
