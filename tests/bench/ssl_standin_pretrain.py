@@ -6,8 +6,9 @@
 # through a 2-layer projection head. DINO's own objective (teacher centring and sharpening) stayed at the uniform
 # solution here: on per-crop standardised nucleus images an untrained ViT gives near-identical outputs, the loss sat
 # at ln(K) for 80 steps (tried with this script's data and a DINO head, K = 4096); the negatives of a contrastive
-# loss rule that collapse out. The backbone is the DINO ViT of tests/fixtures/vit/make_vit_fixtures.py (DINO names,
-# DINO's trunc-normal(0.02) init), written as safetensors that protloc loads. Debian python3-torch on the CPU,
+# loss rule that collapse out. The backbone is DINO's own VisionTransformer (facebookresearch/dino 7c446df, through
+# tests/fixtures/vit/make_vit_fixtures.py's fixture_vit, so the seeded stream is the one this script always drew;
+# DINO names, trunc-normal(0.02) init as DINO's), written as safetensors that protloc loads. Debian python3-torch on the CPU,
 # float32, seeded (torch and numpy).
 #   /usr/bin/python3 tests/bench/ssl_standin_pretrain.py SHARED_DIR OUT.safetensors \
 #       [--dim 192 --depth 6 --heads 3 --steps 300 --batch 32 --threads 2 --seed 0]
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(HERE, "..", "fixtures", "vit")]
 from bf16_agreement import sample_fields  # noqa: E402
-from make_vit_fixtures import ViT, write_safetensors  # noqa: E402
+from make_vit_fixtures import fixture_vit, write_safetensors  # noqa: E402
 
 
 def region(rng, fields, side_lo, side_hi):
@@ -84,7 +85,7 @@ def main():
     rng = np.random.default_rng(a.seed)
     fields = [img.astype(np.float32) for _, img in sample_fields(a.shared)]
 
-    bb = ViT(224, 16, 1, a.dim, a.depth, a.heads)
+    bb = fixture_vit(224, 16, 1, a.dim, a.depth, a.heads)
     for m in bb.modules():
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=0.02)

@@ -1,9 +1,12 @@
-# Plain-PyTorch DINO ViT (after facebookresearch/dino vision_transformer.py) timed on the same safetensors
-# weights as bench_vit: images/s per batch size at a fixed thread count. Called by tests/bench/vit_vs_torch.sh.
+# DINO's own ViT (vision_transformer.VisionTransformer of facebookresearch/dino commit 7c446df, imported from
+# tests/fixtures/dino/ through tests/fixtures/vit/make_vit_fixtures.py's dino_vit) timed on the same safetensors
+# weights as bench_vit: images/s per batch size at a fixed thread count. Called by tests/bench/vit_vs_torch.sh and
+# tests/bench/engine_vs_torch.sh.
 #   /usr/bin/python3 tests/bench/vit_torch_bench.py WEIGHTS.safetensors --threads 2 --batch 1,8,32 --seconds 3
 import argparse
 import json
 import math
+import os
 import resource
 import struct
 import sys
@@ -11,8 +14,10 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+sys.dont_write_bytecode = True   # no __pycache__ next to the fixture scripts
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "vit"))
+from make_vit_fixtures import dino_vit  # noqa: E402  (DINO's VisionTransformer, tests/fixtures/dino/)
 
 
 def load_safetensors(path):
@@ -33,54 +38,16 @@ def load_safetensors(path):
     return out, meta
 
 
-class Block(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads, self.scale = heads, (dim // heads) ** -0.5
-        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.fc1 = nn.Linear(dim, 4 * dim)
-        self.fc2 = nn.Linear(4 * dim, dim)
-
-    def forward(self, x):
-        B, N, C = x.shape
-        qkv = self.qkv(self.norm1(x)).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        a = ((qkv[0] @ qkv[1].transpose(-2, -1)) * self.scale).softmax(dim=-1)
-        x = x + self.proj((a @ qkv[2]).transpose(1, 2).reshape(B, N, C))
-        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
-
-
-class ViT(nn.Module):
-    def __init__(self, sd, heads):
-        super().__init__()
-        w = sd["patch_embed.proj.weight"]
-        dim, chans, patch = w.shape[0], w.shape[1], w.shape[2]
-        depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
-        self.patch = nn.Conv2d(chans, dim, patch, patch)
-        self.cls_token = nn.Parameter(sd["cls_token"])
-        self.pos_embed = nn.Parameter(sd["pos_embed"])
-        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(depth)])
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        with torch.no_grad():
-            self.patch.weight.copy_(w)
-            self.patch.bias.copy_(sd["patch_embed.proj.bias"])
-            self.norm.weight.copy_(sd["norm.weight"])
-            self.norm.bias.copy_(sd["norm.bias"])
-            for i, b in enumerate(self.blocks):
-                p = f"blocks.{i}."
-                for dst, src in [(b.norm1, "norm1"), (b.qkv, "attn.qkv"), (b.proj, "attn.proj"), (b.norm2, "norm2"),
-                                 (b.fc1, "mlp.fc1"), (b.fc2, "mlp.fc2")]:
-                    dst.weight.copy_(sd[p + src + ".weight"])
-                    dst.bias.copy_(sd[p + src + ".bias"])
-
-    def forward(self, x):   # input at the stored grid size: no interpolation needed
-        t = self.patch(x).flatten(2).transpose(1, 2)
-        t = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), t), dim=1) + self.pos_embed
-        for b in self.blocks:
-            t = b(t)
-        return self.norm(t)[:, 0]
+def build_vit(sd, heads):
+    # DINO's VisionTransformer shaped by the stored tensors (DINO names), pos_embed for its stored grid (an input of
+    # another size is bicubic-interpolated as DINO does), the weights loaded as they are
+    w = sd["patch_embed.proj.weight"]
+    dim, chans, patch = w.shape[0], w.shape[1], w.shape[2]
+    depth = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
+    grid = math.isqrt(sd["pos_embed"].shape[1] - 1)
+    model = dino_vit(grid * patch, patch, chans, dim, depth, heads)
+    model.load_state_dict({k: v for k, v in sd.items() if not k.startswith("head.")}, strict=True)
+    return model
 
 
 def main():
@@ -97,7 +64,7 @@ def main():
     torch.set_num_threads(a.threads)
     sd, meta = load_safetensors(a.weights)
     heads = int(meta.get("heads", sd["pos_embed"].shape[-1] // 64))
-    model = ViT(sd, heads).eval()
+    model = build_vit(sd, heads).eval()
     if a.check:
         with torch.inference_mode():
             np.save(a.check_out, model(torch.from_numpy(np.load(a.check))).numpy())

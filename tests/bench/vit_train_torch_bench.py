@@ -1,5 +1,6 @@
-# PyTorch side of the ViT TRAINING-throughput benchmark: a plain DINO ViT (after facebookresearch/dino
-# vision_transformer.py; the classes of tests/fixtures/vit/make_vit_fixtures.py, plus DINO's per-sample DropPath)
+# PyTorch side of the ViT TRAINING-throughput benchmark: DINO's own vision_transformer.VisionTransformer
+# (facebookresearch/dino commit 7c446df, imported from tests/fixtures/dino/ through
+# tests/fixtures/vit/make_vit_fixtures.py's dino_vit: its trunc-normal init and per-sample DropPath)
 # with an nn.Linear(dim, classes) head, trained end to end on one fixed, seeded random batch. One step =
 # zero_grad + forward + cross-entropy + backward + optimizer.step (AdamW or SGD with DINO's parameter groups:
 # no weight decay for ".bias" / 1-D parameters, wd 0.04 elsewhere, lr 1e-4). Prints ONE JSON line on stdout:
@@ -69,31 +70,10 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.dont_write_bytecode = True   # no __pycache__ next to the fixture script
 sys.path.insert(0, os.path.join(HERE, "..", "fixtures", "vit"))
-from make_vit_fixtures import ViT, Block  # noqa: E402
+from make_vit_fixtures import dino_vit  # noqa: E402  (DINO's VisionTransformer, tests/fixtures/dino/)
 
 sys.path.insert(0, HERE)
 from vit_torch_bench import load_safetensors  # noqa: E402  (one safetensors reader for both benchmarks)
-
-
-def drop_path(x, drop_prob, training):
-    # facebookresearch/dino utils: drop whole residual branches per sample, rescale the kept ones
-    if drop_prob == 0.0 or not training:
-        return x
-    keep_prob = 1 - drop_prob
-    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
-    mask = (keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)).floor_()
-    return x.div(keep_prob) * mask
-
-
-class TrainBlock(Block):
-    # the fixture Block (same parameter names) with DINO's DropPath on both residual branches
-    def __init__(self, dim, heads, hidden, drop_prob):
-        super().__init__(dim, heads, hidden)
-        self.drop_prob = drop_prob
-
-    def forward(self, x):
-        x = x + drop_path(self.attn(self.norm1(x)), self.drop_prob, self.training)
-        return x + drop_path(self.mlp(self.norm2(x)), self.drop_prob, self.training)
 
 
 class Classifier(nn.Module):
@@ -106,19 +86,6 @@ class Classifier(nn.Module):
 
     def forward(self, x):
         return self.head(self.backbone(x))
-
-
-def dino_init(m):
-    # DINO VisionTransformer._init_weights (+ trunc_normal_ of pos_embed / cls_token)
-    for mod in m.modules():
-        if isinstance(mod, nn.Linear):
-            nn.init.trunc_normal_(mod.weight, std=0.02)
-            nn.init.zeros_(mod.bias)
-        elif isinstance(mod, nn.LayerNorm):
-            nn.init.ones_(mod.weight)
-            nn.init.zeros_(mod.bias)
-    nn.init.trunc_normal_(m.pos_embed, std=0.02)
-    nn.init.trunc_normal_(m.cls_token, std=0.02)
 
 
 def resolve_arch(sd, meta):
@@ -141,10 +108,8 @@ def build_model(arch, sd):
     dim, depth, patch = arch["dim"], arch["depth"], arch["patch"]
     # pos_embed sized for the input grid, or as stored (DINO bicubic-interpolates it when the grid differs)
     grid_img = patch * (math.isqrt(sd["pos_embed"].shape[1] - 1) if sd is not None else a.size // patch)
-    vit = ViT(grid_img, patch, arch["chans"], dim, depth, arch["heads"])
-    dpr = [v.item() for v in torch.linspace(0, a.drop_path, depth)]   # DINO stochastic depth decay rule
-    vit.blocks = nn.ModuleList([TrainBlock(dim, arch["heads"], 4 * dim, dpr[i]) for i in range(depth)])
-    dino_init(vit)
+    # DINO's init (trunc-normal 0.02) and stochastic depth decay rule (drop_path_rate linear over the blocks)
+    vit = dino_vit(grid_img, patch, arch["chans"], dim, depth, arch["heads"], drop_path_rate=a.drop_path)
     if sd is not None:
         bb = {k: v for k, v in sd.items() if not k.startswith("head.")}
         vit.load_state_dict(bb, strict=True)
