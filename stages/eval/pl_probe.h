@@ -28,13 +28,13 @@ typedef struct PlProbeOptions {
     double C;                    // 1.0 (sklearn's default)
     int max_iter;                // 1000
     double tol;                  // 1e-6 (gradient inf-norm relative)
-    // MLP (DINO4Cells head)
-    int hidden1, hidden2;        // PL_HEAD_MLP_H1, PL_HEAD_MLP_H2 (pl_train_head.h)
+    // MLP (DINO4Cells head: pl_train_head.h's PL_HEAD_MLP, AdamW and cosine schedules from pl_optim.h)
+    int hidden1, hidden2;        // PL_HEAD_MLP_H1, PL_HEAD_MLP_H2 (pl_train_head.h; the only sizes the head takes)
     double dropout;              // 0.5
     int epochs;                  // 100
     int batch;                   // 128
-    double lr, lr_min;           // 1e-4 -> 1e-6 cosine
-    double wd_start, wd_end;     // 0.04 -> 0.4 cosine
+    double lr, lr_min;           // 1e-4 -> 1e-6 cosine (pl_cosine_schedule_at over all steps, no warm-up)
+    double wd_start, wd_end;     // 0.04 -> 0.4 cosine (weight matrices only: DINO's parameter groups)
     int patience;                // early stopping: epochs without validation macro-F1 gain (10)
     // compute: the GEMM backend (default pl_kernels_default(); FP32) and the process's pool (borrowed; NULL = the calling
     // thread only)

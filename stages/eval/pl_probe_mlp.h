@@ -1,5 +1,7 @@
-// The DINO4Cells classifier head (Linear-ReLU-Dropout x2, Linear) trained with AdamW on standardised features.
-// Ownership: the caller owns all arrays; the function allocates and frees one slab internally.
+// The DINO4Cells classifier head (Linear-ReLU-Dropout x2, Linear) trained with AdamW on standardised features, built
+// on the training modules (pl_train_head.h, pl_softmax_xent, pl_optim.h and its cosine schedule).
+// Ownership: the caller owns all arrays; the function allocates and frees one float slab, one index block and the
+// optimizer's moments internally, nothing per step.
 #ifndef PL_PROBE_MLP_H
 #define PL_PROBE_MLP_H
 

@@ -1,4 +1,4 @@
-// The one optimizer module for every trained thing (fine-tuning; DINO pretraining and the probe's heads next), exactly
+// The one optimizer module for every trained thing (fine-tuning, the probe's MLP head; DINO pretraining next), exactly
 // as torch.optim / facebookresearch/dino do it, over any parameter table (PlTrainTensor) carved out of one slab:
 //
 //   pl_optim_step            torch.optim.AdamW / torch.optim.SGD (single-tensor paths), with DINO's parameter groups

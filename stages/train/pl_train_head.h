@@ -68,7 +68,8 @@ void pl_head_set_dropout(const PlHeadSpec *s, PlHeadActs *a, int n, const uint64
 // a->out (n, out_dim) = head(inp (n, in_dim)), with the dropout scales last set. n <= max_rows.
 void pl_head_forward(const PlHeadSpec *s, const PlHeadParams *p, PlHeadActs *a, const PlTrainGemm *g, const float *inp,
                      int n);
-// From dout (n, out_dim) after the forward of inp: parameter gradients into grad (overwritten), a->dinp (n, in_dim).
+// From dout (n, out_dim) after the forward of inp: parameter gradients into grad (overwritten), a->dinp (n, in_dim);
+// a->dinp set to NULL after carving skips the input gradient (a probe on stored features needs none).
 void pl_head_backward(const PlHeadSpec *s, const PlHeadParams *p, const PlHeadParams *grad, PlHeadActs *a,
                       const PlTrainGemm *g, const float *dout, const float *inp, int n);
 
