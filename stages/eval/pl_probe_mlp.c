@@ -48,7 +48,8 @@ PlStatus pl_probe_mlp_run(const PlProbeOptions *o, int C, int F, const float *xt
     if (o->hidden1 != PL_HEAD_MLP_H1 || o->hidden2 != PL_HEAD_MLP_H2)
         return PL_FAIL(PL_ERR_ARG, "MLP head: the DINO4Cells head is %d-%d wide (asked for %d-%d)", PL_HEAD_MLP_H1,
                        PL_HEAD_MLP_H2, o->hidden1, o->hidden2);
-    const PlHeadSpec spec = {PL_HEAD_MLP, F, C, (float)o->dropout, B > MLP_CHUNK ? B : MLP_CHUNK};
+    const PlHeadSpec spec = {.kind = PL_HEAD_MLP, .in_dim = F, .out_dim = C, .dropout = (float)o->dropout,
+                             .max_rows = B > MLP_CHUNK ? B : MLP_CHUNK};
     PL_TRY(pl_head_spec_check(&spec));
     PlTrainTensor table[PL_HEAD_MAX_TENSORS];
     int ntensors = 0;
