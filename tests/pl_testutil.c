@@ -80,3 +80,15 @@ static int rmtree_entry(const char *path, const struct stat *sb, int flag, struc
 void pl_test_rmtree(const char *path) {
     if (path) nftw(path, rmtree_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+float pl_test_urand(uint64_t *state) {
+    *state = *state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (float)((double)(*state >> 40) / 8388608.0 - 1.0);
+}
+
+float *pl_test_rand_buf(uint64_t *state, size_t n, float scale) {
+    float *x = malloc(n * sizeof(float));
+    assert_non_null(x);
+    for (size_t i = 0; i < n; i++) x[i] = scale * pl_test_urand(state);
+    return x;
+}

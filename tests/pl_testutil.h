@@ -47,6 +47,10 @@ int pl_test_mpi_finish(int failed);
         if (pl_assert_st_ != PL_OK)                                                                             \
             fail_msg("%s failed (%s): %s", #expr, pl_status_name(pl_assert_st_), pl_error_message());          \
     } while (0)
+// Test data: a 64-bit LCG stream (*state, seeded by the test) of floats uniform in [-1, 1), and a malloc'd buffer of
+// n of them times scale (the test fails when the allocation does).
+float pl_test_urand(uint64_t *state);
+float *pl_test_rand_buf(uint64_t *state, size_t n, float scale);
 // A fresh temporary directory (malloc'd path; removed with pl_test_rmtree).
 char *pl_test_tmpdir(void);
 void pl_test_rmtree(const char *path);

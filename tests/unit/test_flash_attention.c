@@ -18,11 +18,8 @@ static const int sizes_hd[] = {16, 24, 64};
 #define NT (int)(sizeof sizes_t / sizeof sizes_t[0])
 #define NHD (int)(sizeof sizes_hd / sizeof sizes_hd[0])
 
-static uint64_t rng = 0x2545f4914f6cdd1dULL;
-static float urand(void) {   // uniform in [-1, 1)
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(rng >> 40) / 8388608.0 - 1.0);
-}
+static uint64_t rng = 0x2545f4914f6cdd1dULL;   // the test data stream (pl_test_urand)
+static float urand(void) { return pl_test_urand(&rng); }
 
 // One attention problem: q, k, v slices of (T, 3 * hd + 5) rows (ld > 3 hd), o and dout with ldo = hd + 3.
 typedef struct Prob {

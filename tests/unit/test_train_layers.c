@@ -23,17 +23,8 @@
 #define LOSS_TOL 1e-5   // the losses are computed in double: tighter
 #define LN_EPS 1e-6f
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
-static float urand(void) {   // uniform in [-1, 1)
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(rng >> 40) / 8388608.0 - 1.0);
-}
-static float *rand_buf(size_t n, float scale) {
-    float *x = malloc(n * sizeof(float));
-    assert_non_null(x);
-    for (size_t i = 0; i < n; i++) x[i] = scale * urand();
-    return x;
-}
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;   // the test data stream (pl_test_urand)
+static float *rand_buf(size_t n, float scale) { return pl_test_rand_buf(&rng, n, scale); }
 static float *const_buf(size_t n, float v) {
     float *x = malloc(n * sizeof(float));
     assert_non_null(x);

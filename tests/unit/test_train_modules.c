@@ -15,17 +15,9 @@
 #include "pl_vit.h"
 #include "pl_vit_train.h"
 
-static uint64_t rng = 0x2545f4914f6cdd1dULL;
-static float urand(void) {   // uniform in [-1, 1)
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (float)((double)(rng >> 40) / 8388608.0 - 1.0);
-}
-static float *rand_buf(size_t n, float scale) {
-    float *x = malloc(n * sizeof(float));
-    assert_non_null(x);
-    for (size_t i = 0; i < n; i++) x[i] = scale * urand();
-    return x;
-}
+static uint64_t rng = 0x2545f4914f6cdd1dULL;   // the test data stream (pl_test_urand)
+static float urand(void) { return pl_test_urand(&rng); }
+static float *rand_buf(size_t n, float scale) { return pl_test_rand_buf(&rng, n, scale); }
 static double dotd(const float *a, const float *b, size_t n) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
