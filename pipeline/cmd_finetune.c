@@ -180,7 +180,7 @@ static void args_fingerprint(const PlFinetuneOptions *o, const PlVitTrainSpec *s
              o->optim.weight_decay, o->optim.layer_decay, o->optim.clip, o->schedule_constant,
              (long long)o->warmup_steps, (long long)o->steps, o->epochs, o->batch, sp->micro_batch,
              (double)sp->drop_path, o->augment, o->shuffle, o->balanced, (unsigned long long)o->seed, o->allreduce,
-             sp->classes, fraction, si, sp->head_mlp, (double)sp->head_dropout, sp->cfg.dim, sp->cfg.depth,
+             sp->classes, fraction, si, sp->head.kind == PL_HEAD_MLP, (double)sp->head.dropout, sp->cfg.dim, sp->cfg.depth,
              sp->cfg.heads, sp->cfg.patch, sp->cfg.in_chans, sp->cfg.pos_grid, sp->height, sp->width);
     if (o->weight_decay_end >= 0 && n >= 0 && (size_t)n < size)   // only when set: older checkpoints keep resuming
         n += snprintf(buf + n, size - (size_t)n, " weight_decay_end=%.17g", o->weight_decay_end);
@@ -282,7 +282,7 @@ static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const Pl
     PlTrainObjective obj;
     pl_train_classify_objective(t, &obj);
     mem->gradients = pl_train_step_bytes_for(&obj, threads, &so, rank, ranks, &count);
-    mem->best = d->nva > 0 ? mem->parameters : 0.0;
+    mem->best = d->nva > 0 ? (double)pl_vit_train_param_floats(t) * sizeof(float) : 0.0;   // no derived state
     // the batch source (pl_finetune.c): 2 slots of (count + 1) images, labels, targets and keys, one augmentation
     // scratch, (batch / n + 2) sample orders when shuffling, cumulative weights with --balanced
     mem->batches = 2.0 * (count + 1) * (img + 4.0 + K * 4.0 + 8.0) + img +
@@ -348,8 +348,8 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     int threads = pl_threadpool_size(pool);
     PlVitTrainSpec sp = {.cfg = m->cfg, .classes = C, .loss = d->targets ? PL_LOSS_BCE : PL_LOSS_XENT, .height = d->H,
                          .width = d->W, .micro_batch = mb, .recompute = a->recompute, .drop_path = a->drop_path,
-                         .workers = threads, .head_mlp = a->head_mlp, .head_dropout = a->head_dropout,
-                         .precision = a->precision};
+                         .workers = threads, .precision = a->precision,
+                         .head = {.kind = a->head_mlp ? PL_HEAD_MLP : PL_HEAD_LINEAR, .dropout = a->head_dropout}};
     PlLock lock = {.fd = -1};
     if (st == PL_OK) st = pl_mkdir_p(dir);
     if (st == PL_OK && rank == 0) st = ft_claim_dir(a, dir, &lock);

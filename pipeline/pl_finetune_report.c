@@ -109,7 +109,8 @@ static json_t *options_json(const PlFinetuneOptions *o, const PlVitTrainSpec *sp
                      "balanced", o->balanced, "seed", (json_int_t)o->seed, "reduce", o->allreduce ? "allreduce" : "tree", "recompute",
                      sp->recompute, "checkpoint_every", (json_int_t)o->checkpoint_every, "loss",
                      sp->loss == PL_LOSS_BCE ? "bce_with_logits" : "cross_entropy", "height", sp->height, "width",
-                     sp->width, "head", sp->head_mlp ? "mlp" : "linear", "head_dropout", (double)sp->head_dropout);
+                     sp->width, "head", sp->head.kind == PL_HEAD_MLP ? "mlp" : "linear", "head_dropout",
+                     (double)sp->head.dropout);
     // DINO's wd_schedule end value, or null: constant weight decay
     if (opts && json_object_set_new(opts, "weight_decay_end", o->weight_decay_end >= 0 ? json_real(o->weight_decay_end)
                                                                                      : json_null()) != 0) {

@@ -16,9 +16,10 @@
 // W is derived from (g, v) once per step, not per micro-batch: pl_head_weight_norm fills it (and the row norms
 // ||v||) into a buffer the caller owns (pl_head_derived_floats, pointed by pl_head_derived_point), shared read-only
 // by every worker's forward and backward; the caller refreshes it after initialising or loading the parameters and
-// after every optimizer step. Its cost is out x bottleneck (+ out) floats once per model: 64 MiB at DINO's default
-// 65536 x 256 (not per worker). In BF16 the GEMMs convert W into the worker's operand scratch (it is outside the
-// parameter slab, so it has no resident BF16 copy).
+// after every optimizer step (the model, pl_vit_train.h, owns it and refreshes it in pl_vit_train_sync). Its cost is out x bottleneck (+ out) floats once per model: 64 MiB at DINO's default
+// 65536 x 256 (not per worker). In BF16 the GEMMs read W's resident BF16 copy when its owner keeps one (the model
+// places W right after its parameters and rounds both in pl_vit_train_sync), else convert W into the worker's
+// operand scratch.
 //
 // Ownership (pl_train_head.c): nothing here allocates. Parameters, gradients, activations and the DINO head's
 // derived W live in the caller's slabs; a PlHeadParams / PlHeadActs only points into them. One PlHeadActs per thread.

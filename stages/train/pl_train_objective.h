@@ -6,7 +6,8 @@
 //   - classification (pl_train_classify.h): backbone + head + softmax cross-entropy or BCE-with-logits;
 //   - DINO self-distillation arrives with `protloc pretrain`.
 // To add one: a file that fills a PlTrainObjective from its context and implements `microbatch` (and `begin_step`
-// when it keeps per-step derived state, e.g. a BF16 copy of the weights).
+// when it keeps per-step derived state, e.g. the model's BF16 copy of the weights and DINO head's W:
+// pl_vit_train_sync of every model it runs, the teacher's included).
 //
 // Ownership: the objective's context belongs to whoever built the table; the driver borrows both.
 #ifndef PL_TRAIN_OBJECTIVE_H

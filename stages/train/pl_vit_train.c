@@ -1,6 +1,7 @@
-// Trainable DINO ViT + classification head: the parameter layout (backbone then head), the workers' activation slabs
-// (one backbone activation set per view group, plus the head's), and the classification micro-batch composed of the
-// backbone (pl_vit_backbone.c) and head (pl_train_head.c) modules.
+// Trainable DINO ViT + head (any kind of pl_train_head.h): the parameter layout (backbone then head), the derived
+// state (the DINO head's W, the BF16 copy), the workers' activation slabs (one backbone activation set per view
+// group, plus the head's), and the micro-batch composed of the backbone (pl_vit_backbone.c) and head
+// (pl_train_head.c) modules.
 #include "pl_vit_train.h"
 
 #include <math.h>
@@ -27,27 +28,42 @@ struct PlVitTrain {
     const PlKernels *k;
     PlBackbone bb;             // the backbone module, pointed into params
     PlHeadSpec hs;
-    PlHeadParams hp;           // the head's parameters, pointed into params
+    PlHeadParams hp;           // the head's parameters, pointed into params (DINO: last_w / last_vnorm into derived)
     int nbackbone;             // backbone tensors (the head's first tensor index)
     PlTrainTensor *tensors;
     int ntensors;
-    float *params;
+    float *params;             // param_floats parameters, then derived_floats of derived state (one allocation)
     size_t param_floats;
-    uint16_t *params16;        // BF16: the parameters rounded once per step (pl_vit_train_sync), read by every GEMM
-    _Atomic int params16_valid;
+    float *derived;            // DINO head: W and its row norms (pl_head_derived_point), = params + param_floats
+    size_t derived_floats;     // 0 for the other heads
+    _Atomic int derived_valid; // derived was computed from the current parameters (pl_vit_train_sync)
+    uint16_t *params16;        // BF16: parameters and derived rounded once per step (pl_vit_train_sync), read by
+    _Atomic int params16_valid;//       every GEMM
     Worker *workers;
 };
 
 size_t pl_vit_train_param_floats(const PlVitTrain *t) { return t->param_floats; }
 float *pl_vit_train_params(PlVitTrain *t) {
     atomic_store_explicit(&t->params16_valid, 0, memory_order_release);   // the caller may change them
+    atomic_store_explicit(&t->derived_valid, 0, memory_order_release);
     return t->params;
 }
 
+// The derived state from the parameters: W first, then the BF16 copy of both (W's copy is rounded from the new W).
 void pl_vit_train_sync(PlVitTrain *t) {
+    if (t->derived_floats && !atomic_load_explicit(&t->derived_valid, memory_order_acquire)) {
+        pl_head_weight_norm(&t->hs, &t->hp);
+        atomic_store_explicit(&t->derived_valid, 1, memory_order_release);
+    }
     if (!t->params16 || atomic_load_explicit(&t->params16_valid, memory_order_acquire)) return;
-    pl_bf16_from_f32_n(t->params16, t->params, t->param_floats);
+    pl_bf16_from_f32_n(t->params16, t->params, t->param_floats + t->derived_floats);
     atomic_store_explicit(&t->params16_valid, 1, memory_order_release);
+}
+
+PlVitTrainHead pl_vit_train_head_dino(void) {
+    return (PlVitTrainHead){.kind = PL_HEAD_DINO, .hidden_dim = PL_HEAD_DINO_HIDDEN,
+                            .bottleneck_dim = PL_HEAD_DINO_BOTTLENECK, .nlayers = PL_HEAD_DINO_NLAYERS,
+                            .norm_last_layer = 1};
 }
 const PlVitTrainSpec *pl_vit_train_spec(const PlVitTrain *t) { return &t->s; }
 const PlHeadSpec *pl_vit_train_head_spec(const PlVitTrain *t) { return &t->hs; }
@@ -57,6 +73,15 @@ const PlTrainTensor *pl_vit_train_tensors(const PlVitTrain *t, int *count) {
 }
 
 // ---- layout ----
+
+// The head module's spec: the spec's head on cfg.dim features, classes outputs, micro_batch rows.
+static PlHeadSpec head_spec(const PlVitTrainSpec *spec) {
+    const PlVitTrainHead *h = &spec->head;
+    return (PlHeadSpec){.kind = h->kind, .in_dim = spec->cfg.dim, .out_dim = spec->classes, .dropout = h->dropout,
+                        .max_rows = spec->micro_batch, .hidden_dim = h->hidden_dim,
+                        .bottleneck_dim = h->bottleneck_dim, .nlayers = h->nlayers,
+                        .norm_last_layer = h->norm_last_layer};
+}
 
 // The spec with its view groups normalised (group 0 = height, width, micro_batch), the backbone's options and the
 // head's spec.
@@ -68,8 +93,7 @@ static void set_modules(PlVitTrain *t, const PlVitTrainSpec *spec) {
     t->bb.recompute = spec->recompute;
     t->bb.drop_path = spec->drop_path;
     t->bb.precision = spec->precision;
-    t->hs = (PlHeadSpec){.kind = spec->head_mlp ? PL_HEAD_MLP : PL_HEAD_LINEAR, .in_dim = spec->cfg.dim,
-                         .out_dim = spec->classes, .dropout = spec->head_dropout, .max_rows = spec->micro_batch};
+    t->hs = head_spec(spec);
 }
 
 static void build_layout(PlVitTrain *t) {
@@ -78,6 +102,7 @@ static void build_layout(PlVitTrain *t) {
     t->nbackbone = t->ntensors;
     pl_head_tensors(&t->hs, "head.", t->s.cfg.depth + 1, t->tensors, &t->ntensors, &off);
     t->param_floats = off;
+    t->derived_floats = pl_head_derived_floats(&t->hs);
 }
 
 // Carve one worker's activation slab; with base == NULL only counts floats. Returns the float count.
@@ -102,7 +127,8 @@ static size_t carve_worker(const PlVitTrain *t, Worker *w, float *base) {
     if (base)
         w->gemm = (PlTrainGemm){.k = t->k, .precision = t->s.precision, .a16 = (uint16_t *)(base + off),
                                 .b16 = (uint16_t *)(base + off + half), .cap = cap, .w32 = t->params,
-                                .w16 = t->params16, .wn = t->param_floats, .w16_valid = &t->params16_valid};
+                                .w16 = t->params16, .wn = t->param_floats + t->derived_floats,
+                                .w16_valid = &t->params16_valid};
     off += 2 * half;
     return off;
 }
@@ -123,8 +149,9 @@ double pl_vit_train_activation_bytes(const PlVitTrainSpec *spec) {
 }
 
 void pl_vit_train_bytes(const PlVitTrain *t, double *params, double *bf16, double *activations) {
-    *params = (double)t->param_floats * sizeof(float);
-    *bf16 = t->params16 ? (double)t->param_floats * sizeof *t->params16 : 0.0;
+    const double floats = (double)(t->param_floats + t->derived_floats);
+    *params = floats * sizeof(float);
+    *bf16 = t->params16 ? floats * sizeof *t->params16 : 0.0;
     double a = 0.0;
     for (int i = 0; i < t->s.workers; i++) a += (double)t->workers[i].slab_floats * sizeof(float);
     *activations = a;
@@ -155,8 +182,10 @@ static PlStatus check_spec(const PlVitTrainSpec *spec, const PlKernels *kernels)
         PL_TRY(pl_vit_config_check(c, g->height, g->width));
         if (g->micro_batch < 1) return PL_FAIL(PL_ERR_ARG, "view group %d has micro-batch %d", i, g->micro_batch);
     }
-    if (!(spec->head_dropout >= 0.0f && spec->head_dropout < 1.0f))
-        return PL_FAIL(PL_ERR_ARG, "head dropout %g is outside [0, 1)", (double)spec->head_dropout);
+    if (!(spec->head.dropout >= 0.0f && spec->head.dropout < 1.0f))
+        return PL_FAIL(PL_ERR_ARG, "head dropout %g is outside [0, 1)", (double)spec->head.dropout);
+    PlHeadSpec hs = head_spec(spec);
+    PL_TRY(pl_head_spec_check(&hs));
     if (!(spec->drop_path >= 0.0f && spec->drop_path < 1.0f))
         return PL_FAIL(PL_ERR_ARG, "drop-path rate %g is outside [0, 1)", (double)spec->drop_path);
     if (spec->precision != PL_PRECISION_FP32 && spec->precision != PL_PRECISION_BF16)
@@ -181,15 +210,17 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
     t->tensors = pl_calloc((size_t)pl_backbone_tensor_count(&spec->cfg) + PL_HEAD_MAX_TENSORS, sizeof *t->tensors);
     if (!t->tensors) goto nomem;
     build_layout(t);
-    t->params = pl_train_alloc_slab(t->param_floats);
+    t->params = pl_train_alloc_slab(t->param_floats + t->derived_floats);
     t->workers = pl_calloc((size_t)spec->workers, sizeof *t->workers);
     if (!t->params || !t->workers) goto nomem;
     if (spec->precision == PL_PRECISION_BF16) {
-        t->params16 = pl_calloc(t->param_floats, sizeof *t->params16);
+        t->params16 = pl_calloc(t->param_floats + t->derived_floats, sizeof *t->params16);
         if (!t->params16) goto nomem;
     }
     pl_backbone_point(&t->bb.p, &t->s.cfg, t->tensors, t->params);
     pl_head_point(&t->hp, &t->hs, t->tensors + t->nbackbone, t->params);
+    t->derived = t->params + t->param_floats;
+    pl_head_derived_point(&t->hp, &t->hs, t->derived);   // stale until load or sync: a DINO forward refuses it
     size_t wfloats = carve_worker(t, NULL, NULL);
     for (int i = 0; i < spec->workers; i++) {
         Worker *w = &t->workers[i];
@@ -247,6 +278,31 @@ PlStatus pl_vit_train_load(PlVitTrain *t, const PlWeights *w, const PlWeights *h
             PL_TRY(copy_tensor(x, head, x->name + 5, "the head", t->params + x->offset));
     }
     if (!head) pl_head_init(&t->hs, &t->hp, seed, t->nbackbone);
+    pl_vit_train_params(t);   // changed: W and the BF16 copy from the new parameters
+    pl_vit_train_sync(t);
+    return PL_OK;
+}
+
+PlStatus pl_vit_train_copy_params(PlVitTrain *dst, const PlVitTrain *src) {
+    if (dst->ntensors != src->ntensors)
+        return PL_FAIL(PL_ERR_ARG, "cannot copy a model of %d tensors into one of %d", src->ntensors, dst->ntensors);
+    for (int i = 0; i < src->ntensors; i++) {
+        const PlTrainTensor *a = &src->tensors[i], *b = &dst->tensors[i];
+        int same = strcmp(a->name, b->name) == 0 && a->offset == b->offset && a->ndim == b->ndim;
+        for (int d = 0; same && d < a->ndim; d++) same = a->shape[d] == b->shape[d];
+        if (!same) {
+            char x[96], y[96];
+            shape_text(a->ndim, a->shape, x, sizeof x);
+            shape_text(b->ndim, b->shape, y, sizeof y);
+            return PL_FAIL(PL_ERR_ARG, "cannot copy the model's parameters: tensor %d is '%s' %s at %zu in the source, "
+                                       "'%s' %s at %zu in the destination", i, a->name, x, a->offset, b->name, y,
+                           b->offset);
+        }
+    }
+    if (dst->param_floats != src->param_floats)   // the same tensors at the same offsets: never (a bug)
+        return PL_FAIL(PL_ERR_INTERNAL, "parameter slabs of %zu and %zu floats", src->param_floats, dst->param_floats);
+    memcpy(pl_vit_train_params(dst), src->params, src->param_floats * sizeof(float));
+    pl_vit_train_sync(dst);
     return PL_OK;
 }
 
@@ -280,6 +336,9 @@ static PlStatus check_worker(const PlVitTrain *t, int worker, int group, int n, 
 PlStatus pl_vit_train_forward(PlVitTrain *t, int worker, const float *x, int n, const uint64_t *keys,
                               const float **logits, float **dlogits) {
     PL_TRY(check_worker(t, worker, 0, n, "forward"));
+    if (t->derived_floats && !atomic_load_explicit(&t->derived_valid, memory_order_acquire))
+        return PL_FAIL(PL_ERR_ARG, "the DINO head's last layer is stale: call pl_vit_train_sync after changing the "
+                                   "parameters, before the forward");
     Worker *w = &t->workers[worker];
     PlBackboneActs *a = &w->acts[0];
     pl_head_set_dropout(&t->hs, &w->head, n, keys);
@@ -305,7 +364,7 @@ PlStatus pl_vit_train_backward(PlVitTrain *t, int worker, float *grad) {
 }
 
 PlStatus pl_vit_train_predict(PlVitTrain *t, int worker, const float *x, int n, float *logits) {
-    const float *out;
+    const float *out = NULL;
     PL_TRY(pl_vit_train_forward(t, worker, x, n, NULL, &out, NULL));
     memcpy(logits, out, (size_t)n * t->s.classes * sizeof(float));
     return PL_OK;
