@@ -19,7 +19,9 @@ typedef struct Worker {
     size_t slab_floats;
     PlBackboneActs acts[PL_TRAIN_MAX_GROUPS];   // one per view group
     PlHeadActs head;           // the head on group 0's features: logits in head.out (m, NC)
-    float *dlogits;            // (m, NC)
+    float *dlogits;            // (rows, NC): rows = the head's max_rows
+    const float *head_in;      // pl_vit_train_head_forward's features (n rows), NULL before one
+    int head_n;
     PlTrainGemm gemm;          // every GEMM of this worker: backend, precision, BF16 operand scratch (in the slab)
 } Worker;
 
@@ -74,11 +76,12 @@ const PlTrainTensor *pl_vit_train_tensors(const PlVitTrain *t, int *count) {
 
 // ---- layout ----
 
-// The head module's spec: the spec's head on cfg.dim features, classes outputs, micro_batch rows.
+// The head module's spec: the spec's head on cfg.dim features, classes outputs, max(micro_batch, head_rows) rows.
 static PlHeadSpec head_spec(const PlVitTrainSpec *spec) {
     const PlVitTrainHead *h = &spec->head;
+    const int rows = spec->head_rows > spec->micro_batch ? spec->head_rows : spec->micro_batch;
     return (PlHeadSpec){.kind = h->kind, .in_dim = spec->cfg.dim, .out_dim = spec->classes, .dropout = h->dropout,
-                        .max_rows = spec->micro_batch, .hidden_dim = h->hidden_dim,
+                        .max_rows = rows, .hidden_dim = h->hidden_dim,
                         .bottleneck_dim = h->bottleneck_dim, .nlayers = h->nlayers,
                         .norm_last_layer = h->norm_last_layer};
 }
@@ -117,7 +120,7 @@ static size_t carve_worker(const PlVitTrain *t, Worker *w, float *base) {
         cap = c > cap ? c : cap;
     }
     off += pl_head_acts_carve(base ? &w->head : NULL, &t->hs, base ? base + off : NULL);
-    const size_t NC = (size_t)t->s.classes, m = (size_t)t->s.micro_batch;
+    const size_t NC = (size_t)t->s.classes, m = (size_t)t->hs.max_rows;
     if (base) w->dlogits = base + off;
     off += (m * NC + 15) & ~(size_t)15;
     // BF16 operands of the largest GEMM (activations rows x widest, or the largest weight), two of them
@@ -344,6 +347,8 @@ PlStatus pl_vit_train_forward(PlVitTrain *t, int worker, const float *x, int n, 
     pl_head_set_dropout(&t->hs, &w->head, n, keys);
     PL_TRY(pl_backbone_forward(&t->bb, a, &w->gemm, x, n, t->s.height, t->s.width, keys));
     pl_head_forward(&t->hs, &t->hp, &w->head, &w->gemm, a->lnf, n);
+    w->head_in = a->lnf;
+    w->head_n = n;
     *logits = w->head.out;
     if (dlogits) *dlogits = w->dlogits;
     return PL_OK;
@@ -387,5 +392,36 @@ PlStatus pl_vit_train_backbone_backward(PlVitTrain *t, int worker, int group, co
     PlBackboneParams bg;
     pl_backbone_point(&bg, &t->s.cfg, t->tensors, grad);
     pl_backbone_backward(&t->bb, a, &t->workers[worker].gemm, dfeat, &bg, accumulate);
+    return PL_OK;
+}
+
+// ---- the head alone, on given features ----
+
+PlStatus pl_vit_train_head_forward(PlVitTrain *t, int worker, const float *feat, int n, const uint64_t *keys,
+                                   const float **out, float **dout) {
+    if (worker < 0 || worker >= t->s.workers || n < 1 || n > t->hs.max_rows)
+        return PL_FAIL(PL_ERR_ARG, "head forward of %d rows on worker %d (limits %d, %d)", n, worker, t->hs.max_rows,
+                       t->s.workers);
+    if (t->derived_floats && !atomic_load_explicit(&t->derived_valid, memory_order_acquire))
+        return PL_FAIL(PL_ERR_ARG, "the DINO head's last layer is stale: call pl_vit_train_sync after changing the "
+                                   "parameters, before the forward");
+    Worker *w = &t->workers[worker];
+    pl_head_set_dropout(&t->hs, &w->head, n, keys);
+    pl_head_forward(&t->hs, &t->hp, &w->head, &w->gemm, feat, n);
+    w->head_in = feat;
+    w->head_n = n;
+    *out = w->head.out;
+    if (dout) *dout = w->dlogits;
+    return PL_OK;
+}
+
+PlStatus pl_vit_train_head_backward(PlVitTrain *t, int worker, float *grad, const float **dfeat) {
+    if (worker < 0 || worker >= t->s.workers) return PL_FAIL(PL_ERR_ARG, "head backward on worker %d", worker);
+    Worker *w = &t->workers[worker];
+    if (!w->head_in) return PL_FAIL(PL_ERR_ARG, "head backward on worker %d before its head forward", worker);
+    PlHeadParams hg;
+    pl_head_point(&hg, &t->hs, t->tensors + t->nbackbone, grad);
+    pl_head_backward(&t->hs, &t->hp, &hg, &w->head, &w->gemm, w->dlogits, w->head_in, w->head_n);
+    *dfeat = w->head.dinp;
     return PL_OK;
 }

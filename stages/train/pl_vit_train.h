@@ -74,6 +74,9 @@ typedef struct PlVitTrainSpec {
     // one; up to PL_TRAIN_MAX_GROUPS with extra groups in groups[1 ..] (backbone forward/backward only).
     int ngroups;
     PlViewGroup groups[PL_TRAIN_MAX_GROUPS];
+    // Rows of the head's activations per worker (pl_vit_train_head_forward on given features, e.g. DINO's student
+    // head over every view of a micro-batch): 0 or below micro_batch = micro_batch (fine-tuning: unchanged).
+    int head_rows;
 } PlVitTrainSpec;
 
 typedef struct PlVitTrain PlVitTrain;
@@ -82,7 +85,7 @@ PlStatus pl_vit_train_create(const PlVitTrainSpec *spec, const PlKernels *kernel
 void pl_vit_train_destroy(PlVitTrain *t);
 // Bytes of one worker's activations for this spec (computed by the same carving as create, without allocating):
 // per view group the backbone's activations (pl_vit_backbone.h) for its micro-batch m_g; the head's for group 0's
-// m rows (pl_head_acts_carve: its output (m, classes), its d(input) (m, dim) and the kind's intermediates - DINO:
+// m rows (max(m, head_rows) with PlVitTrainSpec.head_rows; pl_head_acts_carve: its output (m, classes), its d(input) (m, dim) and the kind's intermediates - DINO:
 // 2 (nlayers - 1) + 2 hidden-wide and 3 bottleneck-wide rows each); the d(output) buffer (m, classes); in BF16 two
 // operand scratches as large as the largest GEMM operand (DINO: out x bottleneck, 2 x 32 MiB at the defaults).
 // The head's output and d(output) grow with classes: 2 x m x 65536 floats (8 MiB at m = 16) for DINO's out_dim.
@@ -146,6 +149,17 @@ PlStatus pl_vit_train_backbone_forward(PlVitTrain *t, int worker, int group, con
                                        int width, const uint64_t *keys, const float **features);
 PlStatus pl_vit_train_backbone_backward(PlVitTrain *t, int worker, int group, const float *dfeat, float *grad,
                                         int accumulate);
+// The head alone on `worker` over given features feat (n, D), n <= the head's rows (PlVitTrainSpec.head_rows): *out
+// (n, classes) the head's output and *dout the worker's buffer (n, classes) the caller's loss fills with d(loss)/d(out)
+// before pl_vit_train_head_backward (dout NULL: forward only); both valid until the worker's next head forward (this
+// or pl_vit_train_forward). keys (n): MLP head dropout masks (NULL: none). feat must stay unchanged until the
+// backward. A DINO head needs fresh derived state (pl_vit_train_sync).
+PlStatus pl_vit_train_head_forward(PlVitTrain *t, int worker, const float *feat, int n, const uint64_t *keys,
+                                   const float **out, float **dout);
+// Backward of the worker's last head forward from its dout: the head tensors' gradients into grad (param floats),
+// overwritten (the backbone's are left alone: pl_vit_train_backbone_backward writes them), and *dfeat (n, D), the
+// worker's buffer, d(loss)/d(feat), valid until its next head backward.
+PlStatus pl_vit_train_head_backward(PlVitTrain *t, int worker, float *grad, const float **dfeat);
 // The head's spec (the head's tensors follow the backbone's in the table).
 const PlHeadSpec *pl_vit_train_head_spec(const PlVitTrain *t);
 
