@@ -4,7 +4,7 @@
 // statistics in a fixed order; the optimizer (pl_optim.h) and the loop (pl_trainer.h) never learn which objective
 // runs. An objective is a table of function pointers over its own context (the IOR aiori.h pattern):
 //   - classification (pl_train_classify.h): backbone + head + softmax cross-entropy or BCE-with-logits;
-//   - DINO self-distillation arrives with `protloc pretrain`.
+//   - DINO self-distillation (pl_train_dino.h): teacher and student views, DINOLoss, the center as statistics.
 // To add one: a file that fills a PlTrainObjective from its context and implements `microbatch` (and `begin_step`
 // when it keeps per-step derived state, e.g. the model's BF16 copy of the weights and DINO head's W:
 // pl_vit_train_sync of every model it runs, the teacher's included).
