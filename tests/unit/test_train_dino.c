@@ -2,8 +2,9 @@
 // (tests/fixtures/dino_train/make_dino_train_fixtures.py: main_dino.py's train_one_epoch in float64 on a tiny ViT +
 // DINOHead, 4 images of 2 global 32x32 and 2 local 16x16 views, 3 steps): the C steps run through pl_train_step
 // (the objective), pl_optim (AdamW, per-tensor clip 3.0, the decayed group's wd schedule, "last_layer" frozen at step
-// 0, weight_g always) and pl_train_dino_after_step (center, teacher EMA), driven by hand here (the loop's schedule and
-// hook calls, without pl_trainer_run's files); loss, center, student and teacher weights are compared after every
+// 0, weight_g always) and pl_train_dino_after_step (center, teacher EMA), driven by hand (micro-batches of 1, 2 and 4
+// images) and through pl_trainer_run (the after-step hook of a pretraining command, which also moves the last-layer
+// freeze; bit-identical to the by-hand steps); loss, center, student and teacher weights are compared after every
 // step. The weights are also bit-identical for 1, 2 and 3 threads at the same micro-batch size.
 #include "pl_testutil.h"
 
@@ -17,6 +18,7 @@
 #include "pl_threadpool.h"
 #include "pl_train_dino.h"
 #include "pl_train_step.h"
+#include "pl_trainer.h"
 #include "pl_vit_train.h"
 
 enum { B = 4, C = 2, G = 32, L = 16, NLOC = 2, K = 64, STEPS = 3 };
@@ -117,24 +119,39 @@ static PlVitTrainSpec model_spec(int m, int workers, int student) {
     return sp;
 }
 
-static void run_steps(const Fixture *f, int m, int threads, Run *r) {
-    PlVitTrainSpec ss = model_spec(m, threads, 1), ts = model_spec(m, threads, 0);
+// Everything one run holds: the two models (the student from the fixture's initial weights, the teacher its copy),
+// the pool, the objective, the step driver and the optimizer (DINO's: AdamW, per-tensor clip, "last_layer" frozen
+// for the first epoch, weight_g always).
+typedef struct Setup {
+    const Fixture *f;
     PlVitTrain *student, *teacher;
-    PL_ASSERT_OK(pl_vit_train_create(&ss, NULL, &student));
-    PL_ASSERT_OK(pl_vit_train_create(&ts, NULL, &teacher));
+    PlThreadPool *pool;
+    PlTrainDino *d;
+    PlTrainObjective obj;
+    PlTrainStep *step;
+    PlOptim *op;
     int idx[64];
-    map_tensors(f, student, idx);
+    Run *r;
+    PlDinoBatch batch;
+} Setup;
+
+static void setup_create(Setup *u, const Fixture *f, int m, int threads, Run *r) {
+    memset(u, 0, sizeof *u);
+    u->f = f;
+    u->r = r;
+    PlVitTrainSpec ss = model_spec(m, threads, 1), ts = model_spec(m, threads, 0);
+    PL_ASSERT_OK(pl_vit_train_create(&ss, NULL, &u->student));
+    PL_ASSERT_OK(pl_vit_train_create(&ts, NULL, &u->teacher));
+    map_tensors(f, u->student, u->idx);
     int count;
-    const PlTrainTensor *tab = pl_vit_train_tensors(student, &count);
-    float *params = pl_vit_train_params(student);
+    const PlTrainTensor *tab = pl_vit_train_tensors(u->student, &count);
+    float *params = pl_vit_train_params(u->student);
     const float *init = f->init.data;
     for (int i = 0, off = 0; i < f->count; off += (int)f->numel[i], i++)
-        memcpy(params + tab[idx[i]].offset, init + off, f->numel[i] * sizeof(float));
-    pl_vit_train_sync(student);
-    PL_ASSERT_OK(pl_vit_train_copy_params(teacher, student));
-
-    PlThreadPool *pool;
-    PL_ASSERT_OK(pl_threadpool_create(threads, &pool));
+        memcpy(params + tab[u->idx[i]].offset, init + off, f->numel[i] * sizeof(float));
+    pl_vit_train_sync(u->student);
+    PL_ASSERT_OK(pl_vit_train_copy_params(u->teacher, u->student));
+    PL_ASSERT_OK(pl_threadpool_create(threads, &u->pool));
     PlTrainDinoOptions o;
     pl_train_dino_options_default(&o);
     o.local_views = NLOC;
@@ -146,55 +163,116 @@ static void run_steps(const Fixture *f, int m, int threads, Run *r) {
     o.steps_per_epoch = 1;
     o.total_steps = STEPS;
     o.global_batch = B;
-    o.pool = pool;
-    PlTrainDino *d;
-    PL_ASSERT_OK(pl_train_dino_create(student, teacher, &o, &d));
-    PlTrainObjective obj;
-    pl_train_dino_objective(d, &obj);
-    PlTrainStep *step;
+    o.pool = u->pool;
+    PL_ASSERT_OK(pl_train_dino_create(u->student, u->teacher, &o, &u->d));
+    pl_train_dino_objective(u->d, &u->obj);
     PlTrainStepOptions so = {.global_batch = B};
-    PL_ASSERT_OK(pl_train_step_create(&obj, pool, &so, &step));
+    PL_ASSERT_OK(pl_train_step_create(&u->obj, u->pool, &so, &u->step));
     PlOptimOptions oo;
     pl_optim_options_default(&oo);
     oo.weight_decay = WD;
     oo.clip = CLIP;
     oo.clip_mode = PL_OPTIM_CLIP_PER_TENSOR;
-    PlOptim *op;
-    PL_ASSERT_OK(pl_optim_create(student, &oo, &op));
-    const PlDinoBatch batch = {.globals = f->glob.data, .locals = f->loc.data};
+    PL_ASSERT_OK(pl_optim_create(u->student, &oo, &u->op));
+    u->batch = (PlDinoBatch){.globals = f->glob.data, .locals = f->loc.data};
+}
+
+static void setup_destroy(Setup *u) {
+    pl_optim_destroy(u->op);
+    pl_train_step_destroy(u->step);
+    pl_train_dino_destroy(u->d);
+    pl_threadpool_destroy(u->pool);
+    pl_vit_train_destroy(u->teacher);
+    pl_vit_train_destroy(u->student);
+}
+
+// DINO's cancel_gradients_last_layer with freeze_last_layer 1 (1 step per epoch): "last_layer" frozen at step 0
+// only; weight_g (norm_last_layer) always.
+static void freeze_for(PlOptim *op, int64_t s) {
+    int matched = 0;
+    pl_optim_set_frozen_matching(op, "last_layer", s < 1, &matched);
+    assert_int_equal(matched, 2);
+    pl_optim_set_frozen_matching(op, "last_layer.weight_g", 1, NULL);
+}
+
+// The state after step s into the run: center, student and teacher weights in the fixture's flat order.
+static void record(Setup *u, int s) {
+    const Fixture *f = u->f;
+    int count;
+    const PlTrainTensor *tab = pl_vit_train_tensors(u->student, &count);
+    memcpy(u->r->center[s], pl_train_dino_center(u->d), sizeof u->r->center[s]);
+    const float *sp = pl_vit_train_params(u->student), *tp = pl_vit_train_params(u->teacher);
+    for (int i = 0, off = 0; i < f->count; off += (int)f->numel[i], i++) {
+        memcpy(u->r->student + s * f->P + off, sp + tab[u->idx[i]].offset, f->numel[i] * sizeof(float));
+        memcpy(u->r->teacher + s * f->P + off, tp + tab[u->idx[i]].offset, f->numel[i] * sizeof(float));
+    }
+}
+
+// The steps by hand: the loop's schedules (pl_trainer.c) and hook calls.
+static void run_steps(const Fixture *f, int m, int threads, Run *r) {
+    Setup u;
+    setup_create(&u, f, m, threads, r);
     const double *sched = f->sched.data;
     for (int s = 0; s < STEPS; s++) {
-        // the loop's schedules (pl_trainer.c): lr and the decayed group's wd per step; DINO's cancel_gradients_last_layer
         const double lr = pl_lr_at(s, STEPS, 0, LR, MIN_LR, 0);
         const double wd = pl_cosine_schedule_at(s, STEPS, 0, WD, WD_END, 0.0);
         assert_true(fabs(lr - sched[s * 4 + 0]) <= 1e-18 && fabs(wd - sched[s * 4 + 1]) <= 1e-17);
-        assert_true(fabs(pl_train_dino_momentum(d, s) - sched[s * 4 + 2]) <= 1e-16);
-        PL_ASSERT_OK(pl_optim_set_weight_decay(op, wd));
-        int matched = 0;
-        pl_optim_set_frozen_matching(op, "last_layer", s < 1, &matched);
-        assert_int_equal(matched, 2);
-        pl_optim_set_frozen_matching(op, "last_layer.weight_g", 1, NULL);
+        assert_true(fabs(pl_train_dino_momentum(u.d, s) - sched[s * 4 + 2]) <= 1e-16);
+        PL_ASSERT_OK(pl_optim_set_weight_decay(u.op, wd));
+        freeze_for(u.op, s);
         float *grad;
         const float *stats;
         double loss;
-        PL_ASSERT_OK(pl_train_step_run(step, &batch, &grad, &stats, &loss));
-        assert_true(fabs(pl_train_dino_teacher_temp(d) - sched[s * 4 + 3]) <= 1e-17);
-        pl_optim_step(op, pl_vit_train_params(student), grad, lr, pool, NULL);
-        PL_ASSERT_OK(pl_train_dino_after_step(d, s, stats));
+        PL_ASSERT_OK(pl_train_step_run(u.step, &u.batch, &grad, &stats, &loss));
+        assert_true(fabs(pl_train_dino_teacher_temp(u.d) - sched[s * 4 + 3]) <= 1e-17);
+        pl_optim_step(u.op, pl_vit_train_params(u.student), grad, lr, u.pool, NULL);
+        PL_ASSERT_OK(pl_train_dino_after_step(u.d, s, stats));
         r->loss[s] = loss;
-        memcpy(r->center[s], pl_train_dino_center(d), sizeof r->center[s]);
-        const float *sp = pl_vit_train_params(student), *tp = pl_vit_train_params(teacher);
-        for (int i = 0, off = 0; i < f->count; off += (int)f->numel[i], i++) {
-            memcpy(r->student + s * f->P + off, sp + tab[idx[i]].offset, f->numel[i] * sizeof(float));
-            memcpy(r->teacher + s * f->P + off, tp + tab[idx[i]].offset, f->numel[i] * sizeof(float));
-        }
+        record(&u, s);
     }
-    pl_optim_destroy(op);
-    pl_train_step_destroy(step);
-    pl_train_dino_destroy(d);
-    pl_threadpool_destroy(pool);
-    pl_vit_train_destroy(teacher);
-    pl_vit_train_destroy(student);
+    setup_destroy(&u);
+}
+
+// ---- the same steps through pl_trainer_run ----
+
+static PlStatus src_prepare(void *ctx, int64_t step, int slot) {
+    (void)ctx, (void)step, (void)slot;
+    return PL_OK;   // the views are fixed
+}
+static const void *src_batch(void *ctx, int slot) {
+    (void)slot;
+    return &((Setup *)ctx)->batch;
+}
+// The command's after-step hook: DINO's center and teacher update, then the next step's last-layer freeze.
+static PlStatus loop_after_step(void *ctx, int64_t step, const float *stats) {
+    Setup *u = ctx;
+    PL_TRY(pl_train_dino_after_step(u->d, step, stats));
+    record(u, (int)step);
+    freeze_for(u->op, step + 1);
+    return PL_OK;
+}
+
+static void run_loop(const Fixture *f, int m, int threads, Run *r) {
+    Setup u;
+    setup_create(&u, f, m, threads, r);
+    char *dir = pl_test_tmpdir();
+    assert_non_null(dir);
+    freeze_for(u.op, 0);
+    const PlBatchSource src = {.ctx = &u, .prepare = src_prepare, .batch = src_batch};
+    const PlTrainerHooks hooks = {.ctx = &u, .after_step = loop_after_step};
+    const PlTrainerOptions to = {.out_dir = dir, .total_steps = STEPS, .batch = B, .epoch_samples = B,
+                                 .peak_lr = LR, .min_lr = MIN_LR, .wd_schedule = 1, .wd_base = WD, .wd_final = WD_END,
+                                 .keys = {.args_text = "test_train_dino", .total_steps = STEPS}, .pool = u.pool,
+                                 .quiet = 1};
+    double epoch_loss[STEPS + 2] = {0};
+    PlTrainState fs = {.cap_epochs = STEPS + 2, .epoch_loss = epoch_loss};
+    PlTrainerResult tr;
+    PL_ASSERT_OK(pl_trainer_run(u.student, u.step, u.op, &src, NULL, &hooks, &to, &fs, &tr));
+    assert_int_equal(fs.n_epochs, STEPS);
+    for (int s = 0; s < STEPS; s++) r->loss[s] = epoch_loss[s];   // one step per epoch
+    pl_test_rmtree(dir);
+    free(dir);
+    setup_destroy(&u);
 }
 
 static void run_alloc(const Fixture *f, Run *r) {
@@ -322,10 +400,32 @@ static void test_arguments(void **state) {
     pl_vit_train_destroy(student);
 }
 
+// The loop (pl_trainer_run with DINO's after-step hook) gives the by-hand steps' weights, centers and losses bit for
+// bit, so it matches DINO's own steps too.
+static void test_trainer_loop(void **state) {
+    (void)state;
+    Fixture f;
+    fixture_load(&f);
+    Run hand, loop;
+    run_alloc(&f, &hand);
+    run_alloc(&f, &loop);
+    run_steps(&f, 2, 1, &hand);
+    run_loop(&f, 2, 2, &loop);
+    check_golden(&f, &loop, "pl_trainer_run");
+    assert_memory_equal(loop.student, hand.student, STEPS * f.P * sizeof(float));
+    assert_memory_equal(loop.teacher, hand.teacher, STEPS * f.P * sizeof(float));
+    assert_memory_equal(loop.center, hand.center, sizeof loop.center);
+    for (int s = 0; s < STEPS; s++) assert_true(loop.loss[s] == hand.loss[s]);
+    run_free(&hand);
+    run_free(&loop);
+    fixture_free(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_threads_bit_identical),
+        cmocka_unit_test(test_trainer_loop),
         cmocka_unit_test(test_arguments),
     };
     return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
