@@ -105,6 +105,10 @@ typedef struct Run {
     float center[STEPS][K];
 } Run;
 
+// Drop path of the student in the keyed runs (test_drop_path): its rate and one key per view of each image.
+static float g_drop_path;
+static uint64_t g_gkeys[B * 2], g_lkeys[B * NLOC];
+
 static PlVitTrainSpec model_spec(int m, int workers, int student) {
     PlVitTrainSpec sp = {.cfg = CFG, .classes = K, .height = G, .width = G, .micro_batch = 2 * m,
                          .workers = workers};
@@ -112,6 +116,7 @@ static PlVitTrainSpec model_spec(int m, int workers, int student) {
     sp.head.hidden_dim = 48;
     sp.head.bottleneck_dim = 16;
     if (student) {
+        sp.drop_path = g_drop_path;
         sp.ngroups = 2;
         sp.groups[1] = (PlViewGroup){.height = L, .width = L, .micro_batch = NLOC * m};
         sp.head_rows = (2 + NLOC) * m;
@@ -175,6 +180,10 @@ static void setup_create(Setup *u, const Fixture *f, int m, int threads, Run *r)
     oo.clip_mode = PL_OPTIM_CLIP_PER_TENSOR;
     PL_ASSERT_OK(pl_optim_create(u->student, &oo, &u->op));
     u->batch = (PlDinoBatch){.globals = f->glob.data, .locals = f->loc.data};
+    if (g_drop_path > 0.0f) {
+        u->batch.global_keys = g_gkeys;
+        u->batch.local_keys = g_lkeys;
+    }
 }
 
 static void setup_destroy(Setup *u) {
@@ -400,6 +409,41 @@ static void test_arguments(void **state) {
     pl_vit_train_destroy(student);
 }
 
+// Drop path on the student (rate 0.3, keys per view): each view's mask follows its key, whichever micro-batch and
+// thread compute it: micro-batches of 1 and 4 images agree to float32 rounding (a misplaced key would drop other
+// samples' paths and change the loss by far more), 1 and 3 threads bit for bit, and the loss differs from the
+// undropped one.
+static void test_drop_path(void **state) {
+    (void)state;
+    Fixture f;
+    fixture_load(&f);
+    for (int i = 0; i < B * 2; i++) g_gkeys[i] = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
+    for (int i = 0; i < B * NLOC; i++) g_lkeys[i] = 0xd1b54a32d192ed03ull * (uint64_t)(i + 7);
+    g_drop_path = 0.3f;
+    Run a, b, c;
+    run_alloc(&f, &a);
+    run_alloc(&f, &b);
+    run_alloc(&f, &c);
+    run_steps(&f, 1, 1, &a);
+    run_steps(&f, 1, 3, &b);
+    run_steps(&f, 4, 1, &c);
+    g_drop_path = 0.0f;
+    assert_memory_equal(a.student, b.student, STEPS * f.P * sizeof(float));
+    assert_memory_equal(a.teacher, b.teacher, STEPS * f.P * sizeof(float));
+    const double *lref = f.loss.data;
+    for (int s = 0; s < STEPS; s++) {
+        printf("drop path step %d: loss %.9f (micro-batch 4: %.9f, no drop path: %.9f)\n", s, a.loss[s], c.loss[s],
+               lref[s]);
+        assert_true(a.loss[s] == b.loss[s]);
+        assert_true(fabs(a.loss[s] - c.loss[s]) <= LOSS_RTOL * fabs(a.loss[s]));
+    }
+    assert_true(fabs(a.loss[0] - lref[0]) > 1e-3 * fabs(lref[0]));
+    run_free(&a);
+    run_free(&b);
+    run_free(&c);
+    fixture_free(&f);
+}
+
 // The loop (pl_trainer_run with DINO's after-step hook) gives the by-hand steps' weights, centers and losses bit for
 // bit, so it matches DINO's own steps too.
 static void test_trainer_loop(void **state) {
@@ -426,6 +470,7 @@ int main(void) {
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_threads_bit_identical),
         cmocka_unit_test(test_trainer_loop),
+        cmocka_unit_test(test_drop_path),
         cmocka_unit_test(test_arguments),
     };
     return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
