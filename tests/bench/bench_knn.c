@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "fma_peak.h"
 #include "pl_bf16.h"
 #include "pl_clock.h"
 #include "pl_knn.h"
@@ -196,6 +197,8 @@ int main(int argc, char **argv) {
     if (parse_args(argc, argv, &b, &write_dir, &modes) != 0) return 2;
     if (make_data(&b) != 0) { fprintf(stderr, "out of memory\n"); return 1; }
     if (write_dir && write_data(&b, write_dir) != PL_OK) { fprintf(stderr, "%s\n", pl_error_message()); return 1; }
+    printf("fma_peak  %d thread(s)  %.1f GFLOP/s FP32 (measured now; the figures below are shares of it)\n",
+           (int)b.threads, fma_peak_gflops((int)b.threads));
     bench_large_gemm(&b);
     uint16_t *qh = malloc(sizeof(uint16_t) * b.Q * b.D), *rh = malloc(sizeof(uint16_t) * b.R * b.D);
     if (!qh || !rh) { fprintf(stderr, "out of memory\n"); return 1; }
