@@ -47,3 +47,34 @@ void pl_image_free(PlImage *img) {
     free(img->data);
     memset(img, 0, sizeof *img);
 }
+
+void pl_image_blur_separable(const float *in, float *out, float *tmp, int H, int W, const float *kc, int r) {
+    for (int y = 0; y < H; y++) {   // along x, into tmp
+        const float *row = in + (size_t)y * W;
+        float *o = tmp + (size_t)y * W;
+        for (int x = 0; x < W; x++) {
+            float acc = 0;
+            if (x >= r && x + r < W) {
+                for (int j = -r; j <= r; j++) acc += kc[j] * row[x + j];
+            } else {
+                for (int j = -r; j <= r; j++) {
+                    int xx = x + j;
+                    xx = xx < 0 ? 0 : (xx >= W ? W - 1 : xx);
+                    acc += kc[j] * row[xx];
+                }
+            }
+            o[x] = acc;
+        }
+    }
+    for (int y = 0; y < H; y++) {   // along y, from tmp
+        float *o = out + (size_t)y * W;
+        for (int x = 0; x < W; x++) o[x] = 0;
+        for (int j = -r; j <= r; j++) {
+            int yy = y + j;
+            yy = yy < 0 ? 0 : (yy >= H ? H - 1 : yy);
+            const float *src = tmp + (size_t)yy * W;
+            float w = kc[j];
+            for (int x = 0; x < W; x++) o[x] += w * src[x];
+        }
+    }
+}

@@ -25,5 +25,9 @@ void pl_image_free(PlImage *img);
 PlStatus pl_image_reshape(PlImage *img, int channels, int height, int width);
 // Pointer to channel c: data + c*height*width.
 float *pl_image_channel(const PlImage *img, int c);
+// Separable convolution of one plane in (H, W) with the symmetric kernel k[-r .. r] (`kc` points at its centre,
+// r >= 1) along x, then along y, borders replicated: out (H, W) (may equal in), tmp (H, W) scratch. Each output
+// sums its 2r + 1 products in kernel order (the Gaussians of segmentation and of DINO's augmentation).
+void pl_image_blur_separable(const float *in, float *out, float *tmp, int H, int W, const float *kc, int r);
 
 #endif

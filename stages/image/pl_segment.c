@@ -1,6 +1,8 @@
 // Nucleus segmentation: Gaussian blur, Otsu, contrast rule, hole filling, EDT, dynamics watershed, filters.
 #include "pl_segment.h"
 
+#include "pl_image.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,43 +128,13 @@ void pl_segmenter_destroy(PlSegmenter *s) {
     free(s);
 }
 
-// Separable Gaussian with replicated borders: in (H, W) → out (H, W), tmp (H, W) scratch.
+// Separable Gaussian with replicated borders: in (H, W) → out (H, W), through the segmenter's tmp plane.
 static void blur(const PlSegmenter *s, const float *in, float *out) {
-    int H = s->H, W = s->W, r = s->radius;
-    const float *k = s->kernel + r;
-    float *tmp = s->tmp;
-    if (r == 0) {
-        memcpy(out, in, (size_t)H * W * sizeof(float));
+    if (s->radius == 0) {
+        memcpy(out, in, (size_t)s->H * s->W * sizeof(float));
         return;
     }
-    for (int y = 0; y < H; y++) {
-        const float *row = in + (size_t)y * W;
-        float *o = tmp + (size_t)y * W;
-        for (int x = 0; x < W; x++) {
-            float acc = 0;
-            if (x >= r && x + r < W) {
-                for (int j = -r; j <= r; j++) acc += k[j] * row[x + j];
-            } else {
-                for (int j = -r; j <= r; j++) {
-                    int xx = x + j;
-                    xx = xx < 0 ? 0 : (xx >= W ? W - 1 : xx);
-                    acc += k[j] * row[xx];
-                }
-            }
-            o[x] = acc;
-        }
-    }
-    for (int y = 0; y < H; y++) {
-        float *o = out + (size_t)y * W;
-        for (int x = 0; x < W; x++) o[x] = 0;
-        for (int j = -r; j <= r; j++) {
-            int yy = y + j;
-            yy = yy < 0 ? 0 : (yy >= H ? H - 1 : yy);
-            const float *src = tmp + (size_t)yy * W;
-            float w = k[j];
-            for (int x = 0; x < W; x++) o[x] += w * src[x];
-        }
-    }
+    pl_image_blur_separable(in, out, s->tmp, s->H, s->W, s->kernel + s->radius, s->radius);
 }
 
 // k-th smallest of a[0..n) (reorders a). Hoare quickselect; balanced on runs of equal values.

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "pl_image.h"
 #include "pl_rng.h"
 #include "pl_train_augment.h"
 
@@ -124,29 +125,12 @@ void pl_dino_resize_bicubic(const float *src, int stride, int top, int left, int
 }
 
 void pl_dino_gaussian_blur(float *x, int H, int W, double sigma, float *scratch) {
-    int R = pl_dino_blur_radius(sigma), K = 2 * R + 1;
-    float *tmp = scratch, *k = scratch + (size_t)H * W;   // tmp (H, W), k (K)
+    int R = pl_dino_blur_radius(sigma);
+    float *tmp = scratch, *k = scratch + (size_t)H * W;   // tmp (H, W), k (2R + 1)
     double sum = 0.0;
     for (int j = -R; j <= R; j++) sum += exp(-(double)j * j / (2.0 * sigma * sigma));
     for (int j = -R; j <= R; j++) k[j + R] = (float)(exp(-(double)j * j / (2.0 * sigma * sigma)) / sum);
-    for (int y = 0; y < H; y++) {   // along x
-        const float *row = x + (size_t)y * W;
-        float *t = tmp + (size_t)y * W;
-        for (int c = 0; c < W; c++) {
-            float acc = 0.0f;
-            for (int j = 0; j < K; j++) acc += k[j] * row[clampi(c + j - R, W)];
-            t[c] = acc;
-        }
-    }
-    for (int y = 0; y < H; y++) {   // along y, back into x
-        float *d = x + (size_t)y * W;
-        for (int c = 0; c < W; c++) d[c] = 0.0f;
-        for (int j = 0; j < K; j++) {
-            const float *t = tmp + (size_t)clampi(y + j - R, H) * W;
-            float kj = k[j];
-            for (int c = 0; c < W; c++) d[c] += kj * t[c];
-        }
-    }
+    pl_image_blur_separable(x, x, tmp, H, W, k + R, R);
 }
 
 void pl_dino_augment_view_params(const PlDinoAugmentOptions *o, uint64_t key, int view, int H, int W, int rgb,
