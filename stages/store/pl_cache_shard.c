@@ -1,4 +1,4 @@
-// Training-cache shards: byte-shuffled zstd sample frames plus one checksummed table, written atomically (pl_cache_shard.h).
+// Training-cache shards: shuffled zstd sample frames and a checksummed table, written atomically (pl_cache_shard.h).
 #include "pl_cache_shard.h"
 
 #include <errno.h>
@@ -157,7 +157,8 @@ PlStatus pl_cache_shard_create(PlCacheShardWriter **out, const char *final_path,
     size_t raw = shard_sample_bytes(C, S);
     if (!raw) return pl_error_wrap("cache shard %s", final_path);
     if (level < 1 || level > ZSTD_maxCLevel())
-        return PL_FAIL(PL_ERR_ARG, "cache shard %s: zstd level %d outside [1, %d]", final_path, level, ZSTD_maxCLevel());
+        return PL_FAIL(PL_ERR_ARG, "cache shard %s: zstd level %d outside [1, %d]", final_path, level,
+                       ZSTD_maxCLevel());
     PlCacheShardWriter *w = pl_calloc(1, sizeof *w);
     if (!w) return PL_ERR_NOMEM;
     w->fd = -1;
@@ -376,12 +377,8 @@ static PlStatus shard_check_header(const PlCacheShard *s, const ShardHeader *h, 
 static PlStatus shard_load_table(const PlCacheShard *s, const ShardHeader *h, unsigned char **raw) {
     *raw = NULL;
     size_t nc = (size_t)h->table_bytes, nr = (size_t)h->table_raw_bytes;
-    unsigned char *comp = pl_malloc(nc ? nc : 1), *out = pl_malloc(nr ? nr : 1);
-    if (!comp || !out) {
-        free(comp);
-        free(out);
-        return PL_ERR_NOMEM;
-    }
+    unsigned char *comp = pl_malloc(nc ? nc : 1), *out = NULL;   // out only once the frame says it holds nr bytes
+    if (!comp) return PL_ERR_NOMEM;
     PlStatus st = PL_OK;
     int r = shard_pread_all(s->fd, comp, nc, h->table_offset);
     if (r < 0) {
@@ -392,6 +389,8 @@ static PlStatus shard_load_table(const PlCacheShard *s, const ShardHeader *h, un
                ZSTD_findFrameCompressedSize(comp, nc) != nc) {
         st = PL_FAIL(PL_ERR_FORMAT, "%s: corrupt table: not one checksummed zstd frame of %zu bytes holding %zu",
                      s->path, nc, nr);
+    } else if (!(out = pl_malloc(nr ? nr : 1))) {
+        st = PL_ERR_NOMEM;
     } else {
         size_t got = ZSTD_decompress(out, nr, comp, nc);
         if (ZSTD_isError(got) || got != nr)

@@ -36,9 +36,10 @@ typedef struct PlCacheShardWriter PlCacheShardWriter;
 // Start writing FINAL_PATH under a temporary name beside it (pl_temp_path_for); samples are (C, S, S) float32,
 // compressed at zstd `level` (>= 1).
 PlStatus pl_cache_shard_create(PlCacheShardWriter **w, const char *final_path, int C, int S, int level);
-// Append an item with its n >= 0 samples x (n, C, S, S) (finite values; not checked).
+// Append an item with its n >= 0 samples x (n, C, S, S) (finite values; not checked). id: 1 to 65535 bytes; digest
+// (NULL: empty), stage: up to 65535 bytes. A failed write (PL_ERR_IO) leaves the writer good only for abort.
 PlStatus pl_cache_shard_add_item(PlCacheShardWriter *w, const char *id, const char *digest, int n, const float *x);
-// Append an item that failed at `stage` with `message`.
+// Append an item that failed at `stage` with `message` (NULL: empty).
 PlStatus pl_cache_shard_add_failure(PlCacheShardWriter *w, const char *id, const char *digest, const char *stage,
                                     const char *message);
 // Write the table and header, fsync, rename to the final path, fsync the directory; frees w (also on failure, after
