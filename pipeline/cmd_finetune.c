@@ -57,6 +57,10 @@ void cmd_finetune_usage(FILE *out) {
             "                         (default " PL_PREP_CROP_DEFAULT_TEXT "; label mask or built-in nucleus segmentation); tiles and\n"
             "                         cells take the item's label\n"
             "  --size S               canvas side every sample is resized to (default: the checkpoint's native size)\n"
+            "  --cache DIR            keep the prepared samples in the training cache DIR (built or updated first, by\n"
+            "                         every rank; reused by later runs) and read each rank's samples from it a few\n"
+            "                         batches ahead, instead of holding every canvas in memory (docs/formats.md)\n"
+            "  --verify               with --cache: decide which items changed by content SHA-256, not size + mtime\n"
             "  --model FILE           backbone: checkpoint (safetensors, .pth, DINO training checkpoint) or model card .json\n"
             "  --card CARD.json       with --model CHECKPOINT: the card that says how to feed it (slots, normalisation,\n"
             "                         pixel size); its own weights are not used (e.g. a checkpoint written by finetune)\n"
@@ -108,6 +112,9 @@ void cmd_finetune_usage(FILE *out) {
             "  --threads T            worker threads per rank (default: the cores this process may use)\n"
             "  --reduce tree|allreduce  fixed-order gradient tree (bit-identical for any rank count; default) or\n"
             "                         MPI_Allreduce (faster, not bit-identical across rank counts)\n"
+            "  --prefetch K           global batches prepared ahead of the step (default 2, at most 7)\n"
+            "  --cache-memory MiB     bound of those prepared batches per rank (default 1024): fewer are read ahead when\n"
+            "                         they would not fit\n"
             "  --recompute            keep only each block's input and recompute it in the backward pass (less memory)\n"
             "  --checkpoint-every S   steps between checkpoints (default 100; also at every epoch end)\n"
             "  --resume               continue from DIR/checkpoint.safetensors (same arguments, architecture and inputs\n"
@@ -129,7 +136,9 @@ void cmd_finetune_usage(FILE *out) {
 #define FT_MAX_FRACTIONS 64
 
 typedef struct FtArgs {
-    const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe, *card;
+    const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe, *card, *cache;
+    int verify;                 // --verify: content digests of the cache's inputs
+    double cache_memory;        // --cache-memory MiB: the ring of prepared batches, per rank
     PlPrecision precision;
     const PlKernels *backend;   // --kernels, found once when the command line is read
     int heads, classes, threads, micro_batch, recompute, size, seeds, task, head_mlp, level, tile, crop, force;
@@ -269,7 +278,8 @@ static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const Pl
     const double img = (double)d->C * d->H * d->W * sizeof(float), K = sp->classes;
     const int mb = sp->micro_batch;
     mem->weights = ft_weights_bytes(&m->w) + (m->have_head ? ft_weights_bytes(&m->head) : 0.0);
-    mem->data = (double)d->n * (img + (d->cls ? 4.0 : 0.0) + (d->targets ? K * 4.0 : 0.0)) +
+    const double per_row = (d->samples ? 12.0 : img) + (d->cls ? 4.0 : 0.0) + (d->targets ? K * 4.0 : 0.0);
+    mem->data = (double)d->n * per_row +   // images (or the cache's sample map) and labels
                 (double)(d->is_manifest ? d->ntr + d->nva + d->nte : d->n) * 8.0 +   // split row lists
                 ((double)d->ntr + 1.0) * 2.0 * 8.0;                                   // run_task's subset rows
     mem->baseline = rss0 > mem->weights + mem->data ? rss0 - mem->weights - mem->data : 0.0;
@@ -283,9 +293,13 @@ static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const Pl
     pl_train_classify_objective(t, &obj);
     mem->gradients = pl_train_step_bytes_for(&obj, threads, &so, rank, ranks, &count);
     mem->best = d->nva > 0 ? (double)pl_vit_train_param_floats(t) * sizeof(float) : 0.0;   // no derived state
-    // the batch source (pl_finetune.c): 2 slots of (count + 1) images, labels, targets and keys, one augmentation
-    // scratch, (batch / n + 2) sample orders when shuffling, cumulative weights with --balanced
-    mem->batches = 2.0 * (count + 1) * (img + 4.0 + K * 4.0 + 8.0) + img +
+    // the batch source (pl_finetune.c): a ring of prefetch + 1 slots of (count + 1) images, labels, targets and
+    // keys, one augmentation scratch (and a sample buffer with a cache), (batch / n + 2) sample orders when
+    // shuffling, cumulative weights with --balanced
+    mem->slot = (count + 1) * (img + 4.0 + K * 4.0 + 8.0);
+    mem->slots = o->prefetch + 1;
+    mem->slot_images = count;
+    mem->batches = mem->slots * mem->slot + img * (d->samples ? 2.0 : 1.0) +
                    (o->shuffle ? (double)(o->batch / m_rows + 2) * m_rows * 8.0 : 0.0) +
                    (o->balanced ? (double)m_rows * 8.0 : 0.0);
     // on top, one at a time: the backbone copy write_weights exports, or an evaluation (logits, predictions,
@@ -366,12 +380,27 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     o.reader = reader;
     o.use_mpi = pl_mpi_active() && ranks > 1;
     o.stop = pl_process_stop_signal();
-    PlFinetuneData tr = {m_rows, d->C, d->H, d->W, d->x, d->cls, d->targets, C, sub};
-    PlFinetuneData va = {d->nva, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->val};
-    PlFinetuneData te = {d->nte, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->test};
+    PlFinetuneData tr = {m_rows, d->C, d->H, d->W, d->x, d->cls, d->targets, C, sub, d->samples};
+    PlFinetuneData va = {d->nva, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->val, d->samples};
+    PlFinetuneData te = {d->nte, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->test, d->samples};
     double act = pl_vit_train_activation_bytes(&sp), P = t ? (double)pl_vit_train_param_floats(t) * 4 : 0.0;
     FtMemory mem;
-    ft_memory(m, d, t, &a->o, threads, rank, ranks, m_rows, rss0, &mem);
+    ft_memory(m, d, t, &o, threads, rank, ranks, m_rows, rss0, &mem);
+    if (st == PL_OK && t) {   // --cache-memory bounds the ring of prepared batches: fewer read ahead when needed
+        const double bound = a->cache_memory * 1048576.0;
+        int fit = (int)floor(bound / mem.slot);
+        if (fit < 2)
+            st = PL_FAIL(PL_ERR_ARG, "--cache-memory %g MiB holds fewer than 2 prepared batches of this rank (%.1f MiB "
+                                     "each); give at least %.0f", a->cache_memory, mem.slot / 1048576.0,
+                         ceil(2.0 * mem.slot / 1048576.0));
+        else if (fit - 1 < o.prefetch) {
+            if (rank == 0)
+                pl_log_warn("--cache-memory %g MiB holds %d prepared batches of %.1f MiB: reading %d batch(es) ahead "
+                            "instead of %d", a->cache_memory, fit, mem.slot / 1048576.0, fit - 1, o.prefetch);
+            o.prefetch = fit - 1;
+            ft_memory(m, d, t, &o, threads, rank, ranks, m_rows, rss0, &mem);
+        }
+    }
     if (st == PL_OK && rank == 0) {
         const double MiB = 1048576.0;
         pl_log_info("fine-tuning %s on %lld of %lld training images (fraction %g, repetition %d): dim %d, depth %d, "
@@ -382,10 +411,11 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                     kernels->name, pl_precision_name(a->precision), act / MiB, P / MiB, dir);
         pl_log_info("memory per rank: %.1f MiB = baseline %.1f + runtime %.1f + weights loaded %.1f + parameters "
                     "%.1f + bf16 copy %.1f + optimizer %.1f + gradients %.1f + best epoch %.1f + activations %.1f "
-                    "(%d x %.1f) + batches %.1f + data %.1f + transient %.1f", mem.total / MiB, mem.baseline / MiB,
+                    "(%d x %.1f) + batches %.1f (%d x %.1f) + data %.1f + transient %.1f", mem.total / MiB, mem.baseline / MiB,
                     mem.runtime / MiB, mem.weights / MiB, mem.parameters / MiB, mem.bf16 / MiB, mem.optimizer / MiB,
                     mem.gradients / MiB, mem.best / MiB, mem.activations / MiB, threads,
-                    mem.activations / (threads > 0 ? threads : 1) / MiB, mem.batches / MiB, mem.data / MiB,
+                    mem.activations / (threads > 0 ? threads : 1) / MiB, mem.batches / MiB, mem.slots, mem.slot / MiB,
+                    mem.data / MiB,
                     mem.transient / MiB);
     }
     PlFinetuneResult r = {0};
@@ -400,7 +430,14 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                           .n_failed = d->n_failed, .classes = d->class_names, .n_classes = C, .ranks = ranks,
                           .threads = threads, .kernels = kernels->name, .precision = pl_precision_name(a->precision),
                           .memory = mem,
-                          .activation_bytes = act, .params = pl_vit_train_param_floats(t), .fingerprint = &m->fp};
+                          .activation_bytes = act, .params = pl_vit_train_param_floats(t), .fingerprint = &m->fp,
+                          .cache = a->cache};
+        if (reader) reader->stats(reader->self, &info.reader_batches, &info.reader_prepare_s, &info.reader_wait_s);
+        if (info.reader_batches > 0)
+            pl_log_info("reader: %lld batches of %d images, %.0f images/s prepared (%.2f s), the loop waited %.2f s "
+                        "for them", (long long)info.reader_batches, mem.slot_images,
+                        info.reader_prepare_s > 0 ? info.reader_batches * mem.slot_images / info.reader_prepare_s : 0.0,
+                        info.reader_prepare_s, info.reader_wait_s);
         st = ft_report_write(dir, &o, &sp, &r, &info);
         if (st == PL_OK && m->have_card) st = ft_card_write(&m->card, dir);
         if (st == PL_OK)
@@ -417,25 +454,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
 }
 
 static PlStatus load_model(FtArgs *a, FtModel *m) {
-    m->weights = a->model;
-    size_t ml = strlen(a->model);
-    int model_is_card = ml > 5 && strcmp(a->model + ml - 5, ".json") == 0;
-    if (model_is_card && a->card) return PL_FAIL(PL_ERR_ARG, "--card goes with --model CHECKPOINT, not with a card");
-    if (model_is_card || a->card) {   // the card says how to feed the model; --card keeps --model's weights
-        PL_TRY(pl_modelcard_load(model_is_card ? a->model : a->card, &m->card));
-        m->have_card = 1;
-        if (model_is_card) {
-            char hex[65];
-            PL_TRY(pl_modelcard_verify_weights(&m->card, hex));
-            m->weights = m->card.weights;
-        }
-        if (a->heads == 0) a->heads = m->card.heads;
-        if (!a->key) a->key = m->card.checkpoint_key;
-    }
-    PlWeightsOptions wopt = {.checkpoint_key = a->key};
-    PL_TRY(pl_weights_load(m->weights, &wopt, &m->w));
-    if (pl_vit_config_infer(&m->w, a->heads, &m->cfg) != PL_OK) return pl_error_wrap("%s", m->weights);
-    return PL_OK;
+    return ft_backbone_load(a->model, a->card, &a->heads, &a->key, &m->w, &m->card, &m->have_card, &m->cfg, &m->weights);
 }
 
 static PlStatus finetune_run(FtArgs *a, int *partial) {
@@ -477,7 +496,9 @@ static PlStatus finetune_run(FtArgs *a, int *partial) {
     if (st == PL_OK) st = pl_batch_reader_start(&reader, &reader_if);
     if (st == PL_OK) {
         FtDataOptions fo = {.size = a->size, .level = (PlStoreLevel)a->level, .tile = a->tile, .crop = a->crop};
-        st = a->manifest ? ft_data_load_manifest(a->manifest, &m.card, &m.cfg, &fo, a->o.out_dir, pool, rank, &classes, &d)
+        FtCacheUse cu = {.dir = a->cache, .lanes = pl_threadpool_size(pool) + 1, .verify = a->verify};
+        st = a->manifest ? ft_data_load_manifest(a->manifest, &m.card, &m.cfg, &fo, &cu, a->o.out_dir, pool, rank, ranks,
+                                                 &classes, &d)
                          : ft_data_load_arrays(a->input, a->labels, &m.cfg, &classes, &d);
     }
     if (st == PL_OK && rank == 0)
@@ -573,9 +594,11 @@ int cmd_finetune_run(int argc, char **argv) {
     a.task = -1;
     a.fractions[0] = 1.0;
     a.n_fractions = 1;
+    a.o.prefetch = 2;
+    a.cache_memory = 1024;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_WDEND, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_PRECISION, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP, O_FORCE };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_PRECISION, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP, O_FORCE, O_CACHE, O_VERIFY, O_PREFETCH, O_CACHEMEM };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -600,7 +623,10 @@ int cmd_finetune_run(int argc, char **argv) {
         {"balanced", no_argument, 0, O_BALANCED}, {"head", required_argument, 0, O_HEAD},
         {"head-dropout", required_argument, 0, O_HEADDROP}, {"card", required_argument, 0, O_CARD},
         {"level", required_argument, 0, O_LEVEL}, {"tile", required_argument, 0, O_TILE},
-        {"crop", required_argument, 0, O_CROP}, {"force", no_argument, 0, O_FORCE}, {0, 0, 0, 0}};
+        {"crop", required_argument, 0, O_CROP}, {"force", no_argument, 0, O_FORCE},
+        {"cache", required_argument, 0, O_CACHE}, {"verify", no_argument, 0, O_VERIFY},
+        {"prefetch", required_argument, 0, O_PREFETCH}, {"cache-memory", required_argument, 0, O_CACHEMEM},
+        {0, 0, 0, 0}};
     static const char *const optimizers[] = {"adamw", "sgd"}, *const schedules[] = {"cosine", "constant"},
                              *const reduces[] = {"tree", "allreduce"};
     const char *cmd = "finetune";
@@ -657,6 +683,14 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_CKPT: if ((rc = pl_cli_option_long(cmd, "--checkpoint-every", optarg, 0, 1L << 40, &lv))) return rc; a.o.checkpoint_every = lv; break;
         case O_RESUME: a.o.resume = 1; break;
         case O_FORCE: a.force = 1; break;
+        case O_CACHE: a.cache = optarg; break;
+        case O_VERIFY: a.verify = 1; break;
+        case O_PREFETCH:
+            if ((rc = pl_cli_option_int(cmd, "--prefetch", optarg, 1, PL_BATCH_SLOTS_MAX - 1, &a.o.prefetch))) return rc;
+            break;
+        case O_CACHEMEM:
+            if ((rc = pl_cli_option_double(cmd, "--cache-memory", optarg, 1, 1 << 24, &a.cache_memory))) return rc;
+            break;
         case O_KERNELS: a.kernels = optarg; break;
         case O_PRECISION:
             if (pl_precision_parse(optarg, &a.precision) != PL_OK)
@@ -697,6 +731,8 @@ int cmd_finetune_run(int argc, char **argv) {
         if (!a.manifest && (!a.input || !a.labels))
             return pl_cli_usage_error(cmd, "give --manifest M.tsv (with --model CARD.json), or --input X.npy and --labels Y.npy");
         if (a.manifest && (a.input || a.labels)) return pl_cli_usage_error(cmd, "--manifest excludes --input/--labels");
+        if (a.cache && !a.manifest) return pl_cli_usage_error(cmd, "--cache keeps a manifest's prepared samples: give --manifest");
+        if (a.verify && !a.cache) return pl_cli_usage_error(cmd, "--verify goes with --cache DIR");
         size_t ml = strlen(a.model);   // load_model's rule: a model ending in .json is a card
         if (a.card && ml > 5 && strcmp(a.model + ml - 5, ".json") == 0)
             return pl_cli_usage_error(cmd, "--card %s goes with --model CHECKPOINT, not with the card --model %s", a.card,

@@ -15,78 +15,167 @@
 #include "pl_manifest.h"
 #include "pl_npy.h"
 #include "pl_prep.h"
+#include "pl_mpi.h"
+#include "pl_train_cache.h"
 
-typedef struct ItemOut {
-    float *x;                // (n, C, size, size) samples of the item
-    int n;
-    const char *stage;       // the step that failed (a literal), or NULL
-    char *msg;               // NULL = ok, else the message (malloc'd)
-} ItemOut;
-
-typedef struct PrepCtx {
-    const PlManifest *m;
-    const PlModelCard *card;
-    const PlPrepConfig *cfg;         // the level's (pl_card_prep_levels)
-    const int *plane_role;           // pl_card_plane_roles
-    int n_planes, every_plane;
-    const int64_t *items;            // manifest item of each row
-    int C, size, nucleus_role;
-    PlStoreLevel level;
-    ItemOut *out;                    // per row
-    PlPrepResult *res;               // per thread
-    PlResizeWork *rw;                // per thread
-    PlSegmenter **seg;               // per thread (cells)
-} PrepCtx;
-
-// One item through the card's preparation at the chosen level (pl_card_prep.h, as `protloc run`); each sample
-// resized to size x size. *stage: the step that failed.
-static PlStatus prep_item(PrepCtx *p, int row, int thread, const char **stage) {
-    const PlManifestItem *it = &p->m->items[p->items[row]];
+// One item through the card's preparation at the plan's level (pl_card_prep.h, as `protloc run`); each sample
+// resized to size x size into o->x (malloc'd). *stage: the step that failed.
+static PlStatus prep_item(FtPlan *p, int64_t row, int thread, FtItemSamples *o, const char **stage) {
+    const PlManifestItem *it = &p->m.items[p->items[row]];
     PlChannelSource src[PL_CARD_MAX_SLOTS];
     char refs[PL_CARD_MAX_SLOTS][PL_CARD_REF_MAX];
     int n = 0;
-    PL_TRY(pl_card_item_sources(p->m, it, p->plane_role, p->n_planes, p->every_plane, src, refs, &n, stage));
+    PL_TRY(pl_card_item_sources(&p->m, it, p->plane_role, p->n_planes, p->every_plane, src, refs, &n, stage));
     PlPrepResult *r = &p->res[thread];
-    PL_TRY(pl_card_prep_item(p->cfg, p->level, p->m, it, pl_card_item_pixel_size(p->card, it, 0), src, n,
+    const PlStoreLevel level = p->fo.level;
+    PL_TRY(pl_card_prep_item(&p->cfg[level], level, &p->m, it, pl_card_item_pixel_size(p->card, it, 0), src, n,
                              p->nucleus_role, &p->seg[thread], r, stage));
-    *stage = pl_store_level_name(p->level);
-    if (r->n_views != 1 || r->n_slots != p->C)
+    *stage = pl_store_level_name(level);
+    const int C = p->fo.channels, size = p->fo.size;
+    if (r->n_views != 1 || r->n_slots != C)
         return PL_FAIL(PL_ERR_UNSUPPORTED, "fine-tuning needs one view of %d slots per item (got %d views, %d slots; "
-                                           "channel replication is not supported for fine-tuning)", p->C, r->n_views,
+                                           "channel replication is not supported for fine-tuning)", C, r->n_views,
                        r->n_slots);
-    if (r->n_tiles < 1) return PL_FAIL(PL_ERR_EMPTY, "the item gave no %s", p->level == PL_STORE_CELLS ? "cell" : "tile");
-    const size_t plane = (size_t)p->size * p->size, in_plane = (size_t)r->tile_h * r->tile_w;
-    ItemOut *o = &p->out[row];
-    o->x = pl_malloc((size_t)r->n_tiles * p->C * plane * sizeof(float));
+    if (r->n_tiles < 1) return PL_FAIL(PL_ERR_EMPTY, "the item gave no %s", level == PL_STORE_CELLS ? "cell" : "tile");
+    const size_t plane = (size_t)size * size, in_plane = (size_t)r->tile_h * r->tile_w;
+    o->x = pl_malloc((size_t)r->n_tiles * C * plane * sizeof(float));
     if (!o->x) return PL_ERR_NOMEM;
     *stage = "resize";
     for (int t = 0; t < r->n_tiles; t++)
-        for (int c = 0; c < p->C; c++)
-            PL_TRY(pl_resize_plane(&p->rw[thread], r->data + ((size_t)t * p->C + c) * in_plane, r->tile_h, r->tile_w,
-                                   o->x + ((size_t)t * p->C + c) * plane, p->size, p->size));
+        for (int c = 0; c < C; c++)
+            PL_TRY(pl_resize_plane(&p->rw[thread], r->data + ((size_t)t * C + c) * in_plane, r->tile_h, r->tile_w,
+                                   o->x + ((size_t)t * C + c) * plane, size, size));
     o->n = r->n_tiles;
     return PL_OK;
 }
 
+typedef struct PrepTask {
+    FtPlan *p;
+    const int64_t *rows;
+    FtItemSamples *out;
+} PrepTask;
+
 // Pool task: an item that fails is recorded (its step and message) and skipped, as `run` records it; only failing
 // to record it fails the load.
-static PlStatus prep_row(void *vctx, int row, int thread) {
-    PrepCtx *p = vctx;
+static PlStatus prep_row(void *vctx, int k, int thread) {
+    PrepTask *t = vctx;
+    FtItemSamples *o = &t->out[k];
     const char *stage = "input";
-    if (prep_item(p, row, thread, &stage) == PL_OK) return PL_OK;
-    ItemOut *o = &p->out[row];
+    if (prep_item(t->p, t->rows[k], thread, o, &stage) == PL_OK) return PL_OK;
     free(o->x);
     o->x = NULL;
     o->n = 0;
     o->stage = stage;
     o->msg = pl_strdup(pl_error_message());
-    return o->msg ? PL_OK : pl_error_wrap("recording the failure of item %s", p->m->items[p->items[row]].id);
+    return o->msg ? PL_OK : pl_error_wrap("recording the failure of item %s", t->p->m.items[t->p->items[t->rows[k]]].id);
 }
+
+PlStatus ft_plan_prep(FtPlan *p, PlThreadPool *pool, const int64_t *rows, int count, FtItemSamples *out) {
+    memset(out, 0, (size_t)count * sizeof *out);
+    int threads = pl_threadpool_size(pool);
+    if (threads > p->threads) {   // per-thread work, kept for the plan's later calls
+        PlPrepResult *res = realloc(p->res, (size_t)threads * sizeof *res);
+        if (res) p->res = res;
+        PlResizeWork *rw = res ? realloc(p->rw, (size_t)threads * sizeof *rw) : NULL;
+        if (rw) p->rw = rw;
+        PlSegmenter **seg = rw ? realloc(p->seg, (size_t)threads * sizeof *seg) : NULL;
+        if (!seg) return PL_FAIL(PL_ERR_NOMEM, "out of memory for %d preparation threads", threads);
+        p->seg = seg;
+        memset(p->res + p->threads, 0, (size_t)(threads - p->threads) * sizeof *p->res);
+        memset(p->rw + p->threads, 0, (size_t)(threads - p->threads) * sizeof *p->rw);
+        memset(p->seg + p->threads, 0, (size_t)(threads - p->threads) * sizeof *p->seg);
+        p->threads = threads;
+    }
+    PrepTask t = {p, rows, out};
+    return pl_threadpool_run_checked(pool, prep_row, &t, count);
+}
+
+void ft_item_samples_free(FtItemSamples *out, int count) {
+    for (int i = 0; out && i < count; i++) {
+        free(out[i].x);
+        free(out[i].msg);
+        out[i] = (FtItemSamples){0};
+    }
+}
+
+void ft_plan_free(FtPlan *p) {
+    for (int i = 0; i < p->threads; i++) {
+        pl_prep_result_free(&p->res[i]);
+        pl_resize_work_free(&p->rw[i]);
+        pl_segmenter_destroy(p->seg[i]);
+    }
+    free(p->res);
+    free(p->rw);
+    free(p->seg);
+    pl_label_coding_free(&p->lc);
+    free(p->items);
+    pl_manifest_free(&p->m);
+    memset(p, 0, sizeof *p);
+}
+
+PlStatus ft_plan_load(const char *manifest, const PlModelCard *card, const FtDataOptions *fo, FtPlan *p) {
+    memset(p, 0, sizeof *p);
+    p->card = card;
+    p->fo = *fo;
+    const char *roles[PL_CARD_MAX_ROLES];   // the roles `run` accepts for this card
+    int nr = pl_card_manifest_roles(card, roles);
+    PlManifestOptions mo = {.roles = roles, .n_roles = nr, .max_errors = 20};
+    PlStatus st = pl_manifest_load(manifest, &mo, &p->m);
+    if (st != PL_OK) {
+        if (p->m.n_errors) pl_error_wrap("%s (first problem: %s)", manifest, p->m.errors[0]);
+        pl_manifest_free(&p->m);
+        memset(p, 0, sizeof *p);
+        return st;
+    }
+    const PlManifest *m = &p->m;
+    // classes: the one label encoder over a feature-set view of the manifest (no embeddings)
+    PlFeatureSet fs = {0};
+    fs.n = (int64_t)m->count;
+    fs.label = pl_calloc(m->count + 1, sizeof(char *));
+    fs.split = pl_calloc(m->count + 1, sizeof(char *));
+    fs.id = pl_calloc(m->count + 1, sizeof(char *));
+    p->items = pl_malloc((m->count + 1) * sizeof(int64_t));
+    PlPrepConfig base;
+    PlAlignStrategy strategy = PL_ALIGN_MAP;
+    char slots[PL_CARD_MAX_SLOTS * 40];
+    if (!fs.label || !fs.split || !fs.id || !p->items) st = PL_ERR_NOMEM;
+    for (size_t i = 0; i < m->count && st == PL_OK; i++) {
+        fs.label[i] = m->items[i].label;
+        fs.split[i] = m->items[i].split;
+        fs.id[i] = m->items[i].id;
+    }
+    if (st == PL_OK) st = pl_features_encode_labels(&fs, PL_MULTILABEL_SKIP, 4096, &p->lc);
+    for (size_t i = 0; i < m->count && st == PL_OK; i++) {
+        const char *sp = m->items[i].split;
+        if (p->lc.cls[i] >= 0 && (!strcmp(sp, "train") || !strcmp(sp, "val") || !strcmp(sp, "test")))
+            p->items[p->n++] = (int64_t)i;
+    }
+    free(fs.label);
+    free(fs.split);
+    free(fs.id);
+    if (st == PL_OK && p->n == 0)
+        st = PL_FAIL(PL_ERR_EMPTY, "%s: no labelled item in the train, val or test split", manifest);
+    if (st == PL_OK) st = pl_card_prep_config(card, fo->channels, NULL, NULL, 0, &base, &strategy, slots, sizeof slots);
+    if (st == PL_OK) st = pl_card_check_fill(card, &base.align, NULL, m);   // once, not per item
+    if (st == PL_OK) {   // the level's geometry and the item's sources, as `protloc run` has them
+        PlCardLevels g;
+        pl_card_levels_default(&g);
+        g.patch = fo->patch;
+        g.tile = fo->tile;
+        g.crop = fo->crop;
+        st = pl_card_prep_levels(&base, &g, p->cfg);
+    }
+    if (st == PL_OK) st = pl_card_plane_roles(card, fo->channels, strategy, card->fill, m, p->plane_role, &p->n_planes);
+    p->every_plane = strategy == PL_ALIGN_REPLICATE;
+    p->nucleus_role = pl_manifest_role_index(m, "nucleus");
+    if (st != PL_OK) ft_plan_free(p);
+    return st;
+}
+
 
 // FAILURES lists the items that failed (pl_failures.h, as `run`'s STORE.h5.failures.tsv; no previous store, so no
 // regression), or is removed when none did, so that a clean re-run leaves no stale list.
-static PlStatus write_failures(const char *path, const PlManifest *m, const int64_t *items, const ItemOut *out,
-                               int64_t n, int64_t n_failed) {
+PlStatus ft_plan_write_failures(const FtPlan *p, const char *path, const FtItemSamples *out, int64_t n_failed) {
     if (n_failed == 0) {
         int removed = 0;
         PL_TRY(pl_failures_remove(path, &removed));
@@ -97,9 +186,11 @@ static PlStatus write_failures(const char *path, const PlManifest *m, const int6
     PlFailureList fl;
     PL_TRY(pl_failures_open(&fl, path));
     PlStatus st = PL_OK;
-    for (int64_t i = 0; i < n && st == PL_OK; i++)
-        if (out[i].msg)
-            st = pl_failures_add(&fl, m->items[items[i]].id, m->items[items[i]].line, out[i].stage, 0, out[i].msg);
+    for (int64_t i = 0; i < p->n && st == PL_OK; i++)
+        if (out[i].msg) {
+            const PlManifestItem *it = &p->m.items[p->items[i]];
+            st = pl_failures_add(&fl, it->id, it->line, out[i].stage, 0, out[i].msg);
+        }
     if (st != PL_OK) {
         pl_failures_abort(&fl);
         return st;
@@ -110,9 +201,6 @@ static PlStatus write_failures(const char *path, const PlManifest *m, const int6
 void ft_dataset_free(FtDataset *ds) {
     free(ds->x);
     free(ds->cls);
-    if (ds->ids)
-        for (int64_t i = 0; i < ds->n; i++) free(ds->ids[i]);
-    free(ds->ids);
     if (ds->classes)
         for (int i = 0; i < ds->n_classes; i++) free(ds->classes[i]);
     free(ds->classes);
@@ -120,141 +208,78 @@ void ft_dataset_free(FtDataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+PlStatus ft_dataset_index(FtPlan *p, const int *n_samples, FtDataset *ds) {
+    memset(ds, 0, sizeof *ds);
+    ds->C = p->fo.channels;
+    ds->size = p->fo.size;
+    int64_t total = 0;
+    for (int64_t i = 0; i < p->n; i++) total += n_samples[i] > 0 ? n_samples[i] : 0;
+    ds->cls = pl_malloc(((size_t)total + 1) * sizeof(int32_t));
+    ds->train = pl_malloc(3 * ((size_t)total + 1) * sizeof(int64_t));
+    if (!ds->cls || !ds->train) {
+        ft_dataset_free(ds);
+        return PL_FAIL(PL_ERR_NOMEM, "cannot index %lld training samples", (long long)total);
+    }
+    ds->val = ds->train + total + 1;
+    ds->test = ds->val + total + 1;
+    int64_t k = 0;
+    for (int64_t i = 0; i < p->n; i++) {
+        if (n_samples[i] < 0) {
+            ds->n_failed++;
+            continue;
+        }
+        const PlManifestItem *it = &p->m.items[p->items[i]];
+        for (int t = 0; t < n_samples[i]; t++, k++) {
+            ds->cls[k] = p->lc.cls[p->items[i]];
+            if (!strcmp(it->split, "train")) ds->train[ds->n_train++] = k;
+            else if (!strcmp(it->split, "val")) ds->val[ds->n_val++] = k;
+            else ds->test[ds->n_test++] = k;
+        }
+    }
+    ds->n = k;
+    ds->n_classes = p->lc.n_classes;
+    ds->classes = p->lc.classes;   // moved: the plan's coding no longer owns them
+    p->lc.classes = NULL;
+    p->lc.n_classes = 0;
+    ds->n_multilabel = p->lc.n_multilabel_skipped;
+    ds->n_unlabelled = p->lc.n_unlabelled;
+    return PL_OK;
+}
+
 PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const FtDataOptions *fo, const char *failures,
                          PlThreadPool *pool, FtDataset *ds) {
     memset(ds, 0, sizeof *ds);
-    const int C = fo->channels, size = fo->size;
-    ds->C = C;
-    ds->size = size;
-    const char *roles[PL_CARD_MAX_ROLES];   // the roles `run` accepts for this card
-    int nr = pl_card_manifest_roles(card, roles);
-    PlManifest m;
-    PlManifestOptions mo = {.roles = roles, .n_roles = nr, .max_errors = 20};
-    PlStatus st = pl_manifest_load(manifest, &mo, &m);
-    if (st != PL_OK) {
-        if (m.n_errors) pl_error_wrap("%s (first problem: %s)", manifest, m.errors[0]);
-        pl_manifest_free(&m);
-        return st;
-    }
-    // classes: the one label encoder over a feature-set view of the manifest (no embeddings)
-    PlFeatureSet fs = {0};
-    fs.n = (int64_t)m.count;
-    fs.label = pl_calloc(m.count + 1, sizeof(char *));
-    fs.split = pl_calloc(m.count + 1, sizeof(char *));
-    fs.id = pl_calloc(m.count + 1, sizeof(char *));
-    PlLabelCoding lc = {0};
-    int64_t *items = pl_malloc((m.count + 1) * sizeof(int64_t));
-    PlPrepConfig base, cfg[PL_STORE_N_LEVELS];
-    PlAlignStrategy strategy = PL_ALIGN_MAP;
-    char slots[PL_CARD_MAX_SLOTS * 40];
-    int plane_role[PL_CARD_MAX_SLOTS], n_planes = 0;
-    PrepCtx p = {0};
-    if (!fs.label || !fs.split || !fs.id || !items) st = PL_ERR_NOMEM;
-    for (size_t i = 0; i < m.count && st == PL_OK; i++) {
-        fs.label[i] = m.items[i].label;
-        fs.split[i] = m.items[i].split;
-        fs.id[i] = m.items[i].id;
-    }
-    if (st == PL_OK) st = pl_features_encode_labels(&fs, PL_MULTILABEL_SKIP, 4096, &lc);
-    int64_t n = 0;
-    for (size_t i = 0; i < m.count && st == PL_OK; i++) {
-        const char *sp = m.items[i].split;
-        if (lc.cls[i] >= 0 && (!strcmp(sp, "train") || !strcmp(sp, "val") || !strcmp(sp, "test"))) items[n++] = (int64_t)i;
-    }
-    if (st == PL_OK && n == 0)
-        st = PL_FAIL(PL_ERR_EMPTY, "%s: no labelled item in the train, val or test split", manifest);
-    if (st == PL_OK) st = pl_card_prep_config(card, C, NULL, NULL, 0, &base, &strategy, slots, sizeof slots);
-    if (st == PL_OK) st = pl_card_check_fill(card, &base.align, NULL, &m);   // once, not per item
-    if (st == PL_OK) {   // the level's geometry and the item's sources, as `protloc run` has them
-        PlCardLevels g;
-        pl_card_levels_default(&g);
-        g.patch = fo->patch;
-        g.tile = fo->tile;
-        g.crop = fo->crop;
-        st = pl_card_prep_levels(&base, &g, cfg);
-    }
-    if (st == PL_OK) st = pl_card_plane_roles(card, C, strategy, card->fill, &m, plane_role, &n_planes);
-    int threads = pl_threadpool_size(pool);
+    FtPlan p;
+    PL_TRY(ft_plan_load(manifest, card, fo, &p));
+    PlStatus st = PL_OK;
+    FtItemSamples *out = pl_calloc((size_t)p.n, sizeof *out);
+    int *counts = pl_malloc((size_t)p.n * sizeof(int));
+    int64_t *rows = pl_malloc((size_t)p.n * sizeof(int64_t));
+    if (!out || !counts || !rows) st = PL_ERR_NOMEM;
+    for (int64_t i = 0; st == PL_OK && i < p.n; i++) rows[i] = i;
+    if (st == PL_OK) st = ft_plan_prep(&p, pool, rows, (int)p.n, out);
+    for (int64_t i = 0; st == PL_OK && i < p.n; i++) counts[i] = out[i].msg ? -1 : out[i].n;
+    if (st == PL_OK) st = ft_dataset_index(&p, counts, ds);
+    // the samples of the items that prepared, in manifest order
+    const size_t img = (size_t)ds->C * ds->size * ds->size;
     if (st == PL_OK) {
-        p = (PrepCtx){.m = &m, .card = card, .cfg = &cfg[fo->level], .plane_role = plane_role, .n_planes = n_planes,
-                      .every_plane = strategy == PL_ALIGN_REPLICATE, .items = items, .C = C, .size = size,
-                      .nucleus_role = pl_manifest_role_index(&m, "nucleus"), .level = fo->level};
-        p.out = pl_calloc((size_t)n, sizeof *p.out);
-        p.res = pl_calloc((size_t)threads, sizeof *p.res);
-        p.rw = pl_calloc((size_t)threads, sizeof *p.rw);
-        p.seg = pl_calloc((size_t)threads, sizeof *p.seg);
-        if (!p.out || !p.res || !p.rw || !p.seg) st = PL_ERR_NOMEM;
+        ds->x = pl_malloc(((size_t)ds->n + 1) * img * sizeof(float));
+        if (!ds->x)
+            st = PL_FAIL(PL_ERR_NOMEM, "cannot hold %lld training images of %dx%dx%d", (long long)ds->n, ds->C,
+                         ds->size, ds->size);
     }
-    if (st == PL_OK) st = pl_threadpool_run_checked(pool, prep_row, &p, (int)n);
-    // gather the samples of the items that prepared, in manifest order
-    int64_t total = 0;
-    for (int64_t i = 0; st == PL_OK && i < n; i++) total += p.out[i].n;
-    const size_t img = (size_t)C * size * size;
-    if (st == PL_OK) {
-        ds->x = pl_malloc(((size_t)total + 1) * img * sizeof(float));
-        ds->cls = pl_malloc(((size_t)total + 1) * sizeof(int32_t));
-        ds->ids = pl_calloc((size_t)total + 1, sizeof(char *));
-        ds->train = pl_malloc(3 * ((size_t)total + 1) * sizeof(int64_t));
-        if (!ds->x || !ds->cls || !ds->ids || !ds->train)
-            st = PL_FAIL(PL_ERR_NOMEM, "cannot hold %lld training images of %dx%dx%d", (long long)total, C, size, size);
-    }
-    if (st == PL_OK) {
-        ds->val = ds->train + total + 1;
-        ds->test = ds->val + total + 1;
-        int64_t k = 0;
-        for (int64_t i = 0; i < n && st == PL_OK; i++) {
-            const ItemOut *o = &p.out[i];
-            if (o->msg) {
-                ds->n_failed++;
-                continue;
-            }
-            const PlManifestItem *it = &m.items[items[i]];
-            memcpy(ds->x + (size_t)k * img, o->x, (size_t)o->n * img * sizeof(float));
-            for (int t = 0; t < o->n && st == PL_OK; t++, k++) {
-                char id[PL_MANIFEST_MAX_TEXT + 32];
-                if (fo->level == PL_STORE_FOV) snprintf(id, sizeof id, "%s", it->id);
-                else snprintf(id, sizeof id, "%s/%s%d", it->id, fo->level == PL_STORE_CELLS ? "cell" : "tile", t);
-                ds->cls[k] = lc.cls[items[i]];
-                ds->ids[k] = pl_strdup(id);
-                if (!ds->ids[k]) st = PL_ERR_NOMEM;
-                if (!strcmp(it->split, "train")) ds->train[ds->n_train++] = k;
-                else if (!strcmp(it->split, "val")) ds->val[ds->n_val++] = k;
-                else ds->test[ds->n_test++] = k;
-            }
+    for (int64_t i = 0, k = 0; st == PL_OK && i < p.n; i++)
+        if (!out[i].msg) {
+            memcpy(ds->x + (size_t)k * img, out[i].x, (size_t)out[i].n * img * sizeof(float));
+            k += out[i].n;
         }
-        ds->n = k;
-        ds->n_classes = lc.n_classes;
-        ds->classes = lc.classes;
-        lc.classes = NULL;
-        lc.n_classes = 0;
-        ds->n_multilabel = lc.n_multilabel_skipped;
-        ds->n_unlabelled = lc.n_unlabelled;
-        if (failures) {
-            PlStatus ws = write_failures(failures, &m, items, p.out, n, ds->n_failed);
-            if (st == PL_OK) st = ws;
-        }
-        if (st == PL_OK && ds->n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
-    }
-    if (p.out)
-        for (int64_t i = 0; i < n; i++) {
-            free(p.out[i].x);
-            free(p.out[i].msg);
-        }
-    for (int i = 0; i < threads; i++) {
-        if (p.res) pl_prep_result_free(&p.res[i]);
-        if (p.rw) pl_resize_work_free(&p.rw[i]);
-        if (p.seg) pl_segmenter_destroy(p.seg[i]);
-    }
-    free(p.out);
-    free(p.res);
-    free(p.rw);
-    free(p.seg);
-    pl_label_coding_free(&lc);
-    free(fs.label);
-    free(fs.split);
-    free(fs.id);
-    free(items);
-    pl_manifest_free(&m);
+    if (st == PL_OK && failures) st = ft_plan_write_failures(&p, failures, out, ds->n_failed);
+    if (st == PL_OK && ds->n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
+    if (out) ft_item_samples_free(out, (int)p.n);
+    free(out);
+    free(counts);
+    free(rows);
+    ft_plan_free(&p);
     if (st != PL_OK) ft_dataset_free(ds);
     return st;
 }
@@ -314,6 +339,8 @@ void ft_data_free(FtData *d) {
     free(d->t_own);
     free(d->all_rows);
     if (d->is_manifest) ft_dataset_free(&d->ds);
+    if (d->cache) pl_train_cache_close(d->cache);
+    free(d->cache);
 }
 
 PlStatus ft_data_load_arrays(const char *input, const char *labels, const PlVitConfig *cfg, int *classes, FtData *d) {
@@ -348,21 +375,52 @@ PlStatus ft_data_load_arrays(const char *input, const char *labels, const PlVitC
     return PL_OK;
 }
 
+void ft_data_options(const PlVitConfig *cfg, const FtDataOptions *level, FtDataOptions *fo) {
+    *fo = *level;
+    fo->channels = cfg->in_chans;
+    fo->patch = cfg->patch;
+    fo->size = level->size > 0 ? level->size : cfg->pos_grid * cfg->patch;
+}
+
+// The dataset from the training cache: plan, build or update (every rank), open.
+static PlStatus load_cached(const char *manifest, const PlModelCard *card, const FtDataOptions *fo,
+                            const FtCacheUse *cu, const char *failures, PlThreadPool *pool, int rank, int ranks,
+                            FtData *d) {
+    FtPlan p;
+    PlStatus st = ft_plan_load(manifest, card, fo, &p);
+    if (pl_mpi_active() && ranks > 1) st = pl_mpi_agree(st, "reading the manifest");
+    if (st != PL_OK) return st;
+    char (*digests)[PL_DIGEST_LEN] = pl_calloc((size_t)p.n + 1, sizeof *digests);
+    d->cache = pl_calloc(1, sizeof *d->cache);
+    if (!digests || !d->cache) st = PL_ERR_NOMEM;
+    if (pl_mpi_active() && ranks > 1) st = pl_mpi_agree(st, "reading the manifest");
+    PlTrainCacheBuild b;
+    PlTrainCacheOptions co = {.dir = cu->dir, .verify = cu->verify};
+    if (st == PL_OK) st = pl_train_cache_build(&p, &co, pool, rank, ranks, digests, &b);
+    if (st == PL_OK) st = pl_train_cache_open(d->cache, &p, cu->dir, digests, cu->lanes, failures, &d->ds);
+    if (pl_mpi_active() && ranks > 1) st = pl_mpi_agree(st, "opening the training cache");
+    if (st == PL_OK && d->ds.n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
+    if (st == PL_OK) d->samples = &d->cache->source;
+    free(digests);
+    ft_plan_free(&p);
+    return st;
+}
+
 PlStatus ft_data_load_manifest(const char *manifest, const PlModelCard *card, const PlVitConfig *cfg,
-                               const FtDataOptions *level, const char *out_dir, PlThreadPool *pool, int rank,
-                               int *classes, FtData *d) {
+                               const FtDataOptions *level, const FtCacheUse *cache, const char *out_dir,
+                               PlThreadPool *pool, int rank, int ranks, int *classes, FtData *d) {
     if (card->n_slots != cfg->in_chans)
         return PL_FAIL(PL_ERR_ARG, "model card %s names %d input slots, the weights take %d channels", card->path,
                        card->n_slots, cfg->in_chans);
-    int size = level->size > 0 ? level->size : cfg->pos_grid * cfg->patch;
     char failures[4096];
     snprintf(failures, sizeof failures, "%s/failures.tsv", out_dir);
-    FtDataOptions fo = *level;
-    fo.channels = cfg->in_chans;
-    fo.patch = cfg->patch;
-    fo.size = size;
-    PL_TRY(ft_dataset_load(manifest, card, &fo, rank == 0 ? failures : NULL, pool, &d->ds));
+    FtDataOptions fo;
+    ft_data_options(cfg, level, &fo);
+    const int size = fo.size;
     d->is_manifest = 1;
+    if (cache && cache->dir) PL_TRY(load_cached(manifest, card, &fo, cache, rank == 0 ? failures : NULL, pool, rank,
+                                                ranks, d));
+    else PL_TRY(ft_dataset_load(manifest, card, &fo, rank == 0 ? failures : NULL, pool, &d->ds));
     FtDataset *ds = &d->ds;
     if (*classes > 0 && *classes != ds->n_classes)
         return PL_FAIL(PL_ERR_ARG, "the head has %d classes but %s has %d (%s ... %s)", *classes, manifest,
@@ -392,3 +450,26 @@ PlStatus ft_data_load_manifest(const char *manifest, const PlModelCard *card, co
     return PL_OK;
 }
 
+
+PlStatus ft_backbone_load(const char *model, const char *card_path, int *heads, const char **key, PlWeights *w,
+                          PlModelCard *card, int *have_card, PlVitConfig *cfg, const char **weights) {
+    *weights = model;
+    size_t ml = strlen(model);
+    int model_is_card = ml > 5 && strcmp(model + ml - 5, ".json") == 0;
+    if (model_is_card && card_path) return PL_FAIL(PL_ERR_ARG, "--card goes with --model CHECKPOINT, not with a card");
+    if (model_is_card || card_path) {   // the card says how to feed the model; --card keeps --model's weights
+        PL_TRY(pl_modelcard_load(model_is_card ? model : card_path, card));
+        *have_card = 1;
+        if (model_is_card) {
+            char hex[65];
+            PL_TRY(pl_modelcard_verify_weights(card, hex));
+            *weights = card->weights;
+        }
+        if (*heads == 0) *heads = card->heads;
+        if (!*key) *key = card->checkpoint_key;
+    }
+    PlWeightsOptions wopt = {.checkpoint_key = *key};
+    PL_TRY(pl_weights_load(*weights, &wopt, w));
+    if (pl_vit_config_infer(w, *heads, cfg) != PL_OK) return pl_error_wrap("%s", *weights);
+    return PL_OK;
+}

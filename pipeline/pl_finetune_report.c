@@ -87,12 +87,12 @@ static PlStatus add_fingerprint(json_t *j, const FtFingerprint *fp, const char *
 // execution.memory: the per-rank estimate's total and parts, in bytes (FtMemory).
 static json_t *memory_json(const FtMemory *m) {
 #define PL_B(x) (json_int_t)llround(x)
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "total", PL_B(m->total),
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "total", PL_B(m->total),
                      "baseline", PL_B(m->baseline), "runtime", PL_B(m->runtime), "weights", PL_B(m->weights),
                      "parameters", PL_B(m->parameters), "bf16", PL_B(m->bf16), "optimizer", PL_B(m->optimizer),
                      "gradients", PL_B(m->gradients), "best", PL_B(m->best), "activations", PL_B(m->activations),
                      "batches", PL_B(m->batches), "data", PL_B(m->data), "transient", PL_B(m->transient),
-                     "peak_measured", PL_B(m->peak_measured));
+                     "peak_measured", PL_B(m->peak_measured), "slot", PL_B(m->slot), "slots", m->slots);
 #undef PL_B
 }
 
@@ -185,6 +185,18 @@ PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVi
         "memory_bytes_per_rank", info->memory.total, "memory", memory_json(&info->memory),
         "activation_bytes_per_thread", info->activation_bytes, "parameters",
         (json_int_t)info->params);
+    if (j) {   // execution.reader: what the reader delivered and how long the loop waited for it (rank 0)
+        const double imgs = (double)info->reader_batches * info->memory.slot_images;
+        json_t *rd = json_pack("{s:s?, s:I, s:i, s:i, s:f, s:f, s:f}", "cache", info->cache, "batches",
+                               (json_int_t)info->reader_batches, "images_per_batch", info->memory.slot_images,
+                               "prefetch", info->memory.slots - 1, "prepare_seconds", info->reader_prepare_s,
+                               "images_per_second", info->reader_prepare_s > 0 ? imgs / info->reader_prepare_s : 0.0,
+                               "loop_wait_seconds", info->reader_wait_s);
+        if (!rd || json_object_set_new(json_object_get(j, "execution"), "reader", rd) != 0) {
+            json_decref(j);
+            return PL_FAIL(PL_ERR_NOMEM, "%s: cannot build the report", path);
+        }
+    }
     if (j && info->fingerprint) {
         PlStatus st = add_fingerprint(j, info->fingerprint, path);
         if (st != PL_OK) {

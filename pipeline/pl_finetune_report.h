@@ -39,8 +39,12 @@ typedef struct FtMemory {
     double gradients;     // leaf gradient per thread + tree node buffers (+ summed gradient and gather chunks with MPI)
     double best;          // the best epoch's weights (with a validation split)
     double activations;   // one activation slab per thread
-    double batches;       // the reader thread's double buffer, augmentation scratch, sample orders
-    double data;          // the samples in memory (X.npy and labels, or the canvases) and the row lists
+    double batches;       // the ring of prepared batches (slots x slot), augmentation scratch, sample orders
+    double slot;          // one prepared batch of this rank (images, labels, targets, keys)
+    int slots;            // batches in the ring: --prefetch + 1, fewer when --cache-memory bounds them
+    int slot_images;      // images in a slot: this rank's share of a global batch
+    double data;          // the samples in memory (X.npy and labels, or the canvases; with --cache only the index of
+                          // the cached samples) and the row lists
     double transient;     // the largest short-lived allocation on top of the rest: the backbone copy written at the
                           // end, or an evaluation's logits and gathered images
     double peak_measured; // not a part: this process's peak resident memory so far (getrusage), when the report is
@@ -61,6 +65,9 @@ typedef struct FtRunInfo {
     double activation_bytes;                // per thread
     size_t params;
     const FtFingerprint *fingerprint;       // borrowed; NULL: not recorded (ft_collect then compares the paths)
+    const char *cache;                      // --cache DIR, or NULL (samples in memory)
+    int64_t reader_batches;                 // batches the reader prepared (this rank)
+    double reader_prepare_s, reader_wait_s; // its time preparing them; the time the loop waited for one
 } FtRunInfo;
 
 // DIR/report.json, DIR/training.{png,svg} (loss and validation macro F1 per epoch), DIR/confusion.{png,svg} and

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pl_fs.h"
+#include "pl_item_digests.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
 #include "pl_card_prep.h"
@@ -112,46 +113,15 @@ static PlStatus run_load(RunContext *ctx) {
     return PL_OK;
 }
 
-// Digests: rank r computes items r, r + size, ...; then everybody gathers all of them.
+// Digests (and the bytes of each item, for the schedule): every rank computes its share; everybody gathers them.
 static PlStatus run_digests(RunContext *ctx) {
-    const PlManifest *m = &ctx->manifest;
-    size_t N = m->count;
-    ctx->digests = calloc(N, sizeof *ctx->digests);
-    ctx->digest_error = calloc(N, sizeof *ctx->digest_error);
-    ctx->cost = calloc(N, sizeof *ctx->cost);
-    char (*mine)[PL_DIGEST_LEN] = calloc(N, sizeof *mine);
-    double *mycost = calloc(N, sizeof *mycost);
-    if (!ctx->digests || !ctx->digest_error || !ctx->cost || !mine || !mycost) {
-        free(mine); free(mycost);
-        return PL_FAIL(PL_ERR_NOMEM, "out of memory");
-    }
-    for (size_t i = (size_t)ctx->rank; i < N; i += (size_t)ctx->size) {
-        const PlManifestItem *it = &m->items[i];
-        if (pl_digest_item(m, it, ctx->opt->verify, mine[i]) != PL_OK) {
-            snprintf(mine[i], PL_DIGEST_LEN, "!unreadable");   // recorded as a failure by the item's worker
-        }
-        for (int r = 0; r < m->n_roles; r++) {
-            struct stat sb;
-            if (it->channels[r].path && stat(it->channels[r].path, &sb) == 0) mycost[i] += (double)sb.st_size;
-        }
-    }
-    PlStatus st = PL_MPI_CHECK(MPI_Allreduce(mycost, ctx->cost, (int)N, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD));
-    // each digest slot is written by exactly one rank, the others are zero bytes: a bytewise max merges them
-    if (st == PL_OK)
-        st = PL_MPI_CHECK(MPI_Allreduce(mine, ctx->digests, (int)(N * PL_DIGEST_LEN), MPI_UNSIGNED_CHAR, MPI_MAX,
-                                        MPI_COMM_WORLD));
-    free(mine);
-    free(mycost);
-    for (size_t i = 0; i < N && st == PL_OK; i++) {
-        if (ctx->digests[i][0] != '!') continue;
-        // recompute the reason locally (cheap: a stat or a read that fails)
-        char tmp[PL_DIGEST_LEN];
-        if (pl_digest_item(m, &m->items[i], ctx->opt->verify, tmp) != PL_OK)
-            ctx->digest_error[i] = pl_strdup(pl_error_message());
-        else
-            ctx->digest_error[i] = pl_strdup("input files changed while the run started");
-    }
-    return st;
+    size_t N = ctx->manifest.count;
+    ctx->digests = calloc(N + 1, sizeof *ctx->digests);
+    ctx->digest_error = calloc(N + 1, sizeof *ctx->digest_error);
+    ctx->cost = calloc(N + 1, sizeof *ctx->cost);
+    if (!ctx->digests || !ctx->digest_error || !ctx->cost) return PL_FAIL(PL_ERR_NOMEM, "out of memory");
+    return pl_item_digests(&ctx->manifest, NULL, N, ctx->opt->verify, ctx->rank, ctx->size, ctx->digests,
+                           ctx->digest_error, ctx->cost);
 }
 
 static PlStatus run_settings(RunContext *ctx) {

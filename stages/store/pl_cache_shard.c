@@ -573,6 +573,10 @@ static PlStatus shard_sample_fail(const PlCacheShard *s, int64_t k, const char *
 }
 
 PlStatus pl_cache_shard_read(const PlCacheShard *s, int64_t k, PlCacheDecoder *d, float *dst) {
+    return pl_cache_shard_read_fd(s, s->fd, k, d, dst);
+}
+
+PlStatus pl_cache_shard_read_fd(const PlCacheShard *s, int fd, int64_t k, PlCacheDecoder *d, float *dst) {
     if (k < 0 || k >= s->n_samples)
         return PL_FAIL(PL_ERR_ARG, "%s: sample %lld out of range (it holds %lld)", s->path, (long long)k,
                        (long long)s->n_samples);
@@ -580,7 +584,7 @@ PlStatus pl_cache_shard_read(const PlCacheShard *s, int64_t k, PlCacheDecoder *d
     if (raw > d->raw_cap || n > d->frame_cap)
         return PL_FAIL(PL_ERR_ARG, "%s: sample %lld: a %zu-byte sample does not fit a decoder for %zu", s->path,
                        (long long)k, raw, d->raw_cap);
-    int r = shard_pread_all(s->fd, d->frame, n, s->offset[k]);
+    int r = shard_pread_all(fd, d->frame, n, s->offset[k]);
     if (r < 0) return PL_FAIL(PL_ERR_IO, "cannot read %s: sample %lld: %s", s->path, (long long)k, strerror(errno));
     if (r > 0) return shard_sample_fail(s, k, "the file ends inside its frame (truncated since it was opened)", NULL);
     if (!shard_frame_checksummed(d->frame, n))

@@ -81,5 +81,7 @@ void pl_cache_decoder_free(PlCacheDecoder *d);
 // Read sample `k` of the shard into dst (C, S, S). A frame that does not decompress, fails its checksum or has the
 // wrong size is PL_ERR_FORMAT naming the shard, the sample and the item (id) it belongs to; never partial data.
 PlStatus pl_cache_shard_read(const PlCacheShard *s, int64_t k, PlCacheDecoder *d, float *dst);
+// The same through `fd`, a descriptor of the same file the caller opened (a reader that closed s->fd keeps its own).
+PlStatus pl_cache_shard_read_fd(const PlCacheShard *s, int fd, int64_t k, PlCacheDecoder *d, float *dst);
 
 #endif

@@ -42,13 +42,15 @@ typedef struct FetchCtx {
     int64_t perm_epoch0;
     int nperms;
     float *scratch;            // (C, H, W) augmentation scratch (one prepare runs at a time)
+    float *sample;             // (C, H, W) an image read from d->samples before its augmentation
     double *cw;                // --balanced: cumulative sampling weights (n), 1 / images of the row's class
     PlAugmentOptions aug;
     int first, count;          // this rank's positions [first, first + count) of every global batch
-    float *x[2], *t[2];        // two slots: (count + 1, C, H, W) images, (count + 1, classes) targets
-    int32_t *y[2];
-    uint64_t *keys[2];
-    PlTrainBatch batch[2];
+    int slots;                 // the ring: (count + 1, C, H, W) images, (count + 1, classes) targets per slot
+    float *x[PL_BATCH_SLOTS_MAX], *t[PL_BATCH_SLOTS_MAX];
+    int32_t *y[PL_BATCH_SLOTS_MAX];
+    uint64_t *keys[PL_BATCH_SLOTS_MAX];
+    PlTrainBatch batch[PL_BATCH_SLOTS_MAX];
 } FetchCtx;
 
 static void ensure_perms(FetchCtx *f, int64_t step) {
@@ -111,12 +113,18 @@ static PlStatus fetch_prepare(void *ctx, int64_t step, int slot) {
     for (int i = 0; i < f->count; i++) {
         int64_t pos = step * f->o->batch + f->first + i, epoch = pos / d->n, j = pos % d->n;
         int64_t row = pl_finetune_row(d, f->o->shuffle ? f->perms[(size_t)(epoch - f->perm_epoch0) * d->n + j] : j);
-        const float *src = d->x + (size_t)row * chw;
+        float *dst = x + (size_t)i * chw;
+        const float *src = d->x ? d->x + (size_t)row * chw : NULL;
+        if (!d->x) {   // from the cache: straight into the slot, or into the sample buffer the augmentation reads
+            float *into = f->o->augment ? f->sample : dst;
+            PL_TRY(d->samples->read(d->samples->ctx, row, d->samples->lanes - 1, into));
+            src = into;
+        }
         if (f->o->augment)
             pl_augment_image(&f->aug, pl_rng_mix(pl_rng_mix(f->o->seed, (uint64_t)epoch), (uint64_t)row), src, d->C,
-                             d->H, d->W, x + (size_t)i * chw, f->scratch);
-        else
-            memcpy(x + (size_t)i * chw, src, chw * sizeof(float));
+                             d->H, d->W, dst, f->scratch);
+        else if (src != dst)
+            memcpy(dst, src, chw * sizeof(float));
         if (d->y) y[i] = d->y[row];
         if (d->targets)
             memcpy(targets + (size_t)i * d->classes, d->targets + (size_t)row * d->classes, (size_t)d->classes * sizeof(float));
@@ -127,7 +135,7 @@ static PlStatus fetch_prepare(void *ctx, int64_t step, int slot) {
 
 static const void *fetch_batch(void *ctx, int slot) { return &((FetchCtx *)ctx)->batch[slot]; }
 
-// The source's buffers: the sample orders, the scratch, the two slots, and --balanced's weights.
+// The source's buffers: the sample orders, the scratch, the ring's slots, and --balanced's weights.
 static PlStatus fetch_init(FetchCtx *f, const PlFinetuneData *d, const PlFinetuneOptions *o, int first, int count) {
     memset(f, 0, sizeof *f);
     f->d = d;
@@ -140,9 +148,11 @@ static PlStatus fetch_init(FetchCtx *f, const PlFinetuneData *d, const PlFinetun
     const size_t n = (size_t)count + 1, chw = (size_t)d->C * d->H * d->W;
     f->perms = pl_malloc((size_t)f->nperms * d->n * sizeof(int64_t));
     f->scratch = pl_malloc(chw * sizeof(float));
-    if (!f->perms || !f->scratch) return PL_ERR_NOMEM;
+    f->sample = d->x ? NULL : pl_malloc(chw * sizeof(float));
+    if (!f->perms || !f->scratch || (!d->x && !f->sample)) return PL_ERR_NOMEM;
     f->perms[0] = -1;
-    for (int k = 0; k < 2; k++) {
+    f->slots = o->prefetch < 1 ? 2 : o->prefetch + 1 > PL_BATCH_SLOTS_MAX ? PL_BATCH_SLOTS_MAX : o->prefetch + 1;
+    for (int k = 0; k < f->slots; k++) {
         f->x[k] = pl_malloc(n * chw * sizeof(float));
         f->y[k] = pl_malloc(n * sizeof(int32_t));
         f->t[k] = pl_malloc(n * (size_t)d->classes * sizeof(float));
@@ -154,13 +164,14 @@ static PlStatus fetch_init(FetchCtx *f, const PlFinetuneData *d, const PlFinetun
 }
 
 static void fetch_free(FetchCtx *f) {
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < f->slots; k++) {
         free(f->x[k]);
         free(f->y[k]);
         free(f->t[k]);
         free(f->keys[k]);
     }
     free(f->scratch);
+    free(f->sample);
     free(f->perms);
     free(f->cw);
     memset(f, 0, sizeof *f);
@@ -170,9 +181,11 @@ static void fetch_free(FetchCtx *f) {
 
 static uint64_t hash_data_into(const PlFinetuneData *d, uint64_t h) {
     const size_t chw = (size_t)d->C * d->H * d->W;
+    if (!d->x) h = pl_rng_hash_bytes(&d->samples->digest, sizeof d->samples->digest, h);   // what the cache serves
     for (int64_t i = 0; i < d->n; i++) {
         int64_t r = pl_finetune_row(d, i);
-        h = pl_rng_hash_bytes(d->x + (size_t)r * chw, chw * sizeof(float), h);
+        if (d->x) h = pl_rng_hash_bytes(d->x + (size_t)r * chw, chw * sizeof(float), h);
+        else h = pl_rng_hash_bytes(&r, sizeof r, h);
         if (d->y) h = pl_rng_hash_bytes(d->y + r, sizeof(int32_t), h);
         if (d->targets) h = pl_rng_hash_bytes(d->targets + (size_t)r * d->classes, (size_t)d->classes * sizeof(float), h);
     }
@@ -288,7 +301,7 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     }
     PlTrainerResult tr = {0};
     if (st == PL_OK) {
-        const PlBatchSource src = {&f, fetch_prepare, fetch_batch};
+        const PlBatchSource src = {&f, fetch_prepare, fetch_batch, f.slots};
         EpochHook eh = {t, val, o, rank};
         const PlTrainerHooks hooks = {.ctx = &eh, .epoch_end = epoch_validate};
         const PlTrainerOptions to = {

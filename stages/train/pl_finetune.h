@@ -26,11 +26,12 @@
 typedef struct PlFinetuneData {
     int64_t n;                 // images in the set
     int C, H, W;
-    const float *x;            // (rows of the store, C, H, W)
+    const float *x;            // (rows of the store, C, H, W), or NULL: the images come from `samples`
     const int32_t *y;          // (rows of the store) class ids (cross-entropy), or NULL
     const float *targets;      // (rows of the store, classes) multi-hot (BCE), or NULL
     int classes;
     const int64_t *rows;       // (n) image i of the set is row rows[i] of x / y / targets; NULL = row i
+    const PlSampleSource *samples;   // with x NULL: reads row r (a training cache, pipeline/pl_train_cache.h)
 } PlFinetuneData;
 
 static inline int64_t pl_finetune_row(const PlFinetuneData *d, int64_t i) { return d->rows ? d->rows[i] : i; }
@@ -57,7 +58,8 @@ typedef struct PlFinetuneOptions {
     const char *args_text;     // every option that changes the result, as text (checked on resume)
     const volatile sig_atomic_t *stop;   // nonzero: stop after the current step (checkpoint, PL_ERR_INTERRUPTED)
     PlThreadPool *pool;
-    const PlBatchReader *reader;   // the program's reader that prepares the next batch meanwhile (NULL: the loop)
+    const PlBatchReader *reader;   // the program's reader that prepares the next batches meanwhile (NULL: the loop)
+    int prefetch;              // global batches the reader prepares ahead of the step (1 .. PL_BATCH_SLOTS_MAX - 1)
     int quiet;
 } PlFinetuneOptions;
 

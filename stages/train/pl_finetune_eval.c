@@ -20,10 +20,14 @@ static PlStatus task_predict(void *ctx, int task, int thread) {
     int64_t first = (int64_t)task * p->mb;
     int n = d->n - first < p->mb ? (int)(d->n - first) : p->mb;
     const size_t chw = (size_t)d->C * d->H * d->W;
-    const float *x = d->x + (size_t)first * chw;
-    if (d->rows) {
+    const float *x = d->x && !d->rows ? d->x + (size_t)first * chw : NULL;
+    if (!x) {   // gather the rows, from memory or from the sample source (lane = the pool thread)
         float *g = p->gather + (size_t)thread * p->mb * chw;
-        for (int i = 0; i < n; i++) memcpy(g + (size_t)i * chw, d->x + (size_t)d->rows[first + i] * chw, chw * sizeof(float));
+        for (int i = 0; i < n; i++) {
+            int64_t row = pl_finetune_row(d, first + i);
+            if (d->x) memcpy(g + (size_t)i * chw, d->x + (size_t)row * chw, chw * sizeof(float));
+            else PL_TRY(d->samples->read(d->samples->ctx, row, thread, g + (size_t)i * chw));
+        }
         x = g;
     }
     PlStatus st = pl_vit_train_predict(p->t, thread, x, n, p->logits + (size_t)first * d->classes);
@@ -39,8 +43,9 @@ PlStatus pl_finetune_evaluate(PlVitTrain *t, PlThreadPool *pool, const PlFinetun
     int32_t *pred = pl_malloc((size_t)d->n * sizeof(int32_t));
     int64_t *cnt = pl_calloc((size_t)C * 3, sizeof(int64_t));
     int32_t *yt = d->y ? pl_malloc((size_t)d->n * sizeof(int32_t)) : NULL;
-    float *gather = d->rows ? pl_malloc((size_t)pl_threadpool_size(pool) * mb * d->C * d->H * d->W * sizeof(float)) : NULL;
-    PlStatus rc = logits && pred && cnt && (!d->y || yt) && (!d->rows || gather) ? PL_OK : PL_ERR_NOMEM;
+    const int gathers = d->rows || !d->x;
+    float *gather = gathers ? pl_malloc((size_t)pl_threadpool_size(pool) * mb * d->C * d->H * d->W * sizeof(float)) : NULL;
+    PlStatus rc = logits && pred && cnt && (!d->y || yt) && (!gathers || gather) ? PL_OK : PL_ERR_NOMEM;
     if (rc == PL_OK) {
         PredictCtx p = {t, d, logits, mb, gather};
         pl_vit_train_sync(t);

@@ -85,14 +85,15 @@ static const char *kept_note(const PlTrainerOptions *o, int64_t good_step) {
 // The batch of `step`: from the reader (asking for the next one meanwhile), or prepared here.
 static PlStatus next_batch(const PlBatchSource *src, const PlBatchReader *rd, int64_t step, int64_t total,
                            const void **batch) {
+    const int slots = src->slots;
     if (rd) {
         rd->request(rd->self, step);
-        if (step + 1 < total) rd->request(rd->self, step + 1);   // read while this step computes
+        for (int64_t s = step + 1; s < step + slots && s < total; s++) rd->request(rd->self, s);   // read ahead
         PL_TRY(rd->wait(rd->self, step));
     } else {
-        PL_TRY(src->prepare(src->ctx, step, (int)(step % 2)));
+        PL_TRY(src->prepare(src->ctx, step, (int)(step % slots)));
     }
-    *batch = src->batch(src->ctx, (int)(step % 2));
+    *batch = src->batch(src->ctx, (int)(step % slots));
     return PL_OK;
 }
 

@@ -24,24 +24,39 @@
 #include "pl_train_step.h"
 #include "pl_vit_train.h"
 
-// A batch source: prepare(step, slot) fills slot (0 or 1) with this rank's share of the step's global batch, a pure
-// function of the step; batch(slot) is then what the step driver receives. prepare is called from one thread at a
-// time (the reader's, or the loop's), never for a slot the loop is reading.
+// A batch source: a ring of `slots` (2..PL_BATCH_SLOTS_MAX) batches; prepare(step, slot) fills slot step % slots
+// with this rank's share of the step's global batch, a pure function of the step; batch(slot) is then what the step
+// driver receives. prepare is called from one thread at a time (the reader's, or the loop's), never for a slot the
+// loop is reading; with a reader, the steps up to slots - 1 ahead of the loop's are prepared meanwhile.
+#define PL_BATCH_SLOTS_MAX 8
 typedef struct PlBatchSource {
     void *ctx;
     PlStatus (*prepare)(void *ctx, int64_t step, int slot);
     const void *(*batch)(void *ctx, int slot);
+    int slots;
 } PlBatchSource;
 
+// Images that are not all in memory (a training cache): read(ctx, row, lane, dst) fills dst (C, H, W) with image
+// `row`; lanes 0..lanes-1 may read at the same time, one caller per lane: a pool task uses its thread index, the
+// batch source lane lanes - 1. digest: a hash of what the source serves (checkpoints record it).
+typedef struct PlSampleSource {
+    void *ctx;
+    PlStatus (*read)(void *ctx, int64_t row, int lane, float *dst);
+    int lanes;
+    uint64_t digest;
+} PlSampleSource;
+
 // Who runs a source ahead of the loop. attach: start serving `src` (nothing prepared yet); request: prepare `step`
-// (into slot step % 2) when free; wait: until `step` is prepared, its status (the source's error with its message);
-// detach: stop serving (waits for a prepare in flight). The thread behind it belongs to the program.
+// (into slot step % src->slots) when free; wait: until `step` is prepared, its status (the source's error with its
+// message); detach: stop serving (waits for a prepare in flight). The thread behind it belongs to the program; it
+// counts what it delivered and how long the loop waited (stats).
 typedef struct PlBatchReader {
     void *self;
     PlStatus (*attach)(void *self, const PlBatchSource *src);
     void (*request)(void *self, int64_t step);
     PlStatus (*wait)(void *self, int64_t step);
     void (*detach)(void *self);
+    void (*stats)(void *self, int64_t *batches, double *prepare_s, double *wait_s);
 } PlBatchReader;
 
 typedef struct PlTrainerHooks {

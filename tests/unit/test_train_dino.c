@@ -267,7 +267,7 @@ static void run_loop(const Fixture *f, int m, int threads, Run *r) {
     char *dir = pl_test_tmpdir();
     assert_non_null(dir);
     freeze_for(u.op, 0);
-    const PlBatchSource src = {.ctx = &u, .prepare = src_prepare, .batch = src_batch};
+    const PlBatchSource src = {.ctx = &u, .prepare = src_prepare, .batch = src_batch, .slots = 2};
     const PlTrainerHooks hooks = {.ctx = &u, .after_step = loop_after_step};
     const PlTrainerOptions to = {.out_dir = dir, .total_steps = STEPS, .batch = B, .epoch_samples = B,
                                  .peak_lr = LR, .min_lr = MIN_LR, .wd_schedule = 1, .wd_base = WD, .wd_final = WD_END,
