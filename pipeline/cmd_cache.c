@@ -37,6 +37,8 @@ void cmd_cache_build_usage(FILE *out) {
             "  --level fov|tiles|cells  as finetune (default fov); --tile N (default " PL_PREP_TILE_DEFAULT_TEXT "), --crop N (default " PL_PREP_CROP_DEFAULT_TEXT ")\n"
             "  --size S               canvas side (default: the model's native size)\n"
             "  --verify               decide \"changed\" by content SHA-256 instead of size + mtime\n"
+            "  --check                decompress and check every sample kept from the previous build; the items of\n"
+            "                         a damaged shard are prepared again (after a corrupt-sample error in training)\n"
             "  --threads T            worker threads per rank (default: the cores this process may use)\n"
             "  -h, --help             this help\n"
             "\n"
@@ -47,7 +49,7 @@ void cmd_cache_build_usage(FILE *out) {
 
 typedef struct CacheArgs {
     const char *manifest, *model, *card, *cache;
-    int heads, level, tile, crop, size, verify, threads;
+    int heads, level, tile, crop, size, verify, check, threads;
 } CacheArgs;
 
 static PlStatus cache_build(const CacheArgs *a, int *failed) {
@@ -84,7 +86,7 @@ static PlStatus cache_build(const CacheArgs *a, int *failed) {
     if (st == PL_OK && !(digests = pl_calloc((size_t)p.n + 1, sizeof *digests))) st = PL_ERR_NOMEM;
     st = pl_mpi_agree(st, "reading the model and the manifest");
     PlTrainCacheBuild b = {0};
-    PlTrainCacheOptions co = {.dir = a->cache, .verify = a->verify};
+    PlTrainCacheOptions co = {.dir = a->cache, .verify = a->verify, .check = a->check};
     if (st == PL_OK) st = pl_train_cache_build(&p, &co, pool, rank, ranks, digests, &b);
     // every item's state, reused ones included: open the cache as training would
     if (st == PL_OK) {
@@ -114,13 +116,14 @@ int cmd_cache_build_run(int argc, char **argv) {
         return PL_EXIT_OK;
     }
     CacheArgs a = {.tile = PL_PREP_TILE_DEFAULT, .crop = PL_PREP_CROP_DEFAULT};
-    enum { O_MANIFEST = 256, O_MODEL, O_CARD, O_HEADS, O_CACHE, O_LEVEL, O_TILE, O_CROP, O_SIZE, O_VERIFY, O_THREADS };
+    enum { O_MANIFEST = 256, O_MODEL, O_CARD, O_HEADS, O_CACHE, O_LEVEL, O_TILE, O_CROP, O_SIZE, O_VERIFY, O_CHECK, O_THREADS };
     static const struct option longopts[] = {
         {"manifest", required_argument, 0, O_MANIFEST}, {"model", required_argument, 0, O_MODEL},
         {"card", required_argument, 0, O_CARD}, {"heads", required_argument, 0, O_HEADS},
         {"cache", required_argument, 0, O_CACHE}, {"level", required_argument, 0, O_LEVEL},
         {"tile", required_argument, 0, O_TILE}, {"crop", required_argument, 0, O_CROP},
         {"size", required_argument, 0, O_SIZE}, {"verify", no_argument, 0, O_VERIFY},
+        {"check", no_argument, 0, O_CHECK},
         {"threads", required_argument, 0, O_THREADS}, {0, 0, 0, 0}};
     static const char *const levels[] = {"fov", "tiles", "cells"};
     const char *cmd = "cache build";
@@ -139,6 +142,7 @@ int cmd_cache_build_run(int argc, char **argv) {
         case O_CROP: if ((rc = pl_cli_option_int(cmd, "--crop", optarg, 8, 65536, &a.crop))) return rc; break;
         case O_SIZE: if ((rc = pl_cli_option_int(cmd, "--size", optarg, 8, 8192, &a.size))) return rc; break;
         case O_VERIFY: a.verify = 1; break;
+        case O_CHECK: a.check = 1; break;
         case O_THREADS: if ((rc = pl_cli_option_int(cmd, "--threads", optarg, 1, 1024, &a.threads))) return rc; break;
         case ':': return pl_cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
         default: return pl_cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);

@@ -129,8 +129,9 @@ void cmd_finetune_usage(FILE *out) {
             "\n"
             "Exit status: 0 done; 1 failed (a NaN/Inf loss names the step and keeps the last checkpoint;\n"
             "under MPI every rank ends with the failing rank's message); 2 bad command line; 3 done, but some\n"
-            "manifest items failed to preprocess (skipped, listed in DIR/failures.tsv); 128+N stopped by signal N\n"
-            "after a checkpoint (--resume continues).\n");
+            "manifest items failed to preprocess (skipped, listed in DIR/failures.tsv); 6 another process holds\n"
+            "DIR/finetune.lock or the cache's lock (nothing was done); 128+N stopped by signal N after a checkpoint\n"
+            "(--resume continues).\n");
 }
 
 #define FT_MAX_FRACTIONS 64
@@ -775,6 +776,7 @@ int cmd_finetune_run(int argc, char **argv) {
         pl_log_error("%s", pl_error_message());
         return PL_EXIT_SIGNAL + (*sig ? *sig : 15);
     }
+    if (st == PL_ERR_BUSY) return PL_EXIT_LOCKED;
     if (st != PL_OK) return PL_EXIT_FAIL;
     return partial ? PL_EXIT_PARTIAL : PL_EXIT_OK;
 }

@@ -177,9 +177,52 @@ static void plan_free(BuildPlan *bp) {
     memset(bp, 0, sizeof *bp);
 }
 
+// ---- items by id and input digest ----
+
+// An index of the plan's rows by "id\tdigest" (the key a shard's table holds for an item); free with row_keys_free.
+static PlStatus row_keys_index(const FtPlan *p, char (*digests)[PL_DIGEST_LEN], PlIdIndex *ix, char ***keys_out) {
+    char **keys = pl_calloc((size_t)p->n + 1, sizeof *keys);
+    *keys_out = keys;
+    if (!keys) return PL_ERR_NOMEM;
+    for (int64_t i = 0; i < p->n; i++) {
+        const char *id = p->m.items[p->items[i]].id;
+        size_t len = strlen(id) + strlen(digests[i]) + 2;
+        if (!(keys[i] = pl_malloc(len))) return PL_ERR_NOMEM;
+        snprintf(keys[i], len, "%s\t%s", id, digests[i]);
+        PL_TRY(pl_idindex_add(ix, keys[i], i, NULL));
+    }
+    return PL_OK;
+}
+
+static void row_keys_free(const FtPlan *p, PlIdIndex *ix, char **keys) {
+    pl_idindex_free(ix);
+    for (int64_t i = 0; keys && i < p->n; i++) free(keys[i]);
+    free(keys);
+}
+
+// The row of a shard's item j, or -1 when the plan has no such (id, digest).
+static int64_t row_of_item(const PlIdIndex *ix, const PlCacheShard *s, int64_t j) {
+    char item[2 * PL_MANIFEST_MAX_TEXT + PL_DIGEST_LEN];
+    snprintf(item, sizeof item, "%s\t%s", s->items[j].id, s->items[j].digest);
+    return pl_idindex_find(ix, item);
+}
+
+// With --check: decompress every sample of a shard kept for reuse and check it (its content checksum), so that a
+// damaged frame is found and its shard's items prepared again now instead of stopping a training run later.
+static PlStatus shard_check_frames(const PlCacheShard *s) {
+    PlCacheDecoder *dec = NULL;
+    PL_TRY(pl_cache_decoder_create(&dec, s->C, s->S));
+    float *x = pl_malloc(((size_t)s->C * s->S * s->S + 1) * sizeof *x);
+    PlStatus st = x ? PL_OK : PL_ERR_NOMEM;
+    for (int64_t k = 0; k < s->n_samples && st == PL_OK; k++) st = pl_cache_shard_read(s, k, dec, x);
+    free(x);
+    pl_cache_decoder_free(dec);
+    return st;
+}
+
 // Rank 0: which rows an old shard of the same settings still holds (reused), and the groups of the others.
 static PlStatus plan_build(const FtPlan *p, const char *dir, const char *key, const char *settings,
-                           char (*digests)[PL_DIGEST_LEN],
+                           char (*digests)[PL_DIGEST_LEN], int check,
                            BuildPlan *bp, PlTrainCacheBuild *b) {
     memset(bp, 0, sizeof *bp);
     bp->group = pl_malloc(((size_t)p->n + 1) * sizeof *bp->group);
@@ -203,42 +246,52 @@ static PlStatus plan_build(const FtPlan *p, const char *dir, const char *key, co
     }
     PlIdIndex ix = {0};
     char **keys = NULL;   // "id\tdigest" of each row
+    int64_t *found_rows = NULL;   // the rows found in one old shard
     if (found && !strcmp(old.key, key)) {
-        keys = pl_calloc((size_t)p->n + 1, sizeof *keys);
-        if (!keys) st = PL_ERR_NOMEM;
-        for (int64_t i = 0; i < p->n && st == PL_OK; i++) {
-            const char *id = p->m.items[p->items[i]].id;
-            size_t len = strlen(id) + strlen(digests[i]) + 2;
-            if (!(keys[i] = pl_malloc(len))) st = PL_ERR_NOMEM;
-            else snprintf(keys[i], len, "%s\t%s", id, digests[i]);
-            if (st == PL_OK) st = pl_idindex_add(&ix, keys[i], i, NULL);
-        }
+        st = row_keys_index(p, digests, &ix, &keys);
         bp->keep = pl_calloc((size_t)bp->n_old + 1, sizeof *bp->keep);
-        if (!bp->keep && st == PL_OK) st = PL_ERR_NOMEM;
+        found_rows = pl_malloc(((size_t)p->n + 1) * sizeof *found_rows);
+        if ((!bp->keep || !found_rows) && st == PL_OK) st = PL_ERR_NOMEM;
         for (int k = 0; k < bp->n_old && st == PL_OK; k++) {
-            char path[4096], item[2 * PL_MANIFEST_MAX_TEXT + PL_DIGEST_LEN];
+            char path[4096];
             snprintf(path, sizeof path, "%s/shards/%s", dir, bp->old[k]);
             PlCacheShard s;
             if (pl_cache_shard_open(&s, path) != PL_OK) {   // lost or damaged: its items are prepared again
                 pl_log_warn("cache shard %s: %s; its items are prepared again", path, pl_error_message());
                 continue;
             }
-            int used = 0;
-            for (int64_t j = 0; j < s.n_items && s.C == p->fo.channels && s.S == p->fo.size; j++) {
-                snprintf(item, sizeof item, "%s\t%s", s.items[j].id, s.items[j].digest);
-                int64_t row = pl_idindex_find(&ix, item);
+            int64_t used = 0;   // its rows are rows_found[0, used)
+            for (int64_t j = 0; j < s.n_items && s.C == p->fo.channels && s.S == p->fo.size && st == PL_OK; j++) {
+                int64_t row = row_of_item(&ix, &s, j);
                 if (row >= 0 && bp->group[row] == -2) {
                     bp->group[row] = -1;
-                    used = 1;
+                    found_rows[used++] = row;
                 }
             }
+            // a shard mostly of items the manifest no longer has (or has changed) is not kept: its live items are
+            // prepared again into new shards, so stale samples never take more than half of a kept shard
+            const char *why = used > 0 && 2 * used < s.n_items ? "most of its items are no longer used" : NULL;
+            int damaged = 0;
+            if (!why && used > 0 && check && shard_check_frames(&s) != PL_OK) {
+                why = pl_error_message();
+                damaged = 1;
+            }
+            if (why) {
+                pl_log_warn("cache shard %s: %s; its %lld item(s) still in use are prepared again", path, why,
+                            (long long)used);
+                for (int64_t j = 0; j < used; j++) bp->group[found_rows[j]] = -2;
+                used = 0;
+            }
             pl_cache_shard_close(&s);
+            // a damaged shard is removed now: its replacement holds the same items under the same name, and a killed
+            // build that kept it would reuse it (the old index, which still lists it, then finds it lost: rebuilt)
+            if (damaged && unlink(path) != 0 && errno != ENOENT)
+                st = PL_FAIL(PL_ERR_IO, "cannot remove the damaged cache shard %s: %s", path, strerror(errno));
             if (used && !(bp->keep[bp->n_keep++] = pl_strdup(bp->old[k]))) st = PL_ERR_NOMEM;
         }
     }
-    pl_idindex_free(&ix);
-    for (int64_t i = 0; keys && i < p->n; i++) free(keys[i]);
-    free(keys);
+    free(found_rows);
+    row_keys_free(p, &ix, keys);
     // the rows to prepare, in manifest order, PL_TRAIN_CACHE_SHARD_ITEMS a shard
     int64_t todo = 0;
     for (int64_t i = 0; i < p->n && st == PL_OK; i++) {
@@ -333,7 +386,7 @@ PlStatus pl_train_cache_build(FtPlan *p, const PlTrainCacheOptions *o, PlThreadP
     if (mpi) st = pl_mpi_agree(st, "opening the training cache");
     if (st == PL_OK) st = pl_item_digests(&p->m, p->items, (size_t)p->n, o->verify, rank, ranks, digests, NULL, NULL);
     if (mpi) st = pl_mpi_agree(st, "digesting the training items");
-    if (st == PL_OK && rank == 0) st = plan_build(p, o->dir, key, settings, digests, &bp, b);
+    if (st == PL_OK && rank == 0) st = plan_build(p, o->dir, key, settings, digests, o->check, &bp, b);
     if (mpi) st = pl_mpi_agree(st, "planning the training cache");
     if (st == PL_OK && rank != 0 && !(bp.group = pl_malloc(((size_t)p->n + 1) * sizeof *bp.group))) st = PL_ERR_NOMEM;
     if (mpi) st = pl_mpi_agree(st, "planning the training cache");
@@ -441,7 +494,9 @@ PlStatus pl_train_cache_read(void *cache, int64_t row, int lane, float *dst) {
     int fd = -1;
     PL_TRY(lane_fd(c, L, k, &fd));
     PlStatus st = pl_cache_shard_read_fd(&c->shards[k], fd, c->sample_index[row], L->dec, dst);
-    if (st != PL_OK) return pl_error_wrap("training cache %s", c->dir);
+    if (st != PL_OK)
+        return pl_error_wrap("training cache %s (`protloc cache build ... --check` finds the damaged shards and "
+                             "prepares their items again)", c->dir);
     return PL_OK;
 }
 
@@ -481,27 +536,16 @@ static PlStatus open_shards(PlTrainCache *c, const CacheIndex *x) {
 
 // Each plan row's (shard, item) by its id and digest; *where (p->n) gets shard << 32 | item, or -1 when missing.
 static PlStatus find_items(const PlTrainCache *c, const FtPlan *p, char (*digests)[PL_DIGEST_LEN], int64_t *where) {
+    for (int64_t i = 0; i < p->n; i++) where[i] = -1;
     PlIdIndex ix = {0};
-    char **keys = pl_calloc((size_t)p->n + 1, sizeof *keys);
-    PlStatus st = keys ? PL_OK : PL_ERR_NOMEM;
-    for (int64_t i = 0; i < p->n && st == PL_OK; i++) {
-        where[i] = -1;
-        const char *id = p->m.items[p->items[i]].id;
-        size_t len = strlen(id) + strlen(digests[i]) + 2;
-        if (!(keys[i] = pl_malloc(len))) st = PL_ERR_NOMEM;
-        else snprintf(keys[i], len, "%s\t%s", id, digests[i]);
-        if (st == PL_OK) st = pl_idindex_add(&ix, keys[i], i, NULL);
-    }
-    char item[2 * PL_MANIFEST_MAX_TEXT + PL_DIGEST_LEN];
+    char **keys = NULL;
+    PlStatus st = row_keys_index(p, digests, &ix, &keys);
     for (int k = 0; k < c->n_shards && st == PL_OK; k++)
         for (int64_t j = 0; j < c->shards[k].n_items; j++) {
-            snprintf(item, sizeof item, "%s\t%s", c->shards[k].items[j].id, c->shards[k].items[j].digest);
-            int64_t row = pl_idindex_find(&ix, item);
+            int64_t row = row_of_item(&ix, &c->shards[k], j);
             if (row >= 0 && where[row] < 0) where[row] = (int64_t)k << 32 | j;
         }
-    pl_idindex_free(&ix);
-    for (int64_t i = 0; keys && i < p->n; i++) free(keys[i]);
-    free(keys);
+    row_keys_free(p, &ix, keys);
     return st;
 }
 

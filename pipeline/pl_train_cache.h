@@ -38,6 +38,8 @@
 typedef struct PlTrainCacheOptions {
     const char *dir;      // the cache folder (created)
     int verify;           // content digests (SHA-256 of every file) instead of size + mtime
+    int check;            // decompress every sample of the shards kept for reuse; a damaged shard's items are
+                          // prepared again (its frame checksums fail: bit rot, a torn copy)
     int quiet;
 } PlTrainCacheOptions;
 
