@@ -395,9 +395,12 @@ static PlStatus load_cached(const char *manifest, const PlModelCard *card, const
     if (!digests || !d->cache) st = PL_ERR_NOMEM;
     if (pl_mpi_active() && ranks > 1) st = pl_mpi_agree(st, "reading the manifest");
     PlTrainCacheBuild b;
-    PlTrainCacheOptions co = {.dir = cu->dir, .verify = cu->verify};
+    PlTrainCacheOptions co = {.dir = cu->dir, .verify = cu->verify, .hold = 1};   // builds stay out while we read
+    b.lock = (PlLock){.fd = -1};
     if (st == PL_OK) st = pl_train_cache_build(&p, &co, pool, rank, ranks, digests, &b);
     if (st == PL_OK) st = pl_train_cache_open(d->cache, &p, cu->dir, digests, cu->lanes, failures, &d->ds);
+    if (st == PL_OK) d->cache->lock = b.lock;
+    else pl_lock_release(&b.lock);
     if (pl_mpi_active() && ranks > 1) st = pl_mpi_agree(st, "opening the training cache");
     if (st == PL_OK && d->ds.n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
     if (st == PL_OK) d->samples = &d->cache->source;

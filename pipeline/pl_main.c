@@ -137,7 +137,7 @@ int pl_main(int argc, char **argv) {
     // (a committed run would exit 141): writes fail with EPIPE instead, and each command decides what that means.
     signal(SIGPIPE, SIG_IGN);
     int rc = cmd->run(cargc, cargv);
-    if ((rc == PL_EXIT_FAIL || rc == PL_EXIT_ABORT) && pl_error_message()[0])
+    if ((rc == PL_EXIT_FAIL || rc == PL_EXIT_ABORT || rc == PL_EXIT_LOCKED) && pl_error_message()[0])
         pl_log_error("protloc %s: %s", cmd->name, pl_error_message());
     // A multi-rank failure that the ranks did not agree on (pl_mpi_agree) may leave another rank waiting in a
     // collective: end the whole job now, with this rank's message printed above.

@@ -166,7 +166,13 @@ typedef struct BuildPlan {
     int n_keep;
     char **old;          // every shard of the old index
     int n_old;
+    char **damaged;      // kept shards whose frames failed --check: removed once the build holds the lock alone
+    int n_damaged;
+    int index_ok;        // the old index was read and has this build's settings
 } BuildPlan;
+
+// Whether the cache must be written: a new or unreadable index, other settings, items to prepare or shards to drop.
+static int plan_writes(const BuildPlan *bp) { return !bp->index_ok || bp->n_groups > 0 || bp->n_keep != bp->n_old; }
 
 static void plan_free(BuildPlan *bp) {
     free(bp->group);
@@ -174,6 +180,8 @@ static void plan_free(BuildPlan *bp) {
     free(bp->keep);
     for (int i = 0; i < bp->n_old; i++) free(bp->old[i]);
     free(bp->old);
+    for (int i = 0; i < bp->n_damaged; i++) free(bp->damaged[i]);
+    free(bp->damaged);
     memset(bp, 0, sizeof *bp);
 }
 
@@ -247,11 +255,13 @@ static PlStatus plan_build(const FtPlan *p, const char *dir, const char *key, co
     PlIdIndex ix = {0};
     char **keys = NULL;   // "id\tdigest" of each row
     int64_t *found_rows = NULL;   // the rows found in one old shard
-    if (found && !strcmp(old.key, key)) {
+    bp->index_ok = found && !strcmp(old.key, key);
+    if (bp->index_ok) {
         st = row_keys_index(p, digests, &ix, &keys);
         bp->keep = pl_calloc((size_t)bp->n_old + 1, sizeof *bp->keep);
+        bp->damaged = pl_calloc((size_t)bp->n_old + 1, sizeof *bp->damaged);
         found_rows = pl_malloc(((size_t)p->n + 1) * sizeof *found_rows);
-        if ((!bp->keep || !found_rows) && st == PL_OK) st = PL_ERR_NOMEM;
+        if ((!bp->keep || !bp->damaged || !found_rows) && st == PL_OK) st = PL_ERR_NOMEM;
         for (int k = 0; k < bp->n_old && st == PL_OK; k++) {
             char path[4096];
             snprintf(path, sizeof path, "%s/shards/%s", dir, bp->old[k]);
@@ -283,10 +293,9 @@ static PlStatus plan_build(const FtPlan *p, const char *dir, const char *key, co
                 used = 0;
             }
             pl_cache_shard_close(&s);
-            // a damaged shard is removed now: its replacement holds the same items under the same name, and a killed
-            // build that kept it would reuse it (the old index, which still lists it, then finds it lost: rebuilt)
-            if (damaged && unlink(path) != 0 && errno != ENOENT)
-                st = PL_FAIL(PL_ERR_IO, "cannot remove the damaged cache shard %s: %s", path, strerror(errno));
+            // a damaged shard is removed before the new shards are written: its replacement holds the same items
+            // under the same name, and a killed build would otherwise take the damaged file for a finished shard
+            if (damaged && !(bp->damaged[bp->n_damaged++] = pl_strdup(path))) st = PL_ERR_NOMEM;
             if (used && !(bp->keep[bp->n_keep++] = pl_strdup(bp->old[k]))) st = PL_ERR_NOMEM;
         }
     }
@@ -368,6 +377,7 @@ static int64_t remove_unlisted(const char *dir, char **names, int n) {
 PlStatus pl_train_cache_build(FtPlan *p, const PlTrainCacheOptions *o, PlThreadPool *pool, int rank, int ranks,
                               char (*digests)[PL_DIGEST_LEN], PlTrainCacheBuild *b) {
     memset(b, 0, sizeof *b);
+    b->lock.fd = -1;
     const double t0 = pl_clock_now();
     const int mpi = pl_mpi_active() && ranks > 1;
     b->items = p->n;
@@ -380,19 +390,29 @@ PlStatus pl_train_cache_build(FtPlan *p, const PlTrainCacheOptions *o, PlThreadP
         st = pl_mkdir_p(path);
         if (st == PL_OK) {
             snprintf(path, sizeof path, "%s/lock", o->dir);
-            st = pl_lock_acquire(&lock, path, "protloc cache build");
+            st = pl_lock_acquire_shared(&lock, path);
         }
     }
     if (mpi) st = pl_mpi_agree(st, "opening the training cache");
     if (st == PL_OK) st = pl_item_digests(&p->m, p->items, (size_t)p->n, o->verify, rank, ranks, digests, NULL, NULL);
     if (mpi) st = pl_mpi_agree(st, "digesting the training items");
+    int writes = 0;
     if (st == PL_OK && rank == 0) st = plan_build(p, o->dir, key, settings, digests, o->check, &bp, b);
+    if (st == PL_OK && rank == 0 && (writes = plan_writes(&bp)) &&
+        pl_lock_set_exclusive(&lock, 1, "protloc cache build") != PL_OK)   // readers (training runs) or a builder
+        st = pl_error_wrap("training cache %s needs an update (%lld item(s) to prepare, %d shard(s) to drop), but it "
+                           "is in use: update it when no run uses it (protloc cache build)", o->dir,
+                           (long long)(p->n - b->reused), bp.n_old - bp.n_keep);
+    for (int i = 0; st == PL_OK && rank == 0 && i < bp.n_damaged; i++)
+        if (unlink(bp.damaged[i]) != 0 && errno != ENOENT)
+            st = PL_FAIL(PL_ERR_IO, "cannot remove the damaged cache shard %s: %s", bp.damaged[i], strerror(errno));
     if (mpi) st = pl_mpi_agree(st, "planning the training cache");
     if (st == PL_OK && rank != 0 && !(bp.group = pl_malloc(((size_t)p->n + 1) * sizeof *bp.group))) st = PL_ERR_NOMEM;
     if (mpi) st = pl_mpi_agree(st, "planning the training cache");
     if (st == PL_OK && mpi) {   // every rank learns the groups
         st = PL_MPI_CHECK(MPI_Bcast(bp.group, (int)p->n, MPI_INT64_T, 0, MPI_COMM_WORLD));
         if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(&bp.n_groups, 1, MPI_INT, 0, MPI_COMM_WORLD));
+        if (st == PL_OK) st = PL_MPI_CHECK(MPI_Bcast(&writes, 1, MPI_INT, 0, MPI_COMM_WORLD));
         if (st != PL_OK) pl_mpi_mark_desynced("broadcasting the cache plan failed");
     }
     char (*names)[32] = NULL;
@@ -426,7 +446,9 @@ PlStatus pl_train_cache_build(FtPlan *p, const PlTrainCacheOptions *o, PlThreadP
         b->shards_written = all[2];
     }
     b->computed = computed;
-    if (st == PL_OK && rank == 0) {   // the index: the shards kept, then the new ones; then the unlisted removed
+    if (st == PL_OK && rank == 0 && !writes) {   // up to date: nothing is written, the index stays as it is
+        b->shards = bp.n_keep;
+    } else if (st == PL_OK && rank == 0) {   // the index: the shards kept, then the new ones; then the unlisted removed
         int n = bp.n_keep + bp.n_groups;
         char **list = pl_calloc((size_t)n + 1, sizeof *list);
         if (!list) st = PL_ERR_NOMEM;
@@ -450,6 +472,10 @@ PlStatus pl_train_cache_build(FtPlan *p, const PlTrainCacheOptions *o, PlThreadP
     free(rows);
     free(out);
     plan_free(&bp);
+    if (st == PL_OK && o->hold && lock.fd >= 0 && (!writes || (st = pl_lock_set_exclusive(&lock, 0, NULL)) == PL_OK)) {
+        b->lock = lock;   // the caller reads the cache under the shared lock
+        return st;
+    }
     pl_lock_release(&lock);
     return st;
 }
@@ -513,6 +539,7 @@ void pl_train_cache_close(PlTrainCache *c) {
     free(c->sample_index);
     free(c->settings_key);
     free(c->dir);
+    if (c->lock.path) pl_lock_release(&c->lock);
     memset(c, 0, sizeof *c);
 }
 

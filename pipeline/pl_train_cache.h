@@ -5,15 +5,19 @@
 // DIR/cache.json      the index: format, version, the settings key and text, the shard list, counts
 // DIR/shards/*.plc    the shards (stages/store/pl_cache_shard.h): up to PL_TRAIN_CACHE_SHARD_ITEMS items each, named
 //                     by a digest of their items' ids and input digests under the settings key
-// DIR/lock            held by the build (pl_lock.h)
+// DIR/lock            shared by the runs that read the cache, exclusive while a build writes it (pl_lock.h)
 //
-// Build (collective): rank 0 takes the lock and plans: an item is reused when a listed shard holds its id with its
-// current input digest (pl_item_digests: size + mtime, or content with verify) under the same settings key (card
-// contents, channels, canvas, level, tile, crop, patch, protloc version); the others are grouped in manifest order into
-// new shards, which the ranks write in turn (shard g on rank g % ranks), each with the process's pool. A shard whose
-// file exists complete (a build killed after writing it) is not written again. Then rank 0 writes cache.json
-// (temp + fsync + rename + directory fsync) and removes the shards it no longer lists. A failure on any rank
-// (ENOSPC...) is agreed before the index is touched: the previous cache stays as it was.
+// Build (collective): rank 0 takes the lock shared and plans: an item is reused when a listed shard holds its id
+// with its current input digest (pl_item_digests: size + mtime, or content with verify) under the same settings key
+// (card contents, channels, canvas, level, tile, crop, patch, protloc version); the others are grouped in manifest
+// order into new shards. When there is anything to write, rank 0 makes the lock exclusive (refused, PL_ERR_BUSY,
+// while a training run reads the cache or another build writes it; an up-to-date cache needs no exclusive lock, so
+// any number of training runs share it) and the ranks write the new shards in turn (shard g on rank g % ranks), each
+// with the process's pool. A shard whose file exists complete (a build killed after writing it) is not written
+// again. Then rank 0 writes cache.json (temp + fsync + rename + directory fsync) and removes the shards it no longer
+// lists. A failure on any rank (ENOSPC...) is agreed before the index is touched: the previous cache stays as it was.
+// A kept shard mostly of items no longer used is dropped (its live items prepared again), and with check every kept
+// shard's samples are decompressed: a damaged shard is removed and its items prepared again.
 // Read: every rank opens the index and the shards' tables (not their samples); a sample is read on demand by a
 // lane (a thread), which decompresses and checks it (a corrupt frame fails naming the item, never gives garbage).
 //
@@ -28,6 +32,7 @@
 #include "pl_digest.h"
 #include "pl_error.h"
 #include "pl_finetune_data.h"
+#include "pl_lock.h"
 #include "pl_threadpool.h"
 #include "pl_trainer.h"
 
@@ -41,12 +46,15 @@ typedef struct PlTrainCacheOptions {
     int check;            // decompress every sample of the shards kept for reuse; a damaged shard's items are
                           // prepared again (its frame checksums fail: bit rot, a torn copy)
     int quiet;
+    int hold;             // rank 0 keeps the shared lock when the build succeeds (PlTrainCacheBuild.lock)
 } PlTrainCacheOptions;
 
 typedef struct PlTrainCacheBuild {
     int64_t items, reused, computed, failed;   // the plan's items; reused from shards; prepared now; failed (any)
     int64_t shards, shards_written, shards_removed;
     double seconds;
+    PlLock lock;          // with PlTrainCacheOptions.hold, rank 0: the cache's shared lock (pl_lock_release, or hand
+                          // it to PlTrainCache.lock)
 } PlTrainCacheBuild;
 
 // Build or update the cache of the plan's items (collective over every rank; see above). The item digests are kept
@@ -68,6 +76,8 @@ typedef struct PlTrainCache {
     PlTrainCacheLane *lane;        // (lanes)
     PlSampleSource source;         // read = pl_train_cache_read
     char *settings_key;
+    PlLock lock;                   // rank 0 of a training run: the shared lock that keeps builds out (given by the
+                                   // caller after open; released by close)
 } PlTrainCache;
 
 // Open the cache built for p with `lanes` concurrent readers and index its samples into ds (x NULL; rows in manifest

@@ -31,43 +31,61 @@ static void lock_describe_holder(int fd, const char *path, char *out, size_t siz
         snprintf(out, size, "%s", buf[0] ? buf : "a process that has not written its name yet");
 }
 
-PlStatus pl_lock_acquire(PlLock *lock, const char *path, const char *what) {
-    lock->fd = -1;
-    lock->path = pl_strdup(path);
-    if (!lock->path) return PL_ERR_NOMEM;
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-        PlStatus st = PL_FAIL(PL_ERR_IO, "cannot open the lock file %s: %s", path, strerror(errno));
-        pl_lock_release(lock);
-        return st;
-    }
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-    if (fcntl(fd, F_SETLK, &fl) != 0) {
-        int e = errno;
-        PlStatus st;
-        if (e == EAGAIN || e == EACCES) {
-            char holder[1024];
-            lock_describe_holder(fd, path, holder, sizeof holder);
-            st = PL_FAIL(PL_ERR_BUSY, "%s is locked by another run: %s", path, holder);
-        } else {
-            st = PL_FAIL(PL_ERR_IO, "cannot lock %s: %s", path, strerror(e));
-        }
-        close(fd);
-        pl_lock_release(lock);
-        return st;
-    }
+// Set the record lock of the whole file (F_WRLCK exclusive, F_RDLCK shared) without waiting. When another process
+// holds a conflicting lock: PL_ERR_BUSY naming it (a reader's pid, or the writer's description from the file).
+static PlStatus lock_set(int fd, const char *path, short type) {
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_SETLK, &fl) == 0) return PL_OK;
+    int e = errno;
+    if (e != EAGAIN && e != EACCES) return PL_FAIL(PL_ERR_IO, "cannot lock %s: %s", path, strerror(e));
+    struct flock who = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_GETLK, &who) == 0 && who.l_type == F_RDLCK)
+        return PL_FAIL(PL_ERR_BUSY, "%s is in use by another run that reads it (pid %ld%s)", path, (long)who.l_pid,
+                       who.l_pid > 0 ? " on this host, or a process on another node" : "");
+    char holder[1024];
+    lock_describe_holder(fd, path, holder, sizeof holder);
+    return PL_FAIL(PL_ERR_BUSY, "%s is locked by another run: %s", path, holder);
+}
+
+// Write "host pid started-at what" into the held lock's file.
+static PlStatus lock_write_holder(int fd, const char *path, const char *what) {
     char host[256] = "?", when[64], line[768];
     if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "?");
     int n = snprintf(line, sizeof line, "host=%s pid=%ld since=%s %s\n", host, (long)getpid(),
                      pl_clock_iso_utc(when, sizeof when), what ? what : "");
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n) {
-        PlStatus st = PL_FAIL(PL_ERR_IO, "cannot write the lock file %s: %s", path, strerror(errno));
-        close(fd);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n)
+        return PL_FAIL(PL_ERR_IO, "cannot write the lock file %s: %s", path, strerror(errno));
+    return PL_OK;
+}
+
+// Open (create) the lock file and take the lock of `type`; `what` (exclusive only) goes into the file.
+static PlStatus lock_take(PlLock *lock, const char *path, short type, const char *what) {
+    lock->fd = -1;
+    lock->path = pl_strdup(path);
+    if (!lock->path) return PL_ERR_NOMEM;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    PlStatus st = fd >= 0 ? PL_OK : PL_FAIL(PL_ERR_IO, "cannot open the lock file %s: %s", path, strerror(errno));
+    if (st == PL_OK) st = lock_set(fd, path, type);
+    if (st == PL_OK && type == F_WRLCK) st = lock_write_holder(fd, path, what);
+    if (st != PL_OK) {
+        if (fd >= 0) close(fd);
         pl_lock_release(lock);
         return st;
     }
     lock->fd = fd;
     return PL_OK;
+}
+
+PlStatus pl_lock_acquire(PlLock *lock, const char *path, const char *what) {
+    return lock_take(lock, path, F_WRLCK, what);
+}
+
+PlStatus pl_lock_acquire_shared(PlLock *lock, const char *path) { return lock_take(lock, path, F_RDLCK, NULL); }
+
+PlStatus pl_lock_set_exclusive(PlLock *lock, int exclusive, const char *what) {
+    if (lock->fd < 0) return PL_FAIL(PL_ERR_INTERNAL, "pl_lock_set_exclusive on a lock not held");
+    PL_TRY(lock_set(lock->fd, lock->path, exclusive ? F_WRLCK : F_RDLCK));
+    return exclusive ? lock_write_holder(lock->fd, lock->path, what) : PL_OK;
 }
 
 void pl_lock_release(PlLock *lock) {

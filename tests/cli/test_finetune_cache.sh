@@ -4,7 +4,8 @@
 # run reuses it; a changed, added or removed item is the only work of the next build, and training then equals the
 # in-memory path on the changed data; other settings rebuild with a message; a build killed with SIGKILL and run
 # again leaves a cache identical to an uninterrupted build; a corrupt sample stops training naming the item and
-# `cache build --check` repairs it; a truncated shard is rebuilt; a full file system keeps the previous cache.
+# `cache build --check` repairs it; a truncated shard is rebuilt; a full file system keeps the previous cache; runs
+# reading an up-to-date cache share it while a build that must write it is refused (exit 6).
 source "$(dirname "$0")/lib.sh"
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
 cd "$TEST_TMP" || exit 1
@@ -200,16 +201,30 @@ else
   skip_part "full file system: neither mount namespaces nor mounts here (not root)"
 fi
 
-# ---- 7. a lock held by another build ----
-if $PY - c/lock <<'PYEOF' & then :; fi
+# ---- 7. locks: runs reading an up-to-date cache share it; a build that must write it waits for none of them ----
+# hold_lock sh|ex: a process that holds DIR/lock as a training run (shared) or a build (exclusive) would
+hold_lock() {
+  rm -f c/lock.held
+  $PY - c/lock "$1" <<'PYEOF' &
 import fcntl, sys, time
 f = open(sys.argv[1], "r+")
-fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+fcntl.lockf(f, (fcntl.LOCK_SH if sys.argv[2] == "sh" else fcntl.LOCK_EX) | fcntl.LOCK_NB)
 open(sys.argv[1] + ".held", "w").close()
-time.sleep(20)
+time.sleep(60)
 PYEOF
-holder=$!
-for _ in $(seq 1 500); do [ -e c/lock.held ] && break; sleep 0.01; done
+  holder=$!
+  for _ in $(seq 1 500); do [ -e c/lock.held ] && break; sleep 0.01; done
+}
+hold_lock sh
+expect_status 0 "$PROTLOC" "${build[@]}" --cache c
+expect_log "(320 reused, 0 prepared now" "an up-to-date cache builds beside a reader (nothing to write)"
+expect_status 0 "$PROTLOC" finetune "${short[@]}" --threads 2 --cache c --out c8
+same_weights mem c8 "a second training run reads the cache beside the first"
+expect_status 6 "$PROTLOC" "${build[@]/64/96}" --cache c
+expect_log "needs an update (320 item(s) to prepare" "a build that must write names what it would do"
+expect_log "in use by another run that reads it" "... and that a training run reads the cache"
+kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
+hold_lock ex
 expect_status 6 "$PROTLOC" "${build[@]}" --cache c
 expect_status 6 "$PROTLOC" finetune "${short[@]}" --threads 2 --cache c --out locked
 kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null
