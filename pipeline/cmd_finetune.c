@@ -327,21 +327,22 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     const double frac = a->fractions[fi];
     const int C = d->classes;
     uint64_t subset_seed = pl_probe_subset_seed(a->o.seed, si, fi), train_seed = a->o.seed + 1000003ULL * (uint64_t)si;
-    int64_t *sub = pl_malloc(((size_t)d->ntr + 1) * 2 * sizeof(int64_t));
-    if (!sub) return PL_ERR_NOMEM;
+    // the training rows: the whole split at fraction 1 (borrowed), else this fraction's subset (and its scratch)
+    int64_t *sub = NULL;
+    const int64_t *rows = d->train;
     int64_t m_rows = d->ntr;
     PlStatus st = PL_OK;
     if (frac < 1.0) {
         if (!d->cls) st = PL_FAIL(PL_ERR_ARG, "--fraction below 1 needs class ids (multi-label targets have no strata)");
+        if (st == PL_OK && !(sub = pl_malloc(((size_t)d->ntr + 1) * 2 * sizeof(int64_t)))) st = PL_ERR_NOMEM;
         if (st == PL_OK) m_rows = pl_probe_subset(d->train, d->ntr, d->cls, C, frac, subset_seed, sub, sub + d->ntr + 1);
-    } else {
-        memcpy(sub, d->train, (size_t)d->ntr * sizeof(int64_t));
+        rows = sub;
     }
     if (st == PL_OK && d->cls) {   // classes without a training image: a warning; an error when the subset lost it
         char *seen = pl_calloc((size_t)C * 2, 1);   // (C) in the whole train split | (C) in this fraction's subset
         if (!seen) st = PL_ERR_NOMEM;
         for (int64_t i = 0; i < d->ntr && st == PL_OK; i++) seen[d->cls[d->train[i]]] = 1;
-        for (int64_t i = 0; i < m_rows && st == PL_OK; i++) seen[C + d->cls[sub[i]]] = 1;
+        for (int64_t i = 0; i < m_rows && st == PL_OK; i++) seen[C + d->cls[rows[i]]] = 1;
         for (int c = 0; c < C && st == PL_OK; c++) {
             char id[16];
             snprintf(id, sizeof id, "%d", c);
@@ -381,7 +382,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     o.reader = reader;
     o.use_mpi = pl_mpi_active() && ranks > 1;
     o.stop = pl_process_stop_signal();
-    PlFinetuneData tr = {m_rows, d->C, d->H, d->W, d->x, d->cls, d->targets, C, sub, d->samples};
+    PlFinetuneData tr = {m_rows, d->C, d->H, d->W, d->x, d->cls, d->targets, C, rows, d->samples};
     PlFinetuneData va = {d->nva, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->val, d->samples};
     PlFinetuneData te = {d->nte, d->C, d->H, d->W, d->x, d->cls, d->targets, C, d->test, d->samples};
     double act = pl_vit_train_activation_bytes(&sp), P = t ? (double)pl_vit_train_param_floats(t) * 4 : 0.0;

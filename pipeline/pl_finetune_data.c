@@ -212,16 +212,21 @@ PlStatus ft_dataset_index(FtPlan *p, const int *n_samples, FtDataset *ds) {
     memset(ds, 0, sizeof *ds);
     ds->C = p->fo.channels;
     ds->size = p->fo.size;
-    int64_t total = 0;
-    for (int64_t i = 0; i < p->n; i++) total += n_samples[i] > 0 ? n_samples[i] : 0;
+    int64_t total = 0, in_split[3] = {0, 0, 0};   // samples of train, val, test: each list sized to its count
+    for (int64_t i = 0; i < p->n; i++) {
+        if (n_samples[i] <= 0) continue;
+        const char *split = p->m.items[p->items[i]].split;
+        in_split[!strcmp(split, "train") ? 0 : !strcmp(split, "val") ? 1 : 2] += n_samples[i];
+        total += n_samples[i];
+    }
     ds->cls = pl_malloc(((size_t)total + 1) * sizeof(int32_t));
-    ds->train = pl_malloc(3 * ((size_t)total + 1) * sizeof(int64_t));
+    ds->train = pl_malloc(((size_t)total + 3) * sizeof(int64_t));
     if (!ds->cls || !ds->train) {
         ft_dataset_free(ds);
         return PL_FAIL(PL_ERR_NOMEM, "cannot index %lld training samples", (long long)total);
     }
-    ds->val = ds->train + total + 1;
-    ds->test = ds->val + total + 1;
+    ds->val = ds->train + in_split[0] + 1;
+    ds->test = ds->val + in_split[1] + 1;
     int64_t k = 0;
     for (int64_t i = 0; i < p->n; i++) {
         if (n_samples[i] < 0) {
@@ -269,9 +274,11 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
                          ds->size, ds->size);
     }
     for (int64_t i = 0, k = 0; st == PL_OK && i < p.n; i++)
-        if (!out[i].msg) {
+        if (!out[i].msg) {   // each item's buffer goes as soon as it is copied: the peak stays near one copy
             memcpy(ds->x + (size_t)k * img, out[i].x, (size_t)out[i].n * img * sizeof(float));
             k += out[i].n;
+            free(out[i].x);
+            out[i].x = NULL;
         }
     if (st == PL_OK && failures) st = ft_plan_write_failures(&p, failures, out, ds->n_failed);
     if (st == PL_OK && ds->n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);

@@ -169,6 +169,7 @@ typedef struct BuildPlan {
     char **damaged;      // kept shards whose frames failed --check: removed once the build holds the lock alone
     int n_damaged;
     int index_ok;        // the old index was read and has this build's settings
+    int64_t reused_failed;   // reused items recorded as failed
 } BuildPlan;
 
 // Whether the cache must be written: a new or unreadable index, other settings, items to prepare or shards to drop.
@@ -270,12 +271,13 @@ static PlStatus plan_build(const FtPlan *p, const char *dir, const char *key, co
                 pl_log_warn("cache shard %s: %s; its items are prepared again", path, pl_error_message());
                 continue;
             }
-            int64_t used = 0;   // its rows are rows_found[0, used)
+            int64_t used = 0, used_failed = 0;   // its rows are found_rows[0, used); how many of them failed
             for (int64_t j = 0; j < s.n_items && s.C == p->fo.channels && s.S == p->fo.size && st == PL_OK; j++) {
                 int64_t row = row_of_item(&ix, &s, j);
                 if (row >= 0 && bp->group[row] == -2) {
                     bp->group[row] = -1;
                     found_rows[used++] = row;
+                    used_failed += s.items[j].failed != 0;
                 }
             }
             // a shard mostly of items the manifest no longer has (or has changed) is not kept: its live items are
@@ -293,6 +295,7 @@ static PlStatus plan_build(const FtPlan *p, const char *dir, const char *key, co
                 used = 0;
             }
             pl_cache_shard_close(&s);
+            bp->reused_failed += used ? used_failed : 0;
             // a damaged shard is removed before the new shards are written: its replacement holds the same items
             // under the same name, and a killed build would otherwise take the damaged file for a finished shard
             if (damaged && !(bp->damaged[bp->n_damaged++] = pl_strdup(path))) st = PL_ERR_NOMEM;
@@ -448,6 +451,7 @@ PlStatus pl_train_cache_build(FtPlan *p, const PlTrainCacheOptions *o, PlThreadP
     b->computed = computed;
     if (st == PL_OK && rank == 0 && !writes) {   // up to date: nothing is written, the index stays as it is
         b->shards = bp.n_keep;
+        b->failed = bp.reused_failed;
     } else if (st == PL_OK && rank == 0) {   // the index: the shards kept, then the new ones; then the unlisted removed
         int n = bp.n_keep + bp.n_groups;
         char **list = pl_calloc((size_t)n + 1, sizeof *list);
@@ -455,8 +459,7 @@ PlStatus pl_train_cache_build(FtPlan *p, const PlTrainCacheOptions *o, PlThreadP
         for (int i = 0; st == PL_OK && i < bp.n_keep; i++) list[i] = bp.keep[i];
         for (int g = 0; st == PL_OK && g < bp.n_groups; g++) list[bp.n_keep + g] = names[g];
         b->shards = n;
-        // failed items: the new ones counted above; the reused ones are counted when the cache is opened
-        b->failed = failed;
+        b->failed = failed + bp.reused_failed;   // every failed item the index lists: new and reused
         if (st == PL_OK) st = index_write(o->dir, key, settings, p->fo.channels, p->fo.size, list, n, b);
         if (st == PL_OK) b->shards_removed = remove_unlisted(o->dir, list, n);
         free(list);
@@ -516,10 +519,17 @@ PlStatus pl_train_cache_read(void *cache, int64_t row, int lane, float *dst) {
         return PL_FAIL(PL_ERR_INTERNAL, "cache read of row %lld by lane %d (rows %lld, lanes %d)", (long long)row, lane,
                        (long long)c->n, c->lanes);
     PlTrainCacheLane *L = &c->lane[lane];
-    const int k = c->sample_shard[row];
+    int lo = 0, hi = c->n_shards - 1;   // the shard holding global sample c->sample[row]: the last first <= it
+    const int64_t g = c->sample[row];
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (c->shard_first[mid] <= g) lo = mid;
+        else hi = mid - 1;
+    }
+    const int k = lo;
     int fd = -1;
     PL_TRY(lane_fd(c, L, k, &fd));
-    PlStatus st = pl_cache_shard_read_fd(&c->shards[k], fd, c->sample_index[row], L->dec, dst);
+    PlStatus st = pl_cache_shard_read_fd(&c->shards[k], fd, g - c->shard_first[k], L->dec, dst);
     if (st != PL_OK)
         return pl_error_wrap("training cache %s (`protloc cache build ... --check` finds the damaged shards and "
                              "prepares their items again)", c->dir);
@@ -535,8 +545,8 @@ void pl_train_cache_close(PlTrainCache *c) {
     free(c->lane);
     for (int i = 0; c->shards && i < c->n_shards; i++) pl_cache_shard_close(&c->shards[i]);
     free(c->shards);
-    free(c->sample_shard);
-    free(c->sample_index);
+    free(c->sample);
+    free(c->shard_first);
     free(c->settings_key);
     free(c->dir);
     if (c->lock.path) pl_lock_release(&c->lock);
@@ -622,18 +632,22 @@ PlStatus pl_train_cache_open(PlTrainCache *c, FtPlan *p, const char *dir, char (
     if (st == PL_OK) st = ft_dataset_index(p, counts, ds);
     if (st == PL_OK) {
         c->n = ds->n;
-        c->sample_shard = pl_malloc(((size_t)ds->n + 1) * sizeof *c->sample_shard);
-        c->sample_index = pl_malloc(((size_t)ds->n + 1) * sizeof *c->sample_index);
-        if (!c->sample_shard || !c->sample_index) st = PL_ERR_NOMEM;
+        c->sample = pl_malloc(((size_t)ds->n + 1) * sizeof *c->sample);
+        c->shard_first = pl_malloc(((size_t)c->n_shards + 1) * sizeof *c->shard_first);
+        if (!c->sample || !c->shard_first) st = PL_ERR_NOMEM;
     }
+    for (int k = 0; st == PL_OK && k <= c->n_shards; k++)
+        c->shard_first[k] = k == 0 ? 0 : c->shard_first[k - 1] + c->shards[k - 1].n_samples;
+    if (st == PL_OK && c->shard_first[c->n_shards] > (int64_t)UINT32_MAX)
+        st = PL_FAIL(PL_ERR_LIMIT, "training cache %s holds %lld samples; at most %u are supported", dir,
+                     (long long)c->shard_first[c->n_shards], UINT32_MAX);
     uint64_t h = pl_rng_hash_bytes(key, 64, PL_RNG_FNV_OFFSET);
     for (int64_t i = 0, r = 0; st == PL_OK && i < p->n; i++) {
         if (counts[i] < 0) continue;
         const int k = (int)(where[i] >> 32);
         const PlCacheShardItem *it = &c->shards[k].items[where[i] & 0xffffffff];
         for (int t = 0; t < counts[i]; t++, r++) {
-            c->sample_shard[r] = k;
-            c->sample_index[r] = it->first_sample + t;
+            c->sample[r] = (uint32_t)(c->shard_first[k] + it->first_sample + t);
         }
         h = pl_rng_hash_bytes(it->id, strlen(it->id) + 1, h);
         h = pl_rng_hash_bytes(it->digest, strlen(it->digest) + 1, h);

@@ -69,8 +69,8 @@ typedef struct PlTrainCache {
     int C, S;
     int n_shards;
     PlCacheShard *shards;          // tables only (their descriptors closed; lanes open their own)
-    int32_t *sample_shard;         // (n) the shard of each dataset row
-    int64_t *sample_index;         // (n) its sample index in that shard
+    uint32_t *sample;              // (n) each dataset row's sample in the shards' concatenation (4 bytes a row)
+    int64_t *shard_first;          // (n_shards + 1) the first sample of each shard in that concatenation
     int64_t n;
     int lanes;
     PlTrainCacheLane *lane;        // (lanes)

@@ -93,4 +93,14 @@ static inline void pl_rng_shuffle_i64(PlRng *r, int64_t *v, int64_t n) {
     }
 }
 
+// The same shuffle of n int32 values: the same draws, so the same order as pl_rng_shuffle_i64 of the same values.
+static inline void pl_rng_shuffle_i32(PlRng *r, int32_t *v, int64_t n) {
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = pl_rng_below(r, i + 1);
+        int32_t t = v[i];
+        v[i] = v[j];
+        v[j] = t;
+    }
+}
+
 #endif

@@ -1,4 +1,4 @@
-// Training-cache shards: shuffled zstd sample frames and a checksummed table, written atomically (pl_cache_shard.h).
+// Training-cache shards: zstd sample frames and a checksummed table, written atomically (pl_cache_shard.h).
 #include "pl_cache_shard.h"
 
 #include <errno.h>
@@ -13,7 +13,7 @@
 
 #include "pl_fs.h"
 
-// The header, the table's integers and the shuffle planes are the host's bytes in memory order: little-endian only.
+// The header, the table's integers and the samples' floats are the host's bytes in memory order: little-endian only.
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "protloc cache shards assume a little-endian host"
 #endif
@@ -40,7 +40,7 @@ struct PlCacheShardWriter {
     int C, S;
     size_t raw_bytes;              // C * S * S * 4
     ZSTD_CCtx *cctx;
-    unsigned char *shuf, *frame;   // (raw_bytes), (frame_cap)
+    unsigned char *frame;          // (frame_cap)
     size_t frame_cap;
     unsigned char *items;          // the table's item records, serialised as they are added
     size_t items_len, items_cap;
@@ -53,7 +53,7 @@ struct PlCacheShardWriter {
 
 struct PlCacheDecoder {
     ZSTD_DCtx *dctx;
-    unsigned char *frame, *shuf;
+    unsigned char *frame, *raw;    // (frame_cap), (raw_cap): a frame is checked before dst is written
     size_t frame_cap, raw_cap;
 };
 
@@ -68,17 +68,6 @@ static size_t shard_sample_bytes(int C, int S) {
     size_t n;
     if (pl_mul_overflows((size_t)C * (size_t)S, (size_t)S * 4, &n)) return 0;
     return n;
-}
-
-// Plane b of dst holds byte b of every 4-byte value of src (n values).
-static void shard_shuffle(unsigned char *dst, const unsigned char *src, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        for (size_t b = 0; b < 4; b++) dst[b * n + i] = src[4 * i + b];
-}
-
-static void shard_unshuffle(unsigned char *dst, const unsigned char *src, size_t n) {
-    for (size_t b = 0; b < 4; b++)
-        for (size_t i = 0; i < n; i++) dst[4 * i + b] = src[b * n + i];
 }
 
 // 1 when f (n bytes) starts a zstd frame that carries a content checksum (RFC 8878: the frame header descriptor
@@ -125,7 +114,6 @@ static void shard_writer_free(PlCacheShardWriter *w) {
     ZSTD_freeCCtx(w->cctx);
     free(w->final_path);
     free(w->temp_path);
-    free(w->shuf);
     free(w->frame);
     free(w->items);
     free(w->samples);
@@ -168,8 +156,7 @@ PlStatus pl_cache_shard_create(PlCacheShardWriter **out, const char *final_path,
     w->pos = SHARD_HEADER;
     w->final_path = pl_strdup(final_path);
     w->temp_path = pl_temp_path_for(final_path);
-    w->shuf = w->final_path && w->temp_path ? pl_malloc(raw) : NULL;
-    if (!w->shuf) {
+    if (!w->final_path || !w->temp_path) {
         shard_writer_free(w);
         return PL_ERR_NOMEM;
     }
@@ -256,9 +243,8 @@ PlStatus pl_cache_shard_add_item(PlCacheShardWriter *w, const char *id, const ch
     }
     size_t nv = w->raw_bytes / 4;
     for (int j = 0; j < n; j++) {
-        shard_shuffle(w->shuf, (const unsigned char *)(x + (size_t)j * nv), nv);
         size_t comp = 0;
-        PlStatus st = shard_compress(w, w->shuf, w->raw_bytes, &comp);
+        PlStatus st = shard_compress(w, (const unsigned char *)(x + (size_t)j * nv), w->raw_bytes, &comp);
         if (st == PL_OK && comp > UINT32_MAX)
             st = PL_FAIL(PL_ERR_LIMIT, "cache shard %s: a %zu-byte frame does not fit the table's u32", w->temp_path,
                          comp);
@@ -450,12 +436,15 @@ static int shard_parse_item(ShardCursor *c, char **strings, PlCacheShardItem *it
 // Parse the table into s->items / offset / bytes / strings and check it against the header and the file.
 static PlStatus shard_parse_table(PlCacheShard *s, const ShardHeader *h, const unsigned char *raw) {
     size_t nr = (size_t)h->table_raw_bytes, ni = (size_t)h->n_items, ns = (size_t)h->n_samples;
+    if (ns > nr / SHARD_SAMPLE_ENTRY)
+        return PL_FAIL(PL_ERR_FORMAT, "%s: corrupt table: %zu bytes cannot hold %zu sample entries", s->path, nr, ns);
     s->items = pl_calloc(ni ? ni : 1, sizeof *s->items);
     s->offset = pl_malloc((ns ? ns : 1) * sizeof *s->offset);
     s->bytes = pl_malloc((ns ? ns : 1) * sizeof *s->bytes);
-    s->strings = pl_malloc(nr + 4 * ni + 1);   // every string of the table plus its NUL; ni <= nr / 15
+    // every string of the items' part (the table less its sample entries) plus its NUL; ni <= nr / 15
+    s->strings = pl_malloc(nr - ns * SHARD_SAMPLE_ENTRY + 4 * ni + 1);
     if (!s->items || !s->offset || !s->bytes || !s->strings) return PL_ERR_NOMEM;
-    ShardCursor c = {raw, raw + nr};
+    ShardCursor c = {raw, raw + nr - ns * SHARD_SAMPLE_ENTRY};   // the items' part: its strings fit s->strings
     char *strings = s->strings;
     int64_t first = 0;
     for (size_t i = 0; i < ni; i++) {
@@ -473,6 +462,10 @@ static PlStatus shard_parse_table(PlCacheShard *s, const ShardHeader *h, const u
     if ((uint64_t)first != h->n_samples)
         return PL_FAIL(PL_ERR_FORMAT, "%s: corrupt table: its items hold %lld samples, the header counts %llu",
                        s->path, (long long)first, (unsigned long long)h->n_samples);
+    if (c.p != c.end)
+        return PL_FAIL(PL_ERR_FORMAT, "%s: corrupt table: its items end %zu bytes before the sample entries", s->path,
+                       (size_t)(c.end - c.p));
+    c.end = raw + nr;
     size_t bound = ZSTD_compressBound(shard_sample_bytes(s->C, s->S));
     uint64_t expect = SHARD_HEADER;   // frames lie back to back from the header to the table
     for (size_t k = 0; k < ns; k++) {
@@ -535,8 +528,8 @@ PlStatus pl_cache_decoder_create(PlCacheDecoder **out, int C, int S) {
     d->frame_cap = bound;
     d->raw_cap = raw;
     d->frame = pl_malloc(bound);
-    d->shuf = d->frame ? pl_malloc(raw) : NULL;
-    d->dctx = d->shuf ? ZSTD_createDCtx() : NULL;
+    d->raw = d->frame ? pl_malloc(raw) : NULL;
+    d->dctx = d->raw ? ZSTD_createDCtx() : NULL;
     if (!d->dctx) {
         pl_cache_decoder_free(d);
         return PL_FAIL(PL_ERR_NOMEM, "cache decoder: cannot allocate %zu + %zu bytes and a zstd context", bound, raw);
@@ -549,7 +542,7 @@ void pl_cache_decoder_free(PlCacheDecoder *d) {
     if (!d) return;
     ZSTD_freeDCtx(d->dctx);
     free(d->frame);
-    free(d->shuf);
+    free(d->raw);
     free(d);
 }
 
@@ -589,9 +582,9 @@ PlStatus pl_cache_shard_read_fd(const PlCacheShard *s, int fd, int64_t k, PlCach
     if (r > 0) return shard_sample_fail(s, k, "the file ends inside its frame (truncated since it was opened)", NULL);
     if (!shard_frame_checksummed(d->frame, n))
         return shard_sample_fail(s, k, "corrupt data (not a checksummed zstd frame)", NULL);
-    size_t got = ZSTD_decompressDCtx(d->dctx, d->shuf, raw, d->frame, n);
+    size_t got = ZSTD_decompressDCtx(d->dctx, d->raw, raw, d->frame, n);
     if (ZSTD_isError(got)) return shard_sample_fail(s, k, "corrupt data", ZSTD_getErrorName(got));
     if (got != raw) return shard_sample_fail(s, k, "corrupt data (wrong decompressed size)", NULL);
-    shard_unshuffle((unsigned char *)dst, d->shuf, raw / 4);
+    memcpy(dst, d->raw, raw);
     return PL_OK;
 }

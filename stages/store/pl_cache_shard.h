@@ -1,15 +1,14 @@
 // One shard of the training cache: the prepared samples of a group of manifest items, written once, read by sample.
 //
 // A shard holds, for each of its items in order, either the item's samples (n >= 0 canvases of float32 (C, S, S),
-// each byte-shuffled (the 4 bytes of every value gathered into 4 planes) and compressed as one zstd frame with
-// zstd's content checksum) or the item's failure (stage and message, as `run` records it). Each item carries its
+// each compressed as one zstd frame with zstd's content checksum; no byte shuffle: on real OpenCell canvases it made
+// frames 20-40% larger, docs/performance.md "Training cache") or the item's failure (stage and message, as `run` records it). Each item carries its
 // manifest id and its input digest (pl_digest_item), so an incremental build can tell which items it still holds.
 // Layout (little-endian; docs/formats.md):
-//   header (64 bytes): magic "PLCSHRD1", u32 version (1), u32 C, u32 S, u32 dtype (1 = float32), u64 n_items,
+//   header (64 bytes): magic "PLCSHRD1", u32 version (2), u32 C, u32 S, u32 dtype (1 = float32), u64 n_items,
 //                      u64 n_samples, u64 table_offset, u64 table_bytes, u64 table_raw_bytes (no spare bytes)
 //   the sample frames, back to back from byte 64 to table_offset, in item order; a frame decompresses to the
-//                      C * S * S * 4 bytes of one sample, byte-shuffled: plane b holds byte b (memory order) of
-//                      every value
+//                      C * S * S * 4 bytes of one sample (version 1 shards, byte-shuffled, are refused: rebuilt)
 //   table (table_bytes, ending the file): one zstd frame (checksummed) of table_raw_bytes: for each item in order:
 //          u16 id_len, id, u16 digest_len, digest, u8 failed, u16 stage_len, stage, u32 msg_len, msg, u32 n_samples
 //          (strings without NUL; an item's first sample is the sum of the n_samples before it); then for each
@@ -29,7 +28,7 @@
 
 #include "pl_error.h"
 
-#define PL_CACHE_SHARD_VERSION 1
+#define PL_CACHE_SHARD_VERSION 2
 
 typedef struct PlCacheShardWriter PlCacheShardWriter;
 
@@ -79,7 +78,8 @@ PlStatus pl_cache_decoder_create(PlCacheDecoder **d, int C, int S);
 void pl_cache_decoder_free(PlCacheDecoder *d);
 
 // Read sample `k` of the shard into dst (C, S, S). A frame that does not decompress, fails its checksum or has the
-// wrong size is PL_ERR_FORMAT naming the shard, the sample and the item (id) it belongs to; never partial data.
+// wrong size is PL_ERR_FORMAT naming the shard, the sample and the item (id) it belongs to; dst is written only
+// after the frame checked out (never partial data).
 PlStatus pl_cache_shard_read(const PlCacheShard *s, int64_t k, PlCacheDecoder *d, float *dst);
 // The same through `fd`, a descriptor of the same file the caller opened (a reader that closed s->fd keeps its own).
 PlStatus pl_cache_shard_read_fd(const PlCacheShard *s, int fd, int64_t k, PlCacheDecoder *d, float *dst);

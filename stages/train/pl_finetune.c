@@ -38,7 +38,7 @@ double pl_finetune_peak_lr(const PlFinetuneOptions *o) {
 typedef struct FetchCtx {
     const PlFinetuneData *d;
     const PlFinetuneOptions *o;
-    int64_t *perms;            // (nperms, n) row orders of epochs perm_epoch0 ...
+    int32_t *perms;            // (nperms, n) row orders of epochs perm_epoch0 ... (4 bytes a row: n < 2^31)
     int64_t perm_epoch0;
     int nperms;
     float *scratch;            // (C, H, W) augmentation scratch (one prepare runs at a time)
@@ -59,7 +59,7 @@ static void ensure_perms(FetchCtx *f, int64_t step) {
     if (!f->o->shuffle || (f->perm_epoch0 == e0 && f->nperms > 0 && f->perms[0] >= 0)) return;
     f->perm_epoch0 = e0;
     for (int k = 0; k < f->nperms; k++) {
-        int64_t *p = f->perms + (size_t)k * n;
+        int32_t *p = f->perms + (size_t)k * n;
         PlRng r;
         pl_rng_seed(&r, pl_rng_mix(pl_rng_mix(f->o->seed, 0x5eed5u), (uint64_t)(e0 + k)));
         if (f->cw) {   // torch WeightedRandomSampler(1 / class count, n, replacement=True): inverse CDF
@@ -70,12 +70,12 @@ static void ensure_perms(FetchCtx *f, int64_t step) {
                     int64_t mid = (lo + hi) / 2;
                     if (f->cw[mid] > u) hi = mid; else lo = mid + 1;
                 }
-                p[i] = lo;
+                p[i] = (int32_t)lo;
             }
             continue;
         }
-        for (int64_t i = 0; i < n; i++) p[i] = i;
-        pl_rng_shuffle_i64(&r, p, n);
+        for (int64_t i = 0; i < n; i++) p[i] = (int32_t)i;
+        pl_rng_shuffle_i32(&r, p, n);
     }
 }
 
@@ -146,7 +146,9 @@ static PlStatus fetch_init(FetchCtx *f, const PlFinetuneData *d, const PlFinetun
     f->nperms = (int)(o->batch / d->n) + 2;
     pl_augment_options_default(&f->aug);
     const size_t n = (size_t)count + 1, chw = (size_t)d->C * d->H * d->W;
-    f->perms = pl_malloc((size_t)f->nperms * d->n * sizeof(int64_t));
+    if (d->n > INT32_MAX)
+        return PL_FAIL(PL_ERR_LIMIT, "%lld training images; at most %d are supported", (long long)d->n, INT32_MAX);
+    f->perms = pl_malloc((size_t)f->nperms * d->n * sizeof *f->perms);
     f->scratch = pl_malloc(chw * sizeof(float));
     f->sample = d->x ? NULL : pl_malloc(chw * sizeof(float));
     if (!f->perms || !f->scratch || (!d->x && !f->sample)) return PL_ERR_NOMEM;

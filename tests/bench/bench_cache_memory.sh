@@ -54,7 +54,7 @@ peak() {
 }
 now() { date +%s.%N; }
 
-first_rss= last_rss=
+first_rss= last_rss= first_n= last_n=
 for want in "${SAMPLES[@]}"; do
   items=$(( (want + PER_ITEM - 1) / PER_ITEM ))
   {
@@ -80,11 +80,12 @@ for want in "${SAMPLES[@]}"; do
   raw=$(awk -v n="$n" -v t=$TILE 'BEGIN { if (n + 0 > 0) printf "%.0f", n * 2 * t * t * 4 / 1048576; else print "?" }')
   rss_m="—"
   if [ "$want" -le "$INMEM_MAX" ]; then rss_m=$(peak inmem "${FT[@]}" --out "$W/ftm"); fi
-  [ -z "$first_rss" ] && first_rss=$rss_c
-  last_rss=$rss_c
+  [ -z "$first_rss" ] && first_rss=$rss_c first_n=$n
+  last_rss=$rss_c last_n=$n
   printf '%9s %6s %13.1f %10s %10s %19s %21s %10.1f\n' "$n" "$items" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
     "$cmib" "$raw" "$rss_c" "$rss_m" "$(awk -v a="$t2" -v b="$t3" 'BEGIN { print b - a }')"
   if [ -n "${KEEP:-}" ]; then cp "$W/m.tsv" "$W/m.$want.tsv"; mv "$W/cache" "$W/cache.$want"; fi
 done
-echo "# cached peak RSS, largest / smallest size: $(awk -v a="$first_rss" -v b="$last_rss" 'BEGIN { printf "%.3f", b / a }') (acceptance: <= 1.10)"
+echo "# cached peak RSS, largest / smallest size: $(awk -v a="$first_rss" -v b="$last_rss" 'BEGIN { printf "%.3f", b / a }') (acceptance: <= 1.10);" \
+     "growth $(awk -v a="$first_rss" -v b="$last_rss" -v m="$first_n" -v n="$last_n" 'BEGIN { if (n > m) printf "%.1f", (b - a) * 1048576 / (n - m); else print "?" }') bytes per sample"
 echo "# load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,7 +4,8 @@
 # runs twice with new images added in between and must process only those. Also: a failing job is reported as
 # failed and its dependent reduce is cancelled; the lock refuses an overlapping nightly; a failed nightly leaves the
 # previous store, manifest and latest report untouched; a re-run whose every item fails keeps the store and nightly
-# says so; SIGTERM to a 2-rank job stops it cleanly and a resubmission resumes. If Slurm cannot start, the test
+# says so; SIGTERM to a 2-rank job stops it cleanly and a resubmission resumes; a training-cache job feeds a
+# fine-tuning job array whose tasks read it side by side. If Slurm cannot start, the test
 # FAILS with the reason.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -220,16 +221,27 @@ $PY "$SRC/tests/fixtures/runner/compare_stores.py" store1.h5 slow.h5 || fail "re
 [ "$failures" -eq "$f0" ] && pass "SIGTERM stops a 2-rank Slurm job cleanly; resubmitting resumes ($resumed items from the journal)"
 
 expect_status 2 bash "$SRC/slurm/nightly.sh" --data incoming
-# ---- 8. fine-tuning as a job array (2 fractions x 2 seeds, 2 ranks each) and the dependent grid reduce ----
+# ---- 8. a training-cache job, fine-tuning on it as a job array (2 fractions x 2 seeds, 2 ranks each) and the
+# dependent grid reduce ----
 "$PROTLOC" -q probe --store "$TEST_TMP/store.h5" --head logreg --fraction 0.5,1 --seeds 2 --json "$TEST_TMP/fprobe.json" \
   || fail "probe for the fine-tuning grid failed"
+# the training cache built by a 2-rank job, then the array's tasks read it side by side (docs/guide.md)
+tc=$(PROTLOC_STATUS="$TEST_TMP/tc.status" sbatch --parsable -n 2 --output="$TEST_TMP/tc.log" \
+  "$SRC/slurm/cache_build.sbatch" --manifest data/manifest.tsv --model card.json --cache "$TEST_TMP/tcache" \
+  --size 64) || fail "sbatch cache_build.sbatch refused"
 ft=$(PROTLOC_STATUS="$TEST_TMP/ft.status" sbatch --parsable --array=0-3 -n 2 --output="$TEST_TMP/ft-%a.log" \
+  --dependency="afterok:$tc" --kill-on-invalid-dep=yes \
   "$SRC/slurm/finetune.sbatch" --manifest data/manifest.tsv --model card.json --out "$TEST_TMP/ft" \
-  --fraction 0.5,1 --seeds 2 --epochs 1 --batch 4 --size 64) || fail "sbatch finetune.sbatch refused"
+  --fraction 0.5,1 --seeds 2 --epochs 1 --batch 4 --size 64 --cache "$TEST_TMP/tcache") ||
+  fail "sbatch finetune.sbatch refused"
 ftred=$(PROTLOC_STATUS="$TEST_TMP/ftred.status" sbatch --parsable --output="$TEST_TMP/ftred.log" \
   --dependency="afterok:$ft" --kill-on-invalid-dep=yes "$SRC/slurm/finetune_reduce.sbatch" "$TEST_TMP/ft" \
   "$TEST_TMP/fprobe.json") || fail "sbatch finetune_reduce.sbatch refused"
-wait_jobs 300 "$ft" "$ftred"
+wait_jobs 300 "$tc" "$ft" "$ftred"
+[ "$(cat "$TEST_TMP/tc.status" 2>/dev/null)" = "ok 0" ] && pass "cache build as a 2-rank Slurm job" ||
+  { fail "cache build job: $(cat "$TEST_TMP/tc.status" 2>/dev/null)"; tail -n 5 "$TEST_TMP/tc.log" >&2; }
+grep -q "([1-9][0-9]* reused, 0 prepared now" "$TEST_TMP"/ft-*.log 2>/dev/null &&
+  pass "the array's tasks read the job's cache" || fail "the array did not reuse the cache: $(grep -h 'training cache' "$TEST_TMP"/ft-*.log | head -3)"
 [ "$(grep -c ' ok 0$' "$TEST_TMP/ft.status" 2>/dev/null)" -eq 4 ] ||
   { fail "fine-tuning array: $(cat "$TEST_TMP/ft.status" 2>/dev/null)"; tail -n 5 "$TEST_TMP"/ft-*.log >&2; }
 [ "$(cat "$TEST_TMP/ftred.status" 2>/dev/null)" = ok ] || { fail "fine-tuning reduce: $(cat "$TEST_TMP/ftred.log")"; }

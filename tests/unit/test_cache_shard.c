@@ -180,7 +180,7 @@ static void test_rejects_headers_and_truncation(void **state) {
     struct { size_t at; const char *what; } fields[] = {{8, "version"}, {12, "C"}, {16, "S"}, {20, "dtype"}};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         memcpy(g, f, n);
-        uint32_t v = fields[i].at == 8 ? 2 : 0;   // version 2, C = 0, S = 0, dtype 0
+        uint32_t v = fields[i].at == 8 ? 1 : 0;   // version 1 (the byte-shuffled shards), C = 0, S = 0, dtype 0
         memcpy(g + fields[i].at, &v, 4);
         spit(bad, g, n);
         expect_format(bad, fields[i].what);
