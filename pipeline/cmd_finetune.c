@@ -279,10 +279,11 @@ static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const Pl
     const double img = (double)d->C * d->H * d->W * sizeof(float), K = sp->classes;
     const int mb = sp->micro_batch;
     mem->weights = ft_weights_bytes(&m->w) + (m->have_head ? ft_weights_bytes(&m->head) : 0.0);
-    const double per_row = (d->samples ? 12.0 : img) + (d->cls ? 4.0 : 0.0) + (d->targets ? K * 4.0 : 0.0);
+    // a cached sample: its map entry (4 bytes) and its frame's entry in the shard tables (offset 8 + size 4)
+    const double per_row = (d->samples ? 16.0 : img) + (d->cls ? 4.0 : 0.0) + (d->targets ? K * 4.0 : 0.0);
     mem->data = (double)d->n * per_row +   // images (or the cache's sample map) and labels
                 (double)(d->is_manifest ? d->ntr + d->nva + d->nte : d->n) * 8.0 +   // split row lists
-                ((double)d->ntr + 1.0) * 2.0 * 8.0;                                   // run_task's subset rows
+                (m_rows < d->ntr ? ((double)d->ntr + 1.0) * 2.0 * 8.0 : 0.0);       // run_task's subset rows
     mem->baseline = rss0 > mem->weights + mem->data ? rss0 - mem->weights - mem->data : 0.0;
     mem->runtime = (threads + 1.0) * FT_RUNTIME_BYTES;
     pl_vit_train_bytes(t, &mem->parameters, &mem->bf16, &mem->activations);
@@ -301,7 +302,7 @@ static void ft_memory(const FtModel *m, const FtData *d, PlVitTrain *t, const Pl
     mem->slots = o->prefetch + 1;
     mem->slot_images = count;
     mem->batches = mem->slots * mem->slot + img * (d->samples ? 2.0 : 1.0) +
-                   (o->shuffle ? (double)(o->batch / m_rows + 2) * m_rows * 8.0 : 0.0) +
+                   (o->shuffle ? (double)(o->batch / m_rows + 2) * m_rows * 4.0 : 0.0) +
                    (o->balanced ? (double)m_rows * 8.0 : 0.0);
     // on top, one at a time: the backbone copy write_weights exports, or an evaluation (logits, predictions,
     // labels, and with a row list one micro-batch of gathered images per thread)
