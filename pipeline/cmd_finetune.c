@@ -210,46 +210,13 @@ typedef struct FtModel {
 
 // The files a fine-tune writes into its folder (each atomically: a dead run leaves "<name>.tmp.<pid>.<n>"), those a
 // grid's summary writes into --out, and the rest of what may stand in a fine-tune's --out (lock, plots, temporaries,
-// the grid's run folders): ft_claim_dir removes the run files' stale temporaries, ft_check_outputs refuses inputs
+// the grid's run folders): pl_cli_claim_train_dir removes the run files' stale temporaries, ft_check_outputs refuses inputs
 // among all of them.
 static const char *const ft_run_files[] = {PL_TRAIN_CKPT_NAME, "train.jsonl", "report.json", "backbone.safetensors",
                                            "head.safetensors", "model.json", "failures.tsv", NULL};
 static const char *const ft_grid_files[] = {"grid.tsv", "grid.json", "grid.png", "grid.svg", NULL};
 static const char *const ft_other_files[] = {"finetune.lock", "training_loss.*", "training_val_f1.*", "confusion.*",
                                              "class_f1.*", "*.tmp.*", "f*_s*/*", NULL};
-
-// Rank 0: lock DIR (DIR/finetune.lock: one fine-tune per folder), remove temporaries of dead runs, and refuse to
-// replace an earlier run's checkpoint unless --resume continues it or --force starts over.
-static PlStatus ft_claim_dir(const FtArgs *a, const char *dir, PlLock *lock) {
-    char path[4200], ckpt[4200];
-    snprintf(path, sizeof path, "%s/finetune.lock", dir);
-    PL_TRY(pl_lock_acquire(lock, path, "protloc finetune"));
-    enum { N_NAMES = sizeof ft_run_files / sizeof ft_run_files[0] - 1 };
-    char finals[N_NAMES][4200];
-    const char *fin[N_NAMES];
-    for (int i = 0; i < N_NAMES; i++) {
-        snprintf(finals[i], sizeof finals[i], "%s/%s", dir, ft_run_files[i]);
-        fin[i] = finals[i];
-    }
-    pl_lock_remove_stale_temps(fin, N_NAMES);
-    snprintf(ckpt, sizeof ckpt, "%s/%s", dir, PL_TRAIN_CKPT_NAME);
-    struct stat sb;
-    if (lstat(ckpt, &sb) != 0) return PL_OK;
-    if (!S_ISREG(sb.st_mode))
-        return PL_FAIL(PL_ERR_ARG, "%s is not a regular file (a %s): remove it or choose another --out", ckpt,
-                       S_ISDIR(sb.st_mode) ? "directory" : S_ISLNK(sb.st_mode) ? "symbolic link" : S_ISFIFO(sb.st_mode) ? "FIFO" : "special file");
-    if (a->o.resume) return PL_OK;
-    if (!a->force) {
-        long long s = (long long)pl_train_ckpt_step(ckpt);
-        char at[64] = "";
-        if (s >= 0) snprintf(at, sizeof at, " (step %lld)", s);
-        return PL_FAIL(PL_ERR_ARG, "%s holds the checkpoint of an earlier run%s; --resume continues it, --force starts "
-                       "over and replaces it, or choose another --out", ckpt, at);
-    }
-    if (unlink(ckpt) != 0) return PL_FAIL(PL_ERR_IO, "--force: cannot remove %s: %s", ckpt, strerror(errno));
-    pl_log_info("--force: removed %s of an earlier run", ckpt);
-    return pl_fsync_parent_dir(ckpt);
-}
 
 // Bytes of a loaded checkpoint: its slab and any tensor allocated on its own.
 static double ft_weights_bytes(const PlWeights *w) {
@@ -369,7 +336,8 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                          .head = {.kind = a->head_mlp ? PL_HEAD_MLP : PL_HEAD_LINEAR, .dropout = a->head_dropout}};
     PlLock lock = {.fd = -1};
     if (st == PL_OK) st = pl_mkdir_p(dir);
-    if (st == PL_OK && rank == 0) st = ft_claim_dir(a, dir, &lock);
+    if (st == PL_OK && rank == 0)
+        st = pl_cli_claim_train_dir(dir, "finetune", ft_run_files, a->o.resume, a->force, &lock);
     double rss0 = pl_process_rss_bytes();   // the baseline of the memory estimate: before the trainer exists
     if (st == PL_OK) st = pl_vit_train_create(&sp, kernels, &t);
     if (st == PL_OK) st = pl_vit_train_load(t, &m->w, m->have_head ? &m->head : NULL, train_seed);

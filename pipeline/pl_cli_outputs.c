@@ -1,13 +1,18 @@
 // Refuse an output that names the same file as an input or another output, however spelt (pl_cli_outputs.h).
 #include "pl_cli_outputs.h"
 
+#include <errno.h>
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pl_fs.h"
+#include "pl_log.h"
 #include "pl_modelcard.h"
+#include "pl_train_ckpt.h"
 
 // Record the clash of output `out` (its file `file`: the path itself or folder/name) with `other`, an input or
 // (`other_is_output`) another output. `how` says which kind of clash, for the message.
@@ -109,4 +114,41 @@ char *pl_cli_card_weights(const char *card) {
     char *weights = c.weights ? strdup(c.weights) : NULL;
     pl_modelcard_free(&c);
     return weights;
+}
+
+PlStatus pl_cli_claim_train_dir(const char *dir, const char *command, const char *const *run_files, int resume,
+                                int force, PlLock *lock) {
+    char path[4200], ckpt[4200], what[64];
+    snprintf(path, sizeof path, "%s/%s.lock", dir, command);
+    snprintf(what, sizeof what, "protloc %s", command);
+    PL_TRY(pl_lock_acquire(lock, path, what));
+    enum { MAX_NAMES = 32 };
+    char finals[MAX_NAMES][4200];
+    const char *fin[MAX_NAMES];
+    int n = 0;
+    for (; run_files[n] && n < MAX_NAMES; n++) {
+        snprintf(finals[n], sizeof finals[n], "%s/%s", dir, run_files[n]);
+        fin[n] = finals[n];
+    }
+    pl_lock_remove_stale_temps(fin, n);
+    snprintf(ckpt, sizeof ckpt, "%s/%s", dir, PL_TRAIN_CKPT_NAME);
+    struct stat sb;
+    if (lstat(ckpt, &sb) != 0) return PL_OK;
+    if (!S_ISREG(sb.st_mode))
+        return PL_FAIL(PL_ERR_ARG, "%s is not a regular file (a %s): remove it or choose another --out", ckpt,
+                       S_ISDIR(sb.st_mode)    ? "directory"
+                       : S_ISLNK(sb.st_mode)  ? "symbolic link"
+                       : S_ISFIFO(sb.st_mode) ? "FIFO"
+                                              : "special file");
+    if (resume) return PL_OK;
+    if (!force) {
+        long long s = (long long)pl_train_ckpt_step(ckpt);
+        char at[64] = "";
+        if (s >= 0) snprintf(at, sizeof at, " (step %lld)", s);
+        return PL_FAIL(PL_ERR_ARG, "%s holds the checkpoint of an earlier run%s; --resume continues it, --force starts "
+                       "over and replaces it, or choose another --out", ckpt, at);
+    }
+    if (unlink(ckpt) != 0) return PL_FAIL(PL_ERR_IO, "--force: cannot remove %s: %s", ckpt, strerror(errno));
+    pl_log_info("--force: removed %s of an earlier run", ckpt);
+    return pl_fsync_parent_dir(ckpt);
 }

@@ -19,6 +19,7 @@
 #define PL_CLI_OUTPUTS_H
 
 #include "pl_error.h"
+#include "pl_lock.h"
 
 typedef struct PlCliPath {
     const char *option;   // how the user named it, for the message: "--out", "--manifest", "the journal of --out"
@@ -41,5 +42,12 @@ PlStatus pl_cli_check_outputs(const PlCliPath *outputs, int n_outputs, const PlC
 // when `card` is not a readable model card (a checkpoint, a missing file): the command that loads it later reports
 // why, so nothing is recorded here.
 char *pl_cli_card_weights(const char *card);
+
+// Rank 0 of a training command (`finetune`, `pretrain`) before it writes into DIR: lock DIR/<command>.lock (one run
+// per folder; PL_ERR_BUSY naming the holder), remove the temporaries dead runs left beside `run_files` (NULL-
+// terminated names in DIR), and refuse to replace an earlier run's DIR/checkpoint.safetensors unless `resume`
+// continues it or `force` starts over (removing it). The lock is held until pl_lock_release.
+PlStatus pl_cli_claim_train_dir(const char *dir, const char *command, const char *const *run_files, int resume,
+                                int force, PlLock *lock);
 
 #endif

@@ -1,5 +1,7 @@
-// Training checkpoints: the parameters, optimizer moments, best-epoch copy and loop state of a fine-tune in one
-// safetensors file (tensors p/<name>, m/<name>, v/<name>, b/<name>), written only when every value is finite, with a
+// Training checkpoints: the parameters, optimizer moments, best-epoch copy, the objective's extra arrays (x/<name>,
+// e.g. DINO's teacher and center) and loop state (the per-tensor optimizer step counts where tensors were frozen) of
+// a training run in one safetensors file (tensors p/<name>, m/<name>, v/<name>, b/<name>), written only when every
+// value is finite, with a
 // SHA-256 digest of every tensor and state value that a resume verifies, and the run's fingerprint (arguments,
 // architecture, initial weights, data) that a resume must match.
 //
@@ -16,6 +18,14 @@
 
 #define PL_TRAIN_CKPT_NAME "checkpoint.safetensors"
 
+// A float array an objective keeps beside the weights (DINO: the teacher's parameters, the center), saved as tensor
+// "x/<name>" (1-D) and restored in place.
+typedef struct PlTrainExtra {
+    const char *name;
+    float *data;
+    size_t count;
+} PlTrainExtra;
+
 // Loop state beyond the weights and moments, saved so a resume continues bit-identically.
 typedef struct PlTrainState {
     int n_epochs, cap_epochs;
@@ -25,6 +35,8 @@ typedef struct PlTrainState {
     int best_epoch;
     double best_val_f1;
     float *best;                         // the best epoch's parameters (validation only), else NULL
+    const PlTrainExtra *extra;           // (n_extra) the objective's own state, or NULL
+    int n_extra;
 } PlTrainState;
 
 // What a checkpoint must match to be resumed.
