@@ -21,6 +21,8 @@
 #
 #   tests/bench/bench_cache_reader.sh [BUILD_DIR]          (default build/)
 #   env: SAMPLES=../shared/samples (relative to the repository root)  SECONDS_READ=5  THREADS=2  STEPS=5
+#        KEEP_DIR=DIR: work in DIR and keep it (caches DIR/a224 DIR/b512 DIR/oc224 DIR/oc512 DIR/hpa224 DIR/hpa512)
+#        CACHES_ONLY=1: build those six caches and stop (e.g. for tests/bench/cache_codecs.py)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$(cd "${1:-$SRC/build}" && pwd)
@@ -33,8 +35,12 @@ SECS=${SECONDS_READ:-5}
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-5}
 for x in "$P" "$R" "$Z" "$BUILD/bench/bench_vit"; do [ -x "$x" ] || { echo "build first: $x not found" >&2; exit 1; }; done
-W=$(mktemp -d "${TMPDIR:-/tmp}/protloc-cachereader-XXXXXX")
-trap 'rm -rf "$W"' EXIT
+if [ -n "${KEEP_DIR:-}" ]; then
+  mkdir -p "$KEEP_DIR"; W=$(cd "$KEEP_DIR" && pwd)
+else
+  W=$(mktemp -d "${TMPDIR:-/tmp}/protloc-cachereader-XXXXXX")
+  trap 'rm -rf "$W"' EXIT
+fi
 # copies under W: manifest paths may not leave the manifest's folder
 mkdir -p "$W/data"
 cp "$DATA"/opencell_hoechst_proj/FOV_*_RAW.tif "$DATA"/hpa_1000_A12_2/1000_A12_2_green.png "$W/data/" 2>/dev/null || true
@@ -83,8 +89,19 @@ build() {   # tag manifest card level-options...: time a cache build, print its 
   t1=$(date +%s.%N)
   echo "# cache $tag ($*): built in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s, $(du -sk "$W/$tag" | awk '{ printf "%.2f", $1 / 1024 }') MiB on disk"
 }
+compression_caches() {   # 1-channel caches of OpenCell and HPA
+  build oc224 "$W/oc1.tsv" "$W/card1.json" --level tiles --tile 224 --size 224
+  build oc512 "$W/oc1.tsv" "$W/card1.json" --level fov --size 512
+  build hpa224 "$W/hpa1.tsv" "$W/card1.json" --level tiles --tile 224 --size 224
+  build hpa512 "$W/hpa1.tsv" "$W/card1.json" --level fov --size 512
+}
 build a224 "$W/oc.tsv" "$W/card.json" --level tiles --tile 224 --size 224
 build b512 "$W/oc.tsv" "$W/card.json" --level fov --size 512
+if [ -n "${CACHES_ONLY:-}" ]; then
+  compression_caches
+  echo "# caches kept in $W"
+  exit 0
+fi
 
 echo
 echo "## reader: one thread (bench_cache_reader)"
@@ -139,10 +156,7 @@ PYEOF
 
 echo
 echo "## compression (bench_cache_shuffle: every sample of a cache, zstd per sample with / without the byte shuffle)"
-build oc224 "$W/oc1.tsv" "$W/card1.json" --level tiles --tile 224 --size 224
-build oc512 "$W/oc1.tsv" "$W/card1.json" --level fov --size 512
-build hpa224 "$W/hpa1.tsv" "$W/card1.json" --level tiles --tile 224 --size 224
-build hpa512 "$W/hpa1.tsv" "$W/card1.json" --level fov --size 512
+compression_caches
 for t in a224 b512 oc224 oc512 hpa224 hpa512; do
   echo
   "$Z" --cache "$W/$t" --levels 1,3,9 | grep -v '^# fp32'
