@@ -26,6 +26,8 @@ int cmd_knn_run(int argc, char **argv);
 void cmd_knn_usage(FILE *out);
 int cmd_finetune_run(int argc, char **argv);
 void cmd_finetune_usage(FILE *out);
+int cmd_pretrain_run(int argc, char **argv);
+void cmd_pretrain_usage(FILE *out);
 int cmd_cache_build_run(int argc, char **argv);
 void cmd_cache_build_usage(FILE *out);
 int cmd_probe_run(int argc, char **argv);

@@ -18,6 +18,7 @@ const PlCommand pl_commands[] = {
     {"synth", "write a synthetic OpenCell/HPA dataset (images, masks, manifest.tsv)", 0, cmd_synth_run, cmd_synth_usage},
     {"knn", "exact kNN evaluation (macro F1 for every k; MPI-distributed) with reports and plots", PL_CMD_MPI, cmd_knn_run, cmd_knn_usage},
     {"finetune", "fine-tune a DINO ViT backbone + linear head end to end (MPI data-parallel, bit-identical, resumable)", PL_CMD_MPI | PL_CMD_STOPPABLE, cmd_finetune_run, cmd_finetune_usage},
+    {"pretrain", "DINO self-supervised pretraining of a ViT (MPI data-parallel, bit-identical, resumable)", PL_CMD_MPI | PL_CMD_STOPPABLE, cmd_pretrain_run, cmd_pretrain_usage},
     {"cache build", "prepare a manifest's training items into a training cache (MPI, incremental, resumable)", PL_CMD_MPI, cmd_cache_build_run, cmd_cache_build_usage},
     {"probe", "logistic-regression / MLP heads on frozen embeddings, macro F1 per data fraction", 0, cmd_probe_run, cmd_probe_usage},
     {"image info", "decode TIFF/PNG files and print format, size, depth and value range (TSV)", 0, cmd_image_info_run, cmd_image_info_usage},
