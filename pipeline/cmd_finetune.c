@@ -410,7 +410,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                         info.reader_prepare_s > 0 ? info.reader_batches * mem.slot_images / info.reader_prepare_s : 0.0,
                         info.reader_prepare_s, info.reader_wait_s);
         st = ft_report_write(dir, &o, &sp, &r, &info);
-        if (st == PL_OK && m->have_card) st = ft_card_write(&m->card, dir);
+        if (st == PL_OK && m->have_card) st = ft_card_write(&m->card, dir, "backbone.safetensors", "finetuned");
         if (st == PL_OK)
             pl_log_info("done: %lld steps, loss %.5f -> %.5f, %.2f img/s; best epoch %d; %s macro F1 %.4f, accuracy "
                         "%.4f; weights in %s", (long long)r.steps, r.first_loss, r.last_loss, r.img_per_s, r.best_epoch,

@@ -13,6 +13,8 @@
 #include "pl_cli.h"
 #include "pl_cli_outputs.h"
 #include "pl_cmds.h"
+#include "pl_finetune_data.h"
+#include "pl_finetune_report.h"
 #include "pl_fs.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
@@ -28,7 +30,8 @@
 
 void cmd_pretrain_usage(FILE *out) {
     fprintf(out,
-            "Usage: protloc pretrain --global-views G.npy [--local-views L.npy] (--model S.safetensors --heads H |\n"
+            "Usage: protloc pretrain (--global-views G.npy [--local-views L.npy] | --input X.npy |\n"
+            "                        --manifest M.tsv [--cache DIR]) (--model S.safetensors|CARD.json [--heads H] |\n"
             "                        --arch vit_tiny|vit_small|vit_base --patch 8|16 --in-chans C) --out DIR [options]\n"
             "       mpirun -np R protloc pretrain ...   (data-parallel; bit-identical for any R and --threads)\n"
             "\n"
@@ -36,11 +39,21 @@ void cmd_pretrain_usage(FILE *out) {
             "ViT + DINOHead trained to match a teacher (the student's EMA) over 2 global and N local views of each image;\n"
             "DINOLoss with centering and the teacher-temperature warm-up, AdamW or SGD with DINO's parameter groups, the\n"
             "learning rate warmed up from 0 then cosine, the weight-decay cosine, the teacher-momentum cosine, per-tensor\n"
-            "gradient clipping, the last layer frozen for the first epochs. The views are used as given (no augmentation).\n"
+            "gradient clipping, the last layer frozen for the first epochs. Fixed views are used as given; the images of\n"
+            "--input or --manifest get DINO's multi-crop augmentation (2 global + N local crops, flips, 90-degree\n"
+            "rotations, per-channel brightness/contrast, blur; docs/guide.md \"Pretraining\"), each view standardised.\n"
             "\n"
             "Data:\n"
             "  --global-views G.npy   float32 (N, 2, C, Hg, Wg): the two global views of each image\n"
             "  --local-views L.npy    float32 (N, Lc, C, Hl, Wl): its local views (omitted: none)\n"
+            "  --input X.npy          float32 (N, C, H, W) images, or\n"
+            "  --manifest M.tsv       every item of a manifest (no labels needed), prepared as `protloc run` does with\n"
+            "                         the card (--model CARD.json, or --card CARD.json with --model CHECKPOINT or --arch):\n"
+            "                         --level fov|tiles|cells, --tile N, --crop N, each sample resized to --size S\n"
+            "                         (default: the model's native size; 512 for DINO4Cells-style fields of view);\n"
+            "                         --cache DIR streams them from a training cache (as finetune --cache)\n"
+            "  --global-size G (224)  --local-size L (96)  --local-crops N (8)  --rgb (3-channel colour images: the\n"
+            "                         RGB-only steps: saturation, grayscale, solarization)\n"
             "Models:\n"
             "  --model S.safetensors  the starting backbone (DINO tensor names); --heads H its attention heads\n"
             "  --arch A --patch P --in-chans C   without --model: DINO's random init of vit_tiny|vit_small|vit_base\n"
@@ -59,18 +72,22 @@ void cmd_pretrain_usage(FILE *out) {
             "Execution:\n"
             "  --out DIR              student.safetensors, teacher.safetensors (backbone.* / head.* names),\n"
             "                         teacher_backbone.safetensors (DINO names), dino_loss.safetensors (center),\n"
-            "                         checkpoint.safetensors, train.jsonl, report.json (DIR may exist, empty)\n"
+            "                         checkpoint.safetensors, train.jsonl, report.json (DIR may exist, empty), and\n"
+            "                         model.json (the input card with the teacher's backbone: protloc run embeds with it)\n"
             "  --threads T            worker threads per rank (default: the cores this process may use)\n"
             "  --checkpoint-every S   steps between checkpoints (default 100; also at every epoch end)\n"
             "  --resume               continue DIR's checkpoint (bit-identical); --force starts over\n"
             "  -h, --help             this help\n"
             "\n"
             "Exit status: 0 done; 1 failed (a NaN/Inf loss names the step and keeps the last checkpoint); 2 bad command\n"
-            "line; 6 another run holds DIR/pretrain.lock; 128+N stopped by signal N after a checkpoint (--resume).\n");
+            "line; 3 done, but some manifest items failed to prepare (skipped, listed in DIR/failures.tsv); 6 another run\n"
+            "holds DIR/pretrain.lock or the cache's lock; 128+N stopped by signal N after a checkpoint (--resume).\n");
 }
 
 typedef struct PtArgs {
     const char *global_views, *local_views, *model, *arch, *head_init, *out, *kernels;
+    const char *input, *manifest, *card, *cache;   // the images the multi-crop augmentation reads
+    int level, tile, crop, size, global_size, local_size, local_crops, rgb;
     int heads, patch, in_chans, out_dim, hidden_dim, bottleneck_dim, nlayers, norm_last_layer;
     int batch, shuffle, threads, resume, force, sgd, have_lr;
     long epochs, warmup_epochs, freeze_last_layer, warmup_teacher_temp_epochs, checkpoint_every;
@@ -81,7 +98,8 @@ typedef struct PtArgs {
 
 static const char *const pt_run_files[] = {"checkpoint.safetensors", "train.jsonl", "report.json",
                                            "student.safetensors", "teacher.safetensors",
-                                           "teacher_backbone.safetensors", "dino_loss.safetensors", NULL};
+                                           "teacher_backbone.safetensors", "dino_loss.safetensors", "model.json",
+                                           "failures.tsv", NULL};
 
 // The views: float32 arrays of consistent shapes, every value finite.
 static PlStatus load_views(const PtArgs *a, PlNpyArray *g, PlNpyArray *l, PlPretrainViews *v) {
@@ -124,24 +142,35 @@ static PlStatus load_views(const PtArgs *a, PlNpyArray *g, PlNpyArray *l, PlPret
     return PL_OK;
 }
 
-// The backbone: --model's weights, or DINO's init of --arch.
-static PlStatus load_backbone(const PtArgs *a, const PlPretrainViews *v, PlWeights *w, PlVitConfig *cfg) {
+// The backbone: --model's weights (a checkpoint, or a model card: its weights, and the card feeds the manifest), or
+// DINO's init of --arch for `chans` channels and a position grid of `img` pixels. *have_card: card was loaded
+// (--model CARD.json or --card CARD.json).
+static PlStatus load_backbone(const PtArgs *a, int chans, int img, PlWeights *w, PlVitConfig *cfg, PlModelCard *card,
+                              int *have_card) {
     memset(w, 0, sizeof *w);
+    *have_card = 0;
     if (a->model) {
-        PL_TRY(pl_weights_load(a->model, NULL, w));
-        PL_TRY(pl_vit_config_infer(w, a->heads, cfg));
+        int heads = a->heads;
+        const char *key = NULL, *weights = NULL;
+        PL_TRY(ft_backbone_load(a->model, a->card, &heads, &key, w, card, have_card, cfg, &weights));
     } else {
+        if (a->card) {
+            PL_TRY(pl_modelcard_load(a->card, card));
+            *have_card = 1;
+            if (a->in_chans > 0 && a->in_chans != card->n_slots)
+                return PL_FAIL(PL_ERR_ARG, "--in-chans %d, but the card %s names %d input slots", a->in_chans,
+                               a->card, card->n_slots);
+            chans = card->n_slots;
+        }
         static const char *const archs[] = {"vit_tiny", "vit_small", "vit_base"};
         static const int dims[] = {192, 384, 768}, heads[] = {3, 6, 12};
         int k = 0;
         while (k < 3 && strcmp(archs[k], a->arch) != 0) k++;
-        PlVitInitSpec sp = {.dim = dims[k], .depth = 12, .heads = heads[k], .patch = a->patch, .in_chans = a->in_chans,
-                            .img_size = v->Hg > v->Wg ? v->Hg : v->Wg, .mlp_ratio = 4, .seed = (uint64_t)a->seed};
+        PlVitInitSpec sp = {.dim = dims[k], .depth = 12, .heads = heads[k], .patch = a->patch, .in_chans = chans,
+                            .img_size = img, .mlp_ratio = 4, .seed = (uint64_t)a->seed};
         PL_TRY(pl_weights_init_vit(&sp, w));
         PL_TRY(pl_vit_config_infer(w, heads[k], cfg));
     }
-    if (cfg->in_chans != v->C)
-        return PL_FAIL(PL_ERR_ARG, "the backbone takes %d channels, the views have %d", cfg->in_chans, v->C);
     return PL_OK;
 }
 
@@ -265,14 +294,16 @@ static void args_fingerprint(const PtArgs *a, const PlVitTrainSpec *sp, const Pl
              "warmup_epochs=%ld wd=%.17g wd_end=%.17g clip=%.17g freeze_last_layer=%ld norm_last_layer=%d "
              "momentum_teacher=%.17g teacher_temp=%.17g warmup_teacher_temp=%.17g warmup_teacher_temp_epochs=%ld "
              "student_temp=%.17g center_momentum=%.17g drop_path=%.9g dim=%d depth=%d heads=%d patch=%d chans=%d "
-             "grid=%d out_dim=%d hidden=%d bottleneck=%d nlayers=%d views=%dx%d+%dx%dx%d micro=%d",
+             "grid=%d out_dim=%d hidden=%d bottleneck=%d nlayers=%d views=%dx%d+%dx%dx%d micro=%d images=%dx%d rgb=%d "
+             "level=%d tile=%d crop=%d",
              a->epochs, a->batch, a->shuffle, a->seed, a->sgd ? "sgd" : "adamw", a->momentum, a->lr, a->min_lr,
              a->warmup_epochs, a->weight_decay, a->weight_decay_end, a->clip_grad, a->freeze_last_layer,
              a->norm_last_layer, a->momentum_teacher, a->teacher_temp, a->warmup_teacher_temp,
              a->warmup_teacher_temp_epochs, a->student_temp, a->center_momentum, a->drop_path, sp->cfg.dim,
              sp->cfg.depth, sp->cfg.heads, sp->cfg.patch, sp->cfg.in_chans, sp->cfg.pos_grid,
              sp->classes, sp->head.hidden_dim, sp->head.bottleneck_dim, sp->head.nlayers, v->Hg, v->Wg, v->n_local,
-             v->Hl, v->Wl, sp->micro_batch / 2);
+             v->Hl, v->Wl, sp->micro_batch / 2, v->images ? v->images->H : 0, v->images ? v->images->W : 0, a->rgb,
+             a->level, a->tile, a->crop);
 }
 
 static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult *r, const PlVitTrainSpec *sp,
@@ -311,7 +342,39 @@ static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult 
     return st;
 }
 
-static PlStatus pretrain_run(const PtArgs *a) {
+// The images of --input or --manifest (all items, through the training cache with --cache) and the views the
+// multi-crop augmentation draws from them.
+static PlStatus load_images(const PtArgs *a, const PlVitConfig *cfg, const PlModelCard *card, PlThreadPool *pool,
+                            int rank, int ranks, FtData *d, PlPretrainImages *im, PlPretrainViews *v) {
+    int classes = 0;
+    if (a->input) {
+        PL_TRY(ft_data_load_arrays(a->input, NULL, cfg, &classes, d));
+    } else {
+        FtDataOptions level = {.level = (PlStoreLevel)a->level, .tile = a->tile, .crop = a->crop, .size = a->size,
+                               .all_items = 1};
+        FtCacheUse cu = {.dir = a->cache, .lanes = pl_threadpool_size(pool) + 1};
+        PL_TRY(ft_data_load_manifest(a->manifest, card, cfg, &level, a->cache ? &cu : NULL, a->out, pool, rank, ranks,
+                                     &classes, d));
+    }
+    pl_dino_augment_options_default(&im->aug);
+    im->aug.global_size = a->global_size;
+    im->aug.local_size = a->local_size;
+    im->aug.n_local = a->local_crops;
+    PL_TRY(pl_dino_augment_options_check(&im->aug));
+    if (a->local_crops > 0 && a->local_size > a->global_size)
+        return PL_FAIL(PL_ERR_ARG, "--local-size %d is larger than --global-size %d", a->local_size, a->global_size);
+    if (a->rgb && d->C != 3) return PL_FAIL(PL_ERR_ARG, "--rgb needs 3-channel images; these have %d", d->C);
+    im->H = d->H;
+    im->W = d->W;
+    im->x = d->x;
+    im->samples = d->samples;
+    im->rgb = a->rgb;
+    *v = (PlPretrainViews){.n = d->n, .C = d->C, .Hg = a->global_size, .Wg = a->global_size,
+                           .n_local = a->local_crops, .Hl = a->local_size, .Wl = a->local_size, .images = im};
+    return PL_OK;
+}
+
+static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     int rank = 0, ranks = 1;
     if (pl_mpi_active()) {
         PL_TRY(PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank)));
@@ -325,25 +388,36 @@ static PlStatus pretrain_run(const PtArgs *a) {
     PlLock lock = {.fd = -1};
     st = rank == 0 ? pl_cli_claim_train_dir(a->out, "pretrain", pt_run_files, a->resume, a->force, &lock) : PL_OK;
     PlNpyArray g = {0}, l = {0};
-    PlPretrainViews v;
+    PlPretrainViews v = {0};
+    PlPretrainImages im = {0};
+    FtData d;
+    memset(&d, 0, sizeof d);
+    PlModelCard card;
+    int have_card = 0;
     PlWeights w = {0}, hw = {0};
     int have_head = 0;
-    PlVitConfig cfg;
-    if (st == PL_OK) st = load_views(a, &g, &l, &v);
+    PlVitConfig cfg = {0};
+    PlThreadPool *pool = NULL;
+    if (st == PL_OK) st = pl_process_start_pool(a->threads, &pool);
+    if (st == PL_OK && a->global_views) {
+        st = load_views(a, &g, &l, &v);
+        if (st == PL_OK) st = load_backbone(a, v.C, v.Hg > v.Wg ? v.Hg : v.Wg, &w, &cfg, &card, &have_card);
+    } else if (st == PL_OK) {
+        st = load_backbone(a, a->in_chans, a->global_size, &w, &cfg, &card, &have_card);
+        if (st == PL_OK) st = load_images(a, &cfg, have_card ? &card : NULL, pool, rank, ranks, &d, &im, &v);
+    }
+    if (st == PL_OK && cfg.in_chans != v.C)
+        st = PL_FAIL(PL_ERR_ARG, "the backbone takes %d channels, the images have %d", cfg.in_chans, v.C);
     if (st == PL_OK && v.n < a->batch)
-        st = PL_FAIL(PL_ERR_ARG, "--global-views holds %lld images, fewer than one --batch of %d", (long long)v.n,
-                     a->batch);
-    if (st == PL_OK) st = load_backbone(a, &v, &w, &cfg);
+        st = PL_FAIL(PL_ERR_ARG, "%lld images, fewer than one --batch of %d", (long long)v.n, a->batch);
     if (st == PL_OK && a->head_init && (st = pl_weights_load(a->head_init, NULL, &hw)) == PL_OK) have_head = 1;
     PlVitTrainHead head;
     int out_dim = 0;
     if (st == PL_OK) st = head_shape(a, have_head ? &hw : NULL, cfg.dim, &head, &out_dim);
     if (st == PL_OK && out_dim < 2) st = PL_FAIL(PL_ERR_ARG, "the head's out_dim is %d; DINO needs at least 2", out_dim);
     if (mpi) st = pl_mpi_agree(st, "reading the views and the models");
-    PlThreadPool *pool = NULL;
     PlReaderThread *reader = NULL;
     PlBatchReader reader_if = {0};
-    if (st == PL_OK) st = pl_process_start_pool(a->threads, &pool);
     if (st == PL_OK) st = pl_batch_reader_start(&reader, &reader_if);
     const int threads = pool ? pl_threadpool_size(pool) : 1;
     const int m = st == PL_OK ? micro_images(&cfg, &v, a->batch) : 1;
@@ -387,6 +461,7 @@ static PlStatus pretrain_run(const PtArgs *a) {
                     head.bottleneck_dim, out_dim, a->batch, m, a->epochs, o.lr, ranks, threads, a->out);
     if (st == PL_OK) st = pl_pretrain_run(student, teacher, &v, &o, center, &r);
     if (st == PL_OK && rank == 0) st = write_outputs(a, student, teacher, center, out_dim);
+    if (st == PL_OK && rank == 0 && have_card) st = ft_card_write(&card, a->out, "teacher_backbone.safetensors", "dino");
     if (st == PL_OK && rank == 0) st = write_report(a, o.lr, &r, &ss, &v, ranks, threads);
     if (mpi) st = pl_mpi_agree(st, "writing the pretrained weights");
     if (st == PL_OK && rank == 0)
@@ -401,6 +476,9 @@ static PlStatus pretrain_run(const PtArgs *a) {
     if (have_head) pl_weights_free(&hw);
     pl_npy_free(&g);
     pl_npy_free(&l);
+    *partial = d.n_failed > 0;
+    ft_data_free(&d);
+    if (have_card) pl_modelcard_free(&card);
     pl_lock_release(&lock);
     return st;
 }
@@ -415,10 +493,12 @@ int cmd_pretrain_run(int argc, char **argv) {
                 .checkpoint_every = 100, .lr = 5e-4, .min_lr = 1e-6, .weight_decay = 0.04, .weight_decay_end = 0.4,
                 .clip_grad = 3.0, .momentum = 0.9, .momentum_teacher = 0.996, .teacher_temp = 0.04,
                 .warmup_teacher_temp = 0.04, .student_temp = 0.1, .center_momentum = 0.9, .drop_path = 0.1,
-                .patch = 16};
+                .patch = 16, .global_size = 224, .local_size = 96, .local_crops = 8, .tile = PL_PREP_TILE_DEFAULT,
+                .crop = PL_PREP_CROP_DEFAULT};
     enum { O_GV = 256, O_LV, O_MODEL, O_HEADS, O_ARCH, O_PATCH, O_CHANS, O_HINIT, O_OUTDIM, O_HIDDEN, O_BOTTLE, O_NL,
            O_NORM, O_EPOCHS, O_BATCH, O_NOSHUF, O_SEED, O_DP, O_OPT, O_MOM, O_LR, O_MINLR, O_WARM, O_WD, O_WDE,
-           O_CLIP, O_FREEZE, O_MT, O_TT, O_WTT, O_WTTE, O_ST, O_CM, O_OUT, O_THREADS, O_CKPT, O_RESUME, O_FORCE };
+           O_CLIP, O_FREEZE, O_MT, O_TT, O_WTT, O_WTTE, O_ST, O_CM, O_OUT, O_THREADS, O_CKPT, O_RESUME, O_FORCE,
+           O_INPUT, O_MANIFEST, O_CARD, O_CACHE, O_LEVEL, O_TILE, O_CROP, O_SIZE, O_GSIZE, O_LSIZE, O_LCROPS, O_RGB };
     static const struct option longopts[] = {
         {"global-views", 1, 0, O_GV}, {"local-views", 1, 0, O_LV}, {"model", 1, 0, O_MODEL},
         {"heads", 1, 0, O_HEADS}, {"arch", 1, 0, O_ARCH}, {"patch", 1, 0, O_PATCH}, {"in-chans", 1, 0, O_CHANS},
@@ -431,9 +511,13 @@ int cmd_pretrain_run(int argc, char **argv) {
         {"momentum-teacher", 1, 0, O_MT}, {"teacher-temp", 1, 0, O_TT}, {"warmup-teacher-temp", 1, 0, O_WTT},
         {"warmup-teacher-temp-epochs", 1, 0, O_WTTE}, {"student-temp", 1, 0, O_ST},
         {"center-momentum", 1, 0, O_CM}, {"out", 1, 0, O_OUT}, {"threads", 1, 0, O_THREADS},
-        {"checkpoint-every", 1, 0, O_CKPT}, {"resume", 0, 0, O_RESUME}, {"force", 0, 0, O_FORCE}, {0, 0, 0, 0}};
+        {"checkpoint-every", 1, 0, O_CKPT}, {"resume", 0, 0, O_RESUME}, {"force", 0, 0, O_FORCE},
+        {"input", 1, 0, O_INPUT}, {"manifest", 1, 0, O_MANIFEST}, {"card", 1, 0, O_CARD}, {"cache", 1, 0, O_CACHE},
+        {"level", 1, 0, O_LEVEL}, {"tile", 1, 0, O_TILE}, {"crop", 1, 0, O_CROP}, {"size", 1, 0, O_SIZE},
+        {"global-size", 1, 0, O_GSIZE}, {"local-size", 1, 0, O_LSIZE}, {"local-crops", 1, 0, O_LCROPS},
+        {"rgb", 0, 0, O_RGB}, {0, 0, 0, 0}};
     static const char *const archs[] = {"vit_tiny", "vit_small", "vit_base"}, *const opts[] = {"adamw", "sgd"},
-                             *const bools[] = {"false", "true"};
+                             *const bools[] = {"false", "true"}, *const levels[] = {"fov", "tiles", "cells"};
     const char *cmd = "pretrain";
     int c, rc, k;
     optind = 1;
@@ -487,30 +571,58 @@ int cmd_pretrain_run(int argc, char **argv) {
         case O_CKPT: if ((rc = pl_cli_option_long(cmd, "--checkpoint-every", optarg, 0, 1L << 40, &a.checkpoint_every))) return rc; break;
         case O_RESUME: a.resume = 1; break;
         case O_FORCE: a.force = 1; break;
+        case O_INPUT: a.input = optarg; break;
+        case O_MANIFEST: a.manifest = optarg; break;
+        case O_CARD: a.card = optarg; break;
+        case O_CACHE: a.cache = optarg; break;
+        case O_LEVEL: if ((rc = pl_cli_option_choice(cmd, "--level", optarg, levels, 3, &a.level))) return rc; break;
+        case O_TILE: if ((rc = pl_cli_option_int(cmd, "--tile", optarg, 8, 65536, &a.tile))) return rc; break;
+        case O_CROP: if ((rc = pl_cli_option_int(cmd, "--crop", optarg, 8, 65536, &a.crop))) return rc; break;
+        case O_SIZE: if ((rc = pl_cli_option_int(cmd, "--size", optarg, 8, 65536, &a.size))) return rc; break;
+        case O_GSIZE: if ((rc = pl_cli_option_int(cmd, "--global-size", optarg, 8, 4096, &a.global_size))) return rc; break;
+        case O_LSIZE: if ((rc = pl_cli_option_int(cmd, "--local-size", optarg, 8, 4096, &a.local_size))) return rc; break;
+        case O_LCROPS: if ((rc = pl_cli_option_int(cmd, "--local-crops", optarg, 0, 64, &a.local_crops))) return rc; break;
+        case O_RGB: a.rgb = 1; break;
         default: return pl_cli_usage_error(cmd, "unknown option (see protloc pretrain --help)");
         }
     }
     if (optind < argc) return pl_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!a.global_views || !a.out) return pl_cli_usage_error(cmd, "--global-views and --out are required");
+    if (!a.out) return pl_cli_usage_error(cmd, "--out DIR is required");
+    if (!!a.global_views + !!a.input + !!a.manifest != 1)
+        return pl_cli_usage_error(cmd, "give one of --global-views G.npy (fixed views), --input X.npy or --manifest M.tsv");
+    if (a.local_views && !a.global_views) return pl_cli_usage_error(cmd, "--local-views goes with --global-views");
+    if (a.cache && !a.manifest) return pl_cli_usage_error(cmd, "--cache keeps a manifest's prepared images: give --manifest");
+    if (a.manifest && !a.card && !(a.model && strlen(a.model) > 5 && !strcmp(a.model + strlen(a.model) - 5, ".json")))
+        return pl_cli_usage_error(cmd, "--manifest needs a model card: --model CARD.json, or --card CARD.json with "
+                                  "--model CHECKPOINT or --arch");
+    if (a.card && !a.manifest) return pl_cli_usage_error(cmd, "--card says how to feed a --manifest's images");
     if (!a.model && !a.arch) return pl_cli_usage_error(cmd, "give --model S.safetensors or --arch A (with --in-chans)");
     if (a.model && a.arch) return pl_cli_usage_error(cmd, "--model and --arch exclude each other");
-    if (a.arch && a.in_chans < 1) return pl_cli_usage_error(cmd, "--arch needs --in-chans C");
+    if (a.arch && a.in_chans < 1 && !a.card && !a.input)
+        return pl_cli_usage_error(cmd, "--arch needs --in-chans C (or --card, whose slots are the channels)");
     if (a.resume && a.force) return pl_cli_usage_error(cmd, "--resume and --force exclude each other");
     PlCliPath outs[] = {{"--out", a.out, pt_run_files, 0}};
+    char *weights = a.model ? pl_cli_card_weights(a.model) : NULL;
     PlCliPath ins[] = {{"--global-views", a.global_views, NULL, 0}, {"--local-views", a.local_views, NULL, 0},
-                       {"--model", a.model, NULL, 0}, {"--head-init", a.head_init, NULL, 0}};
+                       {"--model", a.model, NULL, 0}, {"--head-init", a.head_init, NULL, 0},
+                       {"--input", a.input, NULL, 0}, {"--manifest", a.manifest, NULL, 0}, {"--card", a.card, NULL, 0},
+                       {"the weights named by --model", weights, NULL, 0}};
     int rank = 0;
     if (pl_mpi_active() && MPI_Comm_rank(MPI_COMM_WORLD, &rank) != MPI_SUCCESS) return PL_EXIT_ABORT;
-    if (pl_mpi_agree(rank == 0 ? pl_cli_check_outputs(outs, 1, ins, 4) : PL_OK, "checking the outputs") != PL_OK) {
+    PlStatus os = rank == 0 ? pl_cli_check_outputs(outs, 1, ins, (int)(sizeof ins / sizeof ins[0])) : PL_OK;
+    free(weights);
+    if (pl_mpi_agree(os, "checking the outputs") != PL_OK) {
         if (rank != 0) pl_error_clear();
         return PL_EXIT_FAIL;
     }
-    PlStatus st = pretrain_run(&a);
+    int partial = 0;
+    PlStatus st = pretrain_run(&a, &partial);
     if (st == PL_ERR_INTERRUPTED) {
         const volatile sig_atomic_t *sig = pl_process_stop_signal();
         pl_log_error("%s", pl_error_message());
         return PL_EXIT_SIGNAL + (*sig ? *sig : 15);
     }
     if (st == PL_ERR_BUSY) return PL_EXIT_LOCKED;
-    return st == PL_OK ? PL_EXIT_OK : PL_EXIT_FAIL;
+    if (st != PL_OK) return PL_EXIT_FAIL;
+    return partial ? PL_EXIT_PARTIAL : PL_EXIT_OK;
 }

@@ -147,14 +147,15 @@ PlStatus ft_plan_load(const char *manifest, const PlModelCard *card, const FtDat
     if (st == PL_OK) st = pl_features_encode_labels(&fs, PL_MULTILABEL_SKIP, 4096, &p->lc);
     for (size_t i = 0; i < m->count && st == PL_OK; i++) {
         const char *sp = m->items[i].split;
-        if (p->lc.cls[i] >= 0 && (!strcmp(sp, "train") || !strcmp(sp, "val") || !strcmp(sp, "test")))
+        if (fo->all_items || (p->lc.cls[i] >= 0 && (!strcmp(sp, "train") || !strcmp(sp, "val") || !strcmp(sp, "test"))))
             p->items[p->n++] = (int64_t)i;
     }
     free(fs.label);
     free(fs.split);
     free(fs.id);
     if (st == PL_OK && p->n == 0)
-        st = PL_FAIL(PL_ERR_EMPTY, "%s: no labelled item in the train, val or test split", manifest);
+        st = fo->all_items ? PL_FAIL(PL_ERR_EMPTY, "%s lists no item", manifest)
+                           : PL_FAIL(PL_ERR_EMPTY, "%s: no labelled item in the train, val or test split", manifest);
     if (st == PL_OK) st = pl_card_prep_config(card, fo->channels, NULL, NULL, 0, &base, &strategy, slots, sizeof slots);
     if (st == PL_OK) st = pl_card_check_fill(card, &base.align, NULL, m);   // once, not per item
     if (st == PL_OK) {   // the level's geometry and the item's sources, as `protloc run` has them
@@ -208,15 +209,24 @@ void ft_dataset_free(FtDataset *ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+// The split list of plan row i: 0 train, 1 val, 2 test (labelled items only), 3 none.
+static int ft_split_of(const FtPlan *p, int64_t i) {
+    const int64_t item = p->items[i];
+    const char *split = p->m.items[item].split;
+    if (p->lc.cls[item] < 0) return 3;
+    return !strcmp(split, "train") ? 0 : !strcmp(split, "val") ? 1 : !strcmp(split, "test") ? 2 : 3;
+}
+
 PlStatus ft_dataset_index(FtPlan *p, const int *n_samples, FtDataset *ds) {
     memset(ds, 0, sizeof *ds);
     ds->C = p->fo.channels;
     ds->size = p->fo.size;
-    int64_t total = 0, in_split[3] = {0, 0, 0};   // samples of train, val, test: each list sized to its count
+    // samples of train, val, test and of none (unlabelled or another split: pretraining's all_items): the three
+    // lists are sized to their counts
+    int64_t total = 0, in_split[4] = {0, 0, 0, 0};
     for (int64_t i = 0; i < p->n; i++) {
         if (n_samples[i] <= 0) continue;
-        const char *split = p->m.items[p->items[i]].split;
-        in_split[!strcmp(split, "train") ? 0 : !strcmp(split, "val") ? 1 : 2] += n_samples[i];
+        in_split[ft_split_of(p, i)] += n_samples[i];
         total += n_samples[i];
     }
     ds->cls = pl_malloc(((size_t)total + 1) * sizeof(int32_t));
@@ -233,12 +243,12 @@ PlStatus ft_dataset_index(FtPlan *p, const int *n_samples, FtDataset *ds) {
             ds->n_failed++;
             continue;
         }
-        const PlManifestItem *it = &p->m.items[p->items[i]];
+        const int split = ft_split_of(p, i);
         for (int t = 0; t < n_samples[i]; t++, k++) {
             ds->cls[k] = p->lc.cls[p->items[i]];
-            if (!strcmp(it->split, "train")) ds->train[ds->n_train++] = k;
-            else if (!strcmp(it->split, "val")) ds->val[ds->n_val++] = k;
-            else ds->test[ds->n_test++] = k;
+            if (split == 0) ds->train[ds->n_train++] = k;
+            else if (split == 1) ds->val[ds->n_val++] = k;
+            else if (split == 2) ds->test[ds->n_test++] = k;
         }
     }
     ds->n = k;
@@ -281,7 +291,9 @@ PlStatus ft_dataset_load(const char *manifest, const PlModelCard *card, const Ft
             out[i].x = NULL;
         }
     if (st == PL_OK && failures) st = ft_plan_write_failures(&p, failures, out, ds->n_failed);
-    if (st == PL_OK && ds->n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
+    if (st == PL_OK && (fo->all_items ? ds->n == 0 : ds->n_train == 0))
+        st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item%s", manifest,
+                      fo->all_items ? "" : " in the train split");
     if (out) ft_item_samples_free(out, (int)p.n);
     free(out);
     free(counts);
@@ -364,7 +376,7 @@ PlStatus ft_data_load_arrays(const char *input, const char *labels, const PlVitC
         if (!isfinite(xd[i]))
             return PL_FAIL(PL_ERR_NUMERIC, "%s: image %zu holds %s (element %zu)", input, i / chw,
                            isnan(xd[i]) ? "NaN" : "Inf", i % chw);
-    PL_TRY(ft_labels_load(labels, n, classes, &d->y_own, &d->t_own));
+    if (labels) PL_TRY(ft_labels_load(labels, n, classes, &d->y_own, &d->t_own));   // NULL: pretraining, none
     d->all_rows = pl_malloc((size_t)n * sizeof(int64_t));
     if (!d->all_rows) return PL_ERR_NOMEM;
     for (int64_t i = 0; i < n; i++) d->all_rows[i] = i;
@@ -409,7 +421,9 @@ static PlStatus load_cached(const char *manifest, const PlModelCard *card, const
     if (st == PL_OK) d->cache->lock = b.lock;
     else pl_lock_release(&b.lock);
     if (pl_mpi_active() && ranks > 1) st = pl_mpi_agree(st, "opening the training cache");
-    if (st == PL_OK && d->ds.n_train == 0) st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item in the train split", manifest);
+    if (st == PL_OK && (fo->all_items ? d->ds.n == 0 : d->ds.n_train == 0))
+        st = PL_FAIL(PL_ERR_EMPTY, "%s: no usable item%s", manifest,
+                      fo->all_items ? "" : " in the train split");
     if (st == PL_OK) d->samples = &d->cache->source;
     free(digests);
     ft_plan_free(&p);

@@ -34,6 +34,8 @@ typedef struct FtDataOptions {
     PlStoreLevel level;         // fov, tiles or cells: the geometry of `protloc run` (pl_card_prep_levels) with
     int tile;                   // tiles: this side (stride = side), and
     int crop;                   // cells: this crop side; the other settings at run's defaults (PlCardLevels)
+    int all_items;              // 1 (pretraining): every item, labelled or not, whatever its split; 0: the labelled
+                                // items of the train, val and test splits
 } FtDataOptions;
 
 typedef struct FtDataset {
@@ -43,7 +45,7 @@ typedef struct FtDataset {
     int32_t *cls;           // (n) class index
     int n_classes;
     char **classes;         // (n_classes) sorted bytewise
-    int64_t *train, *val, *test;   // row indices per split, ascending
+    int64_t *train, *val, *test;   // row indices per split, ascending (labelled rows only)
     int64_t n_train, n_val, n_test;
     int64_t n_failed, n_multilabel, n_unlabelled;
 } FtDataset;
@@ -116,7 +118,8 @@ typedef struct FtData {
 } FtData;
 
 // --input X.npy (float32 (N, C, H, W), finite, C = the model's channels) and --labels Y.npy ((N) int class ids: softmax
-// cross-entropy, or (N, K) float multi-hot targets in [0, 1]: BCE); every row trains. *classes: the head's class
+// cross-entropy, or (N, K) float multi-hot targets in [0, 1]: BCE; NULL: no labels, for pretraining); every row
+// trains. *classes: the head's class
 // count when known (> 0, checked), else set from the labels.
 PlStatus ft_data_load_arrays(const char *input, const char *labels, const PlVitConfig *cfg, int *classes, FtData *d);
 // The preparation options for a model: level's level, tile and crop; the model's channels and patch; canvas side

@@ -215,20 +215,19 @@ PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVi
     return report_plots(dir, sp, r, info);
 }
 
-PlStatus ft_card_write(const PlModelCard *card, const char *dir) {
+PlStatus ft_card_write(const PlModelCard *card, const char *dir, const char *weights, const char *suffix) {
     char path[4096], hex[65];
-    PL_TRY(fmt_into(path, sizeof path, "the weights path", "%s/backbone.safetensors", dir));
+    PL_TRY(fmt_into(path, sizeof path, "the weights path", "%s/%s", dir, weights));
     PL_TRY(pl_sha256_file(path, hex));
     json_error_t err;
     json_t *j = json_loads(card->json, 0, &err);
     if (!j) return PL_FAIL(PL_ERR_INTERNAL, "cannot re-read the model card's JSON: %s", err.text);
     PlStatus st = fmt_into(path, sizeof path, "the model card path", "%s/model.json", dir);
-    json_t *name = st == PL_OK ? json_sprintf("%s-finetuned", card->name ? card->name : "model") : NULL;
+    json_t *name = st == PL_OK ? json_sprintf("%s-%s", card->name ? card->name : "model", suffix) : NULL;
     if (st == PL_OK && !name)
-        st = PL_FAIL(PL_ERR_FORMAT, "%s: cannot build the fine-tuned model's name (is the name valid UTF-8?)",
-                     card->path);
+        st = PL_FAIL(PL_ERR_FORMAT, "%s: cannot build the new model's name (is the name valid UTF-8?)", card->path);
     if (st == PL_OK) {
-        int bad = json_object_set_new(j, "weights", json_string("backbone.safetensors"));
+        int bad = json_object_set_new(j, "weights", json_string(weights));
         bad |= json_object_set_new(j, "sha256", json_string(hex));
         bad |= json_object_set_new(j, "name", name);   // takes `name`, also when it fails
         if (bad) st = PL_FAIL(PL_ERR_NOMEM, "cannot build %s", path);

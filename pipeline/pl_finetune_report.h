@@ -74,8 +74,9 @@ typedef struct FtRunInfo {
 // DIR/class_f1.{png,svg} (scores of the kept weights).
 PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVitTrainSpec *sp,
                          const PlFinetuneResult *r, const FtRunInfo *info);
-// DIR/model.json: the card with "weights": "backbone.safetensors", its sha256, and the name + "-finetuned".
-PlStatus ft_card_write(const PlModelCard *card, const char *dir);
+// DIR/model.json: the card with "weights": `weights` (a file in DIR: finetune's "backbone.safetensors", pretrain's
+// "teacher_backbone.safetensors"), its sha256, and the name + "-" + suffix ("finetuned", "dino").
+PlStatus ft_card_write(const PlModelCard *card, const char *dir, const char *weights, const char *suffix);
 // Aggregate every DIR/*/report.json (one per fraction and seed) into DIR/grid.tsv, DIR/grid.json and
 // DIR/grid.{png,svg}; probe_json (or NULL): a `protloc probe` report whose logreg curve is drawn alongside.
 // Every input is read only when it is a regular file, and checked before anything is written: a report of another

@@ -8,6 +8,7 @@
 
 #include "pl_mpi.h"
 #include "pl_rng.h"
+#include "pl_train_augment.h"
 #include "pl_train_ckpt.h"
 
 void pl_pretrain_freeze(PlOptim *op, int64_t step, int64_t steps_per_epoch, int64_t freeze_last_layer,
@@ -31,10 +32,27 @@ typedef struct ViewSource {
     int first, count, slots;
     int32_t *perm;             // (n) the order of epoch perm_epoch (shuffle only)
     int64_t perm_epoch;
+    float *sample, *scratch;   // images: one image read from the samples; the augmentation's scratch
     float *g[PL_BATCH_SLOTS_MAX], *l[PL_BATCH_SLOTS_MAX];           // (count, 2 | n_local, C, H, W)
     uint64_t *gk[PL_BATCH_SLOTS_MAX], *lk[PL_BATCH_SLOTS_MAX];      // (count, 2 | n_local)
     PlDinoBatch batch[PL_BATCH_SLOTS_MAX];
 } ViewSource;
+
+// Image `row`'s views for `epoch`: DINO's multi-crop augmentation keyed by (seed, epoch, row), each view
+// standardised per channel.
+static PlStatus views_augment(ViewSource *s, int64_t epoch, int64_t row, float *gd, float *ld) {
+    const PlPretrainViews *v = s->v;
+    const PlPretrainImages *im = v->images;
+    const size_t chw = (size_t)v->C * im->H * im->W;
+    const float *src = im->x ? im->x + (size_t)row * chw : s->sample;
+    if (!im->x) PL_TRY(im->samples->read(im->samples->ctx, row, im->samples->lanes - 1, s->sample));
+    const uint64_t key = pl_rng_mix(pl_rng_mix(pl_rng_mix(s->o->seed, 0xa06u), (uint64_t)epoch), (uint64_t)row);
+    pl_dino_augment_views(&im->aug, key, src, v->C, im->H, im->W, im->rgb, gd, v->n_local ? ld : NULL, s->scratch);
+    for (int k = 0; k < 2; k++) pl_standardise_channels(gd + (size_t)k * v->C * v->Hg * v->Wg, v->C, v->Hg, v->Wg);
+    for (int k = 0; k < v->n_local; k++)
+        pl_standardise_channels(ld + (size_t)k * v->C * v->Hl * v->Wl, v->C, v->Hl, v->Wl);
+    return PL_OK;
+}
 
 static PlStatus views_prepare(void *ctx, int64_t step, int slot) {
     ViewSource *s = ctx;
@@ -53,10 +71,14 @@ static PlStatus views_prepare(void *ctx, int64_t step, int slot) {
     for (int i = 0; i < s->count; i++) {
         const int64_t place = s->first + i, j = it * B + place;   // its place in the global batch; in the epoch
         const int64_t row = s->o->shuffle ? s->perm[j] : j;
-        memcpy(s->g[slot] + (size_t)i * 2 * gsz, v->globals + (size_t)row * 2 * gsz, 2 * gsz * sizeof(float));
-        if (v->n_local)
-            memcpy(s->l[slot] + (size_t)i * v->n_local * lsz, v->locals + (size_t)row * v->n_local * lsz,
-                   (size_t)v->n_local * lsz * sizeof(float));
+        float *gd = s->g[slot] + (size_t)i * 2 * gsz, *ld = s->l[slot] + (size_t)i * v->n_local * lsz;
+        if (v->images) {
+            PL_TRY(views_augment(s, epoch, row, gd, ld));
+        } else {
+            memcpy(gd, v->globals + (size_t)row * 2 * gsz, 2 * gsz * sizeof(float));
+            if (v->n_local)
+                memcpy(ld, v->locals + (size_t)row * v->n_local * lsz, (size_t)v->n_local * lsz * sizeof(float));
+        }
         const uint64_t key = pl_rng_mix(key0, (uint64_t)place);
         for (int k = 0; k < 2; k++) s->gk[slot][i * 2 + k] = pl_rng_mix(key, (uint64_t)k);
         for (int k = 0; k < v->n_local; k++) s->lk[slot][i * v->n_local + k] = pl_rng_mix(key, (uint64_t)(2 + k));
@@ -74,6 +96,8 @@ static void views_free(ViewSource *s) {
         free(s->lk[k]);
     }
     free(s->perm);
+    free(s->sample);
+    free(s->scratch);
     memset(s, 0, sizeof *s);
 }
 
@@ -91,6 +115,12 @@ static PlStatus views_init(ViewSource *s, const PlPretrainViews *v, const PlPret
                                          INT32_MAX);
     s->perm = pl_malloc(((size_t)v->n + 1) * sizeof *s->perm);
     if (!s->perm) return PL_ERR_NOMEM;
+    if (v->images) {
+        const PlPretrainImages *im = v->images;
+        s->scratch = pl_malloc((pl_dino_augment_scratch_floats(&im->aug, v->C, im->H, im->W) + 1) * sizeof(float));
+        s->sample = im->x ? NULL : pl_malloc(((size_t)v->C * im->H * im->W + 1) * sizeof(float));
+        if (!s->scratch || (!im->x && !s->sample)) return PL_ERR_NOMEM;
+    }
     const size_t n = (size_t)count + 1, gsz = (size_t)v->C * v->Hg * v->Wg, lsz = (size_t)v->C * v->Hl * v->Wl;
     for (int k = 0; k < slots; k++) {
         s->g[k] = pl_malloc(n * 2 * gsz * sizeof(float));
@@ -121,8 +151,11 @@ static PlStatus after_step(void *ctx, int64_t step, const float *stats) {
 }
 
 static uint64_t views_hash(const PlPretrainViews *v) {
-    int64_t dims[8] = {v->n, v->C, v->Hg, v->Wg, v->n_local, v->Hl, v->Wl, 0};
+    const PlPretrainImages *im = v->images;
+    int64_t dims[10] = {v->n, v->C, v->Hg, v->Wg, v->n_local, v->Hl, v->Wl, im ? im->H : 0, im ? im->W : 0, 0};
     uint64_t h = pl_rng_hash_bytes(dims, sizeof dims, PL_RNG_FNV_OFFSET);
+    if (im && im->x) return pl_rng_hash_bytes(im->x, (size_t)v->n * v->C * im->H * im->W * sizeof(float), h);
+    if (im) return pl_rng_hash_bytes(&im->samples->digest, sizeof im->samples->digest, h);
     h = pl_rng_hash_bytes(v->globals, (size_t)v->n * 2 * v->C * v->Hg * v->Wg * sizeof(float), h);
     if (v->n_local)
         h = pl_rng_hash_bytes(v->locals, (size_t)v->n * v->n_local * v->C * v->Hl * v->Wl * sizeof(float), h);

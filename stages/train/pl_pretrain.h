@@ -5,11 +5,13 @@
 // state, step count or decay while frozen), weight_g frozen with norm_last_layer, and checkpoints that carry the
 // teacher and the center (PlTrainState extras) so a resume is bit-identical.
 //
-// Data: fixed views in memory (the contract of `protloc pretrain --global-views G.npy [--local-views L.npy]`): every
-// epoch takes N // B global batches (drop_last); with shuffle, epoch e's order is a permutation drawn from (seed, e)
-// (protloc's RNG, not torch's), without it iteration i takes samples i B ... i B + B - 1 in file order. Drop path
-// keys: one per view, a pure function of (seed, step, the image's place in the global batch, view), so any rank and
-// thread count draws the same masks.
+// Data: fixed views in memory (the contract of `protloc pretrain --global-views G.npy [--local-views L.npy]`), or
+// images (in memory, or read from a training cache through a PlSampleSource) whose views DINO's multi-crop
+// augmentation makes on the batch source (pl_dino_augment_views, a pure function of (seed, epoch, image), then each
+// view standardised per channel, pl_standardise_channels). Every epoch takes N // B global batches (drop_last); with
+// shuffle, epoch e's order is a permutation drawn from (seed, e) (protloc's RNG, not torch's), without it iteration i
+// takes samples i B ... i B + B - 1 in order. Drop path keys: one per view, a pure function of (seed, step, the
+// image's place in the global batch, view), so any rank and thread count draws the same masks.
 //
 // Ownership: pl_pretrain_run borrows the models, the views and the options; it owns (and frees) the objective, the
 // step driver, the optimizer and the batch slots it creates.
@@ -19,6 +21,7 @@
 #include <signal.h>
 #include <stdint.h>
 
+#include "pl_dino_augment.h"
 #include "pl_error.h"
 #include "pl_optim.h"
 #include "pl_threadpool.h"
@@ -26,11 +29,21 @@
 #include "pl_trainer.h"
 #include "pl_vit_train.h"
 
+// Images whose views are drawn by the multi-crop augmentation.
+typedef struct PlPretrainImages {
+    int H, W;                          // the images: (n, C, H, W)
+    const float *x;                    // in memory, or NULL: read from `samples`
+    const PlSampleSource *samples;     // (lane samples->lanes - 1 is the batch source's)
+    PlDinoAugmentOptions aug;          // global_size, local_size, n_local give the views' shapes
+    int rgb;                           // the RGB-only steps (C == 3 RGB cards)
+} PlPretrainImages;
+
 typedef struct PlPretrainViews {
     int64_t n;                 // images
     int C, Hg, Wg;             // global views: (n, 2, C, Hg, Wg)
     int n_local, Hl, Wl;       // local views: (n, n_local, C, Hl, Wl); n_local 0: none
-    const float *globals, *locals;
+    const float *globals, *locals;   // fixed views, or NULL with `images`
+    const PlPretrainImages *images;  // NULL: the fixed views above
 } PlPretrainViews;
 
 typedef struct PlPretrainOptions {
