@@ -19,6 +19,7 @@
 #include "pl_log.h"
 #include "pl_mpi.h"
 #include "pl_npy.h"
+#include "pl_plot.h"
 #include "pl_pretrain.h"
 #include "pl_process.h"
 #include "pl_report.h"
@@ -74,7 +75,13 @@ void cmd_pretrain_usage(FILE *out) {
             "                         teacher_backbone.safetensors (DINO names), dino_loss.safetensors (center),\n"
             "                         checkpoint.safetensors, train.jsonl, report.json (DIR may exist, empty), and\n"
             "                         model.json (the input card with the teacher's backbone: protloc run embeds with it)\n"
+            "  --eval-every E         every E epochs, the teacher backbone's kNN macro F1 on the manifest's labelled\n"
+            "                         images (train split as the bank, test as queries; leave-one-out without a test\n"
+            "                         split) into train.jsonl, report.json and pretrain_knn_f1.png (default 0: off).\n"
+            "                         Every epoch: the teacher's target entropy, with a warning when it collapses\n"
             "  --threads T            worker threads per rank (default: the cores this process may use)\n"
+            "  --kernels K, --precision fp32|bf16   GEMM backend and precision, as for finetune (bf16: BF16 GEMM and\n"
+            "                         attention inputs with FP32 accumulation; weights, moments, the loss stay FP32)\n"
             "  --checkpoint-every S   steps between checkpoints (default 100; also at every epoch end)\n"
             "  --resume               continue DIR's checkpoint (bit-identical); --force starts over\n"
             "  -h, --help             this help\n"
@@ -88,9 +95,11 @@ typedef struct PtArgs {
     const char *global_views, *local_views, *model, *arch, *head_init, *out, *kernels;
     const char *input, *manifest, *card, *cache;   // the images the multi-crop augmentation reads
     int level, tile, crop, size, global_size, local_size, local_crops, rgb;
+    PlPrecision precision;
+    const PlKernels *backend;   // --kernels, found once when the command line is read
     int heads, patch, in_chans, out_dim, hidden_dim, bottleneck_dim, nlayers, norm_last_layer;
     int batch, shuffle, threads, resume, force, sgd, have_lr;
-    long epochs, warmup_epochs, freeze_last_layer, warmup_teacher_temp_epochs, checkpoint_every;
+    long epochs, warmup_epochs, freeze_last_layer, warmup_teacher_temp_epochs, checkpoint_every, eval_every;
     double lr, min_lr, weight_decay, weight_decay_end, clip_grad, momentum, momentum_teacher, teacher_temp,
         warmup_teacher_temp, student_temp, center_momentum, drop_path;
     long seed;
@@ -99,7 +108,9 @@ typedef struct PtArgs {
 static const char *const pt_run_files[] = {"checkpoint.safetensors", "train.jsonl", "report.json",
                                            "student.safetensors", "teacher.safetensors",
                                            "teacher_backbone.safetensors", "dino_loss.safetensors", "model.json",
-                                           "failures.tsv", NULL};
+                                           "failures.tsv", "pretrain_loss.png", "pretrain_loss.svg",
+                                           "pretrain_teacher.png", "pretrain_teacher.svg", "pretrain_knn_f1.png",
+                                           "pretrain_knn_f1.svg", NULL};
 
 // The views: float32 arrays of consistent shapes, every value finite.
 static PlStatus load_views(const PtArgs *a, PlNpyArray *g, PlNpyArray *l, PlPretrainViews *v) {
@@ -216,9 +227,10 @@ static int micro_images(const PlVitConfig *cfg, const PlPretrainViews *v, int ba
 }
 
 static PlVitTrainSpec model_spec(const PlVitConfig *cfg, const PlVitTrainHead *head, int out_dim,
-                                 const PlPretrainViews *v, int m, int threads, int student, float drop_path) {
+                                 const PlPretrainViews *v, int m, int threads, PlPrecision precision, int student,
+                                 float drop_path) {
     PlVitTrainSpec sp = {.cfg = *cfg, .classes = out_dim, .height = v->Hg, .width = v->Wg, .micro_batch = 2 * m,
-                         .workers = threads, .head = *head};
+                         .workers = threads, .head = *head, .precision = precision};
     if (student) {
         sp.drop_path = drop_path;
         if (v->n_local) {
@@ -295,7 +307,7 @@ static void args_fingerprint(const PtArgs *a, const PlVitTrainSpec *sp, const Pl
              "momentum_teacher=%.17g teacher_temp=%.17g warmup_teacher_temp=%.17g warmup_teacher_temp_epochs=%ld "
              "student_temp=%.17g center_momentum=%.17g drop_path=%.9g dim=%d depth=%d heads=%d patch=%d chans=%d "
              "grid=%d out_dim=%d hidden=%d bottleneck=%d nlayers=%d views=%dx%d+%dx%dx%d micro=%d images=%dx%d rgb=%d "
-             "level=%d tile=%d crop=%d",
+             "level=%d tile=%d crop=%d kernels=%s precision=%s",
              a->epochs, a->batch, a->shuffle, a->seed, a->sgd ? "sgd" : "adamw", a->momentum, a->lr, a->min_lr,
              a->warmup_epochs, a->weight_decay, a->weight_decay_end, a->clip_grad, a->freeze_last_layer,
              a->norm_last_layer, a->momentum_teacher, a->teacher_temp, a->warmup_teacher_temp,
@@ -303,17 +315,23 @@ static void args_fingerprint(const PtArgs *a, const PlVitTrainSpec *sp, const Pl
              sp->cfg.depth, sp->cfg.heads, sp->cfg.patch, sp->cfg.in_chans, sp->cfg.pos_grid,
              sp->classes, sp->head.hidden_dim, sp->head.bottleneck_dim, sp->head.nlayers, v->Hg, v->Wg, v->n_local,
              v->Hl, v->Wl, sp->micro_batch / 2, v->images ? v->images->H : 0, v->images ? v->images->W : 0, a->rgb,
-             a->level, a->tile, a->crop);
+             a->level, a->tile, a->crop, a->backend->name, pl_precision_name(a->precision));
 }
 
 static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult *r, const PlVitTrainSpec *sp,
                              const PlPretrainViews *v, int ranks, int threads) {
-    json_t *loss = json_array();
-    for (int e = 0; loss && e < r->n_epochs; e++) json_array_append_new(loss, json_real(r->epoch_loss[e]));
+    json_t *loss = json_array(), *ent = json_array(), *temp = json_array(), *knn = json_array();
+    for (int e = 0; loss && ent && temp && knn && e < r->n_epochs; e++) {
+        json_array_append_new(loss, json_real(r->epoch_loss[e]));
+        json_array_append_new(ent, r->epoch_entropy[e] >= 0 ? json_real(r->epoch_entropy[e]) : json_null());
+        json_array_append_new(temp, json_real(r->epoch_temp[e]));
+        json_array_append_new(knn, r->epoch_knn[e] >= 0 ? json_real(r->epoch_knn[e]) : json_null());
+    }
     json_t *root = json_pack(
         "{s:s, s:{s:s?, s:s?, s:s?, s:s?, s:I, s:I, s:b, s:I, s:s, s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:b, s:f, "
         "s:f, s:f, s:I, s:f, s:f, s:f}, s:{s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, "
-        "s:{s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:I, s:I, s:I, s:f, s:f, s:f, s:o}, s:{s:i, s:i}}",
+        "s:{s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i}, s:{s:I, s:I, s:I, s:f, s:f, s:f, s:o, s:o, s:o, s:o, s:f, s:i}, "
+        "s:{s:i, s:i}}",
         "command", "pretrain",
         "options", "global_views", a->global_views, "local_views", a->local_views, "model", a->model, "head_init",
         a->head_init, "epochs", (json_int_t)a->epochs, "batch", (json_int_t)a->batch, "shuffle", a->shuffle, "seed",
@@ -332,13 +350,38 @@ static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult 
         sp->micro_batch / 2,
         "results", "steps", (json_int_t)r->steps, "steps_per_epoch", (json_int_t)r->steps_per_epoch, "start_step",
         (json_int_t)r->start_step, "first_loss", r->first_loss, "last_loss", r->last_loss, "img_per_s", r->img_per_s,
-        "epoch_loss", loss ? loss : json_array(),
+        "epoch_loss", loss ? loss : json_array(), "epoch_teacher_entropy", ent ? ent : json_array(),
+        "epoch_teacher_temp", temp ? temp : json_array(), "epoch_knn_macro_f1", knn ? knn : json_array(),
+        "log_out_dim", log((double)sp->classes), "collapse_warnings", r->collapse_warnings,
         "execution", "ranks", ranks, "threads", threads);
     if (!root) return PL_FAIL(PL_ERR_NOMEM, "building report.json");
     char path[4200];
     snprintf(path, sizeof path, "%s/report.json", a->out);
     PlStatus st = pl_report_write_json(path, root);
     json_decref(root);
+    // plots per epoch: the loss, the teacher's target entropy, and the kNN macro F1 when it was evaluated
+    double *y = st == PL_OK ? pl_calloc((size_t)r->n_epochs + 1, sizeof(double)) : NULL;
+    if (st == PL_OK && !y) st = PL_ERR_NOMEM;
+    if (st == PL_OK) {
+        snprintf(path, sizeof path, "%s/pretrain_loss", a->out);
+        st = pl_plot_curve(path, r->epoch_loss, r->n_epochs, 0, "epoch", "DINO loss", "DINO pretraining loss");
+    }
+    int have_knn = 0;
+    for (int e = 0; y && e < r->n_epochs; e++) {
+        y[e] = r->epoch_entropy[e] >= 0 ? r->epoch_entropy[e] : NAN;
+        have_knn |= r->epoch_knn[e] >= 0;
+    }
+    if (st == PL_OK) {
+        snprintf(path, sizeof path, "%s/pretrain_teacher", a->out);
+        st = pl_plot_curve(path, y, r->n_epochs, 0, "epoch", "teacher target entropy (nats)",
+                           "Teacher target entropy (log(out_dim): uniform, 0: one prototype)");
+    }
+    for (int e = 0; y && e < r->n_epochs; e++) y[e] = r->epoch_knn[e] >= 0 ? r->epoch_knn[e] : NAN;
+    if (st == PL_OK && have_knn) {
+        snprintf(path, sizeof path, "%s/pretrain_knn_f1", a->out);
+        st = pl_plot_curve(path, y, r->n_epochs, 0, "epoch", "kNN macro F1 (best k)", "Teacher backbone kNN macro F1");
+    }
+    free(y);
     return st;
 }
 
@@ -422,10 +465,10 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     const int threads = pool ? pl_threadpool_size(pool) : 1;
     const int m = st == PL_OK ? micro_images(&cfg, &v, a->batch) : 1;
     PlVitTrain *student = NULL, *teacher = NULL;
-    PlVitTrainSpec ss = model_spec(&cfg, &head, out_dim, &v, m, threads, 1, (float)a->drop_path);
-    PlVitTrainSpec ts = model_spec(&cfg, &head, out_dim, &v, m, threads, 0, 0.0f);
-    if (st == PL_OK) st = pl_vit_train_create(&ss, NULL, &student);
-    if (st == PL_OK) st = pl_vit_train_create(&ts, NULL, &teacher);
+    PlVitTrainSpec ss = model_spec(&cfg, &head, out_dim, &v, m, threads, a->precision, 1, (float)a->drop_path);
+    PlVitTrainSpec ts = model_spec(&cfg, &head, out_dim, &v, m, threads, a->precision, 0, 0.0f);
+    if (st == PL_OK) st = pl_vit_train_create(&ss, a->backend, &student);
+    if (st == PL_OK) st = pl_vit_train_create(&ts, a->backend, &teacher);
     if (st == PL_OK) st = pl_vit_train_load(student, &w, have_head ? &hw : NULL, (uint64_t)a->seed);
     if (st == PL_OK) st = pl_vit_train_copy_params(teacher, student);
     if (mpi) st = pl_mpi_agree(st, "creating the student and the teacher");
@@ -450,6 +493,20 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     o.dino.warmup_teacher_temp_epochs = a->warmup_teacher_temp_epochs;
     o.dino.center_momentum = a->center_momentum;
     o.dino.momentum_teacher = a->momentum_teacher;
+    // the kNN monitor: the labelled images of the manifest (train split as the bank, test as the queries)
+    PlPretrainLabels lab = {0};
+    PlPretrainImageSet eim = {0};
+    if (st == PL_OK && a->eval_every > 0 && a->manifest) {
+        lab = (PlPretrainLabels){.cls = d.cls, .n_classes = d.classes, .class_names = d.class_names,
+                                 .train = d.train, .test = d.test, .n_train = d.ntr, .n_test = d.nte};
+        eim = (PlPretrainImageSet){.C = d.C, .H = d.H, .W = d.W, .x = d.x, .samples = d.samples};
+        o.labels = &lab;
+        o.eval_images = &eim;
+        o.eval_every = a->eval_every;
+        if (rank == 0 && (d.ntr < 2 || d.classes < 2))
+            pl_log_warn("--eval-every: %s has %lld labelled training image(s) in %d class(es): no kNN to score",
+                        a->manifest, (long long)d.ntr, d.classes);
+    }
     float *center = st == PL_OK ? pl_calloc((size_t)out_dim + 1, sizeof(float)) : NULL;
     if (st == PL_OK && !center) st = PL_ERR_NOMEM;
     PlPretrainResult r = {0};
@@ -494,11 +551,12 @@ int cmd_pretrain_run(int argc, char **argv) {
                 .clip_grad = 3.0, .momentum = 0.9, .momentum_teacher = 0.996, .teacher_temp = 0.04,
                 .warmup_teacher_temp = 0.04, .student_temp = 0.1, .center_momentum = 0.9, .drop_path = 0.1,
                 .patch = 16, .global_size = 224, .local_size = 96, .local_crops = 8, .tile = PL_PREP_TILE_DEFAULT,
-                .crop = PL_PREP_CROP_DEFAULT};
+                .crop = PL_PREP_CROP_DEFAULT, .kernels = "auto"};
     enum { O_GV = 256, O_LV, O_MODEL, O_HEADS, O_ARCH, O_PATCH, O_CHANS, O_HINIT, O_OUTDIM, O_HIDDEN, O_BOTTLE, O_NL,
            O_NORM, O_EPOCHS, O_BATCH, O_NOSHUF, O_SEED, O_DP, O_OPT, O_MOM, O_LR, O_MINLR, O_WARM, O_WD, O_WDE,
            O_CLIP, O_FREEZE, O_MT, O_TT, O_WTT, O_WTTE, O_ST, O_CM, O_OUT, O_THREADS, O_CKPT, O_RESUME, O_FORCE,
-           O_INPUT, O_MANIFEST, O_CARD, O_CACHE, O_LEVEL, O_TILE, O_CROP, O_SIZE, O_GSIZE, O_LSIZE, O_LCROPS, O_RGB };
+           O_INPUT, O_MANIFEST, O_CARD, O_CACHE, O_LEVEL, O_TILE, O_CROP, O_SIZE, O_GSIZE, O_LSIZE, O_LCROPS, O_RGB,
+           O_KERNELS, O_PRECISION, O_EVAL };
     static const struct option longopts[] = {
         {"global-views", 1, 0, O_GV}, {"local-views", 1, 0, O_LV}, {"model", 1, 0, O_MODEL},
         {"heads", 1, 0, O_HEADS}, {"arch", 1, 0, O_ARCH}, {"patch", 1, 0, O_PATCH}, {"in-chans", 1, 0, O_CHANS},
@@ -515,7 +573,8 @@ int cmd_pretrain_run(int argc, char **argv) {
         {"input", 1, 0, O_INPUT}, {"manifest", 1, 0, O_MANIFEST}, {"card", 1, 0, O_CARD}, {"cache", 1, 0, O_CACHE},
         {"level", 1, 0, O_LEVEL}, {"tile", 1, 0, O_TILE}, {"crop", 1, 0, O_CROP}, {"size", 1, 0, O_SIZE},
         {"global-size", 1, 0, O_GSIZE}, {"local-size", 1, 0, O_LSIZE}, {"local-crops", 1, 0, O_LCROPS},
-        {"rgb", 0, 0, O_RGB}, {0, 0, 0, 0}};
+        {"rgb", 0, 0, O_RGB}, {"kernels", 1, 0, O_KERNELS}, {"precision", 1, 0, O_PRECISION},
+        {"eval-every", 1, 0, O_EVAL}, {0, 0, 0, 0}};
     static const char *const archs[] = {"vit_tiny", "vit_small", "vit_base"}, *const opts[] = {"adamw", "sgd"},
                              *const bools[] = {"false", "true"}, *const levels[] = {"fov", "tiles", "cells"};
     const char *cmd = "pretrain";
@@ -583,6 +642,12 @@ int cmd_pretrain_run(int argc, char **argv) {
         case O_LSIZE: if ((rc = pl_cli_option_int(cmd, "--local-size", optarg, 8, 4096, &a.local_size))) return rc; break;
         case O_LCROPS: if ((rc = pl_cli_option_int(cmd, "--local-crops", optarg, 0, 64, &a.local_crops))) return rc; break;
         case O_RGB: a.rgb = 1; break;
+        case O_KERNELS: a.kernels = optarg; break;
+        case O_EVAL: if ((rc = pl_cli_option_long(cmd, "--eval-every", optarg, 0, 1000000, &a.eval_every))) return rc; break;
+        case O_PRECISION:
+            if (pl_precision_parse(optarg, &a.precision) != PL_OK)
+                return pl_cli_usage_error(cmd, "--precision must be fp32 or bf16, not '%s'", optarg);
+            break;
         default: return pl_cli_usage_error(cmd, "unknown option (see protloc pretrain --help)");
         }
     }
@@ -596,11 +661,14 @@ int cmd_pretrain_run(int argc, char **argv) {
         return pl_cli_usage_error(cmd, "--manifest needs a model card: --model CARD.json, or --card CARD.json with "
                                   "--model CHECKPOINT or --arch");
     if (a.card && !a.manifest) return pl_cli_usage_error(cmd, "--card says how to feed a --manifest's images");
+    if (a.eval_every > 0 && !a.manifest)
+        return pl_cli_usage_error(cmd, "--eval-every scores the teacher on a --manifest's labelled images");
     if (!a.model && !a.arch) return pl_cli_usage_error(cmd, "give --model S.safetensors or --arch A (with --in-chans)");
     if (a.model && a.arch) return pl_cli_usage_error(cmd, "--model and --arch exclude each other");
     if (a.arch && a.in_chans < 1 && !a.card && !a.input)
         return pl_cli_usage_error(cmd, "--arch needs --in-chans C (or --card, whose slots are the channels)");
     if (a.resume && a.force) return pl_cli_usage_error(cmd, "--resume and --force exclude each other");
+    if ((rc = pl_cli_option_kernels(cmd, a.kernels, a.precision, &a.backend))) return rc;
     PlCliPath outs[] = {{"--out", a.out, pt_run_files, 0}};
     char *weights = a.model ? pl_cli_card_weights(a.model) : NULL;
     PlCliPath ins[] = {{"--global-views", a.global_views, NULL, 0}, {"--local-views", a.local_views, NULL, 0},

@@ -1,11 +1,13 @@
 // DINO self-supervised pretraining over fixed views on the training loop (see pl_pretrain.h).
 #include "pl_pretrain.h"
 
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl_log.h"
 #include "pl_mpi.h"
 #include "pl_rng.h"
 #include "pl_train_augment.h"
@@ -20,6 +22,9 @@ void pl_pretrain_freeze(PlOptim *op, int64_t step, int64_t steps_per_epoch, int6
 
 void pl_pretrain_result_free(PlPretrainResult *r) {
     free(r->epoch_loss);
+    free(r->epoch_entropy);
+    free(r->epoch_temp);
+    free(r->epoch_knn);
     memset(r, 0, sizeof *r);
 }
 
@@ -139,15 +144,69 @@ static PlStatus views_init(ViewSource *s, const PlPretrainViews *v, const PlPret
 typedef struct Hook {
     PlTrainDino *d;
     PlOptim *op;
+    PlVitTrain *teacher;
     const PlPretrainOptions *o;
+    const PlPretrainViews *v;
     int64_t steps_per_epoch;
+    int K, rank;
+    double entropy_sum;         // this epoch's steps so far
+    int64_t entropy_steps;
+    float *epoch_entropy, *epoch_temp, *epoch_knn;   // (cap epochs), saved in the checkpoints
+    int collapse_warnings, last_collapse;   // epochs that ended collapsed; the last epoch's state (0, 1, 2)
 } Hook;
 
 static PlStatus after_step(void *ctx, int64_t step, const float *stats) {
     Hook *h = ctx;
     PL_TRY(pl_train_dino_after_step(h->d, step, stats));
+    h->entropy_sum += pl_train_dino_teacher_entropy(h->d);
+    h->entropy_steps++;
     pl_pretrain_freeze(h->op, step + 1, h->steps_per_epoch, h->o->freeze_last_layer, h->o->norm_last_layer);
     return PL_OK;
+}
+
+// Epoch e ended: its mean target entropy and temperature, the collapse check, and (every eval_every epochs, rank 0)
+// the teacher's kNN macro F1.
+static PlStatus epoch_end(void *ctx, int e, PlTrainState *fs) {
+    Hook *h = ctx;
+    (void)fs;
+    const double H = h->entropy_steps ? h->entropy_sum / (double)h->entropy_steps : NAN;
+    h->entropy_sum = 0.0;
+    h->entropy_steps = 0;
+    h->epoch_entropy[e] = H == H ? (float)H : -1.0f;   // -1: none (a checkpoint holds finite values only)
+    h->epoch_temp[e] = (float)pl_train_dino_teacher_temp(h->d);
+    h->epoch_knn[e] = -1.0f;                            // -1: not evaluated
+    const int c = pl_pretrain_collapse(H, h->K);
+    if (c) h->collapse_warnings++;
+    // warned when the targets collapse, and every 10th epoch while they stay collapsed
+    const int warn = c && (c != h->last_collapse || (e + 1) % 10 == 0);
+    h->last_collapse = c;
+    if (warn && h->rank == 0)
+        pl_log_warn("epoch %d: the teacher's targets are near %s (mean entropy %.3f nats, log(out_dim) = %.3f): DINO "
+                    "has collapsed or is collapsing; DINO's remedies: %s", e + 1, c == 1 ? "uniform" : "one prototype",
+                    H, log((double)h->K),
+                    c == 1 ? "a lower teacher temperature (--teacher-temp, --warmup-teacher-temp), a slower center "
+                             "(--center-momentum nearer 1), a lower --lr or a larger --batch"
+                           : "a higher teacher temperature, check the centering (--center-momentum below 1), a larger "
+                             "--batch");
+    const PlPretrainOptions *o = h->o;
+    if (h->rank == 0 && o->eval_every > 0 && o->labels && (e + 1) % o->eval_every == 0) {
+        const PlPretrainImageSet *im = o->eval_images;
+        double best, at20;
+        int k;
+        PL_TRY(pl_pretrain_knn(h->teacher, im, h->v->Hg, o->labels, o->pool, &best, &k, &at20));
+        h->epoch_knn[e] = best == best ? (float)best : -1.0f;
+        if (!o->quiet && best == best)
+            pl_log_info("epoch %d: teacher kNN macro F1 %.4f (best k %d), %.4f at k = 20", e + 1, best, k, at20);
+    }
+    return PL_OK;
+}
+
+static void epoch_log(void *ctx, int e, char *line, size_t size) {
+    const Hook *h = ctx;
+    int n = snprintf(line, size, "\"teacher_entropy\": %.6g, \"teacher_temp\": %.6g", h->epoch_entropy[e],
+                     h->epoch_temp[e]);
+    if (n > 0 && (size_t)n < size && h->epoch_knn[e] >= 0.0f)
+        snprintf(line + n, size - (size_t)n, ", \"knn_macro_f1\": %.6g", h->epoch_knn[e]);
 }
 
 static uint64_t views_hash(const PlPretrainViews *v) {
@@ -202,12 +261,22 @@ PlStatus pl_pretrain_run(PlVitTrain *student, PlVitTrain *teacher, const PlPretr
         pl_train_step_rank_samples(step, &first, &count);
         st = views_init(&src, v, o, spe, first, count, 2);
     }
-    // the teacher and the center travel in the checkpoints; a resume starts the schedules at the checkpoint's step
-    const PlTrainExtra extra[2] = {
+    // the teacher, the center and the per-epoch monitor values travel in the checkpoints; a resume starts the
+    // schedules at the checkpoint's step
+    Hook hk = {d, op, teacher, o, v, spe, K, 0, 0.0, 0, NULL, NULL, NULL, 0, 0};
+    if (o->use_mpi && st == PL_OK) st = PL_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &hk.rank));
+    hk.epoch_entropy = pl_calloc((size_t)fs.cap_epochs, sizeof(float));
+    hk.epoch_temp = pl_calloc((size_t)fs.cap_epochs, sizeof(float));
+    hk.epoch_knn = pl_calloc((size_t)fs.cap_epochs, sizeof(float));
+    if (st == PL_OK && (!hk.epoch_entropy || !hk.epoch_temp || !hk.epoch_knn)) st = PL_ERR_NOMEM;
+    const PlTrainExtra extra[5] = {
         {"teacher", pl_vit_train_params(teacher), pl_vit_train_param_floats(teacher)},
-        {"center", d ? pl_train_dino_center(d) : NULL, (size_t)K}};
+        {"center", d ? pl_train_dino_center(d) : NULL, (size_t)K},
+        {"epoch_entropy", hk.epoch_entropy, (size_t)fs.cap_epochs},
+        {"epoch_teacher_temp", hk.epoch_temp, (size_t)fs.cap_epochs},
+        {"epoch_knn_f1", hk.epoch_knn, (size_t)fs.cap_epochs}};
     fs.extra = extra;
-    fs.n_extra = 2;
+    fs.n_extra = 5;
     int64_t start = 0;
     if (st == PL_OK && o->resume && o->out_dir) {
         char path[4096];
@@ -222,8 +291,8 @@ PlStatus pl_pretrain_run(PlVitTrain *student, PlVitTrain *teacher, const PlPretr
     PlTrainerResult tr = {0};
     if (st == PL_OK) {
         const PlBatchSource bs = {&src, views_prepare, views_batch, src.slots};
-        Hook hk = {d, op, o, spe};
-        const PlTrainerHooks hooks = {.ctx = &hk, .after_step = after_step};
+        const PlTrainerHooks hooks = {.ctx = &hk, .after_step = after_step, .epoch_end = epoch_end,
+                                      .epoch_log = epoch_log};
         const PlTrainerOptions to = {
             .out_dir = o->out_dir, .total_steps = total, .batch = o->batch, .epoch_samples = spe * o->batch,
             .peak_lr = o->lr, .min_lr = o->min_lr, .warmup_steps = o->warmup_epochs * spe, .wd_schedule = 1,
@@ -241,6 +310,10 @@ PlStatus pl_pretrain_run(PlVitTrain *student, PlVitTrain *teacher, const PlPretr
     r->img_per_s = tr.img_per_s;
     r->n_epochs = fs.n_epochs;
     r->epoch_loss = fs.epoch_loss;
+    r->epoch_entropy = hk.epoch_entropy;
+    r->epoch_temp = hk.epoch_temp;
+    r->epoch_knn = hk.epoch_knn;
+    r->collapse_warnings = hk.collapse_warnings;
     if (st == PL_OK && center) memcpy(center, pl_train_dino_center(d), (size_t)K * sizeof(float));
     views_free(&src);
     pl_optim_destroy(op);

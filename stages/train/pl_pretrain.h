@@ -24,6 +24,7 @@
 #include "pl_dino_augment.h"
 #include "pl_error.h"
 #include "pl_optim.h"
+#include "pl_pretrain_monitor.h"
 #include "pl_threadpool.h"
 #include "pl_train_dino.h"
 #include "pl_trainer.h"
@@ -59,6 +60,9 @@ typedef struct PlPretrainOptions {
     PlOptimOptions optim;           // kind, momentum, clip (per tensor); weight_decay is set from above
     PlTrainDinoOptions dino;        // temperatures, momenta, local views (the run fills the schedule lengths)
     int64_t checkpoint_every;
+    int64_t eval_every;             // epochs between kNN evaluations of the teacher (0: none; needs `labels`)
+    const PlPretrainLabels *labels; // labelled images for the kNN monitor (rows of the images), or NULL
+    const PlPretrainImageSet *eval_images;   // the images they index (NULL: the views' images)
     int resume;
     const char *out_dir, *args_text;
     const volatile sig_atomic_t *stop;
@@ -72,6 +76,10 @@ typedef struct PlPretrainResult {
     double first_loss, last_loss, img_per_s;
     int n_epochs;
     double *epoch_loss;             // (n_epochs) malloc'd: pl_pretrain_result_free
+    float *epoch_entropy;           // (n_epochs) mean entropy of the teacher's targets (nats; -1: none)
+    float *epoch_temp;              // (n_epochs) the teacher temperature
+    float *epoch_knn;               // (n_epochs) the teacher's best kNN macro F1, -1 when not evaluated
+    int collapse_warnings;          // epochs that ended near uniform or near one prototype
 } PlPretrainResult;
 
 // The DINO freeze of the optimizer's tensors for step `step` (epoch step / steps_per_epoch): "last_layer" frozen
@@ -79,7 +87,10 @@ typedef struct PlPretrainResult {
 void pl_pretrain_freeze(PlOptim *op, int64_t step, int64_t steps_per_epoch, int64_t freeze_last_layer,
                         int norm_last_layer);
 // Train the student against the teacher (a copy of it at start) over the views. center: out, the final center
-// (K floats, the student's out_dim). Every rank calls it; rank 0 writes train.jsonl and the checkpoints.
+// (K floats, the student's out_dim). Every rank calls it; rank 0 writes train.jsonl and the checkpoints. At every
+// epoch end rank 0 logs the epoch's mean target entropy and teacher temperature (a line of train.jsonl), warns when
+// the targets collapsed (near uniform or near one prototype, naming DINO's remedies), and every eval_every epochs
+// adds the teacher's kNN macro F1 (pl_pretrain_monitor.h); these per-epoch values travel in the checkpoints.
 PlStatus pl_pretrain_run(PlVitTrain *student, PlVitTrain *teacher, const PlPretrainViews *v,
                          const PlPretrainOptions *o, float *center, PlPretrainResult *r);
 void pl_pretrain_result_free(PlPretrainResult *r);

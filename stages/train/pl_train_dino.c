@@ -2,6 +2,7 @@
 // the after-step center / teacher update (see pl_train_dino.h).
 #include "pl_train_dino.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +20,7 @@ struct PlTrainDino {
     float *slab;                // per worker: feat (m V, D), dfeat (m V, D), the loss's scratch
     size_t worker_floats;
     int workers;
+    double entropy;             // the mean entropy of the teacher's targets over the last step's global views
 };
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
@@ -99,6 +101,7 @@ void pl_train_dino_destroy(PlTrainDino *d) {
 float *pl_train_dino_center(PlTrainDino *d) { return d->center; }
 void pl_train_dino_set_step(PlTrainDino *d, int64_t step) { d->step = step; }
 double pl_train_dino_teacher_temp(const PlTrainDino *d) { return d->temp; }
+double pl_train_dino_teacher_entropy(const PlTrainDino *d) { return d->entropy; }
 double pl_train_dino_momentum(const PlTrainDino *d, int64_t step) {
     return pl_cosine_schedule_at(step, d->o.total_steps, 0, d->o.momentum_teacher, 1.0, 0.0);
 }
@@ -110,6 +113,28 @@ static void dino_begin_step(void *ctx) {
                                    o->warmup_teacher_temp_epochs, o->nepochs);
     pl_vit_train_sync(d->student);
     pl_vit_train_sync(d->teacher);   // no-op after pl_train_dino_after_step
+}
+
+// The sum over `rows` teacher rows of the entropy of DINO's targets q = softmax((t - center) / temp), in nats:
+// H = log Z - sum q z with z = (t - center) / temp (log K: uniform; 0: one prototype). Fixed order, in double.
+static double teacher_entropy_sum(const float *t, const float *center, int rows, int K, double temp) {
+    double total = 0.0;
+    for (int r = 0; r < rows; r++) {
+        const float *x = t + (size_t)r * K;
+        double zmax = -INFINITY;
+        for (int k = 0; k < K; k++) {
+            double z = ((double)x[k] - center[k]) / temp;
+            if (z > zmax) zmax = z;
+        }
+        double sum = 0.0, wz = 0.0;
+        for (int k = 0; k < K; k++) {
+            double z = ((double)x[k] - center[k]) / temp - zmax, e = exp(z);
+            sum += e;
+            wz += e * z;
+        }
+        total += log(sum) - wz / sum;
+    }
+    return total;
 }
 
 static PlStatus dino_microbatch(void *ctx, int worker, const void *batch, int first, int n, float scale, float *grad,
@@ -143,6 +168,7 @@ static PlStatus dino_microbatch(void *ctx, int worker, const void *batch, int fi
     PL_TRY(pl_vit_train_head_forward(d->student, worker, feat, n * V, NULL, &sout, &dsout));
     *loss_sum = pl_dino_loss(dsout, sout, tout, d->center, n, V, K, d->o.student_temp, d->temp, scale, scratch);
     pl_dino_teacher_sum(stats, tout, n, K);
+    stats[K] = (float)teacher_entropy_sum(tout, d->center, 2 * n, K, d->temp);   // overwritten, as the sum
     // backward: the head (its tensors), then the backbone per group (group 0 overwrites, group 1 adds)
     PL_TRY(pl_vit_train_head_backward(d->student, worker, grad, &dsf));
     float *dg1 = dfeat + (size_t)2 * n * D;
@@ -160,7 +186,7 @@ void pl_train_dino_objective(PlTrainDino *d, PlTrainObjective *out) {
         .name = "dino",
         .ctx = d,
         .param_floats = pl_vit_train_param_floats(d->student),
-        .stat_floats = (size_t)d->K,
+        .stat_floats = (size_t)d->K + 1,   // the teacher outputs' sum (the center's), then the targets' entropy
         .workers = d->workers,
         .micro_batch = d->m,
         .loss_norm = 1.0,
@@ -172,6 +198,7 @@ void pl_train_dino_objective(PlTrainDino *d, PlTrainObjective *out) {
 PlStatus pl_train_dino_after_step(void *ctx, int64_t step, const float *stats) {
     PlTrainDino *d = ctx;
     if (!stats) return PL_FAIL(PL_ERR_ARG, "DINO's after-step needs the step's teacher sum");
+    d->entropy = (double)stats[d->K] / (2.0 * (double)d->o.global_batch);
     pl_dino_center_update(d->center, stats, 2 * (int64_t)d->o.global_batch, d->o.center_momentum, d->K);
     pl_optim_ema(pl_vit_train_params(d->teacher), pl_vit_train_params(d->student),
                  pl_vit_train_param_floats(d->student), pl_train_dino_momentum(d, step), d->o.pool);

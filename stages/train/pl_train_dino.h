@@ -2,9 +2,10 @@
 // step driver (pl_train_objective.h): per micro-batch, the teacher's forward of the 2 global views of each image, the
 // student's backbone over the global views (view group 0) and the local views (group 1), the student's DINO head over
 // every view, DINOLoss (pl_dino_loss.h) against the center and the epoch's teacher temperature, and the backward; the
-// per-step statistic is the teacher outputs' sum (the center's). After each optimizer step (pl_train_dino_after_step,
-// the shape of PlTrainerHooks.after_step): the center update over the global batch, the teacher EMA with DINO's
-// momentum schedule, and the teacher's derived state. The core of the coming `protloc pretrain`.
+// per-step statistics (K + 1 floats) are the teacher outputs' sum (the center's) and the summed entropy of the
+// teacher's targets (collapse monitoring). After each optimizer step (pl_train_dino_after_step, the shape of
+// PlTrainerHooks.after_step): the center update over the global batch, the teacher EMA with DINO's momentum
+// schedule, and the teacher's derived state. The core of `protloc pretrain` (pl_pretrain.h).
 //
 // Models. The student: backbone + PL_HEAD_DINO head, spec micro_batch = 2 m (the global views of m images), height /
 // width the global size, with N local views per image view group 1 = (local height, local width, N m) (ngroups 1 when
@@ -60,11 +61,11 @@ typedef struct PlTrainDino PlTrainDino;
 PlStatus pl_train_dino_create(PlVitTrain *student, PlVitTrain *teacher, const PlTrainDinoOptions *o,
                               PlTrainDino **out);
 void pl_train_dino_destroy(PlTrainDino *d);
-// The objective over d: micro_batch m images, stat_floats K, loss_norm 1; batches passed to the step are
+// The objective over d: micro_batch m images, stat_floats K + 1, loss_norm 1; batches passed to the step are
 // PlDinoBatch. Its begin_step sets the teacher temperature of the current step's epoch and syncs both models.
 void pl_train_dino_objective(PlTrainDino *d, PlTrainObjective *out);
-// After the optimizer step `step` with the step's summed statistics (stats: K floats, the teacher outputs' sum over
-// the global batch): center update (count 2 x global batch), teacher EMA (momentum
+// After the optimizer step `step` with the step's summed statistics (stats: K + 1 floats, the teacher outputs' sum
+// over the global batch, then the targets' entropy sum): center update (count 2 x global batch), teacher EMA (momentum
 // pl_cosine_schedule_at(step, total_steps, 0, momentum_teacher, 1, 0)) over the whole parameter slabs, the teacher's
 // pl_vit_train_sync; the next step is step + 1. ctx is the PlTrainDino (PlTrainerHooks.after_step).
 PlStatus pl_train_dino_after_step(void *ctx, int64_t step, const float *stats);
@@ -73,6 +74,10 @@ float *pl_train_dino_center(PlTrainDino *d);
 void pl_train_dino_set_step(PlTrainDino *d, int64_t step);
 // The teacher temperature the micro-batches use (set by begin_step) and the teacher momentum of `step`.
 double pl_train_dino_teacher_temp(const PlTrainDino *d);
+// The mean entropy (nats) of the teacher's targets softmax((t - center) / temp) over the global views of the last
+// step (set by pl_train_dino_after_step from the step's statistics): log K when the targets are uniform, 0 when each
+// is one prototype, DINO's two collapses.
+double pl_train_dino_teacher_entropy(const PlTrainDino *d);
 double pl_train_dino_momentum(const PlTrainDino *d, int64_t step);
 
 #endif

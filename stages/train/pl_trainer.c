@@ -63,6 +63,17 @@ static PlStatus log_step(FILE *log, const PlTrainerOptions *o, PlOptim *op, int6
     return PL_OK;
 }
 
+// The epoch's own line (PlTrainerHooks.epoch_log), when the hook has something to say.
+static PlStatus log_epoch(FILE *log, const PlTrainerOptions *o, const PlTrainerHooks *h, int64_t step, int epoch) {
+    char line[2048] = "";
+    h->epoch_log(h->ctx, epoch, line, sizeof line);
+    if (!line[0]) return PL_OK;
+    errno = 0;
+    int n = fprintf(log, "{\"step\": %lld, \"epoch\": %d, %s}\n", (long long)step, epoch, line);
+    if (n < 0 || fflush(log) != 0 || ferror(log)) return log_write_failed(o);
+    return PL_OK;
+}
+
 // Every rank learns whether any got a stop request (SIGTERM before a time limit).
 static PlStatus stop_requested(const PlTrainerOptions *o, int *any) {
     int mine = o->stop && *o->stop;
@@ -173,6 +184,8 @@ PlStatus pl_trainer_run(PlVitTrain *t, PlTrainStep *step, PlOptim *op, const PlB
         if (log) st = log_step(log, o, op, s, (long long)(s * B / E), loss, lr, gnorm, B / (dt > 0 ? dt : 1e-9));
         int is_epoch_end = (s + 1) * B / E > s * B / E;
         if (st == PL_OK && (is_epoch_end || s + 1 == total)) st = epoch_end(h, fs);
+        if (st == PL_OK && log && (is_epoch_end || s + 1 == total) && h && h->epoch_log)
+            st = log_epoch(log, o, h, s, fs->n_epochs - 1);
         int due = (o->checkpoint_every > 0 && (s + 1) % o->checkpoint_every == 0) || is_epoch_end || s + 1 == total;
         int stop = 0;
         PlStatus ss = stop_requested(o, &stop);

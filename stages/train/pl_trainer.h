@@ -66,6 +66,10 @@ typedef struct PlTrainerHooks {
     // After the optimizer step of `step` with the step's summed statistics (NULL when the objective has none), on
     // every rank; may be NULL.
     PlStatus (*after_step)(void *ctx, int64_t step, const float *stats);
+    // After epoch_end, on rank 0: what to add to train.jsonl about the epoch, as JSON members ("\"a\": 1, \"b\": 2");
+    // nothing when line is left empty. The loop writes {"step": S, "epoch": E, <members>} (S: the epoch's last
+    // step) among the step lines, so a resume keeps it with the steps before it. May be NULL.
+    void (*epoch_log)(void *ctx, int epoch, char *line, size_t size);
 } PlTrainerHooks;
 
 typedef struct PlTrainerOptions {

@@ -89,7 +89,7 @@ c = load(f"{out}/dino_loss.safetensors")["center"]
 assert c.shape == (1, 64), c.shape
 cw = np.load(fix + "/center.npy")[-1]
 assert np.abs(c.ravel() - cw).max() <= 2e-6, f"center off by {np.abs(c.ravel() - cw).max():.3g}"
-loss = [json.loads(l)["loss"] for l in open(out + "/train.jsonl")]
+loss = [json.loads(l)["loss"] for l in open(out + "/train.jsonl") if '"loss"' in l]
 lw = np.load(fix + "/loss.npy")
 assert len(loss) == 3 and np.allclose(loss, lw, rtol=1e-5, atol=0), (loss, lw)
 r = json.load(open(out + "/report.json"))
@@ -122,7 +122,7 @@ for attempt in 1 2 3; do
   "$PROTLOC" pretrain "${long[@]}" --out part >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 1 3000); do
-    [ -e part/train.jsonl ] && [ "$(wc -l <part/train.jsonl)" -ge 5 ] && break
+    [ -e part/train.jsonl ] && [ "$(grep -c '"loss"' part/train.jsonl)" -ge 5 ] && break
     sleep 0.01
   done
   kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null

@@ -25,7 +25,7 @@ recipe=(--manifest data/manifest.tsv --model card.json --size 128 --global-size 
         --weight-decay-end 0.04 --drop-path 0 --teacher-temp 0.02 --warmup-teacher-temp 0.02)
 
 # ---- 1. it learns ----
-expect_status 0 "$PROTLOC" pretrain "${recipe[@]}" --epochs 60 --threads 2 --out pt
+expect_status 0 "$PROTLOC" pretrain "${recipe[@]}" --epochs 60 --eval-every 30 --threads 2 --out pt
 [ -s pt/model.json ] && [ -s pt/teacher_backbone.safetensors ] || fail "pt/model.json or the teacher's backbone missing"
 expect_status 0 "$PROTLOC" run --manifest data/manifest.tsv --model pt/model.json --out pt.h5 --threads 2
 expect_status 0 "$PROTLOC" run --manifest data/manifest.tsv --model card.json --out init.h5 --threads 2
@@ -33,8 +33,16 @@ expect_status 0 "$PROTLOC" knn --store pt.h5 --json pt.knn.json
 expect_status 0 "$PROTLOC" knn --store init.h5 --json init.knn.json
 if $PY - pt init <<'PYEOF'; then pass "DINO leaves log(out_dim) and its teacher beats the random init in kNN F1"; else fail "pretraining did not learn"; fi
 import json, math, sys
-steps = [json.loads(l) for l in open("pt/train.jsonl")]
+lines = [json.loads(l) for l in open("pt/train.jsonl")]
+steps = [l for l in lines if "loss" in l]
+epochs = [l for l in lines if "teacher_entropy" in l]
 r = json.load(open("pt/report.json"))
+res = r["results"]
+assert len(epochs) == 60 and [l["epoch"] for l in epochs] == list(range(60)), "one epoch line per epoch"
+knn = [l.get("knn_macro_f1") for l in epochs]
+assert knn[29] is not None and knn[59] is not None and sum(k is not None for k in knn) == 2, knn
+assert abs(res["epoch_knn_macro_f1"][59] - knn[59]) < 1e-6 and res["collapse_warnings"] == 0, res
+assert max(res["epoch_teacher_entropy"]) < 0.97 * math.log(1024), "the monitor saw a collapse"
 last = r["results"]["epoch_loss"][-1]
 logk = math.log(1024)
 f1 = {s: json.load(open(f"{s}.knn.json"))["best_macro_f1"] for s in sys.argv[1:]}
@@ -43,7 +51,18 @@ print(f"loss {steps[0]['loss']:.3f} -> last epoch {last:.3f} (log 1024 = {logk:.
 assert len(steps) == 600 and r["data"]["images"] == 320 and r["data"]["local_views"] == 4, (len(steps), r["data"])
 assert last < 0.93 * logk, "the loss stayed at log(out_dim): the outputs collapsed to uniform"
 assert f1["pt"] > f1["init"] + 0.05, "the pretrained teacher does not beat the random init"
+# the monitor's kNN (teacher features at 64 px, train -> test) and `protloc knn` on the run store agree roughly
+print(f"monitor kNN macro F1 at epoch 60: {knn[59]:.3f}")
+assert knn[59] > f1["init"], "the monitor's kNN F1 is below the random init's"
 PYEOF
+[ -s pt/pretrain_loss.png ] && [ -s pt/pretrain_teacher.svg ] && [ -s pt/pretrain_knn_f1.png ] ||
+  fail "pretraining plots missing: $(ls pt)"
+# DINO's own temperatures on this small set: the targets collapse to uniform, and the monitor says so
+expect_status 0 "$PROTLOC" pretrain "${recipe[@]/0.02/0.04}" --teacher-temp 0.04 --lr 1e-2 --out-dim 256 --epochs 12 \
+  --threads 2 --out collapse
+grep -q "near uniform .* DINO's remedies: a lower teacher temperature" "$TEST_TMP/last.err" &&
+  pass "a collapse to uniform is warned about, naming DINO's remedies" ||
+  fail "no collapse warning: $(grep -c warn "$TEST_TMP/last.err") warnings"
 
 # ---- 2. the training cache and the ranks: bit-identical ----
 short=("${recipe[@]}" --epochs 2 --checkpoint-every 0)
