@@ -16,6 +16,7 @@
 #include "pl_finetune_data.h"
 #include "pl_finetune_report.h"
 #include "pl_fs.h"
+#include "pl_image_write.h"
 #include "pl_log.h"
 #include "pl_mpi.h"
 #include "pl_npy.h"
@@ -75,6 +76,8 @@ void cmd_pretrain_usage(FILE *out) {
             "                         teacher_backbone.safetensors (DINO names), dino_loss.safetensors (center),\n"
             "                         checkpoint.safetensors, train.jsonl, report.json (DIR may exist, empty), and\n"
             "                         model.json (the input card with the teacher's backbone: protloc run embeds with it)\n"
+            "  --preview N            write DIR/preview.png (the crops of the first N images in epoch 0, per channel,\n"
+            "                         as training draws them) and stop, without training\n"
             "  --eval-every E         every E epochs, the teacher backbone's kNN macro F1 on the manifest's labelled\n"
             "                         images (train split as the bank, test as queries; leave-one-out without a test\n"
             "                         split) into train.jsonl, report.json and pretrain_knn_f1.png (default 0: off).\n"
@@ -94,7 +97,7 @@ void cmd_pretrain_usage(FILE *out) {
 typedef struct PtArgs {
     const char *global_views, *local_views, *model, *arch, *head_init, *out, *kernels;
     const char *input, *manifest, *card, *cache;   // the images the multi-crop augmentation reads
-    int level, tile, crop, size, global_size, local_size, local_crops, rgb;
+    int level, tile, crop, size, global_size, local_size, local_crops, rgb, preview;
     PlPrecision precision;
     const PlKernels *backend;   // --kernels, found once when the command line is read
     int heads, patch, in_chans, out_dim, hidden_dim, bottleneck_dim, nlayers, norm_last_layer;
@@ -108,7 +111,7 @@ typedef struct PtArgs {
 static const char *const pt_run_files[] = {"checkpoint.safetensors", "train.jsonl", "report.json",
                                            "student.safetensors", "teacher.safetensors",
                                            "teacher_backbone.safetensors", "dino_loss.safetensors", "model.json",
-                                           "failures.tsv", "pretrain_loss.png", "pretrain_loss.svg",
+                                           "failures.tsv", "preview.png", "pretrain_loss.png", "pretrain_loss.svg",
                                            "pretrain_teacher.png", "pretrain_teacher.svg", "pretrain_knn_f1.png",
                                            "pretrain_knn_f1.svg", NULL};
 
@@ -385,6 +388,56 @@ static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult 
     return st;
 }
 
+// --preview N: DIR/preview.png, the views of the first N images in epoch 0 as training draws them: one row per image
+// and channel, the 2 global views then the locals, each view's channel scaled from its own min to max (8-bit gray).
+static PlStatus write_preview(const PtArgs *a, const PlPretrainViews *v) {
+    const PlPretrainImages *im = v->images;
+    const int n = (int)(a->preview < v->n ? a->preview : v->n), C = v->C, G = v->Hg, L = v->Hl, gap = 4;
+    const int width = 2 * (G + gap) + v->n_local * (L + gap) + gap, height = n * C * (G + gap) + gap;
+    PlImage canvas = {0};
+    PL_TRY(pl_image_alloc(&canvas, 1, height, width));
+    const size_t chw = (size_t)C * im->H * im->W, gsz = (size_t)C * G * G, lsz = (size_t)C * L * L;
+    float *sample = pl_malloc((chw + 1) * sizeof(float)), *views = pl_malloc((2 * gsz + v->n_local * lsz + 1) * sizeof(float));
+    float *scratch = pl_malloc((pl_dino_augment_scratch_floats(&im->aug, C, im->H, im->W) + 1) * sizeof(float));
+    PlStatus st = sample && views && scratch ? PL_OK : PL_ERR_NOMEM;
+    for (int64_t i = 0; i < canvas.height * (int64_t)canvas.width; i++) canvas.data[i] = 255.0f;   // white gaps
+    for (int r = 0; r < n && st == PL_OK; r++) {
+        const float *src = im->x ? im->x + (size_t)r * chw : sample;
+        if (!im->x) st = im->samples->read(im->samples->ctx, r, im->samples->lanes - 1, sample);
+        if (st != PL_OK) break;
+        pl_dino_augment_views(&im->aug, pl_pretrain_view_key((uint64_t)a->seed, 0, r), src, C, im->H, im->W, im->rgb,
+                              views, v->n_local ? views + 2 * gsz : NULL, scratch);
+        for (int k = 0; k < 2 + v->n_local; k++) {
+            const int S = k < 2 ? G : L, x0 = gap + (k < 2 ? k * (G + gap) : 2 * (G + gap) + (k - 2) * (L + gap));
+            const float *view = k < 2 ? views + (size_t)k * gsz : views + 2 * gsz + (size_t)(k - 2) * lsz;
+            for (int c = 0; c < C; c++) {
+                const float *x = view + (size_t)c * S * S;
+                float lo = x[0], hi = x[0];
+                for (int j = 1; j < S * S; j++) {
+                    lo = x[j] < lo ? x[j] : lo;
+                    hi = x[j] > hi ? x[j] : hi;
+                }
+                const int y0 = gap + (r * C + c) * (G + gap);
+                for (int yy = 0; yy < S; yy++)
+                    for (int xx = 0; xx < S; xx++)
+                        canvas.data[(size_t)(y0 + yy) * width + x0 + xx] =
+                            hi > lo ? 255.0f * (x[yy * S + xx] - lo) / (hi - lo) : 0.0f;
+            }
+        }
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/preview.png", a->out);
+    if (st == PL_OK) st = pl_png_write(path, &canvas, 0, 8);
+    if (st == PL_OK)
+        pl_log_info("preview: %s: %d image(s) x %d channel(s) (rows), 2 global %dx%d + %d local %dx%d views (columns)",
+                    path, n, C, G, G, v->n_local, L, L);
+    free(sample);
+    free(views);
+    free(scratch);
+    pl_image_free(&canvas);
+    return st;
+}
+
 // The images of --input or --manifest (all items, through the training cache with --cache) and the views the
 // multi-crop augmentation draws from them.
 static PlStatus load_images(const PtArgs *a, const PlVitConfig *cfg, const PlModelCard *card, PlThreadPool *pool,
@@ -458,6 +511,16 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     int out_dim = 0;
     if (st == PL_OK) st = head_shape(a, have_head ? &hw : NULL, cfg.dim, &head, &out_dim);
     if (st == PL_OK && out_dim < 2) st = PL_FAIL(PL_ERR_ARG, "the head's out_dim is %d; DINO needs at least 2", out_dim);
+    if (st == PL_OK && a->preview > 0) {   // only the preview: no training
+        if (rank == 0) st = write_preview(a, &v);
+        if (mpi) st = pl_mpi_agree(st, "writing the preview");
+        pl_weights_free(&w);
+        if (have_head) pl_weights_free(&hw);
+        ft_data_free(&d);
+        if (have_card) pl_modelcard_free(&card);
+        pl_lock_release(&lock);
+        return st;
+    }
     if (mpi) st = pl_mpi_agree(st, "reading the views and the models");
     PlReaderThread *reader = NULL;
     PlBatchReader reader_if = {0};
@@ -556,7 +619,7 @@ int cmd_pretrain_run(int argc, char **argv) {
            O_NORM, O_EPOCHS, O_BATCH, O_NOSHUF, O_SEED, O_DP, O_OPT, O_MOM, O_LR, O_MINLR, O_WARM, O_WD, O_WDE,
            O_CLIP, O_FREEZE, O_MT, O_TT, O_WTT, O_WTTE, O_ST, O_CM, O_OUT, O_THREADS, O_CKPT, O_RESUME, O_FORCE,
            O_INPUT, O_MANIFEST, O_CARD, O_CACHE, O_LEVEL, O_TILE, O_CROP, O_SIZE, O_GSIZE, O_LSIZE, O_LCROPS, O_RGB,
-           O_KERNELS, O_PRECISION, O_EVAL };
+           O_KERNELS, O_PRECISION, O_EVAL, O_PREVIEW };
     static const struct option longopts[] = {
         {"global-views", 1, 0, O_GV}, {"local-views", 1, 0, O_LV}, {"model", 1, 0, O_MODEL},
         {"heads", 1, 0, O_HEADS}, {"arch", 1, 0, O_ARCH}, {"patch", 1, 0, O_PATCH}, {"in-chans", 1, 0, O_CHANS},
@@ -574,7 +637,7 @@ int cmd_pretrain_run(int argc, char **argv) {
         {"level", 1, 0, O_LEVEL}, {"tile", 1, 0, O_TILE}, {"crop", 1, 0, O_CROP}, {"size", 1, 0, O_SIZE},
         {"global-size", 1, 0, O_GSIZE}, {"local-size", 1, 0, O_LSIZE}, {"local-crops", 1, 0, O_LCROPS},
         {"rgb", 0, 0, O_RGB}, {"kernels", 1, 0, O_KERNELS}, {"precision", 1, 0, O_PRECISION},
-        {"eval-every", 1, 0, O_EVAL}, {0, 0, 0, 0}};
+        {"eval-every", 1, 0, O_EVAL}, {"preview", 1, 0, O_PREVIEW}, {0, 0, 0, 0}};
     static const char *const archs[] = {"vit_tiny", "vit_small", "vit_base"}, *const opts[] = {"adamw", "sgd"},
                              *const bools[] = {"false", "true"}, *const levels[] = {"fov", "tiles", "cells"};
     const char *cmd = "pretrain";
@@ -643,6 +706,7 @@ int cmd_pretrain_run(int argc, char **argv) {
         case O_LCROPS: if ((rc = pl_cli_option_int(cmd, "--local-crops", optarg, 0, 64, &a.local_crops))) return rc; break;
         case O_RGB: a.rgb = 1; break;
         case O_KERNELS: a.kernels = optarg; break;
+        case O_PREVIEW: if ((rc = pl_cli_option_int(cmd, "--preview", optarg, 1, 1000, &a.preview))) return rc; break;
         case O_EVAL: if ((rc = pl_cli_option_long(cmd, "--eval-every", optarg, 0, 1000000, &a.eval_every))) return rc; break;
         case O_PRECISION:
             if (pl_precision_parse(optarg, &a.precision) != PL_OK)
@@ -661,6 +725,9 @@ int cmd_pretrain_run(int argc, char **argv) {
         return pl_cli_usage_error(cmd, "--manifest needs a model card: --model CARD.json, or --card CARD.json with "
                                   "--model CHECKPOINT or --arch");
     if (a.card && !a.manifest) return pl_cli_usage_error(cmd, "--card says how to feed a --manifest's images");
+    if (a.preview > 0 && a.global_views)
+        return pl_cli_usage_error(cmd, "--preview shows the augmentation of --input or --manifest images (fixed views "
+                                  "are not augmented)");
     if (a.eval_every > 0 && !a.manifest)
         return pl_cli_usage_error(cmd, "--eval-every scores the teacher on a --manifest's labelled images");
     if (!a.model && !a.arch) return pl_cli_usage_error(cmd, "give --model S.safetensors or --arch A (with --in-chans)");

@@ -20,6 +20,10 @@ void pl_pretrain_freeze(PlOptim *op, int64_t step, int64_t steps_per_epoch, int6
     if (norm_last_layer) pl_optim_set_frozen_matching(op, "last_layer.weight_g", 1, NULL);
 }
 
+uint64_t pl_pretrain_view_key(uint64_t seed, int64_t epoch, int64_t row) {
+    return pl_rng_mix(pl_rng_mix(pl_rng_mix(seed, 0xa06u), (uint64_t)epoch), (uint64_t)row);
+}
+
 void pl_pretrain_result_free(PlPretrainResult *r) {
     free(r->epoch_loss);
     free(r->epoch_entropy);
@@ -51,7 +55,7 @@ static PlStatus views_augment(ViewSource *s, int64_t epoch, int64_t row, float *
     const size_t chw = (size_t)v->C * im->H * im->W;
     const float *src = im->x ? im->x + (size_t)row * chw : s->sample;
     if (!im->x) PL_TRY(im->samples->read(im->samples->ctx, row, im->samples->lanes - 1, s->sample));
-    const uint64_t key = pl_rng_mix(pl_rng_mix(pl_rng_mix(s->o->seed, 0xa06u), (uint64_t)epoch), (uint64_t)row);
+    const uint64_t key = pl_pretrain_view_key(s->o->seed, epoch, row);
     pl_dino_augment_views(&im->aug, key, src, v->C, im->H, im->W, im->rgb, gd, v->n_local ? ld : NULL, s->scratch);
     for (int k = 0; k < 2; k++) pl_standardise_channels(gd + (size_t)k * v->C * v->Hg * v->Wg, v->C, v->Hg, v->Wg);
     for (int k = 0; k < v->n_local; k++)

@@ -94,5 +94,8 @@ void pl_pretrain_freeze(PlOptim *op, int64_t step, int64_t steps_per_epoch, int6
 PlStatus pl_pretrain_run(PlVitTrain *student, PlVitTrain *teacher, const PlPretrainViews *v,
                          const PlPretrainOptions *o, float *center, PlPretrainResult *r);
 void pl_pretrain_result_free(PlPretrainResult *r);
+// The augmentation key of image `row` in `epoch` (pl_dino_augment_views' key): what the batch source draws with, so a
+// preview shows the crops training uses.
+uint64_t pl_pretrain_view_key(uint64_t seed, int64_t epoch, int64_t row);
 
 #endif

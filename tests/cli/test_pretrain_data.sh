@@ -78,7 +78,19 @@ expect_status 0 "${MPIRUN[@]}" -np 2 "$PROTLOC" pretrain "${short[@]}" --threads
 grep -q "(320 reused, 0 prepared now" "$TEST_TMP/last.err" && pass "the second run reuses the cache" || fail "cache not reused"
 same m1 c2 "2 ranks from the cache = 1 rank in memory"
 
-# ---- 3. arrays, failures, refusals ----
+# ---- 3. the preview: the crops training draws, per channel ----
+expect_status 0 "$PROTLOC" pretrain "${recipe[@]}" --preview 3 --out pv
+$PY - pv <<'PYEOF' && pass "--preview writes the crops of 3 images (2 channels x 6 views)" || fail "--preview"
+import sys
+from PIL import Image
+im = Image.open(sys.argv[1] + "/preview.png")
+# columns: 2 globals of 64 + 4 locals of 32, 4-pixel gaps; rows: 3 images x 2 channels of 64
+assert im.size == (2 * 68 + 4 * 36 + 4, 3 * 2 * 68 + 4) and im.mode == "L", (im.size, im.mode)
+assert len(set(im.getdata())) > 50, "a flat preview"
+PYEOF
+[ -e pv/student.safetensors ] && fail "--preview trained"
+
+# ---- 4. arrays, failures, refusals ----
 $PY - <<'PYEOF' || fail "making arrays"
 import numpy as np
 np.save("x.npy", np.random.default_rng(3).standard_normal((40, 2, 80, 80)).astype(np.float32))
