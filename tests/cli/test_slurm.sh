@@ -5,7 +5,8 @@
 # failed and its dependent reduce is cancelled; the lock refuses an overlapping nightly; a failed nightly leaves the
 # previous store, manifest and latest report untouched; a re-run whose every item fails keeps the store and nightly
 # says so; SIGTERM to a 2-rank job stops it cleanly and a resubmission resumes; a training-cache job feeds a
-# fine-tuning job array whose tasks read it side by side. If Slurm cannot start, the test
+# fine-tuning job array whose tasks read it side by side; a pretraining job stopped by SIGTERM requeues itself and
+# resumes bit-identically. If Slurm cannot start, the test
 # FAILS with the reason.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -248,5 +249,37 @@ grep -q "([1-9][0-9]* reused, 0 prepared now" "$TEST_TMP"/ft-*.log 2>/dev/null &
 [ "$(tail -n +2 "$TEST_TMP/ft/grid.tsv" 2>/dev/null | wc -l)" -eq 2 ] && [ -s "$TEST_TMP/ft/grid.png" ] &&
   pass "fine-tuning job array (4 tasks x 2 ranks) + grid reduce with the probe curve" ||
   fail "fine-tuning grid: $(cat "$TEST_TMP/ft/grid.tsv" 2>/dev/null)"
+
+# ---- 9. DINO pretraining as a requeueing 2-rank job: SIGTERM (as before a time limit) writes a checkpoint, the
+# script requeues the job, its next start resumes, and the result equals the uninterrupted 1-rank run ----
+f0=$failures
+pt=(--manifest data/manifest.tsv --model card.json --size 128 --global-size 64 --local-size 32 --local-crops 2
+    --out-dim 64 --hidden-dim 32 --bottleneck-dim 16 --batch 8 --epochs 60 --checkpoint-every 1)
+"$PROTLOC" -q pretrain "${pt[@]}" --threads 1 --out "$TEST_TMP/pt_ref" >/dev/null 2>&1 || fail "uninterrupted pretrain"
+ptj=$(PROTLOC_STATUS="$TEST_TMP/pt.status" sbatch --parsable -n 2 --output="$TEST_TMP/pt.log" \
+  "$SRC/slurm/pretrain.sbatch" "${pt[@]}" --out "$TEST_TMP/pt") || fail "sbatch pretrain.sbatch refused"
+for _ in $(seq 1 1200); do
+  [ -e pt/train.jsonl ] && [ "$(grep -c '"loss"' pt/train.jsonl)" -ge 3 ] && break
+  sleep 0.1
+done
+scancel --signal=TERM "$ptj"
+# Slurm holds a requeued job back (its begin time a couple of minutes ahead): once it waits, let it start in 10 s
+# (sooner, the node may still be cleaning up the old step and refuse the new one's tasks)
+for _ in $(seq 1 600); do
+  [ "$(job_state "$ptj")" = PENDING ] &&
+    { scontrol update JobId="$ptj" StartTime=now+10 >/dev/null 2>&1 || true; break; }
+  sleep 0.1
+done
+wait_jobs 300 "$ptj"
+if grep -q '^requeued 143' pt.status 2>/dev/null && [ "$(tail -n 1 pt.status)" = "ok 0" ]; then
+  pass "pretrain.sbatch: SIGTERM -> checkpoint -> requeued -> resumed to the end"
+else
+  fail "pretrain job status: $(cat pt.status 2>&1); log: $(tail -5 pt.log)"
+fi
+for f in student.safetensors teacher.safetensors dino_loss.safetensors; do
+  cmp -s "pt_ref/$f" "pt/$f" || fail "the requeued 2-rank run's $f differs from the uninterrupted 1-rank run's"
+done
+grep -q "resuming .*checkpoint.safetensors at step" pt.log || fail "the requeued job did not resume: $(tail -3 pt.log)"
+[ "$failures" -eq "$f0" ] && pass "requeued 2-rank pretraining = uninterrupted 1-rank run (bit for bit)"
 
 finish
