@@ -504,7 +504,7 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     }
     if (st == PL_OK && cfg.in_chans != v.C)
         st = PL_FAIL(PL_ERR_ARG, "the backbone takes %d channels, the images have %d", cfg.in_chans, v.C);
-    if (st == PL_OK && v.n < a->batch)
+    if (st == PL_OK && v.n < a->batch && a->preview == 0)
         st = PL_FAIL(PL_ERR_ARG, "%lld images, fewer than one --batch of %d", (long long)v.n, a->batch);
     if (st == PL_OK && a->head_init && (st = pl_weights_load(a->head_init, NULL, &hw)) == PL_OK) have_head = 1;
     PlVitTrainHead head;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one-command demo: install dependencies, build, make a synthetic OpenCell-style dataset and a small UNTRAINED
 # demo ViT, embed with `mpirun -np 2 protloc run`, evaluate with `protloc knn` and `protloc probe`, fine-tune it for
-# 3 epochs with `protloc finetune`, print where
-# the report and plots are.
+# 3 epochs with `protloc finetune`, pretrain it with DINO for 3 epochs (`mpirun -np 2 protloc pretrain`) and embed
+# with the pretrained teacher, print where the report and plots are.
 #
 # Usage: bash pipeline/scripts/demo.sh [--out DIR] [--build-dir DIR] [--skip-deps] [--skip-build] [--ranks N]
 #   --out DIR        where everything goes (default: demo-out in the repository)
@@ -94,6 +94,15 @@ rm -rf "$out/finetune"   # a re-run of the demo starts over (finetune never repl
 "$protloc" finetune --manifest "$out/data/manifest.tsv" --model "$out/model/demo-card.json" --out "$out/finetune" \
   --epochs 3 --batch 16 --lr 5e-4
 
+current="DINO self-supervised pretraining (mpirun -np $ranks protloc pretrain, 3 epochs), then embedding with it"
+step "$current"
+rm -rf "$out/pretrain" "$out/store-pretrained.h5"   # a re-run starts over (pretrain never replaces a checkpoint unasked)
+mpirun -np "$ranks" "$protloc" pretrain --manifest "$out/data/manifest.tsv" --model "$out/model/demo-card.json" \
+  --size 128 --global-size 96 --local-size 48 --local-crops 4 --out-dim 1024 --hidden-dim 256 --bottleneck-dim 64 \
+  --epochs 3 --batch 20 --teacher-temp 0.02 --warmup-teacher-temp 0.02 --out "$out/pretrain"
+mpirun -np "$ranks" "$protloc" run --manifest "$out/data/manifest.tsv" --model "$out/pretrain/model.json" \
+  --out "$out/store-pretrained.h5"
+
 current="export for Python (protloc export)"; step "$current"
 "$protloc" export "$out/store.h5" --format h5ad --out "$out/embeddings.h5ad"
 
@@ -105,6 +114,8 @@ AnnData export:                     $out/embeddings.h5ad
 kNN report (JSON, CSV, plots):      $out/report/knn/
 Probe report (JSON, CSV, plots):    $out/report/probe/
 Fine-tuned model (card, weights, report, plots): $out/finetune/
+DINO-pretrained model (teacher card and weights, student, report, plots): $out/pretrain/
+Store embedded with the pretrained teacher:   $out/store-pretrained.h5
 Plots:
 $(cd "$out" && find report -name '*.png' | sort | sed "s|^|  $out/|")
 
