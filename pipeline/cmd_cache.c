@@ -152,8 +152,5 @@ int cmd_cache_build_run(int argc, char **argv) {
     if (!a.manifest || !a.model || !a.cache) return pl_cli_usage_error(cmd, "--manifest, --model and --cache are required");
     int failed = 0;
     PlStatus st = cache_build(&a, &failed);
-    if (st == PL_ERR_BUSY) return PL_EXIT_LOCKED;
-    if (st == PL_ERR_INTERRUPTED) return PL_EXIT_SIGNAL + 15;
-    if (st != PL_OK) return PL_EXIT_FAIL;
-    return failed ? PL_EXIT_PARTIAL : PL_EXIT_OK;
+    return pl_cli_exit_status(st, failed);
 }

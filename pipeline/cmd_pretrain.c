@@ -751,13 +751,5 @@ int cmd_pretrain_run(int argc, char **argv) {
         return PL_EXIT_FAIL;
     }
     int partial = 0;
-    PlStatus st = pretrain_run(&a, &partial);
-    if (st == PL_ERR_INTERRUPTED) {
-        const volatile sig_atomic_t *sig = pl_process_stop_signal();
-        pl_log_error("%s", pl_error_message());
-        return PL_EXIT_SIGNAL + (*sig ? *sig : 15);
-    }
-    if (st == PL_ERR_BUSY) return PL_EXIT_LOCKED;
-    if (st != PL_OK) return PL_EXIT_FAIL;
-    return partial ? PL_EXIT_PARTIAL : PL_EXIT_OK;
+    return pl_cli_exit_status(pretrain_run(&a, &partial), partial);
 }

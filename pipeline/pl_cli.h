@@ -50,6 +50,11 @@ const char *pl_version_string(void);
 
 // Helper for commands: returns 1 when argv contains -h/--help (the command then prints usage, exits 0).
 int pl_cli_wants_help(int argc, char **argv);
+// The exit status of a command that trains or builds (finetune, pretrain, cache build) from its final status:
+// PL_ERR_INTERRUPTED -> 128 + the stop signal (the message logged here), PL_ERR_BUSY -> PL_EXIT_LOCKED, another
+// failure -> PL_EXIT_FAIL (main prints it), success -> PL_EXIT_PARTIAL when items failed, else PL_EXIT_OK.
+int pl_cli_exit_status(PlStatus st, int partial);
+
 // Helper: print "protloc <cmd>: <msg>\nTry 'protloc <cmd> --help'." and return PL_EXIT_USAGE.
 int pl_cli_usage_error(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 // Strict option parsing (pl_cli_parse.c): the whole text must be a decimal integer / finite number within

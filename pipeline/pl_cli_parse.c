@@ -4,11 +4,14 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pl_cli.h"
+#include "pl_log.h"
+#include "pl_process.h"
 
 int pl_cli_parse_long(const char *text, long lo, long hi, long *out) {
     char *end = NULL;
@@ -78,4 +81,15 @@ void pl_cli_usage_kernels(FILE *out, const char *what, const char *note) {
     pl_kernels_names(names, sizeof names, 0);
     const char *rest = strncmp(names, "auto", 4) == 0 ? names + 4 : names;   // "auto" carries "(default)"
     fprintf(out, "  --kernels NAME         %s: auto (default)%s%s\n", what, rest, note ? note : "");
+}
+
+int pl_cli_exit_status(PlStatus st, int partial) {
+    if (st == PL_ERR_INTERRUPTED) {
+        const volatile sig_atomic_t *sig = pl_process_stop_signal();
+        pl_log_error("%s", pl_error_message());
+        return PL_EXIT_SIGNAL + (*sig ? *sig : 15);
+    }
+    if (st == PL_ERR_BUSY) return PL_EXIT_LOCKED;
+    if (st != PL_OK) return PL_EXIT_FAIL;
+    return partial ? PL_EXIT_PARTIAL : PL_EXIT_OK;
 }
