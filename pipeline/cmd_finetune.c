@@ -740,5 +740,6 @@ int cmd_finetune_run(int argc, char **argv) {
         return PL_EXIT_FAIL;
     }
     int partial = 0;
-    return pl_cli_exit_status(finetune_run(&a, &partial), partial);
+    PlStatus st = finetune_run(&a, &partial);   // sets partial: not in the same expression
+    return pl_cli_exit_status(st, partial);
 }

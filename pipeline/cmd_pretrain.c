@@ -751,5 +751,6 @@ int cmd_pretrain_run(int argc, char **argv) {
         return PL_EXIT_FAIL;
     }
     int partial = 0;
-    return pl_cli_exit_status(pretrain_run(&a, &partial), partial);
+    PlStatus st = pretrain_run(&a, &partial);   // sets partial: not in the same expression
+    return pl_cli_exit_status(st, partial);
 }
