@@ -114,7 +114,7 @@ np.save("g16.npy", r.standard_normal((16, 2, 2, 32, 32)).astype(np.float32))
 np.save("l16.npy", r.standard_normal((16, 2, 2, 16, 16)).astype(np.float32))
 PYEOF
 long=(--model S.safetensors --heads 2 --head-init H.safetensors --global-views g16.npy --local-views l16.npy
-      --epochs 12 --batch 4 --lr 1e-3 --warmup-epochs 2 --drop-path 0.1 --checkpoint-every 1 --threads 2)
+      --epochs 8 --batch 4 --lr 1e-3 --warmup-epochs 2 --drop-path 0.1 --checkpoint-every 1 --threads 2)
 expect_status 0 "$PROTLOC" pretrain "${long[@]}" --out whole
 killed=0
 for attempt in 1 2 3; do
