@@ -18,8 +18,8 @@
 # student passes, loss, backward, clip, AdamW, EMA, center); the epoch-end checkpoint writes (done even with
 # --checkpoint-every 0) are outside it; the median over the steps after WARMUP is used; report.json's whole-run figure
 # is shown too. PyTorch: OMP_WAIT_POLICY=PASSIVE, glibc malloc (no LD_PRELOAD / GLIBC_TUNABLES), thread env set before
-# import; img_per_s_median = BATCH / median timed step. Peak RSS of both from /usr/bin/time -v. BF16: protloc pretrain
-# has no --precision yet, so no BF16 figure is printed.
+# import; img_per_s_median = BATCH / median timed step. Peak RSS of both from /usr/bin/time -v. protloc runs once per
+# PRECISIONS entry (default "fp32 bf16"; bf16 = --precision bf16, AVX512-BF16 CPUs), each against PyTorch FP32.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$SRC/build}
@@ -82,12 +82,16 @@ PYEOF
 # protloc, 1 rank x THREADS threads
 PT=(pretrain --model "$W/S.safetensors" --heads 6 --head-init "$W/H.safetensors" --global-views "$W/G.npy"
     --local-views "$W/L.npy" --epochs "$EPOCHS" --batch "$BATCH" --drop-path 0.1 --threads "$THREADS"
-    --warmup-epochs 0 --freeze-last-layer 0 --no-shuffle --checkpoint-every 0 --out "$W/protloc")
-echo "# protloc ${PT[*]}" | sed "s|$W/|\$W/|g"
+    --warmup-epochs 0 --freeze-last-layer 0 --no-shuffle --checkpoint-every 0)
+echo "# protloc ${PT[*]} --precision P --out \$W/protloc-P" | sed "s|$W/|\$W/|g"
+PRECISIONS=${PRECISIONS:-fp32 bf16}
 run_protloc() {
-  echo "# protloc start: $(uptime)"
-  $TIME -v -o "$W/time_protloc.txt" "$PROTLOC" "${PT[@]}" >"$W/protloc.log" 2>&1 ||
-    { echo "protloc pretrain failed:" >&2; cat "$W/protloc.log" >&2; exit 1; }
+  local p
+  for p in $PRECISIONS; do
+    echo "# protloc $p start: $(uptime)"
+    $TIME -v -o "$W/time_protloc_$p.txt" "$PROTLOC" "${PT[@]}" --precision "$p" --out "$W/protloc-$p" \
+      >"$W/protloc-$p.log" 2>&1 || { echo "protloc pretrain --precision $p failed:" >&2; cat "$W/protloc-$p.log" >&2; exit 1; }
+  done
 }
 
 # PyTorch, same weights / head / views / threads / steps (glibc malloc: nothing preloaded, no tunables)
@@ -102,10 +106,11 @@ run_torch() {
 if [ "${TORCH_FIRST:-0}" = 1 ]; then run_torch; run_protloc; else run_protloc; run_torch; fi
 sed 's/^/#   torch: /' "$W/torch.log" | grep 'step' || true
 
-$PY - "$W" "$WARMUP" "$BATCH" "$THREADS" "$CHANS" "$OUT_DIM" "$LOCALS" "$GSIZE" "$LSIZE" <<'PYEOF'
+$PY - "$W" "$WARMUP" "$BATCH" "$THREADS" "$CHANS" "$OUT_DIM" "$LOCALS" "$GSIZE" "$LSIZE" "$PRECISIONS" <<'PYEOF'
 import json, re, statistics, sys
 w, warmup, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 chans, out_dim, nloc, gsize, lsize = map(int, sys.argv[5:10])
+precisions = sys.argv[10].split()
 
 # FLOP per image of the global batch (2 x MACs): ViT-S/16 forward per view (patch embedding + 12 blocks of
 # qkv/proj/MLP = 12 D^2 and attention = 2 T D MACs per token), the DINOHead (D-2048-2048-256-out_dim) per view;
@@ -131,38 +136,41 @@ def gnu_time(path):
     m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", t)
     return rss, int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
 
-steps = [json.loads(l) for l in open(f"{w}/protloc/train.jsonl") if l.strip()]
-timed = [s["img_per_s"] for s in steps[warmup:]]
-warm_ips = [s["img_per_s"] for s in steps[:warmup]]
-rep = json.load(open(f"{w}/protloc/report.json"))
-p_rss, p_wall = gnu_time(f"{w}/time_protloc.txt")
-p_med = statistics.median(timed)
-p_mean = batch / statistics.fmean(batch / v for v in timed)
 t = json.loads(open(f"{w}/torch.json").read().strip().splitlines()[-1])
 t_rss, t_wall = gnu_time(f"{w}/time_torch.txt")
 tm = t["img_per_s_median"]
 print("\n| impl | threads | img/s (median step) | img/s (mean step) | step s (median) | ~% of FMA peak | peak RSS MiB | "
-      "wall s | img/s vs PyTorch |")
+      "wall s | img/s vs PyTorch FP32 |")
 print("|---|---|---|---|---|---|---|---|---|")
-print(f"| protloc pretrain fp32 | {threads} | {p_med:.3f} | {p_mean:.3f} | {batch / p_med:.2f} | {pct(p_med)} | {p_rss:.0f} | "
-      f"{p_wall:.0f} | {p_med / tm:.2f}x |")
+rows = {}
+for prec in precisions:
+    steps = [json.loads(l) for l in open(f"{w}/protloc-{prec}/train.jsonl") if '"loss"' in l]
+    timed = [s["img_per_s"] for s in steps[warmup:]]
+    p_rss, p_wall = gnu_time(f"{w}/time_protloc_{prec}.txt")
+    p_med = statistics.median(timed)
+    p_mean = batch / statistics.fmean(batch / v for v in timed)
+    rows[prec] = (p_med, p_rss, steps, timed)
+    print(f"| protloc pretrain {prec} | {threads} | {p_med:.3f} | {p_mean:.3f} | {batch / p_med:.2f} | "
+          f"{pct(p_med) if prec == 'fp32' else 'n/a'} | {p_rss:.0f} | {p_wall:.0f} | {p_med / tm:.2f}x |")
 print(f"| PyTorch {t['torch']} DINO step fp32 | {threads} | {tm:.3f} | {t['img_per_s']:.3f} | {t['step_s_median']:.2f} | "
       f"{pct(tm)} | {t_rss:.0f} | {t_wall:.0f} | 1.00x |")
-res = rep.get("results", {})
-print(f"\n- protloc: warm-up step(s) {', '.join(f'{v:g}' for v in warm_ips) or '-'} img/s; timed "
-      f"{', '.join(f'{v:g}' for v in timed)} img/s; whole run (report.json, incl. warm-up and epoch-end checkpoints) "
-      f"{res.get('img_per_s', float('nan')):.3f} img/s; loss {steps[0]['loss']:.5f} -> {steps[-1]['loss']:.5f}")
+for prec, (p_med, p_rss, steps, timed) in rows.items():
+    print(f"\n- protloc {prec}: timed {', '.join(f'{v:g}' for v in timed)} img/s; loss {steps[0]['loss']:.5f} -> "
+          f"{steps[-1]['loss']:.5f}")
 sp = t["split_s_median"]
 print(f"- PyTorch: median split s: " + ", ".join(f"{k} {v:.2f}" for k, v in sp.items()) +
       f"; warm-up {t['warmup_step_s']} s, timed {t['timed_step_s']} s; loss {t['loss_first']:.5f} -> "
       f"{t['loss_last']:.5f}; own ru_maxrss {t['peak_rss_mib']} MiB; OMP_WAIT_POLICY={t['omp_wait_policy']}, "
       f"allocator {t['allocator']}")
-r = p_med / tm
-print(f"- target img/s >= 1.3x PyTorch: {r:.2f}x -> {'MET' if r >= 1.3 else 'NOT met'}; peak RSS <= PyTorch's: "
-      f"{p_rss:.0f} vs {t_rss:.0f} MiB -> {'MET' if p_rss <= t_rss else 'NOT met'}")
+if "fp32" in rows:
+    r, p_rss = rows["fp32"][0] / tm, rows["fp32"][1]
+    print(f"- target FP32 img/s >= 1.3x PyTorch: {r:.2f}x -> {'MET' if r >= 1.3 else 'NOT met'}; peak RSS <= "
+          f"PyTorch's: {p_rss:.0f} vs {t_rss:.0f} MiB -> {'MET' if p_rss <= t_rss else 'NOT met'}")
+if "bf16" in rows:
+    r = rows["bf16"][0] / tm
+    print(f"- target BF16 img/s >= 2x PyTorch FP32: {r:.2f}x -> {'MET' if r >= 2 else 'NOT met'}")
 print(f"- ~% of FMA peak: img/s x {flop_img:.1f} GFLOP/image (2 x MACs: teacher forward of the 2 globals, student "
       f"~3 x forward of all {2 + nloc} views, the DINOHead included) / the FP32 FMA peak measured above")
-print("- BF16: not available in protloc pretrain yet (no --precision); no BF16 figure")
 PYEOF
 echo
 echo "# uptime after: $(uptime)"
