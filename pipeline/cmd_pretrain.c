@@ -112,6 +112,8 @@ static const char *const pt_run_files[] = {"checkpoint.safetensors", "train.json
                                            "student.safetensors", "teacher.safetensors",
                                            "teacher_backbone.safetensors", "dino_loss.safetensors", "model.json",
                                            "failures.tsv", "preview.png", "pretrain_loss.png", "pretrain_loss.svg",
+                                           "pretrain_lr.png", "pretrain_lr.svg", "pretrain_teacher_temp.png",
+                                           "pretrain_teacher_temp.svg",
                                            "pretrain_teacher.png", "pretrain_teacher.svg", "pretrain_knn_f1.png",
                                            "pretrain_knn_f1.svg", NULL};
 
@@ -323,6 +325,12 @@ static void args_fingerprint(const PtArgs *a, const PlVitTrainSpec *sp, const Pl
 
 static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult *r, const PlVitTrainSpec *sp,
                              const PlPretrainViews *v, int ranks, int threads) {
+    // the learning rate at each epoch's last step, from the loop's own schedule (pl_lr_at, as pl_trainer_run sets it)
+    double *lr_epoch = pl_calloc((size_t)r->n_epochs + 1, sizeof(double));
+    if (!lr_epoch) return PL_ERR_NOMEM;
+    for (int e = 0; e < r->n_epochs; e++)
+        lr_epoch[e] = pl_lr_at((e + 1) * r->steps_per_epoch - 1, r->steps, a->warmup_epochs * r->steps_per_epoch, lr,
+                               a->min_lr, 0);
     json_t *loss = json_array(), *ent = json_array(), *temp = json_array(), *knn = json_array();
     for (int e = 0; loss && ent && temp && knn && e < r->n_epochs; e++) {
         json_array_append_new(loss, json_real(r->epoch_loss[e]));
@@ -362,12 +370,23 @@ static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult 
     snprintf(path, sizeof path, "%s/report.json", a->out);
     PlStatus st = pl_report_write_json(path, root);
     json_decref(root);
-    // plots per epoch: the loss, the teacher's target entropy, and the kNN macro F1 when it was evaluated
+    // plots per epoch: the loss, the learning rate, the teacher's temperature and target entropy, and the kNN macro
+    // F1 when it was evaluated
     double *y = st == PL_OK ? pl_calloc((size_t)r->n_epochs + 1, sizeof(double)) : NULL;
     if (st == PL_OK && !y) st = PL_ERR_NOMEM;
     if (st == PL_OK) {
         snprintf(path, sizeof path, "%s/pretrain_loss", a->out);
         st = pl_plot_curve(path, r->epoch_loss, r->n_epochs, 0, "epoch", "DINO loss", "DINO pretraining loss");
+    }
+    if (st == PL_OK) {
+        snprintf(path, sizeof path, "%s/pretrain_lr", a->out);
+        st = pl_plot_curve(path, lr_epoch, r->n_epochs, 0, "epoch", "learning rate (epoch's last step)",
+                           "Learning rate: warm-up from 0, then cosine");
+    }
+    for (int e = 0; y && e < r->n_epochs; e++) y[e] = r->epoch_temp[e];
+    if (st == PL_OK) {
+        snprintf(path, sizeof path, "%s/pretrain_teacher_temp", a->out);
+        st = pl_plot_curve(path, y, r->n_epochs, 0, "epoch", "teacher temperature", "Teacher temperature per epoch");
     }
     int have_knn = 0;
     for (int e = 0; y && e < r->n_epochs; e++) {
@@ -385,6 +404,7 @@ static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult 
         st = pl_plot_curve(path, y, r->n_epochs, 0, "epoch", "kNN macro F1 (best k)", "Teacher backbone kNN macro F1");
     }
     free(y);
+    free(lr_epoch);
     return st;
 }
 

@@ -55,7 +55,8 @@ assert f1["pt"] > f1["init"] + 0.05, "the pretrained teacher does not beat the r
 print(f"monitor kNN macro F1 at epoch 60: {knn[59]:.3f}")
 assert knn[59] > f1["init"], "the monitor's kNN F1 is below the random init's"
 PYEOF
-[ -s pt/pretrain_loss.png ] && [ -s pt/pretrain_teacher.svg ] && [ -s pt/pretrain_knn_f1.png ] ||
+[ -s pt/pretrain_loss.png ] && [ -s pt/pretrain_teacher.svg ] && [ -s pt/pretrain_knn_f1.png ] &&
+  [ -s pt/pretrain_lr.png ] && [ -s pt/pretrain_teacher_temp.svg ] ||
   fail "pretraining plots missing: $(ls pt)"
 # DINO's own temperatures on this small set: the targets collapse to uniform, and the monitor says so
 expect_status 0 "$PROTLOC" pretrain "${recipe[@]/0.02/0.04}" --teacher-temp 0.04 --lr 1e-2 --out-dim 256 --epochs 12 \
