@@ -41,6 +41,18 @@ cpu_has_avx512_bf16() {
     case "$flags" in *" $f "*) ;; *) return 1 ;; esac
   done
 }
+# tiny_synth_card NAME: in the current folder, `protloc synth` OpenCell-style data (8 classes x 40 fields of view of
+# 128 px, seed 1) in data/, a tiny ViT from `protloc model init` (dim 64, depth 2, 2 heads, patch 16, 2 channels,
+# 64 px, seed 1) in vit.safetensors, and card.json (named NAME) feeding it protein + nucleus. Returns 1 on failure.
+tiny_synth_card() {
+  "$PROTLOC" synth --kind opencell --classes 8 --per-class 40 --seed 1 --size 128 --out data >/dev/null 2>&1 || return 1
+  "$PROTLOC" model init --dim 64 --depth 2 --heads 2 --patch 16 --in-chans 2 --img-size 64 --seed 1 \
+    --out vit.safetensors >/dev/null 2>&1 || return 1
+  cat >card.json <<JSON
+{"name": "$1", "weights": "vit.safetensors", "heads": 2, "input_slots": ["protein", "nucleus"],
+ "normalisation": {"mode": "self"}, "pixel_size_um": 0.206, "patch": 16}
+JSON
+}
 finish() {
   if [ "$failures" -ne 0 ]; then echo "$failures check(s) failed" >&2; exit 1; fi
   if [ "$skipped_parts" -ne 0 ]; then echo "the other checks passed; $skipped_parts part(s) skipped" >&2; exit 77; fi

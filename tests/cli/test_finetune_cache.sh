@@ -10,14 +10,7 @@ source "$(dirname "$0")/lib.sh"
 MPIRUN=(mpirun --allow-run-as-root --oversubscribe)
 cd "$TEST_TMP" || exit 1
 
-"$PROTLOC" synth --kind opencell --classes 8 --per-class 40 --seed 1 --size 128 --out data >/dev/null 2>&1 ||
-  { fail "synth"; finish; }
-"$PROTLOC" model init --dim 64 --depth 2 --heads 2 --patch 16 --in-chans 2 --img-size 64 --seed 1 \
-  --out vit.safetensors >/dev/null 2>&1 || fail "model init"
-cat >card.json <<JSON
-{"name": "tiny-test-vit", "weights": "vit.safetensors", "heads": 2, "input_slots": ["protein", "nucleus"],
- "normalisation": {"mode": "self"}, "pixel_size_um": 0.206, "patch": 16}
-JSON
+tiny_synth_card tiny-test-vit || { fail "synth data, model init or card"; finish; }
 # augmentation and drop path on (the defaults): the cache path must give the same augmented views
 short=(--manifest data/manifest.tsv --model card.json --size 64 --epochs 2 --batch 12 --lr 1e-3 --micro-batch 2)
 build=(cache build --manifest data/manifest.tsv --model card.json --size 64 --threads 2)
