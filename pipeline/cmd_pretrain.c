@@ -503,6 +503,8 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     PL_TRY(pl_mpi_agree(st, "creating --out"));
     PlLock lock = {.fd = -1};
     st = rank == 0 ? pl_cli_claim_train_dir(a->out, "pretrain", pt_run_files, a->resume, a->force, &lock) : PL_OK;
+    // agreed before anything collective (a manifest's cache build): a refused claim on rank 0 ends every rank
+    if (mpi) st = pl_mpi_agree(st, "claiming --out");
     PlNpyArray g = {0}, l = {0};
     PlPretrainViews v = {0};
     PlPretrainImages im = {0};
