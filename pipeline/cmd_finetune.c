@@ -116,6 +116,9 @@ void cmd_finetune_usage(FILE *out) {
             "  --cache-memory MiB     bound of those prepared batches per rank (default 1024): fewer are read ahead when\n"
             "                         they would not fit\n"
             "  --recompute            keep only each block's input and recompute it in the backward pass (less memory)\n"
+            "  --profile              time every phase of the steps after the first (GEMMs per layer forward and\n"
+            "                         backward, attention, LayerNorm, GELU, BF16 conversions, head, reduce, optimizer,\n"
+            "                         data): a table in the log and execution.profile in report.json (rank 0)\n"
             "  --checkpoint-every S   steps between checkpoints (default 100; also at every epoch end)\n"
             "  --resume               continue from DIR/checkpoint.safetensors (same arguments, architecture and inputs\n"
             "                         required; its digest is verified)\n"
@@ -139,6 +142,7 @@ void cmd_finetune_usage(FILE *out) {
 typedef struct FtArgs {
     const char *model, *key, *input, *labels, *manifest, *head_init, *kernels, *collect, *probe, *card, *cache;
     int verify;                 // --verify: content digests of the cache's inputs
+    int profile;                // --profile: per-phase step times in the log and report.json
     double cache_memory;        // --cache-memory MiB: the ring of prepared batches, per rank
     PlPrecision precision;
     const PlKernels *backend;   // --kernels, found once when the command line is read
@@ -341,7 +345,11 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     double rss0 = pl_process_rss_bytes();   // the baseline of the memory estimate: before the trainer exists
     if (st == PL_OK) st = pl_vit_train_create(&sp, kernels, &t);
     if (st == PL_OK) st = pl_vit_train_load(t, &m->w, m->have_head ? &m->head : NULL, train_seed);
+    PlTrainProfile *prof = NULL;
+    if (st == PL_OK && a->profile && (st = pl_train_profile_create(threads, &prof)) == PL_OK)
+        pl_vit_train_set_profile(t, prof);
     PlFinetuneOptions o = a->o;
+    o.profile = prof;
     char fp[4096];
     args_fingerprint(&a->o, &sp, kernels, frac, si, fp, sizeof fp);
     o.args_text = fp;
@@ -402,13 +410,14 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
                           .threads = threads, .kernels = kernels->name, .precision = pl_precision_name(a->precision),
                           .memory = mem,
                           .activation_bytes = act, .params = pl_vit_train_param_floats(t), .fingerprint = &m->fp,
-                          .cache = a->cache};
+                          .cache = a->cache, .profile = prof};
         if (reader) reader->stats(reader->self, &info.reader_batches, &info.reader_prepare_s, &info.reader_wait_s);
         if (info.reader_batches > 0)
             pl_log_info("reader: %lld batches of %d images, %.0f images/s prepared (%.2f s), the loop waited %.2f s "
                         "for them", (long long)info.reader_batches, mem.slot_images,
                         info.reader_prepare_s > 0 ? info.reader_batches * mem.slot_images / info.reader_prepare_s : 0.0,
                         info.reader_prepare_s, info.reader_wait_s);
+        if (prof && pl_train_profile_print(prof, "profile (rank 0)", stderr) != 0) pl_log_warn("cannot print the profile");
         st = ft_report_write(dir, &o, &sp, &r, &info);
         if (st == PL_OK && m->have_card) st = ft_card_write(&m->card, dir, "backbone.safetensors", "finetuned");
         if (st == PL_OK)
@@ -419,6 +428,7 @@ static PlStatus run_task(FtArgs *a, FtModel *m, const FtData *d, const PlKernels
     if (trained) st = pl_mpi_agree(st, "writing the report");   // rank 0 wrote alone
     pl_finetune_result_free(&r);
     pl_vit_train_destroy(t);
+    pl_train_profile_destroy(prof);
     pl_lock_release(&lock);
     free(sub);
     return st;
@@ -569,7 +579,7 @@ int cmd_finetune_run(int argc, char **argv) {
     a.cache_memory = 1024;
     enum { O_MODEL = 256, O_HEADS, O_KEY, O_INPUT, O_LABELS, O_HEADINIT, O_CLASSES, O_OUT, O_OPT, O_LR, O_BASELR,
            O_NOSCALE, O_MINLR, O_MOM, O_WD, O_WDEND, O_LD, O_CLIP, O_SCHED, O_WARM, O_STEPS, O_EPOCHS, O_BATCH, O_MICRO,
-           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_PRECISION, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP, O_FORCE, O_CACHE, O_VERIFY, O_PREFETCH, O_CACHEMEM };
+           O_DROP, O_NOAUG, O_NOSHUF, O_SEED, O_THREADS, O_REDUCE, O_RECOMP, O_CKPT, O_RESUME, O_KERNELS, O_PRECISION, O_MANIFEST, O_SIZE, O_FRACTION, O_SEEDS, O_TASK, O_COLLECT, O_PROBE, O_BALANCED, O_HEAD, O_HEADDROP, O_CARD, O_LEVEL, O_TILE, O_CROP, O_FORCE, O_CACHE, O_VERIFY, O_PREFETCH, O_CACHEMEM, O_PROFILE };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"heads", required_argument, 0, O_HEADS},
         {"checkpoint-key", required_argument, 0, O_KEY}, {"input", required_argument, 0, O_INPUT},
@@ -596,6 +606,7 @@ int cmd_finetune_run(int argc, char **argv) {
         {"level", required_argument, 0, O_LEVEL}, {"tile", required_argument, 0, O_TILE},
         {"crop", required_argument, 0, O_CROP}, {"force", no_argument, 0, O_FORCE},
         {"cache", required_argument, 0, O_CACHE}, {"verify", no_argument, 0, O_VERIFY},
+        {"profile", no_argument, 0, O_PROFILE},
         {"prefetch", required_argument, 0, O_PREFETCH}, {"cache-memory", required_argument, 0, O_CACHEMEM},
         {0, 0, 0, 0}};
     static const char *const optimizers[] = {"adamw", "sgd"}, *const schedules[] = {"cosine", "constant"},
@@ -656,6 +667,7 @@ int cmd_finetune_run(int argc, char **argv) {
         case O_FORCE: a.force = 1; break;
         case O_CACHE: a.cache = optarg; break;
         case O_VERIFY: a.verify = 1; break;
+        case O_PROFILE: a.profile = 1; break;
         case O_PREFETCH:
             if ((rc = pl_cli_option_int(cmd, "--prefetch", optarg, 1, PL_BATCH_SLOTS_MAX - 1, &a.o.prefetch))) return rc;
             break;

@@ -143,6 +143,27 @@ static PlStatus report_plots(const char *dir, const PlVitTrainSpec *sp, const Pl
     return st;
 }
 
+json_t *ft_profile_json(const PlTrainProfile *p) {
+    const double step = p->steps > 0 ? p->step_sec / (double)p->steps : 0.0;
+    json_t *phases = json_array(), *j = NULL;
+    if (!phases) return NULL;
+    for (int ph = 0; ph <= PL_PROF_PHASES; ph++) {   // PL_PROF_PHASES: the rest of the step
+        double sec = ph < PL_PROF_PHASES ? pl_train_profile_phase_sec(p, (PlProfPhase)ph) : pl_train_profile_rest_sec(p);
+        double fl = ph < PL_PROF_PHASES ? pl_train_profile_phase_flop(p, (PlProfPhase)ph) : 0.0;
+        json_t *e = json_pack("{s:s, s:f, s:f, s:f}", "phase",
+                              ph < PL_PROF_PHASES ? pl_prof_phase_name((PlProfPhase)ph) : "rest of the step",
+                              "ms_per_step", 1e3 * sec, "share", step > 0 ? sec / step : 0.0, "gflop_per_s",
+                              sec > 0 && fl > 0 ? fl / sec * 1e-9 : 0.0);
+        if (!e || json_array_append_new(phases, e) != 0) {
+            json_decref(phases);
+            return NULL;
+        }
+    }
+    j = json_pack("{s:I, s:i, s:f, s:o}", "steps", (json_int_t)p->steps, "workers", p->workers, "ms_per_step",
+                  1e3 * step, "phases", phases);
+    return j;
+}
+
 PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVitTrainSpec *sp,
                          const PlFinetuneResult *r, const FtRunInfo *info) {
     const int C = sp->classes;
@@ -193,6 +214,13 @@ PlStatus ft_report_write(const char *dir, const PlFinetuneOptions *o, const PlVi
                                "images_per_second", info->reader_prepare_s > 0 ? imgs / info->reader_prepare_s : 0.0,
                                "loop_wait_seconds", info->reader_wait_s);
         if (!rd || json_object_set_new(json_object_get(j, "execution"), "reader", rd) != 0) {
+            json_decref(j);
+            return PL_FAIL(PL_ERR_NOMEM, "%s: cannot build the report", path);
+        }
+    }
+    if (j && info->profile) {
+        json_t *pj = ft_profile_json(info->profile);
+        if (!pj || json_object_set_new(json_object_get(j, "execution"), "profile", pj) != 0) {
             json_decref(j);
             return PL_FAIL(PL_ERR_NOMEM, "%s: cannot build the report", path);
         }

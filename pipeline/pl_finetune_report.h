@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "pl_error.h"
 #include "pl_finetune.h"
 #include "pl_modelcard.h"
@@ -68,7 +70,12 @@ typedef struct FtRunInfo {
     const char *cache;                      // --cache DIR, or NULL (samples in memory)
     int64_t reader_batches;                 // batches the reader prepared (this rank)
     double reader_prepare_s, reader_wait_s; // its time preparing them; the time the loop waited for one
+    const PlTrainProfile *profile;          // --profile: rank 0's per-phase step times (NULL: not profiled)
 } FtRunInfo;
+
+// execution.profile of report.json from a training profile (finetune and pretrain): steps, ms per step, and per
+// phase its ms per step, share of the step and GEMM GFLOP/s (0 where it runs no GEMM). NULL when out of memory.
+json_t *ft_profile_json(const PlTrainProfile *p);
 
 // DIR/report.json, DIR/training.{png,svg} (loss and validation macro F1 per epoch), DIR/confusion.{png,svg} and
 // DIR/class_f1.{png,svg} (scores of the kept weights).

@@ -292,7 +292,8 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
     if (fs.best) memcpy(fs.best, pl_vit_train_params(t), pl_vit_train_param_floats(t) * sizeof(float));   // no garbage
     PlStatus st = fs.epoch_loss && (!val || (fs.epoch_val_f1 && fs.best)) ? PL_OK : PL_ERR_NOMEM;
     if (st == PL_OK) st = pl_optim_create(t, &o->optim, &op);
-    PlTrainStepOptions so = {.global_batch = o->batch, .allreduce = o->allreduce, .use_mpi = o->use_mpi};
+    PlTrainStepOptions so = {.global_batch = o->batch, .allreduce = o->allreduce, .use_mpi = o->use_mpi,
+                             .profile = o->profile};
     PlTrainObjective obj;
     pl_train_classify_objective(t, &obj);
     if (st == PL_OK) st = pl_train_step_create(&obj, o->pool, &so, &step);
@@ -312,7 +313,8 @@ PlStatus pl_finetune_run(PlVitTrain *t, const PlFinetuneData *d, const PlFinetun
             .schedule_constant = o->schedule_constant, .wd_schedule = o->weight_decay_end >= 0,
             .wd_base = o->optim.weight_decay, .wd_final = o->weight_decay_end, .checkpoint_every = o->checkpoint_every, .resume = o->resume,
             .keys = {.args_text = o->args_text, .init_hash = init_hash, .data_hash = data_hash, .total_steps = total},
-            .stop = o->stop, .pool = o->pool, .use_mpi = o->use_mpi, .quiet = o->quiet};
+            .stop = o->stop, .pool = o->pool, .use_mpi = o->use_mpi, .quiet = o->quiet,
+            .profile = o->profile};
         st = pl_trainer_run(t, step, op, &src, o->reader, &hooks, &to, &fs, &tr);
     } else if (o->use_mpi) {
         st = pl_mpi_agree(st, "setting up the training");

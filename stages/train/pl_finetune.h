@@ -20,6 +20,7 @@
 #include "pl_error.h"
 #include "pl_optim.h"
 #include "pl_threadpool.h"
+#include "pl_train_profile.h"
 #include "pl_trainer.h"
 #include "pl_vit_train.h"
 
@@ -58,6 +59,7 @@ typedef struct PlFinetuneOptions {
     const char *args_text;     // every option that changes the result, as text (checked on resume)
     const volatile sig_atomic_t *stop;   // nonzero: stop after the current step (checkpoint, PL_ERR_INTERRUPTED)
     PlThreadPool *pool;
+    PlTrainProfile *profile;   // optional (borrowed): per-phase times of the steps (pl_train_profile.h)
     const PlBatchReader *reader;   // the program's reader that prepares the next batches meanwhile (NULL: the loop)
     int prefetch;              // global batches the reader prepares ahead of the step (1 .. PL_BATCH_SLOTS_MAX - 1)
     int quiet;

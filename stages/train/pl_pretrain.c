@@ -257,7 +257,7 @@ PlStatus pl_pretrain_run(PlVitTrain *student, PlVitTrain *teacher, const PlPretr
     if (st == PL_OK) st = pl_train_dino_create(student, teacher, &dopt, &d);
     PlTrainObjective obj;
     if (st == PL_OK) pl_train_dino_objective(d, &obj);
-    PlTrainStepOptions so = {.global_batch = o->batch, .use_mpi = o->use_mpi};
+    PlTrainStepOptions so = {.global_batch = o->batch, .use_mpi = o->use_mpi, .profile = o->profile};
     if (st == PL_OK) st = pl_train_step_create(&obj, o->pool, &so, &step);
     if (st == PL_OK) st = pl_optim_create(student, &oo, &op);
     if (st == PL_OK) {
@@ -303,7 +303,8 @@ PlStatus pl_pretrain_run(PlVitTrain *student, PlVitTrain *teacher, const PlPretr
             .wd_base = o->weight_decay, .wd_final = o->weight_decay_end, .checkpoint_every = o->checkpoint_every,
             .resume = o->resume,
             .keys = {.args_text = o->args_text, .init_hash = init_hash, .data_hash = views_hash(v), .total_steps = total},
-            .stop = o->stop, .pool = o->pool, .use_mpi = o->use_mpi, .quiet = o->quiet};
+            .stop = o->stop, .pool = o->pool, .use_mpi = o->use_mpi, .quiet = o->quiet,
+            .profile = o->profile};
         st = pl_trainer_run(student, step, op, &bs, o->reader, &hooks, &to, &fs, &tr);
     } else if (o->use_mpi) {
         st = pl_mpi_agree(st, "setting up the pretraining");

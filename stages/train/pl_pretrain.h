@@ -26,6 +26,7 @@
 #include "pl_optim.h"
 #include "pl_pretrain_monitor.h"
 #include "pl_threadpool.h"
+#include "pl_train_profile.h"
 #include "pl_train_dino.h"
 #include "pl_trainer.h"
 #include "pl_vit_train.h"
@@ -67,6 +68,7 @@ typedef struct PlPretrainOptions {
     const char *out_dir, *args_text;
     const volatile sig_atomic_t *stop;
     PlThreadPool *pool;
+    PlTrainProfile *profile;   // optional (borrowed): per-phase times of the steps (pl_train_profile.h)
     const PlBatchReader *reader;
     int use_mpi, quiet;
 } PlPretrainOptions;

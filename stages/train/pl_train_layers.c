@@ -82,20 +82,34 @@ void pl_train_gemm(const PlTrainGemm *g, int ta, int tb, int m, int n, int k, fl
     // the stored shapes: A is (m, k), or (k, m) when transposed; B (k, n) or (n, k)
     int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
     const uint16_t *a16 = train_resident(g, a), *b16 = train_resident(g, b);
+    PlProfMark mk = pl_prof_begin(g->prof);
     if (!a16) train_to_bf16(g->a16, a, lda, ar, ac);
     if (!b16) train_to_bf16(g->b16, b, ldb, br, bc);
+    pl_prof_end(g->prof, mk, PL_PROF_BF16, 0.0);
     g->k->gemm_bf16(ta, tb, m, n, k, alpha, a16 ? a16 : g->a16, a16 ? lda : ac, b16 ? b16 : g->b16, b16 ? ldb : bc, beta,
                     c, ldc);
 }
 
+// The profile phase of the current linear layer's GEMM of `kind` (0 forward, 1 input grad, 2 weight grad).
+static PlProfPhase linear_phase(const PlTrainGemm *g, int kind) {
+    return g->prof && g->prof->linear != PL_PROF_HEAD ? (PlProfPhase)(g->prof->linear + kind) : PL_PROF_HEAD;
+}
+
+static double gemm_flop(int m, int n, int k) { return 2.0 * m * n * k; }
+
 void pl_linear_forward(const PlTrainGemm *k, float *out, const float *inp, const float *w, const float *b, int N, int IC,
                        int OC) {
+    PlProfMark mk = pl_prof_begin(k->prof);
     pl_train_gemm(k, 0, 1, N, OC, IC, 1.0f, inp, IC, w, IC, 0.0f, out, OC);
-    if (b)
+    pl_prof_end(k->prof, mk, linear_phase(k, 0), gemm_flop(N, OC, IC));
+    if (b) {
+        mk = pl_prof_begin(k->prof);
         for (int r = 0; r < N; r++) {
             float *o = out + (size_t)r * OC;
             for (int i = 0; i < OC; i++) o[i] += b[i];
         }
+        pl_prof_end(k->prof, mk, PL_PROF_RESIDUAL, 0.0);
+    }
 }
 
 void pl_linear_backward(const PlTrainGemm *k, float *dinp, float dinp_beta, float *dw, float *db, const float *dout,
@@ -105,15 +119,23 @@ void pl_linear_backward(const PlTrainGemm *k, float *dinp, float dinp_beta, floa
 
 void pl_linear_backward_beta(const PlTrainGemm *k, float *dinp, float dinp_beta, float *dw, float *db, float grad_beta,
                              const float *dout, const float *inp, const float *w, int N, int IC, int OC) {
-    if (dinp) pl_train_gemm(k, 0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, dinp_beta, dinp, IC);   // (N, OC) x (OC, IC)
-    pl_train_gemm(k, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, grad_beta, dw, IC);             // (OC, N) x (N, IC)
+    PlProfMark mk = pl_prof_begin(k->prof);
+    if (dinp) {
+        pl_train_gemm(k, 0, 0, N, IC, OC, 1.0f, dout, OC, w, IC, dinp_beta, dinp, IC);   // (N, OC) x (OC, IC)
+        pl_prof_end(k->prof, mk, linear_phase(k, 1), gemm_flop(N, IC, OC));
+        mk = pl_prof_begin(k->prof);
+    }
+    pl_train_gemm(k, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, grad_beta, dw, IC);       // (OC, N) x (N, IC)
+    pl_prof_end(k->prof, mk, linear_phase(k, 2), gemm_flop(OC, IC, N));
     if (db) {
+        mk = pl_prof_begin(k->prof);
         if (grad_beta == 0.0f)
             for (int i = 0; i < OC; i++) db[i] = 0.0f;
         for (int r = 0; r < N; r++) {
             const float *g = dout + (size_t)r * OC;
             for (int i = 0; i < OC; i++) db[i] += g[i];
         }
+        pl_prof_end(k->prof, mk, PL_PROF_RESIDUAL, 0.0);
     }
 }
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "pl_kernels.h"
+#include "pl_train_profile.h"
 
 // out (N, C) = LayerNorm(inp (N, C)) * w + b; mean, rstd (N) saved for the backward.
 void pl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
@@ -31,6 +32,8 @@ void pl_layernorm_backward_beta(float *dinp, float *dw, float *db, float grad_be
 // pool (optional, FP32 only): the GEMMs go through pl_kernels_gemm_pooled (fixed row blocks over the process's pool,
 // bit-identical for any pool size; for a caller whose parallelism is one big product, never inside a pool task);
 // NULL: k->gemm on the calling thread, as the ViT trainer's workers do.
+// prof (optional): the calling worker's profile slot (pl_train_profile.h); the GEMMs, conversions and the layers below
+// add their time to it (the linear layers to the phase pl_prof_linear named).
 typedef struct PlTrainGemm {
     const PlKernels *k;
     PlPrecision precision;
@@ -41,6 +44,7 @@ typedef struct PlTrainGemm {
     size_t wn;
     const _Atomic int *w16_valid;
     PlThreadPool *pool;
+    PlProfSlot *prof;
 } PlTrainGemm;
 
 // Row-major C (m, n) = alpha op(A) op(B) + beta C, as PlKernels.gemm, at g's precision.

@@ -259,8 +259,12 @@ static PlStatus task_micro(void *ctx, int task, int thread) {
     int off = first - s->first * s->mb;   // sample offset within this rank's share
     float scale = 1.0f / (float)((double)s->o.global_batch * s->obj.loss_norm);
     float *leaf = s->leaf[task];
-    return s->obj.microbatch(s->obj.ctx, thread, s->batch, off, n, scale, leaf,
-                             s->obj.stat_floats ? leaf + (s->L - s->obj.stat_floats) : NULL, &s->slot_loss[task]);
+    PlProfSlot *prof = pl_train_profile_worker(s->o.profile, thread);   // the layers' time is subtracted from it
+    PlProfMark mk = pl_prof_begin(prof);
+    PlStatus st = s->obj.microbatch(s->obj.ctx, thread, s->batch, off, n, scale, leaf,
+                                    s->obj.stat_floats ? leaf + (s->L - s->obj.stat_floats) : NULL, &s->slot_loss[task]);
+    pl_prof_end(prof, mk, PL_PROF_HEAD, 0.0);
+    return st;
 }
 
 void pl_train_step_rank_samples(const PlTrainStep *s, int *first, int *count) {
@@ -334,15 +338,18 @@ PlStatus pl_train_step_run(PlTrainStep *s, const void *batch, float **grad, cons
         int n = s->end - i0 < s->threads ? s->end - i0 : s->threads;
         s->round_first = i0;
         if ((bad = pl_threadpool_run_checked(s->pool, task_micro, s, n)) != PL_OK) break;
+        PlProfMark mk = pl_prof_begin(pl_train_profile_main(s->o.profile));
         for (int j = 0; j < n; j++) {
             s->mb_loss[i0 + j] = s->slot_loss[j];
             push_leaf(s, j, i0 + j);
         }
+        pl_prof_end(pl_train_profile_main(s->o.profile), mk, PL_PROF_REDUCE, 0.0);
     }
     // every rank learns whether any failed before the collective reduce
     if (s->size > 1) bad = pl_mpi_agree(bad, "computing the micro-batches");
     if (bad != PL_OK) return bad;
     float *sum;
+    PlProfMark mk = pl_prof_begin(pl_train_profile_main(s->o.profile));
     if (s->size > 1) {
         PL_TRY(s->o.allreduce ? reduce_allreduce(s) : reduce_tree_mpi(s));
         PL_TRY(PL_MPI_CHECK(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DOUBLE, s->mb_loss, s->mcounts, s->mdispls,
@@ -351,6 +358,7 @@ PlStatus pl_train_step_run(PlTrainStep *s, const void *batch, float **grad, cons
     } else {
         sum = tree_value(s, s->stack, s->nstack, 0, tree_root(s->M), s->L);
     }
+    pl_prof_end(pl_train_profile_main(s->o.profile), mk, PL_PROF_REDUCE, 0.0);
     *grad = sum;
     if (stats) *stats = s->obj.stat_floats ? sum + (s->L - s->obj.stat_floats) : NULL;
     double total = 0.0;

@@ -23,11 +23,14 @@
 #include "pl_error.h"
 #include "pl_threadpool.h"
 #include "pl_train_objective.h"
+#include "pl_train_profile.h"
 
 typedef struct PlTrainStepOptions {
     int global_batch;          // images per optimizer step, across all ranks
     int allreduce;             // 1: MPI_Allreduce instead of the fixed-order tree
     int use_mpi;               // 1: ranks of MPI_COMM_WORLD share the batch (MPI must be started)
+    PlTrainProfile *profile;   // optional (borrowed): each micro-batch's time goes to its worker's slot, the
+                               // gradient sums and MPI reduce to the loop thread's
 } PlTrainStepOptions;
 
 typedef struct PlTrainStep PlTrainStep;

@@ -133,14 +133,19 @@ static PlStatus train_one(PlVitTrain *t, PlTrainStep *step, PlOptim *op, const v
     *lr = pl_lr_at(s, o->total_steps, o->warmup_steps, o->peak_lr, o->min_lr, o->schedule_constant);
     if (o->wd_schedule)
         PL_TRY(pl_optim_set_weight_decay(op, pl_cosine_schedule_at(s, o->total_steps, 0, o->wd_base, o->wd_final, 0.0)));
+    PlProfSlot *prof = pl_train_profile_main(o->profile);
+    PlProfMark mk = pl_prof_begin(prof);
     pl_optim_step(op, pl_vit_train_params(t), grad, *lr, o->pool, gnorm);
     if (!isfinite(*gnorm))
         return PL_FAIL(PL_ERR_NUMERIC, "the gradient norm is not finite at step %lld; stopped, %s", (long long)s,
                        kept_note(o, good_step));
     PlStatus st = pl_train_ckpt_check_finite(t, op, NULL);   // e.g. AdamW's moments overflowed
+    pl_prof_end(prof, mk, PL_PROF_OPTIM, 0.0);
     if (st != PL_OK) return pl_error_wrap("after step %lld: stopped, %s", (long long)s, kept_note(o, good_step));
-    if (h && h->after_step) PL_TRY(h->after_step(h->ctx, s, stats));
-    return PL_OK;
+    mk = pl_prof_begin(prof);
+    if (h && h->after_step) st = h->after_step(h->ctx, s, stats);
+    pl_prof_end(prof, mk, PL_PROF_HOOKS, 0.0);
+    return st;
 }
 
 PlStatus pl_trainer_run(PlVitTrain *t, PlTrainStep *step, PlOptim *op, const PlBatchSource *src,
@@ -171,10 +176,19 @@ PlStatus pl_trainer_run(PlVitTrain *t, PlTrainStep *step, PlOptim *op, const PlB
     for (int64_t s = s0; s < total && st == PL_OK; s++) {
         double t0 = pl_clock_now(), loss = 0.0, lr = 0.0, gnorm = 0.0;
         const void *batch = NULL;
+        pl_train_profile_enable(o->profile, 1);
+        PlProfMark mk = pl_prof_begin(pl_train_profile_main(o->profile));
         st = next_batch(src, rd, s, total, &batch);
         if (o->use_mpi) st = pl_mpi_agree(st, "preparing the batch");
+        pl_prof_end(pl_train_profile_main(o->profile), mk, PL_PROF_DATA, 0.0);
         if (st == PL_OK) st = train_one(t, step, op, batch, h, o, s, good_step, &loss, &lr, &gnorm);
+        pl_train_profile_enable(o->profile, 0);
         if (st != PL_OK) break;
+        if (o->profile) {   // the first step of a run warms pages and caches: profiled are the steps after it
+            o->profile->step_sec += pl_clock_now() - t0;
+            o->profile->steps++;
+            if (s == s0 && s + 1 < total) pl_train_profile_reset(o->profile);
+        }
         done_here++;
         if (s == s0) r->first_loss = loss;
         r->last_loss = loss;

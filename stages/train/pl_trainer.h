@@ -21,6 +21,7 @@
 #include "pl_optim.h"
 #include "pl_threadpool.h"
 #include "pl_train_ckpt.h"
+#include "pl_train_profile.h"
 #include "pl_train_step.h"
 #include "pl_vit_train.h"
 
@@ -88,6 +89,8 @@ typedef struct PlTrainerOptions {
     const volatile sig_atomic_t *stop;   // nonzero: checkpoint after the current step, then PL_ERR_INTERRUPTED
     PlThreadPool *pool;
     int use_mpi, quiet;
+    PlTrainProfile *profile;      // optional (borrowed): data, optimizer and hook times and the step's wall go to
+                                  // its loop slot; the first step of the run is not profiled when more follow
 } PlTrainerOptions;
 
 typedef struct PlTrainerResult {

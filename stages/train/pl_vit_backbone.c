@@ -162,6 +162,7 @@ static void forward_embed(const PlBackbone *bb, PlBackboneActs *a, const PlTrain
     const PlVitConfig *c = &bb->cfg;
     const int D = c->dim, T = a->T, np = T - 1, K = c->in_chans * c->patch * c->patch, G = c->pos_grid, n = a->n;
     const float *pos = bb->p.pos, *cls = bb->p.cls, *pw = bb->p.patch_w, *pb = bb->p.patch_b;
+    PlProfMark mk = pl_prof_begin(g->prof);
     memcpy(a->pos, pos, (size_t)D * sizeof(float));
     if (a->interp)
         pl_vit_pos_resize(pos + D, G, D, a->gh, a->gw, a->pos + D);
@@ -176,6 +177,7 @@ static void forward_embed(const PlBackbone *bb, PlBackboneActs *a, const PlTrain
         for (int r = 1; r < T; r++)
             for (int i = 0; i < D; i++) xb[(size_t)r * D + i] += pb[i] + a->pos[(size_t)r * D + i];
     }
+    pl_prof_end(g->prof, mk, PL_PROF_PATCH_FWD, 2.0 * n * np * D * K);
 }
 
 static void forward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrainGemm *g, int l) {
@@ -186,18 +188,36 @@ static void forward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrain
     float *xout = block_input(bb, a, l + 1);
     PlBlockActs *s = &a->blk[l];
     const float *sc = a->scale + (size_t)l * 2 * a->max_images;
+    PlProfSlot *pr = g->prof;
+    PlProfMark mk = pl_prof_begin(pr);
     pl_layernorm_forward(s->ln1, s->ln1m, s->ln1r, x, p->ln1_w, p->ln1_b, rows, D, c->ln_eps);
+    pl_prof_end(pr, mk, PL_PROF_LN_FWD, 0.0);
+    pl_prof_linear(pr, PL_PROF_QKV_FWD);
     pl_linear_forward(g, s->qkv, s->ln1, p->qkv_w, p->qkv_b, rows, D, 3 * D);
+    mk = pl_prof_begin(pr);
     pl_attention_forward(s->att, s->lse, s->qkv, n, T, D, c->heads, bb->precision, a->attn_scratch);
+    pl_prof_end(pr, mk, PL_PROF_ATTN_FWD, 4.0 * n * T * T * D);   // QK^T and PV
+    pl_prof_linear(pr, PL_PROF_PROJ_FWD);
     pl_linear_forward(g, a->dtmp, s->att, p->proj_w, p->proj_b, rows, D, D);
+    mk = pl_prof_begin(pr);
     memcpy(s->xmid, x, (size_t)rows * D * sizeof(float));
     scale_rows(s->xmid, a->dtmp, sc, n, T, D, 1);
+    pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
+    mk = pl_prof_begin(pr);
     pl_layernorm_forward(s->ln2, s->ln2m, s->ln2r, s->xmid, p->ln2_w, p->ln2_b, rows, D, c->ln_eps);
+    pl_prof_end(pr, mk, PL_PROF_LN_FWD, 0.0);
+    pl_prof_linear(pr, PL_PROF_FC1_FWD);
     pl_linear_forward(g, s->fc1, s->ln2, p->fc1_w, p->fc1_b, rows, D, Hm);
+    mk = pl_prof_begin(pr);
     pl_gelu_forward(s->gel, s->fc1, (int64_t)rows * Hm);
+    pl_prof_end(pr, mk, PL_PROF_GELU_FWD, 0.0);
+    pl_prof_linear(pr, PL_PROF_FC2_FWD);
     pl_linear_forward(g, a->dtmp, s->gel, p->fc2_w, p->fc2_b, rows, Hm, D);
+    pl_prof_linear(pr, PL_PROF_HEAD);
+    mk = pl_prof_begin(pr);
     memcpy(xout, s->xmid, (size_t)rows * D * sizeof(float));
     scale_rows(xout, a->dtmp, sc + a->max_images, n, T, D, 1);
+    pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
 }
 
 PlStatus pl_backbone_forward(const PlBackbone *bb, PlBackboneActs *a, const PlTrainGemm *g, const float *x, int n,
@@ -239,27 +259,46 @@ static void backward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrai
     const PlBlockActs *s = &a->blk[l];
     const float *x = block_input(bb, a, l);
     const float *sc = a->scale + (size_t)l * 2 * a->max_images;
+    PlProfSlot *pr = g->prof;
     // MLP branch: xout = xmid + s2 * fc2(gelu(fc1(LN2(xmid))))
+    PlProfMark mk = pl_prof_begin(pr);
     scale_rows(a->dtmp, a->dres, sc + a->max_images, n, T, D, 0);
+    pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
+    pl_prof_linear(pr, PL_PROF_FC2_FWD);
     pl_linear_backward_beta(g, a->dh, 0.0f, gp->fc2_w, gp->fc2_b, beta, a->dtmp, s->gel, p->fc2_w, rows, Hm, D);
+    mk = pl_prof_begin(pr);
     pl_gelu_backward(a->dh, a->dh, s->fc1, (int64_t)rows * Hm);
+    pl_prof_end(pr, mk, PL_PROF_GELU_BWD, 0.0);
+    pl_prof_linear(pr, PL_PROF_FC1_FWD);
     pl_linear_backward_beta(g, a->dln, 0.0f, gp->fc1_w, gp->fc1_b, beta, a->dh, s->ln2, p->fc1_w, rows, D, Hm);
+    mk = pl_prof_begin(pr);
     pl_layernorm_backward_beta(a->dres, gp->ln2_w, gp->ln2_b, beta, a->dln, s->xmid, p->ln2_w, s->ln2m, s->ln2r, rows, D);
+    pl_prof_end(pr, mk, PL_PROF_LN_BWD, 0.0);
     // attention branch: xmid = x + s1 * proj(attn(qkv(LN1(x))))
+    mk = pl_prof_begin(pr);
     scale_rows(a->dtmp, a->dres, sc, n, T, D, 0);
+    pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
+    pl_prof_linear(pr, PL_PROF_PROJ_FWD);
     pl_linear_backward_beta(g, a->datt, 0.0f, gp->proj_w, gp->proj_b, beta, a->dtmp, s->att, p->proj_w, rows, D, D);
+    mk = pl_prof_begin(pr);
     pl_attention_backward(a->dqkv, a->datt, s->qkv, s->att, s->lse, n, T, D, c->heads, bb->precision, a->attn_scratch);
+    pl_prof_end(pr, mk, PL_PROF_ATTN_BWD, 10.0 * n * T * T * D);   // QK^T again, dV, dP, dQ, dK
+    pl_prof_linear(pr, PL_PROF_QKV_FWD);
     pl_linear_backward_beta(g, a->dln, 0.0f, gp->qkv_w, gp->qkv_b, beta, a->dqkv, s->ln1, p->qkv_w, rows, D, 3 * D);
+    pl_prof_linear(pr, PL_PROF_HEAD);
     // The key bias shifts every score of a query row by the same amount, which softmax cancels: its gradient is
     // exactly zero (in float it would be rounding noise, which Adam would turn into lr-sized steps).
     memset(gp->qkv_b + D, 0, (size_t)D * sizeof(float));
+    mk = pl_prof_begin(pr);
     pl_layernorm_backward_beta(a->dres, gp->ln1_w, gp->ln1_b, beta, a->dln, x, p->ln1_w, s->ln1m, s->ln1r, rows, D);
+    pl_prof_end(pr, mk, PL_PROF_LN_BWD, 0.0);
 }
 
 static void backward_embed(const PlBackbone *bb, PlBackboneActs *a, const PlTrainGemm *g, const PlBackboneParams *gp,
                            int acc) {
     const PlVitConfig *c = &bb->cfg;
     const int D = c->dim, T = a->T, np = T - 1, K = c->in_chans * c->patch * c->patch, n = a->n;
+    PlProfMark mk = pl_prof_begin(g->prof);
     memset(a->dpos, 0, (size_t)T * D * sizeof(float));
     for (int b = 0; b < n; b++) {
         const float *d = a->dres + (size_t)b * T * D;
@@ -288,6 +327,7 @@ static void backward_embed(const PlBackbone *bb, PlBackboneActs *a, const PlTrai
     for (int b = 0; b < n; b++)   // (D, np) x (np, K), images in order
         pl_train_gemm(g, 1, 0, D, K, np, 1.0f, a->dres + ((size_t)b * T + 1) * D, D, a->u + (size_t)b * np * K, K,
                       (b || acc) ? 1.0f : 0.0f, gp->patch_w, K);
+    pl_prof_end(g->prof, mk, PL_PROF_PATCH_BWD, 2.0 * n * np * D * K);
 }
 
 void pl_backbone_backward(const PlBackbone *bb, PlBackboneActs *a, const PlTrainGemm *g, const float *dfeat,

@@ -62,6 +62,10 @@ void pl_vit_train_sync(PlVitTrain *t) {
     atomic_store_explicit(&t->params16_valid, 1, memory_order_release);
 }
 
+void pl_vit_train_set_profile(PlVitTrain *t, PlTrainProfile *prof) {
+    for (int i = 0; i < t->s.workers; i++) t->workers[i].gemm.prof = pl_train_profile_worker(prof, i);
+}
+
 PlVitTrainHead pl_vit_train_head_dino(void) {
     return (PlVitTrainHead){.kind = PL_HEAD_DINO, .hidden_dim = PL_HEAD_DINO_HIDDEN,
                             .bottleneck_dim = PL_HEAD_DINO_BOTTLENECK, .nlayers = PL_HEAD_DINO_NLAYERS,

@@ -28,6 +28,7 @@
 #include "pl_error.h"
 #include "pl_kernels.h"
 #include "pl_train_head.h"
+#include "pl_train_profile.h"
 #include "pl_train_tensor.h"
 #include "pl_vit.h"
 #include "pl_weights.h"
@@ -107,6 +108,9 @@ float *pl_vit_train_params(PlVitTrain *t);
 // each step's micro-batches and before predicting (no-op when nothing changed). Until it is called after a change,
 // a DINO head's forward fails and the other heads' GEMMs convert the parameters themselves (slower, same result).
 void pl_vit_train_sync(PlVitTrain *t);
+// Worker w's layers time themselves into prof's slot w from now on (NULL: no profiling). prof is borrowed and must
+// have at least as many workers as t, and outlive its use.
+void pl_vit_train_set_profile(PlVitTrain *t, PlTrainProfile *prof);
 // Copy src's parameters into dst (DINO: teacher.load_state_dict(student.state_dict())) and refresh dst's derived
 // state. The layouts must match: the same tensors (names, shapes, offsets); precision, workers, micro-batches and
 // view groups may differ. Errors name the first differing tensor.
