@@ -2,6 +2,7 @@
 // per-step weight decay, frozen tensors, the teacher EMA and DINO's cosine schedule (pl_optim.h).
 #include "pl_optim.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct PlOptim {
     int64_t steps;       // calls of pl_optim_step (or the value set)
     int64_t *tsteps;     // (ntensors) torch's per-parameter state['step']
     int *frozen;         // (ntensors)
+    int *nonfinite;      // (ntensors) the last step wrote a NaN or Inf into the tensor's parameters or moments
     // per-step state read by the tasks
     float *params, *grad;
     double lr, clip_coef;
@@ -131,6 +133,7 @@ void pl_optim_destroy(PlOptim *op) {
     free(op->v);
     free(op->tsteps);
     free(op->frozen);
+    free(op->nonfinite);
     free(op->partial);
     free(op->chunks);
     free(op->tnorm);
@@ -170,6 +173,7 @@ PlStatus pl_optim_create_for(const PlTrainTensor *tensors, int count, size_t flo
     if (o->kind == PL_OPTIM_ADAMW) op->v = pl_calloc(floats ? floats : 1, sizeof(float));
     op->tsteps = pl_calloc((size_t)count, sizeof(int64_t));
     op->frozen = pl_calloc((size_t)count, sizeof(int));
+    op->nonfinite = pl_calloc((size_t)count, sizeof(int));
     int per_tensor = o->clip_mode == PL_OPTIM_CLIP_PER_TENSOR;
     op->nchunks = per_tensor ? tensor_chunks(tensors, count, NULL) : (floats + PL_OPTIM_CHUNK - 1) / PL_OPTIM_CHUNK;
     op->partial = pl_calloc(op->nchunks ? op->nchunks : 1, sizeof(double));
@@ -179,7 +183,7 @@ PlStatus pl_optim_create_for(const PlTrainTensor *tensors, int count, size_t flo
         op->tcoef = pl_calloc((size_t)count, sizeof(float));
         if (op->chunks) tensor_chunks(tensors, count, op->chunks);
     }
-    if (!op->m || (o->kind == PL_OPTIM_ADAMW && !op->v) || !op->tsteps || !op->frozen || !op->partial ||
+    if (!op->m || (o->kind == PL_OPTIM_ADAMW && !op->v) || !op->tsteps || !op->frozen || !op->nonfinite || !op->partial ||
         (per_tensor && (!op->chunks || !op->tnorm || !op->tcoef))) {
         size_t mib = floats * 8 >> 20;
         pl_optim_destroy(op);
@@ -228,22 +232,30 @@ static void update_tensor(PlOptim *op, int index) {
         float c = (float)op->clip_coef;
         for (size_t i = 0; i < n; i++) g[i] *= c;
     }
+    op->nonfinite[index] = 0;
     if (op->frozen[index]) return;   // p.grad = None: torch skips the parameter, state['step'] included
     double lr = op->lr;
     if (o->layer_decay != 1.0) lr *= pow(o->layer_decay, op->layers - x->layer);
     double wd = x->decay ? o->weight_decay : 0.0;
     int64_t steps = op->tsteps[index];
+    // `bad` collects, branch-free, whether a written value is NaN or infinite (the comparison is false for NaN), so
+    // the finiteness check after the step costs no extra pass over the state (pl_optim_nonfinite)
+    int bad = 0;
     if (o->kind == PL_OPTIM_ADAMW) {   // torch.optim.AdamW (single-tensor path)
         double t = (double)(steps + 1), bc1 = 1.0 - pow(o->beta1, t), bc2 = 1.0 - pow(o->beta2, t);
         float *v = op->v + x->offset;
         float decay = (float)(1.0 - lr * wd), b1 = (float)o->beta1, b2 = (float)o->beta2;
         float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
         for (size_t i = 0; i < n; i++) {
-            p[i] *= decay;
-            m[i] += (g[i] - m[i]) * (1.0f - b1);   // exp_avg.lerp_(grad, 1 - beta1)
-            v[i] = v[i] * b2 + (1.0f - b2) * g[i] * g[i];
-            float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-            p[i] -= step_size * (m[i] / denom);
+            float pi = p[i] * decay, mi = m[i], vi = v[i], gi = g[i];
+            mi += (gi - mi) * (1.0f - b1);   // exp_avg.lerp_(grad, 1 - beta1)
+            vi = vi * b2 + (1.0f - b2) * gi * gi;
+            float denom = sqrtf(vi) / bc2_sqrt + eps;
+            pi -= step_size * (mi / denom);
+            p[i] = pi;
+            m[i] = mi;
+            v[i] = vi;
+            bad |= !(fabsf(pi) <= FLT_MAX) | !(fabsf(mi) <= FLT_MAX) | !(vi <= FLT_MAX);
         }
     } else {   // torch.optim.SGD: d_p = g + wd p; buf = d_p (first step) or momentum buf + d_p; p -= lr buf
         float fwd = (float)wd, mom = (float)o->momentum, flr = (float)lr;
@@ -254,8 +266,10 @@ static void update_tensor(PlOptim *op, int index) {
                 d = m[i];
             }
             p[i] -= flr * d;
+            bad |= !(fabsf(p[i]) <= FLT_MAX) | !(fabsf(m[i]) <= FLT_MAX);
         }
     }
+    op->nonfinite[index] = bad;
     op->tsteps[index] = steps + 1;
 }
 
@@ -302,6 +316,12 @@ void pl_optim_step(PlOptim *op, float *params, float *grad, double lr, PlThreadP
     if (grad_norm) *grad_norm = norm;
     pl_threadpool_run(pool, task_update, op, op->ntensors);
     op->steps++;
+}
+
+int pl_optim_nonfinite(const PlOptim *op) {
+    for (int i = 0; i < op->ntensors; i++)
+        if (op->nonfinite[i]) return 1;
+    return 0;
 }
 
 // The EMA's blocks: teacher / student and the float32 factors.

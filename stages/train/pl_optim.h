@@ -69,6 +69,9 @@ void pl_optim_destroy(PlOptim *op);
 // tensors are left alone). *grad_norm (may be NULL) receives the global gradient norm before clipping (in PER_TENSOR
 // mode the square root of the per-tensor squared norms summed in table order). Runs on `pool` (NULL = calling thread).
 void pl_optim_step(PlOptim *op, float *params, float *grad, double lr, PlThreadPool *pool, double *grad_norm);
+// 1 when the last pl_optim_step wrote a NaN or an infinity into a parameter or a moment (found during the update at
+// no extra cost; the caller names it with a full check, pl_train_ckpt_check_finite), else 0.
+int pl_optim_nonfinite(const PlOptim *op);
 
 // The decayed group's weight decay from the next step on (>= 0; PL_ERR_ARG otherwise), and its current value.
 PlStatus pl_optim_set_weight_decay(PlOptim *op, double wd);

@@ -139,7 +139,8 @@ static PlStatus train_one(PlVitTrain *t, PlTrainStep *step, PlOptim *op, const v
     if (!isfinite(*gnorm))
         return PL_FAIL(PL_ERR_NUMERIC, "the gradient norm is not finite at step %lld; stopped, %s", (long long)s,
                        kept_note(o, good_step));
-    PlStatus st = pl_train_ckpt_check_finite(t, op, NULL);   // e.g. AdamW's moments overflowed
+    // e.g. AdamW's moments overflowed: the update noticed it; the full check names the tensor
+    PlStatus st = pl_optim_nonfinite(op) ? pl_train_ckpt_check_finite(t, op, NULL) : PL_OK;
     pl_prof_end(prof, mk, PL_PROF_OPTIM, 0.0);
     if (st != PL_OK) return pl_error_wrap("after step %lld: stopped, %s", (long long)s, kept_note(o, good_step));
     mk = pl_prof_begin(prof);

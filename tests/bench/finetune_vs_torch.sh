@@ -9,6 +9,9 @@
 #   tests/bench/finetune_vs_torch.sh [BUILD_DIR]      (default build/)
 #   env: THREADS=2 BATCH=32 STEPS=4 (timed) WARMUP=1 (untimed, first) CLASSES=17
 #        ENGINES="openblas:fp32 onednn:fp32 onednn:bf16" (protloc's --kernels:--precision, one run each)
+#        TORCH_PRECISIONS="fp32 bf16" (PyTorch FP32, and its BF16 autocast: torch.autocast('cpu', torch.bfloat16))
+#        PROFILE=1: protloc --profile (per-phase table of every engine) and PyTorch's profiler (op self time by phase)
+#        over one extra step, printed after the table
 #        DIM=384 DEPTH=12 HEADS=6 PATCH=16 SIZE=224 CHANS=3 (ViT-S/16, 224 x 224, RGB)   MPI=0|1
 #
 # protloc: the per-step img/s of OUT/train.jsonl times the step alone (data fetch + forward + backward +
@@ -34,6 +37,10 @@ CLASSES=${CLASSES:-17}
 DIM=${DIM:-384} DEPTH=${DEPTH:-12} HEADS=${HEADS:-6} PATCH=${PATCH:-16} SIZE=${SIZE:-224} CHANS=${CHANS:-3}
 MPI=${MPI:-0}
 ENGINES=${ENGINES:-openblas:fp32 onednn:fp32 onednn:bf16}
+TORCH_PRECISIONS=${TORCH_PRECISIONS:-fp32 bf16}
+PROFILE=${PROFILE:-0}
+PROF_ARG=(); TORCH_PROF=()
+[ "$PROFILE" = 1 ] && { PROF_ARG=(--profile); TORCH_PROF=(--profile); }
 [ -x "$PROTLOC" ] || { echo "build first: $PROTLOC not found" >&2; exit 1; }
 [ -x "$TIME" ] || { echo "$TIME (GNU time) is needed for peak RSS" >&2; exit 1; }
 [ "$STEPS" -ge 1 ] && [ "$WARMUP" -ge 0 ] || { echo "STEPS must be >= 1, WARMUP >= 0" >&2; exit 2; }
@@ -81,15 +88,19 @@ for e in $ENGINES; do
   tag=protloc_${e//:/_}
   [ -z "$TAGS" ] && tag=protloc
   $TIME -v -o "$W/time_$tag.txt" "$PROTLOC" "${FT[@]}" --threads "$THREADS" --kernels "${e%%:*}" --precision "${e##*:}" \
-    --out "$W/$tag" >"$W/$tag.log" 2>&1 || { echo "protloc finetune ($e) failed:" >&2; cat "$W/$tag.log" >&2; exit 1; }
+    "${PROF_ARG[@]}" --out "$W/$tag" >"$W/$tag.log" 2>&1 || { echo "protloc finetune ($e) failed:" >&2; cat "$W/$tag.log" >&2; exit 1; }
   TAGS="$TAGS $tag"
 done
 
-# PyTorch, same weights / batch / threads / steps (glibc malloc: nothing preloaded, no tunables)
-env -u LD_PRELOAD -u GLIBC_TUNABLES OMP_WAIT_POLICY=PASSIVE $TIME -v -o "$W/time_torch.txt" \
-  $PY "$SRC/tests/bench/vit_train_torch_bench.py" --weights "$W/w.safetensors" --size "$SIZE" --classes "$CLASSES" \
-  --threads "$THREADS" --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --drop-path 0 --optimizer adamw --lr 1e-4 \
-  >"$W/torch.json" 2>"$W/torch.log" || { echo "PyTorch benchmark failed:" >&2; cat "$W/torch.log" >&2; exit 1; }
+# PyTorch, same weights / batch / threads / steps (glibc malloc: nothing preloaded, no tunables), FP32 and BF16 autocast
+for tp in $TORCH_PRECISIONS; do
+  ac=off; [ "$tp" = bf16 ] && ac=bf16
+  env -u LD_PRELOAD -u GLIBC_TUNABLES OMP_WAIT_POLICY=PASSIVE $TIME -v -o "$W/time_torch_$tp.txt" \
+    $PY "$SRC/tests/bench/vit_train_torch_bench.py" --weights "$W/w.safetensors" --size "$SIZE" --classes "$CLASSES" \
+    --threads "$THREADS" --batch "$BATCH" --steps "$STEPS" --warmup "$WARMUP" --drop-path 0 --optimizer adamw --lr 1e-4 \
+    --autocast "$ac" "${TORCH_PROF[@]}" >"$W/torch_$tp.json" 2>"$W/torch_$tp.log" ||
+    { echo "PyTorch benchmark ($tp) failed:" >&2; cat "$W/torch_$tp.log" >&2; exit 1; }
+done
 
 # optional: protloc with 2 MPI ranks x 1 thread, both gradient reductions
 MPI_RUNS=
@@ -102,11 +113,12 @@ if [ "$MPI" = 1 ]; then
   done
 fi
 
-$PY - "$W" "$WARMUP" "$BATCH" "$THREADS" "${fwd_gflop:-0}" "$MPI_RUNS" "$TAGS" <<'PYEOF'
+$PY - "$W" "$WARMUP" "$BATCH" "$THREADS" "${fwd_gflop:-0}" "$MPI_RUNS" "$TAGS" "$TORCH_PRECISIONS" <<'PYEOF'
 import json, re, statistics, sys
 w, warmup, batch, threads, fwd_gflop, mpi_runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \
     float(sys.argv[5]), sys.argv[6].split()
 tags = sys.argv[7].split()
+torch_precisions = sys.argv[8].split()
 
 def gnu_time(path):
     t = open(path).read()
@@ -127,8 +139,10 @@ def protloc(tag):
 
 runs = {tag: protloc(tag) for tag in tags}
 p = runs["protloc"]
-t = json.loads(open(f"{w}/torch.json").read().strip().splitlines()[-1])
-t_rss, t_wall = gnu_time(f"{w}/time_torch.txt")
+tor = {tp: json.loads(open(f"{w}/torch_{tp}.json").read().strip().splitlines()[-1]) for tp in torch_precisions}
+tor_time = {tp: gnu_time(f"{w}/time_torch_{tp}.txt") for tp in torch_precisions}
+t = tor[torch_precisions[0]]                 # the reference of the ratio column: PyTorch at the first precision
+t_rss, t_wall = tor_time[torch_precisions[0]]
 peak = {}
 try:
     for l in open(f"{w}/peak.txt"):
@@ -141,15 +155,19 @@ def pct(ips, thr):   # training ~ 3 x forward FLOPs (forward + input grads + wei
     return f"{100 * ips * 3 * fwd_gflop / peak[thr]:.0f}%" if fwd_gflop and thr in peak else "n/a"
 
 print(f"\n| impl | ranks x threads | img/s (median step) | img/s (mean step) | step s (median) | ~% of FMA peak | "
-      f"peak RSS MiB | wall s | img/s protloc / PyTorch |")
-print("|---|---|---|---|---|---|---|---|---|")
+      f"peak RSS MiB | wall s | img/s / PyTorch {torch_precisions[0]} | / PyTorch same precision |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+same = lambda prec, ips: f"{ips / tor[prec]['img_per_s_median']:.2f}" if prec in tor else "-"
 tm = t["img_per_s_median"]
 for tag, q in runs.items():
     print(f"| protloc {q['ex'].get('kernels')} {q['ex'].get('precision', 'fp32')} | 1 x {threads} | {q['median']:.2f} | "
           f"{q['mean']:.2f} | {batch / q['median']:.3f} | {pct(q['median'], threads)} | {q['rss']:.1f} | {q['wall']:.1f} | "
-          f"{q['median'] / tm:.2f} |")
-print(f"| pytorch {t['torch']} | 1 x {threads} | {tm:.2f} | {t['img_per_s']:.2f} | {t['step_s_median']:.3f} | "
-      f"{pct(tm, threads)} | {t_rss:.1f} | {t_wall:.1f} | 1.00 |")
+          f"{q['median'] / tm:.2f} | {same(q['ex'].get('precision', 'fp32'), q['median'])} |")
+for tp, u in tor.items():
+    um = u["img_per_s_median"]
+    print(f"| pytorch {u['torch']} {'bf16 autocast' if tp == 'bf16' else 'fp32'} | 1 x {threads} | {um:.2f} | "
+          f"{u['img_per_s']:.2f} | {u['step_s_median']:.3f} | {pct(um, threads)} | {tor_time[tp][0]:.1f} | "
+          f"{tor_time[tp][1]:.1f} | {um / tm:.2f} | 1.00 |")
 mp = {r: protloc(f"mpi_{r}") for r in mpi_runs}
 for r, m in mp.items():
     print(f"| protloc mpirun --reduce {r} | 2 x 1 | {m['median']:.2f} | {m['mean']:.2f} | {batch / m['median']:.3f} | "
@@ -177,6 +195,22 @@ for tag, q in runs.items():
     if q["ex"].get("precision") == "bf16" and fp32:
         print(f"- BF16 fine-tuning ({q['ex'].get('kernels')}): {q['median']:.2f} img/s = {q['median'] / max(fp32):.2f}x the "
               f"fastest FP32 run ({max(fp32):.2f} img/s); loss {q['loss'][0]:.4f} -> {q['loss'][1]:.4f}")
+for tag, q in runs.items():   # PROFILE=1: protloc's per-phase tables (rank 0, steps after the first)
+    pr = q["ex"].get("profile")
+    if pr:
+        print(f"\n### protloc {q['ex'].get('kernels')} {q['ex'].get('precision', 'fp32')}: {pr['ms_per_step']:.0f} ms/step "
+              f"({pr['steps']} steps profiled)\n\n| phase | ms/step | share | GFLOP/s |\n|---|---:|---:|---:|")
+        for e in pr["phases"]:
+            if e["ms_per_step"] > 0.05 or e["phase"] == "rest of the step":
+                print(f"| {e['phase']} | {e['ms_per_step']:.1f} | {100 * e['share']:.1f}% | "
+                      f"{e['gflop_per_s']:.1f} |" if e["gflop_per_s"] else
+                      f"| {e['phase']} | {e['ms_per_step']:.1f} | {100 * e['share']:.1f}% | |")
+for tp, u in tor.items():
+    if u.get("profile"):
+        print(f"\n### PyTorch {tp}{' autocast' if tp == 'bf16' else ''}: {u['profile_ms']:.0f} ms of op self time in one "
+              f"profiled step\n\n| phase (torch ops) | ms | share |\n|---|---:|---:|")
+        for e in u["profile"]:
+            print(f"| {e['phase']} | {e['ms']:.1f} | {100 * e['share']:.1f}% |")
 if mp and "tree" in mp:
     print(f"- last loss, 1 rank vs 2 ranks --reduce tree: {p['loss'][1]!r} vs {mp['tree']['loss'][1]!r} "
           f"({'identical' if p['loss'][1] == mp['tree']['loss'][1] else 'DIFFERENT'})")

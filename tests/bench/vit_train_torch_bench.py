@@ -29,6 +29,7 @@ import statistics
 import struct
 import sys
 import time
+from contextlib import nullcontext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARCH_NAMES = {192: "t", 384: "s", 768: "b", 1024: "l"}
@@ -54,6 +55,12 @@ def parse_args():
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--weight-decay", type=float, default=0.04)
     ap.add_argument("--mkldnn", choices=["on", "off"], default="on")
+    ap.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                    help="bf16: forward and loss under torch.autocast('cpu', torch.bfloat16), PyTorch's own mixed "
+                         "precision (FP32 master weights, optimizer and backward as autocast records them)")
+    ap.add_argument("--profile", action="store_true",
+                    help="torch.profiler over the last timed step: self CPU time per op grouped into the phases of "
+                         "protloc's --profile, on stderr and in the JSON ('profile')")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args()
 
@@ -126,6 +133,41 @@ def param_groups(model):
     return [{"params": reg, "weight_decay": a.weight_decay}, {"params": noreg, "weight_decay": 0.0}]
 
 
+# torch op -> the nearest phase of protloc's `--profile` table (self CPU time of the op on the calling thread)
+PHASES = [
+    ("linear forward GEMMs (addmm)", ("aten::addmm",)),
+    ("linear backward GEMMs, input + weight grad (mm)", ("aten::mm",)),
+    ("attention matmuls forward + backward (bmm)", ("aten::bmm",)),
+    ("attention softmax forward + backward", ("aten::_softmax", "aten::_softmax_backward_data")),
+    ("patch embed conv forward + backward", ("aten::mkldnn_convolution", "aten::convolution_backward",
+                                             "aten::mkldnn_convolution_backward", "aten::slow_conv2d_forward",
+                                             "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward")),
+    ("layernorm forward + backward", ("aten::native_layer_norm", "aten::native_layer_norm_backward")),
+    ("gelu forward + backward", ("aten::gelu", "aten::gelu_backward")),
+    ("dtype conversions and copies", ("aten::copy_", "aten::to", "aten::_to_copy", "aten::clone", "aten::contiguous")),
+    ("optimizer (AdamW)", ()),   # the 'optimizer' range below
+]
+
+
+def profile_step(model, opt, x, y, amp):
+    from torch.profiler import ProfilerActivity, profile, record_function
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        opt.zero_grad(set_to_none=True)
+        with amp():
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        with record_function("optimizer"):
+            opt.step()
+    ev = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in ev)   # microseconds, every op once (self time; ranges have none)
+    opt_us = sum(e.cpu_time_total for e in ev if e.key == "optimizer")   # AdamW's ops: none of the lists above
+    rows = [[name, sum(e.self_cpu_time_total for e in ev if e.key in ops) if ops else opt_us] for name, ops in PHASES]
+    claimed = sum(r[1] for r in rows)
+    rows.append(["other (element-wise adds/muls, views, autograd bookkeeping)", max(total - claimed, 0.0)])
+    return [{"phase": n, "ms": round(us / 1e3, 2), "share": round(us / total, 4) if total else 0.0} for n, us in rows], \
+        round(total / 1e3, 1)
+
+
 def main():
     torch.set_num_threads(a.threads)
     try:
@@ -156,11 +198,15 @@ def main():
     nparams = sum(p.numel() for p in model.parameters())
     setup_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    def amp():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if a.autocast == "bf16" else nullcontext()
+
     steps, losses = [], []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with amp():
+            loss = F.cross_entropy(model(x), y)
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
@@ -174,6 +220,11 @@ def main():
         if i >= a.warmup:
             steps.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2))
 
+    prof_rows, prof_ms = (profile_step(model, opt, x, y, amp) if a.profile else (None, None))
+    if prof_rows:
+        print(f"# PyTorch profile of one step ({prof_ms} ms of op self time on the calling thread):", file=sys.stderr)
+        for r in prof_rows:
+            print(f"#   {r['phase']:<60} {r['ms']:>9.1f} ms  {100 * r['share']:5.1f}%", file=sys.stderr)
     tot = [s[0] for s in steps]
     med, mean = statistics.median(tot), statistics.fmean(tot)
     name = f"vit_{ARCH_NAMES[arch['dim']]}{arch['patch']}" if arch["dim"] in ARCH_NAMES and arch["depth"] == 12 \
@@ -195,7 +246,8 @@ def main():
         "loss_first": round(losses[0], 5), "loss_last": round(losses[-1], 5),
         "torch": torch.__version__, "mkldnn_available": mkldnn_avail, "mkldnn": torch.backends.mkldnn.enabled,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "glibc_tunables": os.environ.get("GLIBC_TUNABLES"),
-        "allocator": "glibc",
+        "allocator": "glibc", "autocast": a.autocast,
+        "profile": prof_rows, "profile_ms": prof_ms,
     }
     print(json.dumps(out), flush=True)
 

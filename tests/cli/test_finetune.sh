@@ -65,6 +65,27 @@ expect_status 0 "$PROTLOC" finetune --model "$M/model.safetensors" --heads 2 --h
   --no-shuffle --threads 2
 if $PY "$COMPARE" "$M" "$TEST_TMP/mlp" mlp1; then pass "MLP head SGD step = torch"; else fail "mlp1 differs from torch"; fi
 
+# --profile: the same weights as without it; report.json execution.profile has every GEMM phase of the ViT with a
+# GFLOP/s figure, shares that add up to the step, and the log prints the table
+expect_status 0 "$PROTLOC" finetune "${common[@]}" --out "$TEST_TMP/prof" --optimizer adamw --lr 0.001 \
+  --weight-decay 0.04 --steps 3 --batch 4 --profile
+grep -q "^| qkv weight grad |" "$TEST_TMP/last.err" || fail "--profile: no table in the log"
+cmp -s "$TEST_TMP/$name-adamw/backbone.safetensors" "$TEST_TMP/prof/backbone.safetensors" || fail "--profile changed the weights"
+if $PY - "$TEST_TMP/prof/report.json" <<'PYEOF'; then pass "--profile: per-phase table, same weights"; else fail "--profile report"; fi
+import json, sys
+p = json.load(open(sys.argv[1]))["execution"]["profile"]
+ph = {e["phase"]: e for e in p["phases"]}
+assert p["steps"] == 2 and p["workers"] == 2 and p["ms_per_step"] > 0, p
+for layer in ("qkv", "proj", "fc1", "fc2"):
+    for kind in ("forward", "input grad", "weight grad"):
+        assert ph[f"{layer} {kind}"]["gflop_per_s"] > 0, (layer, kind, ph)
+for name in ("patch embed forward", "patch embed weight grad", "attention forward", "attention backward",
+             "layernorm forward", "gelu backward", "optimizer"):
+    assert ph[name]["ms_per_step"] > 0, name
+assert abs(sum(e["share"] for e in p["phases"]) - 1.0) < 1e-6, p
+assert ph["rest of the step"]["share"] > -0.05, ph["rest of the step"]
+PYEOF
+
 # DINO's weight-decay schedule (--weight-decay-end): train.jsonl carries each step's decay, which is numpy's
 # cosine_scheduler(0.04, 0.4, 1, 4) (no warm-up) within float formatting; the report names the end value; the weights
 # differ from a constant-decay run's

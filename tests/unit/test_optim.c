@@ -291,6 +291,46 @@ static void test_frozen_untouched(void **state) {
     fixture_free(&f);
 }
 
+// pl_optim_nonfinite: the update itself notices a NaN or an infinity it writes (parameters or moments), for AdamW and
+// SGD, and forgets it once a step writes finite values again; a frozen tensor is not looked at.
+static void test_nonfinite_flag(void **state) {
+    (void)state;
+    Fixture f;
+    fixture_load(&f);
+    for (int kind = 0; kind < 2; kind++) {
+        PlOptimOptions o;
+        pl_optim_options_default(&o);
+        if (kind) {
+            o.kind = PL_OPTIM_SGD;
+            o.momentum = 0.9;
+        }
+        PlOptim *op = NULL;
+        PL_ASSERT_OK(pl_optim_create_for(f.t, NT, f.floats, 0, &o, &op));
+        float *p = pl_train_alloc_slab(f.floats), *g = pl_train_alloc_slab(f.floats);
+        assert_true(p && g);
+        scatter(&f, f.init.data, p);
+        scatter(&f, f.grads.data, g);
+        pl_optim_step(op, p, g, 0.01, NULL, NULL);
+        assert_int_equal(pl_optim_nonfinite(op), 0);
+        const PlTrainTensor *x = &f.t[3];
+        g[x->offset + 5] = INFINITY;   // AdamW: v = Inf, p = NaN; SGD: p = -Inf
+        pl_optim_step(op, p, g, 0.01, NULL, NULL);
+        assert_int_equal(pl_optim_nonfinite(op), 1);
+        // a frozen tensor is skipped: with the bad element frozen, a finite step clears the flag
+        PL_ASSERT_OK(pl_optim_set_frozen(op, 3, 1));
+        scatter(&f, f.grads.data, g);
+        pl_optim_step(op, p, g, 0.01, NULL, NULL);
+        assert_int_equal(pl_optim_nonfinite(op), 0);
+        // a NaN gradient in another tensor
+        g[f.t[0].offset] = NAN;
+        pl_optim_step(op, p, g, 0.01, NULL, NULL);
+        assert_int_equal(pl_optim_nonfinite(op), 1);
+        pl_optim_destroy(op);
+        free(p), free(g);
+    }
+    fixture_free(&f);
+}
+
 // Per-tensor norms of tensors spanning several chunks: the same bits on 1 and 3 threads, close to a plain sum, and the
 // clipping coefficient as torch's float32 arithmetic has it.
 static void test_tensor_norms_chunks(void **state) {
@@ -428,6 +468,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_dino),       cmocka_unit_test(test_sgd_global),
         cmocka_unit_test(test_frozen_untouched), cmocka_unit_test(test_tensor_norms_chunks),
         cmocka_unit_test(test_ema),              cmocka_unit_test(test_arguments),
+        cmocka_unit_test(test_nonfinite_flag),
     };
     return pl_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
