@@ -85,6 +85,8 @@ void cmd_pretrain_usage(FILE *out) {
             "  --threads T            worker threads per rank (default: the cores this process may use)\n"
             "  --kernels K, --precision fp32|bf16   GEMM backend and precision, as for finetune (bf16: BF16 GEMM and\n"
             "                         attention inputs with FP32 accumulation; weights, moments, the loss stay FP32)\n"
+            "  --profile              time every phase of the steps after the first (as finetune --profile; the\n"
+            "                         teacher's forward counts in its layers' phases, its EMA as the after-step hook)\n"
             "  --checkpoint-every S   steps between checkpoints (default 100; also at every epoch end)\n"
             "  --resume               continue DIR's checkpoint (bit-identical); --force starts over\n"
             "  -h, --help             this help\n"
@@ -101,7 +103,7 @@ typedef struct PtArgs {
     PlPrecision precision;
     const PlKernels *backend;   // --kernels, found once when the command line is read
     int heads, patch, in_chans, out_dim, hidden_dim, bottleneck_dim, nlayers, norm_last_layer;
-    int batch, shuffle, threads, resume, force, sgd, have_lr;
+    int batch, shuffle, threads, resume, force, sgd, have_lr, profile;
     long epochs, warmup_epochs, freeze_last_layer, warmup_teacher_temp_epochs, checkpoint_every, eval_every;
     double lr, min_lr, weight_decay, weight_decay_end, clip_grad, momentum, momentum_teacher, teacher_temp,
         warmup_teacher_temp, student_temp, center_momentum, drop_path;
@@ -323,7 +325,8 @@ static void args_fingerprint(const PtArgs *a, const PlVitTrainSpec *sp, const Pl
              a->level, a->tile, a->crop, a->backend->name, pl_precision_name(a->precision));
 }
 
-static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult *r, const PlVitTrainSpec *sp,
+static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult *r, const PlTrainProfile *prof,
+                             const PlVitTrainSpec *sp,
                              const PlPretrainViews *v, int ranks, int threads) {
     // the learning rate at each epoch's last step, from the loop's own schedule (pl_lr_at, as pl_trainer_run sets it)
     double *lr_epoch = pl_calloc((size_t)r->n_epochs + 1, sizeof(double));
@@ -366,6 +369,13 @@ static PlStatus write_report(const PtArgs *a, double lr, const PlPretrainResult 
         "log_out_dim", log((double)sp->classes), "collapse_warnings", r->collapse_warnings,
         "execution", "ranks", ranks, "threads", threads);
     if (!root) return PL_FAIL(PL_ERR_NOMEM, "building report.json");
+    if (prof) {
+        json_t *pj = ft_profile_json(prof);
+        if (!pj || json_object_set_new(json_object_get(root, "execution"), "profile", pj) != 0) {
+            json_decref(root);
+            return PL_FAIL(PL_ERR_NOMEM, "building report.json");
+        }
+    }
     char path[4200];
     snprintf(path, sizeof path, "%s/report.json", a->out);
     PlStatus st = pl_report_write_json(path, root);
@@ -556,6 +566,11 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     if (st == PL_OK) st = pl_vit_train_create(&ts, a->backend, &teacher);
     if (st == PL_OK) st = pl_vit_train_load(student, &w, have_head ? &hw : NULL, (uint64_t)a->seed);
     if (st == PL_OK) st = pl_vit_train_copy_params(teacher, student);
+    PlTrainProfile *prof = NULL;
+    if (st == PL_OK && a->profile && (st = pl_train_profile_create(threads, &prof)) == PL_OK) {
+        pl_vit_train_set_profile(student, prof);
+        pl_vit_train_set_profile(teacher, prof);   // the teacher runs on the same worker threads
+    }
     if (mpi) st = pl_mpi_agree(st, "creating the student and the teacher");
     char fp[2048];
     args_fingerprint(a, &ss, &v, fp, sizeof fp);
@@ -565,7 +580,8 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
                            .weight_decay_end = a->weight_decay_end, .freeze_last_layer = a->freeze_last_layer,
                            .norm_last_layer = a->norm_last_layer, .checkpoint_every = a->checkpoint_every,
                            .resume = a->resume, .out_dir = a->out, .args_text = fp,
-                           .stop = pl_process_stop_signal(), .pool = pool, .reader = &reader_if, .use_mpi = mpi};
+                           .stop = pl_process_stop_signal(), .pool = pool, .reader = &reader_if, .use_mpi = mpi,
+                           .profile = prof};
     pl_optim_options_default(&o.optim);
     o.optim.kind = a->sgd ? PL_OPTIM_SGD : PL_OPTIM_ADAMW;
     o.optim.momentum = a->momentum;
@@ -604,7 +620,9 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     if (st == PL_OK) st = pl_pretrain_run(student, teacher, &v, &o, center, &r);
     if (st == PL_OK && rank == 0) st = write_outputs(a, student, teacher, center, out_dim);
     if (st == PL_OK && rank == 0 && have_card) st = ft_card_write(&card, a->out, "teacher_backbone.safetensors", "dino");
-    if (st == PL_OK && rank == 0) st = write_report(a, o.lr, &r, &ss, &v, ranks, threads);
+    if (st == PL_OK && rank == 0 && prof && pl_train_profile_print(prof, "profile (rank 0)", stderr) != 0)
+        pl_log_warn("cannot print the profile");
+    if (st == PL_OK && rank == 0) st = write_report(a, o.lr, &r, prof, &ss, &v, ranks, threads);
     if (mpi) st = pl_mpi_agree(st, "writing the pretrained weights");
     if (st == PL_OK && rank == 0)
         pl_log_info("pretrain: %lld steps, loss %.6f -> %.6f, %.1f img/s; %s/teacher_backbone.safetensors",
@@ -613,6 +631,7 @@ static PlStatus pretrain_run(const PtArgs *a, int *partial) {
     free(center);
     pl_vit_train_destroy(teacher);
     pl_vit_train_destroy(student);
+    pl_train_profile_destroy(prof);
     pl_batch_reader_stop(reader);
     pl_weights_free(&w);
     if (have_head) pl_weights_free(&hw);
@@ -641,7 +660,7 @@ int cmd_pretrain_run(int argc, char **argv) {
            O_NORM, O_EPOCHS, O_BATCH, O_NOSHUF, O_SEED, O_DP, O_OPT, O_MOM, O_LR, O_MINLR, O_WARM, O_WD, O_WDE,
            O_CLIP, O_FREEZE, O_MT, O_TT, O_WTT, O_WTTE, O_ST, O_CM, O_OUT, O_THREADS, O_CKPT, O_RESUME, O_FORCE,
            O_INPUT, O_MANIFEST, O_CARD, O_CACHE, O_LEVEL, O_TILE, O_CROP, O_SIZE, O_GSIZE, O_LSIZE, O_LCROPS, O_RGB,
-           O_KERNELS, O_PRECISION, O_EVAL, O_PREVIEW };
+           O_KERNELS, O_PRECISION, O_EVAL, O_PREVIEW, O_PROFILE };
     static const struct option longopts[] = {
         {"global-views", 1, 0, O_GV}, {"local-views", 1, 0, O_LV}, {"model", 1, 0, O_MODEL},
         {"heads", 1, 0, O_HEADS}, {"arch", 1, 0, O_ARCH}, {"patch", 1, 0, O_PATCH}, {"in-chans", 1, 0, O_CHANS},
@@ -659,7 +678,8 @@ int cmd_pretrain_run(int argc, char **argv) {
         {"level", 1, 0, O_LEVEL}, {"tile", 1, 0, O_TILE}, {"crop", 1, 0, O_CROP}, {"size", 1, 0, O_SIZE},
         {"global-size", 1, 0, O_GSIZE}, {"local-size", 1, 0, O_LSIZE}, {"local-crops", 1, 0, O_LCROPS},
         {"rgb", 0, 0, O_RGB}, {"kernels", 1, 0, O_KERNELS}, {"precision", 1, 0, O_PRECISION},
-        {"eval-every", 1, 0, O_EVAL}, {"preview", 1, 0, O_PREVIEW}, {0, 0, 0, 0}};
+        {"eval-every", 1, 0, O_EVAL}, {"preview", 1, 0, O_PREVIEW},
+        {"profile", 0, 0, O_PROFILE}, {0, 0, 0, 0}};
     static const char *const archs[] = {"vit_tiny", "vit_small", "vit_base"}, *const opts[] = {"adamw", "sgd"},
                              *const bools[] = {"false", "true"}, *const levels[] = {"fov", "tiles", "cells"};
     const char *cmd = "pretrain";
@@ -729,6 +749,7 @@ int cmd_pretrain_run(int argc, char **argv) {
         case O_RGB: a.rgb = 1; break;
         case O_KERNELS: a.kernels = optarg; break;
         case O_PREVIEW: if ((rc = pl_cli_option_int(cmd, "--preview", optarg, 1, 1000, &a.preview))) return rc; break;
+        case O_PROFILE: a.profile = 1; break;
         case O_EVAL: if ((rc = pl_cli_option_long(cmd, "--eval-every", optarg, 0, 1000000, &a.eval_every))) return rc; break;
         case O_PRECISION:
             if (pl_precision_parse(optarg, &a.precision) != PL_OK)

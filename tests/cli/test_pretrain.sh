@@ -105,6 +105,16 @@ expect_status 0 "${MPIRUN[@]}" -np 2 "$PROTLOC" pretrain "${ref[@]}" --threads 1
 same_outputs r1 r2 "1 and 2 ranks bit-identical"
 expect_status 0 "${MPIRUN[@]}" -np 3 "$PROTLOC" pretrain "${ref[@]}" --threads 1 --out r3
 same_outputs r1 r3 "1 and 3 ranks bit-identical"
+# --profile changes nothing but adds the per-phase table (student and teacher layers, the EMA hook)
+expect_status 0 "$PROTLOC" pretrain "${ref[@]}" --threads 2 --profile --out prof
+same_outputs r1 prof "--profile: bit-identical"
+grep -q "^| after-step hooks (EMA) |" "$TEST_TMP/last.err" || fail "pretrain --profile: no EMA row in the table"
+$PY -c "
+import json, sys
+p = json.load(open('prof/report.json'))['execution']['profile']
+ph = {e['phase']: e for e in p['phases']}
+assert p['steps'] == 2 and ph['qkv weight grad']['gflop_per_s'] > 0 and ph['head, loss, rest of micro-batch']['ms_per_step'] > 0, p
+" || fail "pretrain --profile: report.json execution.profile"
 
 # ---- 3. kill -9 and --resume: the uninterrupted run's bytes ----
 $PY - <<'PYEOF' || fail "making more views"
