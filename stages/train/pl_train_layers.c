@@ -9,23 +9,57 @@
 #include <stdatomic.h>
 #include <string.h>
 
+// The row sums of LayerNorm in double, over PL_LN_LANES independent partial sums combined in a fixed order: the same
+// value for any thread count (rows never split), and not bound by the latency of one long chain of dependent adds.
+#define PL_LN_LANES 8
+
+static double ln_combine(const double *acc) {
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static void ln_row_moments(const float *x, int C, float *mean, float *rstd, float eps) {
+    double acc[PL_LN_LANES] = {0};
+    int i = 0;
+    for (; i + PL_LN_LANES <= C; i += PL_LN_LANES)
+        for (int j = 0; j < PL_LN_LANES; j++) acc[j] += x[i + j];
+    for (; i < C; i++) acc[i % PL_LN_LANES] += x[i];
+    float m = (float)(ln_combine(acc) / C);
+    double var[PL_LN_LANES] = {0};
+    for (i = 0; i + PL_LN_LANES <= C; i += PL_LN_LANES)
+        for (int j = 0; j < PL_LN_LANES; j++) {
+            double d = (double)x[i + j] - m;
+            var[j] += d * d;
+        }
+    for (; i < C; i++) {
+        double d = (double)x[i] - m;
+        var[i % PL_LN_LANES] += d * d;
+    }
+    *mean = m;
+    *rstd = (float)(1.0 / sqrt(ln_combine(var) / C + eps));
+}
+
 void pl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
                           int C, float eps) {
     for (int r = 0; r < N; r++) {
         const float *x = inp + (size_t)r * C;
         float *o = out + (size_t)r * C;
-        double s = 0.0;
-        for (int i = 0; i < C; i++) s += x[i];
-        float m = (float)(s / C);
-        double v = 0.0;
-        for (int i = 0; i < C; i++) {
-            double d = (double)x[i] - m;
-            v += d * d;
-        }
-        float rs = (float)(1.0 / sqrt(v / C + eps));
+        float m, rs;
+        ln_row_moments(x, C, &m, &rs, eps);
         for (int i = 0; i < C; i++) o[i] = (x[i] - m) * rs * w[i] + b[i];
         mean[r] = m;
         rstd[r] = rs;
+    }
+}
+
+// One row's input gradient (added) and its share of dw, db; the arrays never overlap (restrict: vectorised).
+static void ln_row_backward(float *restrict dx, float *restrict dw, float *restrict db, const float *restrict x,
+                            const float *restrict g, const float *restrict w, float m, float rs, float mean_dn,
+                            float mean_dn_n, int C) {
+    for (int i = 0; i < C; i++) {
+        float n = (x[i] - m) * rs, dn = g[i] * w[i];
+        dx[i] += (dn - mean_dn - n * mean_dn_n) * rs;
+        dw[i] += g[i] * n;
+        db[i] += g[i];
     }
 }
 
@@ -42,19 +76,21 @@ void pl_layernorm_backward_beta(float *dinp, float *dw, float *db, float grad_be
         const float *x = inp + (size_t)r * C, *g = dout + (size_t)r * C;
         float *dx = dinp + (size_t)r * C;
         float m = mean[r], rs = rstd[r];
-        double sum_dn = 0.0, sum_dn_n = 0.0;
-        for (int i = 0; i < C; i++) {
-            float n = (x[i] - m) * rs, dn = g[i] * w[i];
-            sum_dn += dn;
-            sum_dn_n += (double)dn * n;
+        double a[PL_LN_LANES] = {0}, an[PL_LN_LANES] = {0};
+        int i0 = 0;
+        for (; i0 + PL_LN_LANES <= C; i0 += PL_LN_LANES)
+            for (int j = 0; j < PL_LN_LANES; j++) {
+                float n = (x[i0 + j] - m) * rs, dn = g[i0 + j] * w[i0 + j];
+                a[j] += dn;
+                an[j] += (double)dn * n;
+            }
+        for (; i0 < C; i0++) {
+            float n = (x[i0] - m) * rs, dn = g[i0] * w[i0];
+            a[i0 % PL_LN_LANES] += dn;
+            an[i0 % PL_LN_LANES] += (double)dn * n;
         }
-        float mean_dn = (float)(sum_dn / C), mean_dn_n = (float)(sum_dn_n / C);
-        for (int i = 0; i < C; i++) {
-            float n = (x[i] - m) * rs, dn = g[i] * w[i];
-            dx[i] += (dn - mean_dn - n * mean_dn_n) * rs;
-            dw[i] += g[i] * n;
-            db[i] += g[i];
-        }
+        float mean_dn = (float)(ln_combine(a) / C), mean_dn_n = (float)(ln_combine(an) / C);
+        ln_row_backward(dx, dw, db, x, g, w, m, rs, mean_dn, mean_dn_n, C);
     }
 }
 
