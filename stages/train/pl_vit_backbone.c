@@ -139,6 +139,17 @@ static void scale_rows(float *dst, const float *src, const float *s, int n, int 
     }
 }
 
+// dst rows of sample b = base + s[b] * src rows (dst may be neither; one pass, the arithmetic of a copy of base
+// followed by scale_rows' add).
+static void add_scaled_rows(float *restrict dst, const float *restrict base, const float *restrict src, const float *s,
+                            int n, int T, int D) {
+    for (int b = 0; b < n; b++) {
+        size_t o = (size_t)b * T * D, len = (size_t)T * D;
+        float f = s[b];
+        for (size_t i = 0; i < len; i++) dst[o + i] = base[o + i] + f * src[o + i];
+    }
+}
+
 // Drop-path scale per block, branch and sample: 0 or 1 / (1 - p) from the sample's key; 1 without keys.
 static void set_drop_path(const PlBackbone *bb, PlBackboneActs *a, int n, const uint64_t *keys) {
     const int L = bb->cfg.depth, m = a->max_images;
@@ -200,8 +211,7 @@ static void forward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrain
     pl_prof_linear(pr, PL_PROF_PROJ_FWD);
     pl_linear_forward(g, a->dtmp, s->att, p->proj_w, p->proj_b, rows, D, D);
     mk = pl_prof_begin(pr);
-    memcpy(s->xmid, x, (size_t)rows * D * sizeof(float));
-    scale_rows(s->xmid, a->dtmp, sc, n, T, D, 1);
+    add_scaled_rows(s->xmid, x, a->dtmp, sc, n, T, D);
     pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
     mk = pl_prof_begin(pr);
     pl_layernorm_forward(s->ln2, s->ln2m, s->ln2r, s->xmid, p->ln2_w, p->ln2_b, rows, D, c->ln_eps);
@@ -215,8 +225,7 @@ static void forward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrain
     pl_linear_forward(g, a->dtmp, s->gel, p->fc2_w, p->fc2_b, rows, Hm, D);
     pl_prof_linear(pr, PL_PROF_HEAD);
     mk = pl_prof_begin(pr);
-    memcpy(xout, s->xmid, (size_t)rows * D * sizeof(float));
-    scale_rows(xout, a->dtmp, sc + a->max_images, n, T, D, 1);
+    add_scaled_rows(xout, s->xmid, a->dtmp, sc + a->max_images, n, T, D);
     pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
 }
 

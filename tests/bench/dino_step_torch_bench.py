@@ -19,6 +19,7 @@
 # torch.set_num_threads, one inter-op thread, OMP_WAIT_POLICY=PASSIVE from the launcher, glibc malloc, no torch.compile
 # (torch 1.13). --freeze-last-layer defaults to 0 (the steady state: the 65536 x 256 last layer is updated every step).
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -49,6 +50,9 @@ ap.add_argument("--lr", type=float, default=None, help="default 5e-4 x batch / 2
 ap.add_argument("--clip-grad", type=float, default=3.0)
 ap.add_argument("--freeze-last-layer", type=int, default=0)
 ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--autocast", choices=["off", "bf16"], default="off",
+                help="bf16: teacher, student and DINOLoss under torch.autocast('cpu', torch.bfloat16), where main_dino.py "
+                     "puts its torch.cuda.amp.autocast (--use_fp16); no grad scaler is needed for bf16")
 a = ap.parse_args()
 
 os.environ["OPENBLAS_NUM_THREADS"] = str(a.threads)   # before torch loads OpenBLAS / libgomp
@@ -142,6 +146,9 @@ def main():
     nparams = sum(p.numel() for p in student.parameters())
     setup_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    def amp():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if a.autocast == "bf16" else contextlib.nullcontext()
+
     steps, losses, warm = [], [], []
     for it in range(total):
         epoch, i = divmod(it, niter)
@@ -154,12 +161,13 @@ def main():
         images = [torch.from_numpy(np.ascontiguousarray(glob[sl, v])) for v in range(2)]
         images += [torch.from_numpy(np.ascontiguousarray(loc[sl, v])) for v in range(nloc)]
         t1 = time.perf_counter()
-        teacher_output = teacher(images[:2])
-        t2 = time.perf_counter()
-        student_output = student(images)
-        t3 = time.perf_counter()
-        loss = dino_loss(student_output, teacher_output, epoch)
-        t4 = time.perf_counter()
+        with amp():
+            teacher_output = teacher(images[:2])
+            t2 = time.perf_counter()
+            student_output = student(images)
+            t3 = time.perf_counter()
+            loss = dino_loss(student_output, teacher_output, epoch)
+            t4 = time.perf_counter()
         optimizer.zero_grad()
         loss.backward()
         t5 = time.perf_counter()
@@ -196,7 +204,7 @@ def main():
         "split_s_median": {k: round(statistics.median(s[j + 1] for s in steps), 4) for j, k in enumerate(keys)},
         "warmup_step_s": [round(s, 3) for s in warm], "timed_step_s": [round(s, 3) for s in tot],
         "steps": a.steps, "warmup": a.warmup, "epochs": epochs, "drop_path": a.drop_path, "clip_grad": a.clip_grad,
-        "freeze_last_layer": a.freeze_last_layer, "params_student": nparams,
+        "freeze_last_layer": a.freeze_last_layer, "params_student": nparams, "autocast": a.autocast,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "setup_rss_mib": round(setup_rss, 1), "loss_first": round(losses[0], 5), "loss_last": round(losses[-1], 5),
         "torch": torch.__version__, "mkldnn": torch.backends.mkldnn.enabled,

@@ -19,7 +19,10 @@
 # --checkpoint-every 0) are outside it; the median over the steps after WARMUP is used; report.json's whole-run figure
 # is shown too. PyTorch: OMP_WAIT_POLICY=PASSIVE, glibc malloc (no LD_PRELOAD / GLIBC_TUNABLES), thread env set before
 # import; img_per_s_median = BATCH / median timed step. Peak RSS of both from /usr/bin/time -v. protloc runs once per
-# PRECISIONS entry (default "fp32 bf16"; bf16 = --precision bf16, AVX512-BF16 CPUs), each against PyTorch FP32.
+# PRECISIONS entry (default "fp32 bf16"; bf16 = --precision bf16, AVX512-BF16 CPUs), PyTorch once per
+# TORCH_PRECISIONS entry (default "fp32 bf16"; bf16 = torch.autocast('cpu', torch.bfloat16) around the teacher, the
+# student and DINOLoss, where main_dino.py has its autocast); each protloc run is compared with PyTorch FP32 and with
+# PyTorch at its own precision.
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$SRC/build}
@@ -94,23 +97,31 @@ run_protloc() {
   done
 }
 
-# PyTorch, same weights / head / views / threads / steps (glibc malloc: nothing preloaded, no tunables)
+# PyTorch, same weights / head / views / threads / steps (glibc malloc: nothing preloaded, no tunables), at each of
+# TORCH_PRECISIONS (default "fp32 bf16": FP32, and bf16 = torch.autocast('cpu', torch.bfloat16) where main_dino.py
+# puts its autocast)
+TORCH_PRECISIONS=${TORCH_PRECISIONS:-fp32 bf16}
 run_torch() {
-  echo "# PyTorch start: $(uptime)"
-  env -u LD_PRELOAD -u GLIBC_TUNABLES OMP_WAIT_POLICY=PASSIVE $TIME -v -o "$W/time_torch.txt" \
-    $PY "$SRC/tests/bench/dino_step_torch_bench.py" --weights "$W/S.safetensors" --head "$W/H.safetensors" \
-    --global-views "$W/G.npy" --local-views "$W/L.npy" --out-dim "$OUT_DIM" --batch "$BATCH" --threads "$THREADS" \
-    --warmup "$WARMUP" --steps "$STEPS" --epochs "$EPOCHS" --drop-path 0.1 --freeze-last-layer 0 \
-    >"$W/torch.json" 2>"$W/torch.log" || { echo "PyTorch benchmark failed:" >&2; cat "$W/torch.log" >&2; exit 1; }
+  local tp
+  for tp in $TORCH_PRECISIONS; do
+    echo "# PyTorch $tp start: $(uptime)"
+    env -u LD_PRELOAD -u GLIBC_TUNABLES OMP_WAIT_POLICY=PASSIVE $TIME -v -o "$W/time_torch_$tp.txt" \
+      $PY "$SRC/tests/bench/dino_step_torch_bench.py" --weights "$W/S.safetensors" --head "$W/H.safetensors" \
+      --global-views "$W/G.npy" --local-views "$W/L.npy" --out-dim "$OUT_DIM" --batch "$BATCH" --threads "$THREADS" \
+      --warmup "$WARMUP" --steps "$STEPS" --epochs "$EPOCHS" --drop-path 0.1 --freeze-last-layer 0 \
+      --autocast "$([ "$tp" = bf16 ] && echo bf16 || echo off)" >"$W/torch_$tp.json" 2>"$W/torch_$tp.log" ||
+      { echo "PyTorch benchmark ($tp) failed:" >&2; cat "$W/torch_$tp.log" >&2; exit 1; }
+  done
 }
 if [ "${TORCH_FIRST:-0}" = 1 ]; then run_torch; run_protloc; else run_protloc; run_torch; fi
-sed 's/^/#   torch: /' "$W/torch.log" | grep 'step' || true
+for tp in $TORCH_PRECISIONS; do sed "s/^/#   torch $tp: /" "$W/torch_$tp.log" | grep 'step' || true; done
 
-$PY - "$W" "$WARMUP" "$BATCH" "$THREADS" "$CHANS" "$OUT_DIM" "$LOCALS" "$GSIZE" "$LSIZE" "$PRECISIONS" <<'PYEOF'
+$PY - "$W" "$WARMUP" "$BATCH" "$THREADS" "$CHANS" "$OUT_DIM" "$LOCALS" "$GSIZE" "$LSIZE" "$PRECISIONS" "$TORCH_PRECISIONS" <<'PYEOF'
 import json, re, statistics, sys
 w, warmup, batch, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 chans, out_dim, nloc, gsize, lsize = map(int, sys.argv[5:10])
 precisions = sys.argv[10].split()
+torch_precisions = sys.argv[11].split()
 
 # FLOP per image of the global batch (2 x MACs): ViT-S/16 forward per view (patch embedding + 12 blocks of
 # qkv/proj/MLP = 12 D^2 and attention = 2 T D MACs per token), the DINOHead (D-2048-2048-256-out_dim) per view;
@@ -136,12 +147,15 @@ def gnu_time(path):
     m = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)", t)
     return rss, int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
 
-t = json.loads(open(f"{w}/torch.json").read().strip().splitlines()[-1])
-t_rss, t_wall = gnu_time(f"{w}/time_torch.txt")
+tor = {tp: json.loads(open(f"{w}/torch_{tp}.json").read().strip().splitlines()[-1]) for tp in torch_precisions}
+tor_time = {tp: gnu_time(f"{w}/time_torch_{tp}.txt") for tp in torch_precisions}
+t = tor[torch_precisions[0]]
+t_rss, t_wall = tor_time[torch_precisions[0]]
 tm = t["img_per_s_median"]
-print("\n| impl | threads | img/s (median step) | img/s (mean step) | step s (median) | ~% of FMA peak | peak RSS MiB | "
-      "wall s | img/s vs PyTorch FP32 |")
-print("|---|---|---|---|---|---|---|---|---|")
+same = lambda prec, ips: f"{ips / tor[prec]['img_per_s_median']:.2f}x" if prec in tor else "-"
+print(f"\n| impl | threads | img/s (median step) | img/s (mean step) | step s (median) | ~% of FMA peak | peak RSS MiB | "
+      f"wall s | img/s vs PyTorch {torch_precisions[0]} | vs PyTorch same precision |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 rows = {}
 for prec in precisions:
     steps = [json.loads(l) for l in open(f"{w}/protloc-{prec}/train.jsonl") if '"loss"' in l]
@@ -151,9 +165,13 @@ for prec in precisions:
     p_mean = batch / statistics.fmean(batch / v for v in timed)
     rows[prec] = (p_med, p_rss, steps, timed)
     print(f"| protloc pretrain {prec} | {threads} | {p_med:.3f} | {p_mean:.3f} | {batch / p_med:.2f} | "
-          f"{pct(p_med) if prec == 'fp32' else 'n/a'} | {p_rss:.0f} | {p_wall:.0f} | {p_med / tm:.2f}x |")
-print(f"| PyTorch {t['torch']} DINO step fp32 | {threads} | {tm:.3f} | {t['img_per_s']:.3f} | {t['step_s_median']:.2f} | "
-      f"{pct(tm)} | {t_rss:.0f} | {t_wall:.0f} | 1.00x |")
+          f"{pct(p_med) if prec == 'fp32' else 'n/a'} | {p_rss:.0f} | {p_wall:.0f} | {p_med / tm:.2f}x | "
+          f"{same(prec, p_med)} |")
+for tp, u in tor.items():
+    um = u["img_per_s_median"]
+    print(f"| PyTorch {u['torch']} DINO step {'bf16 autocast' if tp == 'bf16' else 'fp32'} | {threads} | {um:.3f} | "
+          f"{u['img_per_s']:.3f} | {u['step_s_median']:.2f} | {pct(um) if tp == 'fp32' else 'n/a'} | "
+          f"{tor_time[tp][0]:.0f} | {tor_time[tp][1]:.0f} | {um / tm:.2f}x | 1.00x |")
 for prec, (p_med, p_rss, steps, timed) in rows.items():
     print(f"\n- protloc {prec}: timed {', '.join(f'{v:g}' for v in timed)} img/s; loss {steps[0]['loss']:.5f} -> "
           f"{steps[-1]['loss']:.5f}")
