@@ -106,8 +106,10 @@ static const uint16_t *train_resident(const PlTrainGemm *g, const float *p) {
     return g->w16 + (p - g->w32);
 }
 
-void pl_train_gemm(const PlTrainGemm *g, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
-                   const float *b, int ldb, float beta, float *c, int ldc) {
+// pl_train_gemm; with a_ready (BF16) g->a16 already holds A as this call would round and pack it (the previous GEMM of
+// the same A with the same stored shape converted it), so it is not converted again.
+static void train_gemm(const PlTrainGemm *g, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                       int a_ready, const float *b, int ldb, float beta, float *c, int ldc) {
     if (g->precision != PL_PRECISION_BF16) {
         if (g->pool)
             pl_kernels_gemm_pooled(g->k, g->pool, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
@@ -119,11 +121,16 @@ void pl_train_gemm(const PlTrainGemm *g, int ta, int tb, int m, int n, int k, fl
     int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
     const uint16_t *a16 = train_resident(g, a), *b16 = train_resident(g, b);
     PlProfMark mk = pl_prof_begin(g->prof);
-    if (!a16) train_to_bf16(g->a16, a, lda, ar, ac);
+    if (!a16 && !a_ready) train_to_bf16(g->a16, a, lda, ar, ac);
     if (!b16) train_to_bf16(g->b16, b, ldb, br, bc);
     pl_prof_end(g->prof, mk, PL_PROF_BF16, 0.0);
     g->k->gemm_bf16(ta, tb, m, n, k, alpha, a16 ? a16 : g->a16, a16 ? lda : ac, b16 ? b16 : g->b16, b16 ? ldb : bc, beta,
                     c, ldc);
+}
+
+void pl_train_gemm(const PlTrainGemm *g, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc) {
+    train_gemm(g, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, beta, c, ldc);
 }
 
 // The profile phase of the current linear layer's GEMM of `kind` (0 forward, 1 input grad, 2 weight grad).
@@ -161,7 +168,8 @@ void pl_linear_backward_beta(const PlTrainGemm *k, float *dinp, float dinp_beta,
         pl_prof_end(k->prof, mk, linear_phase(k, 1), gemm_flop(N, IC, OC));
         mk = pl_prof_begin(k->prof);
     }
-    pl_train_gemm(k, 1, 0, OC, IC, N, 1.0f, dout, OC, inp, IC, grad_beta, dw, IC);       // (OC, N) x (N, IC)
+    // dout is stored (N, OC) in both products: BF16 rounds it once, for the input and the weight gradient
+    train_gemm(k, 1, 0, OC, IC, N, 1.0f, dout, OC, dinp != NULL, inp, IC, grad_beta, dw, IC);   // (OC, N) x (N, IC)
     pl_prof_end(k->prof, mk, linear_phase(k, 2), gemm_flop(OC, IC, N));
     if (db) {
         mk = pl_prof_begin(k->prof);
