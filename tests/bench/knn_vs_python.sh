@@ -11,7 +11,7 @@
 #    numpy, each a whole Python process (knn_whole_peer.py: import, np.load + the TSV, normalise, search, vote and
 #    F1 for every k, write its lists), timed by /usr/bin/time from exec to exit with peak RSS. Every peer's lists
 #    must equal protloc's and its F1 protloc's at every k. The files are in the page cache for every process.
-# IN_PROCESS=0 skips part 1.
+# IN_PROCESS=0 skips part 1. BEFORE=/path/to/an/older/protloc adds it as one more whole-process row (same command).
 set -eu
 BUILD=${1:-build}; R=${2:-50000}; Q=${3:-10000}; D=${4:-384}; K=${5:-200}; THREADS=${6:-2}
 ROUNDS=${ROUNDS:-3}; WHOLE=${WHOLE:-1}; IN_PROCESS=${IN_PROCESS:-1}
@@ -40,11 +40,12 @@ fi
 OUT="$DATA/out"; mkdir -p "$OUT"
 echo "# whole process, $ROUNDS round(s) (protloc, PyTorch, faiss, numpy in turn); load $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq 1 "$ROUNDS"); do
-  for m in protloc torch faiss numpy; do
-    if [ "$m" = protloc ]; then
-      cmd=("$BUILD/protloc" knn --features "$DATA/features.npy" --meta "$DATA/meta.tsv" --threads "$THREADS"
-           --neighbours "$OUT/nb_protloc.npy" --json "$OUT/knn.json")
-      rm -f "$OUT/nb_protloc.npy" "$OUT/knn.json"
+  for m in protloc ${BEFORE:+before} torch faiss numpy; do
+    if [ "$m" = protloc ] || [ "$m" = before ]; then
+      bin="$BUILD/protloc"; [ "$m" = before ] && bin=$BEFORE
+      cmd=("$bin" knn --features "$DATA/features.npy" --meta "$DATA/meta.tsv" --threads "$THREADS"
+           --neighbours "$OUT/nb_$m.npy" --json "$OUT/knn_$m.json")
+      rm -f "$OUT/nb_$m.npy" "$OUT/knn_$m.json"
     else
       cmd=("${PY_ENV[@]}" /usr/bin/python3 "$HERE/knn_whole_peer.py" "$m" "$DATA" "$K" "$THREADS" "$OUT")
     fi
@@ -76,14 +77,16 @@ def exact(qs, lists):
     r = np.asarray(X[lists.ravel()], dtype=np.float64).reshape(*lists.shape, -1)
     r /= np.linalg.norm(r, axis=2, keepdims=True)
     return np.einsum("qd,qkd->qk", q, r)
-f1 = np.array(json.load(open(f"{out}/knn.json"))["macro_f1"])
+f1 = np.array(json.load(open(f"{out}/knn_protloc.json"))["macro_f1"])
 best = min(w for w, *_ in runs["protloc"])
-names = {"protloc": "protloc knn (default: --precision auto)", "torch": "PyTorch mm + topk (DINO eval_knn)",
+names = {"protloc": "protloc knn (default: --precision auto)", "before": "protloc knn before (BEFORE)", "torch": "PyTorch mm + topk (DINO eval_knn)",
          "faiss": "faiss IndexFlatIP", "numpy": "numpy (@ + argpartition)"}
 print("| method, whole process, 2 threads | best wall (s) | median wall (s) | CPU (s) | peak RSS (MiB) | "
       "protloc faster | same lists | max abs dF1 over k |")
 print("|---|---:|---:|---:|---:|---:|---|---:|")
-for m in ("protloc", "torch", "faiss", "numpy"):
+for m in ("protloc", "before", "torch", "faiss", "numpy"):
+    if m == "before" and m not in runs:
+        continue
     if m not in runs:
         print(f"| {names[m]} | failed | | | | | | |")
         continue
@@ -97,8 +100,10 @@ for m in ("protloc", "torch", "faiss", "numpy"):
         gap = max((np.max(np.abs(exact(diff[i:i + 50], nb[diff[i:i + 50]]) - exact(diff[i:i + 50], other[diff[i:i + 50]])))
                    for i in range(0, len(diff), 50)), default=0.0)
         same = (f"{100 - 100 * len(diff) / len(nb):.2f} % of queries; the others swap near-ties (exact similarities "
-                f"equal rank by rank within {gap:.1e})")
-        df1 = f"{np.max(np.abs(np.loadtxt(f'{out}/f1_{m}.txt') - f1)):.1e}"
+                f"equal rank by rank within {gap:.1e})") if len(diff) else "identical (every query)"
+        f1m = (np.array(json.load(open(f"{out}/knn_{m}.json"))["macro_f1"]) if m == "before"
+               else np.loadtxt(f"{out}/f1_{m}.txt"))
+        df1 = f"{np.max(np.abs(f1m - f1)):.1e}"
     print(f"| {names[m]} | {walls[0]:.2f} | {np.median(walls):.2f} | {r[0][1]:.2f} | {max(x[2] for x in r) / 1024:.0f} | "
           f"{walls[0] / best:.2f}x | {same} | {df1} |")
 print(f"# load (1 min) at the end of each run: " +
