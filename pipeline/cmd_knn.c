@@ -89,8 +89,9 @@ static PlStatus knn_write_predictions(const char *path, const PlFeatureSet *fs, 
 
 static PlStatus knn_write_reports(const char *json_path, const char *csv_path, const char *dir, const char *nb_path,
                                   const char *pred_path, const PlFeatureSet *fs, const PlKnnResult *r, json_t *config) {
-    json_t *root = pl_report_knn_json(r, config);
-    if (!root) return PL_FAIL(PL_ERR_NOMEM, "building the JSON report");
+    json_t *root = NULL;   // only where a JSON is written
+    if ((json_path || dir) && !(root = pl_report_knn_json(r, config)))
+        return PL_FAIL(PL_ERR_NOMEM, "building the JSON report");
     PlStatus st = PL_OK;
     if (json_path) st = pl_report_write_json(json_path, root);
     if (st == PL_OK && csv_path) st = pl_report_knn_csv(csv_path, r);
@@ -332,7 +333,9 @@ int cmd_knn_run(int argc, char **argv) {
     }
     double t_reports = pl_clock_now();
     if (rank == 0) {
-        json_t *config = knn_config_json(&o, &fs, store, features, meta, level_s, size, n_threads);
+        // the configuration (with the input's SHA-256: a second pass over the features) only goes into a JSON
+        json_t *config = json_path || dir ? knn_config_json(&o, &fs, store, features, meta, level_s, size, n_threads)
+                                          : NULL;
         st = knn_write_reports(json_path, csv_path, dir, nb_path, pred_path, &fs, &r, config);
         json_decref(config);
         if (st == PL_OK) pl_report_knn_summary(stdout, &r);
