@@ -137,8 +137,8 @@ typedef float KnnV16 __attribute__((vector_size(64)));
 
 // The body is compiled twice: for the baseline and, where the CPU has it, for AVX-512 (one register per 16 lanes
 // instead of four SSE registers and spills; the rescoring is ~5 % faster). GCC's C11 mode is -ffp-contract=off
-// (and the pragma below tells clang), so neither fuses the multiply and the add: both compute the same IEEE
-// operations in the same order, bit for bit.
+// (the pragma at the top of this file tells clang), so neither fuses the multiply and the add: both compute the
+// same IEEE operations in the same order, bit for bit.
 static inline __attribute__((always_inline)) float knn_score_body(const float *a, const float *b, int D,
                                                                   PlKnnMetric metric) {
     KnnV16 acc = {0};
