@@ -161,8 +161,8 @@ static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, co
     int64_t tasks = (run->nq + nrl + KNN_GATHER_ROWS - 1) / KNN_GATHER_ROWS;
     if (tasks > INT32_MAX) {
         free(slab);
-        return pl_mpi_agree_comm(o->comm, PL_FAIL(PL_ERR_LIMIT, "kNN working set of %lld rows", (long long)(run->nq + nrl)),
-                                 "the kNN search");
+        PlStatus st = PL_FAIL(PL_ERR_LIMIT, "kNN working set of %lld rows", (long long)(run->nq + nrl));
+        return pl_mpi_agree_comm(o->comm, st, "the kNN search");
     }
     pl_threadpool_run(o->pool, knn_task_gather, &gather, (int)tasks);
     for (int64_t i = 0; i < run->nq; i++) {
