@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pl_cli.h"
+#include "pl_clock.h"
 #include "pl_dispatch.h"
 #include "pl_cmds.h"
 #include "pl_eval_cli.h"
@@ -88,8 +89,9 @@ static PlStatus knn_write_predictions(const char *path, const PlFeatureSet *fs, 
 
 static PlStatus knn_write_reports(const char *json_path, const char *csv_path, const char *dir, const char *nb_path,
                                   const char *pred_path, const PlFeatureSet *fs, const PlKnnResult *r, json_t *config) {
-    json_t *root = pl_report_knn_json(r, config);
-    if (!root) return PL_FAIL(PL_ERR_NOMEM, "building the JSON report");
+    json_t *root = NULL;   // only where a JSON is written
+    if ((json_path || dir) && !(root = pl_report_knn_json(r, config)))
+        return PL_FAIL(PL_ERR_NOMEM, "building the JSON report");
     PlStatus st = PL_OK;
     if (json_path) st = pl_report_write_json(json_path, root);
     if (st == PL_OK && csv_path) st = pl_report_knn_csv(csv_path, r);
@@ -308,6 +310,7 @@ int cmd_knn_run(int argc, char **argv) {
     int n_threads = pl_threadpool_size(o.pool);
     o.keep_neighbours = 1;
 
+    double t_read = pl_clock_now();
     PlFeatureSet fs;
     st = store ? pl_features_read_store(store, level, &fs) : pl_features_read_npy_tsv(features, meta, &fs);
     if (pl_mpi_agree(st, "reading the features") != PL_OK) {
@@ -318,6 +321,7 @@ int cmd_knn_run(int argc, char **argv) {
         pl_log_warn("%s: skipped %lld rows with non-finite embeddings (failed items)", store, (long long)fs.n_skipped);
     pl_log_info("knn: %lld rows x %d dims, %d rank(s) x %d thread(s), kernels %s, precision %s", (long long)fs.n, fs.dim,
                 size, n_threads, o.kernels->name, pl_precision_name(o.precision));
+    double t_eval = pl_clock_now();
     PlKnnResult r;
     st = pl_knn_evaluate(&fs, &o, &r);
     if (st != PL_OK) {
@@ -327,12 +331,18 @@ int cmd_knn_run(int argc, char **argv) {
         pl_features_free(&fs);
         return PL_EXIT_FAIL;
     }
+    double t_reports = pl_clock_now();
     if (rank == 0) {
-        json_t *config = knn_config_json(&o, &fs, store, features, meta, level_s, size, n_threads);
+        // the configuration (with the input's SHA-256: a second pass over the features) only goes into a JSON
+        json_t *config = json_path || dir ? knn_config_json(&o, &fs, store, features, meta, level_s, size, n_threads)
+                                          : NULL;
         st = knn_write_reports(json_path, csv_path, dir, nb_path, pred_path, &fs, &r, config);
         json_decref(config);
         if (st == PL_OK) pl_report_knn_summary(stdout, &r);
     }
+    double t_end = pl_clock_now();
+    pl_log_debug("knn: seconds: read features %.3f, evaluation %.3f (search %.3f, scoring %.3f), reports %.3f",
+                 t_eval - t_read, t_reports - t_eval, r.seconds_search, r.seconds_score, t_end - t_reports);
     pl_knn_result_free(&r);
     pl_features_free(&fs);
     return pl_mpi_agree(st, "writing the kNN reports") == PL_OK ? PL_EXIT_OK : PL_EXIT_FAIL;

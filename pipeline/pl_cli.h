@@ -30,7 +30,13 @@ enum {
     PL_CMD_MPI = 1,         // main initialises MPI before run()
     PL_CMD_STOPPABLE = 2,   // main catches SIGTERM/SIGINT/SIGHUP before anything else (pl_process_catch_signals):
                             // the command polls pl_process_stop_signal() and stops cleanly
+    PL_CMD_MPI_LAUNCHED = 4,   // with PL_CMD_MPI: MPI only under an MPI launcher (pl_main_launched_by_mpi); a plain
+                               // process runs as one rank without MPI (a singleton MPI_Init starts a daemon: ~0.4 s)
 };
+
+// 1 when this process was started by an MPI launcher (mpirun/mpiexec of Open MPI, MPICH, Intel MPI, MVAPICH, or
+// Slurm's srun), from the variables they set; PROTLOC_MPI=1 forces 1, PROTLOC_MPI=0 forces 0.
+int pl_main_launched_by_mpi(void);
 
 typedef struct PlCommand {
     const char *name;       // "embed", "model inspect", ...

@@ -16,7 +16,7 @@ const PlCommand pl_commands[] = {
     {"model inspect", "print a checkpoint's format, ViT architecture, stored args and tensors", 0, cmd_model_inspect_run, cmd_model_inspect_usage},
     {"segment", "segment nuclei in a nucleus channel: count, 16-bit label TIFF, JSON", 0, cmd_segment_run, cmd_segment_usage},
     {"synth", "write a synthetic OpenCell/HPA dataset (images, masks, manifest.tsv)", 0, cmd_synth_run, cmd_synth_usage},
-    {"knn", "exact kNN evaluation (macro F1 for every k; MPI-distributed) with reports and plots", PL_CMD_MPI, cmd_knn_run, cmd_knn_usage},
+    {"knn", "exact kNN evaluation (macro F1 for every k; MPI-distributed) with reports and plots", PL_CMD_MPI | PL_CMD_MPI_LAUNCHED, cmd_knn_run, cmd_knn_usage},
     {"finetune", "fine-tune a DINO ViT backbone + linear head end to end (MPI data-parallel, bit-identical, resumable)", PL_CMD_MPI | PL_CMD_STOPPABLE, cmd_finetune_run, cmd_finetune_usage},
     {"pretrain", "DINO self-supervised pretraining of a ViT (MPI data-parallel, bit-identical, resumable)", PL_CMD_MPI | PL_CMD_STOPPABLE, cmd_pretrain_run, cmd_pretrain_usage},
     {"cache build", "prepare a manifest's training items into a training cache (MPI, incremental, resumable)", PL_CMD_MPI, cmd_cache_build_run, cmd_cache_build_usage},

@@ -80,6 +80,20 @@ static int main_print_group(const char *word, FILE *out) {
 
 PlCliTestHooks pl_cli_test_hooks;
 
+extern char **environ;
+
+int pl_main_launched_by_mpi(void) {
+    const char *force = getenv("PROTLOC_MPI");
+    if (force && (strcmp(force, "0") == 0 || strcmp(force, "1") == 0)) return force[0] == '1';
+    // Open MPI (mpirun, and direct launch under PMIx), MPICH/Intel MPI (Hydra: PMI_*), MVAPICH, Slurm's srun
+    static const char *const prefixes[] = {"OMPI_COMM_WORLD_", "OMPI_MCA_ess", "PMIX_", "PMI_", "MPI_LOCALRANKID",
+                                           "HYDI_", "MV2_COMM_WORLD_", "SLURM_STEP_ID", "SLURM_PROCID"};
+    for (char **e = environ; e && *e; e++)
+        for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+            if (strncmp(*e, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
 int pl_main(int argc, char **argv) {
     // Strip global -v/-q wherever they appear before "--".
     int out = 1;
@@ -127,7 +141,8 @@ int pl_main(int argc, char **argv) {
     pl_h5_start();
     int rank = 0, size = 1;
     if (cmd->flags & PL_CMD_STOPPABLE) pl_process_catch_signals();   // a signal during MPI start-up stops it too
-    if ((cmd->flags & PL_CMD_MPI) && !pl_cli_wants_help(cargc, cargv)) {
+    if ((cmd->flags & PL_CMD_MPI) && !pl_cli_wants_help(cargc, cargv) &&
+        (!(cmd->flags & PL_CMD_MPI_LAUNCHED) || pl_main_launched_by_mpi())) {
         if (pl_mpi_start(&argc, &argv, &rank, &size) != PL_OK) {
             fprintf(stderr, "protloc %s: error: %s\n", cmd->name, pl_error_message());
             return PL_EXIT_FAIL;

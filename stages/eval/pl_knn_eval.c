@@ -97,6 +97,42 @@ typedef struct KnnRun {
     int64_t *rrows, nr;    // feature rows of references
 } KnnRun;
 
+#define KNN_GATHER_ROWS 512   // rows per task of the gather
+
+typedef struct KnnGather {
+    const PlFeatureSet *fs;
+    const KnnRun *run;
+    int64_t r0, nrl;          // this rank's references: run->rrows[r0 .. r0 + nrl)
+    float *Q, *R;
+    int normalise;            // cosine: rows L2-normalised on the way
+} KnnGather;
+
+// Pool task: rows [b * KNN_GATHER_ROWS, ...) of (queries, then this rank's references) from the feature matrix into
+// the search's layout in one pass, L2-normalised on the way for cosine with pl_knn_normalise_rows's arithmetic
+// (the sum of squares in double, in order; the float inverse; a zero row unchanged): the same bits as copying and
+// normalising in two passes, now once over the data and on every thread of the pool.
+static void knn_task_gather(void *ctx, int b, int thread) {
+    (void)thread;
+    const KnnGather *g = ctx;
+    int D = g->fs->dim;
+    int64_t nq = g->run->nq, total = nq + g->nrl, i0 = (int64_t)b * KNN_GATHER_ROWS;
+    int64_t i1 = total - i0 < KNN_GATHER_ROWS ? total : i0 + KNN_GATHER_ROWS;
+    for (int64_t i = i0; i < i1; i++) {
+        int64_t row = i < nq ? g->run->qrows[i] : g->run->rrows[g->r0 + i - nq];
+        float *dst = i < nq ? g->Q + (size_t)i * D : g->R + (size_t)(i - nq) * D;
+        const float *src = g->fs->x + (size_t)row * D;
+        double a = 0;
+        if (g->normalise)
+            for (int d = 0; d < D; d++) a += (double)src[d] * src[d];
+        if (a <= 0) {
+            memcpy(dst, src, (size_t)D * sizeof(float));
+            continue;
+        }
+        float inv = (float)(1.0 / sqrt(a));
+        for (int d = 0; d < D; d++) dst[d] = src[d] * inv;
+    }
+}
+
 // Search + merge for one run; returns the merged lists in t (global index = position in run->rrows).
 static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, const KnnRun *run, const int32_t *gid,
                                int self_in_refs, PlTopK *t) {
@@ -121,15 +157,19 @@ static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, co
     float *rn = R + (size_t)nrl * D;
     int32_t *qg = (int32_t *)(rn + nrl);
     int32_t *rg = qg + run->nq;
+    KnnGather gather = {fs, run, r0, nrl, Q, R, o->metric == PL_KNN_COSINE};
+    int64_t tasks = (run->nq + nrl + KNN_GATHER_ROWS - 1) / KNN_GATHER_ROWS;
+    if (tasks > INT32_MAX) {
+        free(slab);
+        PlStatus st = PL_FAIL(PL_ERR_LIMIT, "kNN working set of %lld rows", (long long)(run->nq + nrl));
+        return pl_mpi_agree_comm(o->comm, st, "the kNN search");
+    }
+    pl_threadpool_run(o->pool, knn_task_gather, &gather, (int)tasks);
     for (int64_t i = 0; i < run->nq; i++) {
-        memcpy(Q + (size_t)i * D, fs->x + (size_t)run->qrows[i] * D, (size_t)D * sizeof(float));
         if (gid) qg[i] = gid[run->qrows[i]];
         qself[i] = -1;
     }
-    for (int64_t j = 0; j < nrl; j++) {
-        memcpy(R + (size_t)j * D, fs->x + (size_t)run->rrows[r0 + j] * D, (size_t)D * sizeof(float));
-        if (gid) rg[j] = gid[run->rrows[r0 + j]];
-    }
+    for (int64_t j = 0; gid && j < nrl; j++) rg[j] = gid[run->rrows[r0 + j]];
     if (self_in_refs) {
         // queries are a subsequence of refs (both ascending rows): find each query's position
         int64_t j = 0;
@@ -138,10 +178,7 @@ static PlStatus knn_run_search(const PlFeatureSet *fs, const PlKnnOptions *o, co
             qself[i] = (j < run->nr && run->rrows[j] == run->qrows[i]) ? j : -1;
         }
     }
-    if (o->metric == PL_KNN_COSINE) {
-        pl_knn_normalise_rows(Q, run->nq, D);
-        pl_knn_normalise_rows(R, nrl, D);
-    } else {
+    if (o->metric == PL_KNN_EUCLIDEAN) {
         for (int64_t j = 0; j < nrl; j++) {
             float a = 0;
             for (int d = 0; d < D; d++) a += R[(size_t)j * D + d] * R[(size_t)j * D + d];

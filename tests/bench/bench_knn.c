@@ -1,11 +1,12 @@
 // kNN benchmark: exact top-K search (blocked GEMM + candidate scan + fixed-order rescoring) and per-k scoring for
 // k = 1..K, under each kernel backend and precision side by side (openblas FP32, onednn FP32, onednn BF16: identical
 // neighbour lists, checked here), compared with OpenBLAS's large-GEMM rate. Optionally writes its data and protloc's
-// neighbour lists for tests/bench/knn_vs_python.sh.
+// neighbour lists for tests/bench/knn_vs_python.sh (with features.npy + meta.tsv for `protloc knn`; --data-only:
+// write them and stop).
 //
 //   build/bench/bench_knn [--refs 50000] [--queries 10000] [--dim 384] [--k 200] [--classes 20]
 //                         [--threads 2] [--query-block 256] [--ref-block 2048] [--repeat 1] [--write-data DIR]
-//                         [--modes openblas-fp32,onednn-fp32,onednn-bf16]
+//                         [--data-only] [--modes openblas-fp32,onednn-fp32,onednn-bf16]
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -59,6 +60,32 @@ static int make_data(Bench *b) {
     return 0;
 }
 
+// The same data as `protloc knn --features DIR/features.npy --meta DIR/meta.tsv` reads it (train-test protocol):
+// features.npy (R + Q, D), references first, so a neighbour's feature row is its reference index; meta.tsv: id,
+// label (class00..), split (train for references, test for queries).
+static PlStatus write_features(const Bench *b, const char *dir) {
+    char p[4096];
+    size_t rd = (size_t)b->R * (size_t)b->D, qd = (size_t)b->Q * (size_t)b->D;
+    float *x = malloc(sizeof(float) * (rd + qd));
+    if (!x) return PL_FAIL(PL_ERR_NOMEM, "features.npy: out of memory");
+    memcpy(x, b->ref, sizeof(float) * rd);
+    memcpy(x + rd, b->qry, sizeof(float) * qd);
+    int64_t s2[2] = {b->R + b->Q, b->D};
+    snprintf(p, sizeof p, "%s/features.npy", dir);
+    PlStatus st = pl_npy_write_f32(p, 2, s2, x);
+    free(x);
+    PL_TRY(st);
+    snprintf(p, sizeof p, "%s/meta.tsv", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) return PL_FAIL(PL_ERR_IO, "cannot write %s", p);
+    int ok = fprintf(f, "id\tlabel\tsplit\n") > 0;
+    for (long i = 0; ok && i < b->R + b->Q; i++)
+        ok = fprintf(f, "%s%ld\tclass%02d\t%s\n", i < b->R ? "r" : "q", i < b->R ? i : i - b->R,
+                     (int)(i < b->R ? b->rl[i] : b->ql[i - b->R]), i < b->R ? "train" : "test") > 0;
+    if (fclose(f) != 0 || !ok) return PL_FAIL(PL_ERR_IO, "cannot write %s", p);
+    return PL_OK;
+}
+
 static PlStatus write_data(const Bench *b, const char *dir) {
     char p[4096];
     int64_t s2[2] = {b->R, b->D}, s1[1] = {b->R};
@@ -71,7 +98,8 @@ static PlStatus write_data(const Bench *b, const char *dir) {
     PL_TRY(pl_npy_write(p, "<i4", 1, s1, b->rl));
     s1[0] = b->Q;
     snprintf(p, sizeof p, "%s/query_labels.npy", dir);
-    return pl_npy_write(p, "<i4", 1, s1, b->ql);
+    PL_TRY(pl_npy_write(p, "<i4", 1, s1, b->ql));
+    return write_features(b, dir);
 }
 
 // 1. OpenBLAS large-GEMM rate (its own threads), best of 2.
@@ -178,9 +206,10 @@ static int parse_args(int argc, char **argv, Bench *b, const char **write_dir, c
         else if (strcmp(argv[i], "--repeat") == 0) dst = &b->repeat;
         else if (strcmp(argv[i], "--write-data") == 0 && i + 1 < argc) { *write_dir = argv[++i]; continue; }
         else if (strcmp(argv[i], "--modes") == 0 && i + 1 < argc) { *modes = argv[++i]; continue; }
+        else if (strcmp(argv[i], "--data-only") == 0) { *modes = NULL; continue; }
         if (!dst || i + 1 >= argc || (*dst = strtol(argv[++i], NULL, 10)) <= 0) {
             fprintf(stderr, "usage: %s [--refs N] [--queries N] [--dim D] [--k K] [--classes C] [--threads T] "
-                            "[--query-block N] [--ref-block N] [--repeat N] [--write-data DIR] "
+                            "[--query-block N] [--ref-block N] [--repeat N] [--write-data DIR] [--data-only] "
                             "[--modes openblas-fp32,onednn-fp32,onednn-bf16]\n", argv[0]);
             return -1;
         }
@@ -197,6 +226,10 @@ int main(int argc, char **argv) {
     if (parse_args(argc, argv, &b, &write_dir, &modes) != 0) return 2;
     if (make_data(&b) != 0) { fprintf(stderr, "out of memory\n"); return 1; }
     if (write_dir && write_data(&b, write_dir) != PL_OK) { fprintf(stderr, "%s\n", pl_error_message()); return 1; }
+    if (!modes) {   // --data-only
+        if (!write_dir) fprintf(stderr, "--data-only needs --write-data DIR\n");
+        return write_dir ? 0 : 2;
+    }
     printf("fma_peak  %d thread(s)  %.1f GFLOP/s FP32 (measured now; the figures below are shares of it)\n",
            (int)b.threads, fma_peak_gflops((int)b.threads));
     bench_large_gemm(&b);

@@ -46,7 +46,14 @@ for np_ in 2 3; do
   cmp -s "$T/w_nb.npy" "$T/w_nb$np_.npy" || fail "$np_ ranks: neighbours differ from 1 rank"
   $PY -c "import json,sys; a=json.load(open('$T/w.json')); b=json.load(open('$T/w$np_.json')); sys.exit(0 if a['macro_f1']==b['macro_f1'] and a['accuracy']==b['accuracy'] else 1)" \
     || fail "$np_ ranks: macro F1 differs from 1 rank"
+  # under mpirun knn starts MPI (a plain process runs as one rank without it): the ranks share the work
+  $PY -c "import json,sys; sys.exit(0 if json.load(open('$T/w$np_.json'))['config']['ranks']==$np_ else 1)" \
+    || fail "$np_ ranks under mpirun: the JSON does not record $np_ ranks (MPI not started?)"
 done
+# a plain process runs without MPI (no singleton start-up); PROTLOC_MPI=1 starts it anyway: the same results
+expect_status 0 env PROTLOC_MPI=1 "$PROTLOC" -q knn --features "$FX/features.npy" --meta "$FX/meta.tsv" -k 50 \
+  --neighbours "$T/w_nbm.npy" --ref-block 17
+cmp -s "$T/w_nb.npy" "$T/w_nbm.npy" || fail "PROTLOC_MPI=1: neighbours differ from the plain process"
 
 # ---- --precision bf16 (BF16 similarities, candidates rescored in FP32) and --kernels onednn: byte-identical
 # neighbours, F1 table, per-class table and predictions; the JSON records kernels and precision.

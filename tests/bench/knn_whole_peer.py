@@ -1,0 +1,82 @@
+#!/usr/bin/python3
+# One Python peer of `protloc knn` as a whole process, for tests/bench/knn_vs_python.sh: import, read the same
+# features.npy + meta.tsv (id, label, split), L2-normalise, exact top-K cosine neighbours of the test rows among the
+# train rows, DINO weighted vote and macro F1 for every k = 1..K, write the neighbour lists (feature rows, int64, as
+# protloc's --neighbours) and F1 per k. Timed from outside (/usr/bin/time -v: wall from exec to exit, peak RSS).
+#   /usr/bin/python3 knn_whole_peer.py METHOD DATA_DIR K THREADS OUT_DIR     METHOD: torch, faiss or numpy
+import sys
+
+import numpy as np
+
+method, data, K, threads, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+T = 0.07
+
+X = np.load(f"{data}/features.npy")
+with open(f"{data}/meta.tsv") as f:
+    header = f.readline().rstrip("\n").split("\t")
+    cols = [line.rstrip("\n").split("\t") for line in f if line.strip() and not line.startswith("#")]
+ci, cs = header.index("label"), header.index("split")
+labels = np.array([c[ci] for c in cols])
+split = np.array([c[cs] for c in cols])
+classes, y = np.unique(labels, return_inverse=True)
+train, test = np.flatnonzero(split == "train"), np.flatnonzero(split == "test")
+R = X[train]
+Q = X[test]
+R /= np.linalg.norm(R, axis=1, keepdims=True)
+Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+rl, ql, C = y[train], y[test], len(classes)
+
+
+def search_torch():
+    import torch
+    torch.set_num_threads(threads)
+    tr, te = torch.from_numpy(R), torch.from_numpy(Q)
+    sims, idxs = [], []
+    chunk = max(1, len(Q) // 100)   # DINO eval_knn: num_chunks = 100
+    with torch.no_grad():
+        for q0 in range(0, len(Q), chunk):
+            d, i = torch.mm(te[q0:q0 + chunk], tr.T).topk(K, largest=True, sorted=True)
+            sims.append(d)
+            idxs.append(i)
+    return torch.cat(sims).numpy(), torch.cat(idxs).numpy()
+
+
+def search_faiss():
+    import faiss
+    faiss.omp_set_num_threads(threads)
+    index = faiss.IndexFlatIP(R.shape[1])
+    index.add(R)
+    return index.search(Q, K)
+
+
+def search_numpy():
+    sims, idxs = [], []
+    for q0 in range(0, len(Q), 1000):
+        s = Q[q0:q0 + 1000] @ R.T
+        part = np.argpartition(-s, K - 1, axis=1)[:, :K]
+        ps = np.take_along_axis(s, part, axis=1)
+        order = np.argsort(-ps, axis=1, kind="stable")
+        idxs.append(np.take_along_axis(part, order, axis=1))
+        sims.append(np.take_along_axis(ps, order, axis=1))
+    return np.vstack(sims), np.vstack(idxs)
+
+
+sim, idx = {"torch": search_torch, "faiss": search_faiss, "numpy": search_numpy}[method]()
+sim, idx = np.asarray(sim, dtype=np.float64), np.asarray(idx, dtype=np.int64)
+# weighted vote for every k (cumulative), macro F1 per k (sklearn's definition, vectorised)
+w = np.exp((sim - sim[:, :1]) / T)
+lab = rl[idx]
+scores = np.zeros((len(Q), C))
+rows = np.arange(len(Q))
+f1 = np.empty(K)
+for k in range(K):
+    scores[rows, lab[:, k]] += w[:, k]
+    pred = scores.argmax(axis=1)
+    tp = np.bincount(ql[pred == ql], minlength=C)
+    fp = np.bincount(pred[pred != ql], minlength=C)
+    fn = np.bincount(ql[pred != ql], minlength=C)
+    den = 2 * tp + fp + fn
+    f1[k] = np.mean(2 * tp[den > 0] / den[den > 0])
+np.save(f"{out}/nb_{method}.npy", train[idx])
+np.savetxt(f"{out}/f1_{method}.txt", f1, fmt="%.12f")
+print(f"{method}: macro_f1@1 {f1[0]:.4f} @10 {f1[min(9, K - 1)]:.4f} @{K} {f1[-1]:.4f}")
