@@ -52,7 +52,9 @@ ap.add_argument("--freeze-last-layer", type=int, default=0)
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--autocast", choices=["off", "bf16"], default="off",
                 help="bf16: teacher, student and DINOLoss under torch.autocast('cpu', torch.bfloat16), where main_dino.py "
-                     "puts its torch.cuda.amp.autocast (--use_fp16); no grad scaler is needed for bf16")
+                     "puts its torch.cuda.amp.autocast (--use_fp16); no grad scaler is needed for bf16. The heads' "
+                     "outputs enter DINOLoss as float32 (the single-process gloo all_reduce of its center update has "
+                     "no bf16; DINO's fp16 autocast computes the softmaxes in float32 too)")
 a = ap.parse_args()
 
 os.environ["OPENBLAS_NUM_THREADS"] = str(a.threads)   # before torch loads OpenBLAS / libgomp
@@ -166,6 +168,8 @@ def main():
             t2 = time.perf_counter()
             student_output = student(images)
             t3 = time.perf_counter()
+            if a.autocast == "bf16":   # gloo's all_reduce in update_center has no bf16: the loss gets float32 outputs
+                student_output, teacher_output = student_output.float(), teacher_output.float()
             loss = dino_loss(student_output, teacher_output, epoch)
             t4 = time.perf_counter()
         optimizer.zero_grad()
