@@ -9,6 +9,9 @@ import time
 
 import numpy as np
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import knn_vote  # noqa: E402  (the vote every peer uses)
+
 data, K, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 R = np.load(f"{data}/refs.npy"); Q = np.load(f"{data}/queries.npy")
 rl = np.load(f"{data}/ref_labels.npy").astype(np.int64); ql = np.load(f"{data}/query_labels.npy").astype(np.int64)
@@ -18,23 +21,7 @@ T = 0.07
 
 
 def score_all_k(sim, idx):
-    """Weighted vote for every k (cumulative), macro F1 per k (vectorised, sklearn's definition)."""
-    nq = sim.shape[0]
-    w = np.exp((sim - sim[:, :1]) / T)
-    lab = rl[idx]
-    scores = np.zeros((nq, C))
-    rows = np.arange(nq)
-    f1 = np.empty(K)
-    for k in range(K):
-        scores[rows, lab[:, k]] += w[:, k]
-        pred = scores.argmax(axis=1)
-        tp = np.bincount(ql[pred == ql], minlength=C)
-        fp = np.bincount(pred[pred != ql], minlength=C)
-        fn = np.bincount(ql[pred != ql], minlength=C)
-        den = 2 * tp + fp + fn
-        present = den > 0
-        f1[k] = np.mean(2 * tp[present] / den[present])
-    return f1
+    return knn_vote.score_all_k(sim, idx, rl, ql, T, K, C)
 
 
 def run_numpy():

@@ -4,9 +4,13 @@
 # train rows, DINO weighted vote and macro F1 for every k = 1..K, write the neighbour lists (feature rows, int64, as
 # protloc's --neighbours) and F1 per k. Timed from outside (/usr/bin/time -v: wall from exec to exit, peak RSS).
 #   /usr/bin/python3 knn_whole_peer.py METHOD DATA_DIR K THREADS OUT_DIR     METHOD: torch, faiss or numpy
+import os
 import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import knn_vote  # noqa: E402  (the vote every peer uses)
 
 method, data, K, threads, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 T = 0.07
@@ -63,20 +67,7 @@ def search_numpy():
 
 sim, idx = {"torch": search_torch, "faiss": search_faiss, "numpy": search_numpy}[method]()
 sim, idx = np.asarray(sim, dtype=np.float64), np.asarray(idx, dtype=np.int64)
-# weighted vote for every k (cumulative), macro F1 per k (sklearn's definition, vectorised)
-w = np.exp((sim - sim[:, :1]) / T)
-lab = rl[idx]
-scores = np.zeros((len(Q), C))
-rows = np.arange(len(Q))
-f1 = np.empty(K)
-for k in range(K):
-    scores[rows, lab[:, k]] += w[:, k]
-    pred = scores.argmax(axis=1)
-    tp = np.bincount(ql[pred == ql], minlength=C)
-    fp = np.bincount(pred[pred != ql], minlength=C)
-    fn = np.bincount(ql[pred != ql], minlength=C)
-    den = 2 * tp + fp + fn
-    f1[k] = np.mean(2 * tp[den > 0] / den[den > 0])
+f1 = knn_vote.score_all_k(sim, idx, rl, ql, T, K, C)   # weighted vote and macro F1 for every k
 np.save(f"{out}/nb_{method}.npy", train[idx])
 np.savetxt(f"{out}/f1_{method}.txt", f1, fmt="%.12f")
 print(f"{method}: macro_f1@1 {f1[0]:.4f} @10 {f1[min(9, K - 1)]:.4f} @{K} {f1[-1]:.4f}")
