@@ -54,15 +54,7 @@ def search_faiss():
 
 
 def search_numpy():
-    sims, idxs = [], []
-    for q0 in range(0, len(Q), 1000):
-        s = Q[q0:q0 + 1000] @ R.T
-        part = np.argpartition(-s, K - 1, axis=1)[:, :K]
-        ps = np.take_along_axis(s, part, axis=1)
-        order = np.argsort(-ps, axis=1, kind="stable")
-        idxs.append(np.take_along_axis(part, order, axis=1))
-        sims.append(np.take_along_axis(ps, order, axis=1))
-    return np.vstack(sims), np.vstack(idxs)
+    return knn_vote.search_numpy(Q, R, K)
 
 
 sim, idx = {"torch": search_torch, "faiss": search_faiss, "numpy": search_numpy}[method]()
