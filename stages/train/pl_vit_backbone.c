@@ -127,20 +127,16 @@ static float *block_input(const PlBackbone *bb, const PlBackboneActs *a, int l) 
     return a->xs + (size_t)l * a->max_images * a->max_tokens * bb->cfg.dim;
 }
 
-// dst rows of sample b (T rows each) = s[b] * src rows; or, with add, dst += s[b] * src.
-static void scale_rows(float *dst, const float *src, const float *s, int n, int T, int D, int add) {
+// dst rows of sample b (T rows each) = s[b] * src rows (the drop-path scale of a branch's gradient).
+static void scale_rows(float *dst, const float *src, const float *s, int n, int T, int D) {
     for (int b = 0; b < n; b++) {
         size_t o = (size_t)b * T * D, len = (size_t)T * D;
         float f = s[b];
-        if (add)
-            for (size_t i = 0; i < len; i++) dst[o + i] += f * src[o + i];
-        else
-            for (size_t i = 0; i < len; i++) dst[o + i] = f * src[o + i];
+        for (size_t i = 0; i < len; i++) dst[o + i] = f * src[o + i];
     }
 }
 
-// dst rows of sample b = base + s[b] * src rows (dst may be neither; one pass, the arithmetic of a copy of base
-// followed by scale_rows' add).
+// dst rows of sample b = base + s[b] * src rows (the residual add of a drop-path scaled branch; dst is neither).
 static void add_scaled_rows(float *restrict dst, const float *restrict base, const float *restrict src, const float *s,
                             int n, int T, int D) {
     for (int b = 0; b < n; b++) {
@@ -271,7 +267,7 @@ static void backward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrai
     PlProfSlot *pr = g->prof;
     // MLP branch: xout = xmid + s2 * fc2(gelu(fc1(LN2(xmid))))
     PlProfMark mk = pl_prof_begin(pr);
-    scale_rows(a->dtmp, a->dres, sc + a->max_images, n, T, D, 0);
+    scale_rows(a->dtmp, a->dres, sc + a->max_images, n, T, D);
     pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
     pl_prof_linear(pr, PL_PROF_FC2_FWD);
     pl_linear_backward_beta(g, a->dh, 0.0f, gp->fc2_w, gp->fc2_b, beta, a->dtmp, s->gel, p->fc2_w, rows, Hm, D);
@@ -285,7 +281,7 @@ static void backward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrai
     pl_prof_end(pr, mk, PL_PROF_LN_BWD, 0.0);
     // attention branch: xmid = x + s1 * proj(attn(qkv(LN1(x))))
     mk = pl_prof_begin(pr);
-    scale_rows(a->dtmp, a->dres, sc, n, T, D, 0);
+    scale_rows(a->dtmp, a->dres, sc, n, T, D);
     pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
     pl_prof_linear(pr, PL_PROF_PROJ_FWD);
     pl_linear_backward_beta(g, a->datt, 0.0f, gp->proj_w, gp->proj_b, beta, a->dtmp, s->att, p->proj_w, rows, D, D);
