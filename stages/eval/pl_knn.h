@@ -54,6 +54,9 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out);
 
 // L2-normalise rows in place ((N, D)); rows with zero norm stay zero. Returns the count of zero rows.
 int64_t pl_knn_normalise_rows(float *x, int64_t n, int dim);
+// One row: dst (dim) = src L2-normalised (the sum of squares in double, in order, then the float inverse), or src
+// unchanged when its norm is zero (returns 1 then, else 0). dst may equal src.
+int pl_knn_normalise_row(float *dst, const float *src, int dim);
 
 // Predictions for every k = 1..K from best-first neighbour lists.
 //   nb_label: (Q, K) class of each neighbour (-1 = unlabelled reference: occupies a slot, casts no vote)

@@ -108,9 +108,8 @@ typedef struct KnnGather {
 } KnnGather;
 
 // Pool task: rows [b * KNN_GATHER_ROWS, ...) of (queries, then this rank's references) from the feature matrix into
-// the search's layout in one pass, L2-normalised on the way for cosine with pl_knn_normalise_rows's arithmetic
-// (the sum of squares in double, in order; the float inverse; a zero row unchanged): the same bits as copying and
-// normalising in two passes, now once over the data and on every thread of the pool.
+// the search's layout in one pass, L2-normalised on the way for cosine (pl_knn_normalise_row): the same bits as
+// copying and normalising in two passes, once over the data and on every thread of the pool.
 static void knn_task_gather(void *ctx, int b, int thread) {
     (void)thread;
     const KnnGather *g = ctx;
@@ -121,15 +120,10 @@ static void knn_task_gather(void *ctx, int b, int thread) {
         int64_t row = i < nq ? g->run->qrows[i] : g->run->rrows[g->r0 + i - nq];
         float *dst = i < nq ? g->Q + (size_t)i * D : g->R + (size_t)(i - nq) * D;
         const float *src = g->fs->x + (size_t)row * D;
-        double a = 0;
         if (g->normalise)
-            for (int d = 0; d < D; d++) a += (double)src[d] * src[d];
-        if (a <= 0) {
+            pl_knn_normalise_row(dst, src, D);
+        else
             memcpy(dst, src, (size_t)D * sizeof(float));
-            continue;
-        }
-        float inv = (float)(1.0 / sqrt(a));
-        for (int d = 0; d < D; d++) dst[d] = src[d] * inv;
     }
 }
 

@@ -586,18 +586,20 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
     return st;
 }
 
+int pl_knn_normalise_row(float *dst, const float *src, int dim) {
+    double a = 0;
+    for (int d = 0; d < dim; d++) a += (double)src[d] * src[d];
+    if (a <= 0) {
+        if (dst != src) memcpy(dst, src, (size_t)dim * sizeof(float));
+        return 1;
+    }
+    float inv = (float)(1.0 / sqrt(a));
+    for (int d = 0; d < dim; d++) dst[d] = src[d] * inv;
+    return 0;
+}
+
 int64_t pl_knn_normalise_rows(float *x, int64_t n, int dim) {
     int64_t zero = 0;
-    for (int64_t i = 0; i < n; i++) {
-        float *r = x + (size_t)i * dim;
-        double a = 0;
-        for (int d = 0; d < dim; d++) a += (double)r[d] * r[d];
-        if (a <= 0) {
-            zero++;
-            continue;
-        }
-        float inv = (float)(1.0 / sqrt(a));
-        for (int d = 0; d < dim; d++) r[d] *= inv;
-    }
+    for (int64_t i = 0; i < n; i++) zero += pl_knn_normalise_row(x + (size_t)i * dim, x + (size_t)i * dim, dim);
     return zero;
 }
