@@ -1,5 +1,6 @@
-// ViT row kernels: the per-CPU-level copies of LayerNorm, exact-erf GELU, softmax (pl_vit_kernels_body.h) behind
-// one dispatch table, and the bicubic position-embedding resize.
+// ViT row kernels: the per-CPU-level copies of LayerNorm, exact-erf GELU, softmax (pl_vit_kernels_body.h; at AVX-512
+// the softmax is pl_vit_kernels_avx512.h's hand-vectorised copy of the same arithmetic) behind one dispatch table, and
+// the bicubic position-embedding resize.
 #include "pl_vit_kernels.h"
 
 #include <math.h>
@@ -28,6 +29,7 @@
 #undef PL_K
 #undef PL_KATTR
 #undef PL_LANES
+#include "pl_vit_kernels_avx512.h"   // hand-vectorised copies, the same bits (softmax)
 #endif
 
 typedef struct VitKernelTable {
@@ -47,7 +49,8 @@ static const VitKernelTable vit_tables[] = {
     PL_KTABLE(baseline, PL_CPU_BASELINE),
 #if PL_DISPATCH_X86
     PL_KTABLE(avx2, PL_CPU_AVX2),
-    PL_KTABLE(avx512, PL_CPU_AVX512),
+    {PL_CPU_AVX512, pl_k_layernorm_avx512, pl_k_bias_gelu_avx512, pl_k_add_bias_avx512, pl_k_softmax_rows_avx512_hand,
+     pl_k_gelu_fwd_avx512, pl_k_gelu_bwd_avx512},
 #endif
 };
 #define VIT_NTABLES (sizeof vit_tables / sizeof vit_tables[0])

@@ -119,16 +119,34 @@ PL_KATTR static void PL_K(add_bias)(float *x, int ldx, int rows, int n, const fl
     }
 }
 
-PL_KATTR static void PL_K(softmax_rows)(float *x, int ldx, int rows, int n) {
+// Softmax of each row: m = the row's max (any order gives the same m, or, for finite inputs, a zero of either sign,
+// which leaves x - m unchanged); e = exp(x - m) stored in place while PL_LANES partial sums gather it (the tail's
+// elements into the first lanes); the partials combined as a tree (lane j + lane j + w for w = 8, 4, 2, 1, the order
+// of a vector reduction); the row scaled by 1 / sum. (Unused at AVX-512, where pl_vit_kernels_avx512.h's copy of the
+// same arithmetic runs.)
+PL_KATTR __attribute__((unused)) static void PL_K(softmax_rows)(float *x, int ldx, int rows, int n) {
     for (int r = 0; r < rows; r++) {
         float *restrict xr = x + (size_t)r * ldx;   // restrict: lets the exp loop vectorise
         float m = PL_K(max)(xr, n);
-        for (int i = 0; i < n; i++) xr[i] = PL_K(exp)(xr[i] - m);
-        float inv = 1.0f / PL_K(sum)(xr, n);
-        for (int i = 0; i < n; i++) xr[i] *= inv;
+        float acc[PL_LANES] = {0};
+        int i = 0;
+        for (; i + PL_LANES <= n; i += PL_LANES)
+            for (int j = 0; j < PL_LANES; j++) {
+                float e = PL_K(exp)(xr[i + j] - m);
+                xr[i + j] = e;
+                acc[j] += e;
+            }
+        for (int j = 0; i + j < n; j++) {
+            float e = PL_K(exp)(xr[i + j] - m);
+            xr[i + j] = e;
+            acc[j] += e;
+        }
+        for (int w = PL_LANES / 2; w >= 1; w /= 2)
+            for (int j = 0; j < w; j++) acc[j] += acc[j + w];
+        float inv = 1.0f / acc[0];
+        for (i = 0; i < n; i++) xr[i] *= inv;
     }
 }
-
 
 // Training: out = gelu(pre) (exact erf form, out may equal pre) and its backward dpre = dout * gelu'(pre)
 // (dpre may equal dout), element-wise.

@@ -2,7 +2,6 @@
 #include "pl_train_layers.h"
 
 #include "pl_bf16.h"
-#include "pl_flash_attention.h"
 #include "pl_vit_kernels.h"
 
 #include <math.h>
@@ -195,37 +194,6 @@ void pl_relu_dropout_forward(float *out, const float *pre, const float *keep, in
 
 void pl_relu_dropout_backward(float *dpre, const float *dout, const float *pre, const float *keep, int64_t n) {
     for (int64_t i = 0; i < n; i++) dpre[i] = pre[i] > 0.0f ? dout[i] * keep[i] : 0.0f;
-}
-
-size_t pl_attention_scratch_bytes(int T, int D, int NH, PlPrecision precision) {
-    return pl_flash_attention_scratch_bytes(T, D / NH, precision);
-}
-
-void pl_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int D, int NH, PlPrecision precision,
-                          void *scratch) {
-    const int hd = D / NH;
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            const float *q = qkv + (size_t)b * T * 3 * D + (size_t)h * hd;
-            pl_flash_attention_forward(T, hd, scale, q, q + D, q + 2 * D, 3 * D, out + (size_t)b * T * D + (size_t)h * hd,
-                                       D, lse + ((size_t)b * NH + h) * T, precision, scratch);
-        }
-}
-
-void pl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, int B,
-                           int T, int D, int NH, PlPrecision precision, void *scratch) {
-    const int hd = D / NH;
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            size_t row0 = (size_t)b * T;
-            const float *q = qkv + row0 * 3 * D + (size_t)h * hd;
-            float *dq = dqkv + row0 * 3 * D + (size_t)h * hd;
-            const float *o = out + row0 * D + (size_t)h * hd, *g = dout + row0 * D + (size_t)h * hd;
-            pl_flash_attention_backward(T, hd, scale, q, q + D, q + 2 * D, 3 * D, o, g, D,
-                                        lse + ((size_t)b * NH + h) * T, dq, dq + D, dq + 2 * D, precision, scratch);
-        }
 }
 
 void pl_patch_unfold(float *u, const float *x, int B, int C, int H, int W, int P, int gh, int gw) {

@@ -72,17 +72,30 @@ void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t 
 void pl_relu_dropout_forward(float *out, const float *pre, const float *keep, int64_t n);
 void pl_relu_dropout_backward(float *dpre, const float *dout, const float *pre, const float *keep, int64_t n);
 
-// Multi-head softmax attention of B images with the fused flash kernel (pl_flash_attention.h), one (image, head) at
-// a time: qkv (B, T, 3D) laid out [q | k | v] per row with heads in contiguous blocks of D/NH (D a multiple of NH:
-// the trainer checks); out (B, T, D) heads concatenated; lse (B, NH, T) each query row's log-sum-exp, saved for the
-// backward instead of the (T, T) probabilities. precision: FP32, or BF16 products with FP32 softmax statistics.
-// scratch: pl_attention_scratch_bytes(T, D, NH, precision) bytes, 64-byte aligned.
+// Multi-head softmax attention of B images (pl_train_attention.c), one (image, head) at a time: qkv (B, T, 3D) laid
+// out [q | k | v] per row with heads in contiguous blocks of D/NH (D a multiple of NH: the trainer checks); out
+// (B, T, D) heads concatenated. precision: FP32, or BF16 operands of every product with FP32 accumulation and FP32
+// softmax. Two paths, chosen by pl_attention_uses_gemm from T alone (so a forward and its backward always agree):
+//   GEMM (T <= PL_ATTN_GEMM_MAX_TOKENS and k has the precision's GEMM): P = softmax(scale q k^T) and out = P v
+//     through k's GEMMs; P is saved in probs (B, NH, T, T) FP32 for the backward, which forms dV = P^T dO,
+//     dP = dO V^T, dS = P (dP - rowsum(dO o)), dQ = scale dS K, dK = scale dS^T Q. lse is neither written nor read.
+//   flash (longer sequences, pl_flash_attention.h): online softmax, O(T hd) scratch; lse (B, NH, T) each query row's
+//     log-sum-exp, saved by the forward for the backward instead of the (T, T) probabilities (probs unused, may be
+//     NULL).
+// Either way a query row's result depends only on its (image, head): the same bits for any thread or rank count.
+// scratch: pl_attention_scratch_bytes(T, D, NH, precision) bytes, 64-byte aligned (never smaller for larger T).
+#ifndef PL_ATTN_GEMM_MAX_TOKENS   // (a benchmark build may move it: tests/bench/bench_train_attention.c)
+#define PL_ATTN_GEMM_MAX_TOKENS 256
+#endif
 size_t pl_attention_scratch_bytes(int T, int D, int NH, PlPrecision precision);
-void pl_attention_forward(float *out, float *lse, const float *qkv, int B, int T, int D, int NH, PlPrecision precision,
-                          void *scratch);
-// dqkv (B, T, 3D) = gradient (overwritten) from dout (B, T, D) and the forward's out and lse (same precision).
-void pl_attention_backward(float *dqkv, const float *dout, const float *qkv, const float *out, const float *lse, int B,
-                           int T, int D, int NH, PlPrecision precision, void *scratch);
+int pl_attention_uses_gemm(const PlKernels *k, int T, PlPrecision precision);
+void pl_attention_forward(const PlKernels *k, float *out, float *lse, float *probs, const float *qkv, int B, int T, int D,
+                          int NH, PlPrecision precision, void *scratch);
+// dqkv (B, T, 3D) = gradient (overwritten) from dout (B, T, D) and the forward's out, lse and probs (same k and
+// precision).
+void pl_attention_backward(const PlKernels *k, float *dqkv, const float *dout, const float *qkv, const float *out,
+                           const float *lse, const float *probs, int B, int T, int D, int NH, PlPrecision precision,
+                           void *scratch);
 
 // Unfold the P x P patches of B images x (B, C, H, W) on a gh x gw grid into rows u (B * gh * gw, C*P*P) in the
 // order of a Conv2d weight (C, P, P); remainder pixels beyond gh*P / gw*P are ignored, as the convolution does.

@@ -83,6 +83,7 @@ size_t pl_backbone_acts_carve(const PlBackbone *bb, int max_images, int height, 
         PL_CARVE(b->ln1r, rows);
         PL_CARVE(b->qkv, rows * 3 * D);
         PL_CARVE(b->lse, m * NH * T);
+        if (Tcap <= PL_ATTN_GEMM_MAX_TOKENS) PL_CARVE(b->probs, m * NH * T * T);
         PL_CARVE(b->att, rows * D);
         PL_CARVE(b->xmid, rows * D);
         PL_CARVE(b->ln2, rows * D);
@@ -202,7 +203,9 @@ static void forward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrain
     pl_prof_linear(pr, PL_PROF_QKV_FWD);
     pl_linear_forward(g, s->qkv, s->ln1, p->qkv_w, p->qkv_b, rows, D, 3 * D);
     mk = pl_prof_begin(pr);
-    pl_attention_forward(s->att, s->lse, s->qkv, n, T, D, c->heads, bb->precision, a->attn_scratch);
+    // the GEMM path where its probabilities have room (pl_train_layers.h), else the flash kernel
+    pl_attention_forward(s->probs ? g->k : NULL, s->att, s->lse, s->probs, s->qkv, n, T, D, c->heads, bb->precision,
+                         a->attn_scratch);
     pl_prof_end(pr, mk, PL_PROF_ATTN_FWD, 4.0 * n * T * T * D);   // QK^T and PV
     pl_prof_linear(pr, PL_PROF_PROJ_FWD);
     pl_linear_forward(g, a->dtmp, s->att, p->proj_w, p->proj_b, rows, D, D);
@@ -286,8 +289,11 @@ static void backward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrai
     pl_prof_linear(pr, PL_PROF_PROJ_FWD);
     pl_linear_backward_beta(g, a->datt, 0.0f, gp->proj_w, gp->proj_b, beta, a->dtmp, s->att, p->proj_w, rows, D, D);
     mk = pl_prof_begin(pr);
-    pl_attention_backward(a->dqkv, a->datt, s->qkv, s->att, s->lse, n, T, D, c->heads, bb->precision, a->attn_scratch);
-    pl_prof_end(pr, mk, PL_PROF_ATTN_BWD, 10.0 * n * T * T * D);   // QK^T again, dV, dP, dQ, dK
+    pl_attention_backward(s->probs ? g->k : NULL, a->dqkv, a->datt, s->qkv, s->att, s->lse, s->probs, n, T, D, c->heads,
+                          bb->precision, a->attn_scratch);
+    // GEMM path: dV, dP, dQ, dK; flash: QK^T again and the same four
+    double bwd_products = s->probs && pl_attention_uses_gemm(g->k, T, bb->precision) ? 8.0 : 10.0;
+    pl_prof_end(pr, mk, PL_PROF_ATTN_BWD, bwd_products * n * T * T * D);
     pl_prof_linear(pr, PL_PROF_QKV_FWD);
     pl_linear_backward_beta(g, a->dln, 0.0f, gp->qkv_w, gp->qkv_b, beta, a->dqkv, s->ln1, p->qkv_w, rows, D, 3 * D);
     pl_prof_linear(pr, PL_PROF_HEAD);

@@ -44,7 +44,7 @@ typedef struct PlBackbone {
     PlVitConfig cfg;
     int recompute;             // 1: keep only each block's input; recompute the block in the backward
     float drop_path;           // stochastic depth of the last block (DINO: linspace(0, rate, depth))
-    PlPrecision precision;     // attention products (pl_flash_attention.h)
+    PlPrecision precision;     // attention products (pl_train_layers.h)
     PlBackboneParams p;        // into the parameter slab
 } PlBackbone;
 
@@ -52,6 +52,8 @@ typedef struct PlBlockActs {   // one block's saved activations, rows = n * T
     float *ln1, *ln1m, *ln1r;  // (rows, D), (rows), (rows)
     float *qkv;                // (rows, 3D)
     float *lse;                // (n, NH, T) attention log-sum-exp per query row (the flash backward's input)
+    float *probs;              // (n, NH, T, T) attention probabilities (the GEMM path's), NULL when the capacity's
+                               // tokens exceed PL_ATTN_GEMM_MAX_TOKENS (then attention always takes the flash path)
     float *att;                // (rows, D)
     float *xmid;               // (rows, D) residual after the attention branch
     float *ln2, *ln2m, *ln2r;

@@ -9,7 +9,8 @@
 #   tests/bench/finetune_vs_torch.sh [BUILD_DIR]      (default build/)
 #   env: THREADS=2 BATCH=32 STEPS=4 (timed) WARMUP=1 (untimed, first) CLASSES=17
 #        ENGINES="openblas:fp32 onednn:fp32 onednn:bf16" (protloc's --kernels:--precision, one run each)
-#        TORCH_PRECISIONS="fp32 bf16" (PyTorch FP32, and its BF16 autocast: torch.autocast('cpu', torch.bfloat16))
+#        TORCH_PRECISIONS="fp32 bf16" (PyTorch FP32, and its BF16 autocast: torch.autocast('cpu', torch.bfloat16);
+#        " " runs protloc alone)
 #        PROFILE=1: protloc --profile (per-phase table of every engine) and PyTorch's profiler (op self time by phase)
 #        over one extra step, printed after the table
 #        DIM=384 DEPTH=12 HEADS=6 PATCH=16 SIZE=224 CHANS=3 (ViT-S/16, 224 x 224, RGB)   MPI=0|1
@@ -141,8 +142,9 @@ runs = {tag: protloc(tag) for tag in tags}
 p = runs["protloc"]
 tor = {tp: json.loads(open(f"{w}/torch_{tp}.json").read().strip().splitlines()[-1]) for tp in torch_precisions}
 tor_time = {tp: gnu_time(f"{w}/time_torch_{tp}.txt") for tp in torch_precisions}
-t = tor[torch_precisions[0]]                 # the reference of the ratio column: PyTorch at the first precision
-t_rss, t_wall = tor_time[torch_precisions[0]]
+# the reference of the ratio column: PyTorch at the first precision (none with TORCH_PRECISIONS=" ": protloc alone)
+t = tor[torch_precisions[0]] if torch_precisions else None
+ref_name = torch_precisions[0] if torch_precisions else "-"
 peak = {}
 try:
     for l in open(f"{w}/peak.txt"):
@@ -155,23 +157,24 @@ def pct(ips, thr):   # training ~ 3 x forward FLOPs (forward + input grads + wei
     return f"{100 * ips * 3 * fwd_gflop / peak[thr]:.0f}%" if fwd_gflop and thr in peak else "n/a"
 
 print(f"\n| impl | ranks x threads | img/s (median step) | img/s (mean step) | step s (median) | ~% of FMA peak | "
-      f"peak RSS MiB | wall s | img/s / PyTorch {torch_precisions[0]} | / PyTorch same precision |")
+      f"peak RSS MiB | wall s | img/s / PyTorch {ref_name} | / PyTorch same precision |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 same = lambda prec, ips: f"{ips / tor[prec]['img_per_s_median']:.2f}" if prec in tor else "-"
-tm = t["img_per_s_median"]
+tm = t["img_per_s_median"] if t else None
+ratio = lambda ips: f"{ips / tm:.2f}" if tm else "-"
 for tag, q in runs.items():
     print(f"| protloc {q['ex'].get('kernels')} {q['ex'].get('precision', 'fp32')} | 1 x {threads} | {q['median']:.2f} | "
           f"{q['mean']:.2f} | {batch / q['median']:.3f} | {pct(q['median'], threads)} | {q['rss']:.1f} | {q['wall']:.1f} | "
-          f"{q['median'] / tm:.2f} | {same(q['ex'].get('precision', 'fp32'), q['median'])} |")
+          f"{ratio(q['median'])} | {same(q['ex'].get('precision', 'fp32'), q['median'])} |")
 for tp, u in tor.items():
     um = u["img_per_s_median"]
     print(f"| pytorch {u['torch']} {'bf16 autocast' if tp == 'bf16' else 'fp32'} | 1 x {threads} | {um:.2f} | "
           f"{u['img_per_s']:.2f} | {u['step_s_median']:.3f} | {pct(um, threads)} | {tor_time[tp][0]:.1f} | "
-          f"{tor_time[tp][1]:.1f} | {um / tm:.2f} | 1.00 |")
+          f"{tor_time[tp][1]:.1f} | {ratio(um)} | 1.00 |")
 mp = {r: protloc(f"mpi_{r}") for r in mpi_runs}
 for r, m in mp.items():
     print(f"| protloc mpirun --reduce {r} | 2 x 1 | {m['median']:.2f} | {m['mean']:.2f} | {batch / m['median']:.3f} | "
-          f"{pct(m['median'], 2)} | {m['rss']:.1f} (largest rank) | {m['wall']:.1f} | {m['median'] / tm:.2f} |")
+          f"{pct(m['median'], 2)} | {m['rss']:.1f} (largest rank) | {m['wall']:.1f} | {ratio(m['median'])} |")
 
 print(f"\n- protloc whole run (report.json results.img_per_s: all {warmup + len(p['timed'])} steps incl. warm-up and "
       f"the checkpoint writes at epoch ends): {p['whole']:.2f} img/s; warm-up step(s): "
@@ -179,7 +182,7 @@ print(f"\n- protloc whole run (report.json results.img_per_s: all {warmup + len(
 print(f"- protloc: kernels {p['ex'].get('kernels')}, micro-batch {p['mb']}, memory/rank "
       f"{p['ex'].get('memory_bytes_per_rank', 0) / 1048576:.0f} MiB (own estimate), loss {p['loss'][0]:.4f} -> "
       f"{p['loss'][1]:.4f}; its RSS includes the whole input file ({2 * batch} images)")
-print(f"- PyTorch: fwd/bwd/opt median {t['fwd_s_median']:.3f}/{t['bwd_s_median']:.3f}/{t['opt_s_median']:.3f} s, "
+if t: print(f"- PyTorch: fwd/bwd/opt median {t['fwd_s_median']:.3f}/{t['bwd_s_median']:.3f}/{t['opt_s_median']:.3f} s, "
       f"MKLDNN {t['mkldnn']}, OMP_WAIT_POLICY={t['omp_wait_policy']}, allocator {t['allocator']}, "
       f"GLIBC_TUNABLES={t['glibc_tunables']}, loss {t['loss_first']:.4f} -> {t['loss_last']:.4f}, "
       f"own ru_maxrss {t['peak_rss_mib']} MiB")

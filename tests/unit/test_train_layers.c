@@ -234,40 +234,90 @@ static void test_gelu_backward(void **state) {
 
 // ---- attention ----
 typedef struct {
-    float *qkv, *g, *out, *lse;
+    float *qkv, *g, *out, *lse, *probs;
     void *scratch;
     int B, T, D, NH;
+    const PlKernels *k;   // NULL: the flash path; the default backend: the GEMM path
 } AttCtx;
 static double att_loss(void *p) {
     AttCtx *c = p;
-    pl_attention_forward(c->out, c->lse, c->qkv, c->B, c->T, c->D, c->NH, PL_PRECISION_FP32, c->scratch);
+    pl_attention_forward(c->k, c->out, c->lse, c->probs, c->qkv, c->B, c->T, c->D, c->NH, PL_PRECISION_FP32, c->scratch);
     return dotd(c->g, c->out, (size_t)c->B * c->T * c->D);
 }
 
 static void test_attention_backward(void **state) {
     (void)state;
-    for (int NH = 1; NH <= 4; NH *= 2) {
-        const int B = 2, T = 5, D = 8;
-        size_t nq = (size_t)B * T * 3 * D, no = (size_t)B * T * D, nl = (size_t)B * NH * T;
-        size_t sb = (pl_attention_scratch_bytes(T, D, NH, PL_PRECISION_FP32) + 63) / 64 * 64;
-        AttCtx c = {rand_buf(nq, 1.5f), rand_buf(no, 1.0f), const_buf(no, 0), const_buf(nl, 0), aligned_alloc(64, sb),
-                    B, T, D, NH};
-        assert_non_null(c.scratch);
-        att_loss(&c);
-        for (size_t r = 0; r < nl; r++) assert_true(isfinite(c.lse[r]));   // log-sum-exp of each query row
-        float *out = malloc(no * sizeof(float)), *lse = malloc(nl * sizeof(float)), *dqkv = const_buf(nq, 13.0f);
-        memcpy(out, c.out, no * sizeof(float));
-        memcpy(lse, c.lse, nl * sizeof(float));
-        pl_attention_backward(dqkv, c.g, c.qkv, out, lse, B, T, D, NH, PL_PRECISION_FP32, c.scratch);
-        char what[64];
-        snprintf(what, sizeof what, "attention NH=%d dqkv", NH);
-        check_fd(what, c.qkv, nq, dqkv, att_loss, &c, FD_TOL);
-        // overwritten: a second call into a differently pre-filled dqkv gives the same values
-        float *dqkv2 = const_buf(nq, -2.0f);
-        pl_attention_backward(dqkv2, c.g, c.qkv, out, lse, B, T, D, NH, PL_PRECISION_FP32, c.scratch);
-        assert_memory_equal(dqkv2, dqkv, nq * sizeof(float));
-        free(dqkv2), free(out), free(lse), free(dqkv), free(c.scratch), free(c.qkv), free(c.g), free(c.out), free(c.lse);
+    for (int path = 0; path < 2; path++)
+        for (int NH = 1; NH <= 4; NH *= 2) {
+            const int B = 2, T = 5, D = 8;
+            const PlKernels *k = path ? pl_kernels_default() : NULL;
+            assert_int_equal(pl_attention_uses_gemm(k, T, PL_PRECISION_FP32), path);
+            size_t nq = (size_t)B * T * 3 * D, no = (size_t)B * T * D, nl = (size_t)B * NH * T;
+            size_t sb = (pl_attention_scratch_bytes(T, D, NH, PL_PRECISION_FP32) + 63) / 64 * 64;
+            AttCtx c = {rand_buf(nq, 1.5f), rand_buf(no, 1.0f), const_buf(no, 0), const_buf(nl, 0),
+                        path ? const_buf(nl * T, 0) : NULL, aligned_alloc(64, sb), B, T, D, NH, k};
+            assert_non_null(c.scratch);
+            att_loss(&c);
+            if (!path)
+                for (size_t r = 0; r < nl; r++) assert_true(isfinite(c.lse[r]));   // log-sum-exp of each query row
+            float *out = malloc(no * sizeof(float)), *lse = malloc(nl * sizeof(float)), *dqkv = const_buf(nq, 13.0f);
+            float *probs = path ? malloc(nl * T * sizeof(float)) : NULL;
+            memcpy(out, c.out, no * sizeof(float));
+            memcpy(lse, c.lse, nl * sizeof(float));
+            if (path) {   // each row of P is a distribution
+                memcpy(probs, c.probs, nl * T * sizeof(float));
+                for (size_t r = 0; r < nl; r++) {
+                    double sum = 0.0;
+                    for (int j = 0; j < T; j++) sum += probs[r * T + j];
+                    assert_true(fabs(sum - 1.0) < 1e-6);
+                }
+            }
+            pl_attention_backward(k, dqkv, c.g, c.qkv, out, lse, probs, B, T, D, NH, PL_PRECISION_FP32, c.scratch);
+            char what[64];
+            snprintf(what, sizeof what, "attention %s NH=%d dqkv", path ? "gemm" : "flash", NH);
+            check_fd(what, c.qkv, nq, dqkv, att_loss, &c, FD_TOL);
+            // overwritten: a second call into a differently pre-filled dqkv gives the same values
+            float *dqkv2 = const_buf(nq, -2.0f);
+            pl_attention_backward(k, dqkv2, c.g, c.qkv, out, lse, probs, B, T, D, NH, PL_PRECISION_FP32, c.scratch);
+            assert_memory_equal(dqkv2, dqkv, nq * sizeof(float));
+            free(dqkv2), free(out), free(lse), free(probs), free(dqkv), free(c.scratch), free(c.qkv), free(c.g),
+                free(c.out), free(c.lse), free(c.probs);
+        }
+}
+
+// The two paths compute the same function: forward and backward agree to float rounding, FP32 and BF16 (each BF16
+// path against its own FP32, within BF16 operand rounding), at a size with several 64-key blocks and a ragged tail.
+static void test_attention_paths_agree(void **state) {
+    (void)state;
+    const int B = 2, T = 133, D = 64, NH = 2;
+    const PlKernels *k = NULL;
+    if (pl_kernels_find("auto", PL_PRECISION_BF16, &k) != PL_OK) k = pl_kernels_default();   // BF16 where the CPU can
+    size_t nq = (size_t)B * T * 3 * D, no = (size_t)B * T * D, nl = (size_t)B * NH * T;
+    float *qkv = rand_buf(nq, 1.5f), *g = rand_buf(no, 1.0f), *lse = const_buf(nl, 0), *probs = const_buf(nl * T, 0);
+    float *out[2][2], *dq[2][2];
+    for (int prec = 0; prec < 2; prec++) {
+        PlPrecision p = prec ? PL_PRECISION_BF16 : PL_PRECISION_FP32;
+        if (prec && !k->gemm_bf16) continue;
+        void *scratch = aligned_alloc(64, (pl_attention_scratch_bytes(T, D, NH, p) + 63) / 64 * 64);
+        assert_non_null(scratch);
+        for (int path = 0; path < 2; path++) {
+            const PlKernels *kp = path ? k : NULL;
+            out[prec][path] = const_buf(no, 0);
+            dq[prec][path] = const_buf(nq, 0);
+            pl_attention_forward(kp, out[prec][path], lse, probs, qkv, B, T, D, NH, p, scratch);
+            pl_attention_backward(kp, dq[prec][path], g, qkv, out[prec][path], lse, probs, B, T, D, NH, p, scratch);
+        }
+        float eo = 0.0f, ed = 0.0f, tol = prec ? 5e-3f : 4e-6f;
+        for (size_t i = 0; i < no; i++) eo = fmaxf(eo, fabsf(out[prec][0][i] - out[prec][1][i]));
+        for (size_t i = 0; i < nq; i++) ed = fmaxf(ed, fabsf(dq[prec][0][i] - dq[prec][1][i]));
+        printf("attention %s (%s) flash vs gemm: max|d out| %.3g, max|d dqkv| %.3g (tol %.3g, %.3g)\n",
+               pl_precision_name(p), k->name, eo, ed, tol, 4 * tol);
+        assert_true(eo <= tol);
+        assert_true(ed <= 4 * tol);
+        for (int path = 0; path < 2; path++) free(out[prec][path]), free(dq[prec][path]);
+        free(scratch);
     }
+    free(qkv), free(g), free(lse), free(probs);
 }
 
 // ---- losses ----
@@ -395,6 +445,7 @@ int main(void) {
         cmocka_unit_test(test_train_gemm_bf16),
         cmocka_unit_test(test_gelu_backward),
         cmocka_unit_test(test_attention_backward),
+        cmocka_unit_test(test_attention_paths_agree),
         cmocka_unit_test(test_softmax_xent),
         cmocka_unit_test(test_bce_logits),
         cmocka_unit_test(test_pos_resize_backward_is_transpose),
