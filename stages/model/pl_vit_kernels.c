@@ -39,7 +39,7 @@ typedef struct VitKernelTable {
     void (*add_bias)(float *, int, int, int, const float *);
     void (*softmax_rows)(float *, int, int, int);
     void (*gelu_fwd)(float *, const float *, size_t);
-    void (*gelu_bwd)(float *, const float *, const float *, size_t);
+    void (*gelu_bwd)(float *, const float *, const float *, const float *, size_t);
 } VitKernelTable;
 
 #define PL_KTABLE(suffix, lv)                                                                                     \
@@ -89,8 +89,8 @@ void pl_vit_add_bias(float *x, int ldx, int rows, int n, const float *bias) {
 }
 void pl_vit_softmax_rows(float *x, int ldx, int rows, int n) { vit_kernels()->softmax_rows(x, ldx, rows, n); }
 void pl_vit_gelu_forward(float *out, const float *pre, size_t n) { vit_kernels()->gelu_fwd(out, pre, n); }
-void pl_vit_gelu_backward(float *dpre, const float *dout, const float *pre, size_t n) {
-    vit_kernels()->gelu_bwd(dpre, dout, pre, n);
+void pl_vit_gelu_backward(float *dpre, const float *dout, const float *pre, const float *out, size_t n) {
+    vit_kernels()->gelu_bwd(dpre, dout, pre, out, n);
 }
 
 // PyTorch's cubic convolution weights for the 4 taps around a source coordinate with fraction t.

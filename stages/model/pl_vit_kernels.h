@@ -18,9 +18,10 @@ void pl_vit_bias_gelu(float *x, int rows, int n, const float *bias);
 void pl_vit_add_bias(float *x, int ldx, int rows, int n, const float *bias);
 // In place, row-wise softmax of x: (rows, n) with row stride ldx.
 void pl_vit_softmax_rows(float *x, int ldx, int rows, int n);
-// Training: out = gelu(pre) over n elements (out may equal pre); backward dpre = dout * gelu'(pre) (dpre may equal dout).
+// Training: out = gelu(pre) over n elements (out may equal pre); backward dpre = dout * gelu'(pre) (dpre may equal dout)
+// with gelu'(x) = cdf(x) + x pdf(x) and cdf(x) taken from the forward's out (pre, out: the forward's input and output).
 void pl_vit_gelu_forward(float *out, const float *pre, size_t n);
-void pl_vit_gelu_backward(float *dpre, const float *dout, const float *pre, size_t n);
+void pl_vit_gelu_backward(float *dpre, const float *dout, const float *pre, const float *out, size_t n);
 // The kernels above run the best copy the CPU supports (pl_dispatch.h): baseline x86-64, AVX2 or AVX-512, all
 // bit-identical. pl_vit_kernels_use switches every thread to one level (tests and benchmarks compare them);
 // PL_ERR_UNSUPPORTED when the CPU lacks it.

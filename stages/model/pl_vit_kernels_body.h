@@ -157,10 +157,11 @@ PL_KATTR static void PL_K(gelu_fwd)(float *out, const float *pre, size_t n) {
     }
 }
 
-PL_KATTR static void PL_K(gelu_bwd)(float *dpre, const float *dout, const float *pre, size_t n) {
+PL_KATTR static void PL_K(gelu_bwd)(float *dpre, const float *dout, const float *pre, const float *out, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float x = pre[i];
-        float cdf = 0.5f * (1.0f + PL_K(erf)(x * 0.70710678118654752f));
+        // gelu(x) = x cdf(x): cdf from the forward's output (out / x, cdf(0) = 1/2) instead of a second erf
+        float cdf = x != 0.0f ? out[i] / x : 0.5f;
         float pdf = 0.3989422804014327f * PL_K(exp)(-0.5f * x * x);
         dpre[i] = dout[i] * (cdf + x * pdf);
     }

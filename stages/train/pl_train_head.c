@@ -321,7 +321,7 @@ static void dino_backward(const PlHeadSpec *s, const PlHeadParams *p, const PlHe
         float *dx = l == 0 ? a->dinp : a->dm[l % 2];
         pl_linear_backward(g, dx, 0.0f, grad->mlp_w[l], grad->mlp_b[l], dnext, x, p->mlp_w[l], n, dino_in(s, l),
                            dino_out(s, l));
-        if (l > 0) pl_gelu_backward(dx, dx, a->mh[l - 1], (int64_t)n * s->hidden_dim);
+        if (l > 0) pl_gelu_backward(dx, dx, a->mh[l - 1], a->ma[l - 1], (int64_t)n * s->hidden_dim);
         dnext = dx;
     }
 }

@@ -184,8 +184,8 @@ void pl_linear_backward_beta(const PlTrainGemm *k, float *dinp, float dinp_beta,
 
 void pl_gelu_forward(float *out, const float *pre, int64_t n) { pl_vit_gelu_forward(out, pre, (size_t)n); }
 
-void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n) {
-    pl_vit_gelu_backward(dpre, dout, pre, (size_t)n);
+void pl_gelu_backward(float *dpre, const float *dout, const float *pre, const float *out, int64_t n) {
+    pl_vit_gelu_backward(dpre, dout, pre, out, (size_t)n);
 }
 
 void pl_relu_dropout_forward(float *out, const float *pre, const float *keep, int64_t n) {

@@ -63,9 +63,9 @@ void pl_linear_backward_beta(const PlTrainGemm *k, float *dinp, float dinp_beta,
                              const float *dout, const float *inp, const float *w, int N, int IC, int OC);
 
 // out = gelu(pre) with the exact erf form (out may equal pre); gelu_backward: dpre = dout * gelu'(pre) (dpre may
-// equal dout). n elements each.
+// equal dout) from the forward's input pre and output out (not in place: out != pre). n elements each.
 void pl_gelu_forward(float *out, const float *pre, int64_t n);
-void pl_gelu_backward(float *dpre, const float *dout, const float *pre, int64_t n);
+void pl_gelu_backward(float *dpre, const float *dout, const float *pre, const float *out, int64_t n);
 
 // out = relu(pre) * keep (keep: the dropout scale per element, 0 or 1 / (1 - p), or 1 outside training); backward:
 // dpre = dout * keep where pre > 0, else 0 (dpre may equal dout). n elements each.

@@ -128,13 +128,18 @@ static float *block_input(const PlBackbone *bb, const PlBackboneActs *a, int l) 
     return a->xs + (size_t)l * a->max_images * a->max_tokens * bb->cfg.dim;
 }
 
-// dst rows of sample b (T rows each) = s[b] * src rows (the drop-path scale of a branch's gradient).
-static void scale_rows(float *dst, const float *src, const float *s, int n, int T, int D) {
+// A branch's gradient: rows of sample b (T rows each) = s[b] * src rows (its drop-path scale), written to dst and
+// returned; src itself when every scale is 1 (no drop path: the same values without a copy).
+static const float *scale_rows(float *dst, const float *src, const float *s, int n, int T, int D) {
+    int all_one = 1;
+    for (int b = 0; b < n; b++) all_one &= s[b] == 1.0f;
+    if (all_one) return src;
     for (int b = 0; b < n; b++) {
         size_t o = (size_t)b * T * D, len = (size_t)T * D;
         float f = s[b];
         for (size_t i = 0; i < len; i++) dst[o + i] = f * src[o + i];
     }
+    return dst;
 }
 
 // dst rows of sample b = base + s[b] * src rows (the residual add of a drop-path scaled branch; dst is neither).
@@ -270,12 +275,12 @@ static void backward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrai
     PlProfSlot *pr = g->prof;
     // MLP branch: xout = xmid + s2 * fc2(gelu(fc1(LN2(xmid))))
     PlProfMark mk = pl_prof_begin(pr);
-    scale_rows(a->dtmp, a->dres, sc + a->max_images, n, T, D);
+    const float *dbranch = scale_rows(a->dtmp, a->dres, sc + a->max_images, n, T, D);
     pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
     pl_prof_linear(pr, PL_PROF_FC2_FWD);
-    pl_linear_backward_beta(g, a->dh, 0.0f, gp->fc2_w, gp->fc2_b, beta, a->dtmp, s->gel, p->fc2_w, rows, Hm, D);
+    pl_linear_backward_beta(g, a->dh, 0.0f, gp->fc2_w, gp->fc2_b, beta, dbranch, s->gel, p->fc2_w, rows, Hm, D);
     mk = pl_prof_begin(pr);
-    pl_gelu_backward(a->dh, a->dh, s->fc1, (int64_t)rows * Hm);
+    pl_gelu_backward(a->dh, a->dh, s->fc1, s->gel, (int64_t)rows * Hm);
     pl_prof_end(pr, mk, PL_PROF_GELU_BWD, 0.0);
     pl_prof_linear(pr, PL_PROF_FC1_FWD);
     pl_linear_backward_beta(g, a->dln, 0.0f, gp->fc1_w, gp->fc1_b, beta, a->dh, s->ln2, p->fc1_w, rows, D, Hm);
@@ -284,10 +289,10 @@ static void backward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrai
     pl_prof_end(pr, mk, PL_PROF_LN_BWD, 0.0);
     // attention branch: xmid = x + s1 * proj(attn(qkv(LN1(x))))
     mk = pl_prof_begin(pr);
-    scale_rows(a->dtmp, a->dres, sc, n, T, D);
+    dbranch = scale_rows(a->dtmp, a->dres, sc, n, T, D);
     pl_prof_end(pr, mk, PL_PROF_RESIDUAL, 0.0);
     pl_prof_linear(pr, PL_PROF_PROJ_FWD);
-    pl_linear_backward_beta(g, a->datt, 0.0f, gp->proj_w, gp->proj_b, beta, a->dtmp, s->att, p->proj_w, rows, D, D);
+    pl_linear_backward_beta(g, a->datt, 0.0f, gp->proj_w, gp->proj_b, beta, dbranch, s->att, p->proj_w, rows, D, D);
     mk = pl_prof_begin(pr);
     pl_attention_backward(s->probs ? g->k : NULL, a->dqkv, a->datt, s->qkv, s->att, s->lse, s->probs, n, T, D, c->heads,
                           bb->precision, a->attn_scratch);
