@@ -1,7 +1,8 @@
 // Multi-head softmax attention of the training layers (pl_train_layers.h): per (image, head), either products through
-// the kernel backend's GEMMs with the (T, T) scores in per-thread scratch (sequences up to PL_ATTN_GEMM_MAX_TOKENS,
-// where one (T, T) tile is small and the backend's GEMMs outrun the fused kernel), or the fused flash kernel
-// (pl_flash_attention.h) for longer ones.
+// the kernel backend's GEMMs with the (T, T) probabilities kept for the backward (sequences up to
+// PL_ATTN_GEMM_MAX_TOKENS, where they are small and the backend's GEMMs outrun the fused kernel: forward and backward
+// together 1.7x at 197 tokens in BF16, tests/bench/bench_train_attention.c), or the fused flash kernel
+// (pl_flash_attention.h) for longer ones, whose memory does not grow with T^2.
 #include "pl_train_layers.h"
 
 #include <math.h>
