@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_util.h"
 #include "pl_clock.h"
 #include "pl_dispatch.h"
 #include "pl_flash_attention.h"
@@ -30,7 +31,8 @@ typedef struct Bench {
     PlPrecision prec;
 } Bench;
 
-static void old_path(Bench *b) {
+static void old_path(void *ctx) {
+    Bench *b = ctx;
     const int T = b->T, hd = b->hd, ld = b->ld;
     const float *q = b->qkv, *k = q + ld / 3, *v = q + 2 * (ld / 3);
     int rows = T < QCHUNK ? T : QCHUNK;
@@ -44,42 +46,19 @@ static void old_path(Bench *b) {
     }
 }
 
-static void flash_fwd(Bench *b) {
+static void flash_fwd(void *ctx) {
+    Bench *b = ctx;
     const float *q = b->qkv;
     pl_flash_attention_forward(b->T, b->hd, b->scale, q, q + b->ld / 3, q + 2 * (b->ld / 3), b->ld, b->o, b->hd, b->lse,
                                b->prec, b->scratch);
 }
 
-static void flash_bwd(Bench *b) {
+static void flash_bwd(void *ctx) {
+    Bench *b = ctx;
     const float *q = b->qkv;
     pl_flash_attention_backward(b->T, b->hd, b->scale, q, q + b->ld / 3, q + 2 * (b->ld / 3), b->ld, b->o, b->dout,
                                 b->hd, b->lse, b->dqkv, b->dqkv + b->ld / 3, b->dqkv + 2 * (b->ld / 3), b->prec,
                                 b->scratch);
-}
-
-// Seconds per call: one warm-up call, then batches of calls of >= 20 ms until `seconds` have passed; the fastest
-// batch's mean (the figure least disturbed by other load on the machine).
-static double time_it(void (*fn)(Bench *), Bench *b, double seconds) {
-    double t0 = pl_clock_now();
-    fn(b);
-    double best = pl_clock_now() - t0, start = pl_clock_now();
-    do {
-        int n = 0;
-        double b0 = pl_clock_now(), t;
-        do {
-            fn(b);
-            n++;
-            t = pl_clock_now() - b0;
-        } while (t < 0.02);
-        best = t / n < best ? t / n : best;
-    } while (pl_clock_now() - start < seconds);
-    return best;
-}
-
-static int parse_list(const char *s, int *out, int max) {
-    int n = 0;
-    for (char *end; *s && n < max; s = *end ? end + 1 : end) out[n++] = (int)strtol(s, &end, 10);
-    return n;
 }
 
 int main(int argc, char **argv) {
@@ -87,8 +66,12 @@ int main(int argc, char **argv) {
     double seconds = 1.0;
     int use_level[4] = {1, 1, 1, 1};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--tokens") && i + 1 < argc) nt = parse_list(argv[++i], tokens, 8);
-        else if (!strcmp(argv[i], "--hd") && i + 1 < argc) hd = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+            if ((nt = bench_parse_ints(argv[++i], tokens, 8)) < 1) {
+                fprintf(stderr, "%s: --tokens takes positive integers separated by commas\n", argv[0]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--hd") && i + 1 < argc) hd = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--heads") && i + 1 < argc) heads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "--backward")) backward = 1;
@@ -130,7 +113,7 @@ int main(int argc, char **argv) {
         }
         for (size_t i = 0; i < T * hd; i++) b.dout[i] = b.qkv[i * 3 + 1];
         const double flops = 4.0 * (double)T * T * hd;
-        double t = time_it(old_path, &b, seconds);
+        double t = bench_best_seconds(old_path, &b, seconds);
         printf("%d\tsgemm+softmax+sgemm\topenblas\tfp32\t%.3f\t%.1f%s\n", b.T, t * 1e3, flops / t * 1e-9,
                backward ? "\t-\t-" : "");
         for (int lv = 0; lv < 4; lv++) {
@@ -138,11 +121,11 @@ int main(int argc, char **argv) {
             if (lv == PL_CPU_BASELINE && b.T > 1100) continue;
             for (int p = 0; p < 2; p++) {
                 b.prec = p ? PL_PRECISION_BF16 : PL_PRECISION_FP32;
-                t = time_it(flash_fwd, &b, seconds);
+                t = bench_best_seconds(flash_fwd, &b, seconds);
                 printf("%d\tflash\t%s\t%s\t%.3f\t%.1f", b.T, pl_cpu_level_name((PlCpuLevel)lv),
                        pl_precision_name(b.prec), t * 1e3, flops / t * 1e-9);
                 if (backward) {
-                    double tb = time_it(flash_bwd, &b, seconds);
+                    double tb = bench_best_seconds(flash_bwd, &b, seconds);
                     printf("\t%.3f\t%.1f", tb * 1e3, 2.5 * flops / tb * 1e-9);
                 }
                 printf("\n");

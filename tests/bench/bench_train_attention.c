@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "fma_peak.h"
+#include "bench_util.h"
 #include "pl_clock.h"
 #include "pl_dispatch.h"
 #include "pl_kernels.h"
@@ -26,45 +27,26 @@ typedef struct Bench {
     void *scratch;
 } Bench;
 
-static void run_fwd(Bench *b) {
+static void run_fwd(void *ctx) {
+    Bench *b = ctx;
     pl_attention_forward(b->k, b->out, b->lse, b->probs, b->qkv, 1, b->T, b->D, b->NH, b->prec, b->scratch);
 }
 
-static void run_bwd(Bench *b) {
+static void run_bwd(void *ctx) {
+    Bench *b = ctx;
     pl_attention_backward(b->k, b->dqkv, b->dout, b->qkv, b->out, b->lse, b->probs, 1, b->T, b->D, b->NH, b->prec, b->scratch);
-}
-
-// Seconds per call: one warm-up call, then batches of calls of >= 20 ms until `seconds` have passed; the fastest
-// batch's mean (the figure least disturbed by other load on the machine).
-static double time_it(void (*fn)(Bench *), Bench *b, double seconds) {
-    double t0 = pl_clock_now();
-    fn(b);
-    double best = pl_clock_now() - t0, start = pl_clock_now();
-    do {
-        int n = 0;
-        double b0 = pl_clock_now(), t;
-        do {
-            fn(b);
-            n++;
-            t = pl_clock_now() - b0;
-        } while (t < 0.02);
-        best = t / n < best ? t / n : best;
-    } while (pl_clock_now() - start < seconds);
-    return best;
-}
-
-static int parse_list(const char *s, int *out, int max) {
-    int n = 0;
-    for (char *end; *s && n < max; s = *end ? end + 1 : end) out[n++] = (int)strtol(s, &end, 10);
-    return n;
 }
 
 int main(int argc, char **argv) {
     int tokens[8] = {37, 197, 257, 785}, nt = 4, D = 384, NH = 6;
     double seconds = 1.0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--tokens") && i + 1 < argc) nt = parse_list(argv[++i], tokens, 8);
-        else if (!strcmp(argv[i], "--dim") && i + 1 < argc) D = atoi(argv[++i]);
+        if (!strcmp(argv[i], "--tokens") && i + 1 < argc) {
+            if ((nt = bench_parse_ints(argv[++i], tokens, 8)) < 1) {
+                fprintf(stderr, "%s: --tokens takes positive integers separated by commas\n", argv[0]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--dim") && i + 1 < argc) D = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--heads") && i + 1 < argc) NH = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = atof(argv[++i]);
         else {
@@ -119,7 +101,7 @@ int main(int argc, char **argv) {
                     continue;
                 }
                 run_fwd(&b);
-                double tf = time_it(run_fwd, &b, seconds), tb = time_it(run_bwd, &b, seconds);
+                double tf = bench_best_seconds(run_fwd, &b, seconds), tb = bench_best_seconds(run_bwd, &b, seconds);
                 printf("%d\t%s\t%s%s\t%.3f\t%.1f\t%.3f\t%.1f\n", T, pl_precision_name(b.prec), b.k ? "gemm " : "",
                        name, tf * 1e3, ff / tf * 1e-9, tb * 1e3, fb / tb * 1e-9);
                 fflush(stdout);

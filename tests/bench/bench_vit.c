@@ -14,6 +14,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "fma_peak.h"
 #include "pl_safetensors.h"
 #include "pl_clock.h"
@@ -74,19 +75,6 @@ static int build_random(PlWeights *w, int dim, int depth, int chans, int patch, 
     return rc;
 }
 
-static int parse_list(const char *s, int *out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1) return -1;
-        out[n++] = (int)v;
-        s = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
-    }
-    return n;
-}
-
 // OpenBLAS's own multi-threaded SGEMM rate on a large square problem (GFLOP/s).
 static double gemm_rate(int threads, int n, double seconds) {
     float *a = malloc(sizeof(float) * n * n), *b = malloc(sizeof(float) * n * n), *c = malloc(sizeof(float) * n * n);
@@ -136,8 +124,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--save-weights")) save = v;
         else if (!strcmp(a, "--seconds")) seconds = atof(v);
-        else if (!strcmp(a, "--threads")) { if ((nthreads = parse_list(v, threads, 8)) < 1) { fprintf(stderr, "bench_vit: bad --threads\n"); return 2; } }
-        else if (!strcmp(a, "--batch")) { if ((nbatches = parse_list(v, batches, 8)) < 1) { fprintf(stderr, "bench_vit: bad --batch\n"); return 2; } }
+        else if (!strcmp(a, "--threads")) { if ((nthreads = bench_parse_ints(v, threads, 8)) < 1) { fprintf(stderr, "bench_vit: bad --threads\n"); return 2; } }
+        else if (!strcmp(a, "--batch")) { if ((nbatches = bench_parse_ints(v, batches, 8)) < 1) { fprintf(stderr, "bench_vit: bad --batch\n"); return 2; } }
         else if (!strcmp(a, "--kernels")) {
             char buf[64];
             snprintf(buf, sizeof buf, "%s", v);
