@@ -7,7 +7,7 @@
 # 1. In process (bench_knn, knn_vs_python.py): search + all-k scoring only, protloc in each backend and precision.
 # 2. Whole process (WHOLE=0 skips it; ROUNDS=3 rounds, interleaved): the real command
 #      protloc knn --features features.npy --meta meta.tsv --threads THREADS --neighbours nb.npy --json knn.json
-#    (train-test, every other setting default) against PyTorch mm+topk (as DINO's eval_knn), faiss IndexFlatIP and
+#    (train-test, every other setting default; -k K when K is not the default 200) against PyTorch mm+topk (as DINO's eval_knn), faiss IndexFlatIP and
 #    numpy, each a whole Python process (knn_whole_peer.py: import, np.load + the TSV, normalise, search, vote and
 #    F1 for every k, write its lists), timed by /usr/bin/time from exec to exit with peak RSS. Every peer's lists
 #    must equal protloc's and its F1 protloc's at every k. The files are in the page cache for every process.
@@ -45,6 +45,7 @@ for round in $(seq 1 "$ROUNDS"); do
       bin="$BUILD/protloc"; [ "$m" = before ] && bin=$BEFORE
       cmd=("$bin" knn --features "$DATA/features.npy" --meta "$DATA/meta.tsv" --threads "$THREADS"
            --neighbours "$OUT/nb_$m.npy" --json "$OUT/knn_$m.json")
+      [ "$K" != 200 ] && cmd+=(-k "$K")   # the peers' k (200 is protloc's default)
       rm -f "$OUT/nb_$m.npy" "$OUT/knn_$m.json"
     else
       cmd=("${PY_ENV[@]}" /usr/bin/python3 "$HERE/knn_whole_peer.py" "$m" "$DATA" "$K" "$THREADS" "$OUT")
