@@ -73,6 +73,17 @@ static void attn_gemm(const PlKernels *k, PlPrecision precision, int ta, int tb,
         k->gemm(ta, tb, m, n, kk, alpha, a, lda, b, ldb, 0.0f, c, ldc);
 }
 
+// sum_d a[d] b[d] over ATTN_DOT_LANES partial sums combined in a fixed order (not one chain of dependent adds).
+#define ATTN_DOT_LANES 8
+static float attn_row_dot(const float *restrict a, const float *restrict b, int n) {
+    float acc[ATTN_DOT_LANES] = {0};
+    int d = 0;
+    for (; d + ATTN_DOT_LANES <= n; d += ATTN_DOT_LANES)
+        for (int j = 0; j < ATTN_DOT_LANES; j++) acc[j] += a[d + j] * b[d + j];
+    for (int j = 0; d + j < n; j++) acc[j] += a[d + j] * b[d + j];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 static void attn_gemm_forward(const PlKernels *k, float *out, float *probs, const float *qkv, int B, int T, int D,
                               int NH, PlPrecision precision, void *scratch) {
     const int hd = D / NH;
@@ -126,9 +137,7 @@ static void attn_gemm_backward(const PlKernels *k, float *dqkv, const float *dou
                       T);
             // dS = P (dP - rowsum(dO o)), the softmax backward, in place of dP
             for (int i = 0; i < T; i++) {
-                const float *oi = o + (size_t)i * D, *gi = g + (size_t)i * D;
-                float di = 0.0f;
-                for (int d = 0; d < hd; d++) di += gi[d] * oi[d];
+                const float di = attn_row_dot(g + (size_t)i * D, o + (size_t)i * D, hd);
                 const float *restrict pi = p + (size_t)i * T;
                 float *restrict dpi = s.dp + (size_t)i * T;
                 for (int j = 0; j < T; j++) dpi[j] = pi[j] * (dpi[j] - di);
