@@ -59,8 +59,9 @@ size_t pl_attention_scratch_bytes(int T, int D, int NH, PlPrecision precision) {
     return attn_flash_offset(T, D, precision) + pl_flash_attention_scratch_bytes(T, D / NH, precision);
 }
 
-int pl_attention_uses_gemm(const PlKernels *k, int T, PlPrecision precision) {
-    return k && T <= PL_ATTN_GEMM_MAX_TOKENS && (precision == PL_PRECISION_FP32 ? k->gemm != NULL : k->gemm_bf16 != NULL);
+int pl_attention_uses_gemm(const PlKernels *k, const float *probs, int T, PlPrecision precision) {
+    return k && probs && T <= PL_ATTN_GEMM_MAX_TOKENS &&
+           (precision == PL_PRECISION_FP32 ? k->gemm != NULL : k->gemm_bf16 != NULL);
 }
 
 // C = alpha op(A) op(B) at the path's precision: FP32 operands, or the BF16 copies (a16, b16) of the same operands.
@@ -153,7 +154,7 @@ static void attn_gemm_backward(const PlKernels *k, float *dqkv, const float *dou
 
 void pl_attention_forward(const PlKernels *k, float *out, float *lse, float *probs, const float *qkv, int B, int T, int D,
                           int NH, PlPrecision precision, void *scratch) {
-    if (pl_attention_uses_gemm(k, T, precision)) {
+    if (pl_attention_uses_gemm(k, probs, T, precision)) {
         attn_gemm_forward(k, out, probs, qkv, B, T, D, NH, precision, scratch);
         return;
     }
@@ -171,7 +172,7 @@ void pl_attention_forward(const PlKernels *k, float *out, float *lse, float *pro
 void pl_attention_backward(const PlKernels *k, float *dqkv, const float *dout, const float *qkv, const float *out,
                            const float *lse, const float *probs, int B, int T, int D, int NH, PlPrecision precision,
                            void *scratch) {
-    if (pl_attention_uses_gemm(k, T, precision)) {
+    if (pl_attention_uses_gemm(k, probs, T, precision)) {
         attn_gemm_backward(k, dqkv, dout, qkv, out, probs, B, T, D, NH, precision, scratch);
         return;
     }

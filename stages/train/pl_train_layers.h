@@ -75,20 +75,21 @@ void pl_relu_dropout_backward(float *dpre, const float *dout, const float *pre, 
 // Multi-head softmax attention of B images (pl_train_attention.c), one (image, head) at a time: qkv (B, T, 3D) laid
 // out [q | k | v] per row with heads in contiguous blocks of D/NH (D a multiple of NH: the trainer checks); out
 // (B, T, D) heads concatenated. precision: FP32, or BF16 operands of every product with FP32 accumulation and FP32
-// softmax. Two paths, chosen by pl_attention_uses_gemm from T alone (so a forward and its backward always agree):
-//   GEMM (T <= PL_ATTN_GEMM_MAX_TOKENS and k has the precision's GEMM): P = softmax(scale q k^T) and out = P v
-//     through k's GEMMs; P is saved in probs (B, NH, T, T) FP32 for the backward, which forms dV = P^T dO,
+// softmax. Two paths, chosen by pl_attention_uses_gemm from k, probs and T alone (so a forward and its backward,
+// given the same three, always agree):
+//   GEMM (T <= PL_ATTN_GEMM_MAX_TOKENS, probs given and k has the precision's GEMM): P = softmax(scale q k^T),
+//     out = P v through k's GEMMs; P is saved in probs (B, NH, T, T) FP32 for the backward, which forms dV = P^T dO,
 //     dP = dO V^T, dS = P (dP - rowsum(dO o)), dQ = scale dS K, dK = scale dS^T Q. lse is neither written nor read.
-//   flash (longer sequences, pl_flash_attention.h): online softmax, O(T hd) scratch; lse (B, NH, T) each query row's
-//     log-sum-exp, saved by the forward for the backward instead of the (T, T) probabilities (probs unused, may be
-//     NULL).
+//   flash (otherwise: longer sequences, no room for probs, or k NULL; pl_flash_attention.h): online softmax, O(T hd)
+//     scratch; lse (B, NH, T) each query row's log-sum-exp, saved by the forward for the backward instead of the
+//     (T, T) probabilities.
 // Either way a query row's result depends only on its (image, head): the same bits for any thread or rank count.
 // scratch: pl_attention_scratch_bytes(T, D, NH, precision) bytes, 64-byte aligned (never smaller for larger T).
 #ifndef PL_ATTN_GEMM_MAX_TOKENS   // (a benchmark build may move it: tests/bench/bench_train_attention.c)
 #define PL_ATTN_GEMM_MAX_TOKENS 256
 #endif
 size_t pl_attention_scratch_bytes(int T, int D, int NH, PlPrecision precision);
-int pl_attention_uses_gemm(const PlKernels *k, int T, PlPrecision precision);
+int pl_attention_uses_gemm(const PlKernels *k, const float *probs, int T, PlPrecision precision);
 void pl_attention_forward(const PlKernels *k, float *out, float *lse, float *probs, const float *qkv, int B, int T, int D,
                           int NH, PlPrecision precision, void *scratch);
 // dqkv (B, T, 3D) = gradient (overwritten) from dout (B, T, D) and the forward's out, lse and probs (same k and

@@ -208,9 +208,7 @@ static void forward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrain
     pl_prof_linear(pr, PL_PROF_QKV_FWD);
     pl_linear_forward(g, s->qkv, s->ln1, p->qkv_w, p->qkv_b, rows, D, 3 * D);
     mk = pl_prof_begin(pr);
-    // the GEMM path where its probabilities have room (pl_train_layers.h), else the flash kernel
-    pl_attention_forward(s->probs ? g->k : NULL, s->att, s->lse, s->probs, s->qkv, n, T, D, c->heads, bb->precision,
-                         a->attn_scratch);
+    pl_attention_forward(g->k, s->att, s->lse, s->probs, s->qkv, n, T, D, c->heads, bb->precision, a->attn_scratch);
     pl_prof_end(pr, mk, PL_PROF_ATTN_FWD, 4.0 * n * T * T * D);   // QK^T and PV
     pl_prof_linear(pr, PL_PROF_PROJ_FWD);
     pl_linear_forward(g, a->dtmp, s->att, p->proj_w, p->proj_b, rows, D, D);
@@ -294,10 +292,10 @@ static void backward_block(const PlBackbone *bb, PlBackboneActs *a, const PlTrai
     pl_prof_linear(pr, PL_PROF_PROJ_FWD);
     pl_linear_backward_beta(g, a->datt, 0.0f, gp->proj_w, gp->proj_b, beta, dbranch, s->att, p->proj_w, rows, D, D);
     mk = pl_prof_begin(pr);
-    pl_attention_backward(s->probs ? g->k : NULL, a->dqkv, a->datt, s->qkv, s->att, s->lse, s->probs, n, T, D, c->heads,
-                          bb->precision, a->attn_scratch);
+    pl_attention_backward(g->k, a->dqkv, a->datt, s->qkv, s->att, s->lse, s->probs, n, T, D, c->heads, bb->precision,
+                          a->attn_scratch);
     // GEMM path: dV, dP, dQ, dK; flash: QK^T again and the same four
-    double bwd_products = s->probs && pl_attention_uses_gemm(g->k, T, bb->precision) ? 8.0 : 10.0;
+    double bwd_products = pl_attention_uses_gemm(g->k, s->probs, T, bb->precision) ? 8.0 : 10.0;
     pl_prof_end(pr, mk, PL_PROF_ATTN_BWD, bwd_products * n * T * T * D);
     pl_prof_linear(pr, PL_PROF_QKV_FWD);
     pl_linear_backward_beta(g, a->dln, 0.0f, gp->qkv_w, gp->qkv_b, beta, a->dqkv, s->ln1, p->qkv_w, rows, D, 3 * D);

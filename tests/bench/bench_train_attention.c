@@ -96,7 +96,7 @@ int main(int argc, char **argv) {
                     if (!(p ? b.k->gemm_bf16 != NULL : b.k->gemm != NULL) || !strcmp(be->name, "reference")) continue;
                     name = be->name;
                 }
-                if (b.k && !pl_attention_uses_gemm(b.k, T, b.prec)) {
+                if (b.k && !pl_attention_uses_gemm(b.k, b.probs, T, b.prec)) {
                     printf("%d\t%s\tgemm %s\t(above the limit: not taken)\n", T, pl_precision_name(b.prec), name);
                     continue;
                 }

@@ -252,7 +252,9 @@ static void test_attention_backward(void **state) {
         for (int NH = 1; NH <= 4; NH *= 2) {
             const int B = 2, T = 5, D = 8;
             const PlKernels *k = path ? pl_kernels_default() : NULL;
-            assert_int_equal(pl_attention_uses_gemm(k, T, PL_PRECISION_FP32), path);
+            float probe[1];
+            assert_int_equal(pl_attention_uses_gemm(k, probe, T, PL_PRECISION_FP32), path);
+            assert_int_equal(pl_attention_uses_gemm(pl_kernels_default(), NULL, T, PL_PRECISION_FP32), 0);   // no room
             size_t nq = (size_t)B * T * 3 * D, no = (size_t)B * T * D, nl = (size_t)B * NH * T;
             size_t sb = (pl_attention_scratch_bytes(T, D, NH, PL_PRECISION_FP32) + 63) / 64 * 64;
             AttCtx c = {rand_buf(nq, 1.5f), rand_buf(no, 1.0f), const_buf(no, 0), const_buf(nl, 0),
