@@ -2,6 +2,13 @@
 // accumulation), created once per shape and reused, nn.Linear weights converted and reordered into the layout the
 // primitive prefers once (mat_create), bias / exact GELU / residual add fused as post-ops.
 //
+// BF16 on CPUs without BF16 dot-product instructions (no AVX512-BF16 or AMX in oneDNN's effective ISA: Skylake,
+// Cascade Lake, Ice Lake, Zen 3): oneDNN's own BF16 matmul there is an emulation (gemm:jit) that runs ~2.5x slower
+// than FP32 and whose rows depend on how many rows one call has, which would break the row independence promised
+// below. So on such CPUs this backend "widens": every BF16 operand becomes an exact FP32 copy (A rounded to BF16
+// first where it comes as FP32) in the calling thread's buffer and the FP32 primitives compute it. The products and
+// the FP32 accumulation are those BF16 promises; the speed is FP32's, and a warning says so once.
+//
 // Threads: oneDNN is built on OpenMP (Debian's libdnnl). Every thread that calls this backend first sets its own
 // OpenMP thread count to 1, so each primitive runs single-threaded on the calling thread inside protloc's pool and no
 // OpenMP team ever starts next to it (one pool per process). Each calling thread gets a slot (a oneDNN stream and one
@@ -47,6 +54,9 @@ static dnnl_stream_t onednn_streams[ONEDNN_SLOTS];
 // scratchpad in user mode a primitive holds no mutable state, so threads may execute the same one at once.
 static void *onednn_scratch[ONEDNN_SLOTS];
 static size_t onednn_scratch_size[ONEDNN_SLOTS];
+// Each slot's FP32 buffer for widened BF16 operands (see the top), grown by its own thread to the largest need.
+static float *onednn_widen[ONEDNN_SLOTS];
+static size_t onednn_widen_floats[ONEDNN_SLOTS];
 static atomic_int onednn_next_slot;
 static _Thread_local int onednn_slot_plus1;   // 0 = this thread has no slot yet, -1 = none to be had
 
@@ -74,6 +84,57 @@ static PlStatus onednn_ready(void) {
     if (onednn_engine_status != dnnl_success)
         return PL_FAIL(PL_ERR_UNSUPPORTED, "oneDNN cannot create a CPU engine (status %d)", (int)onednn_engine_status);
     return PL_OK;
+}
+
+static int onednn_widened_flag;
+static pthread_once_t onednn_widened_once = PTHREAD_ONCE_INIT;
+
+static void onednn_widened_init(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    onednn_widened_flag = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) != (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    if (onednn_widened_flag)
+        pl_log_warn("onednn: this CPU has no BF16 dot-product instructions (AVX512-BF16): BF16 runs as FP32 products "
+                    "of BF16-rounded operands, no faster than --precision fp32");
+}
+
+// Whether BF16 is widened to FP32 on this CPU (see the top; ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI shows it on any
+// AVX-512 CPU).
+static int onednn_bf16_widened(void) {
+    pthread_once(&onednn_widened_once, onednn_widened_init);
+    return onednn_widened_flag;
+}
+
+// The calling thread's widening buffer of at least n floats; without a slot one allocated for this call, returned
+// in *own for the caller to free. NULL when out of memory.
+static float *onednn_widen_buffer(size_t n, float **own) {
+    *own = NULL;
+    int slot = onednn_slot();
+    if (slot < 0) {
+        void *p = NULL;
+        if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) return NULL;
+        return *own = p;
+    }
+    if (onednn_widen_floats[slot] < n) {   // grows to the largest operand pair once, then never again
+        free(onednn_widen[slot]);
+        onednn_widen_floats[slot] = 0;
+        void *p = NULL;
+        onednn_widen[slot] = posix_memalign(&p, 64, n * sizeof(float)) == 0 ? p : NULL;
+        if (!onednn_widen[slot]) return NULL;
+        onednn_widen_floats[slot] = n;
+    }
+    return onednn_widen[slot];
+}
+
+// dst (rows, cols), row stride ldd = the BF16 src (row stride lds) widened exactly.
+static void onednn_widen_rows(float *dst, size_t ldd, const uint16_t *src, size_t lds, size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++) dst[r * ldd + j] = pl_bf16_to_f32(src[r * lds + j]);
+}
+
+// dst (rows, cols) = the FP32 src rounded to BF16 (nearest even) and widened back.
+static void onednn_round_rows(float *dst, size_t ldd, const float *src, size_t lds, size_t rows, size_t cols) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t j = 0; j < cols; j++) dst[r * ldd + j] = pl_bf16_to_f32(pl_bf16_from_f32(src[r * lds + j]));
 }
 
 // 2-D memory descriptor (rows, cols) with the given strides.
@@ -182,7 +243,8 @@ static int onednn_plan_run(OnednnPlan *p, const void *src, const void *wei, cons
 
 // ---- a process-wide table of plans keyed by shape (GEMMs and linears; identical shapes share one primitive) ----
 // One key for both uses: kind 0 = a general GEMM (a, b in memory), kind 1 = a prepared linear (whose weight layout
-// follows from (n, k, dt): mat_pick_layout is deterministic), with its flags and whether it has a bias.
+// follows from (n, k, dt): mat_pick_layout is deterministic), with its flags and whether it has a bias. dt: 0 FP32,
+// 1 BF16, 2 a widened BF16 linear (an FP32 primitive on the thread's widened copy of A, with an FP32 C (m, n)).
 typedef struct GemmKey {
     int kind, dt, ta, tb, m, n, k, lda, ldb, ldc, flags, has_bias;
     float alpha, beta;
@@ -238,11 +300,11 @@ static OnednnPlan *gemm_plan(const GemmKey *key, const dnnl_memory_desc_t *wei_m
 
 static PlStatus gemm_plan_make(const GemmKey *key, const dnnl_memory_desc_t *wei_md, OnednnPlan **out) {
     dnnl_memory_desc_t a, b, bias, c;
-    dnnl_data_type_t dt = key->dt ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t dt = key->dt == 1 ? dnnl_bf16 : dnnl_f32;
     dnnl_dims_t bdims = {1, key->n};
+    int bf16_out = key->dt == 1 && (key->flags & PL_LINEAR_BF16_OUT);
     int ok = onednn_md(&a, key->m, key->k, dt, key->ta ? 1 : key->lda, key->ta ? key->lda : 1) == dnnl_success &&
-             onednn_md(&c, key->m, key->n, (key->flags & PL_LINEAR_BF16_OUT) ? dnnl_bf16 : dnnl_f32, key->ldc, 1) ==
-                 dnnl_success &&
+             onednn_md(&c, key->m, key->n, bf16_out ? dnnl_bf16 : dnnl_f32, key->ldc, 1) == dnnl_success &&
              dnnl_memory_desc_init_by_tag(&bias, 2, bdims, dnnl_f32, dnnl_ab) == dnnl_success;
     if (key->kind == 0)
         ok = ok && onednn_md(&b, key->k, key->n, dt, key->tb ? 1 : key->ldb, key->tb ? key->ldb : 1) == dnnl_success;
@@ -303,13 +365,29 @@ static void onednn_gemm(int ta, int tb, int m, int n, int k, float alpha, const 
 
 static void onednn_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const uint16_t *a, int lda,
                              const uint16_t *b, int ldb, float beta, float *c, int ldc) {
-    onednn_gemm_any(1, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (!onednn_bf16_widened() || m <= 0 || n <= 0 || k <= 0) {
+        onednn_gemm_any(1, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    // widened: A and B as stored (transposed or not) into one FP32 buffer, then the FP32 GEMM
+    int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
+    size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
+    float *own = NULL, *buf = onednn_widen_buffer(na + nb, &own);
+    if (!buf) {
+        gemm_fallback(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
+        return;
+    }
+    onednn_widen_rows(buf, (size_t)ac, a, (size_t)lda, (size_t)ar, (size_t)ac);
+    onednn_widen_rows(buf + na, (size_t)bc, b, (size_t)ldb, (size_t)br, (size_t)bc);
+    onednn_gemm_any(0, ta, tb, m, n, k, alpha, buf, ac, buf + na, bc, beta, c, ldc);
+    free(own);
 }
 
 // ---- prepared nn.Linear weights ----
 struct PlKernelMat {
     int n, k;
     PlPrecision precision;
+    int widened;                 // BF16 widened to FP32 on this CPU (see the top): data holds FP32 of BF16 values
     dnnl_memory_desc_t wei_md;   // the layout `data` is in (plain (k, n) view of w^T, or a blocked one)
     void *data;                  // packed weights (f32 or bf16)
     int owns_data;               // 0: data borrows the caller's FP32 weight (the plain layout)
@@ -389,13 +467,20 @@ static PlStatus onednn_mat_create(const float *w, const float *bias, int n, int 
     mat->k = k;
     mat->precision = precision;
     mat->bias = bias;
-    dnnl_data_type_t dt = precision == PL_PRECISION_BF16 ? dnnl_bf16 : dnnl_f32;
+    mat->widened = precision == PL_PRECISION_BF16 && onednn_bf16_widened();
+    dnnl_data_type_t dt = precision == PL_PRECISION_BF16 && !mat->widened ? dnnl_bf16 : dnnl_f32;
     dnnl_memory_desc_t plain_f32, plain_dt;
+    float *rounded = NULL;   // widened: w rounded to BF16, as FP32
     PlStatus st = mat_pick_layout(mat, dt, &mat->wei_md);
+    if (st == PL_OK && mat->widened) {
+        rounded = malloc((size_t)n * (size_t)k * sizeof *rounded);
+        if (!rounded) st = PL_FAIL(PL_ERR_NOMEM, "onednn: %zu MiB for a widened BF16 weight", ((size_t)n * k * 4) >> 20);
+        else onednn_round_rows(rounded, (size_t)k, w, (size_t)k, (size_t)n, (size_t)k);
+    }
     if (st == PL_OK && (mat_plain_md(&plain_f32, n, k, dnnl_f32) != dnnl_success ||
                         mat_plain_md(&plain_dt, n, k, dt) != dnnl_success))
         st = PL_FAIL(PL_ERR_INTERNAL, "onednn: weight descriptors");
-    if (st == PL_OK && dt == dnnl_f32 && dnnl_memory_desc_equal(&mat->wei_md, &plain_f32)) {
+    if (st == PL_OK && !mat->widened && dt == dnnl_f32 && dnnl_memory_desc_equal(&mat->wei_md, &plain_f32)) {
         mat->data = (void *)w;   // FP32 and the plain layout: borrow the weights as they are
     } else if (st == PL_OK) {
         size_t bytes = dnnl_memory_desc_get_size(&mat->wei_md);
@@ -405,9 +490,11 @@ static PlStatus onednn_mat_create(const float *w, const float *bias, int n, int 
         } else {
             mat->owns_data = 1;
             memset(mat->data, 0, bytes);   // padding of blocked layouts must be zero
-            st = mat_reorder(&plain_f32, w, &mat->wei_md, mat->data);   // f32 -> bf16 rounds to nearest even
+            // f32 -> bf16 rounds to nearest even
+            st = mat_reorder(&plain_f32, rounded ? rounded : w, &mat->wei_md, mat->data);
         }
     }
+    free(rounded);
     if (st != PL_OK) {
         onednn_mat_destroy(mat);
         return st;
@@ -417,17 +504,18 @@ static PlStatus onednn_mat_create(const float *w, const float *bias, int n, int 
 }
 
 // The table key of mat's linear for (m, lda, ldc, flags). BF16: A is converted into the thread's scratch, packed (m, k),
-// unless it comes as BF16 already.
+// unless it comes as BF16 already. Widened BF16: A is always a packed FP32 copy, and C FP32 (a packed (m, n) copy
+// when C is BF16).
 static GemmKey mat_key(const PlKernelMat *mat, int m, int lda, int ldc, int flags) {
     GemmKey key;
     memset(&key, 0, sizeof key);
     key.kind = 1;
-    key.dt = mat->precision == PL_PRECISION_BF16;
+    key.dt = mat->widened ? 2 : mat->precision == PL_PRECISION_BF16;
     key.m = m;
     key.n = mat->n;
     key.k = mat->k;
-    key.lda = key.dt && !(flags & PL_LINEAR_BF16_IN) ? mat->k : lda;
-    key.ldc = ldc;
+    key.lda = key.dt == 2 || (key.dt && !(flags & PL_LINEAR_BF16_IN)) ? mat->k : lda;
+    key.ldc = key.dt == 2 && (flags & PL_LINEAR_BF16_OUT) ? mat->n : ldc;
     key.flags = flags & (PL_LINEAR_ACCUMULATE | PL_LINEAR_GELU | PL_LINEAR_BF16_IN | PL_LINEAR_BF16_OUT);
     key.has_bias = mat->bias != NULL;
     key.alpha = 1.0f;
@@ -448,17 +536,39 @@ static PlStatus onednn_mat_plan(PlKernelMat *mat, int m, int lda, int ldc, int f
     return PL_OK;
 }
 
+// linear() of a widened mat (see the top) with its plan p: A as packed FP32 BF16 values in the thread's buffer, the
+// FP32 primitive, and for a BF16 C the FP32 result rounded into it. Non-zero when it could not run.
+static int linear_widened(const PlKernelMat *mat, OnednnPlan *p, int m, const void *a, int lda, int flags, void *c,
+                          int ldc) {
+    size_t k = (size_t)mat->k, n = (size_t)mat->n, na = (size_t)m * k;
+    size_t nc = (flags & PL_LINEAR_BF16_OUT) ? (size_t)m * n : 0;
+    float *own = NULL, *buf = onednn_widen_buffer(na + nc, &own);
+    if (!buf) return 1;
+    if (flags & PL_LINEAR_BF16_IN) onednn_widen_rows(buf, k, a, (size_t)lda, (size_t)m, k);
+    else onednn_round_rows(buf, k, a, (size_t)lda, (size_t)m, k);
+    int bad = onednn_plan_run(p, buf, mat->data, mat->bias, nc ? (void *)(buf + na) : c) != 0;
+    if (!bad && nc) pl_bf16_from_f32_rows(c, (size_t)ldc, buf + na, n, (size_t)m, n);
+    free(own);
+    return bad;
+}
+
 static void onednn_linear(const PlKernelMat *mat, int m, const void *a, int lda, int flags, void *c, int ldc,
                           void *scratch) {
     if (m <= 0) return;
     GemmKey key = mat_key(mat, m, lda, ldc, flags);
     OnednnPlan *p = gemm_plan(&key, &mat->wei_md);
     const void *src = a;
-    if (p && mat->precision == PL_PRECISION_BF16 && !(flags & PL_LINEAR_BF16_IN)) {
-        pl_bf16_from_f32_rows(scratch, (size_t)mat->k, a, (size_t)lda, (size_t)m, (size_t)mat->k);
-        src = scratch;
+    int bad = !p;
+    if (p && mat->widened) {
+        bad = linear_widened(mat, p, m, a, lda, flags, c, ldc);
+    } else if (p) {
+        if (mat->precision == PL_PRECISION_BF16 && !(flags & PL_LINEAR_BF16_IN)) {
+            pl_bf16_from_f32_rows(scratch, (size_t)mat->k, a, (size_t)lda, (size_t)m, (size_t)mat->k);
+            src = scratch;
+        }
+        bad = onednn_plan_run(p, src, mat->data, mat->bias, c) != 0;
     }
-    if (!p || onednn_plan_run(p, src, mat->data, mat->bias, c) != 0) {
+    if (bad) {
         // not reached after mat_plan succeeded for this shape; never leave C silently stale
         pl_log_error("onednn: linear (%d x %d) x (%d x %d) could not run; its output is NaN", m, mat->k, mat->k, mat->n);
         pl_error_clear();
