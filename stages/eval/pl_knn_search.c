@@ -7,14 +7,14 @@
 // query therefore collects candidates by GEMM score; the candidates are rescored with a fixed-order FP32 dot product
 // (knn_score_fixed) and the best K by (rescored value, index) are kept. This is exact when every candidate that
 // could enter the top K was collected: with eps bounding |GEMM score - fixed-order score|, every reference within
-// 2 eps of the K-th GEMM score. When that cannot be guaranteed (large groups of near-duplicates), the query is
-// rescanned with the fixed-order dot product over the whole shard. Both precisions thus return the same lists,
-// bit for bit.
-//   FP32: each query keeps its best K + S candidates by sgemm score (eps: sgemm's rounding, (D + 8) 2^-23);
-//         the query is safe when the (K + S)-th lies more than 2 eps below the K-th.
+// 2 eps of the K-th GEMM score. So each query keeps every candidate within 2 eps of its running K-th score (a
+// window, not a fixed count), up to 3/4 of its buffer; when near-ties overflow that (large groups of
+// near-duplicates), the query is rescanned with the fixed-order dot product over the whole shard. Both precisions
+// thus return the same lists, bit for bit.
+//   FP32: eps is sgemm's rounding and the rescoring's, (D + 8) 2^-23 times the magnitudes (knn_fp32_bounds): the
+//         window holds the K candidates and hardly more.
 //   BF16: queries and references are rounded to BF16 once per search (one allocation); eps bounds the BF16
-//         rounding of the inputs as well (knn_bf16_bounds, about 2^-8 for unit rows), and each query keeps every
-//         candidate within 2 eps of its running K-th score (a window, not a fixed count), up to 3/4 of its buffer.
+//         rounding of the inputs as well (knn_bf16_bounds, about 2^-8 for unit rows).
 // Collection: each thread keeps, for the queries of the block in flight only, an append buffer of candidates above
 // a running threshold; when it fills, a quickselect keeps what may still matter and raises the threshold
 // (knn_buffer_full; amortised O(1) per candidate, no per-candidate heap operations).
@@ -46,9 +46,9 @@ typedef struct KnnShared {
     PlTopK *out;              // (Q, K) final lists
     const PlKernels *k;       // the similarity GEMM's backend
     KnnScoreFn score;         // knn_score_fixed for this CPU (every variant gives the same bits)
-    int bf16;                 // 1: BF16 similarities, a window of 2 eps below the K-th score is rescored
-    int ks, cap;              // FP32: K + S kept candidates, buffer capacity 2 (K + S); BF16: capacity
-    int keep;                 // BF16: most candidates kept by a compaction (3/4 of the capacity)
+    int bf16;                 // 1: BF16 similarities (0: FP32)
+    int cap;                  // candidates a query's buffer holds
+    int keep;                 // most candidates kept by a compaction (3/4 of the capacity)
     int qb, rb;
     int64_t n_qblocks;
     struct KnnWorker *workers;   // (pool threads) one scratch set per thread of the pool
@@ -56,7 +56,9 @@ typedef struct KnnShared {
     float ref_max_sqnorm;     // for the rounding bound
     void *bf16_slab;          // BF16: one allocation for everything below
     double *row_norms;        // (Q + R, 3) ||x||, ||bf16(x)||, ||x - bf16(x)|| of every query, then reference
-    float *eps2;              // (Q) twice the bound on |BF16 score - fixed-order score| (knn_bf16_bounds)
+    float *eps2;              // (Q) twice the bound on |GEMM score - fixed-order score| (in bf16_slab or fp32_eps2)
+    float *fp32_eps2;         // FP32: the allocation of eps2 (knn_fp32_bounds)
+    double *fp32_norms;       // FP32, cosine: (Q + R) ||x|| while knn_fp32_bounds runs
     uint16_t *qh, *rh;        // (Q, D), (R, D) the queries and references rounded to BF16
     atomic_llong rescans;     // queries that needed a full fixed-order rescan
     atomic_llong rescored;    // candidates rescored
@@ -65,10 +67,10 @@ typedef struct KnnShared {
 typedef struct KnnWorker {
     float *S;                 // (qb, rb) similarity block
     PlNeighbour *buf;         // (qb, cap) candidates of the block's queries
-    float *sel;               // (cap) BF16: scores for knn_kth_largest
+    float *sel;               // (cap) scores for knn_kth_largest
     int *n;                   // (qb) candidates held
     float *thr;               // (qb) running threshold
-    float *drop;              // (qb) BF16: best score a truncation dropped (-inf: none)
+    float *drop;              // (qb) best score a truncation dropped (-inf: none)
     PlTopK one;               // (1, K) final selection of one query
 } KnnWorker;
 
@@ -124,11 +126,6 @@ static float knn_kth_largest(float *v, int n, int kth) {
         else break;
     }
     return v[kth];
-}
-
-static int knn_cmp_best_first(const void *x, const void *y) {
-    const PlNeighbour *a = x, *b = y;
-    return knn_better(a, b) ? -1 : knn_better(b, a) ? 1 : 0;
 }
 
 // Fixed-order score of one pair: identical on every rank and for every block layout (16 lanes accumulated
@@ -188,19 +185,11 @@ static float knn_lower(float t, float two_eps) {
     return (double)f > lo ? nextafterf(f, -INFINITY) : f;
 }
 
-// Query q's candidate buffer (row i of the block) is full: keep what may still enter its top K, raise its threshold.
-//   FP32: the best K + S by sgemm score; the threshold becomes the (K + S)-th score.
-//   BF16: every candidate within 2 eps of the K-th BF16 score so far (nothing below can enter the top K: the K-th
-//   score only rises). When near-ties leave too little room (more than `keep`), the best `keep` stay and the best
-//   dropped score is remembered in drop[i]; knn_finalise_bf16 rescans the query unless that score ends up below
-//   the final window.
+// Query q's candidate buffer (row i of the block) is full: keep what may still enter its top K, raise its threshold:
+// every candidate within 2 eps of the K-th GEMM score so far (nothing below can enter the top K: the K-th score only
+// rises). When near-ties leave too little room (more than `keep`), the best `keep` stay and the best dropped score
+// is remembered in drop[i]; knn_finalise_query rescans the query unless that score ends up below the final window.
 static void knn_buffer_full(const KnnShared *sh, KnnWorker *w, int64_t q, int i, PlNeighbour *buf, int *n, float *thr) {
-    if (!sh->bf16) {
-        knn_nth(buf, *n, sh->ks - 1);
-        *n = sh->ks;
-        *thr = buf[sh->ks - 1].score;
-        return;
-    }
     int K = sh->out->k, m = 0;
     for (int j = 0; j < *n; j++) w->sel[j] = buf[j].score;
     float lower = knn_lower(knn_kth_largest(w->sel, *n, K - 1), sh->eps2[q]);
@@ -315,28 +304,9 @@ static void knn_store_query(KnnShared *sh, KnnWorker *w, int64_t q) {
     out->count[q] = w->one.count[0];
 }
 
-// FP32: turn query q's candidates (cl, n) into its exact final top-K (see the file comment).
-static void knn_finalise_query(KnnShared *sh, KnnWorker *w, int64_t q, PlNeighbour *cl, int n) {
-    const PlKnnSearch *s = sh->s;
-    int K = sh->out->k, KS = sh->ks, D = s->dim;
-    if (n > KS) {
-        knn_nth(cl, n, KS - 1);
-        n = KS;
-    }
-    qsort(cl, (size_t)n, sizeof *cl, knn_cmp_best_first);
-    // rounding bound of sgemm scores (generous: (D + 8) units of 2^-23 times the magnitudes involved)
-    double mag = s->metric == PL_KNN_COSINE ? 1.0 : 4.0 * ((double)sh->qnorm[q] + sh->ref_max_sqnorm);
-    float eps = (float)((D + 8) * 0x1.0p-23 * mag);
-    int safe = n < KS || cl[KS - 1].score < cl[K - 1].score - 2 * eps;
-    pl_topk_reset(&w->one);
-    if (safe) knn_rescore(sh, w, q, cl, n);
-    else knn_rescan(sh, w, q);
-    knn_store_query(sh, w, q);
-}
-
-// BF16: rescore every candidate of query q (row i of the block) within 2 eps of its K-th BF16 score; rescan the
-// query when a truncation dropped a candidate that could be in that window.
-static void knn_finalise_bf16(KnnShared *sh, KnnWorker *w, int64_t q, int i, PlNeighbour *cl, int n) {
+// Query q's exact final top K: rescore every candidate (cl, n) of row i of the block within 2 eps of its K-th GEMM
+// score; rescan the query when a truncation dropped a candidate that could be in that window.
+static void knn_finalise_query(KnnShared *sh, KnnWorker *w, int64_t q, int i, PlNeighbour *cl, int n) {
     int K = sh->out->k;
     float lower = -INFINITY;
     if (n > K) {
@@ -378,11 +348,7 @@ static void knn_task_block(void *ctx, int b, int thread) {
                         w->S, nr);
         knn_scan_block(sh, w, w->S, q0, nq, r0, nr);
     }
-    for (int i = 0; i < nq; i++) {
-        PlNeighbour *cl = w->buf + (size_t)i * sh->cap;
-        if (sh->bf16) knn_finalise_bf16(sh, w, q0 + i, i, cl, w->n[i]);
-        else knn_finalise_query(sh, w, q0 + i, cl, w->n[i]);
-    }
+    for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i, i, w->buf + (size_t)i * sh->cap, w->n[i]);
 }
 
 // Pool task: BF16 copies of rows [b * KNN_CONVERT_ROWS, ...) of (queries, then references) and their norms.
@@ -449,6 +415,56 @@ static void knn_bf16_bounds(KnnShared *sh) {
     }
 }
 
+// Pool task (FP32, cosine): the norms of rows [b * KNN_CONVERT_ROWS, ...) of (queries, then references), in double.
+static void knn_task_fp32_norms(void *ctx, int b, int thread) {
+    (void)thread;
+    KnnShared *sh = ctx;
+    const PlKnnSearch *s = sh->s;
+    int64_t rows = s->n_queries + s->n_refs, r0 = (int64_t)b * KNN_CONVERT_ROWS;
+    int64_t r1 = r0 + KNN_CONVERT_ROWS < rows ? r0 + KNN_CONVERT_ROWS : rows;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = r < s->n_queries ? s->queries + (size_t)r * s->dim : s->refs + (size_t)(r - s->n_queries) * s->dim;
+        double a[4] = {0, 0, 0, 0};
+        int d = 0;
+        for (; d + 4 <= s->dim; d += 4)
+            for (int l = 0; l < 4; l++) a[l] += (double)x[d + l] * x[d + l];
+        for (; d < s->dim; d++) a[0] += (double)x[d] * x[d];
+        sh->fp32_norms[r] = sqrt((a[0] + a[1]) + (a[2] + a[3]));
+    }
+}
+
+// FP32: eps2 of every query, twice (D + 8) 2^-23 times the magnitude of its scores (sgemm's rounding and the
+// fixed-order rescoring's; cosine: ||q|| max ||r||, at least 1, so rows that are not exactly unit length stay
+// covered; euclidean: as the squared norms enter the score), enlarged by 2^-20 and rounded up.
+static PlStatus knn_fp32_bounds(KnnShared *sh) {
+    const PlKnnSearch *s = sh->s;
+    int cosine = s->metric != PL_KNN_EUCLIDEAN;
+    size_t rows = (size_t)s->n_queries + (size_t)s->n_refs;
+    sh->eps2 = sh->fp32_eps2 = pl_malloc((size_t)s->n_queries * sizeof(float) + 1);
+    sh->fp32_norms = cosine ? pl_malloc(rows * sizeof(double)) : NULL;
+    if (!sh->eps2 || (cosine && !sh->fp32_norms)) {
+        free(sh->fp32_norms);
+        sh->fp32_norms = NULL;
+        return pl_error_wrap("knn search: bounds of %lld queries", (long long)s->n_queries);
+    }
+    double r_max = 0;
+    if (cosine) {
+        int64_t tasks = ((int64_t)rows + KNN_CONVERT_ROWS - 1) / KNN_CONVERT_ROWS;
+        if (tasks > INT32_MAX) return PL_FAIL(PL_ERR_LIMIT, "knn search: %zu rows", rows);
+        pl_threadpool_run(s->pool, knn_task_fp32_norms, sh, (int)tasks);
+        for (size_t r = (size_t)s->n_queries; r < rows; r++) r_max = fmax(r_max, sh->fp32_norms[r]);
+    }
+    for (int64_t q = 0; q < s->n_queries; q++) {
+        double mag = cosine ? fmax(1.0, sh->fp32_norms[q] * r_max) : 4.0 * ((double)sh->qnorm[q] + sh->ref_max_sqnorm);
+        double eps2 = 2.0 * (s->dim + 8) * 0x1.0p-23 * mag * (1.0 + 0x1.0p-20);
+        float f = (float)eps2;
+        sh->eps2[q] = (double)f < eps2 ? nextafterf(f, INFINITY) : f;
+    }
+    free(sh->fp32_norms);
+    sh->fp32_norms = NULL;
+    return PL_OK;
+}
+
 // BF16: the one allocation of the search's BF16 data (converted once, here), and the bounds.
 static PlStatus knn_bf16_prepare(KnnShared *sh) {
     const PlKnnSearch *s = sh->s;
@@ -488,12 +504,8 @@ static PlStatus knn_setup(KnnShared *sh, int K) {
         return PL_FAIL(PL_ERR_UNSUPPORTED, "knn search: the %s kernels have no BF16 GEMM (use %s, or fp32)",
                        sh->k->name, bf16);
     }
-    sh->ks = K + 16 + K / 8;
-    sh->cap = 2 * sh->ks;
-    if (sh->bf16) {   // room for the window of near-ties below the K-th score
-        sh->cap = 3 * K + 128;
-        sh->keep = sh->cap - sh->cap / 4;
-    }
+    sh->cap = 3 * K + 128;   // room for the window of near-ties below the K-th score
+    sh->keep = sh->cap - sh->cap / 4;
     return PL_OK;
 }
 
@@ -560,7 +572,7 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
         for (int64_t r = 0; st == PL_OK && r < s->n_refs; r++)
             if (s->ref_sqnorm[r] > sh.ref_max_sqnorm) sh.ref_max_sqnorm = s->ref_sqnorm[r];
     }
-    if (st == PL_OK && sh.bf16) st = knn_bf16_prepare(&sh);
+    if (st == PL_OK) st = sh.bf16 ? knn_bf16_prepare(&sh) : knn_fp32_bounds(&sh);
     if (st == PL_OK) {
         // the pool's threads each run a single-threaded GEMM (the program set OpenBLAS to one thread; oneDNN runs
         // single-threaded on the calling thread)
@@ -579,6 +591,7 @@ PlStatus pl_knn_search(const PlKnnSearch *s, PlTopK *out) {
     free(sh.workers);
     free(sh.qnorm);
     free(sh.bf16_slab);
+    free(sh.fp32_eps2);
     if (st == PL_OK && s->stats) {
         s->stats->rescored = atomic_load(&sh.rescored);
         s->stats->rescans = atomic_load(&sh.rescans);

@@ -84,7 +84,7 @@ static void make_random(Data *d, int Q, int R, int D, uint64_t seed) {
 //   refs [300, 400): 10 rows, each duplicated 10 times;
 //   refs [400, 700): b1 plus perturbations of BF16-rounding size (BF16 and FP32 order them differently);
 //   the rest random. Queries: b0, b1 themselves, noisy copies of them and of duplicated rows, random rows.
-// Each 300-row group exceeds K + S (FP32) and the BF16 buffer's keep limit for K = 50: the rescan path runs.
+// Each 300-row group exceeds the buffer's keep limit for K = 50 in both precisions: the rescan path runs.
 static void make_adversarial(Data *d, uint64_t seed) {
     enum { Q = 48, R = 1500, D = 72 };
     data_alloc(d, Q, R, D);
@@ -243,10 +243,23 @@ static void test_adversarial_near_ties(void **state) {
     compare_runs(&d, PL_KNN_EUCLIDEAN, 1, 50, "adversarial", bf, NULL);
     compare_runs(&d, PL_KNN_COSINE, 1, 7, "adversarial", bf, NULL);   // K smaller than a duplicate group of 10
     if (bf) assert_true(st.rescans > 0);   // the 300-row groups overflow the BF16 buffer
-    // query 1 is b1: the BF16 scores rank some reference outside the exact top 50 above the exact 50th
-    PlTopK exact;
+    // FP32 too (its window is 2^-23-sized, the b0 group 1-4 ulps wide); and an oracle without any window: with K
+    // = R every reference is a candidate, so the first 50 of each full list are the exact top 50
+    PlTopK exact, all;
+    PlKnnStats fst = {0, 0};
     Run run = {pl_kernels_default(), PL_PRECISION_FP32, 1, 0, 0};
-    search(&d, PL_KNN_COSINE, 0, &run, 50, &exact, NULL);
+    search(&d, PL_KNN_COSINE, 0, &run, 50, &exact, &fst);
+    assert_true(fst.rescans > 0);
+    search(&d, PL_KNN_COSINE, 0, &run, d.R, &all, NULL);
+    for (int q = 0; q < d.Q; q++)
+        for (int j = 0; j < 50; j++) {
+            const PlNeighbour *x = exact.items + (size_t)q * 50 + j, *y = all.items + (size_t)q * d.R + j;
+            if (x->index != y->index || memcmp(&x->score, &y->score, sizeof(float)) != 0)
+                fail_msg("query %d slot %d: (%lld, %.9g) with K = 50, (%lld, %.9g) in the full list", q, j,
+                         (long long)x->index, (double)x->score, (long long)y->index, (double)y->score);
+        }
+    pl_topk_free(&all);
+    // query 1 is b1: the BF16 scores rank some reference outside the exact top 50 above the exact 50th
     assert_bf16_reorders(&d, 1, 50, &exact);
     pl_topk_free(&exact);
     data_free(&d);
