@@ -89,9 +89,14 @@ static PlStatus onednn_ready(void) {
 static int onednn_widened_flag;
 static pthread_once_t onednn_widened_once = PTHREAD_ONCE_INIT;
 
+// Whether oneDNN's effective ISA has BF16 dot products (AVX512-BF16, or AMX which includes it).
+static int onednn_isa_has_bf16(void) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), bf16 = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    return (isa & bf16) == bf16;
+}
+
 static void onednn_widened_init(void) {
-    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-    onednn_widened_flag = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) != (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    onednn_widened_flag = !onednn_isa_has_bf16();
     if (onednn_widened_flag)
         pl_log_warn("onednn: this CPU has no BF16 dot-product instructions (AVX512-BF16): BF16 runs as FP32 products "
                     "of BF16-rounded operands, no faster than --precision fp32");
@@ -609,8 +614,8 @@ static void onednn_version(char *buf, size_t size) {
                      : v->cpu_runtime == DNNL_RUNTIME_TBB ? "TBB"
                                                           : "other";
     int hash = v->hash && v->hash[0] && strcmp(v->hash, "N/A") != 0;   // Debian's build has none
-    snprintf(buf, size, "oneDNN %d.%d.%d (CPU runtime %s%s%s)", v->major, v->minor, v->patch, rt, hash ? ", git " : "",
-             hash ? v->hash : "");
+    snprintf(buf, size, "oneDNN %d.%d.%d (CPU runtime %s%s%s%s)", v->major, v->minor, v->patch, rt, hash ? ", git " : "",
+             hash ? v->hash : "", onednn_isa_has_bf16() ? "" : "; BF16 widened to FP32: no AVX512-BF16");
 }
 
 const PlKernelsBackend pl_kernels_onednn_backend = {
