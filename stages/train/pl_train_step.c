@@ -42,7 +42,8 @@ struct PlTrainStep {
     int round_first;
     const void *batch;
     float *add_dst;
-    const float *add_src;
+    const float *add_src[64];    // add_sum_into's terms (a counter's stack is never 64 deep)
+    int add_n;
     size_t add_len;
 };
 
@@ -75,17 +76,31 @@ static void task_add(void *ctx, int task, int thread) {
     PlTrainStep *s = ctx;
     size_t a = (size_t)task * PL_STEP_ADD_CHUNK, b = a + PL_STEP_ADD_CHUNK;
     if (b > s->add_len) b = s->add_len;
-    float *d = s->add_dst;
-    const float *x = s->add_src;
-    for (size_t i = a; i < b; i++) d[i] += x[i];
+    float *restrict d = s->add_dst;
+    float v[256];   // the running sum of 256 elements, in L1
+    for (size_t i0 = a; i0 < b; i0 += 256) {
+        size_t n = b - i0 < 256 ? b - i0 : 256;
+        const float *restrict x0 = s->add_src[0] + i0;
+        for (size_t i = 0; i < n; i++) v[i] = x0[i];
+        for (int t = 1; t < s->add_n; t++) {
+            const float *restrict x = s->add_src[t] + i0;
+            for (size_t i = 0; i < n; i++) v[i] = x[i] + v[i];
+        }
+        for (size_t i = 0; i < n; i++) d[i0 + i] += v[i];
+    }
 }
 
-static void add_into(PlTrainStep *s, float *dst, const float *src, size_t len) {
+// dst[i] = dst[i] + (src[n-1][i] + (... + (src[1][i] + src[0][i]))), every sum rounded to float as it is formed (so
+// the bits of n pairwise add_into passes in that order, in one pass over the data).
+static void add_sum_into(PlTrainStep *s, float *dst, const float *const *src, int n, size_t len) {
     s->add_dst = dst;
-    s->add_src = src;
+    for (int t = 0; t < n; t++) s->add_src[t] = src[t];
+    s->add_n = n;
     s->add_len = len;
     pl_threadpool_run(s->pool, task_add, s, (int)((len + PL_STEP_ADD_CHUNK - 1) / PL_STEP_ADD_CHUNK));
 }
+
+static void add_into(PlTrainStep *s, float *dst, const float *src, size_t len) { add_sum_into(s, dst, &src, 1, len); }
 
 // Value of tree node (start, k) from the given nodes (which partition [0, M) into tree nodes); NULL when empty.
 // Sums land in the left child's buffer.
@@ -275,18 +290,27 @@ void pl_train_step_rank_samples(const PlTrainStep *s, int *first, int *count) {
     *count = b - a;
 }
 
-// Push leaf buffer `task` as micro-batch node (i, 1), merging finished sibling pairs.
+// Push leaf buffer `task` as micro-batch node (i, 1), merging the finished sibling pairs it completes. A leaf that
+// completes d pairs (t_0 the leaf, t_1 .. t_d the nodes below it on the stack) merges them in one pass,
+// t_d + (t_(d-1) + (... + (t_1 + t_0))): element by element the additions of d pairwise merges, in their order.
 static void push_leaf(PlTrainStep *s, int task, int i) {
     s->stack[s->nstack++] = (Node){i, 1, s->leaf[task]};
     s->leaf[task] = s->freebufs[--s->nfree];
-    while (s->nstack >= 2) {
-        Node *l = &s->stack[s->nstack - 2], *r = &s->stack[s->nstack - 1];
-        if (!(l->size == r->size && l->start % (2 * l->size) == 0 && l->start + l->size == r->start)) break;
-        add_into(s, l->buf, r->buf, s->L);
-        s->freebufs[s->nfree++] = r->buf;
-        l->size *= 2;
-        s->nstack--;
+    int top = s->nstack - 1, d = 0;
+    Node cur = s->stack[top];
+    while (top - d - 1 >= 0) {
+        const Node *l = &s->stack[top - d - 1];
+        if (!(l->size == cur.size && l->start % (2 * l->size) == 0 && l->start + l->size == cur.start)) break;
+        cur = (Node){l->start, 2 * l->size, l->buf};
+        d++;
     }
+    if (d == 0) return;
+    const float *src[64];
+    for (int t = 0; t < d; t++) src[t] = s->stack[top - t].buf;
+    add_sum_into(s, s->stack[top - d].buf, src, d, s->L);
+    for (int t = 0; t < d; t++) s->freebufs[s->nfree++] = s->stack[top - t].buf;
+    s->stack[top - d].size = cur.size;
+    s->nstack = top - d + 1;
 }
 
 static void release_stack(PlTrainStep *s) {
