@@ -55,8 +55,8 @@ static dnnl_stream_t onednn_streams[ONEDNN_SLOTS];
 static void *onednn_scratch[ONEDNN_SLOTS];
 static size_t onednn_scratch_size[ONEDNN_SLOTS];
 // Each slot's FP32 buffer for widened BF16 operands (see the top), grown by its own thread to the largest need.
-static float *onednn_widen[ONEDNN_SLOTS];
-static size_t onednn_widen_floats[ONEDNN_SLOTS];
+static void *onednn_widen[ONEDNN_SLOTS];
+static size_t onednn_widen_size[ONEDNN_SLOTS];
 static atomic_int onednn_next_slot;
 static _Thread_local int onednn_slot_plus1;   // 0 = this thread has no slot yet, -1 = none to be had
 
@@ -109,25 +109,24 @@ static int onednn_bf16_widened(void) {
     return onednn_widened_flag;
 }
 
-// The calling thread's widening buffer of at least n floats; without a slot one allocated for this call, returned
-// in *own for the caller to free. NULL when out of memory.
-static float *onednn_widen_buffer(size_t n, float **own) {
+// A buffer of at least `bytes` (> 0), 64-byte aligned, for the calling thread: slot `slot`'s entry of bufs/sizes,
+// grown (by that slot's thread only) to the largest request once, then never again; without a slot (slot < 0) one
+// allocated for this call, returned in *own for the caller to free. NULL when out of memory.
+static void *onednn_slot_buffer(void **bufs, size_t *sizes, int slot, size_t bytes, void **own) {
     *own = NULL;
-    int slot = onednn_slot();
-    if (slot < 0) {
-        void *p = NULL;
-        if (posix_memalign(&p, 64, (n ? n : 1) * sizeof(float)) != 0) return NULL;
-        return *own = p;
+    if (slot < 0) return posix_memalign(own, 64, bytes) == 0 ? *own : (*own = NULL);
+    if (sizes[slot] < bytes) {
+        free(bufs[slot]);
+        sizes[slot] = 0;
+        if (posix_memalign(&bufs[slot], 64, bytes) != 0) bufs[slot] = NULL;
+        else sizes[slot] = bytes;
     }
-    if (onednn_widen_floats[slot] < n) {   // grows to the largest operand pair once, then never again
-        free(onednn_widen[slot]);
-        onednn_widen_floats[slot] = 0;
-        void *p = NULL;
-        onednn_widen[slot] = posix_memalign(&p, 64, n * sizeof(float)) == 0 ? p : NULL;
-        if (!onednn_widen[slot]) return NULL;
-        onednn_widen_floats[slot] = n;
-    }
-    return onednn_widen[slot];
+    return bufs[slot];
+}
+
+// The calling thread's widening buffer of at least n (> 0) floats (onednn_slot_buffer; *own to free).
+static float *onednn_widen_buffer(size_t n, void **own) {
+    return onednn_slot_buffer(onednn_widen, onednn_widen_size, onednn_slot(), n * sizeof(float), own);
 }
 
 // dst (rows, cols), row stride ldd = the BF16 src (row stride lds) widened exactly.
@@ -207,18 +206,10 @@ static int onednn_plan_run(OnednnPlan *p, const void *src, const void *wei, cons
     dnnl_memory_t own[ARG_COUNT] = {0};
     int slot = onednn_slot(), nargs = 0, bad = 0;
     void *scratch = NULL, *own_scratch = NULL;
-    if (p->scratch_bytes && slot >= 0) {
-        if (onednn_scratch_size[slot] < p->scratch_bytes) {   // grows to the largest plan once, then never again
-            free(onednn_scratch[slot]);
-            onednn_scratch_size[slot] = 0;
-            if (posix_memalign(&onednn_scratch[slot], 64, p->scratch_bytes) != 0) onednn_scratch[slot] = NULL;
-            else onednn_scratch_size[slot] = p->scratch_bytes;
-        }
-        scratch = onednn_scratch[slot];
-    } else if (p->scratch_bytes && posix_memalign(&own_scratch, 64, p->scratch_bytes) == 0) {
-        scratch = own_scratch;
+    if (p->scratch_bytes) {
+        scratch = onednn_slot_buffer(onednn_scratch, onednn_scratch_size, slot, p->scratch_bytes, &own_scratch);
+        if (!scratch) return 1;
     }
-    if (p->scratch_bytes && !scratch) return 1;
     const void *ptr[ARG_COUNT] = {src, wei, bias, dst, scratch};
     dnnl_stream_t stream = NULL;
     int own_stream = slot < 0;
@@ -377,7 +368,8 @@ static void onednn_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, c
     // widened: A and B as stored (transposed or not) into one FP32 buffer, then the FP32 GEMM
     int ar = ta ? k : m, ac = ta ? m : k, br = tb ? n : k, bc = tb ? k : n;
     size_t na = (size_t)ar * ac, nb = (size_t)br * bc;
-    float *own = NULL, *buf = onednn_widen_buffer(na + nb, &own);
+    void *own = NULL;
+    float *buf = onednn_widen_buffer(na + nb, &own);
     if (!buf) {
         gemm_fallback(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, 1);
         return;
@@ -547,7 +539,8 @@ static int linear_widened(const PlKernelMat *mat, OnednnPlan *p, int m, const vo
                           int ldc) {
     size_t k = (size_t)mat->k, n = (size_t)mat->n, na = (size_t)m * k;
     size_t nc = (flags & PL_LINEAR_BF16_OUT) ? (size_t)m * n : 0;
-    float *own = NULL, *buf = onednn_widen_buffer(na + nc, &own);
+    void *own = NULL;
+    float *buf = onednn_widen_buffer(na + nc, &own);
     if (!buf) return 1;
     if (flags & PL_LINEAR_BF16_IN) onednn_widen_rows(buf, k, a, (size_t)lda, (size_t)m, k);
     else onednn_round_rows(buf, k, a, (size_t)lda, (size_t)m, k);
