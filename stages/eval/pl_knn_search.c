@@ -351,6 +351,23 @@ static void knn_task_block(void *ctx, int b, int thread) {
     for (int i = 0; i < nq; i++) knn_finalise_query(sh, w, q0 + i, i, w->buf + (size_t)i * sh->cap, w->n[i]);
 }
 
+// Row r of (queries, then references).
+static const float *knn_row(const PlKnnSearch *s, int64_t r) {
+    return r < s->n_queries ? s->queries + (size_t)r * s->dim : s->refs + (size_t)(r - s->n_queries) * s->dim;
+}
+
+// eps2[q] = 2 (extra + (D + 8) 2^-23 mag) enlarged by 2^-20 for the rounding of the bound's own arithmetic and
+// rounded up to a float: extra bounds what the GEMM's inputs add to its error (BF16 rounding; 0 for FP32), the second
+// term sgemm's and the fixed-order rescoring's rounding, mag the magnitude of q's scores (cosine: ||q|| max ||r||,
+// given as qr, at least 1, so rows that are not exactly unit length stay covered; euclidean: the squared norms).
+static void knn_set_eps2(KnnShared *sh, int64_t q, double extra, double qr) {
+    const PlKnnSearch *s = sh->s;
+    double mag = s->metric == PL_KNN_EUCLIDEAN ? 4.0 * ((double)sh->qnorm[q] + sh->ref_max_sqnorm) : fmax(1.0, qr);
+    double eps2 = 2.0 * (extra + (s->dim + 8) * 0x1.0p-23 * mag) * (1.0 + 0x1.0p-20);
+    float f = (float)eps2;
+    sh->eps2[q] = (double)f < eps2 ? nextafterf(f, INFINITY) : f;
+}
+
 // Pool task: BF16 copies of rows [b * KNN_CONVERT_ROWS, ...) of (queries, then references) and their norms.
 static void knn_task_convert(void *ctx, int b, int thread) {
     (void)thread;
@@ -360,10 +377,8 @@ static void knn_task_convert(void *ctx, int b, int thread) {
     int64_t total = s->n_queries + s->n_refs, r0 = (int64_t)b * KNN_CONVERT_ROWS;
     int64_t r1 = total - r0 < KNN_CONVERT_ROWS ? total : r0 + KNN_CONVERT_ROWS;
     for (int64_t r = r0; r < r1; r++) {
-        int is_q = r < s->n_queries;
-        size_t row = (size_t)(is_q ? r : r - s->n_queries) * D;
-        const float *x = (is_q ? s->queries : s->refs) + row;
-        uint16_t *h = (is_q ? sh->qh : sh->rh) + row;
+        const float *x = knn_row(s, r);
+        uint16_t *h = sh->qh + (size_t)r * D;   // rh follows qh: row r of (queries, then references)
         pl_bf16_from_f32_n(h, x, (size_t)D);
         double xx = 0, hh = 0, dd = 0;
         for (int d = 0; d < D; d++) {
@@ -408,10 +423,7 @@ static void knn_bf16_bounds(KnnShared *sh) {
     for (int64_t q = 0; q < s->n_queries; q++) {
         const double *qn = sh->row_norms + (size_t)q * 3;
         double dot = qn[1] * dr_max + qn[2] * r_max + gamma * qn[1] * rt_max + D * 0x1.0p-120 * (1 + qn[1]) * (1 + rt_max);
-        double mag = euclid ? 4.0 * ((double)sh->qnorm[q] + sh->ref_max_sqnorm) : fmax(1.0, qn[0] * r_max);
-        double eps2 = 2.0 * (alpha * dot + (D + 8) * 0x1.0p-23 * mag) * (1.0 + 0x1.0p-20);
-        float f = (float)eps2;
-        sh->eps2[q] = (double)f < eps2 ? nextafterf(f, INFINITY) : f;
+        knn_set_eps2(sh, q, alpha * dot, qn[0] * r_max);
     }
 }
 
@@ -423,7 +435,7 @@ static void knn_task_fp32_norms(void *ctx, int b, int thread) {
     int64_t rows = s->n_queries + s->n_refs, r0 = (int64_t)b * KNN_CONVERT_ROWS;
     int64_t r1 = r0 + KNN_CONVERT_ROWS < rows ? r0 + KNN_CONVERT_ROWS : rows;
     for (int64_t r = r0; r < r1; r++) {
-        const float *x = r < s->n_queries ? s->queries + (size_t)r * s->dim : s->refs + (size_t)(r - s->n_queries) * s->dim;
+        const float *x = knn_row(s, r);
         double a[4] = {0, 0, 0, 0};
         int d = 0;
         for (; d + 4 <= s->dim; d += 4)
@@ -433,9 +445,7 @@ static void knn_task_fp32_norms(void *ctx, int b, int thread) {
     }
 }
 
-// FP32: eps2 of every query, twice (D + 8) 2^-23 times the magnitude of its scores (sgemm's rounding and the
-// fixed-order rescoring's; cosine: ||q|| max ||r||, at least 1, so rows that are not exactly unit length stay
-// covered; euclidean: as the squared norms enter the score), enlarged by 2^-20 and rounded up.
+// FP32: eps2 of every query (knn_set_eps2 with nothing for the GEMM's inputs).
 static PlStatus knn_fp32_bounds(KnnShared *sh) {
     const PlKnnSearch *s = sh->s;
     int cosine = s->metric != PL_KNN_EUCLIDEAN;
@@ -454,12 +464,7 @@ static PlStatus knn_fp32_bounds(KnnShared *sh) {
         pl_threadpool_run(s->pool, knn_task_fp32_norms, sh, (int)tasks);
         for (size_t r = (size_t)s->n_queries; r < rows; r++) r_max = fmax(r_max, sh->fp32_norms[r]);
     }
-    for (int64_t q = 0; q < s->n_queries; q++) {
-        double mag = cosine ? fmax(1.0, sh->fp32_norms[q] * r_max) : 4.0 * ((double)sh->qnorm[q] + sh->ref_max_sqnorm);
-        double eps2 = 2.0 * (s->dim + 8) * 0x1.0p-23 * mag * (1.0 + 0x1.0p-20);
-        float f = (float)eps2;
-        sh->eps2[q] = (double)f < eps2 ? nextafterf(f, INFINITY) : f;
-    }
+    for (int64_t q = 0; q < s->n_queries; q++) knn_set_eps2(sh, q, 0.0, cosine ? sh->fp32_norms[q] * r_max : 0.0);
     free(sh->fp32_norms);
     sh->fp32_norms = NULL;
     return PL_OK;
